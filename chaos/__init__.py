@@ -1,0 +1,1 @@
+"""Faults between and on the nodes: the Toxiproxy-compatible link plane and fault schedules."""

@@ -1,0 +1,9 @@
+"""A Toxiproxy-compatible server: the link plane, speaking Toxiproxy's HTTP API.
+
+The real Toxiproxy binary cannot be installed here, so the project ships this one; the
+harness talks to it (or to a real Toxiproxy) through ``chaos.toxiproxy_client``.
+"""
+
+from chaos.toxiproxy.server import READY_LINE, BackgroundServer, ToxiproxyServer, serve
+
+__all__ = ["READY_LINE", "BackgroundServer", "ToxiproxyServer", "serve"]

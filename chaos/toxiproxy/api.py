@@ -1,0 +1,131 @@
+"""The Toxiproxy HTTP API on aiohttp: routes, JSON in and out, errors as Toxiproxy words them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from chaos.toxiproxy.proxy import ApiError, ProxyCollection, bad_body
+
+# Real Toxiproxy 2.x answers its own version here; clients only show it. The build
+# suffix lets a person tell this server from the Go one.
+VERSION = "2.12.0+gossipcert"
+
+COLLECTION: web.AppKey[ProxyCollection] = web.AppKey("collection", ProxyCollection)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response(exc.to_json(), status=exc.status)
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_body("EOF")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise bad_body(str(exc)) from None
+
+
+def _collection(request: web.Request) -> ProxyCollection:
+    return request.app[COLLECTION]
+
+
+async def proxy_index(request: web.Request) -> web.Response:
+    return web.json_response({p.name: p.to_json() for p in _collection(request)})
+
+
+async def proxy_create(request: web.Request) -> web.Response:
+    proxy = await _collection(request).create(await _body(request))
+    return web.json_response(proxy.to_json(), status=201)
+
+
+async def populate(request: web.Request) -> web.Response:
+    proxies = await _collection(request).populate(await _body(request))
+    return web.json_response({"proxies": [p.to_json() for p in proxies]}, status=201)
+
+
+async def proxy_show(request: web.Request) -> web.Response:
+    return web.json_response(_collection(request).get(request.match_info["proxy"]).to_json())
+
+
+async def proxy_update(request: web.Request) -> web.Response:
+    name = request.match_info["proxy"]
+    _collection(request).get(name)  # 404 before complaining about the body
+    proxy = await _collection(request).update(name, await _body(request))
+    return web.json_response(proxy.to_json())
+
+
+async def proxy_delete(request: web.Request) -> web.Response:
+    _collection(request).delete(request.match_info["proxy"])
+    return web.Response(status=204)
+
+
+async def toxic_index(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return web.json_response(proxy.toxics_json())
+
+
+async def toxic_create(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    spec = proxy.add_toxic(await _body(request))
+    return web.json_response(spec.to_json())
+
+
+async def toxic_show(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return web.json_response(proxy.find_toxic(request.match_info["toxic"]).to_json())
+
+
+async def toxic_update(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    name = request.match_info["toxic"]
+    proxy.find_toxic(name)
+    spec = proxy.update_toxic(name, await _body(request))
+    return web.json_response(spec.to_json())
+
+
+async def toxic_delete(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    proxy.remove_toxic(request.match_info["toxic"])
+    return web.Response(status=204)
+
+
+async def reset(request: web.Request) -> web.Response:
+    await _collection(request).reset()
+    return web.Response(status=204)
+
+
+async def version(request: web.Request) -> web.Response:
+    return web.json_response({"version": VERSION})
+
+
+def build_app(collection: ProxyCollection) -> web.Application:
+    app = web.Application(middlewares=[_api_errors])
+    app[COLLECTION] = collection
+    app.router.add_post("/reset", reset)
+    app.router.add_get("/proxies", proxy_index)
+    app.router.add_post("/proxies", proxy_create)
+    app.router.add_post("/populate", populate)
+    app.router.add_get("/proxies/{proxy}", proxy_show)
+    app.router.add_post("/proxies/{proxy}", proxy_update)
+    app.router.add_patch("/proxies/{proxy}", proxy_update)
+    app.router.add_delete("/proxies/{proxy}", proxy_delete)
+    app.router.add_get("/proxies/{proxy}/toxics", toxic_index)
+    app.router.add_post("/proxies/{proxy}/toxics", toxic_create)
+    app.router.add_get("/proxies/{proxy}/toxics/{toxic}", toxic_show)
+    app.router.add_post("/proxies/{proxy}/toxics/{toxic}", toxic_update)
+    app.router.add_patch("/proxies/{proxy}/toxics/{toxic}", toxic_update)
+    app.router.add_delete("/proxies/{proxy}/toxics/{toxic}", toxic_delete)
+    app.router.add_get("/version", version)
+    return app

@@ -1,0 +1,92 @@
+"""Each node a local subprocess on its own loopback address (127.0.0.2, 127.0.0.3, ...)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from harness.backends import NodeAddress
+from harness.errors import LaunchError
+from harness.procutil import child_preexec, ensure_free, free_port, stop_process
+
+
+def loopback_host(index: int) -> str:
+    """The i-th node's own address; the whole 127/8 block is loopback on Linux."""
+    return f"127.0.0.{index + 2}"
+
+
+class ProcessBackend:
+    name = "process"
+
+    def __init__(self) -> None:
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._stderr: dict[str, Path] = {}
+
+    def allocate(self, node_ids: list[str], base_port: int | None) -> dict[str, NodeAddress]:
+        out = {}
+        for i, node_id in enumerate(node_ids):
+            host = loopback_host(i)
+            if base_port is None:
+                gossip, control = free_port(host), free_port(host)
+                while control == gossip:
+                    control = free_port(host)
+            else:
+                gossip, control = base_port, base_port + 1
+                ensure_free(host, gossip, f"gossip port of {node_id}")
+                ensure_free(host, control, f"control port of {node_id}")
+            out[node_id] = NodeAddress(node_id, (host, gossip), (host, control))
+        return out
+
+    def start(self, addr: NodeAddress, argv: list[str], env: dict[str, str],
+              cwd: str | None, log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stdout_path, stderr_path = log_dir / "stdout.log", log_dir / "stderr.log"
+        self._stderr[addr.node_id] = stderr_path
+        with stdout_path.open("ab") as out, stderr_path.open("ab") as err:
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, **env},
+                    cwd=cwd,
+                    start_new_session=True,
+                    preexec_fn=child_preexec(),
+                )
+            except FileNotFoundError:
+                raise LaunchError(
+                    f"node {addr.node_id}: launch command {argv[0]!r} not found"
+                ) from None
+            except PermissionError:
+                raise LaunchError(
+                    f"node {addr.node_id}: launch command {argv[0]!r} is not executable"
+                ) from None
+        self._procs[addr.node_id] = proc
+
+    def exited(self, node_id: str) -> int | None:
+        proc = self._procs.get(node_id)
+        return None if proc is None else proc.poll()
+
+    def pid(self, node_id: str) -> int:
+        return self._procs[node_id].pid
+
+    def stderr_tail(self, node_id: str, lines: int = 10) -> str:
+        path = self._stderr.get(node_id)
+        if path is None or not path.exists():
+            return ""
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return "\n".join(text[-lines:])
+
+    def kill(self, node_id: str) -> None:
+        proc = self._procs[node_id]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self._procs.values():
+            stop_process(proc)

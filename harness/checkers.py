@@ -1,0 +1,1198 @@
+"""Checkers: pure functions from a history to a verdict, one per catalogue requirement.
+
+Every checker has the signature ``check_x(history, requirement, params) -> Verdict``:
+``params`` are the bound's names (:func:`harness.bounds.derived_parameters`), and
+``requirement.constants`` adds the catalogue constants. :func:`run_checks` wires the
+whole catalogue to a history.
+
+Conventions, shared by all checkers:
+
+* Times compared are the history's ``time_ms``; node-side observations (``event``
+  entries, ``at_ms`` of received broadcasts) carry the node's own clock, which is the
+  harness host's clock, so they compare with harness times directly. A read
+  (``members``/``kv``) counts as observed at its completion: an upper bound.
+* A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
+  ``kill`` fault hit it since.
+* A pair whose deadline falls after the history ends, or after one side was killed, is
+  *undetermined*: it neither passes nor fails. A requirement with nothing determined is
+  not applicable (its evidence says why), never a silent pass.
+* A member cut off by a partition inside a window, and not seen in time, is *excluded*
+  from that window: partitions are judged by PARTITION-HEAL, not by every other
+  requirement. Whatever is seen in time counts, partition or not.
+* Checkers index the history once (``O(m log m)`` for ``m`` entries) and then do work
+  proportional to what they check; nothing scans the history per pair.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import wraps
+from typing import Any
+
+from harness.bounds import BoundError, derived_parameters, evaluate
+from harness.history import Entry
+from harness.verdict import Requirement, Verdict
+
+__all__ = [
+    "CHECKERS",
+    "REALTIME_TOLERANCE_MS",
+    "Checker",
+    "check_broadcast_delivery",
+    "check_failure_detection",
+    "check_kv_convergence",
+    "check_kv_lww",
+    "check_member_join",
+    "check_no_false_positive",
+    "check_partition_heal",
+    "resolve_checker",
+    "run_checks",
+]
+
+Checker = Callable[[Sequence[Entry], Requirement, Mapping[str, float]], Verdict]
+
+INF = math.inf
+
+# Node clocks report whole milliseconds: a write that began at least this long after another
+# completed is guaranteed a strictly greater wall component in its HLC timestamp.
+REALTIME_TOLERANCE_MS = 1.0
+
+# Evidence lists are capped so a report stays readable whatever the cluster size.
+_EVIDENCE_LIMIT = 10
+
+# Which operations exercise a capability: if all of them answered 501, it is missing.
+_CAPABILITY_OPS = {
+    "membership": ("members",),
+    "broadcast": ("broadcast", "broadcasts"),
+    "kv": ("put", "kv"),
+}
+
+_DEAD_STATUSES = ("dead", "absent")  # "absent": a members read that no longer lists it
+
+
+# --------------------------------------------------------------------------- the index
+
+
+@dataclass(frozen=True)
+class _Life:
+    """One incarnation of a node process: launched, ready, killed (or never)."""
+
+    node: str
+    launched: float
+    ready: float
+    end: float = INF
+    implicit: bool = False  # no start op in the history: assumed up from its beginning
+
+
+@dataclass(frozen=True)
+class _Op:
+    """An invoke paired with its completion (``info`` when it never completed)."""
+
+    op: str
+    node: str | None
+    call: int | None
+    invoked: float
+    outcome: str
+    completed: float
+    args: Mapping[str, Any]
+    result: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A partition: from its fault to the next heal; ``group`` maps node -> group index."""
+
+    start: float
+    end: float
+    group: Mapping[str, int]
+
+    def separates(self, a: str, b: str) -> bool:
+        ga, gb = self.group.get(a), self.group.get(b)
+        return ga is not None and gb is not None and ga != gb
+
+
+@dataclass
+class _Timeline:
+    """Everything one observer said about one subject, in time order."""
+
+    times: list[float] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    by_status: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def status_at(self, t: float) -> str | None:
+        """The last status reported at or before ``t``."""
+        i = bisect_right(self.times, t)
+        return self.statuses[i - 1] if i else None
+
+    def first(self, statuses: Iterable[str], after: float) -> float | None:
+        """The first time at or after ``after`` that one of ``statuses`` was reported."""
+        best: float | None = None
+        for status in statuses:
+            times = self.by_status.get(status, [])
+            i = bisect_left(times, after)
+            if i < len(times) and (best is None or times[i] < best):
+                best = times[i]
+        return best
+
+
+@dataclass
+class _Index:
+    """A history digested once, in the shapes every checker needs."""
+
+    nodes: list[str]
+    timing: Mapping[str, Any]
+    capabilities: frozenset[str] | None
+    conflict_policy: str | None
+    begin_ms: float
+    end_ms: float
+    lives: dict[str, list[_Life]]
+    kills: list[Entry]
+    heals: list[float]
+    cuts: list[_Cut]
+    phases: dict[str, list[tuple[float, float]]]
+    ops: dict[str, list[_Op]]
+    views: dict[tuple[str, str], _Timeline]
+    deliveries: dict[str, dict[str, float]]  # broadcast id -> node -> first receive time
+    member_events: int  # how many member events the nodes' feeds gave: silence is evidence
+
+    def life_at(self, node: str, t: float) -> _Life | None:
+        for life in self.lives.get(node, ()):
+            if life.ready <= t < life.end:
+                return life
+        return None
+
+    def live_at(self, node: str, t: float) -> bool:
+        return self.life_at(node, t) is not None
+
+    def separated(self, a: str, b: str, t0: float, t1: float) -> bool:
+        """Whether a partition cut ``a`` from ``b`` at any time in ``[t0, t1]``."""
+        return any(c.start <= t1 and c.end >= t0 and c.separates(a, b) for c in self.cuts)
+
+    def cut_open_at(self, t: float) -> _Cut | None:
+        for cut in self.cuts:
+            if cut.start <= t < cut.end:
+                return cut
+        return None
+
+    def timeline(self, observer: str, subject: str) -> _Timeline:
+        return self.views.get((observer, subject)) or _Timeline()
+
+    def writes_stopped(self) -> float | None:
+        """When the kv workload stopped: the later of the writes phase's end and the last put.
+
+        A put of unknown outcome counts from its invocation; taking the latest point keeps
+        a write made outside the phase from being charged to convergence.
+        """
+        points = [end for _, end in self.phases.get("writes", [])]
+        points += [p.completed if p.completed < INF else p.invoked for p in self.ops.get("put", [])]
+        return max(points, default=None)
+
+
+_cache: tuple[Sequence[Entry], int, _Index] | None = None
+
+
+def _index(history: Sequence[Entry]) -> _Index:
+    """Index a history, reusing the last index when the same list is checked again."""
+    global _cache
+    if _cache is not None and _cache[0] is history and _cache[1] == len(history):
+        return _cache[2]
+    index = _build_index(history)
+    _cache = (history, len(history), index)
+    return index
+
+
+def _build_index(history: Sequence[Entry]) -> _Index:
+    meta = next((e for e in history if e.type == "meta"), None)
+    margs: Mapping[str, Any] = meta.args if meta is not None else {}
+    nodes = [str(x) for x in margs.get("nodes") or []]
+    if not nodes:
+        nodes = sorted({e.node for e in history if e.node is not None})
+    caps = margs.get("capabilities")
+    capabilities = frozenset(str(c) for c in caps) if caps is not None else None
+    policy = margs.get("conflict_policy")
+    times = [e.time_ms for e in history]
+    begin = min(times, default=0.0)
+    end = max(times, default=0.0)
+
+    invokes: dict[int, Entry] = {}
+    completions: dict[int, Entry] = {}
+    orphans: list[Entry] = []
+    for e in history:
+        if e.type == "invoke":
+            if e.call is None:
+                orphans.append(e)
+            else:
+                invokes[e.call] = e
+        elif e.type in ("ok", "fail", "info") and e.call is not None:
+            completions.setdefault(e.call, e)
+
+    ops: dict[str, list[_Op]] = defaultdict(list)
+    for call, inv in invokes.items():
+        done = completions.get(call)
+        ops[inv.op].append(
+            _Op(
+                op=inv.op,
+                node=inv.node if inv.node is not None else (done.node if done else None),
+                call=call,
+                invoked=inv.time_ms,
+                outcome=done.type if done is not None else "info",
+                completed=done.time_ms if done is not None else INF,
+                args=inv.args,
+                result=done.result if done is not None else None,
+            )
+        )
+    for call, done in completions.items():  # a completion logged without its invoke
+        if call not in invokes:
+            ops[done.op].append(
+                _Op(
+                    done.op,
+                    done.node,
+                    call,
+                    done.time_ms,
+                    done.type,
+                    done.time_ms,
+                    done.args,
+                    done.result,
+                )
+            )
+    for inv in orphans:
+        ops[inv.op].append(_Op(inv.op, inv.node, None, inv.time_ms, "info", INF, inv.args, None))
+    for op_list in ops.values():
+        op_list.sort(key=lambda o: (o.invoked, o.completed))
+
+    kills = sorted(
+        (e for e in history if e.type == "fault" and e.op == "kill" and e.node is not None),
+        key=lambda e: e.time_ms,
+    )
+    lives = _lives(nodes, ops.get("start", []), kills, begin)
+    heals, cuts = _cuts(history, end)
+    phases = _phases(history, end)
+    views = _views(history, ops.get("members", []), nodes)
+    deliveries = _deliveries(history, ops.get("broadcasts", []))
+    return _Index(
+        nodes=nodes,
+        timing=dict(margs.get("timing") or {}),
+        capabilities=capabilities,
+        conflict_policy=str(policy) if policy is not None else None,
+        begin_ms=begin,
+        end_ms=end,
+        lives=lives,
+        kills=kills,
+        heals=heals,
+        cuts=cuts,
+        phases=phases,
+        ops=dict(ops),
+        views=views,
+        deliveries=deliveries,
+        member_events=sum(1 for e in history if e.type == "event" and e.op == "member"),
+    )
+
+
+def _lives(
+    nodes: Sequence[str], starts: Sequence[_Op], kills: Sequence[Entry], begin: float
+) -> dict[str, list[_Life]]:
+    events: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
+    for op in starts:
+        if op.outcome == "ok" and op.node is not None:
+            events[op.node].append((op.completed, 1, op.invoked))
+    for kill in kills:
+        assert kill.node is not None
+        events[kill.node].append((kill.time_ms, 0, kill.time_ms))
+    lives: dict[str, list[_Life]] = {}
+    # A history without any start op (e.g. a cluster started outside the harness): every
+    # node is taken as up from its beginning. Otherwise a node never started was never up.
+    implicit = not any(kind == 1 for per_node in events.values() for _, kind, _ in per_node)
+    for node in sorted(set(nodes) | set(events)):
+        mine = sorted(events.get(node, []))
+        if implicit:
+            mine.insert(0, (begin, 1, begin))
+        out: list[_Life] = []
+        current: _Life | None = None
+        for t, kind, launched in mine:
+            if kind == 1 and current is None:
+                current = _Life(node, launched, t, INF, implicit)
+            elif kind == 0 and current is not None:
+                out.append(_Life(node, current.launched, current.ready, t, current.implicit))
+                current = None
+        if current is not None:
+            out.append(current)
+        lives[node] = out
+    return lives
+
+
+def _cuts(history: Sequence[Entry], end: float) -> tuple[list[float], list[_Cut]]:
+    heals: list[float] = []
+    cuts: list[_Cut] = []
+    open_cuts: list[tuple[float, dict[str, int]]] = []
+    for e in sorted((e for e in history if e.type == "fault"), key=lambda e: e.time_ms):
+        if e.op == "partition":
+            groups = e.args.get("groups") or []
+            group = {str(node): i for i, members in enumerate(groups) for node in members}
+            open_cuts.append((e.time_ms, group))
+        elif e.op == "heal":
+            heals.append(e.time_ms)
+            cuts.extend(_Cut(start, e.time_ms, group) for start, group in open_cuts)
+            open_cuts = []
+    cuts.extend(_Cut(start, INF, group) for start, group in open_cuts)
+    return heals, cuts
+
+
+def _phases(history: Sequence[Entry], end: float) -> dict[str, list[tuple[float, float]]]:
+    phases: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    opened: dict[str, float] = {}
+    for e in sorted((e for e in history if e.type == "phase"), key=lambda e: e.time_ms):
+        edge = e.args.get("edge")
+        if edge == "start":
+            opened.setdefault(e.op, e.time_ms)
+        elif edge == "end" and e.op in opened:
+            phases[e.op].append((opened.pop(e.op), e.time_ms))
+    for name, start in opened.items():
+        phases[name].append((start, end))
+    return dict(phases)
+
+
+def _views(
+    history: Sequence[Entry], reads: Sequence[_Op], nodes: Sequence[str]
+) -> dict[tuple[str, str], _Timeline]:
+    """Per (observer, subject): member events plus members reads, in time order."""
+    raw: dict[tuple[str, str], list[tuple[float, int, str]]] = defaultdict(list)
+    for e in history:
+        if e.type == "event" and e.op == "member" and e.node is not None:
+            subject, status = e.args.get("member"), e.args.get("status")
+            if subject is not None and status is not None and str(subject) != e.node:
+                raw[(e.node, str(subject))].append((e.time_ms, e.index, str(status)))
+    everyone = set(nodes)
+    for read in reads:
+        if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
+            continue
+        listed: set[str] = set()
+        for member in read.result.get("members") or []:
+            subject, status = member.get("id"), member.get("status")
+            if subject is None or status is None or str(subject) == read.node:
+                continue
+            listed.add(str(subject))
+            raw[(read.node, str(subject))].append((read.completed, -1, str(status)))
+        for subject in everyone - listed - {read.node}:
+            raw[(read.node, subject)].append((read.completed, -1, "absent"))
+    views: dict[tuple[str, str], _Timeline] = {}
+    for pair, observations in raw.items():
+        observations.sort()
+        line = _Timeline()
+        for t, _, status in observations:
+            line.times.append(t)
+            line.statuses.append(status)
+            line.by_status[status].append(t)
+        views[pair] = line
+    return views
+
+
+def _deliveries(history: Sequence[Entry], reads: Sequence[_Op]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def seen(bid: Any, node: str, t: float) -> None:
+        if bid is None:
+            return
+        per_node = out[str(bid)]
+        if node not in per_node or t < per_node[node]:
+            per_node[node] = t
+
+    for e in history:
+        if e.type == "event" and e.op == "broadcast" and e.node is not None:
+            seen(e.args.get("id"), e.node, e.time_ms)
+    for read in reads:
+        if read.outcome == "ok" and read.node is not None and isinstance(read.result, Mapping):
+            for item in read.result.get("received") or []:
+                at = item.get("at_ms")
+                seen(item.get("id"), read.node, float(at) if at is not None else read.completed)
+    return dict(out)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+@dataclass
+class _Tally:
+    """Latencies of the pairs a checker judged, and what it could not judge."""
+
+    bound: float
+    worst: float | None = None
+    worst_detail: dict[str, Any] | None = None
+    late: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    checked: int = 0
+    undetermined: int = 0
+    excluded: int = 0
+
+    def observe(self, latency: float, detail: dict[str, Any]) -> None:
+        self.checked += 1
+        latency = max(0.0, latency)
+        if self.worst is None or latency > self.worst:
+            self.worst, self.worst_detail = latency, {**detail, "latency_ms": round(latency, 1)}
+        if latency > self.bound:
+            self.late.append({**detail, "latency_ms": round(latency, 1)})
+
+    def never(self, at_least: float, detail: dict[str, Any]) -> None:
+        """Not seen although the deadline passed: ``at_least`` is a lower bound."""
+        self.checked += 1
+        at_least = max(at_least, self.bound)
+        self.missing.append({**detail, "at_least_ms": round(at_least, 1)})
+        if self.worst is None or at_least > self.worst:
+            self.worst = at_least
+            self.worst_detail = {**detail, "never": True, "at_least_ms": round(at_least, 1)}
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.late or self.missing)
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "checked": self.checked,
+            "undetermined": self.undetermined,
+            "excluded_partitioned": self.excluded,
+        }
+        if self.worst_detail is not None:
+            out["worst"] = self.worst_detail
+        if self.missing:
+            out["never"] = self.missing[:_EVIDENCE_LIMIT]
+            out["never_count"] = len(self.missing)
+        if self.late:
+            out["late"] = sorted(self.late, key=lambda d: -d["latency_ms"])[:_EVIDENCE_LIMIT]
+            out["late_count"] = len(self.late)
+        return out
+
+
+def _verdict(
+    requirement: Requirement,
+    status: str,
+    measured: float | None,
+    bound: float | None,
+    evidence: str,
+    details: Mapping[str, Any] | None = None,
+) -> Verdict:
+    return Verdict(
+        id=requirement.id,
+        level=requirement.level,
+        title=requirement.title,
+        status=status,
+        measured=None if measured is None else round(float(measured), 3),
+        bound=bound,
+        unit=requirement.unit,
+        evidence=evidence,
+        details=dict(details or {}),
+    )
+
+
+def _bound_of(requirement: Requirement, params: Mapping[str, float]) -> float:
+    return evaluate(requirement.bound, {**params, **requirement.constants})
+
+
+def _missing_capability(index: _Index, capability: str) -> str | None:
+    """Why the IUT lacks ``capability``, or None when it has it (or cannot tell)."""
+    if index.capabilities is not None and capability not in index.capabilities:
+        return f"the implementation does not declare the {capability!r} capability"
+    ops = [op for name in _CAPABILITY_OPS.get(capability, ()) for op in index.ops.get(name, [])]
+    if (
+        ops
+        and all(op.outcome == "fail" for op in ops)
+        and any(isinstance(op.result, Mapping) and op.result.get("status") == 501 for op in ops)
+    ):
+        return f"every {capability} call answered 501 (not implemented)"
+    return None
+
+
+_Body = Callable[[_Index, Requirement, float], Verdict]
+
+
+def _checker(body: _Body) -> Checker:
+    """Turn ``body(index, requirement, bound)`` into the public checker signature."""
+
+    @wraps(body)
+    def check(
+        history: Sequence[Entry], requirement: Requirement, params: Mapping[str, float]
+    ) -> Verdict:
+        index = _index(history)
+        bound = _bound_of(requirement, params)
+        why = _missing_capability(index, requirement.capability)
+        if why is not None:
+            return _verdict(requirement, "not-applicable", None, bound, why)
+        return body(index, requirement, bound)
+
+    return check
+
+
+def _fmt(ms: float | None) -> str:
+    return "n/a" if ms is None else f"{ms:.0f}"
+
+
+def _timed_verdict(requirement: Requirement, tally: _Tally, what: str, nothing: str) -> Verdict:
+    """The verdict of a latency requirement from its tally."""
+    details = tally.details()
+    if tally.checked == 0:
+        why = nothing
+        if tally.undetermined or tally.excluded:
+            why += (
+                f" ({tally.undetermined} undetermined: history ended or a side was killed "
+                f"before the deadline; {tally.excluded} excluded by partitions)"
+            )
+        return _verdict(requirement, "not-applicable", None, tally.bound, why, details)
+    worst = tally.worst_detail or {}
+    if tally.missing:
+        first = tally.missing[0]
+        text = (
+            f"{len(tally.missing)} of {tally.checked} {what} never happened, e.g. "
+            f"{_describe(first)} (after {_fmt(first['at_least_ms'])} ms, bound "
+            f"{_fmt(tally.bound)} ms)"
+        )
+        return _verdict(requirement, "fail", tally.worst, tally.bound, text, details)
+    if tally.late:
+        text = (
+            f"{len(tally.late)} of {tally.checked} {what} exceeded the bound: worst "
+            f"{_describe(worst)} after {_fmt(tally.worst)} ms > {_fmt(tally.bound)} ms"
+        )
+        return _verdict(requirement, "fail", tally.worst, tally.bound, text, details)
+    text = f"all {tally.checked} {what} within bound; worst {_describe(worst)} after "
+    text += f"{_fmt(tally.worst)} ms <= {_fmt(tally.bound)} ms"
+    return _verdict(requirement, "pass", tally.worst, tally.bound, text, details)
+
+
+def _describe(detail: Mapping[str, Any]) -> str:
+    if "broadcast" in detail:
+        return f"broadcast {detail['broadcast']!r} at {detail.get('member')}"
+    if "killed" in detail:
+        return f"{detail.get('observer')} marking {detail['killed']} dead"
+    if "observer" in detail and "member" in detail:
+        return f"{detail['observer']} seeing {detail['member']} alive"
+    if "kv" in detail:
+        return "kv digests equal"
+    return json.dumps(detail, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- checkers
+
+
+def _in_time(seen: float | None, deadline: float) -> bool:
+    """Seen by the deadline: good evidence whatever partitions happened meanwhile."""
+    return seen is not None and seen <= deadline
+
+
+@_checker
+def check_member_join(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """MEM-JOIN: each member sees each other alive soon after both are ready.
+
+    Measured from the later of the two becoming ready: a member cannot be expected to
+    know a node before it exists itself.
+    """
+    tally = _Tally(bound)
+    lives = [life for node in index.nodes for life in index.lives.get(node, [])]
+    explicit = [life for life in lives if not life.implicit]
+    if not explicit:
+        return _verdict(requirement, "not-applicable", None, bound, "the history has no node start")
+    for x in explicit:
+        for y in lives:
+            if y.node == x.node:
+                continue
+            ref = max(x.ready, y.ready)
+            stop = min(x.end, y.end)
+            if ref >= stop:
+                continue  # the two were never up together
+            deadline = ref + bound
+            detail = {"observer": y.node, "member": x.node, "ready_ms": ref}
+            line = index.timeline(y.node, x.node)
+            seen = line.first(("alive",), max(x.launched, y.launched))
+            if seen is not None and seen >= y.end:
+                seen = None
+            if not _in_time(seen, deadline) and index.separated(x.node, y.node, ref, deadline):
+                tally.excluded += 1
+                continue
+            if seen is not None:
+                tally.observe(seen - ref, {**detail, "seen_ms": seen})
+            elif stop < deadline or index.end_ms < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, stop) - ref, detail)
+    return _timed_verdict(
+        requirement, tally, "member pairs", "no pair of members was up together long enough"
+    )
+
+
+@_checker
+def check_failure_detection(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DETECT: every member still up marks a SIGKILLed node dead within the bound."""
+    tally = _Tally(bound)
+    if not index.kills:
+        return _verdict(requirement, "not-applicable", None, bound, "no kill fault was applied")
+    for kill in index.kills:
+        victim, t_kill = str(kill.node), kill.time_ms
+        life = next((lf for lf in index.lives.get(victim, []) if lf.end == t_kill), None)
+        if life is None:
+            continue  # killed a node that was not up: nothing to detect
+        deadline = t_kill + bound
+        restart = min(
+            (lf.launched for lf in index.lives.get(victim, []) if lf.launched > t_kill),
+            default=INF,
+        )
+        others = [n for n in index.nodes if n != victim and index.live_at(n, t_kill)]
+        for observer in others:
+            obs_life = index.life_at(observer, t_kill)
+            assert obs_life is not None
+            detail = {"observer": observer, "killed": victim, "kill_ms": t_kill}
+            line = index.timeline(observer, victim)
+            if line.status_at(t_kill) == "dead":
+                tally.observe(0.0, {**detail, "seen_ms": t_kill, "already_dead": True})
+                continue
+            seen = line.first(_DEAD_STATUSES, t_kill)
+            cutoff = min(obs_life.end, restart)
+            if seen is not None and seen >= cutoff:
+                seen = None
+            if not _in_time(seen, deadline) and any(
+                index.separated(observer, o, t_kill, deadline) for o in others
+            ):
+                tally.excluded += 1
+                continue
+            if seen is not None:
+                tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
+            elif cutoff < deadline or index.end_ms < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, cutoff) - t_kill, detail)
+    return _timed_verdict(
+        requirement, tally, "detections", "no member stayed up through a detection window"
+    )
+
+
+@_checker
+def check_no_false_positive(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """FD-NO-FALSE-POSITIVE: in a quiet phase, nobody live is suspected or declared dead.
+
+    Each change of a pair's reported status into ``suspect`` or ``dead`` inside a quiet
+    window counts once; a mark still standing when a window opens counts too.
+    """
+    windows = sorted(index.phases.get("quiet", []))
+    if not windows:
+        why = "the history has no quiet phase"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    starts = [w[0] for w in windows]
+
+    def window_of(t: float) -> int | None:
+        i = bisect_right(starts, t) - 1
+        return i if i >= 0 and t <= windows[i][1] else None
+
+    incidents: list[dict[str, Any]] = []
+    observed = 0
+    for (observer, subject), line in index.views.items():
+        last: tuple[int | None, str | None] = (None, None)
+        for t, status in zip(line.times, line.statuses, strict=True):
+            w = window_of(t)
+            if w is not None:
+                observed += 1
+                bad = status in ("suspect", "dead")
+                if (
+                    bad
+                    and (w, status) != last
+                    and index.live_at(observer, t)
+                    and index.live_at(subject, t)
+                ):
+                    incidents.append(
+                        {"observer": observer, "member": subject, "status": status, "at_ms": t}
+                    )
+            last = (w, status)
+    quiet_ms = sum(end - start for start, end in windows)
+    if observed == 0 and index.member_events == 0:
+        # Without an event feed, silence proves nothing: some view must have been read.
+        return _verdict(
+            requirement,
+            "not-applicable",
+            None,
+            bound,
+            "no member view was read during the quiet phase and no node reported events",
+        )
+    details: dict[str, Any] = {
+        "quiet_windows": [list(w) for w in windows],
+        "observations": observed,
+        "false_positives": sorted(incidents, key=lambda d: d["at_ms"])[:_EVIDENCE_LIMIT],
+    }
+    count = len(incidents)
+    if count > bound:
+        first = min(incidents, key=lambda d: d["at_ms"])
+        text = (
+            f"{count} false positive(s) in {quiet_ms:.0f} ms of quiet: first "
+            f"{first['observer']} reported live {first['member']} {first['status']} "
+            f"at {first['at_ms']:.0f}"
+        )
+        return _verdict(requirement, "fail", count, bound, text, details)
+    text = (
+        f"no live member suspected in {quiet_ms:.0f} ms of quiet "
+        f"({observed} observations, {index.member_events} member events in the run)"
+    )
+    return _verdict(requirement, "pass", count, bound, text, details)
+
+
+@_checker
+def check_broadcast_delivery(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
+
+    An ``info`` broadcast (outcome unknown) is held to the requirement only once some
+    node received it; one whose origin dies before the deadline only if another did.
+    """
+    tally = _Tally(bound)
+    broadcasts = index.ops.get("broadcast", [])
+    if not broadcasts:
+        return _verdict(requirement, "not-applicable", None, bound, "no broadcast was sent")
+    for op in broadcasts:
+        bid, origin = op.args.get("id"), op.node
+        if bid is None or origin is None or op.outcome == "fail":
+            continue
+        received = index.deliveries.get(str(bid), {})
+        if op.outcome != "ok" and not received:
+            continue  # maybe never happened
+        t0, deadline = op.invoked, op.invoked + bound
+        origin_life = index.life_at(origin, t0)
+        if (
+            origin_life is not None
+            and origin_life.end < deadline
+            and not (set(received) - {origin})
+        ):
+            tally.undetermined += 1
+            continue
+        for member in index.nodes:
+            life = index.life_at(member, t0)
+            if member == origin or life is None:
+                continue
+            detail = {"broadcast": str(bid), "origin": origin, "member": member, "sent_ms": t0}
+            at = received.get(member)
+            if at is not None and at >= life.end:
+                at = None
+            if not _in_time(at, deadline) and index.separated(origin, member, t0, deadline):
+                tally.excluded += 1
+                continue
+            if at is not None:
+                tally.observe(at - t0, {**detail, "received_ms": at})
+            elif life.end < deadline or index.end_ms < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, life.end) - t0, detail)
+    return _timed_verdict(
+        requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
+    )
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class _KvRead:
+    node: str
+    at: float
+    digest: Any
+    entries: Mapping[str, Any]
+
+
+def _kv_reads(index: _Index, nodes: Iterable[str], t0: float, t1: float = INF) -> list[_KvRead]:
+    """Successful kv reads by ``nodes`` begun at or after ``t0`` and done by ``t1``."""
+    wanted = set(nodes)
+    out: list[_KvRead] = []
+    for op in index.ops.get("kv", []):
+        if op.outcome != "ok" or op.node not in wanted or not isinstance(op.result, Mapping):
+            continue
+        if op.invoked >= t0 and op.completed <= t1:
+            entries = op.result.get("entries") or {}
+            out.append(_KvRead(str(op.node), op.completed, op.result.get("digest"), entries))
+    out.sort(key=lambda r: r.at)
+    return out
+
+
+def _convergence(
+    reads: Sequence[_KvRead], required: set[str]
+) -> tuple[float | None, dict[str, _KvRead]]:
+    """When the latest digests of all ``required`` nodes became equal for good (if ever)."""
+    latest: dict[str, _KvRead] = {}
+    counts: Counter[str] = Counter()
+    converged: float | None = None
+    for read in reads:
+        digest = _canon(read.digest)
+        previous = latest.get(read.node)
+        if previous is not None:
+            counts[_canon(previous.digest)] -= 1
+            if counts[_canon(previous.digest)] == 0:
+                del counts[_canon(previous.digest)]
+        latest[read.node] = read
+        counts[digest] += 1
+        if len(latest) == len(required) and len(counts) == 1:
+            if converged is None:
+                converged = read.at
+        else:
+            converged = None
+    return converged, latest
+
+
+def _divergence(latest: Mapping[str, _KvRead], limit: int = 5) -> list[dict[str, Any]]:
+    """The keys whose values differ between nodes, with each node's values."""
+    keys: set[str] = set()
+    for read in latest.values():
+        keys.update(str(k) for k in read.entries)
+    out: list[dict[str, Any]] = []
+    for key in sorted(keys):
+        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
+        if len({_canon(v) for v in per_node.values()}) > 1:
+            out.append({"key": key, "values": per_node})
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _values(entries: Mapping[str, Any], key: str) -> list[Any] | None:
+    entry = entries.get(key)
+    if entry is None:
+        return None
+    values = entry.get("values") if isinstance(entry, Mapping) else entry
+    if not isinstance(values, list):
+        values = [values]
+    return sorted(values, key=_canon)
+
+
+def _settle_point(index: _Index) -> tuple[float | None, str | None]:
+    """From when the kv state must converge: writes stopped and no partition still open."""
+    stop = index.writes_stopped()
+    if stop is None:
+        return None, "no key/value write was made"
+    cut = index.cut_open_at(stop)
+    if cut is not None:
+        if cut.end == INF:
+            return None, "a partition was still open when writes stopped and never healed"
+        stop = cut.end
+    return stop, None
+
+
+@_checker
+def check_kv_convergence(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-CONVERGENCE: once writes stop, every surviving member ends with one digest."""
+    t_stop, why = _settle_point(index)
+    if t_stop is None:
+        return _verdict(requirement, "not-applicable", None, bound, str(why))
+    required = {
+        n
+        for n in index.nodes
+        if index.live_at(n, t_stop) and index.lives[n] and index.lives[n][-1].end == INF
+    }
+    reads = _kv_reads(index, required, t_stop)
+    if not required or not reads:
+        return _verdict(
+            requirement,
+            "not-applicable",
+            None,
+            bound,
+            "no kv read of a surviving member after writes stopped",
+        )
+    converged, latest = _convergence(reads, required)
+    details: dict[str, Any] = {"writes_stopped_ms": t_stop, "members": sorted(required)}
+    if converged is not None:
+        measured = max(0.0, converged - t_stop)
+        details["converged_ms"] = converged
+        details["digest"] = latest[next(iter(required))].digest
+        status = "pass" if measured <= bound else "fail"
+        relation = "<=" if status == "pass" else ">"
+        text = (
+            f"{len(required)} members' digests equal {measured:.0f} ms after writes stopped "
+            f"({relation} {bound:.0f} ms)"
+        )
+        return _verdict(requirement, status, measured, bound, text, details)
+    observed_for = index.end_ms - t_stop
+    unread = sorted(required - set(latest))
+    details["digests"] = {node: read.digest for node, read in sorted(latest.items())}
+    details["diverging_keys"] = _divergence(latest)
+    if unread:
+        details["never_read"] = unread
+    if observed_for < bound:
+        details["inconclusive"] = True
+        return _verdict(
+            requirement,
+            "not-applicable",
+            None,
+            bound,
+            f"inconclusive: not yet converged when the history ended {observed_for:.0f} ms "
+            f"after writes stopped, before the {bound:.0f} ms bound",
+            details,
+        )
+    if unread:
+        text = f"no successful kv read from {', '.join(unread)} after writes stopped"
+    else:
+        distinct = len({_canon(r.digest) for r in latest.values()})
+        text = (
+            f"digests never converged: {distinct} distinct digests among {len(latest)} "
+            f"members {observed_for:.0f} ms after writes stopped"
+        )
+        if details["diverging_keys"]:
+            text += f"; e.g. key {details['diverging_keys'][0]['key']!r} differs"
+    return _verdict(requirement, "fail", max(observed_for, bound), bound, text, details)
+
+
+@dataclass(frozen=True)
+class _Write:
+    node: str
+    value: Any
+    invoked: float
+    completed: float
+    outcome: str
+    timestamp: tuple[float, ...] | None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"node": self.node, "value": self.value, "outcome": self.outcome}
+        if self.timestamp is not None:
+            out["timestamp"] = list(self.timestamp)
+        return out
+
+
+def _lww_allowed(writes: Sequence[_Write]) -> tuple[set[str], bool, dict[str, Any]]:
+    """The values LWW allows to survive, whether absence is allowed, and the model's say."""
+    ok = [w for w in writes if w.outcome == "ok"]
+    maybe = [w for w in writes if w.outcome not in ("ok", "fail")]
+    allowed = {_canon(w.value) for w in maybe}
+    model: dict[str, Any] = {}
+    if maybe:
+        model["maybe"] = [w.describe() for w in maybe[:_EVIDENCE_LIMIT]]
+    if ok and all(w.timestamp is not None for w in ok):
+        winner = max(ok, key=lambda w: (w.timestamp, w.node))
+        allowed.add(_canon(winner.value))
+        model["rule"] = "greatest (timestamp, node id)"
+        model["winner"] = winner.describe()
+    elif ok:
+        latest_start = max(w.invoked for w in ok)
+        # Not superseded: no ok write began (by more than the clock's grain) after it ended.
+        candidates = [w for w in ok if w.completed + REALTIME_TOLERANCE_MS >= latest_start]
+        allowed.update(_canon(w.value) for w in candidates)
+        model["rule"] = "not superseded in real time (no timestamps reported)"
+        model["candidates"] = [w.describe() for w in candidates[:_EVIDENCE_LIMIT]]
+    return allowed, not ok, model
+
+
+@_checker
+def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-LWW: every written key ends with one value, the same everywhere, that LWW allows."""
+    if index.conflict_policy != "lww":
+        return _verdict(
+            requirement,
+            "not-applicable",
+            None,
+            bound,
+            f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'",
+        )
+    by_key: dict[str, list[_Write]] = defaultdict(list)
+    for op in index.ops.get("put", []):
+        key = op.args.get("key")
+        if key is None or op.node is None:
+            continue
+        stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
+        timestamp = tuple(float(x) for x in stamp) if isinstance(stamp, list | tuple) else None
+        by_key[str(key)].append(
+            _Write(
+                str(op.node), op.args.get("value"), op.invoked, op.completed, op.outcome, timestamp
+            )
+        )
+    if not by_key:
+        return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
+    t_stop, why = _settle_point(index)
+    if t_stop is None:
+        return _verdict(requirement, "not-applicable", None, bound, str(why))
+    survivors = {
+        n
+        for n in index.nodes
+        if index.live_at(n, t_stop) and index.lives[n] and index.lives[n][-1].end == INF
+    }
+    latest: dict[str, _KvRead] = {}
+    for read in _kv_reads(index, survivors, t_stop):
+        latest[read.node] = read
+    if not latest:
+        return _verdict(
+            requirement,
+            "not-applicable",
+            None,
+            bound,
+            "no kv read of a surviving member after writes stopped",
+        )
+    bad: list[dict[str, Any]] = []
+    for key in sorted(by_key):
+        allowed, absence_ok, model = _lww_allowed(by_key[key])
+        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
+        seen = {_canon(v) for v in per_node.values()}
+        reasons: list[str] = []
+        if len(seen) > 1:
+            reasons.append("members disagree")
+        if any(v is not None and len(v) > 1 for v in per_node.values()):
+            reasons.append("more than one sibling under lww")
+        for values in per_node.values():
+            if values is None:
+                if not absence_ok:
+                    reasons.append("a completed write was lost")
+                    break
+            elif len(values) == 1 and _canon(values[0]) not in allowed:
+                reasons.append("surviving value is not the model's winner")
+                break
+        if reasons:
+            bad.append({"key": key, "reasons": reasons, "values": per_node, "model": model})
+    details: dict[str, Any] = {
+        "keys": len(by_key),
+        "members": sorted(latest),
+        "violations": bad[:_EVIDENCE_LIMIT],
+    }
+    if len(bad) > bound:
+        first = bad[0]
+        text = (
+            f"{len(bad)} of {len(by_key)} keys violate last-writer-wins: key "
+            f"{first['key']!r} ({'; '.join(first['reasons'])})"
+        )
+        winner = first["model"].get("winner")
+        if winner is not None:
+            text += f", model winner {winner['value']!r} from {winner['node']}"
+        return _verdict(requirement, "fail", len(bad), bound, text, details)
+    text = f"all {len(by_key)} keys hold the LWW winner on {len(latest)} members"
+    return _verdict(requirement, "pass", len(bad), bound, text, details)
+
+
+@_checker
+def check_partition_heal(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """PARTITION-HEAL: after a heal, views settle on alive for good and kv digests agree.
+
+    A pair counts as settled from the last time its view turned alive with no later
+    non-alive report before the next partition, so flapping after a heal is caught.
+    """
+    tally = _Tally(bound)
+    heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
+    if not heals:
+        return _verdict(
+            requirement, "not-applicable", None, bound, "no partition was applied and healed"
+        )
+    kv_checked = index.capabilities is None or "kv" in index.capabilities
+    partition_starts = sorted(c.start for c in index.cuts)
+    kv_notes: list[dict[str, Any]] = []
+    for t_heal in heals:
+        deadline = t_heal + bound
+        i = bisect_right(partition_starts, t_heal)
+        window_end = partition_starts[i] if i < len(partition_starts) else index.end_ms
+        window_end = min(window_end, index.end_ms)
+        members = [
+            n
+            for n in index.nodes
+            if (life := index.life_at(n, t_heal)) is not None and life.end >= deadline
+        ]
+        for observer in members:
+            for subject in members:
+                if observer == subject:
+                    continue
+                detail = {"observer": observer, "member": subject, "heal_ms": t_heal}
+                settled = _settled_alive(index.timeline(observer, subject), t_heal, window_end)
+                if settled is not None:
+                    tally.observe(settled - t_heal, {**detail, "seen_ms": settled})
+                elif window_end < deadline:
+                    tally.undetermined += 1
+                else:
+                    tally.never(window_end - t_heal, detail)
+        if not kv_checked:
+            continue
+        note = _heal_kv(index, members, t_heal, window_end, deadline, tally)
+        if note:
+            kv_notes.append(note)
+    verdict = _timed_verdict(
+        requirement, tally, "post-heal checks", "no heal was followed long enough"
+    )
+    if kv_notes:
+        verdict = replace(verdict, details={**verdict.details, "kv": kv_notes})
+    return verdict
+
+
+def _settled_alive(line: _Timeline, t_heal: float, window_end: float) -> float | None:
+    settled = t_heal if line.status_at(t_heal) == "alive" else None
+    start = bisect_right(line.times, t_heal)
+    stop = bisect_right(line.times, window_end)
+    for t, status in zip(line.times[start:stop], line.statuses[start:stop], strict=True):
+        if status == "alive":
+            if settled is None:
+                settled = t
+        else:
+            settled = None
+    return settled
+
+
+def _heal_kv(
+    index: _Index,
+    members: Sequence[str],
+    t_heal: float,
+    window_end: float,
+    deadline: float,
+    tally: _Tally,
+) -> dict[str, Any] | None:
+    """Judge kv agreement after one heal, when no write muddies it."""
+    if any(t_heal <= p.invoked <= window_end for p in index.ops.get("put", [])):
+        return {"heal_ms": t_heal, "skipped": "writes continued after the heal"}
+    required = set(members)
+    reads = _kv_reads(index, required, t_heal, window_end)
+    if not reads or {r.node for r in reads} != required:
+        return None  # kv not read from everyone after this heal: membership alone is judged
+    converged, latest = _convergence(reads, required)
+    detail: dict[str, Any] = {"kv": True, "heal_ms": t_heal}
+    if converged is not None:
+        tally.observe(converged - t_heal, {**detail, "converged_ms": converged})
+        return None
+    if window_end < deadline:
+        tally.undetermined += 1
+        return None
+    tally.never(window_end - t_heal, {**detail, "diverging_keys": _divergence(latest, 3)})
+    return {"heal_ms": t_heal, "digests": {n: r.digest for n, r in sorted(latest.items())}}
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+CHECKERS: dict[str, Checker] = {
+    "check_member_join": check_member_join,
+    "check_failure_detection": check_failure_detection,
+    "check_no_false_positive": check_no_false_positive,
+    "check_broadcast_delivery": check_broadcast_delivery,
+    "check_kv_convergence": check_kv_convergence,
+    "check_kv_lww": check_kv_lww,
+    "check_partition_heal": check_partition_heal,
+}
+
+
+def resolve_checker(name: str) -> Checker:
+    """The checker a catalogue entry names; KeyError when there is none."""
+    try:
+        return CHECKERS[name]
+    except KeyError:
+        known = ", ".join(sorted(CHECKERS))
+        raise KeyError(f"no checker named {name!r} (known: {known})") from None
+
+
+def run_parameters(history: Sequence[Entry]) -> dict[str, float]:
+    """The bound names for a history: its meta's timing and cluster size."""
+    index = _index(history)
+    return derived_parameters(index.timing, len(index.nodes))
+
+
+def run_checks(history: Sequence[Entry], catalogue: Sequence[Requirement]) -> list[Verdict]:
+    """One verdict per requirement, in catalogue order; a checker that raises yields error."""
+    index = _index(history)
+    params = derived_parameters(index.timing, len(index.nodes))
+    verdicts: list[Verdict] = []
+    for requirement in catalogue:
+        bound: float | None = None
+        try:
+            bound = _bound_of(requirement, params)
+            checker = resolve_checker(requirement.checker)
+            verdicts.append(checker(history, requirement, params))
+        except BoundError as exc:
+            verdicts.append(_verdict(requirement, "error", None, None, f"bad bound: {exc}"))
+        except Exception as exc:  # a checker bug must not hide the other verdicts
+            verdicts.append(
+                _verdict(
+                    requirement,
+                    "error",
+                    None,
+                    bound,
+                    f"checker {requirement.checker} raised {type(exc).__name__}: {exc}",
+                )
+            )
+    return verdicts

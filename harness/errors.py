@@ -1,0 +1,30 @@
+"""Errors the CLI turns into one clear line and a distinct exit code, never a traceback."""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class GossipcertError(Exception):
+    """Base of the errors a user can act on; ``exit_code`` is what the CLI returns."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ManifestError(GossipcertError):
+    """The implementation manifest is missing, unreadable or fails the schema."""
+
+
+class LaunchError(GossipcertError):
+    """A node could not be launched: missing command, early exit, not ready in time."""
+
+
+class PortInUseError(GossipcertError):
+    """An address the run needs is already taken."""
+
+
+class ToxiproxyUnavailable(GossipcertError):
+    """The link plane server could not be started or reached."""

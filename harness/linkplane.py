@@ -1,0 +1,169 @@
+"""The link plane of a run: one Toxiproxy proxy per directed link, partitions as ``timeout`` toxics.
+
+The harness starts the project's own Toxiproxy-compatible server as a child process, or
+uses a Toxiproxy given by URL. Every proxy it makes is named ``<run>:<src>-><dst>`` so
+it removes exactly its own proxies at the end, even on a shared server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
+from harness.errors import ToxiproxyUnavailable
+from harness.procutil import RUN_LABEL_ENV, child_preexec, free_port, stop_process
+
+PARTITION_TOXIC = "gossipcert_partition"
+STREAMS = ("upstream", "downstream")
+
+
+class LocalToxiproxyServer:
+    """Our Toxiproxy-compatible server as a child process on a free loopback port."""
+
+    def __init__(self, log_dir: Path, run_label: str, startup_timeout_s: float = 15.0) -> None:
+        port = free_port("127.0.0.1")
+        self.url = f"http://127.0.0.1:{port}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._stderr_path = log_dir / "toxiproxy.stderr.log"
+        with self._stderr_path.open("ab") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "chaos.toxiproxy", "serve", "--listen",
+                 f"127.0.0.1:{port}"],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, RUN_LABEL_ENV: run_label},
+                start_new_session=True,
+                preexec_fn=child_preexec(),
+            )
+        if not self._wait_ready(startup_timeout_s):
+            tail = self._stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
+            self.close()
+            raise ToxiproxyUnavailable(
+                "the Toxiproxy-compatible server did not start: " + " | ".join(tail)
+            )
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        assert self._proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self._proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        try:
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    return False
+                if sel.select(timeout=0.1):
+                    chunk = self._proc.stdout.read1(4096)  # type: ignore[attr-defined]
+                    if not chunk:
+                        return False
+                    buf += chunk
+                    if b"listening" in buf:
+                        return True
+            return False
+        finally:
+            sel.close()
+
+    def close(self) -> None:
+        stop_process(self._proc)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class LinkPlane:
+    """Proxies for every directed pair of nodes, and the faults applied to them."""
+
+    def __init__(self, client: ToxiproxyClient, run_name: str,
+                 server: LocalToxiproxyServer | None = None) -> None:
+        self.client = client
+        self.run_name = run_name
+        self.server = server
+        self.listen: dict[tuple[str, str], str] = {}
+        self.cut: set[tuple[str, str]] = set()
+
+    @classmethod
+    def open(cls, run_name: str, log_dir: Path, url: str | None = None) -> LinkPlane:
+        server = None
+        if url is None:
+            server = LocalToxiproxyServer(log_dir, run_name)
+            url = server.url
+        client = ToxiproxyClient(url)
+        try:
+            client.version()
+        except (ToxiproxyError, OSError) as exc:
+            if server is not None:
+                server.close()
+            raise ToxiproxyUnavailable(f"cannot reach Toxiproxy at {url}: {exc}") from None
+        return cls(client, run_name, server)
+
+    def proxy_name(self, src: str, dst: str) -> str:
+        return f"{self.run_name}:{src}->{dst}"
+
+    def build(self, gossip_addrs: dict[str, str]) -> dict[str, dict[str, str]]:
+        """Make a proxy per directed link; returns each node's dial map ``{peer: addr}``."""
+        routes: dict[str, dict[str, str]] = {n: {} for n in gossip_addrs}
+        for src, dst in itertools.permutations(sorted(gossip_addrs), 2):
+            proxy = self.client.create_proxy(
+                self.proxy_name(src, dst), "127.0.0.1:0", gossip_addrs[dst]
+            )
+            self.listen[(src, dst)] = proxy["listen"]
+            routes[src][dst] = proxy["listen"]
+        return routes
+
+    def cut_link(self, src: str, dst: str) -> None:
+        """Drop every byte on src->dst with the connection left open (timeout 0)."""
+        if (src, dst) in self.cut:
+            return
+        for stream in STREAMS:
+            self.client.add_toxic(
+                self.proxy_name(src, dst), "timeout", {"timeout": 0},
+                name=f"{PARTITION_TOXIC}_{stream}", stream=stream,
+            )
+        self.cut.add((src, dst))
+
+    def restore_link(self, src: str, dst: str) -> None:
+        if (src, dst) not in self.cut:
+            return
+        for stream in STREAMS:
+            with contextlib.suppress(ToxiproxyError):
+                self.client.remove_toxic(self.proxy_name(src, dst), f"{PARTITION_TOXIC}_{stream}")
+        self.cut.discard((src, dst))
+
+    def partition(self, groups: list[list[str]]) -> list[tuple[str, str]]:
+        """Cut every link between groups, both ways; returns the links cut."""
+        links = []
+        for g1, g2 in itertools.permutations(range(len(groups)), 2):
+            for src in groups[g1]:
+                for dst in groups[g2]:
+                    self.cut_link(src, dst)
+                    links.append((src, dst))
+        return links
+
+    def heal(self) -> None:
+        for src, dst in sorted(self.cut):
+            self.restore_link(src, dst)
+
+    def confirm_cut(self) -> bool:
+        """Check through the API that every cut link carries its toxics."""
+        for src, dst in self.cut:
+            names = {t["name"] for t in self.client.toxics(self.proxy_name(src, dst))}
+            if not all(f"{PARTITION_TOXIC}_{s}" in names for s in STREAMS):
+                return False
+        return True
+
+    def close(self) -> None:
+        try:
+            for src, dst in list(self.listen):
+                with contextlib.suppress(ToxiproxyError, OSError):
+                    self.client.delete_proxy(self.proxy_name(src, dst))
+        finally:
+            self.listen.clear()
+            if self.server is not None:
+                self.server.close()

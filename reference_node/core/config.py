@@ -1,0 +1,68 @@
+"""Tunables of one node, frozen so a running core never sees them change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Timing and sizing of the protocol.
+
+    Defaults are memberlist's LAN profile (REFERENCE.md), except where a field has no
+    memberlist counterpart.
+    """
+
+    node_id: str
+    gossip_address: str
+    probe_interval_ms: int = 1000
+    probe_timeout_ms: int = 500
+    indirect_checks: int = 3
+    suspicion_mult: int = 4
+    suspicion_max_timeout_mult: int = 6
+    gossip_interval_ms: int = 200
+    fanout: int = 3
+    retransmit_mult: int = 4
+    push_pull_interval_ms: int = 30_000
+    # Every Nth push-pull round also exchanges state with a random dead member, so that
+    # halves which declared each other dead merge again after a partition heals.
+    dead_push_pull_every: int = 1
+    join_retry_ms: int = 200
+    # How long a leaving node keeps gossiping its `left` before it goes quiet.
+    leave_linger_ms: int | None = None
+    # Budget for piggybacked updates on one message (bytes of encoded JSON).
+    max_piggyback_bytes: int = 16 * 1024
+    # How many recently delivered broadcasts travel in a push-pull state.
+    push_pull_broadcasts: int = 256
+    # Seed for the node's private random generator; None derives it from node_id.
+    rng_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        positive = {
+            "probe_interval_ms": self.probe_interval_ms,
+            "probe_timeout_ms": self.probe_timeout_ms,
+            "suspicion_mult": self.suspicion_mult,
+            "suspicion_max_timeout_mult": self.suspicion_max_timeout_mult,
+            "gossip_interval_ms": self.gossip_interval_ms,
+            "fanout": self.fanout,
+            "retransmit_mult": self.retransmit_mult,
+            "push_pull_interval_ms": self.push_pull_interval_ms,
+            "dead_push_pull_every": self.dead_push_pull_every,
+            "join_retry_ms": self.join_retry_ms,
+            "max_piggyback_bytes": self.max_piggyback_bytes,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.indirect_checks < 0:
+            raise ValueError(f"indirect_checks must be >= 0, got {self.indirect_checks}")
+        if self.probe_timeout_ms >= self.probe_interval_ms:
+            raise ValueError("probe_timeout_ms must be below probe_interval_ms")
+        if not self.node_id:
+            raise ValueError("node_id must not be empty")
+
+    @property
+    def effective_leave_linger_ms(self) -> int:
+        if self.leave_linger_ms is not None:
+            return self.leave_linger_ms
+        return max(1000, 5 * self.gossip_interval_ms)

@@ -1,0 +1,28 @@
+"""Outputs of the core, drained by the driver with `Node.take_effects()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reference_node.core.events import Event
+from reference_node.core.messages import Message
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    """Send `message` to a peer. The driver dials its route for `to_id` when it has one,
+    else `address` (seeds have no known id yet, so `to_id` is None for them)."""
+
+    to_id: str | None
+    address: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class Observed:
+    """An event the node recorded (also kept in its event log)."""
+
+    event: Event
+
+
+Effect = SendMessage | Observed

@@ -1,0 +1,271 @@
+"""Asyncio driver of the core: TCP transport, timers and the wall clock.
+
+Each directed link (a -> b) carries only a's messages: a dials b lazily and keeps one
+outbound connection; replies go back over the replier's own outbound connection, never
+over the inbound socket. That is what lets the harness cut single directions with a
+proxy per directed link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from reference_node.core.codec import DecodeError, decode_message, encode_message
+from reference_node.core.effects import Observed, SendMessage
+from reference_node.core.messages import Message
+from reference_node.core.node import Node
+from reference_node.framing import FrameDecoder, FrameError, decode_body, encode_frame
+from reference_node.metrics import Metrics
+
+log = logging.getLogger("reference_node")
+
+T = TypeVar("T")
+
+WRITE_BUFFER_LIMIT = 1024 * 1024
+"""Above this many unsent bytes on a link, new messages are dropped, not queued."""
+PENDING_LIMIT = 256 * 1024
+"""Bytes held for a link while its connection is being opened."""
+CONNECT_TIMEOUT_S = 1.0
+RECONNECT_BACKOFF_S = 0.1
+MAX_TIMER_DELAY_S = 1.0
+
+
+def now_ms() -> int:
+    """Wall clock: events' `at_ms` are compared with the harness clock on this host."""
+    return int(time.time() * 1000)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+class _OutboundProtocol(asyncio.Protocol):
+    def __init__(self, link: PeerLink) -> None:
+        self._link = link
+
+    def data_received(self, data: bytes) -> None:
+        pass  # peers never answer on our outbound connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._link.lost()
+
+
+class PeerLink:
+    """One lazily opened outbound connection to a dial address."""
+
+    def __init__(self, address: str, metrics: Metrics) -> None:
+        self.address = address
+        self._metrics = metrics
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._pending: list[tuple[bytes, str]] = []
+        self._pending_bytes = 0
+        self._retry_at = 0.0
+
+    def send(self, frame: bytes, kind: str) -> bool:
+        """Write or queue a frame without blocking; False when it had to be dropped."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                return False
+            transport.write(frame)
+            self._metrics.sent(kind, len(frame))
+            return True
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_at or self._pending_bytes + len(frame) > PENDING_LIMIT:
+            return False
+        self._pending.append((frame, kind))
+        self._pending_bytes += len(frame)
+        if self._connecting is None:
+            self._connecting = loop.create_task(self._connect())
+        return True
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = split_address(self.address)
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: _OutboundProtocol(self), host, port),
+                CONNECT_TIMEOUT_S,
+            )
+        except (OSError, ValueError, TimeoutError) as exc:
+            log.debug("cannot connect to %s: %s", self.address, exc)
+            self._metrics.connect_failures += 1
+            self._metrics.messages_dropped += len(self._pending)
+            self._retry_at = loop.time() + RECONNECT_BACKOFF_S
+            self._clear_pending()
+            return
+        finally:
+            self._connecting = None
+        assert isinstance(transport, asyncio.Transport)
+        self._metrics.connections_opened += 1
+        self._transport = transport
+        pending = self._pending
+        self._clear_pending()
+        for frame, kind in pending:
+            transport.write(frame)
+            self._metrics.sent(kind, len(frame))
+
+    def _clear_pending(self) -> None:
+        self._pending = []
+        self._pending_bytes = 0
+
+    def lost(self) -> None:
+        self._transport = None
+
+    def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+            self._transport = None
+
+
+class _InboundProtocol(asyncio.Protocol):
+    def __init__(self, runtime: GossipRuntime) -> None:
+        self._runtime = runtime
+        self._decoder = FrameDecoder()
+        self._transport: asyncio.Transport | None = None
+        self._rejected = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._runtime.inbound.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._runtime.inbound.discard(self._transport)
+
+    def data_received(self, data: bytes) -> None:
+        # Decoding happens here, in the I/O callback, so a pending ack is processed
+        # before a timer that fires in the same loop iteration.
+        if self._rejected:
+            return
+        try:
+            for body in self._decoder.feed(data):
+                message = decode_message(decode_body(body))
+                self._runtime.deliver(message, len(body) + 4)
+        except (FrameError, DecodeError) as exc:
+            self._rejected = True
+            self._runtime.metrics.frames_rejected += 1
+            log.info("closing gossip connection: %s", exc)
+            if self._transport is not None:
+                self._transport.close()
+
+
+class GossipRuntime:
+    """Owns the listener, the links and the core's timer."""
+
+    def __init__(self, routes: dict[str, str], metrics: Metrics | None = None) -> None:
+        self.routes = dict(routes)
+        self.metrics = metrics or Metrics()
+        self.inbound: set[asyncio.Transport] = set()
+        self._links: dict[str, PeerLink] = {}
+        self._server: asyncio.Server | None = None
+        self._node: Node | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: int | None = None
+
+    @property
+    def node(self) -> Node:
+        assert self._node is not None, "runtime not started"
+        return self._node
+
+    async def listen(self, host: str, port: int) -> str:
+        """Bind the gossip listener; returns the bound HOST:PORT."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _InboundProtocol(self), host, port)
+        bound_port = self._server.sockets[0].getsockname()[1]
+        return f"{host}:{bound_port}"
+
+    def start(self, node: Node) -> None:
+        self._node = node
+        self._after_input()
+
+    def call(self, action: Callable[[int], T]) -> T:
+        """Run a client call on the core with the current time, then flush effects."""
+        result = action(now_ms())
+        self._after_input()
+        return result
+
+    def deliver(self, message: Message, size: int) -> None:
+        if self._node is None:
+            return
+        self.metrics.received(message.kind, size)
+        log.debug("recv %s from %s", message.kind, message.sender)
+        try:
+            self._node.receive(message, now_ms())
+        except Exception:  # a core bug must not take the node down
+            log.exception("core failed on a %s from %s", message.kind, message.sender)
+        self._after_input()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._server is not None:
+            self._server.close()
+        for transport in list(self.inbound):
+            transport.abort()
+        for link in self._links.values():
+            link.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _after_input(self) -> None:
+        self._flush()
+        self._reschedule()
+
+    def _flush(self) -> None:
+        for effect in self.node.take_effects():
+            if isinstance(effect, SendMessage):
+                self._send(effect)
+            elif isinstance(effect, Observed):
+                log.debug("event %s", effect.event)
+
+    def _send(self, effect: SendMessage) -> None:
+        dial = self.routes.get(effect.to_id, effect.address) if effect.to_id else effect.address
+        try:
+            frame = encode_frame(encode_message(effect.message))
+        except (FrameError, TypeError, ValueError) as exc:
+            log.warning("dropping unencodable %s: %s", effect.message.kind, exc)
+            self.metrics.messages_dropped += 1
+            return
+        log.debug("send %s to %s via %s", effect.message.kind, effect.to_id, dial)
+        link = self._links.get(dial)
+        if link is None:
+            link = self._links[dial] = PeerLink(dial, self.metrics)
+        if not link.send(frame, effect.message.kind):
+            self.metrics.messages_dropped += 1
+
+    def _reschedule(self) -> None:
+        deadline = self.node.next_deadline_ms()
+        if self._timer is not None:
+            if self._timer_deadline == deadline:
+                return
+            self._timer.cancel()
+        # +1 ms so the timer never fires just before the deadline it waits for.
+        delay = min(MAX_TIMER_DELAY_S, max(0.0, (deadline - now_ms() + 1) / 1000))
+        self._timer_deadline = deadline
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        try:
+            self.node.tick(now_ms())
+        except Exception:
+            log.exception("core failed on tick")
+        self._after_input()

@@ -1,0 +1,788 @@
+"""Checkers fed synthetic histories: each must pass what is right and fail what is wrong."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from harness.bounds import derived_parameters
+from harness.checkers import (
+    CHECKERS,
+    check_broadcast_delivery,
+    check_failure_detection,
+    check_kv_convergence,
+    check_kv_lww,
+    check_member_join,
+    check_no_false_positive,
+    check_partition_heal,
+    run_checks,
+)
+from harness.history import Entry, build
+from harness.verdict import Requirement, Verdict, load_catalogue
+
+# The reference node's manifest timing.
+TIMING = {
+    "probe_interval_ms": 300,
+    "probe_timeout_ms": 150,
+    "indirect_checks": 3,
+    "suspicion_mult": 4,
+    "suspicion_max_timeout_mult": 6,
+    "gossip_interval_ms": 100,
+    "fanout": 3,
+    "retransmit_mult": 4,
+    "push_pull_interval_ms": 1000,
+}
+ALL_CAPS = ["membership", "failure-detection", "broadcast", "kv", "events", "metrics"]
+CATALOGUE = {r.id: r for r in load_catalogue()}
+# With n = 3 and TIMING: MEM-JOIN 4000, FD-DETECT 11850, BCAST-DELIVERY 3000,
+# KV-CONVERGENCE 5000, PARTITION-HEAL 6500 (ms).
+
+
+class Hist:
+    """A tiny builder of synthetic histories."""
+
+    def __init__(
+        self,
+        nodes: tuple[str, ...] = ("n1", "n2", "n3"),
+        *,
+        caps: list[str] | None = None,
+        policy: str = "lww",
+    ) -> None:
+        self.nodes = nodes
+        self.rows: list[dict[str, Any]] = [
+            {
+                "time_ms": 0,
+                "type": "meta",
+                "op": "run",
+                "args": {
+                    "implementation": "synthetic",
+                    "seed": 1,
+                    "nodes": list(nodes),
+                    "timing": TIMING,
+                    "conflict_policy": policy,
+                    "capabilities": ALL_CAPS if caps is None else caps,
+                },
+            }
+        ]
+        self.calls = itertools.count(1)
+
+    def op(
+        self,
+        op: str,
+        node: str,
+        invoked: float,
+        completed: float | None,
+        outcome: str = "ok",
+        args: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Hist:
+        call = next(self.calls)
+        self.rows.append(
+            {
+                "time_ms": invoked,
+                "type": "invoke",
+                "op": op,
+                "node": node,
+                "call": call,
+                "args": args or {},
+            }
+        )
+        if completed is not None:
+            self.rows.append(
+                {
+                    "time_ms": completed,
+                    "type": outcome,
+                    "op": op,
+                    "node": node,
+                    "call": call,
+                    "args": args or {},
+                    "result": result,
+                }
+            )
+        return self
+
+    def start_all(self, at: float = 1000, step: float = 100) -> Hist:
+        for i, node in enumerate(self.nodes):
+            self.op("start", node, at + i * step - 50, at + i * step)
+        return self
+
+    def member(self, observer: str, subject: str, status: str, at: float) -> Hist:
+        self.rows.append(
+            {
+                "time_ms": at,
+                "type": "event",
+                "op": "member",
+                "node": observer,
+                "args": {
+                    "seq": 0,
+                    "at_ms": at,
+                    "kind": "member",
+                    "member": subject,
+                    "status": status,
+                    "incarnation": 0,
+                },
+            }
+        )
+        return self
+
+    def all_alive(self, at: float, nodes: tuple[str, ...] | None = None) -> Hist:
+        nodes = nodes or self.nodes
+        for observer in nodes:
+            for subject in nodes:
+                if observer != subject:
+                    self.member(observer, subject, "alive", at)
+        return self
+
+    def delivered(self, node: str, bid: str, at: float) -> Hist:
+        self.rows.append(
+            {
+                "time_ms": at,
+                "type": "event",
+                "op": "broadcast",
+                "node": node,
+                "args": {"seq": 0, "at_ms": at, "kind": "broadcast", "id": bid},
+            }
+        )
+        return self
+
+    def fault(self, op: str, at: float, node: str | None = None, **args: Any) -> Hist:
+        self.rows.append({"time_ms": at, "type": "fault", "op": op, "node": node, "args": args})
+        return self
+
+    def phase(self, name: str, start: float, end: float) -> Hist:
+        self.rows.append({"time_ms": start, "type": "phase", "op": name, "args": {"edge": "start"}})
+        self.rows.append({"time_ms": end, "type": "phase", "op": name, "args": {"edge": "end"}})
+        return self
+
+    def members_read(self, node: str, at: float, statuses: dict[str, str]) -> Hist:
+        members = [{"id": node, "address": "x", "status": "alive", "incarnation": 0}]
+        members += [
+            {"id": m, "address": "x", "status": s, "incarnation": 0} for m, s in statuses.items()
+        ]
+        return self.op("members", node, at - 5, at, result={"members": members})
+
+    def kv_read(
+        self, node: str, at: float, entries: dict[str, list[Any]], digest: str | None = None
+    ) -> Hist:
+        body = {k: {"values": v} for k, v in entries.items()}
+        digest = digest if digest is not None else repr(sorted(entries.items()))
+        return self.op("kv", node, at - 5, at, result={"digest": digest, "entries": body})
+
+    def put(
+        self,
+        node: str,
+        key: str,
+        value: Any,
+        invoked: float,
+        completed: float | None,
+        outcome: str = "ok",
+        timestamp: list[int] | None = None,
+    ) -> Hist:
+        result: dict[str, Any] | None = None
+        if outcome == "ok":
+            result = {"context": "c"}
+            if timestamp is not None:
+                result["timestamp"] = timestamp
+        elif outcome == "fail":
+            result = {"error": "unavailable", "message": "no"}
+        return self.op(
+            "put",
+            node,
+            invoked,
+            completed,
+            outcome,
+            args={"key": key, "value": value},
+            result=result,
+        )
+
+    def until(self, at: float) -> Hist:
+        """Stretch the history to ``at`` (a harmless read of n1's node)."""
+        return self.op("node", self.nodes[0], at - 1, at)
+
+    def build(self) -> list[Entry]:
+        return build(sorted(self.rows, key=lambda r: r["time_ms"]))
+
+
+def params(n: int = 3) -> dict[str, float]:
+    return derived_parameters(TIMING, n)
+
+
+def check(checker: Any, requirement_id: str, history: list[Entry]) -> Verdict:
+    verdict: Verdict = checker(history, CATALOGUE[requirement_id], params())
+    assert verdict.id == requirement_id
+    return verdict
+
+
+def formed() -> Hist:
+    """Three nodes started at 1000..1200 and seeing each other alive at 1500."""
+    return Hist().start_all().all_alive(1500)
+
+
+# ---------------------------------------------------------------- MEM-JOIN
+
+
+def test_join_passes_when_every_member_sees_every_other_alive() -> None:
+    verdict = check(check_member_join, "MEM-JOIN", formed().until(20000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == pytest.approx(400)  # n1 and n2 see each other 400 ms late
+    assert verdict.bound == pytest.approx(4000)
+    assert verdict.details["checked"] == 6
+
+
+def test_join_fails_when_a_member_never_sees_a_joiner() -> None:
+    h = Hist().start_all()
+    for observer, subject in itertools.permutations(h.nodes, 2):
+        if (observer, subject) != ("n3", "n1"):
+            h.member(observer, subject, "alive", 1500)
+    verdict = check(check_member_join, "MEM-JOIN", h.until(20000).build())
+    assert verdict.status == "fail"
+    assert verdict.details["never"][0]["observer"] == "n3"
+    assert verdict.details["never"][0]["member"] == "n1"
+    assert verdict.measured is not None and verdict.bound is not None
+    assert verdict.measured > verdict.bound
+
+
+def test_join_fails_when_seen_too_late() -> None:
+    h = Hist().start_all().all_alive(1500, ("n1", "n2")).all_alive(9000)
+    verdict = check(check_member_join, "MEM-JOIN", h.until(20000).build())
+    assert verdict.status == "fail"
+    assert verdict.measured == pytest.approx(9000 - 1200)
+
+
+def test_join_uses_members_reads_without_events() -> None:
+    h = Hist().start_all()
+    for node in h.nodes:
+        h.members_read(node, 2000, {m: "alive" for m in h.nodes if m != node})
+    verdict = check(check_member_join, "MEM-JOIN", h.until(20000).build())
+    assert verdict.status == "pass"
+    assert verdict.measured == pytest.approx(900)
+
+
+def test_join_is_not_applicable_without_starts_or_capability() -> None:
+    no_starts = Hist().all_alive(1500).until(20000).build()
+    assert check(check_member_join, "MEM-JOIN", no_starts).status == "not-applicable"
+    h = Hist(caps=["kv"]).start_all().until(20000).build()
+    verdict = check(check_member_join, "MEM-JOIN", h)
+    assert verdict.status == "not-applicable"
+    assert "membership" in verdict.evidence
+
+
+def test_join_is_not_applicable_when_history_ends_before_the_deadline() -> None:
+    verdict = check(check_member_join, "MEM-JOIN", Hist().start_all().until(2000).build())
+    assert verdict.status == "not-applicable"
+    assert "undetermined" in verdict.evidence
+
+
+# ---------------------------------------------------------------- FD-DETECT
+
+
+def killed_n3(n1_dead: float | None, n2_dead: float | None) -> Hist:
+    h = formed().fault("kill", 10000, "n3", signal="KILL")
+    if n1_dead is not None:
+        h.member("n1", "n3", "suspect", n1_dead - 2000).member("n1", "n3", "dead", n1_dead)
+    if n2_dead is not None:
+        h.member("n2", "n3", "dead", n2_dead)
+    return h.until(40000)
+
+
+def test_detection_passes_within_bound() -> None:
+    verdict = check(check_failure_detection, "FD-DETECT", killed_n3(13000, 14000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == pytest.approx(4000)
+    assert verdict.bound == pytest.approx(11850)
+    assert verdict.details["worst"]["observer"] == "n2"
+
+
+def test_detection_fails_when_a_member_never_marks_dead() -> None:
+    verdict = check(check_failure_detection, "FD-DETECT", killed_n3(13000, None).build())
+    assert verdict.status == "fail"
+    assert verdict.details["never"] == [
+        {"observer": "n2", "killed": "n3", "kill_ms": 10000.0, "at_least_ms": 30000.0}
+    ]
+    assert "n2" in verdict.evidence
+
+
+def test_detection_fails_when_too_late() -> None:
+    verdict = check(check_failure_detection, "FD-DETECT", killed_n3(13000, 22500).build())
+    assert verdict.status == "fail"
+    assert verdict.measured == pytest.approx(12500)
+    assert verdict.details["late"][0]["observer"] == "n2"
+
+
+def test_detection_accepts_reads_and_reaping() -> None:
+    h = formed().fault("kill", 10000, "n3").member("n1", "n3", "dead", 12000)
+    h.members_read("n2", 15000, {"n1": "alive"})  # n3 already reaped from n2's list
+    verdict = check(check_failure_detection, "FD-DETECT", h.until(40000).build())
+    assert verdict.status == "pass"
+    assert verdict.measured == pytest.approx(5000)
+
+
+def test_detection_ignores_a_member_killed_before_its_deadline() -> None:
+    h = killed_n3(13000, None).fault("kill", 15000, "n2").member("n1", "n2", "dead", 18000)
+    verdict = check(check_failure_detection, "FD-DETECT", h.build())
+    assert verdict.status == "pass"
+    assert verdict.details["undetermined"] >= 1
+
+
+def test_detection_not_applicable_without_kill() -> None:
+    verdict = check(check_failure_detection, "FD-DETECT", formed().until(40000).build())
+    assert verdict.status == "not-applicable"
+    assert "kill" in verdict.evidence
+
+
+# ---------------------------------------------------------------- FD-NO-FALSE-POSITIVE
+
+
+def test_quiet_passes_without_suspicion() -> None:
+    h = formed().phase("quiet", 5000, 10000)
+    for t in (6000, 8000):
+        for node in h.nodes:
+            h.members_read(node, t, {m: "alive" for m in h.nodes if m != node})
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.until(12000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == 0 and verdict.bound == 0
+
+
+def test_quiet_fails_when_a_live_member_is_suspected() -> None:
+    h = formed().phase("quiet", 5000, 10000)
+    h.member("n2", "n1", "suspect", 7000).member("n2", "n1", "alive", 7400)
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.until(12000).build())
+    assert verdict.status == "fail"
+    assert verdict.measured == 1
+    assert verdict.details["false_positives"][0] == {
+        "observer": "n2",
+        "member": "n1",
+        "status": "suspect",
+        "at_ms": 7000.0,
+    }
+
+
+def test_quiet_counts_a_suspicion_still_standing_in_a_read() -> None:
+    h = formed().member("n1", "n2", "suspect", 4000).phase("quiet", 5000, 10000)
+    h.members_read("n1", 6000, {"n2": "suspect", "n3": "alive"})
+    h.members_read("n1", 7000, {"n2": "suspect", "n3": "alive"})
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.until(12000).build())
+    assert verdict.status == "fail"
+    assert verdict.measured == 1  # one standing mark, not one per read
+
+
+def test_quiet_ignores_suspicion_outside_the_window_and_of_dead_nodes() -> None:
+    h = formed().member("n1", "n2", "suspect", 4000).member("n1", "n2", "alive", 4500)
+    h.fault("kill", 4600, "n3").member("n1", "n3", "dead", 6000)
+    h.phase("quiet", 5000, 10000).member("n2", "n1", "alive", 6000)
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.until(12000).build())
+    assert verdict.status == "pass", verdict.evidence
+
+
+def test_quiet_not_applicable_without_quiet_phase_or_any_observation() -> None:
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", formed().build())
+    assert verdict.status == "not-applicable"
+    blind = Hist().start_all().phase("quiet", 5000, 10000).until(12000).build()
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", blind)
+    assert verdict.status == "not-applicable"
+
+
+def test_quiet_with_a_silent_event_feed_passes() -> None:
+    h = formed().phase("quiet", 5000, 10000).until(12000)
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.build())
+    assert verdict.status == "pass"
+
+
+# ---------------------------------------------------------------- BCAST-DELIVERY
+
+
+def broadcast(h: Hist, outcome: str = "ok") -> Hist:
+    return h.op("broadcast", "n1", 5000, 5010, outcome, args={"id": "b1", "payload": 1})
+
+
+def test_broadcast_passes_when_everyone_receives() -> None:
+    h = broadcast(formed()).delivered("n2", "b1", 5200)
+    h.op(
+        "broadcasts",
+        "n3",
+        6000,
+        6005,
+        result={"received": [{"id": "b1", "origin": "n1", "payload": 1, "at_ms": 5300}]},
+    )
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == pytest.approx(300)
+    assert verdict.bound == pytest.approx(3000)
+
+
+def test_broadcast_fails_when_one_member_misses_it() -> None:
+    h = broadcast(formed()).delivered("n2", "b1", 5200)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "fail"
+    assert verdict.details["never"][0]["member"] == "n3"
+    assert "b1" in verdict.evidence
+
+
+def test_broadcast_fails_when_late() -> None:
+    h = broadcast(formed()).delivered("n2", "b1", 5200).delivered("n3", "b1", 9000)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "fail"
+    assert verdict.measured == pytest.approx(4000)
+
+
+def test_broadcast_skips_failed_sends_and_partitioned_members() -> None:
+    failed = broadcast(formed(), "fail").until(20000).build()
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY", failed).status == "not-applicable"
+    h = formed().fault("partition", 4000, groups=[["n1", "n2"], ["n3"]])
+    h = broadcast(h).delivered("n2", "b1", 5200).fault("heal", 15000)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "pass"
+    assert verdict.details["excluded_partitioned"] == 1
+
+
+def test_broadcast_info_counts_once_delivered_somewhere() -> None:
+    h = broadcast(formed(), "info").delivered("n2", "b1", 5200)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "fail"  # it happened, so n3 must get it too
+    unknown = broadcast(formed(), "info").until(20000).build()
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY", unknown).status == "not-applicable"
+
+
+def test_broadcast_not_applicable_without_capability() -> None:
+    h = broadcast(Hist(caps=["membership", "kv"]).start_all()).until(20000).build()
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY", h).status == "not-applicable"
+
+
+# ---------------------------------------------------------------- KV-CONVERGENCE
+
+
+def writes(h: Hist) -> Hist:
+    h.phase("writes", 5000, 6000)
+    h.put("n1", "k", "a", 5100, 5110, timestamp=[5105, 0])
+    h.put("n2", "k", "b", 5500, 5510, timestamp=[5505, 0])
+    return h
+
+
+def test_convergence_passes_once_digests_agree() -> None:
+    h = writes(formed())
+    h.kv_read("n1", 7000, {"k": ["b"]}).kv_read("n2", 7000, {"k": ["b"]})
+    h.kv_read("n3", 7000, {"k": ["a"]})
+    for node in h.nodes:
+        h.kv_read(node, 8000, {"k": ["b"]})
+    verdict = check(check_kv_convergence, "KV-CONVERGENCE", h.until(20000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == pytest.approx(2000)
+    assert verdict.bound == pytest.approx(5000)
+
+
+def test_convergence_fails_when_digests_never_agree() -> None:
+    h = writes(formed())
+    for t in (7000, 12000, 19000):
+        h.kv_read("n1", t, {"k": ["b"]}).kv_read("n2", t, {"k": ["b"]})
+        h.kv_read("n3", t, {"k": ["a"]})
+    verdict = check(check_kv_convergence, "KV-CONVERGENCE", h.until(20000).build())
+    assert verdict.status == "fail"
+    diverging = verdict.details["diverging_keys"][0]
+    assert diverging == {"key": "k", "values": {"n1": ["b"], "n2": ["b"], "n3": ["a"]}}
+
+
+def test_convergence_fails_when_agreement_breaks_again() -> None:
+    h = writes(formed())
+    for node in h.nodes:
+        h.kv_read(node, 7000, {"k": ["b"]})
+    h.kv_read("n3", 15000, {"k": ["a"]})  # diverged with no write: not converged for good
+    verdict = check(check_kv_convergence, "KV-CONVERGENCE", h.until(20000).build())
+    assert verdict.status == "fail"
+
+
+def test_convergence_too_slow_fails() -> None:
+    h = writes(formed())
+    for node in h.nodes:
+        h.kv_read(node, 7000, {"k": ["b"] if node != "n3" else []})
+        h.kv_read(node, 13000, {"k": ["b"]})
+    verdict = check(check_kv_convergence, "KV-CONVERGENCE", h.until(20000).build())
+    assert verdict.status == "fail"
+    assert verdict.measured == pytest.approx(7000)
+
+
+def test_convergence_not_applicable_without_writes_or_when_cut_short() -> None:
+    assert check(check_kv_convergence, "KV-CONVERGENCE", formed().build()).status == (
+        "not-applicable"
+    )
+    h = writes(formed()).kv_read("n1", 7000, {"k": ["b"]}).kv_read("n3", 7000, {"k": ["a"]})
+    verdict = check(check_kv_convergence, "KV-CONVERGENCE", h.build())
+    assert verdict.status == "not-applicable"
+    assert verdict.details["inconclusive"] is True
+
+
+# ---------------------------------------------------------------- KV-LWW
+
+
+def final(h: Hist, values: dict[str, list[Any]], at: float = 9000) -> Hist:
+    for node, v in values.items():
+        h.kv_read(node, at, {"k": v})
+    return h.until(20000)
+
+
+def lww(h: Hist) -> Verdict:
+    return check(check_kv_lww, "KV-LWW", h.build())
+
+
+def test_lww_passes_with_the_greatest_timestamp() -> None:
+    verdict = lww(final(writes(formed()), {"n1": ["b"], "n2": ["b"], "n3": ["b"]}))
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == 0
+
+
+def test_lww_fails_when_the_older_write_survives() -> None:
+    verdict = lww(final(writes(formed()), {"n1": ["a"], "n2": ["a"], "n3": ["a"]}))
+    assert verdict.status == "fail"
+    violation = verdict.details["violations"][0]
+    assert violation["model"]["winner"]["value"] == "b"
+    assert "not the model's winner" in violation["reasons"][0]
+
+
+def tie(survivor: str) -> Hist:
+    h = formed().phase("writes", 5000, 6000)
+    h.put("n1", "k", "from-n1", 5100, 5110, timestamp=[5105, 2])
+    h.put("n2", "k", "from-n2", 5100, 5110, timestamp=[5105, 2])
+    return final(h, {n: [survivor] for n in ("n1", "n2", "n3")})
+
+
+def test_lww_tie_goes_to_the_greater_node_id() -> None:
+    assert lww(tie("from-n2")).status == "pass"
+    verdict = lww(tie("from-n1"))
+    assert verdict.status == "fail"
+    assert verdict.details["violations"][0]["model"]["winner"]["node"] == "n2"
+
+
+def test_lww_fails_when_members_disagree() -> None:
+    verdict = lww(final(writes(formed()), {"n1": ["b"], "n2": ["a"], "n3": ["b"]}))
+    assert verdict.status == "fail"
+    assert "members disagree" in verdict.details["violations"][0]["reasons"]
+    assert verdict.details["violations"][0]["values"]["n2"] == ["a"]
+
+
+def test_lww_fails_on_siblings_and_on_lost_writes() -> None:
+    siblings = lww(final(writes(formed()), {n: ["a", "b"] for n in ("n1", "n2", "n3")}))
+    assert siblings.status == "fail"
+    assert "more than one sibling under lww" in siblings.details["violations"][0]["reasons"]
+    h = writes(formed())
+    for node in h.nodes:
+        h.kv_read(node, 9000, {})
+    lost = lww(h.until(20000))
+    assert lost.status == "fail"
+    assert "a completed write was lost" in lost.details["violations"][0]["reasons"]
+
+
+def realtime(first: tuple[float, float], second: tuple[float, float], survivor: str) -> Hist:
+    h = formed().phase("writes", 5000, 6000)
+    h.put("n1", "k", "a", *first)
+    h.put("n2", "k", "b", *second)
+    return final(h, {n: [survivor] for n in ("n1", "n2", "n3")})
+
+
+def test_lww_without_timestamps_uses_real_time() -> None:
+    assert lww(realtime((5000, 5100), (5200, 5300), "b")).status == "pass"
+    assert lww(realtime((5000, 5100), (5200, 5300), "a")).status == "fail"  # superseded
+    # Overlapping writes: either may win.
+    assert lww(realtime((5000, 5300), (5100, 5200), "a")).status == "pass"
+    assert lww(realtime((5000, 5300), (5100, 5200), "b")).status == "pass"
+
+
+def test_lww_info_may_win_and_fail_never_does() -> None:
+    h = writes(formed()).put("n3", "k", "maybe", 5700, None, "info")
+    assert lww(final(h, {n: ["maybe"] for n in ("n1", "n2", "n3")})).status == "pass"
+    h = writes(formed()).put("n3", "k", "failed", 5700, 5710, "fail")
+    assert lww(final(h, {n: ["failed"] for n in ("n1", "n2", "n3")})).status == "fail"
+    # Only failed writes: the key must not exist anywhere.
+    h = formed().phase("writes", 5000, 6000).put("n1", "k", "x", 5100, 5110, "fail")
+    for node in h.nodes:
+        h.kv_read(node, 9000, {})
+    assert lww(h.until(20000)).status == "pass"
+
+
+def test_lww_not_applicable_under_mv_or_without_writes() -> None:
+    h = Hist(policy="mv").start_all()
+    writes(h)
+    assert lww(final(h, {"n1": ["a", "b"]})).status == "not-applicable"
+    assert lww(formed().until(20000)).status == "not-applicable"
+
+
+# ---------------------------------------------------------------- PARTITION-HEAL
+
+
+def partitioned(heal: bool = True) -> Hist:
+    h = formed().fault("partition", 10000, groups=[["n1"], ["n2", "n3"]])
+    for other in ("n2", "n3"):
+        h.member("n1", other, "dead", 14000).member(other, "n1", "dead", 14000)
+    if heal:
+        h.fault("heal", 20000)
+    return h
+
+
+def test_heal_passes_when_views_and_state_reconverge() -> None:
+    h = partitioned()
+    for other in ("n2", "n3"):
+        h.member("n1", other, "alive", 21500).member(other, "n1", "alive", 22000)
+    for node in h.nodes:
+        h.kv_read(node, 21000, {"k": [node]})
+        h.kv_read(node, 23000, {"k": ["n1"]})
+    verdict = check(check_partition_heal, "PARTITION-HEAL", h.until(40000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == pytest.approx(3000)  # kv agreement came last
+    assert verdict.bound == pytest.approx(6500)
+
+
+def test_heal_fails_when_halves_never_merge() -> None:
+    h = partitioned().member("n1", "n2", "alive", 21500)
+    verdict = check(check_partition_heal, "PARTITION-HEAL", h.until(40000).build())
+    assert verdict.status == "fail"
+    never = {(d["observer"], d["member"]) for d in verdict.details["never"]}
+    assert never == {("n1", "n3"), ("n2", "n1"), ("n3", "n1")}
+
+
+def test_heal_fails_on_flapping_after_the_heal() -> None:
+    h = partitioned()
+    for other in ("n2", "n3"):
+        h.member("n1", other, "alive", 21500).member(other, "n1", "alive", 21500)
+    h.member("n2", "n1", "suspect", 23000)
+    verdict = check(check_partition_heal, "PARTITION-HEAL", h.until(40000).build())
+    assert verdict.status == "fail"
+    assert verdict.details["never"][0]["observer"] == "n2"
+
+
+def test_heal_fails_when_state_stays_diverged() -> None:
+    h = partitioned()
+    for other in ("n2", "n3"):
+        h.member("n1", other, "alive", 21500).member(other, "n1", "alive", 21500)
+    for node in h.nodes:
+        h.kv_read(node, 30000, {"k": ["a" if node == "n1" else "b"]})
+    verdict = check(check_partition_heal, "PARTITION-HEAL", h.until(40000).build())
+    assert verdict.status == "fail"
+    assert verdict.details["kv"][0]["digests"]["n1"] != verdict.details["kv"][0]["digests"]["n2"]
+
+
+def test_heal_not_applicable_without_partition_or_heal() -> None:
+    assert check(check_partition_heal, "PARTITION-HEAL", formed().build()).status == (
+        "not-applicable"
+    )
+    never_healed = partitioned(heal=False).until(40000).build()
+    assert check(check_partition_heal, "PARTITION-HEAL", never_healed).status == ("not-applicable")
+
+
+# ---------------------------------------------------------------- run_checks
+
+
+def full_run() -> list[Entry]:
+    h = formed().phase("quiet", 2000, 4000)
+    broadcast(h).delivered("n2", "b1", 5100).delivered("n3", "b1", 5200)
+    writes(h)
+    for node in h.nodes:
+        h.kv_read(node, 7000, {"k": ["b"]})
+    h.fault("kill", 10000, "n3").member("n1", "n3", "dead", 14000).member("n2", "n3", "dead", 14500)
+    h.fault("partition", 25000, groups=[["n1"], ["n2"]]).fault("heal", 30000)
+    return h.until(40000).build()
+
+
+def test_run_checks_gives_one_verdict_per_requirement() -> None:
+    catalogue = load_catalogue()
+    verdicts = run_checks(full_run(), catalogue)
+    assert [v.id for v in verdicts] == [r.id for r in catalogue]
+    by_id = {v.id: v for v in verdicts}
+    for rid in (
+        "MEM-JOIN",
+        "FD-DETECT",
+        "FD-NO-FALSE-POSITIVE",
+        "BCAST-DELIVERY",
+        "KV-CONVERGENCE",
+        "KV-LWW",
+        "PARTITION-HEAL",
+    ):
+        assert by_id[rid].status == "pass", (rid, by_id[rid].evidence)
+
+
+def test_run_checks_reports_not_applicable_for_missing_capability() -> None:
+    h = Hist(caps=["membership"]).start_all().all_alive(1500)
+    writes(h).fault("kill", 10000, "n3")
+    verdicts = {v.id: v for v in run_checks(h.until(40000).build(), load_catalogue())}
+    assert verdicts["MEM-JOIN"].status == "pass"
+    for rid in ("FD-DETECT", "BCAST-DELIVERY", "KV-CONVERGENCE", "KV-LWW"):
+        assert verdicts[rid].status == "not-applicable", rid
+
+
+def test_run_checks_reports_501_as_not_applicable() -> None:
+    h = formed().phase("writes", 5000, 6000)
+    h.op(
+        "put",
+        "n1",
+        5100,
+        5110,
+        "fail",
+        args={"key": "k", "value": 1},
+        result={"status": 501, "error": "not_implemented", "message": "no kv"},
+    )
+    verdicts = {v.id: v for v in run_checks(h.until(20000).build(), load_catalogue())}
+    assert verdicts["KV-LWW"].status == "not-applicable"
+    assert "501" in verdicts["KV-LWW"].evidence
+    # Without the HTTP status recorded, the body's error code tells.
+    h = formed().op(
+        "broadcast",
+        "n1",
+        5000,
+        5010,
+        "fail",
+        args={"id": "b", "payload": 1},
+        result={"error": "not_implemented", "message": "no broadcast"},
+    )
+    verdicts = {v.id: v for v in run_checks(h.until(20000).build(), load_catalogue())}
+    assert verdicts["BCAST-DELIVERY"].status == "not-applicable"
+
+
+def test_run_checks_turns_checker_crashes_and_bad_bounds_into_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def boom(history: Any, requirement: Requirement, params: Any) -> Verdict:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setitem(CHECKERS, "check_member_join", boom)
+    base = CATALOGUE["FD-DETECT"]
+    bad_bound = Requirement(**{**base.__dict__, "id": "X-BAD", "bound": "__import__('os')"})
+    unknown = Requirement(**{**base.__dict__, "id": "X-UNKNOWN", "checker": "check_nothing"})
+    verdicts = run_checks(full_run(), [CATALOGUE["MEM-JOIN"], bad_bound, unknown])
+    assert [v.status for v in verdicts] == ["error", "error", "error"]
+    assert "kaboom" in verdicts[0].evidence
+    assert "bad bound" in verdicts[1].evidence
+    assert "check_nothing" in verdicts[2].evidence
+
+
+def test_checkers_stay_fast_on_large_histories() -> None:
+    """Linear-ish: 30 nodes, 300 read rounds (~270k observations) in seconds."""
+    nodes = tuple(f"n{i:02d}" for i in range(30))
+    h = Hist(nodes).start_all(step=10).phase("quiet", 2000, 400_000)
+    h.phase("writes", 400_000, 401_000)
+    for i, node in enumerate(nodes):
+        h.put(node, f"k{i}", i, 400_100, 400_110, timestamp=[400_105, 0])
+    for r in range(300):
+        t = 3000 + r * 1000
+        for node in nodes:
+            h.members_read(node, t, {m: "alive" for m in nodes if m != node})
+    for node in nodes:
+        h.kv_read(node, 402_000, {f"k{i}": [i] for i in range(30)}, digest="d")
+    history = h.until(410_000).build()
+    started = time.perf_counter()
+    verdicts = run_checks(history, load_catalogue())
+    elapsed = time.perf_counter() - started
+    by_id = {v.id: v for v in verdicts}
+    assert by_id["FD-NO-FALSE-POSITIVE"].status == "pass"
+    assert by_id["KV-LWW"].status == "pass", by_id["KV-LWW"].evidence
+    assert elapsed < 20, elapsed
+
+
+def test_detection_before_a_later_partition_still_counts() -> None:
+    h = killed_n3(13000, 14000).fault("partition", 15000, groups=[["n1"], ["n2"]])
+    verdict = check(check_failure_detection, "FD-DETECT", h.fault("heal", 18000).build())
+    assert verdict.status == "pass"
+    assert verdict.details["excluded_partitioned"] == 0
+    h = killed_n3(13000, None).fault("partition", 12000, groups=[["n1"], ["n2"]])
+    verdict = check(check_failure_detection, "FD-DETECT", h.fault("heal", 18000).build())
+    assert verdict.status == "pass"  # n1 saw it in time; n2, cut off and silent, is excused
+    assert verdict.details["excluded_partitioned"] == 1

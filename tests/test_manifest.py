@@ -1,0 +1,79 @@
+"""Manifests: the shipped one validates, broken ones give one clear message, templates expand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ManifestError
+from harness.manifest import TIMING_DEFAULTS, load_manifest, process_argv
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+name: demo
+contract: v1
+capabilities: [membership]
+timing: {probe_interval_ms: 500, suspicion_mult: 3, gossip_interval_ms: 100, fanout: 2}
+launch:
+  process:
+    command: ["{python}", "-m", "demo", "--id", "{id}", "--probe", "{timing.probe_interval_ms}"]
+    seed_args: ["--join", "{seed}"]
+"""
+
+
+def test_reference_manifest_is_valid() -> None:
+    manifest = load_manifest("reference")
+    assert manifest.accepts_dial_map
+    assert manifest.conflict_policy == "lww"
+    assert set(TIMING_DEFAULTS) <= set(manifest.timing)
+
+
+def test_defaults_fill_missing_timing(tmp_path: Path) -> None:
+    manifest = load_manifest(str(write(tmp_path, GOOD)))
+    assert manifest.timing["probe_interval_ms"] == 500
+    assert manifest.timing["push_pull_interval_ms"] == TIMING_DEFAULTS["push_pull_interval_ms"]
+    assert not manifest.accepts_dial_map
+
+
+def test_templates_expand(tmp_path: Path) -> None:
+    manifest = load_manifest(str(write(tmp_path, GOOD)))
+    argv = process_argv(manifest, node_id="n2", gossip=("127.0.0.3", 7000),
+                        control=("127.0.0.3", 7001), seeds=["127.0.0.2:7000"],
+                        routes={"n1": "127.0.0.1:9"}, data_dir=tmp_path)
+    assert argv[2:] == ["demo", "--id", "n2", "--probe", "500", "--join", "127.0.0.2:7000"]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name: x\n", "'contract' is a required property"),
+        (GOOD.replace("fanout: 2", "fanout: two"), "timing.fanout"),
+        (GOOD.replace("contract: v1", "contract: v9"), "contract"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_manifests_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        load_manifest(str(write(tmp_path, text)))
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such file"):
+        load_manifest(str(tmp_path / "nope.yaml"))
+
+
+def test_unknown_placeholder(tmp_path: Path) -> None:
+    manifest = load_manifest(str(write(tmp_path, GOOD.replace("{id}", "{ident}"))))
+    with pytest.raises(ManifestError, match="unknown placeholder 'ident'"):
+        process_argv(manifest, node_id="n1", gossip=("h", 1), control=("h", 2), seeds=[],
+                     routes={}, data_dir=tmp_path)
