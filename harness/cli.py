@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     cert = sub.add_parser("certify", help="run the certification scenario and write a report")
     cert.add_argument("--impl", default="reference",
                       help="'reference' or the path of an implementation manifest (YAML)")
-    cert.add_argument("--backend", default="process", choices=["process"],
-                      help="where nodes run (default: local processes)")
+    cert.add_argument("--backend", default="process", choices=["process", "docker"],
+                      help="where nodes run: local processes (default) or Docker containers")
     cert.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
     cert.add_argument("--seed", type=int, default=None,
                       help="seed of every random choice in the run (default: random, reported)")
@@ -52,15 +52,39 @@ def build_parser() -> argparse.ArgumentParser:
                            "address (default: free ports)")
     cert.add_argument("--toxiproxy-url", default=None,
                       help="use this Toxiproxy (or compatible) server instead of starting ours")
-    cert.add_argument("--quiet-s", type=float, default=3.0,
-                      help="length of the quiet phase in seconds (default 3)")
+    cert.add_argument("--scenario", default="default",
+                      help="a shipped scenario name (see 'gossipcert scenarios') or the path "
+                           "of a scenario file (YAML) (default: default)")
+    cert.add_argument("--quiet-s", type=float, default=None,
+                      help="length of every quiet phase in seconds (default: the scenario's)")
     cert.add_argument("--partition-s", type=float, default=None,
                       help="how long the partition holds (default: from the timing)")
+
+    sub.add_parser("scenarios", help="list the shipped scenarios")
+
+    rep = sub.add_parser("report", help="re-render a run's reports from its history")
+    rep.add_argument("run_dir", type=Path, metavar="DIR",
+                     help="a run directory holding history.jsonl")
+    replay = sub.add_parser("replay", help="replay a saved (shrunk) schedule in memory")
+    replay.add_argument("schedule", type=Path, metavar="FILE", help="a schedule file (JSON)")
 
     tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
     tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
     serve = tox_sub.add_parser("serve", help="serve the Toxiproxy HTTP API")
     serve.add_argument("--listen", default="127.0.0.1:8474", help="HOST:PORT of the API")
+
+    images = sub.add_parser("images", help="the Docker images the docker backend runs")
+    images_sub = images.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
+    images_sub.add_parser("build", help="build the base and reference images (cached by a "
+                                        "hash of their inputs)")
+    images_sub.add_parser("list", help="list the images gossipcert built")
+
+    clean = sub.add_parser("clean", help="remove what crashed runs left: containers, "
+                                         "networks, processes")
+    clean.add_argument("--images", action="store_true",
+                       help="also remove every image gossipcert built")
+    clean.add_argument("--all", action="store_true", dest="everything",
+                       help="also remove what runs still going own")
     return parser
 
 
@@ -73,10 +97,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "certify":
             return _certify(args)
+        if args.command == "report":
+            from reports.render import rerender
+
+            return rerender(args.run_dir, print_line=print)
+        if args.command == "replay":
+            from harness.replay import replay
+
+            return replay(args.schedule)
         if args.command == "toxiproxy":
             from chaos.toxiproxy import serve
 
             return serve(args.listen)
+        if args.command == "scenarios":
+            return _scenarios()
+        if args.command == "images":
+            return _images(args)
+        if args.command == "clean":
+            return _clean(args)
     except GossipcertError as exc:
         print(f"gossipcert: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -101,6 +139,7 @@ def _certify(args: argparse.Namespace) -> int:
         toxiproxy_url=args.toxiproxy_url,
         quiet_s=args.quiet_s,
         partition_s=args.partition_s,
+        scenario=args.scenario,
         progress=print_progress,
     ))
     report = result.report
@@ -111,8 +150,54 @@ def _certify(args: argparse.Namespace) -> int:
         figure = "" if measured is None else f"  measured {measured} vs bound {bound} {unit}"
         print(f"{req['status'].upper():>14}  {req['id']:<22} {req['level']:<6}{figure}")
     print(f"verdict: {report['verdict'].upper()}")
-    print(f"report: {result.report_dir / 'report.md'} (and report.json)")
+    print(f"report: {result.report_dir / 'report.html'} "
+          "(and report.md, report.json, report.junit.xml)")
     return result.exit_code
+
+
+def _scenarios() -> int:
+    from harness.scenario import load_scenario, shipped_scenarios
+
+    for name in shipped_scenarios():
+        scenario = load_scenario(name)
+        kinds = ", ".join(dict.fromkeys(s["kind"] for s in scenario.steps))
+        print(f"{name:<15} {len(scenario.steps):>2} steps ({kinds}); "
+              f"at least {scenario.min_nodes} nodes")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    import time
+
+    from harness.images import build_reference, docker_client, project_images
+
+    client = docker_client()
+    if args.images_command == "list":
+        for image in project_images(client):
+            size = image.attrs.get("Size", 0) / 1e6
+            print(f"{', '.join(image.tags) or image.short_id}  {size:.0f} MB")
+        return 0
+    t0 = time.monotonic()
+    tag = build_reference(client, lambda line: print(f"[{time.monotonic() - t0:6.1f}s] {line}",
+                                                     flush=True))
+    print(tag)
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from harness.clean import clean
+
+    swept = clean(images=args.images, everything=args.everything)
+    for name in swept.containers:
+        print(f"container {name}")
+    for name in swept.networks:
+        print(f"network {name}")
+    for pid in swept.processes:
+        print(f"process {pid}")
+    for tag in swept.images:
+        print(f"image {tag}")
+    print(f"gossipcert clean: {swept.summary()}")
+    return 0
 
 
 if __name__ == "__main__":

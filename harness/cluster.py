@@ -11,17 +11,30 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chaos.packet import Flow, PacketPlane
 from harness.backends import Backend, NodeAddress, make_backend
 from harness.control import ControlClient, Reply
 from harness.errors import LaunchError
 from harness.history import History
-from harness.linkplane import LinkPlane
-from harness.manifest import Manifest, process_argv
+from harness.linkplane import PARTITION_TOXIC, LinkPlane
+from harness.manifest import Manifest, launch_argv, new_gossip_key
 from harness.procutil import RUN_LABEL_ENV
+
+LATENCY_TOXIC = "gossipcert_latency"
+
+
+def _wait(predicate: Any, timeout_s: float, every_s: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every_s)
+    return bool(predicate())
 
 
 class Cluster:
@@ -39,6 +52,7 @@ class Cluster:
         toxiproxy_url: str | None = None,
         history: History | None = None,
         event_poll_s: float = 0.2,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.manifest = manifest
         self.node_ids = [f"n{i + 1}" for i in range(n)]
@@ -48,11 +62,19 @@ class Cluster:
         self.rng = random.Random(seed)
         self.base_port = base_port
         self.toxiproxy_url = toxiproxy_url
+        self.progress = progress or (lambda line: None)
         self.history = history if history is not None else History(run_dir / "history.jsonl")
         self.addresses: dict[str, NodeAddress] = {}
         self.routes: dict[str, dict[str, str]] = {}
         self.links: LinkPlane | None = None
         self.killed: set[str] = set()
+        self.paused: set[str] = set()
+        self.departed: set[str] = set()  # left gracefully
+        # Nodes started with a wrong gossip key: not members, so never in ``node_ids`` nor
+        # ``live_nodes`` (rounds, convergence and event polls skip them).
+        self.intruders: set[str] = set()
+        self.packets: PacketPlane | None = None
+        self._latency_links: set[tuple[str, str]] = set()
         self._clients: dict[str, ControlClient] = {}
         self._event_cursor: dict[str, int] = {}
         self._event_clients: dict[str, ControlClient] = {}
@@ -81,10 +103,27 @@ class Cluster:
         self.close()
 
     def start(self) -> None:
+        from harness.clean import sweep_stale_processes
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.launch = self.manifest.launch_for(self.backend.name)
+        sweep_stale_processes()  # what dead runs left; the Docker backend sweeps its own
+        # A backend with set-up of its own (the Docker backend: image, run network).
+        prepare = getattr(self.backend, "prepare", None)
+        if prepare is not None:
+            prepare(self.manifest, self.run_label, self.run_dir, self.progress)
         self.addresses = self.backend.allocate(self.node_ids, self.base_port)
         if self.manifest.accepts_dial_map:
-            self.links = LinkPlane.open(self.run_label, self.run_dir, self.toxiproxy_url)
+            # A backend whose nodes cannot reach the host's loopback runs the server itself.
+            open_server = getattr(self.backend, "open_link_server", None)
+            if open_server is not None:
+                server = open_server(self.run_dir, self.toxiproxy_url)
+                self.links = LinkPlane.open(
+                    self.run_label, self.run_dir, server.url,
+                    server=server if server.container is not None else None,
+                    listen_host=server.listen_host)
+            else:
+                self.links = LinkPlane.open(self.run_label, self.run_dir, self.toxiproxy_url)
             self.routes = self.links.build(
                 {n: a.gossip_addr for n, a in self.addresses.items()}
             )
@@ -107,12 +146,78 @@ class Cluster:
         for client in [*self._clients.values(), *self._event_clients.values()]:
             client.close()
         try:
+            if self.packets is not None:
+                with contextlib.suppress(Exception):
+                    self.packets.close()
             self.backend.stop_all()
         finally:
             if self.links is not None:
                 self.links.close()
                 self.links = None
             self.history.close()
+
+    def start_intruder(self, node_id: str, seed_from: str, timeout_s: float = 15.0,
+                       key: str | None = None) -> Reply:
+        """Start an extra node with a fresh random key (not the run's) seeded with a live
+        member's address; recorded as a ``start`` with ``args.key: "wrong"``.
+
+        It can never join, so it never reports ready: it counts as started once its control
+        API answers ``GET /v1/node``. Its address is the next one the backend would give a
+        member, so it shares no host or port with one (the link plane has no proxy for it:
+        it dials members directly). ``key`` replaces the fresh key (a test handing it the
+        run's own key proves the SEC-WRONG-KEY checker fails an admitted node).
+        """
+        if node_id in self.addresses:
+            raise LaunchError(f"node id {node_id!r} is already in use")
+        if self.manifest.gossip_key is None:
+            raise LaunchError("a wrong-key node needs a run with a gossip key (scenario "
+                              "encryption, manifest capability encryption and key_args)")
+        addr = self.backend.allocate([*self.node_ids, node_id], None)[node_id]
+        self.addresses[node_id] = addr
+        data_dir = self.run_dir / "nodes" / node_id
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if key is None:
+            key = new_gossip_key()
+            while key == self.manifest.gossip_key:
+                key = new_gossip_key()
+        seeds = [self.addresses[seed_from].gossip_addr]
+        argv = launch_argv(
+            self.manifest, self.launch, node_id=node_id, gossip=addr.gossip,
+            control=addr.control, seeds=seeds, routes={}, data_dir=data_dir / "data",
+            overrides=getattr(self.backend, "template_values", None), gossip_key=key,
+        )
+        call = self.history.new_call()
+        # The argv is not recorded: it holds the key, and "wrong" is all a checker needs.
+        self.history.append("invoke", "start", node=node_id, call=call,
+                            args={"gossip": addr.gossip_addr, "seeds": seeds, "key": "wrong"})
+        env = {**self.launch.env, RUN_LABEL_ENV: self.run_label}
+        self.backend.start(addr, argv, env, self.launch.cwd, data_dir)
+        self.intruders.add(node_id)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self.backend.exited(node_id)
+            if code is not None:
+                raise LaunchError(self._start_failure(node_id, f"exited with code {code} "
+                                                               "at start"))
+            reply = self.client(node_id).node()
+            if reply.ok and isinstance(reply.body, dict):
+                self.history.append("ok", "start", node=node_id, call=call,
+                                    args={"key": "wrong"}, result=reply.body)
+                return reply
+            if time.monotonic() > deadline:
+                raise LaunchError(self._start_failure(
+                    node_id, f"control API not answering after {timeout_s:g} s"))
+            time.sleep(0.05)
+
+    def stop_intruder(self, node_id: str) -> None:
+        """SIGKILL a wrong-key node; recorded as a ``stop`` fault (not a ``kill``: it was
+        never a member, so no member has anything to detect)."""
+        if node_id not in self.intruders:
+            raise LaunchError(f"node {node_id!r} is not a wrong-key node")
+        self.backend.kill(node_id)
+        self.intruders.discard(node_id)
+        self.history.append("fault", "stop", node=node_id,
+                            args={"signal": "KILL", "key": "wrong"})
 
     def _dial(self, src: str, dst: str) -> str:
         """How ``src`` reaches ``dst``: through the link proxy when there is one."""
@@ -124,26 +229,26 @@ class Cluster:
         addr = self.addresses[node_id]
         data_dir = self.run_dir / "nodes" / node_id
         data_dir.mkdir(parents=True, exist_ok=True)
-        argv = process_argv(
+        argv = launch_argv(
             self.manifest,
+            self.launch,
             node_id=node_id,
             gossip=addr.gossip,
             control=addr.control,
             seeds=seeds,
             routes=self.routes.get(node_id, {}),
             data_dir=data_dir / "data",
+            overrides=getattr(self.backend, "template_values", None),
         )
-        assert self.manifest.process is not None
         call = self.history.new_call()
         self.history.append("invoke", "start", node=node_id, call=call,
                             args={"argv": argv, "gossip": addr.gossip_addr})
-        env = {**self.manifest.process.env, RUN_LABEL_ENV: self.run_label}
-        self.backend.start(addr, argv, env, self.manifest.process.cwd, data_dir)
+        env = {**self.launch.env, RUN_LABEL_ENV: self.run_label}
+        self.backend.start(addr, argv, env, self.launch.cwd, data_dir)
         self._pending_start[node_id] = call
 
     def _wait_ready(self, node_ids: list[str]) -> None:
-        assert self.manifest.process is not None
-        timeout_s = self.manifest.process.ready_timeout_s
+        timeout_s = self.launch.ready_timeout_s
         deadline = time.monotonic() + timeout_s
         waiting = list(node_ids)
         while waiting:
@@ -180,7 +285,9 @@ class Cluster:
         return self._clients[node_id]
 
     def live_nodes(self) -> list[str]:
-        return [n for n in self.node_ids if n not in self.killed]
+        """Nodes that run and answer: not killed, paused or departed."""
+        gone = self.killed | self.paused | self.departed
+        return [n for n in self.node_ids if n not in gone]
 
     def call(self, node_id: str, op: str, args: dict[str, Any], fn: Any) -> Reply:
         """Run one client call and record its invoke and completion."""
@@ -195,12 +302,13 @@ class Cluster:
         return reply
 
     def read_round(self, op: str) -> dict[str, Reply]:
-        """Read ``members`` or ``kv`` on every live node; the reads share a round number."""
+        """Read ``members``, ``kv`` or ``metrics`` on every live node; the reads share a
+        round number."""
         self._round += 1
         out = {}
         for node_id in self.live_nodes():
             client = self.client(node_id)
-            fn = client.members if op == "members" else client.kv
+            fn = {"members": client.members, "kv": client.kv, "metrics": client.metrics}[op]
             out[node_id] = self.call(node_id, op, {"round": self._round}, fn)
         return out
 
@@ -222,10 +330,211 @@ class Cluster:
         self.history.append("fault", "partition", args={"groups": groups})
 
     def heal(self) -> None:
-        if self.links is None:
-            return
-        self.links.heal()
+        """Restore every link: link-plane cuts and latency, and every packet-plane rule."""
+        if self.links is not None:
+            self.links.heal()
+            self._clear_latency()
+        if self.packets is not None:
+            self.packets.heal()
+            if self.packets.active() or any(self.packets.listed(p)
+                                            for p in self.packets.namespaces()):
+                raise LaunchError("the packet plane did not confirm the heal")
+        if self.links is not None and not self._link_plane_clean():
+            raise LaunchError("the link plane did not confirm the heal")
         self.history.append("fault", "heal", args={})
+
+    # ---- more faults: one-way cuts, loss, latency, process plane ------------------------
+
+    def plane_for(self, plane: str) -> str:
+        """``auto`` is the link plane when the IUT is routed through it, else packets."""
+        if plane == "auto":
+            return "link" if self.links is not None else "packet"
+        if plane == "link" and self.links is None:
+            raise LaunchError("the link plane needs an IUT that accepts a dial map "
+                              "(manifest routing: dial-map)")
+        if plane not in ("link", "packet"):
+            raise LaunchError(f"unknown fault plane {plane!r} (link, packet or auto)")
+        return plane
+
+    def _packet_plane(self) -> PacketPlane:
+        if self.packets is None:
+            self.packets = PacketPlane(self.run_label)
+        return self.packets
+
+    def flow(self, src: str, dst: str) -> Flow:
+        """The packets of the directed link ``src -> dst``, as the packet plane matches them."""
+        src_pid, dst_pid = self.backend.netns_pid(src), self.backend.netns_pid(dst)
+        proxied = self.links is not None and (src, dst) in self.links.listen
+        if proxied:
+            assert self.links is not None
+            host, _, port = self.links.listen[(src, dst)].rpartition(":")
+            if src_pid is not None:  # leaving the sender's namespace for the proxy
+                return Flow(dst=host, dports=(int(port),), protocols=("tcp",),
+                            netns_pid=src_pid, hook="OUTPUT")
+            return Flow(dst=host, dports=(int(port),), protocols=("tcp",))
+        a, b = self.addresses[src], self.addresses[dst]
+        if dst_pid is not None:
+            return Flow(src=a.gossip[0], dst=b.gossip[0], netns_pid=dst_pid)
+        if src_pid is not None:
+            return Flow(src=a.gossip[0], dst=b.gossip[0], netns_pid=src_pid, hook="OUTPUT")
+        return Flow(src=a.gossip[0], dst=b.gossip[0], ports=(a.gossip[1], b.gossip[1]))
+
+    def cut(self, links: list[tuple[str, str]], *, plane: str = "auto",
+            groups: list[list[str]] | None = None, shape: str | None = None) -> None:
+        """Cut directed links (both ways only if both directions are listed).
+
+        Recorded as a ``partition`` fault when ``groups`` describe it exactly (every link
+        between groups, both ways), else as a ``cut`` fault with its links.
+        """
+        which = self.plane_for(plane)
+        pairs = sorted(set(links))
+        if which == "link":
+            assert self.links is not None
+            for src, dst in pairs:
+                self.links.cut_link(src, dst)
+            if not self.links.confirm_cut():
+                raise LaunchError("the link plane did not confirm the cut")
+        else:
+            packets = self._packet_plane()
+            for src, dst in pairs:
+                packets.cut(self.flow(src, dst), tag=f"cut {src}->{dst}")
+            if not packets.confirm():
+                raise LaunchError("the packet plane did not confirm the cut")
+        args: dict[str, Any] = {"links": [list(p) for p in pairs], "plane": which}
+        if shape is not None:
+            args["shape"] = shape
+        if groups is not None:
+            self.history.append("fault", "partition", args={"groups": groups, **args})
+        else:
+            self.history.append("fault", "cut", args=args)
+
+    def loss(self, links: list[tuple[str, str]], probability: float) -> None:
+        """Drop packets on directed links at random (packet plane, TCP and UDP)."""
+        packets = self._packet_plane()
+        pairs = sorted(set(links))
+        for src, dst in pairs:
+            packets.loss(self.flow(src, dst), probability, tag=f"loss {src}->{dst}")
+        if not packets.confirm():
+            raise LaunchError("the packet plane did not confirm the loss rules")
+        self.history.append("fault", "loss", args={
+            "links": [list(p) for p in pairs], "probability": probability, "plane": "packet",
+        })
+
+    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
+        """Delay every chunk on directed links (link plane ``latency`` toxics, both streams)."""
+        if self.links is None:
+            raise LaunchError("latency needs the link plane (manifest routing: dial-map); "
+                              "this kernel has no netem")
+        pairs = sorted(set(links))
+        for src, dst in pairs:
+            name = self.links.proxy_name(src, dst)
+            for stream in ("upstream", "downstream"):
+                toxic = f"{LATENCY_TOXIC}_{stream}"
+                attrs = {"latency": latency_ms, "jitter": jitter_ms}
+                if (src, dst) in self._latency_links:
+                    self.links.client.update_toxic(name, toxic, attrs)
+                else:
+                    self.links.client.add_toxic(name, "latency", attrs, name=toxic,
+                                                stream=stream)
+            self._latency_links.add((src, dst))
+        for src, dst in pairs:
+            found = {t["name"]: t for t in self.links.client.toxics(
+                self.links.proxy_name(src, dst))}
+            applied = found.get(f"{LATENCY_TOXIC}_downstream")
+            if applied is None or applied["attributes"].get("latency") != latency_ms:
+                raise LaunchError(f"the link plane did not confirm latency on {src}->{dst}")
+        self.history.append("fault", "latency", args={
+            "links": [list(p) for p in pairs], "latency_ms": latency_ms,
+            "jitter_ms": jitter_ms, "plane": "link",
+        })
+
+    def _clear_latency(self) -> None:
+        assert self.links is not None
+        for src, dst in sorted(self._latency_links):
+            for stream in ("upstream", "downstream"):
+                with contextlib.suppress(Exception):
+                    self.links.client.remove_toxic(self.links.proxy_name(src, dst),
+                                                   f"{LATENCY_TOXIC}_{stream}")
+        self._latency_links.clear()
+
+    def _link_plane_clean(self) -> bool:
+        """Read every proxy's toxics back: none of ours may be left after a heal."""
+        assert self.links is not None
+        ours = (PARTITION_TOXIC, LATENCY_TOXIC)
+        for src, dst in self.links.listen:
+            for toxic in self.links.client.toxics(self.links.proxy_name(src, dst)):
+                if str(toxic.get("name", "")).startswith(ours):
+                    return False
+        return True
+
+    def pause(self, node_id: str) -> None:
+        """Freeze a node (SIGSTOP); returns once the system reports it stopped."""
+        with contextlib.suppress(Exception):
+            self.poll_events()
+        self.backend.pause(node_id)
+        if not _wait(lambda: self.backend.paused(node_id), 5.0):
+            raise LaunchError(f"node {node_id} did not stop after the pause signal")
+        self.paused.add(node_id)
+        self.history.append("fault", "pause", node=node_id, args={"signal": "STOP"})
+
+    def resume(self, node_id: str) -> None:
+        self.backend.resume(node_id)
+        if not _wait(lambda: not self.backend.paused(node_id), 5.0):
+            raise LaunchError(f"node {node_id} did not continue after the resume signal")
+        self.paused.discard(node_id)
+        self.history.append("fault", "resume", node=node_id, args={"signal": "CONT"})
+
+    def restart(self, node_id: str) -> None:
+        """Kill -9 a node if it runs, start it again as itself, and have it join live peers.
+
+        The history gets a ``restart`` fault, a new ``start`` operation, and a ``join``
+        through the peers still up.
+        """
+        with contextlib.suppress(Exception):
+            self.poll_events()
+        running = self.backend.exited(node_id) is None
+        call = self.history.new_call()
+        addr = self.addresses[node_id]
+        # A restart ends the running life like a kill (SIGKILL) and the next start begins
+        # the new one; ``was_running`` tells a crash-restart apart from a bare restart.
+        self.history.append("fault", "restart", node=node_id,
+                            args={"was_running": running, "signal": "KILL" if running else None})
+        self.history.append("invoke", "start", node=node_id, call=call,
+                            args={"gossip": addr.gossip_addr, "restart": True})
+        self.backend.restart(node_id)
+        self._pending_start[node_id] = call
+        with self._event_lock:
+            self._event_cursor[node_id] = 0  # a new process numbers its events afresh
+            client = self._event_clients.pop(node_id, None)
+        if client is not None:
+            client.close()
+        self.killed.discard(node_id)
+        self.paused.discard(node_id)
+        self.departed.discard(node_id)
+        self._wait_ready([node_id])
+        peers = [n for n in self.live_nodes() if n != node_id]
+        if peers:
+            seeds = [self._dial(node_id, p) for p in peers]
+            client_ = self.client(node_id)
+            self.call(node_id, "join", {"seeds": seeds}, lambda: client_.join(seeds))
+
+    def leave(self, node_id: str) -> None:
+        """Ask a node to leave gracefully; returns once it reports itself ``left``."""
+        client = self.client(node_id)
+        reply = self.call(node_id, "leave", {}, client.leave)
+        if not reply.ok:
+            raise LaunchError(f"node {node_id} refused to leave: status {reply.status}")
+
+        def left() -> bool:
+            r = client.members()
+            return r.ok and any(m.get("id") == node_id and m.get("status") == "left"
+                                for m in r.body.get("members", []))
+
+        confirmed = _wait(left, 5.0, 0.05)
+        with contextlib.suppress(Exception):
+            self.poll_events()
+        self.departed.add(node_id)
+        self.history.append("fault", "leave", node=node_id, args={"confirmed": confirmed})
 
     # ---- node-side events ------------------------------------------------------------
 

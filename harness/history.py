@@ -13,7 +13,7 @@ Entry types
 ``ok``      the call succeeded; ``result`` holds the response body.
 ``fail``    the call certainly did not take effect (e.g. 4xx, connection refused).
 ``info``    outcome unknown (timeout): checkers treat it as maybe-happened.
-``fault``   a fault applied by the harness (``op``: ``kill``, ``partition``, ``heal``).
+``fault``   a fault applied by the harness (``op``: see Faults below).
 ``event``   something a node observed, read from ``GET /v1/events``; ``node`` is the
             observer, ``time_ms`` is the node's own ``at_ms``, ``op`` is the event kind
             (``member``/``broadcast``) and ``args`` the whole event object.
@@ -29,19 +29,71 @@ Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called
                ``result``: ``{members: [...]}``.
 ``kv``         a read of ``GET /v1/kv``; ``args.round``; ``result``: ``{digest, entries}``.
 ``broadcasts`` a read of ``GET /v1/broadcasts``; ``result``: ``{received: [...]}``.
+``join``       ``args``: ``{seeds}`` (after a restart: the live peers' dial addresses).
+``leave``      ``POST /v1/leave``.
+``get``        ``GET /v1/kv/{key}``; ``args``: ``{key}``; ``result``: ``{key, values,
+               context}``. Under ``mv`` the context names what the client saw: a later
+               ``put``/``delete`` carrying it supersedes exactly these values.
+``delete``     ``args``: ``{key, context?}``; ``result``: ``{timestamp?}``.
+``crdt``       ``POST /v1/crdt/{name}``; ``args``: ``{name, type, op, value}`` (``type``
+               g-counter / pn-counter / or-set / lww-register; ``op`` increment /
+               decrement / add / remove / set); ``result``: ``{timestamp?}``.
+``crdt_read``  ``GET /v1/crdt/{name}``; ``args``: ``{name, round?}``; ``result``:
+               ``{type, value}``.
+``metrics``    ``GET /v1/metrics``; ``args.round`` groups reads taken together; ``result``:
+               the counters (``messages_sent``, ...). Rounds at both ends of a quiet phase
+               give the background rate; rounds right before and after the workload give
+               messages per operation.
+
+``put`` may also carry ``args.context`` (the context a ``get`` returned; ``mv``), and
+``start`` may carry ``args.key: "wrong"`` for a node launched with a wrong gossip key
+(it must be kept out: ``SEC-WRONG-KEY``). Such a node is not a member: its id is not in
+the meta's ``nodes``, its ``start`` is ``ok`` once ``GET /v1/node`` answers (it cannot
+report ready through a join), and the ``put``/``broadcast`` calls made on it are attempts
+to inject state that no member may receive. A ``stop`` fault ends it.
 
 Faults
 ------
+Each is recorded once the fault is confirmed in effect (toxics read back, iptables chain
+listed, ``/proc`` state), at the time it took effect. ``plane`` is ``link`` (Toxiproxy
+API) or ``packet`` (iptables); ``links`` are directed ``[src, dst]`` pairs.
+
 ``kill``       ``node`` killed with SIGKILL; ``args``: ``{signal: "KILL"}``.
-``partition``  ``args``: ``{groups: [[ids], [ids]]}``; every link between groups is cut
-               in both directions.
-``heal``       every cut link restored.
+``partition``  ``args``: ``{groups: [[ids], ...], links, plane, shape?}``; every link
+               between groups is cut in both directions, and no other (a ``bridge``
+               node is in no group: it keeps both sides).
+``cut``        ``args``: ``{links, plane, shape?}``: exactly these directed links drop
+               everything (one-way cuts, a majorities ring); a pair is separated while
+               either of its directions is cut.
+``loss``       ``args``: ``{links, probability, plane: "packet"}``: each packet on these
+               links dropped with that probability.
+``latency``    ``args``: ``{links, latency_ms, jitter_ms, plane: "link"}``.
+``heal``       every cut, loss and latency restored, on both planes.
+``pause``      ``node`` frozen with SIGSTOP (``args.signal: "STOP"``); it answers nothing
+               until ``resume``.
+``resume``     ``node`` continued (``args.signal: "CONT"``).
+``restart``    ``node`` started again with the same identity, argv and data dir;
+               ``args``: ``{was_running, signal}`` (``KILL`` when it was running: the
+               restart ends that life). The new life is the ``start`` operation that
+               follows; a ``join`` through the live peers comes after it.
+``stop``       a wrong-key node (``start`` with ``args.key: "wrong"``) killed with
+               SIGKILL; ``args``: ``{signal: "KILL", key: "wrong"}``. Not a ``kill``: it
+               was never a member, so no member has anything to detect.
+``leave``      ``node`` asked to leave gracefully (the ``leave`` operation precedes it);
+               ``args.confirmed``: the node then reported itself ``left``.
 
 Phases
 ------
 ``quiet``      no fault and no workload: no live member may be suspected.
 ``writes``     the key/value workload; at its end writes stop.
-``partition``  from the partition fault to the heal.
+``partition``  from the partition (or cut) fault to the heal; ``args``: ``shape``,
+               ``links``, ``groups`` (when groups describe the cut).
+``latency``    a latency storm; ``args``: ``links``, ``latency_ms``, ``jitter_ms``.
+``lossy``      packet loss; ``args``: ``links``, ``probability``.
+``paused``     optional, around a ``pause``/``resume``; ``args``: ``node``. Without it the
+               checkers take the window from the faults themselves.
+``wrong-key``  a wrong-key node's life, from its start to its ``stop``; ``args``: ``node``
+               (and ``seed``, the member whose address it was given, at the start).
 
 ``time_ms`` is wall-clock milliseconds since the epoch (same host clock as the nodes'
 ``at_ms``, so node-side and harness-side times compare directly).

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 from chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 from harness.errors import ToxiproxyUnavailable
@@ -22,6 +23,14 @@ from harness.procutil import RUN_LABEL_ENV, child_preexec, free_port, stop_proce
 
 PARTITION_TOXIC = "gossipcert_partition"
 STREAMS = ("upstream", "downstream")
+
+
+class ToxiproxyServer(Protocol):
+    """A Toxiproxy server the run started (and stops): a child process or a container."""
+
+    url: str
+
+    def close(self) -> None: ...
 
 
 class LocalToxiproxyServer:
@@ -81,17 +90,24 @@ class LinkPlane:
     """Proxies for every directed pair of nodes, and the faults applied to them."""
 
     def __init__(self, client: ToxiproxyClient, run_name: str,
-                 server: LocalToxiproxyServer | None = None) -> None:
+                 server: ToxiproxyServer | None = None, listen_host: str = "127.0.0.1") -> None:
         self.client = client
         self.run_name = run_name
         self.server = server
+        # Where proxies listen: an address the nodes can dial (a container network's
+        # address on the Docker backend, loopback for local processes).
+        self.listen_host = listen_host
         self.listen: dict[tuple[str, str], str] = {}
         self.cut: set[tuple[str, str]] = set()
 
     @classmethod
-    def open(cls, run_name: str, log_dir: Path, url: str | None = None) -> LinkPlane:
-        server = None
-        if url is None:
+    def open(cls, run_name: str, log_dir: Path, url: str | None = None, *,
+             server: ToxiproxyServer | None = None,
+             listen_host: str = "127.0.0.1") -> LinkPlane:
+        """Reach ``url``, or the given ``server``, or start our server as a child."""
+        if server is not None:
+            url = server.url
+        elif url is None:
             server = LocalToxiproxyServer(log_dir, run_name)
             url = server.url
         client = ToxiproxyClient(url)
@@ -101,7 +117,7 @@ class LinkPlane:
             if server is not None:
                 server.close()
             raise ToxiproxyUnavailable(f"cannot reach Toxiproxy at {url}: {exc}") from None
-        return cls(client, run_name, server)
+        return cls(client, run_name, server, listen_host)
 
     def proxy_name(self, src: str, dst: str) -> str:
         return f"{self.run_name}:{src}->{dst}"
@@ -111,7 +127,7 @@ class LinkPlane:
         routes: dict[str, dict[str, str]] = {n: {} for n in gossip_addrs}
         for src, dst in itertools.permutations(sorted(gossip_addrs), 2):
             proxy = self.client.create_proxy(
-                self.proxy_name(src, dst), "127.0.0.1:0", gossip_addrs[dst]
+                self.proxy_name(src, dst), f"{self.listen_host}:0", gossip_addrs[dst]
             )
             self.listen[(src, dst)] = proxy["listen"]
             routes[src][dst] = proxy["listen"]

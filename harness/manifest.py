@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,24 @@ class ProcessLaunch:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     ready_timeout_s: float = 20.0
+    key_args: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DockerLaunch:
+    """``launch.docker``: the image and the command run in each node's container."""
+
+    image: str
+    command: list[str]
+    seed_args: list[str] = field(default_factory=list)
+    route_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 30.0
+    cwd: str | None = None
+    key_args: list[str] = field(default_factory=list)
+
+
+Launch = ProcessLaunch | DockerLaunch
 
 
 @dataclass(frozen=True)
@@ -50,10 +70,24 @@ class Manifest:
     timing: dict[str, float]
     process: ProcessLaunch | None
     raw: dict[str, Any]
+    docker: DockerLaunch | None = None
+    conflict_policies: tuple[str, ...] = ()
+    # A run's gossip key (base64), set by :func:`with_run_options` when a scenario asks
+    # for encryption and the implementation has it; None: gossip in plaintext.
+    gossip_key: str | None = None
 
     @property
     def accepts_dial_map(self) -> bool:
         return self.routing == "dial-map"
+
+    def launch_for(self, backend: str) -> Launch:
+        """The launch section a backend uses; a missing one is a manifest error."""
+        launch: Launch | None = self.docker if backend == "docker" else self.process
+        if launch is None:
+            section = "docker" if backend == "docker" else "process"
+            raise ManifestError(f"manifest {self.path}: no launch.{section} section "
+                                f"(needed by --backend {backend})")
+        return launch
 
 
 def _schema() -> dict[str, Any]:
@@ -101,17 +135,59 @@ def load_manifest(impl: str) -> Manifest:
             env=dict(p.get("env", {})),
             cwd=p.get("cwd"),
             ready_timeout_s=float(p.get("ready_timeout_s", 20.0)),
+            key_args=list(p.get("key_args", [])),
         )
+    docker = None
+    if "docker" in data["launch"]:
+        d = data["launch"]["docker"]
+        docker = DockerLaunch(
+            image=d["image"],
+            command=list(d["command"]),
+            seed_args=list(d.get("seed_args", [])),
+            route_args=list(d.get("route_args", [])),
+            env=dict(d.get("env", {})),
+            ready_timeout_s=float(d.get("ready_timeout_s", 30.0)),
+            key_args=list(d.get("key_args", [])),
+        )
+    policy = str(data.get("conflict_policy", "lww"))
+    policies = tuple(data.get("conflict_policies") or [policy])
+    if policy not in policies:
+        raise ManifestError(f"manifest {path}: conflict_policy {policy!r} is not in "
+                            f"conflict_policies {list(policies)}")
     return Manifest(
         name=data["name"],
         path=path.resolve(),
         capabilities=list(data["capabilities"]),
-        conflict_policy=data.get("conflict_policy", "lww"),
+        conflict_policy=policy,
+        conflict_policies=policies,
         routing=data.get("routing", "none"),
         timing=timing,
         process=process,
         raw=data,
+        docker=docker,
     )
+
+
+def new_gossip_key() -> str:
+    """A fresh random 32-byte gossip key, base64: one per run, shared by every node."""
+    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def with_run_options(manifest: Manifest, *, conflict_policy: str | None = None,
+                     encryption: bool = False) -> Manifest:
+    """The manifest a run actually uses: a scenario's conflict policy when the
+    implementation supports it (else its declared one, so requirements of the other
+    policy are not applicable), and a fresh gossip key when the scenario asks for
+    encryption and the implementation has it (capability and ``key_args``)."""
+    policy = manifest.conflict_policy
+    if conflict_policy is not None and conflict_policy in manifest.conflict_policies:
+        policy = conflict_policy
+    key = None
+    if encryption and "encryption" in manifest.capabilities:
+        launches = [x for x in (manifest.process, manifest.docker) if x is not None]
+        if any(x.key_args for x in launches):
+            key = new_gossip_key()
+    return replace(manifest, conflict_policy=policy, gossip_key=key)
 
 
 def _fmt_number(value: float) -> str:
@@ -147,8 +223,27 @@ def process_argv(
     data_dir: Path,
 ) -> list[str]:
     """The argv that launches one node as a local process."""
-    if manifest.process is None:
-        raise ManifestError(f"manifest {manifest.path}: no launch.process section")
+    return launch_argv(manifest, manifest.launch_for("process"), node_id=node_id,
+                       gossip=gossip, control=control, seeds=seeds, routes=routes,
+                       data_dir=data_dir)
+
+
+def launch_argv(
+    manifest: Manifest,
+    launch: Launch,
+    *,
+    node_id: str,
+    gossip: tuple[str, int],
+    control: tuple[str, int],
+    seeds: list[str],
+    routes: dict[str, str],
+    data_dir: Path | str,
+    overrides: dict[str, str] | None = None,
+    gossip_key: str | None = None,
+) -> list[str]:
+    """The argv of one node from a launch section; ``overrides`` replace placeholder values
+    (a container has its own ``{python}`` and ``{data_dir}``); ``gossip_key`` replaces the
+    run's key (a node deliberately given a wrong one)."""
     values = {
         "id": node_id,
         "gossip_addr": f"{gossip[0]}:{gossip[1]}",
@@ -161,15 +256,20 @@ def process_argv(
         "data_dir": str(data_dir),
         "python": sys.executable,
         "manifest_dir": str(manifest.path.parent),
+        "conflict_policy": manifest.conflict_policy,
+        **(overrides or {}),
     }
     for key, value in manifest.timing.items():
         values[f"timing.{key}"] = _fmt_number(value)
     # str.format treats "timing.x" as attribute access; flatten the dots for the lookup.
     flat = {k.replace(".", "__"): v for k, v in values.items()}
-    argv = expand([a.replace("{timing.", "{timing__") for a in manifest.process.command], flat)
+    argv = expand([a.replace("{timing.", "{timing__") for a in launch.command], flat)
     for seed in seeds:
-        argv += expand(manifest.process.seed_args, {**flat, "seed": seed})
+        argv += expand(launch.seed_args, {**flat, "seed": seed})
     if manifest.accepts_dial_map:
         for peer, addr in sorted(routes.items()):
-            argv += expand(manifest.process.route_args, {**flat, "peer": peer, "addr": addr})
+            argv += expand(launch.route_args, {**flat, "peer": peer, "addr": addr})
+    run_key = gossip_key if gossip_key is not None else manifest.gossip_key
+    if run_key is not None:
+        argv += expand(launch.key_args, {**flat, "key": run_key})
     return argv

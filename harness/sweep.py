@@ -36,3 +36,11 @@ def sweep(label: str | None = None) -> list[int]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     return pids
+
+
+def orphaned_processes() -> dict[int, str]:
+    """Labelled processes whose harness is gone: what a run leaked. Processes of runs that
+    are still going (another run on the same machine) are not counted."""
+    from harness.clean import label_stale
+
+    return {pid: label for pid, label in labelled_processes().items() if label_stale(label)}

@@ -45,7 +45,8 @@ class Requirement:
     """One entry of ``specs/requirements.yaml``.
 
     ``constants`` carries the catalogue-wide constants (such as ``slack_ms``) so that a
-    requirement alone is enough to evaluate its bound.
+    requirement alone is enough to evaluate its bound. ``scenario`` names the shipped
+    scenario (``chaos/scenarios/<name>.yaml``) that exercises it.
     """
 
     id: str
@@ -58,6 +59,7 @@ class Requirement:
     derivation: str
     checker: str
     constants: Mapping[str, float] = field(default_factory=dict)
+    scenario: str = "default"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Verdict:
     unit: str
     evidence: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    scenario: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -98,6 +101,7 @@ class Verdict:
             "bound": self.bound,
             "unit": self.unit,
             "evidence": {"summary": self.evidence, "details": dict(self.details)},
+            **({"scenario": self.scenario} if self.scenario else {}),
         }
 
 
@@ -146,4 +150,7 @@ def _requirement(raw: Any, constants: Mapping[str, float], source: Path) -> Requ
     if level not in LEVELS:
         raise CatalogueError(f"{source}: requirement {raw['id']!r} has level {level!r}")
     values = {name: " ".join(str(raw[name]).split()) for name in _REQUIRED_FIELDS}
-    return Requirement(**values, constants=dict(constants))
+    scenario = raw.get("scenario", "default")
+    if not isinstance(scenario, str) or not scenario:
+        raise CatalogueError(f"{source}: requirement {raw['id']!r} has a bad scenario {scenario!r}")
+    return Requirement(**values, constants=dict(constants), scenario=scenario)

@@ -16,9 +16,12 @@ from typing import NoReturn
 from aiohttp import web
 
 from reference_node.control import build_app
-from reference_node.core.config import NodeConfig
+from reference_node.core.codec import DecodeError
+from reference_node.core.config import MODES, NodeConfig
+from reference_node.core.keyring import Keyring, KeyringError, parse_key
 from reference_node.core.node import Node
 from reference_node.metrics import Metrics
+from reference_node.persist import DataDir, PersistError, load_keyring_file
 from reference_node.runtime import GossipRuntime, now_ms, split_address
 
 PROG = "reference_node"
@@ -79,10 +82,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--fanout": LAN.fanout,
         "--retransmit-mult": LAN.retransmit_mult,
         "--push-pull-interval-ms": LAN.push_pull_interval_ms,
+        "--awareness-max-multiplier": LAN.awareness_max_multiplier,
+        "--reap-after-ms": LAN.reap_after_ms,
     }
     for flag, default in ints.items():
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--rng-seed", type=int, default=None)
+    parser.add_argument(
+        "--mode", choices=MODES, default=LAN.mode, help="dissemination: push, pull or both"
+    )
+    parser.add_argument(
+        "--pull-fanout",
+        type=int,
+        default=None,
+        help="peers pulled from a round (default: fanout in pull mode, 1 in push-pull)",
+    )
+    parser.add_argument("--conflict-policy", choices=("lww", "mv"), default=LAN.conflict_policy)
+    parser.add_argument(
+        "--tombstone-gc-ms",
+        type=int,
+        default=LAN.tombstone_gc_ms,
+        help="deleted keys are forgotten this long after the delete; must exceed the "
+        "longest time a node can be out of touch",
+    )
+    parser.add_argument("--merkle-depth", type=int, default=LAN.merkle_depth)
+    security = parser.add_mutually_exclusive_group()
+    security.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="BASE64",
+        help="AES-GCM gossip key of 16, 24 or 32 bytes (repeatable; the first seals)",
+    )
+    security.add_argument(
+        "--keyring-file",
+        metavar="PATH",
+        help="JSON array of base64 keys, primary first; keyring changes are saved to it",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the incarnation and replicated state here across restarts",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -100,6 +141,13 @@ def _config(args: argparse.Namespace, gossip_address: str) -> NodeConfig:
         fanout=args.fanout,
         retransmit_mult=args.retransmit_mult,
         push_pull_interval_ms=args.push_pull_interval_ms,
+        awareness_max_multiplier=args.awareness_max_multiplier,
+        reap_after_ms=args.reap_after_ms,
+        mode=args.mode,
+        pull_fanout=args.pull_fanout,
+        conflict_policy=args.conflict_policy,
+        tombstone_gc_ms=args.tombstone_gc_ms,
+        merkle_depth=args.merkle_depth,
         # Seeding from the id alone would make every run probe in the same order.
         rng_seed=args.rng_seed if args.rng_seed is not None else int.from_bytes(os.urandom(8)),
     )
@@ -111,8 +159,54 @@ def _reason(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _keyring(args: argparse.Namespace) -> Keyring | None:
+    """None when no key is given: gossip stays plaintext."""
+    try:
+        texts = load_keyring_file(args.keyring_file) if args.keyring_file else args.key
+        if not texts:
+            return None
+        return Keyring(parse_key(text) for text in texts)
+    except KeyringError as exc:
+        source = f"keyring file {args.keyring_file}" if args.keyring_file else "--key"
+        raise StartupError(f"{source}: {exc}") from exc
+    except PersistError as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def _restore(node: Node, data_dir: DataDir) -> None:
+    """Take back what the last run kept; the new life starts above its incarnation."""
+    try:
+        stored = data_dir.load()
+        now = now_ms()
+        if stored.snapshot is not None:
+            node.restore(stored.snapshot, now)
+        if stored.incarnation is not None:
+            node.restore_incarnation(stored.incarnation, now)
+        node.restore_writes(stored.writes, now)
+    except (DecodeError, TypeError, AttributeError) as exc:
+        raise StartupError(f"data dir {data_dir.path} holds unreadable state: {exc}") from exc
+
+
 async def serve(args: argparse.Namespace) -> int:
-    runtime = GossipRuntime(dict(args.route), Metrics())
+    keyring = _keyring(args)
+    data_dir: DataDir | None = None
+    if args.data_dir:
+        try:
+            data_dir = DataDir.open(args.data_dir)
+        except PersistError as exc:
+            raise StartupError(str(exc)) from exc
+    try:
+        return await _serve(args, keyring, data_dir)
+    finally:
+        if data_dir is not None:
+            data_dir.close()
+
+
+async def _serve(
+    args: argparse.Namespace, keyring: Keyring | None, data_dir: DataDir | None
+) -> int:
+    runtime = GossipRuntime(dict(args.route), Metrics(), keyring)
+    runtime.keyring_file = args.keyring_file
     gossip_host, gossip_port = split_address(args.gossip)
     try:
         bound = await runtime.listen(gossip_host, gossip_port)
@@ -123,7 +217,18 @@ async def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         await runtime.close()
         raise StartupError(str(exc)) from exc
-    runtime.start(node)
+    if data_dir is not None:
+        try:
+            _restore(node, data_dir)
+        except (StartupError, PersistError) as exc:
+            await runtime.close()
+            raise StartupError(str(exc)) from exc
+        runtime.data_dir = data_dir
+    try:
+        runtime.start(node)  # writes the new incarnation before anything is sent
+    except PersistError as exc:
+        await runtime.close()
+        raise StartupError(str(exc)) from exc
     if args.seed:
         runtime.call(lambda now: node.join(args.seed, now))
 
@@ -159,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         _config(args, args.gossip)  # validate the timing flags before binding anything
+        _keyring(args)
     except ValueError as exc:
+        _fail(str(exc))
+    except StartupError as exc:
         _fail(str(exc))
     try:
         return asyncio.run(serve(args))

@@ -10,12 +10,27 @@ from typing import Any
 from aiohttp import web
 
 from reference_node import __version__
+from reference_node.core.crdt import CrdtError
 from reference_node.core.events import BroadcastEvent, Event, MemberEvent
-from reference_node.core.messages import KvUpdate
+from reference_node.core.keyring import KeyringError
+from reference_node.core.kv import visible_values
+from reference_node.core.messages import KvState
+from reference_node.core.vclock import VClock, decode_context, encode_context
+from reference_node.persist import PersistError
 from reference_node.runtime import GossipRuntime, split_address
 
 IMPL_NAME = "gossipcert-reference"
-CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "events", "metrics"]
+CAPABILITIES = [
+    "membership",
+    "failure-detection",
+    "broadcast",
+    "kv",
+    "crdt",
+    "events",
+    "metrics",
+    "leave",
+    "encryption",
+]
 JOIN_WAIT_S = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,6 +54,9 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except ApiError as exc:
         return _error(exc.status, exc.error, exc.message)
+    except PersistError as exc:
+        # The call was not made durable, so it is not acknowledged.
+        return _error(500, "persist_failed", str(exc))
     except web.HTTPException as exc:
         error = exc.reason.lower().replace(" ", "_")
         return _error(exc.status, error, f"{request.method} {request.path}: {exc.reason}")
@@ -59,9 +77,25 @@ async def _body(request: web.Request, *, required: bool) -> dict[str, Any]:
     return body
 
 
-def context_of(entry: KvUpdate) -> str:
-    """Opaque causal context: under LWW, just the winning version."""
-    return f"{entry.timestamp.wall_ms}.{entry.timestamp.logical}.{entry.writer}"
+def context_of(entry: KvState) -> str:
+    """Opaque causal context: the key's version vector, which a later write or delete
+    hands back to supersede exactly the siblings it saw."""
+    return encode_context(entry.context)
+
+
+def _context_arg(body: dict[str, Any]) -> VClock | None:
+    context = body.get("context")
+    if context is None:
+        return None
+    if not isinstance(context, str):
+        raise ApiError(400, "bad_context", "context must be the string a GET returned")
+    try:
+        return decode_context(context)
+    except ValueError as exc:
+        raise ApiError(400, "bad_context", f"context: {exc}") from exc
+
+
+CRDT_OPS = ("increment", "decrement", "add", "remove", "set")
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -167,7 +201,7 @@ def build_app(runtime: GossipRuntime) -> web.Application:
     @routes.get("/v1/kv")
     async def get_all(request: web.Request) -> web.Response:
         kv = runtime.node.kv
-        entries = {key: {"values": [value]} for key, value in kv.live().items()}
+        entries = {key: {"values": values} for key, values in kv.visible().items()}
         return web.json_response({"digest": kv.digest(), "entries": entries})
 
     @routes.put("/v1/kv/{key:.+}")
@@ -176,8 +210,9 @@ def build_app(runtime: GossipRuntime) -> web.Application:
         body = await _body(request, required=True)
         if "value" not in body:
             raise ApiError(400, "bad_request", "value is required")
+        context = _context_arg(body)
         node = runtime.node
-        entry = runtime.call(lambda now: node.kv_put(key, body["value"], now))
+        entry = runtime.call(lambda now: node.kv_put(key, body["value"], now, context))
         return web.json_response({"context": context_of(entry), "timestamp": list(entry.timestamp)})
 
     @routes.get("/v1/kv/{key:.+}")
@@ -187,20 +222,44 @@ def build_app(runtime: GossipRuntime) -> web.Application:
         if entry is None:
             raise ApiError(404, "not_found", f"no value for key {key!r}")
         return web.json_response(
-            {"key": key, "values": [entry.value], "context": context_of(entry)}
+            {"key": key, "values": visible_values(entry), "context": context_of(entry)}
         )
 
     @routes.delete("/v1/kv/{key:.+}")
     async def delete_key(request: web.Request) -> web.Response:
         key = request.match_info["key"]
-        await _body(request, required=False)  # a context may come; LWW ignores it
+        context = _context_arg(await _body(request, required=False))
         node = runtime.node
-        entry = runtime.call(lambda now: node.kv_delete(key, now))
+        entry = runtime.call(lambda now: node.kv_delete(key, now, context))
         return web.json_response({"context": context_of(entry), "timestamp": list(entry.timestamp)})
 
-    @routes.route("*", "/v1/crdt/{name}")
-    async def crdt(request: web.Request) -> web.Response:
-        return _error(501, "not_implemented", "CRDTs are not implemented by this node yet")
+    @routes.post("/v1/crdt/{name}")
+    async def post_crdt(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await _body(request, required=True)
+        type_name, op = body.get("type"), body.get("op")
+        if not isinstance(type_name, str) or not isinstance(op, str):
+            raise ApiError(400, "bad_request", "type and op must be strings")
+        if op not in CRDT_OPS:
+            raise ApiError(
+                400, "bad_op", f"unknown op {op!r}; expected one of {', '.join(CRDT_OPS)}"
+            )
+        node = runtime.node
+        try:
+            update = runtime.call(
+                lambda now: node.crdt_apply(name, type_name, op, body.get("value"), now)
+            )
+        except CrdtError as exc:
+            raise ApiError(400, "bad_crdt_op", str(exc)) from exc
+        return web.json_response({"type": update.crdt.type_name, "value": update.crdt.value()})
+
+    @routes.get("/v1/crdt/{name}")
+    async def get_crdt(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        update = runtime.node.crdt_get(name)
+        if update is None:
+            raise ApiError(404, "not_found", f"no CRDT named {name!r}")
+        return web.json_response({"type": update.crdt.type_name, "value": update.crdt.value()})
 
     @routes.get("/v1/events")
     async def get_events(request: web.Request) -> web.Response:
@@ -212,9 +271,38 @@ def build_app(runtime: GossipRuntime) -> web.Application:
         following = events[-1].seq if events else max(0, after)
         return web.json_response({"events": [event_json(e) for e in events], "next": following})
 
+    @routes.get("/v1/keyring")
+    async def get_keyring(request: web.Request) -> web.Response:
+        return web.json_response(runtime.keyring_view())
+
+    @routes.post("/v1/keyring")
+    async def post_keyring(request: web.Request) -> web.Response:
+        body = await _body(request, required=True)
+        op, key = body.get("op"), body.get("key")
+        if not isinstance(op, str) or not isinstance(key, str):
+            raise ApiError(400, "bad_request", "op and key must be strings")
+        try:
+            view = runtime.keyring_change(op, key)
+        except KeyringError as exc:
+            status = {"unknown_key": 404, "primary_key": 409, "encryption_disabled": 409}
+            raise ApiError(status.get(exc.reason, 400), exc.reason, str(exc)) from exc
+        except OSError as exc:
+            raise ApiError(500, "persist_failed", f"keyring file not written: {exc}") from exc
+        return web.json_response(view)
+
     @routes.get("/v1/metrics")
     async def get_metrics(request: web.Request) -> web.Response:
-        return web.json_response(runtime.metrics.snapshot())
+        snapshot = runtime.metrics_snapshot()
+        node = runtime.node
+        snapshot["dissemination"] = node.dissemination_stats()
+        snapshot["state"] = {
+            "keys": len(node.kv),
+            "tombstones": node.kv.tombstone_count,
+            "tombstones_collected": node.kv.collected,
+            "crdts": len(node.state.crdts),
+            "merkle_items": len(node.state.tree),
+        }
+        return web.json_response(snapshot)
 
     app = web.Application(middlewares=[_errors_as_json])
     app.add_routes(routes)

@@ -1,9 +1,25 @@
-"""Traffic counters for `GET /v1/metrics`, overall and per message type."""
+"""Traffic counters for `GET /v1/metrics`: overall (the contract's four), by message
+type, by direction, and dropped frames by reason."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
+
+DROP_REASONS = (
+    # inbound frames
+    "decrypt_failed",
+    "replayed",
+    "stale",
+    "unencrypted",
+    "malformed",
+    "oversized",
+    "truncated",
+    # outbound messages
+    "send_buffer_full",
+    "connect_failed",
+    "unencodable",
+)
 
 
 class Metrics:
@@ -12,10 +28,9 @@ class Metrics:
         self.messages_received = 0
         self.bytes_sent = 0
         self.bytes_received = 0
-        self.messages_dropped = 0
-        self.frames_rejected = 0
         self.connections_opened = 0
         self.connect_failures = 0
+        self.dropped: Counter[str] = Counter({reason: 0 for reason in DROP_REASONS})
         self._by_type: defaultdict[str, dict[str, int]] = defaultdict(
             lambda: {
                 "messages_sent": 0,
@@ -24,6 +39,19 @@ class Metrics:
                 "bytes_received": 0,
             }
         )
+
+    @property
+    def frames_rejected(self) -> int:
+        """Inbound frames dropped for any reason."""
+        return sum(self.dropped[r] for r in DROP_REASONS[:7])
+
+    @property
+    def messages_dropped(self) -> int:
+        """Outbound messages that never left."""
+        return sum(self.dropped[r] for r in DROP_REASONS[7:])
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] += count
 
     def sent(self, kind: str, size: int) -> None:
         self.messages_sent += 1
@@ -40,6 +68,15 @@ class Metrics:
         row["bytes_received"] += size
 
     def snapshot(self) -> dict[str, Any]:
+        by_type = {kind: dict(row) for kind, row in sorted(self._by_type.items())}
+        by_direction = {
+            direction: {
+                kind: {"messages": row[f"messages_{direction}"], "bytes": row[f"bytes_{direction}"]}
+                for kind, row in by_type.items()
+                if row[f"messages_{direction}"]
+            }
+            for direction in ("sent", "received")
+        }
         return {
             "messages_sent": self.messages_sent,
             "messages_received": self.messages_received,
@@ -49,5 +86,7 @@ class Metrics:
             "frames_rejected": self.frames_rejected,
             "connections_opened": self.connections_opened,
             "connect_failures": self.connect_failures,
-            "by_type": {kind: dict(row) for kind, row in sorted(self._by_type.items())},
+            "dropped": dict(sorted(self.dropped.items())),
+            "by_type": by_type,
+            "by_direction": by_direction,
         }

@@ -11,16 +11,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from reference_node.core.codec import DecodeError, decode_message, encode_message
-from reference_node.core.effects import Observed, SendMessage
+from reference_node.core.codec import encode_message, encode_update
+from reference_node.core.effects import Effect, Observed, Persist, SendMessage
+from reference_node.core.keyring import (
+    NONCE_BYTES,
+    Keyring,
+    KeyringError,
+    ReplayGuard,
+    encode_key,
+    parse_key,
+)
 from reference_node.core.messages import Message
 from reference_node.core.node import Node
-from reference_node.framing import FrameDecoder, FrameError, decode_body, encode_frame
+from reference_node.framing import FrameError, InboundStream, encode_frame
 from reference_node.metrics import Metrics
+from reference_node.persist import COMPACT_EVERY, DataDir, PersistError, save_keyring_file
 
 log = logging.getLogger("reference_node")
 
@@ -70,23 +80,32 @@ class PeerLink:
         self._pending_bytes = 0
         self._retry_at = 0.0
 
-    def send(self, frame: bytes, kind: str) -> bool:
-        """Write or queue a frame without blocking; False when it had to be dropped."""
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet on the wire, plus those waiting for a connection."""
+        transport = self._transport
+        written = transport.get_write_buffer_size() if transport is not None else 0
+        return written + self._pending_bytes
+
+    def send(self, frame: bytes, kind: str) -> str | None:
+        """Write or queue a frame without blocking; the drop reason when it could not."""
         transport = self._transport
         if transport is not None and not transport.is_closing():
             if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-                return False
+                return "send_buffer_full"
             transport.write(frame)
             self._metrics.sent(kind, len(frame))
-            return True
+            return None
         loop = asyncio.get_running_loop()
-        if loop.time() < self._retry_at or self._pending_bytes + len(frame) > PENDING_LIMIT:
-            return False
+        if loop.time() < self._retry_at:
+            return "connect_failed"
+        if self._pending_bytes + len(frame) > PENDING_LIMIT:
+            return "send_buffer_full"
         self._pending.append((frame, kind))
         self._pending_bytes += len(frame)
         if self._connecting is None:
             self._connecting = loop.create_task(self._connect())
-        return True
+        return None
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -99,7 +118,7 @@ class PeerLink:
         except (OSError, ValueError, TimeoutError) as exc:
             log.debug("cannot connect to %s: %s", self.address, exc)
             self._metrics.connect_failures += 1
-            self._metrics.messages_dropped += len(self._pending)
+            self._metrics.drop("connect_failed", len(self._pending))
             self._retry_at = loop.time() + RECONNECT_BACKOFF_S
             self._clear_pending()
             return
@@ -132,9 +151,8 @@ class PeerLink:
 class _InboundProtocol(asyncio.Protocol):
     def __init__(self, runtime: GossipRuntime) -> None:
         self._runtime = runtime
-        self._decoder = FrameDecoder()
+        self._stream = InboundStream(lambda: runtime.keyring, runtime.replay_guard)
         self._transport: asyncio.Transport | None = None
-        self._rejected = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -144,30 +162,40 @@ class _InboundProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:
             self._runtime.inbound.discard(self._transport)
+        if self._stream.truncated:
+            self._runtime.metrics.drop("truncated")
 
     def data_received(self, data: bytes) -> None:
         # Decoding happens here, in the I/O callback, so a pending ack is processed
         # before a timer that fires in the same loop iteration.
-        if self._rejected:
-            return
-        try:
-            for body in self._decoder.feed(data):
-                message = decode_message(decode_body(body))
-                self._runtime.deliver(message, len(body) + 4)
-        except (FrameError, DecodeError) as exc:
-            self._rejected = True
-            self._runtime.metrics.frames_rejected += 1
-            log.info("closing gossip connection: %s", exc)
-            if self._transport is not None:
-                self._transport.close()
+        inbound = self._stream.feed(data, now_ms())
+        for reason in inbound.dropped:
+            self._runtime.metrics.drop(reason)
+            log.info("dropped an inbound frame: %s", reason)
+        for message, size in inbound.messages:
+            self._runtime.deliver(message, size)
+        if inbound.close and self._transport is not None:
+            log.info("closing gossip connection: broken framing")
+            self._transport.close()
 
 
 class GossipRuntime:
     """Owns the listener, the links and the core's timer."""
 
-    def __init__(self, routes: dict[str, str], metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        routes: dict[str, str],
+        metrics: Metrics | None = None,
+        keyring: Keyring | None = None,
+    ) -> None:
         self.routes = dict(routes)
         self.metrics = metrics or Metrics()
+        # None: frames travel as plain JSON. Shared by every connection, so keyring
+        # changes from the control API apply to the next frame in either direction.
+        self.keyring = keyring
+        self.keyring_file: str | None = None
+        self.replay_guard = ReplayGuard()
+        self.data_dir: DataDir | None = None
         self.inbound: set[asyncio.Transport] = set()
         self._links: dict[str, PeerLink] = {}
         self._server: asyncio.Server | None = None
@@ -194,7 +222,10 @@ class GossipRuntime:
     def call(self, action: Callable[[int], T]) -> T:
         """Run a client call on the core with the current time, then flush effects."""
         result = action(now_ms())
-        self._after_input()
+        try:
+            self._flush()  # raises PersistError when the call could not be made durable
+        finally:
+            self._reschedule()
         return result
 
     def deliver(self, message: Message, size: int) -> None:
@@ -206,12 +237,69 @@ class GossipRuntime:
             self._node.receive(message, now_ms())
         except Exception:  # a core bug must not take the node down
             log.exception("core failed on a %s from %s", message.kind, message.sender)
-        self._after_input()
+        try:
+            self._after_input()
+        except PersistError as exc:
+            log.error("%s", exc)
+            self._reschedule()
+
+    def keyring_view(self) -> dict[str, Any]:
+        keyring = self.keyring
+        if keyring is None:
+            return {"enabled": False, "primary": None, "keys": []}
+        keys = [encode_key(k) for k in keyring.keys]
+        return {"enabled": True, "primary": keys[0], "keys": keys}
+
+    def keyring_change(self, op: str, key_text: str) -> dict[str, Any]:
+        """install | use | remove one key; KeyringError says why not. With a keyring
+        file the change is written back, as Serf does."""
+        keyring = self.keyring
+        if keyring is None:
+            raise KeyringError("encryption_disabled", "this node was started without keys")
+        key = parse_key(key_text)
+        if op == "install":
+            keyring.install(key)
+        elif op == "use":
+            keyring.use(key)
+        elif op == "remove":
+            keyring.remove(key)
+        else:
+            raise KeyringError("bad_request", f"op must be install, use or remove, got {op!r}")
+        if self.keyring_file is not None:
+            save_keyring_file(self.keyring_file, [encode_key(k) for k in keyring.keys])
+        return self.keyring_view()
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Traffic counters plus the core's rounds, queues and health."""
+        snapshot = self.metrics.snapshot()
+        node = self._node
+        if node is not None:
+            snapshot["rounds"] = {
+                "probe": node.probe_rounds,
+                "gossip": node.gossip_rounds,
+                "push_pull": node.push_pull_rounds,
+            }
+            snapshot["queues"] = {
+                "piggyback": len(node.queue),
+                "outbound_bytes": sum(link.buffered_bytes for link in self._links.values()),
+                "outbound_links": len(self._links),
+                "suspicions": node.suspicion_count,
+                "relays": node.relay_count,
+                "replay_cache": len(self.replay_guard),
+            }
+            snapshot["awareness_score"] = node.awareness.score
+        return snapshot
 
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.data_dir is not None and self._node is not None:
+            try:
+                self.data_dir.compact(self._node.snapshot())
+            except OSError as exc:
+                log.error("cannot write the final snapshot: %s", exc)
+            self.data_dir.close()
         if self._server is not None:
             self._server.close()
         for transport in list(self.inbound):
@@ -229,26 +317,49 @@ class GossipRuntime:
         self._reschedule()
 
     def _flush(self) -> None:
-        for effect in self.node.take_effects():
+        effects = self.node.take_effects()
+        # Durability before anything leaves: a write is acknowledged (and a higher
+        # incarnation announced) only once it is on disk.
+        self._persist(effects)
+        for effect in effects:
             if isinstance(effect, SendMessage):
                 self._send(effect)
             elif isinstance(effect, Observed):
                 log.debug("event %s", effect.event)
 
+    def _persist(self, effects: list[Effect]) -> None:
+        data_dir = self.data_dir
+        if data_dir is None:
+            return
+        try:
+            data_dir.save_incarnation(self.node.incarnation)
+            data_dir.append([encode_update(e.update) for e in effects if isinstance(e, Persist)])
+            if data_dir.log_records >= COMPACT_EVERY:
+                data_dir.compact(self.node.snapshot())
+        except OSError as exc:
+            raise PersistError(f"cannot write data dir {data_dir.path}: {exc}") from exc
+
     def _send(self, effect: SendMessage) -> None:
         dial = self.routes.get(effect.to_id, effect.address) if effect.to_id else effect.address
         try:
-            frame = encode_frame(encode_message(effect.message))
+            frame = encode_frame(encode_message(effect.message), self._seal)
         except (FrameError, TypeError, ValueError) as exc:
             log.warning("dropping unencodable %s: %s", effect.message.kind, exc)
-            self.metrics.messages_dropped += 1
+            self.metrics.drop("unencodable")
             return
         log.debug("send %s to %s via %s", effect.message.kind, effect.to_id, dial)
         link = self._links.get(dial)
         if link is None:
             link = self._links[dial] = PeerLink(dial, self.metrics)
-        if not link.send(frame, effect.message.kind):
-            self.metrics.messages_dropped += 1
+        reason = link.send(frame, effect.message.kind)
+        if reason is not None:
+            self.metrics.drop(reason)
+
+    def _seal(self, body: bytes) -> bytes:
+        keyring = self.keyring
+        if keyring is None:
+            return body
+        return keyring.seal(body, os.urandom(NONCE_BYTES), now_ms())
 
     def _reschedule(self) -> None:
         deadline = self.node.next_deadline_ms()
@@ -268,4 +379,8 @@ class GossipRuntime:
             self.node.tick(now_ms())
         except Exception:
             log.exception("core failed on tick")
-        self._after_input()
+        try:
+            self._after_input()
+        except PersistError as exc:
+            log.error("%s", exc)
+            self._reschedule()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sweep import labelled_processes
+from harness.sweep import orphaned_processes
 
 BASE = """
 name: broken-demo
@@ -42,7 +42,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], fragment: str
     errors = [line for line in result.stderr.splitlines() if line.startswith("gossipcert: error:")]
     assert len(errors) == 1, result.stderr
     assert fragment in errors[0], result.stderr
-    assert labelled_processes() == {}, "a process of the run was left behind"
+    assert orphaned_processes() == {}, "a process of the run was left behind"
 
 
 def test_manifest_failing_the_schema(tmp_path: Path) -> None:

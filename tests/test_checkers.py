@@ -786,3 +786,86 @@ def test_detection_before_a_later_partition_still_counts() -> None:
     verdict = check(check_failure_detection, "FD-DETECT", h.fault("heal", 18000).build())
     assert verdict.status == "pass"  # n1 saw it in time; n2, cut off and silent, is excused
     assert verdict.details["excluded_partitioned"] == 1
+
+
+# ---------------------------------------------------------------- one-way cuts
+
+
+def cut(h: Hist, at: float, *links: tuple[str, str], heal: float | None = None) -> Hist:
+    """A ``cut`` fault dropping exactly ``links`` (directed), healed at ``heal`` if given."""
+    h.fault("cut", at, links=[list(link) for link in links], plane="link", shape="one-way")
+    if heal is not None:
+        h.fault("heal", heal)
+    return h
+
+
+def test_a_one_way_cut_excuses_a_missed_detection_like_a_partition() -> None:
+    by_partition = killed_n3(13000, None).fault("partition", 9000, groups=[["n1"], ["n2"]])
+    by_cut = cut(killed_n3(13000, None), 9000, ("n2", "n1"))  # n2 cannot reach n1: one way
+    for h in (by_partition, by_cut):
+        verdict = check(check_failure_detection, "FD-DETECT", h.fault("heal", 30000).build())
+        assert verdict.status == "pass", verdict.evidence
+        assert verdict.details["excluded_partitioned"] == 1
+
+
+def test_a_cut_between_other_nodes_does_not_excuse_a_missed_detection() -> None:
+    h = cut(killed_n3(13000, None), 9000, ("n1", "n3"), ("n3", "n1"), heal=30000)
+    verdict = check(check_failure_detection, "FD-DETECT", h.build())
+    assert verdict.status == "fail"
+    assert verdict.details["excluded_partitioned"] == 0
+    assert verdict.details["never"][0]["observer"] == "n2"
+
+
+def test_a_one_way_cut_excludes_join_pairs_in_both_directions() -> None:
+    h = cut(Hist(), 500, ("n3", "n1"))  # open for the whole run
+    h.start_all()
+    for observer, subject in itertools.permutations(h.nodes, 2):
+        if {observer, subject} != {"n1", "n3"}:
+            h.member(observer, subject, "alive", 1500)
+    verdict = check(check_member_join, "MEM-JOIN", h.until(20000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.details["excluded_partitioned"] == 2
+    h = cut(Hist(), 500, ("n2", "n1"))  # cuts n1 and n2 apart, not n1 and n3
+    h.start_all()
+    for observer, subject in itertools.permutations(h.nodes, 2):
+        if {observer, subject} != {"n1", "n3"}:
+            h.member(observer, subject, "alive", 1500)
+    verdict = check(check_member_join, "MEM-JOIN", h.until(20000).build())
+    assert verdict.status == "fail"
+    assert {(d["observer"], d["member"]) for d in verdict.details["never"]} == {
+        ("n1", "n3"),
+        ("n3", "n1"),
+    }
+
+
+def test_a_cut_excludes_a_broadcast_only_on_the_way_from_its_origin() -> None:
+    h = broadcast(cut(formed(), 4000, ("n1", "n3"), heal=15000)).delivered("n2", "b1", 5200)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.details["excluded_partitioned"] == 1
+    h = broadcast(cut(formed(), 4000, ("n3", "n1"), heal=15000)).delivered("n2", "b1", 5200)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "fail"  # the origin could still reach n3
+    assert verdict.details["never"][0]["member"] == "n3"
+
+
+def cut_off_n1() -> Hist:
+    h = cut(formed(), 10000, ("n1", "n2"), ("n1", "n3"), heal=20000)
+    for other in ("n2", "n3"):
+        h.member(other, "n1", "dead", 14000)
+    return h
+
+
+def test_heal_after_a_cut_is_judged_like_after_a_partition() -> None:
+    h = cut_off_n1()
+    for other in ("n2", "n3"):
+        h.member(other, "n1", "alive", 21500)
+    verdict = check(check_partition_heal, "PARTITION-HEAL", h.until(40000).build())
+    assert verdict.status == "pass", verdict.evidence
+    assert verdict.measured == pytest.approx(1500)
+    h = cut_off_n1().member("n2", "n1", "alive", 21500)
+    verdict = check(check_partition_heal, "PARTITION-HEAL", h.until(40000).build())
+    assert verdict.status == "fail"
+    assert {(d["observer"], d["member"]) for d in verdict.details["never"]} == {("n3", "n1")}
+    unhealed = cut(formed(), 10000, ("n1", "n2")).until(40000).build()
+    assert check(check_partition_heal, "PARTITION-HEAL", unhealed).status == "not-applicable"

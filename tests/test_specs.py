@@ -40,6 +40,30 @@ REQUIRED_IDS = {
     "KV-CONVERGENCE",
     "KV-LWW",
     "PARTITION-HEAL",
+    # issue 5's full catalogue
+    "MEM-LEAVE",
+    "MEM-REJOIN",
+    "FD-DEAD-STAYS-DEAD",
+    "FD-NO-FP-LATENCY",
+    "FD-NO-FP-LOSS",
+    "FD-NO-FP-PAUSE",
+    "BCAST-LATENCY",
+    "BCAST-MSGS-PER-OP",
+    "KV-AFTER-PARTITION",
+    "KV-AFTER-RESTART",
+    "KV-MV",
+    "CRDT-G-COUNTER",
+    "CRDT-PN-COUNTER",
+    "CRDT-OR-SET",
+    "CRDT-LWW-REGISTER",
+    "KV-NO-LOST-WRITE",
+    "KV-DELETE-STAYS",
+    "SEC-WRONG-KEY",
+}
+# Scenario names the catalogue may use: the shipped scenario files (chaos/scenarios/).
+SCENARIOS = {
+    "default", "partitions", "flapping", "latency-storm", "crash-restart", "paused-node",
+    "lossy", "security", "crdt", "mv", "churn",
 }
 
 
@@ -167,7 +191,10 @@ def test_catalogue_has_every_field_and_required_id() -> None:
         for name in FIELDS:
             assert entry.get(name) not in (None, ""), (entry.get("id"), name)
         assert entry["level"] in ("MUST", "SHOULD")
-        assert entry["capability"] in ("membership", "failure-detection", "broadcast", "kv")
+        assert entry["capability"] in (
+            "membership", "failure-detection", "broadcast", "kv", "crdt", "encryption"
+        )
+        assert entry["scenario"] in SCENARIOS, entry["id"]
     catalogue = load_catalogue()
     assert {r.id for r in catalogue} >= REQUIRED_IDS
 
@@ -180,6 +207,8 @@ def test_every_bound_evaluates_for_the_reference_timing() -> None:
             value = evaluate(requirement.bound, {**params, **requirement.constants})
             if requirement.unit == "ms":
                 assert value > params["slack_ms"], (requirement.id, n, value)
+            elif requirement.unit == "messages":
+                assert value >= params["fanout"], (requirement.id, value)
             else:
                 assert value == 0, (requirement.id, value)
 
@@ -193,6 +222,13 @@ def test_bounds_are_honest_for_five_reference_nodes() -> None:
     assert bounds["FD-DETECT"] < 60_000
     assert bounds["BCAST-DELIVERY"] >= params["dissemination_ms"]
     assert bounds["KV-CONVERGENCE"] >= params["push_pull_interval_ms"]
+
+
+def test_every_requirement_has_a_distinct_checker_and_every_checker_is_used() -> None:
+    catalogue = load_catalogue()
+    names = [r.checker for r in catalogue]
+    assert len(names) == len(set(names))
+    assert set(names) == set(CHECKERS)
 
 
 def test_every_checker_name_resolves() -> None:

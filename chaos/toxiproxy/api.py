@@ -9,12 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from chaos.toxiproxy.proxy import ApiError, ProxyCollection, bad_body
+from chaos.toxiproxy.udp import UdpProxyCollection
 
 # Real Toxiproxy 2.x answers its own version here; clients only show it. The build
 # suffix lets a person tell this server from the Go one.
 VERSION = "2.12.0+gossipcert"
 
 COLLECTION: web.AppKey[ProxyCollection] = web.AppKey("collection", ProxyCollection)
+UDP: web.AppKey[UdpProxyCollection] = web.AppKey("udp", UdpProxyCollection)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,6 +105,63 @@ async def toxic_delete(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     await _collection(request).reset()
+    if UDP in request.app:
+        await request.app[UDP].reset()
+    return web.Response(status=204)
+
+
+# ---- the UDP extension (see chaos.toxiproxy.udp): its own endpoint family -------------
+
+
+async def udp_index(request: web.Request) -> web.Response:
+    return web.json_response({p.name: p.to_json() for p in request.app[UDP]})
+
+
+async def udp_create(request: web.Request) -> web.Response:
+    proxy = await request.app[UDP].create(await _body(request))
+    return web.json_response(proxy.to_json(), status=201)
+
+
+async def udp_show(request: web.Request) -> web.Response:
+    return web.json_response(request.app[UDP].get(request.match_info["proxy"]).to_json())
+
+
+async def udp_update(request: web.Request) -> web.Response:
+    name = request.match_info["proxy"]
+    request.app[UDP].get(name)
+    proxy = await request.app[UDP].update(name, await _body(request))
+    return web.json_response(proxy.to_json())
+
+
+async def udp_delete(request: web.Request) -> web.Response:
+    request.app[UDP].delete(request.match_info["proxy"])
+    return web.Response(status=204)
+
+
+async def udp_toxic_index(request: web.Request) -> web.Response:
+    return web.json_response(request.app[UDP].get(request.match_info["proxy"]).toxics_json())
+
+
+async def udp_toxic_create(request: web.Request) -> web.Response:
+    proxy = request.app[UDP].get(request.match_info["proxy"])
+    return web.json_response(proxy.add_toxic(await _body(request)).to_json())
+
+
+async def udp_toxic_show(request: web.Request) -> web.Response:
+    proxy = request.app[UDP].get(request.match_info["proxy"])
+    return web.json_response(proxy.find_toxic(request.match_info["toxic"]).to_json())
+
+
+async def udp_toxic_update(request: web.Request) -> web.Response:
+    proxy = request.app[UDP].get(request.match_info["proxy"])
+    name = request.match_info["toxic"]
+    proxy.find_toxic(name)
+    return web.json_response(proxy.update_toxic(name, await _body(request)).to_json())
+
+
+async def udp_toxic_delete(request: web.Request) -> web.Response:
+    proxy = request.app[UDP].get(request.match_info["proxy"])
+    proxy.remove_toxic(request.match_info["toxic"])
     return web.Response(status=204)
 
 
@@ -110,9 +169,23 @@ async def version(request: web.Request) -> web.Response:
     return web.json_response({"version": VERSION})
 
 
-def build_app(collection: ProxyCollection) -> web.Application:
+def build_app(collection: ProxyCollection,
+              udp: UdpProxyCollection | None = None) -> web.Application:
     app = web.Application(middlewares=[_api_errors])
     app[COLLECTION] = collection
+    app[UDP] = udp if udp is not None else UdpProxyCollection()
+    app.router.add_get("/udp/proxies", udp_index)
+    app.router.add_post("/udp/proxies", udp_create)
+    app.router.add_get("/udp/proxies/{proxy}", udp_show)
+    app.router.add_post("/udp/proxies/{proxy}", udp_update)
+    app.router.add_patch("/udp/proxies/{proxy}", udp_update)
+    app.router.add_delete("/udp/proxies/{proxy}", udp_delete)
+    app.router.add_get("/udp/proxies/{proxy}/toxics", udp_toxic_index)
+    app.router.add_post("/udp/proxies/{proxy}/toxics", udp_toxic_create)
+    app.router.add_get("/udp/proxies/{proxy}/toxics/{toxic}", udp_toxic_show)
+    app.router.add_post("/udp/proxies/{proxy}/toxics/{toxic}", udp_toxic_update)
+    app.router.add_patch("/udp/proxies/{proxy}/toxics/{toxic}", udp_toxic_update)
+    app.router.add_delete("/udp/proxies/{proxy}/toxics/{toxic}", udp_toxic_delete)
     app.router.add_post("/reset", reset)
     app.router.add_get("/proxies", proxy_index)
     app.router.add_post("/proxies", proxy_create)

@@ -14,6 +14,7 @@ from aiohttp import web
 from chaos.toxiproxy.api import build_app
 from chaos.toxiproxy.link import bind_socket, socket_address
 from chaos.toxiproxy.proxy import ProxyCollection
+from chaos.toxiproxy.udp import UdpProxyCollection
 
 READY_LINE = "toxiproxy-compatible server listening on http://{address}"
 
@@ -23,6 +24,7 @@ class ToxiproxyServer:
 
     def __init__(self) -> None:
         self.collection = ProxyCollection()
+        self.udp = UdpProxyCollection()
         self._runner: web.AppRunner | None = None
         self.address = ""
 
@@ -32,7 +34,8 @@ class ToxiproxyServer:
         Raises ValueError for a malformed address and OSError when it cannot be bound.
         """
         sock = bind_socket(listen)
-        runner = web.AppRunner(build_app(self.collection), access_log=None, shutdown_timeout=1.0)
+        app = build_app(self.collection, self.udp)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.SockSite(runner, sock)
         await site.start()
@@ -42,6 +45,7 @@ class ToxiproxyServer:
 
     async def close(self) -> None:
         self.collection.close()
+        self.udp.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

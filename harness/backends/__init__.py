@@ -36,6 +36,30 @@ class Backend(Protocol):
 
     def kill(self, node_id: str) -> None: ...
 
+    def pause(self, node_id: str) -> None:
+        """Freeze the node (SIGSTOP, docker pause): alive but silent, like a starved CPU."""
+        ...
+
+    def resume(self, node_id: str) -> None:
+        """Undo :meth:`pause`."""
+        ...
+
+    def paused(self, node_id: str) -> bool:
+        """Whether the node is frozen right now (read from the system, not remembered)."""
+        ...
+
+    def restart(self, node_id: str) -> None:
+        """Start the node again with the same identity, argv, environment and data dir.
+
+        A node still running is killed first (SIGKILL); the caller waits for it to be ready.
+        """
+        ...
+
+    def netns_pid(self, node_id: str) -> int | None:
+        """A pid inside the node's own network namespace (for the packet plane), or None
+        when the node shares the host's namespace."""
+        ...
+
     def stop_all(self) -> None: ...
 
 
@@ -46,4 +70,8 @@ def make_backend(name: str) -> Backend:
         from harness.backends.process import ProcessBackend
 
         return ProcessBackend()
-    raise GossipcertError(f"unknown backend {name!r} (available: process)")
+    if name == "docker":
+        from harness.backends.docker import DockerBackend
+
+        return DockerBackend()
+    raise GossipcertError(f"unknown backend {name!r} (available: process, docker)")

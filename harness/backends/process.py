@@ -13,6 +13,15 @@ from harness.errors import LaunchError
 from harness.procutil import child_preexec, ensure_free, free_port, stop_process
 
 
+def process_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` from ``/proc`` (R, S, T, Z...), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
 def loopback_host(index: int) -> str:
     """The i-th node's own address; the whole 127/8 block is loopback on Linux."""
     return f"127.0.0.{index + 2}"
@@ -24,6 +33,9 @@ class ProcessBackend:
     def __init__(self) -> None:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._stderr: dict[str, Path] = {}
+        # How each node was launched, so a restart is the same node again.
+        self._launch: dict[str, tuple[NodeAddress, list[str], dict[str, str], str | None,
+                                      Path]] = {}
 
     def allocate(self, node_ids: list[str], base_port: int | None) -> dict[str, NodeAddress]:
         out = {}
@@ -42,6 +54,7 @@ class ProcessBackend:
 
     def start(self, addr: NodeAddress, argv: list[str], env: dict[str, str],
               cwd: str | None, log_dir: Path) -> None:
+        self._launch[addr.node_id] = (addr, list(argv), dict(env), cwd, log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = log_dir / "stdout.log", log_dir / "stderr.log"
         self._stderr[addr.node_id] = stderr_path
@@ -87,6 +100,45 @@ class ProcessBackend:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
 
+    def _signal_group(self, node_id: str, sig: signal.Signals) -> None:
+        proc = self._procs[node_id]
+        if proc.poll() is not None:
+            raise LaunchError(f"node {node_id} is not running (exit code {proc.returncode})")
+        # The node leads its own session (start_new_session), so its group is its pid:
+        # helpers it forked freeze and thaw with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def pause(self, node_id: str) -> None:
+        self._signal_group(node_id, signal.SIGSTOP)
+
+    def resume(self, node_id: str) -> None:
+        self._signal_group(node_id, signal.SIGCONT)
+
+    def paused(self, node_id: str) -> bool:
+        """State ``T`` (stopped) in ``/proc/<pid>/stat``."""
+        proc = self._procs.get(node_id)
+        if proc is None or proc.poll() is not None:
+            return False
+        return process_state(proc.pid) in ("T", "t")
+
+    def restart(self, node_id: str) -> None:
+        if node_id not in self._launch:
+            raise LaunchError(f"node {node_id} was never started")
+        proc = self._procs[node_id]
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        addr, argv, env, cwd, log_dir = self._launch[node_id]
+        self.start(addr, argv, env, cwd, log_dir)
+
+    def netns_pid(self, node_id: str) -> int | None:
+        return None  # every node shares the host's namespace, on its own 127.0.0.x
+
     def stop_all(self) -> None:
         for proc in self._procs.values():
+            if proc.poll() is None:  # a paused node would sit out SIGTERM's grace time
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGCONT)
             stop_process(proc)

@@ -13,16 +13,29 @@ from reference_node.core.hlc import Timestamp
 from reference_node.core.messages import (
     Ack,
     BroadcastUpdate,
+    CrdtUpdate,
     FullState,
     Gossip,
+    KvState,
     KvUpdate,
     MemberUpdate,
+    Merkle,
     Message,
+    Nack,
     Ping,
     PingReq,
+    Pull,
     PushPull,
     Status,
     Update,
+)
+from reference_node.core.state_codec import (
+    decode_crdt,
+    decode_kv_state,
+    decode_part,
+    encode_crdt,
+    encode_kv_state,
+    encode_part,
 )
 
 
@@ -36,13 +49,20 @@ def encode_timestamp(ts: Timestamp) -> list[int]:
 
 def encode_update(update: Update) -> dict[str, Any]:
     if isinstance(update, MemberUpdate):
-        return {
+        member: dict[str, Any] = {
             "k": "m",
             "id": update.member,
             "addr": update.address,
             "st": update.status.value,
             "inc": update.incarnation,
         }
+        if update.by:
+            member["by"] = update.by
+        return member
+    if isinstance(update, KvState):
+        return encode_kv_state(update)
+    if isinstance(update, CrdtUpdate):
+        return encode_crdt(update)
     if isinstance(update, KvUpdate):
         out: dict[str, Any] = {
             "k": "kv",
@@ -83,12 +103,16 @@ def encode_message(msg: Message) -> dict[str, Any]:
     if isinstance(msg, Ping):
         out["seq"] = msg.seq
         out["target"] = msg.target
-    elif isinstance(msg, Ack):
+    elif isinstance(msg, Ack | Nack):
         out["seq"] = msg.seq
     elif isinstance(msg, PingReq):
         out["seq"] = msg.seq
         out["target"] = msg.target
         out["target_addr"] = msg.target_addr
+    elif isinstance(msg, Merkle):
+        out["p"] = encode_part(msg.part)
+    elif isinstance(msg, Pull):
+        out["sum"] = list(msg.summary)
     elif isinstance(msg, PushPull):
         out["state"] = encode_state(msg.state)
         out["join"] = msg.join
@@ -142,6 +166,7 @@ def decode_update(obj: Any) -> Update:
             address=_field(obj, "addr", str),
             status=status,
             incarnation=_int(obj, "inc"),
+            by=_field(obj, "by", str) if "by" in obj else "",
         )
     if kind == "kv":
         deleted = bool(obj.get("del", False))
@@ -154,6 +179,11 @@ def decode_update(obj: Any) -> Update:
             timestamp=_timestamp(obj.get("ts")),
             writer=_field(obj, "w", str),
         )
+    if kind in ("ks", "c"):
+        try:
+            return decode_kv_state(obj) if kind == "ks" else decode_crdt(obj)
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
     if kind == "b":
         if "p" not in obj:
             raise DecodeError("broadcast without a payload")
@@ -196,6 +226,8 @@ def decode_message(obj: Any) -> Message:
         return Ping(**header, seq=_int(obj, "seq"), target=_field(obj, "target", str))
     if kind == Ack.kind:
         return Ack(**header, seq=_int(obj, "seq"))
+    if kind == Nack.kind:
+        return Nack(**header, seq=_int(obj, "seq"))
     if kind == PingReq.kind:
         return PingReq(
             **header,
@@ -212,4 +244,16 @@ def decode_message(obj: Any) -> Message:
             join=bool(obj.get("join", False)),
             reply=bool(obj.get("reply", False)),
         )
+    if kind == Merkle.kind:
+        try:
+            return Merkle(**header, part=decode_part(obj.get("p")))
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
+    if kind == Pull.kind:
+        summary = obj.get("sum", [])
+        if not isinstance(summary, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in summary
+        ):
+            raise DecodeError("pull summary must be a list of 32-bit digests")
+        return Pull(**header, summary=tuple(summary))
     raise DecodeError(f"unknown message type {kind!r}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MODES = ("push", "pull", "push-pull")
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -34,6 +36,24 @@ class NodeConfig:
     max_piggyback_bytes: int = 16 * 1024
     # How many recently delivered broadcasts travel in a push-pull state.
     push_pull_broadcasts: int = 256
+    # Lifeguard: probe interval and timeout stretch by up to this factor (memberlist's
+    # AwarenessMaxMultiplier, REFERENCE.md).
+    awareness_max_multiplier: int = 8
+    # Dead and left members are forgotten this long after they went down
+    # (memberlist's GossipToTheDeadTime is 30 s).
+    reap_after_ms: int = 30_000
+    # Dissemination: `push` sends hot updates to `fanout` peers a round, `pull` asks
+    # `fanout` peers a round for the hot updates it lacks, `push-pull` does both (pulling
+    # from `pull_fanout` peers, 1 by default, as in Karp et al.'s push-pull).
+    mode: str = "push-pull"
+    pull_fanout: int | None = None
+    # Conflict policy of the key/value store: `lww` or `mv` (multi-value register).
+    conflict_policy: str = "lww"
+    # A key deleted this long ago (every sibling a tombstone) is garbage collected. It
+    # must exceed the longest time a replica can be out of touch (see `kv.py`).
+    tombstone_gc_ms: int = 60_000
+    # Depth of the Merkle tree over item-id hashes (fanout 16): 16^4 leaves by default.
+    merkle_depth: int = 4
     # Seed for the node's private random generator; None derives it from node_id.
     rng_seed: int | None = None
 
@@ -50,6 +70,8 @@ class NodeConfig:
             "dead_push_pull_every": self.dead_push_pull_every,
             "join_retry_ms": self.join_retry_ms,
             "max_piggyback_bytes": self.max_piggyback_bytes,
+            "awareness_max_multiplier": self.awareness_max_multiplier,
+            "reap_after_ms": self.reap_after_ms,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -60,6 +82,30 @@ class NodeConfig:
             raise ValueError("probe_timeout_ms must be below probe_interval_ms")
         if not self.node_id:
             raise ValueError("node_id must not be empty")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.conflict_policy not in ("lww", "mv"):
+            raise ValueError(f"conflict_policy must be lww or mv, got {self.conflict_policy!r}")
+        if self.pull_fanout is not None and self.pull_fanout <= 0:
+            raise ValueError(f"pull_fanout must be positive, got {self.pull_fanout}")
+        if self.tombstone_gc_ms <= 0:
+            raise ValueError(f"tombstone_gc_ms must be positive, got {self.tombstone_gc_ms}")
+        if not 1 <= self.merkle_depth <= 8:
+            raise ValueError(f"merkle_depth must be within 1..8, got {self.merkle_depth}")
+
+    @property
+    def pushes(self) -> bool:
+        return self.mode in ("push", "push-pull")
+
+    @property
+    def pulls(self) -> bool:
+        return self.mode in ("pull", "push-pull")
+
+    @property
+    def effective_pull_fanout(self) -> int:
+        if self.pull_fanout is not None:
+            return self.pull_fanout
+        return self.fanout if self.mode == "pull" else 1
 
     @property
     def effective_leave_linger_ms(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reference_node.core.events import Event
-from reference_node.core.messages import Message
+from reference_node.core.messages import Message, Update
 
 
 @dataclass(frozen=True)
@@ -25,4 +25,12 @@ class Observed:
     event: Event
 
 
-Effect = SendMessage | Observed
+@dataclass(frozen=True)
+class Persist:
+    """A local write the driver must make durable before it acknowledges the client
+    call (with a data dir: appended to the write log and fsynced)."""
+
+    update: Update
+
+
+Effect = SendMessage | Observed | Persist

@@ -1,22 +1,14 @@
-"""The reference node with a seeded defect: last-writer-wins keeps the oldest write."""
+"""The reference node with the seeded defect of ``defect.py`` (see tests/impls/README.md)."""
 
 import sys
+from pathlib import Path
 
-from reference_node.__main__ import main
-from reference_node.core.kv import KvStore
-from reference_node.core.messages import KvUpdate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from defect import installed  # noqa: E402
 
-def _oldest_wins(self: KvStore, entry: KvUpdate) -> bool:
-    known = self._entries.get(entry.key)
-    if known is not None and known.version <= entry.version:
-        return False
-    self._entries[entry.key] = entry
-    self._digest = None
-    return True
-
-
-KvStore.merge = _oldest_wins  # type: ignore[method-assign]
+from reference_node.__main__ import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with installed():
+        sys.exit(main())

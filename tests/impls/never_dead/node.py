@@ -1,16 +1,14 @@
-"""The reference node with a seeded defect: a suspected member is never declared dead."""
+"""The reference node with the seeded defect of ``defect.py`` (see tests/impls/README.md)."""
 
 import sys
+from pathlib import Path
 
-from reference_node.__main__ import main
-from reference_node.core.suspicion import Suspicion
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from defect import installed  # noqa: E402
 
-def _never(self: Suspicion) -> int:
-    return self.started_ms + 10**12
-
-
-Suspicion.deadline_ms = _never  # type: ignore[method-assign]
+from reference_node.__main__ import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with installed():
+        sys.exit(main())

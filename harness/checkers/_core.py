@@ -1,4 +1,4 @@
-"""Checkers: pure functions from a history to a verdict, one per catalogue requirement.
+"""The history index shared by every checker, and the walking skeleton's checkers.
 
 Every checker has the signature ``check_x(history, requirement, params) -> Verdict``:
 ``params`` are the bound's names (:func:`harness.bounds.derived_parameters`), and
@@ -16,9 +16,10 @@ Conventions, shared by all checkers:
 * A pair whose deadline falls after the history ends, or after one side was killed, is
   *undetermined*: it neither passes nor fails. A requirement with nothing determined is
   not applicable (its evidence says why), never a silent pass.
-* A member cut off by a partition inside a window, and not seen in time, is *excluded*
-  from that window: partitions are judged by PARTITION-HEAL, not by every other
-  requirement. Whatever is seen in time counts, partition or not.
+* A member cut off by a partition (or a one-way ``cut``, either direction) inside a
+  window, and not seen in time, is *excluded* from that window: partitions and cuts are
+  judged by PARTITION-HEAL, not by every other requirement. Whatever is seen in time
+  counts, partition or not.
 * Checkers index the history once (``O(m log m)`` for ``m`` entries) and then do work
   proportional to what they check; nothing scans the history per pair.
 """
@@ -34,12 +35,12 @@ from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
-from harness.bounds import BoundError, derived_parameters, evaluate
+from harness.bounds import derived_parameters, evaluate
 from harness.history import Entry
+from harness.models import REALTIME_TOLERANCE_MS, Write, lww_model
 from harness.verdict import Requirement, Verdict
 
 __all__ = [
-    "CHECKERS",
     "REALTIME_TOLERANCE_MS",
     "Checker",
     "check_broadcast_delivery",
@@ -49,17 +50,11 @@ __all__ = [
     "check_member_join",
     "check_no_false_positive",
     "check_partition_heal",
-    "resolve_checker",
-    "run_checks",
 ]
 
 Checker = Callable[[Sequence[Entry], Requirement, Mapping[str, float]], Verdict]
 
 INF = math.inf
-
-# Node clocks report whole milliseconds: a write that began at least this long after another
-# completed is guaranteed a strictly greater wall component in its HLC timestamp.
-REALTIME_TOLERANCE_MS = 1.0
 
 # Evidence lists are capped so a report stays readable whatever the cluster size.
 _EVIDENCE_LIMIT = 10
@@ -68,10 +63,15 @@ _EVIDENCE_LIMIT = 10
 _CAPABILITY_OPS = {
     "membership": ("members",),
     "broadcast": ("broadcast", "broadcasts"),
-    "kv": ("put", "kv"),
+    "kv": ("put", "kv", "get", "delete"),
+    "crdt": ("crdt", "crdt_read"),
 }
 
-_DEAD_STATUSES = ("dead", "absent")  # "absent": a members read that no longer lists it
+_DEAD_STATUSES = ("dead", "absent")
+
+# Faults after which a node process is gone until a later ``start`` completes.
+# ("absent": a members read that no longer lists it also ends one.)
+_LIFE_ENDING_FAULTS = ("kill", "restart", "stop")
 
 
 # --------------------------------------------------------------------------- the index
@@ -86,6 +86,7 @@ class _Life:
     ready: float
     end: float = INF
     implicit: bool = False  # no start op in the history: assumed up from its beginning
+    end_cause: str = ""  # the fault (kill, restart) or leave that ended it
 
 
 @dataclass(frozen=True)
@@ -100,17 +101,28 @@ class _Op:
     completed: float
     args: Mapping[str, Any]
     result: Mapping[str, Any] | None
+    seq: int = -1  # history index of the completion (order among same-time entries)
 
 
 @dataclass(frozen=True)
 class _Cut:
-    """A partition: from its fault to the next heal; ``group`` maps node -> group index."""
+    """A ``partition`` or ``cut`` fault, from itself to the next heal.
+
+    ``group`` maps node -> group index (a partition: every link between groups is cut
+    both ways); ``links`` are the directed ``(src, dst)`` pairs a ``cut`` fault drops.
+    """
 
     start: float
     end: float
     group: Mapping[str, int]
+    links: frozenset[tuple[str, str]] = frozenset()
 
-    def separates(self, a: str, b: str) -> bool:
+    def separates(self, a: str, b: str, directed: bool = False) -> bool:
+        """Whether this fault cuts ``a`` from ``b``: ``a -> b`` only when ``directed``,
+        else either direction (a member that cannot hear, or cannot answer, another
+        cannot be expected to see it)."""
+        if (a, b) in self.links or (not directed and (b, a) in self.links):
+            return True
         ga, gb = self.group.get(a), self.group.get(b)
         return ga is not None and gb is not None and ga != gb
 
@@ -158,6 +170,13 @@ class _Index:
     views: dict[tuple[str, str], _Timeline]
     deliveries: dict[str, dict[str, float]]  # broadcast id -> node -> first receive time
     member_events: int  # how many member events the nodes' feeds gave: silence is evidence
+    faults: list[Entry] = field(default_factory=list)  # every fault, in time order
+    phase_args: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    broadcast_events: int = 0  # broadcast deliveries reported by node event feeds
+    intruders: frozenset[str] = frozenset()  # nodes started with a wrong key
+    # What was asked of intruders (but their start): kept apart so that requirements about
+    # the cluster's own members never expect an intruder's write or broadcast to spread.
+    intruder_ops: dict[str, list[_Op]] = field(default_factory=dict)
 
     def life_at(self, node: str, t: float) -> _Life | None:
         for life in self.lives.get(node, ()):
@@ -168,9 +187,12 @@ class _Index:
     def live_at(self, node: str, t: float) -> bool:
         return self.life_at(node, t) is not None
 
-    def separated(self, a: str, b: str, t0: float, t1: float) -> bool:
-        """Whether a partition cut ``a`` from ``b`` at any time in ``[t0, t1]``."""
-        return any(c.start <= t1 and c.end >= t0 and c.separates(a, b) for c in self.cuts)
+    def separated(self, a: str, b: str, t0: float, t1: float, directed: bool = False) -> bool:
+        """Whether a partition or cut separated ``a`` from ``b`` at any time in
+        ``[t0, t1]`` (only the ``a -> b`` direction of a one-way cut when ``directed``)."""
+        return any(
+            c.start <= t1 and c.end >= t0 and c.separates(a, b, directed) for c in self.cuts
+        )
 
     def cut_open_at(self, t: float) -> _Cut | None:
         for cut in self.cuts:
@@ -188,7 +210,11 @@ class _Index:
         a write made outside the phase from being charged to convergence.
         """
         points = [end for _, end in self.phases.get("writes", [])]
-        points += [p.completed if p.completed < INF else p.invoked for p in self.ops.get("put", [])]
+        points += [
+            p.completed if p.completed < INF else p.invoked
+            for name in ("put", "delete")
+            for p in self.ops.get(name, [])
+        ]
         return max(points, default=None)
 
 
@@ -243,6 +269,7 @@ def _build_index(history: Sequence[Entry]) -> _Index:
                 completed=done.time_ms if done is not None else INF,
                 args=inv.args,
                 result=done.result if done is not None else None,
+                seq=done.index if done is not None else inv.index,
             )
         )
     for call, done in completions.items():  # a completion logged without its invoke
@@ -257,18 +284,48 @@ def _build_index(history: Sequence[Entry]) -> _Index:
                     done.time_ms,
                     done.args,
                     done.result,
+                    done.index,
                 )
             )
     for inv in orphans:
-        ops[inv.op].append(_Op(inv.op, inv.node, None, inv.time_ms, "info", INF, inv.args, None))
+        ops[inv.op].append(
+            _Op(inv.op, inv.node, None, inv.time_ms, "info", INF, inv.args, None, inv.index)
+        )
     for op_list in ops.values():
         op_list.sort(key=lambda o: (o.invoked, o.completed))
+    intruders = frozenset(
+        str(op.node)
+        for op in ops.get("start", [])
+        if op.node is not None and (op.args.get("key") == "wrong" or op.args.get("wrong_key"))
+    )
+    intruder_ops: dict[str, list[_Op]] = defaultdict(list)
+    if intruders:
+        for name in list(ops):
+            if name == "start":
+                continue
+            intruder_ops[name] = [o for o in ops[name] if o.node in intruders]
+            ops[name] = [o for o in ops[name] if o.node not in intruders]
 
     kills = sorted(
         (e for e in history if e.type == "fault" and e.op == "kill" and e.node is not None),
         key=lambda e: e.time_ms,
     )
-    lives = _lives(nodes, ops.get("start", []), kills, begin)
+    # A restart ends a life like a kill (the next ``start`` begins the new one); a
+    # completed leave ends it too: a member that left is no longer expected to be live.
+    ends = sorted(
+        [
+            e
+            for e in history
+            if e.type == "fault" and e.op in _LIFE_ENDING_FAULTS and e.node is not None
+        ]
+        + [
+            Entry(op.seq, op.completed, "fault", "leave", op.node)
+            for op in ops.get("leave", [])
+            if op.outcome == "ok" and op.node is not None
+        ],
+        key=lambda e: e.time_ms,
+    )
+    lives = _lives(nodes, ops.get("start", []), ends, begin)
     heals, cuts = _cuts(history, end)
     phases = _phases(history, end)
     views = _views(history, ops.get("members", []), nodes)
@@ -289,34 +346,52 @@ def _build_index(history: Sequence[Entry]) -> _Index:
         views=views,
         deliveries=deliveries,
         member_events=sum(1 for e in history if e.type == "event" and e.op == "member"),
+        faults=sorted((e for e in history if e.type == "fault"), key=lambda e: e.time_ms),
+        phase_args=_phase_args(history),
+        broadcast_events=sum(1 for e in history if e.type == "event" and e.op == "broadcast"),
+        intruders=intruders,
+        intruder_ops=dict(intruder_ops),
     )
+
+
+def _phase_args(history: Sequence[Entry]) -> dict[str, list[Mapping[str, Any]]]:
+    """The ``args`` of each phase's start edge, in the order of :func:`_phases`."""
+    out: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for e in sorted((e for e in history if e.type == "phase"), key=lambda e: e.time_ms):
+        if e.args.get("edge") == "start":
+            out[e.op].append(e.args)
+    return dict(out)
 
 
 def _lives(
     nodes: Sequence[str], starts: Sequence[_Op], kills: Sequence[Entry], begin: float
 ) -> dict[str, list[_Life]]:
-    events: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
+    # (time, history index, kind, launched): same-time entries keep their history order,
+    # so a kill logged right after a restart's start ends the new life.
+    events: dict[str, list[tuple[float, int, int, float, str]]] = defaultdict(list)
     for op in starts:
         if op.outcome == "ok" and op.node is not None:
-            events[op.node].append((op.completed, 1, op.invoked))
+            events[op.node].append((op.completed, op.seq, 1, op.invoked, ""))
     for kill in kills:
         assert kill.node is not None
-        events[kill.node].append((kill.time_ms, 0, kill.time_ms))
+        events[kill.node].append((kill.time_ms, kill.index, 0, kill.time_ms, kill.op))
     lives: dict[str, list[_Life]] = {}
     # A history without any start op (e.g. a cluster started outside the harness): every
     # node is taken as up from its beginning. Otherwise a node never started was never up.
-    implicit = not any(kind == 1 for per_node in events.values() for _, kind, _ in per_node)
+    implicit = not any(e[2] == 1 for per_node in events.values() for e in per_node)
     for node in sorted(set(nodes) | set(events)):
         mine = sorted(events.get(node, []))
         if implicit:
-            mine.insert(0, (begin, 1, begin))
+            mine.insert(0, (begin, -1, 1, begin, ""))
         out: list[_Life] = []
         current: _Life | None = None
-        for t, kind, launched in mine:
+        for t, _, kind, launched, cause in mine:
             if kind == 1 and current is None:
                 current = _Life(node, launched, t, INF, implicit)
             elif kind == 0 and current is not None:
-                out.append(_Life(node, current.launched, current.ready, t, current.implicit))
+                out.append(
+                    _Life(node, current.launched, current.ready, t, current.implicit, cause)
+                )
                 current = None
         if current is not None:
             out.append(current)
@@ -325,19 +400,28 @@ def _lives(
 
 
 def _cuts(history: Sequence[Entry], end: float) -> tuple[list[float], list[_Cut]]:
+    """Heal times, and every ``partition``/``cut`` fault as a :class:`_Cut` up to the heal
+    that clears it (open-ended when none does)."""
     heals: list[float] = []
     cuts: list[_Cut] = []
-    open_cuts: list[tuple[float, dict[str, int]]] = []
+    open_cuts: list[_Cut] = []
     for e in sorted((e for e in history if e.type == "fault"), key=lambda e: e.time_ms):
         if e.op == "partition":
             groups = e.args.get("groups") or []
             group = {str(node): i for i, members in enumerate(groups) for node in members}
-            open_cuts.append((e.time_ms, group))
+            open_cuts.append(_Cut(e.time_ms, INF, group))
+        elif e.op == "cut":
+            links = frozenset(
+                (str(link[0]), str(link[1]))
+                for link in e.args.get("links") or []
+                if isinstance(link, list | tuple) and len(link) == 2
+            )
+            open_cuts.append(_Cut(e.time_ms, INF, {}, links))
         elif e.op == "heal":
             heals.append(e.time_ms)
-            cuts.extend(_Cut(start, e.time_ms, group) for start, group in open_cuts)
+            cuts.extend(replace(c, end=e.time_ms) for c in open_cuts)
             open_cuts = []
-    cuts.extend(_Cut(start, INF, group) for start, group in open_cuts)
+    cuts.extend(open_cuts)
     return heals, cuts
 
 
@@ -483,6 +567,7 @@ def _verdict(
         unit=requirement.unit,
         evidence=evidence,
         details=dict(details or {}),
+        scenario=requirement.scenario,
     )
 
 
@@ -627,12 +712,23 @@ def check_failure_detection(index: _Index, requirement: Requirement, bound: floa
         return _verdict(requirement, "not-applicable", None, bound, "no kill fault was applied")
     for kill in index.kills:
         victim, t_kill = str(kill.node), kill.time_ms
-        life = next((lf for lf in index.lives.get(victim, []) if lf.end == t_kill), None)
+        life = next(
+            (
+                lf
+                for lf in index.lives.get(victim, [])
+                if lf.end == t_kill and lf.end_cause == "kill"
+            ),
+            None,
+        )
         if life is None:
             continue  # killed a node that was not up: nothing to detect
         deadline = t_kill + bound
         restart = min(
-            (lf.launched for lf in index.lives.get(victim, []) if lf.launched > t_kill),
+            (
+                lf.launched
+                for lf in index.lives.get(victim, [])
+                if lf.launched >= t_kill and (lf.end, lf.end_cause) != (t_kill, "kill")
+            ),
             default=INF,
         )
         others = [n for n in index.nodes if n != victim and index.live_at(n, t_kill)]
@@ -750,7 +846,9 @@ def check_broadcast_delivery(index: _Index, requirement: Requirement, bound: flo
         if op.outcome != "ok" and not received:
             continue  # maybe never happened
         t0, deadline = op.invoked, op.invoked + bound
-        origin_life = index.life_at(origin, t0)
+        origin_life = next(
+            (lf for lf in index.lives.get(origin, ()) if lf.ready <= t0 <= lf.end), None
+        )
         if (
             origin_life is not None
             and origin_life.end < deadline
@@ -766,7 +864,9 @@ def check_broadcast_delivery(index: _Index, requirement: Requirement, bound: flo
             at = received.get(member)
             if at is not None and at >= life.end:
                 at = None
-            if not _in_time(at, deadline) and index.separated(origin, member, t0, deadline):
+            if not _in_time(at, deadline) and index.separated(
+                origin, member, t0, deadline, directed=True
+            ):
                 tally.excluded += 1
                 continue
             if at is not None:
@@ -860,10 +960,17 @@ def _settle_point(index: _Index) -> tuple[float | None, str | None]:
     stop = index.writes_stopped()
     if stop is None:
         return None, "no key/value write was made"
-    cut = index.cut_open_at(stop)
-    if cut is not None:
+    # No state can converge across a cut: convergence is owed from the heal of a partition
+    # open at the end of the writes, or opened after it before the state had converged.
+    for cut in sorted(index.cuts, key=lambda c: c.start):
+        if cut.end <= stop:
+            continue
+        if cut.start > stop:
+            up = {n for n in index.nodes if (lf := index.life_at(n, stop)) and lf.end > cut.start}
+            if up and _convergence(_kv_reads(index, up, stop, cut.start), up)[0] is not None:
+                break  # converged before this partition: it changes nothing
         if cut.end == INF:
-            return None, "a partition was still open when writes stopped and never healed"
+            return None, "a partition was still open after writes stopped and never healed"
         stop = cut.end
     return stop, None
 
@@ -931,43 +1038,19 @@ def check_kv_convergence(index: _Index, requirement: Requirement, bound: float) 
     return _verdict(requirement, "fail", max(observed_for, bound), bound, text, details)
 
 
-@dataclass(frozen=True)
-class _Write:
-    node: str
-    value: Any
-    invoked: float
-    completed: float
-    outcome: str
-    timestamp: tuple[float, ...] | None
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"node": self.node, "value": self.value, "outcome": self.outcome}
-        if self.timestamp is not None:
-            out["timestamp"] = list(self.timestamp)
-        return out
+def writer_died_early(index: _Index, node: str, completed: float, grace_ms: float) -> bool:
+    """The acknowledging node was killed before one gossip round could carry the write
+    off it: without durable storage that write may be gone, so it counts as maybe."""
+    return any(
+        life.ready <= completed <= life.end < completed + grace_ms
+        for life in index.lives.get(node, ())
+    )
 
 
-def _lww_allowed(writes: Sequence[_Write]) -> tuple[set[str], bool, dict[str, Any]]:
-    """The values LWW allows to survive, whether absence is allowed, and the model's say."""
-    ok = [w for w in writes if w.outcome == "ok"]
-    maybe = [w for w in writes if w.outcome not in ("ok", "fail")]
-    allowed = {_canon(w.value) for w in maybe}
-    model: dict[str, Any] = {}
-    if maybe:
-        model["maybe"] = [w.describe() for w in maybe[:_EVIDENCE_LIMIT]]
-    if ok and all(w.timestamp is not None for w in ok):
-        winner = max(ok, key=lambda w: (w.timestamp, w.node))
-        allowed.add(_canon(winner.value))
-        model["rule"] = "greatest (timestamp, node id)"
-        model["winner"] = winner.describe()
-    elif ok:
-        latest_start = max(w.invoked for w in ok)
-        # Not superseded: no ok write began (by more than the clock's grain) after it ended.
-        candidates = [w for w in ok if w.completed + REALTIME_TOLERANCE_MS >= latest_start]
-        allowed.update(_canon(w.value) for w in candidates)
-        model["rule"] = "not superseded in real time (no timestamps reported)"
-        model["candidates"] = [w.describe() for w in candidates[:_EVIDENCE_LIMIT]]
-    return allowed, not ok, model
+def _unshipped_as_maybe(index: _Index, write: Write, grace_ms: float) -> Write:
+    if write.happened and writer_died_early(index, write.node, write.completed, grace_ms):
+        return replace(write, outcome="info")
+    return write
 
 
 @_checker
@@ -981,18 +1064,26 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
             bound,
             f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'",
         )
-    by_key: dict[str, list[_Write]] = defaultdict(list)
-    for op in index.ops.get("put", []):
-        key = op.args.get("key")
-        if key is None or op.node is None:
-            continue
-        stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
-        timestamp = tuple(float(x) for x in stamp) if isinstance(stamp, list | tuple) else None
-        by_key[str(key)].append(
-            _Write(
-                str(op.node), op.args.get("value"), op.invoked, op.completed, op.outcome, timestamp
+    by_key: dict[str, list[Write]] = defaultdict(list)
+    for name in ("put", "delete"):
+        for op in index.ops.get(name, []):
+            key = op.args.get("key")
+            if key is None or op.node is None:
+                continue
+            stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
+            timestamp = tuple(float(x) for x in stamp) if isinstance(stamp, list | tuple) else None
+            by_key[str(key)].append(
+                Write(
+                    str(key),
+                    str(op.node),
+                    op.args.get("value"),
+                    op.invoked,
+                    op.completed,
+                    op.outcome,
+                    timestamp,
+                    deleted=name == "delete",
+                )
             )
-        )
     if not by_key:
         return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
     t_stop, why = _settle_point(index)
@@ -1014,9 +1105,11 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
             bound,
             "no kv read of a surviving member after writes stopped",
         )
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
     bad: list[dict[str, Any]] = []
     for key in sorted(by_key):
-        allowed, absence_ok, model = _lww_allowed(by_key[key])
+        outcome = lww_model([_unshipped_as_maybe(index, w, grace) for w in by_key[key]])
+        allowed, absence_ok, model = outcome.allowed, outcome.absence_ok, outcome.explain()
         per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
         seen = {_canon(v) for v in per_node.values()}
         reasons: list[str] = []
@@ -1142,57 +1235,3 @@ def _heal_kv(
         return None
     tally.never(window_end - t_heal, {**detail, "diverging_keys": _divergence(latest, 3)})
     return {"heal_ms": t_heal, "digests": {n: r.digest for n, r in sorted(latest.items())}}
-
-
-# --------------------------------------------------------------------------- the catalogue
-
-CHECKERS: dict[str, Checker] = {
-    "check_member_join": check_member_join,
-    "check_failure_detection": check_failure_detection,
-    "check_no_false_positive": check_no_false_positive,
-    "check_broadcast_delivery": check_broadcast_delivery,
-    "check_kv_convergence": check_kv_convergence,
-    "check_kv_lww": check_kv_lww,
-    "check_partition_heal": check_partition_heal,
-}
-
-
-def resolve_checker(name: str) -> Checker:
-    """The checker a catalogue entry names; KeyError when there is none."""
-    try:
-        return CHECKERS[name]
-    except KeyError:
-        known = ", ".join(sorted(CHECKERS))
-        raise KeyError(f"no checker named {name!r} (known: {known})") from None
-
-
-def run_parameters(history: Sequence[Entry]) -> dict[str, float]:
-    """The bound names for a history: its meta's timing and cluster size."""
-    index = _index(history)
-    return derived_parameters(index.timing, len(index.nodes))
-
-
-def run_checks(history: Sequence[Entry], catalogue: Sequence[Requirement]) -> list[Verdict]:
-    """One verdict per requirement, in catalogue order; a checker that raises yields error."""
-    index = _index(history)
-    params = derived_parameters(index.timing, len(index.nodes))
-    verdicts: list[Verdict] = []
-    for requirement in catalogue:
-        bound: float | None = None
-        try:
-            bound = _bound_of(requirement, params)
-            checker = resolve_checker(requirement.checker)
-            verdicts.append(checker(history, requirement, params))
-        except BoundError as exc:
-            verdicts.append(_verdict(requirement, "error", None, None, f"bad bound: {exc}"))
-        except Exception as exc:  # a checker bug must not hide the other verdicts
-            verdicts.append(
-                _verdict(
-                    requirement,
-                    "error",
-                    None,
-                    bound,
-                    f"checker {requirement.checker} raised {type(exc).__name__}: {exc}",
-                )
-            )
-    return verdicts

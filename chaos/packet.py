@@ -1,0 +1,288 @@
+"""The packet plane: partitions and random loss as iptables rules, for TCP and UDP alike.
+
+Every rule a run adds lives in chains of its own (``GC-<hash of the run label>-i`` for
+``INPUT``, ``-o`` for ``OUTPUT``), jumped to from the hook, so healing flushes exactly our
+rules and closing removes the chains and their jumps, whatever else the host's firewall
+holds. Rules sit on the receiver's side by default, as Jepsen's do (REFERENCE.md):
+
+* process-backend nodes share the host's namespace on their own loopback addresses
+  (127.0.0.x): the rules go into the host's tables and match source and destination
+  address, plus the run's ports so another run on the same addresses is untouched;
+* a node with its own network namespace (a container, or ``ip netns``) is reached from
+  the host with ``nsenter -t <pid> -n iptables ...``, so the image under test needs no
+  tool of its own.
+
+A drop in ``INPUT`` is silent, like a lost packet; a drop in ``OUTPUT`` makes the
+sender's ``sendto`` fail with EPERM, so ``OUTPUT`` is only for a sender whose receiver
+has no namespace we can enter. Loopback packets cross each hook once, so a loss
+probability stays exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from harness.errors import GossipcertError
+
+CHAIN_PREFIX = "GC-"
+HOOKS = {"INPUT": "i", "OUTPUT": "o"}
+JUMP_COMMENT = "gossipcert run={label} pid={pid}"
+IPTABLES_TIMEOUT_S = 15.0
+PROTOCOLS = ("tcp", "udp")
+
+
+class PacketPlaneError(GossipcertError):
+    """iptables is missing, not permitted, or refused a rule."""
+
+
+def unavailable_reason() -> str | None:
+    """Why the packet plane cannot work on this machine, or None when it can."""
+    if shutil.which("iptables") is None:
+        return "iptables is not installed (Debian package: iptables)"
+    if os.geteuid() != 0:
+        return "the packet plane needs root (iptables)"
+    try:
+        proc = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True,
+                              text=True, timeout=IPTABLES_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"iptables does not answer: {exc}"
+    if proc.returncode != 0:
+        return f"iptables cannot list INPUT: {proc.stderr.strip()}"
+    return None
+
+
+def iptables(pid: int | None, args: Sequence[str], *, check: bool = True) -> str:
+    """Run iptables in the host's namespace, or in the one of process ``pid``."""
+    argv = ["iptables", "-w", "5", *args]
+    if pid is not None:
+        argv = ["nsenter", "-t", str(pid), "-n", *argv]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=IPTABLES_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PacketPlaneError(f"{' '.join(argv)}: {exc}") from None
+    if check and proc.returncode != 0:
+        where = "host" if pid is None else f"netns of pid {pid}"
+        raise PacketPlaneError(
+            f"iptables ({where}) refused {' '.join(args)}: {proc.stderr.strip()}"
+        )
+    return proc.stdout
+
+
+def chain_name(run_label: str) -> str:
+    """The stem of a run's chain names (under iptables' 28-character limit)."""
+    return CHAIN_PREFIX + hashlib.sha1(run_label.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The packets of one directed link, as iptables can match them.
+
+    ``ports`` match when either the source or the destination port is in the set (a
+    node's own gossip port, and the peer's); ``dports`` match the destination port only
+    (a proxy's listener). ``netns_pid`` names a process in whose network namespace the
+    rule goes (None: the host's); ``hook`` is where: ``INPUT`` of the receiver's
+    namespace, or ``OUTPUT`` of the sender's.
+    """
+
+    src: str | None = None
+    dst: str | None = None
+    ports: tuple[int, ...] = ()
+    dports: tuple[int, ...] = ()
+    protocols: tuple[str, ...] = PROTOCOLS
+    netns_pid: int | None = None
+    hook: str = "INPUT"
+
+    def matches(self) -> list[list[str]]:
+        """One iptables match per protocol."""
+        out = []
+        for proto in self.protocols:
+            args: list[str] = []
+            if self.src:
+                args += ["-s", self.src]
+            if self.dst:
+                args += ["-d", self.dst]
+            args += ["-p", proto]
+            if self.ports:
+                args += ["-m", "multiport", "--ports", ",".join(str(p) for p in self.ports)]
+            if self.dports:
+                args += ["-m", "multiport", "--dports", ",".join(str(p) for p in self.dports)]
+            out.append(args)
+        return out
+
+
+@dataclass
+class _Namespace:
+    """Our chain on one hook of one network namespace (the host's when ``pid`` is None)."""
+
+    pid: int | None
+    hook: str
+    chain: str
+    created: bool = False
+    rules: list[list[str]] = field(default_factory=list)
+
+
+class PacketPlane:
+    """Cut and degrade directed links with iptables; ``heal`` and ``close`` leave nothing."""
+
+    def __init__(self, run_label: str) -> None:
+        reason = unavailable_reason()
+        if reason is not None:
+            raise PacketPlaneError(reason)
+        self.run_label = run_label
+        self.chain = chain_name(run_label)
+        self._spaces: dict[tuple[int | None, str], _Namespace] = {}
+
+    def _run(self, pid: int | None, args: Sequence[str], *, check: bool = True) -> str:
+        return iptables(pid, args, check=check)
+
+    def _space(self, pid: int | None, hook: str) -> _Namespace:
+        if hook not in HOOKS:
+            raise PacketPlaneError(f"unknown hook {hook!r} (INPUT or OUTPUT)")
+        space = self._spaces.get((pid, hook))
+        if space is None:
+            chain = f"{self.chain}-{HOOKS[hook]}"
+            space = self._spaces[(pid, hook)] = _Namespace(pid, hook, chain)
+        if not space.created:
+            self._run(pid, ["-N", space.chain])
+            comment = JUMP_COMMENT.format(label=self.run_label[:200], pid=os.getpid())
+            self._run(pid, ["-I", hook, "1", "-m", "comment", "--comment", comment,
+                            "-j", space.chain])
+            space.created = True
+        return space
+
+    # ---- faults ----------------------------------------------------------------------
+
+    def _add(self, flow: Flow, extra: list[str], tag: str) -> None:
+        space = self._space(flow.netns_pid, flow.hook)
+        for match in flow.matches():
+            rule = [*match, *extra, "-m", "comment", "--comment", f"gc {tag}", "-j", "DROP"]
+            self._run(flow.netns_pid, ["-A", space.chain, *rule])
+            space.rules.append(rule)
+
+    def cut(self, flow: Flow, tag: str = "cut") -> None:
+        """Drop every packet of ``flow``."""
+        self._add(flow, [], tag)
+
+    def loss(self, flow: Flow, probability: float, tag: str = "loss") -> None:
+        """Drop each packet of ``flow`` independently with ``probability``."""
+        if not 0.0 < probability <= 1.0:
+            raise PacketPlaneError(f"loss probability must be in (0, 1], got {probability}")
+        extra = ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.6f}"]
+        self._add(flow, extra, tag)
+
+    def heal(self) -> None:
+        """Remove every rule, our chains and the jumps to them: nothing of ours is left."""
+        for space in self._spaces.values():
+            if space.created:
+                _remove_chain(space.pid, space.hook, space.chain)
+                space.created = False
+            space.rules.clear()
+
+    # ---- reading back ----------------------------------------------------------------
+
+    def listed(self, pid: int | None = None) -> list[str]:
+        """Our rules in one namespace as ``iptables -S`` shows them, both hooks."""
+        out: list[str] = []
+        for (space_pid, _), space in self._spaces.items():
+            if space_pid == pid and space.created:
+                text = self._run(pid, ["-S", space.chain], check=False)
+                out += [line for line in text.splitlines() if line.startswith("-A ")]
+        return out
+
+    def confirm(self) -> bool:
+        """Whether iptables lists exactly the rules we added, in every namespace used."""
+        pids = {pid for pid, _ in self._spaces}
+        wanted = {pid: 0 for pid in pids}
+        for (pid, _), space in self._spaces.items():
+            wanted[pid] += len(space.rules)
+        return all(len(self.listed(pid)) == wanted[pid] for pid in pids)
+
+    def active(self) -> int:
+        return sum(len(space.rules) for space in self._spaces.values())
+
+    def namespaces(self) -> list[int | None]:
+        return sorted({pid for (pid, _), s in self._spaces.items() if s.created},
+                      key=lambda p: -1 if p is None else p)
+
+    def close(self) -> None:
+        """The end of a run: the same as healing."""
+        self.heal()
+
+
+def _remove_chain(pid: int | None, hook: str, chain: str) -> None:
+    with contextlib.suppress(PacketPlaneError):
+        for line in iptables(pid, ["-S", hook], check=False).splitlines():
+            parts = line.split()
+            if parts[:2] == ["-A", hook] and parts[-2:] == ["-j", chain]:
+                iptables(pid, ["-D", hook, *_unquote(parts[2:])], check=False)
+        iptables(pid, ["-F", chain], check=False)
+        iptables(pid, ["-X", chain], check=False)
+
+
+def _unquote(parts: Iterable[str]) -> list[str]:
+    """Rejoin a rule printed by ``iptables -S`` (quoted comments) into argv form."""
+    out: list[str] = []
+    buf: list[str] | None = None
+    for part in parts:
+        if buf is not None:
+            buf.append(part)
+            if part.endswith('"'):
+                out.append(" ".join(buf)[1:-1])
+                buf = None
+        elif part.startswith('"') and not (part.endswith('"') and len(part) > 1):
+            buf = [part]
+        elif part.startswith('"') and part.endswith('"'):
+            out.append(part[1:-1])
+        else:
+            out.append(part)
+    return out
+
+
+def our_chains() -> dict[tuple[str, str], int | None]:
+    """Host chains made by gossipcert runs: ``{(hook, chain): pid of the run that made it}``."""
+    found: dict[tuple[str, str], int | None] = {}
+    for hook in HOOKS:
+        for line in iptables(None, ["-S", hook], check=False).splitlines():
+            parts = line.split()
+            if parts[:2] != ["-A", hook] or not parts[-1].startswith(CHAIN_PREFIX):
+                continue
+            pid: int | None = None
+            for word in parts:
+                if word.startswith("pid="):
+                    with contextlib.suppress(ValueError):
+                        pid = int(word[4:].rstrip('"'))
+            found[(hook, parts[-1])] = pid
+    return found
+
+
+def sweep_chains() -> list[str]:
+    """Remove host chains (and their jumps) left by runs that died; returns their names.
+
+    A chain is removed only when the run that made it (its pid, in the jump's comment)
+    is gone. Chains inside a container's namespace go away with the container.
+    """
+    if unavailable_reason() is not None:
+        return []
+    removed = []
+    for (hook, chain), pid in our_chains().items():
+        if pid is None or _alive(pid):
+            continue
+        _remove_chain(None, hook, chain)
+        removed.append(chain)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

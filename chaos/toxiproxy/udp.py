@@ -1,0 +1,346 @@
+"""UDP proxying: an extension of the Toxiproxy API, which is TCP only (its issue #39).
+
+Marked so a client can tell (REFERENCE.md: extensions are new endpoints or new toxic
+types): UDP proxies live under their own endpoint family, ``/udp/proxies``, which a real
+Toxiproxy answers with 404, and every UDP proxy reads back ``"protocol": "udp"``.
+
+    GET/POST          /udp/proxies                      list (object by name) / create (201)
+    GET/POST/DELETE   /udp/proxies/{name}               show / update (enabled) / delete (204)
+    GET/POST          /udp/proxies/{name}/toxics        list / add (200)
+    GET/POST/DELETE   /udp/proxies/{name}/toxics/{t}    show / update / remove (204)
+
+Bodies, errors and status codes are those of the TCP API. A datagram relay: each client
+address gets its own socket towards the upstream, so replies find their way back to the
+client that caused them; sessions idle for ``SESSION_IDLE_S`` are dropped.
+
+Toxics, per datagram (``upstream`` = client to upstream, ``downstream`` = replies;
+``toxicity`` is the chance a toxic applies to a datagram):
+
+``latency``  ``latency``, ``jitter`` ms: delay the datagram.
+``timeout``  drop every datagram (whatever ``timeout``): the partition of a UDP link.
+``loss``     (new type) ``percent``: drop that share of datagrams at random.
+
+``POST /reset`` enables every UDP proxy and removes its toxics too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from chaos.toxiproxy.link import join_hostport, split_hostport
+from chaos.toxiproxy.proxy import ApiError, _text_field, bad_body, read_toxicity
+from chaos.toxiproxy.toxics import STREAMS, InvalidAttributes, ToxicSpec, merge_attributes
+
+UDP_TOXICS: dict[str, dict[str, int]] = {
+    "latency": {"latency": 0, "jitter": 0},
+    "timeout": {"timeout": 0},
+    "loss": {"percent": 0},
+}
+SESSION_IDLE_S = 60.0
+DEFAULT_LISTEN = "127.0.0.1:0"
+
+
+def _bind_udp(listen: str) -> socket.socket:
+    try:
+        host, port = split_hostport(listen)
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM,
+                                   flags=socket.AI_PASSIVE)
+    except (ValueError, OSError) as exc:
+        raise ApiError(f"listen udp {listen}: {exc}", 500) from None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, socktype, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.bind(sockaddr)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ApiError(f"listen udp {listen}: bind: {exc.strerror or exc}", 500) from None
+    return sock
+
+
+class _Relay(asyncio.DatagramProtocol):
+    """Receives on one socket and hands each datagram to a callback."""
+
+    def __init__(self, on_datagram: Any) -> None:
+        self.on_datagram = on_datagram
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP unreachable from a closed upstream port: UDP loses it, so do we
+
+
+class _Session:
+    """One client address: its own socket to the upstream."""
+
+    def __init__(self, relay: _Relay, client: tuple[Any, ...]) -> None:
+        self.relay = relay
+        self.client = client
+        self.last = asyncio.get_running_loop().time()
+        self.pending: list[bytes] = []  # datagrams that came before the upstream socket
+
+    def close(self) -> None:
+        if self.relay.transport is not None:
+            self.relay.transport.close()
+
+
+class UdpProxy:
+    """A named UDP relay from ``listen`` to ``upstream`` through per-datagram toxics."""
+
+    def __init__(self, name: str, listen: str, upstream: str) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.toxics: list[ToxicSpec] = []
+        self._front: _Relay | None = None
+        self._sessions: dict[tuple[Any, ...], _Session] = {}
+        self._reaper: asyncio.TimerHandle | None = None
+        self._rng = random.Random()
+        self.datagrams = {"upstream": 0, "downstream": 0, "dropped": 0}
+
+    async def start(self) -> None:
+        if self._front is not None:
+            return
+        try:
+            split_hostport(self.upstream)
+        except ValueError as exc:
+            raise ApiError(f"invalid upstream address: {exc}", 400) from None
+        sock = _bind_udp(self.listen)
+        loop = asyncio.get_running_loop()
+        relay = _Relay(self._from_client)
+        await loop.create_datagram_endpoint(lambda: relay, sock=sock)
+        self._front = relay
+        host, port = sock.getsockname()[:2]
+        self.listen = join_hostport(host, port)
+        self.enabled = True
+        self._reaper = loop.call_later(SESSION_IDLE_S, self._reap)
+
+    def stop(self) -> None:
+        if self._front is not None and self._front.transport is not None:
+            self._front.transport.close()
+        self._front = None
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        self.enabled = False
+
+    def _reap(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for client, session in list(self._sessions.items()):
+            if now - session.last > SESSION_IDLE_S:
+                session.close()
+                del self._sessions[client]
+        self._reaper = loop.call_later(SESSION_IDLE_S, self._reap)
+
+    # ---- the relay -------------------------------------------------------------------
+
+    def _from_client(self, data: bytes, client: tuple[Any, ...]) -> None:
+        session = self._sessions.get(client)
+        if session is None:
+            loop = asyncio.get_running_loop()
+            relay = _Relay(lambda d, _a, c=client: self._from_upstream(d, c))
+            session = self._sessions[client] = _Session(relay, client)
+            host, port = split_hostport(self.upstream)
+            task = loop.create_datagram_endpoint(lambda: relay, remote_addr=(host, port))
+            opening = asyncio.ensure_future(task)
+            opening.add_done_callback(functools.partial(self._upstream_ready, session))
+        session.last = asyncio.get_running_loop().time()
+        self._through(data, "upstream", lambda d: self._send_up(session, d))
+
+    def _upstream_ready(self, session: _Session, opening: asyncio.Future[Any]) -> None:
+        if opening.cancelled() or opening.exception() is not None:
+            self._sessions.pop(session.client, None)
+            return
+        held, session.pending = session.pending, []
+        for data in held:
+            self._send_up(session, data)
+
+    def _send_up(self, session: _Session, data: bytes) -> None:
+        transport = session.relay.transport
+        if transport is None:
+            session.pending.append(data)
+        elif not transport.is_closing():
+            transport.sendto(data)
+            self.datagrams["upstream"] += 1
+
+    def _from_upstream(self, data: bytes, client: tuple[Any, ...]) -> None:
+        session = self._sessions.get(client)
+        if session is not None:
+            session.last = asyncio.get_running_loop().time()
+        self._through(data, "downstream", lambda d: self._send_down(client, d))
+
+    def _send_down(self, client: tuple[Any, ...], data: bytes) -> None:
+        if self._front is not None and self._front.transport is not None:
+            self._front.transport.sendto(data, client)
+            self.datagrams["downstream"] += 1
+
+    def _through(self, data: bytes, stream: str, deliver: Any) -> None:
+        """Apply this direction's toxics to one datagram, then deliver, drop or delay it."""
+        delay_ms = 0.0
+        for spec in self.toxics:
+            if spec.stream != stream or self._rng.random() >= spec.toxicity:
+                continue
+            attrs = spec.attributes
+            if spec.type == "timeout" or (
+                spec.type == "loss" and self._rng.random() * 100 < attrs["percent"]
+            ):
+                self.datagrams["dropped"] += 1
+                return
+            if spec.type == "latency":
+                jitter = attrs["jitter"]
+                delay_ms += attrs["latency"] + (self._rng.uniform(-jitter, jitter) if jitter
+                                                else 0.0)
+        if delay_ms <= 0:
+            deliver(data)
+        else:
+            asyncio.get_running_loop().call_later(delay_ms / 1000.0, deliver, data)
+
+    # ---- toxics ----------------------------------------------------------------------
+
+    def find_toxic(self, name: str) -> ToxicSpec:
+        for spec in self.toxics:
+            if spec.name == name:
+                return spec
+        raise ApiError("toxic not found", 404)
+
+    def add_toxic(self, body: Any) -> ToxicSpec:
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        stream = body.get("stream", "downstream")
+        if not isinstance(stream, str) or stream.lower() not in STREAMS:
+            raise ApiError("stream was invalid, can be either upstream or downstream", 400)
+        stream = stream.lower()
+        toxic_type = body.get("type")
+        name = body.get("name") or f"{toxic_type}_{stream}"
+        if not isinstance(name, str):
+            raise bad_body("name must be a string")
+        if not isinstance(toxic_type, str) or toxic_type not in UDP_TOXICS:
+            raise ApiError(f"invalid toxic type for a udp proxy (known: "
+                           f"{', '.join(UDP_TOXICS)})", 400)
+        if any(spec.name == name for spec in self.toxics):
+            raise ApiError("toxic already exists", 409)
+        known = UDP_TOXICS[toxic_type]
+        try:
+            attributes = merge_attributes(known, known, body.get("attributes"))
+        except InvalidAttributes as exc:
+            raise bad_body(str(exc)) from None
+        if toxic_type == "loss" and attributes["percent"] > 100:
+            raise bad_body("percent must be at most 100")
+        spec = ToxicSpec(name, toxic_type, stream, read_toxicity(body, 1.0), attributes)
+        self.toxics.append(spec)
+        return spec
+
+    def update_toxic(self, name: str, body: Any) -> ToxicSpec:
+        spec = self.find_toxic(name)
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        try:
+            attributes = merge_attributes(UDP_TOXICS[spec.type], spec.attributes,
+                                          body.get("attributes"))
+        except InvalidAttributes as exc:
+            raise bad_body(str(exc)) from None
+        spec.toxicity = read_toxicity(body, spec.toxicity)
+        spec.attributes = attributes
+        return spec
+
+    def remove_toxic(self, name: str) -> None:
+        self.toxics.remove(self.find_toxic(name))
+
+    def toxics_json(self) -> list[dict[str, Any]]:
+        ordered = sorted(self.toxics, key=lambda spec: STREAMS.index(spec.stream))
+        return [spec.to_json() for spec in ordered]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "protocol": "udp",
+            "toxics": self.toxics_json(),
+        }
+
+
+class UdpProxyCollection:
+    """All UDP proxies of one server, keyed by name."""
+
+    def __init__(self) -> None:
+        self.proxies: dict[str, UdpProxy] = {}
+        self._lock = asyncio.Lock()
+
+    def __iter__(self) -> Iterator[UdpProxy]:
+        return iter(list(self.proxies.values()))
+
+    def get(self, name: str) -> UdpProxy:
+        try:
+            return self.proxies[name]
+        except KeyError:
+            raise ApiError("proxy not found", 404) from None
+
+    async def create(self, body: Any) -> UdpProxy:
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        name = _text_field(body, "name", "")
+        upstream = _text_field(body, "upstream", "")
+        listen = _text_field(body, "listen", "") or DEFAULT_LISTEN
+        enabled = body.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise bad_body("enabled must be a boolean")
+        if not name:
+            raise ApiError("missing required field: name", 400)
+        if not upstream:
+            raise ApiError("missing required field: upstream", 400)
+        async with self._lock:
+            if name in self.proxies:
+                raise ApiError("proxy already exists", 409)
+            proxy = UdpProxy(name, listen, upstream)
+            if enabled:
+                await proxy.start()
+            self.proxies[name] = proxy
+            return proxy
+
+    async def update(self, name: str, body: Any) -> UdpProxy:
+        proxy = self.get(name)
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        enabled = body.get("enabled", proxy.enabled)
+        if not isinstance(enabled, bool):
+            raise bad_body("enabled must be a boolean")
+        async with self._lock:
+            if enabled and not proxy.enabled:
+                await proxy.start()
+            elif not enabled and proxy.enabled:
+                proxy.stop()
+        return proxy
+
+    def delete(self, name: str) -> None:
+        self.get(name).stop()
+        del self.proxies[name]
+
+    async def reset(self) -> None:
+        async with self._lock:
+            for proxy in self:
+                if not proxy.enabled:
+                    await proxy.start()
+                proxy.toxics.clear()
+
+    def close(self) -> None:
+        for proxy in self:
+            proxy.stop()
+        self.proxies.clear()

@@ -1,0 +1,172 @@
+"""Checkers: pure functions from a history to a verdict, one per catalogue requirement.
+
+Every checker has the signature ``check_x(history, requirement, params) -> Verdict``:
+``params`` are the bound's names (:func:`harness.bounds.derived_parameters`), and
+``requirement.constants`` adds the catalogue constants. :func:`run_checks` wires the
+whole catalogue to a history.
+
+Conventions, shared by all checkers (see :mod:`harness.checkers._core`):
+
+* Times compared are the history's ``time_ms``; node-side observations carry the node's
+  own clock, which is the harness host's clock.
+* A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
+  ``kill``/``restart`` fault or completed ``leave`` ended that life since.
+* A requirement whose operations are absent from a history is ``not-applicable`` with
+  the reason, never a silent pass; pairs whose deadline falls after the history ends
+  are undetermined.
+* Checkers index the history once and do work linear in what they check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from harness.bounds import BoundError, derived_parameters
+from harness.checkers._core import (
+    REALTIME_TOLERANCE_MS,
+    Checker,
+    _bound_of,
+    _index,
+    _verdict,
+    check_broadcast_delivery,
+    check_failure_detection,
+    check_kv_convergence,
+    check_kv_lww,
+    check_member_join,
+    check_no_false_positive,
+    check_partition_heal,
+)
+from harness.checkers.dissemination import check_broadcast_latency, check_messages_per_op
+from harness.checkers.failure import (
+    check_dead_stays_dead,
+    check_no_false_positive_latency,
+    check_no_false_positive_loss,
+    check_no_false_positive_pause,
+)
+from harness.checkers.membership import check_member_leave, check_member_rejoin
+from harness.checkers.security import check_wrong_key_rejected
+from harness.checkers.state import (
+    check_crdt_g_counter,
+    check_crdt_lww_register,
+    check_crdt_or_set,
+    check_crdt_pn_counter,
+    check_deletes_stay_deleted,
+    check_kv_after_partition,
+    check_kv_after_restart,
+    check_kv_mv,
+    check_no_lost_write,
+)
+from harness.history import Entry
+from harness.verdict import Requirement, Verdict
+
+__all__ = [
+    "CHECKERS",
+    "REALTIME_TOLERANCE_MS",
+    "Checker",
+    "resolve_checker",
+    "run_checks",
+    "run_parameters",
+    "check_broadcast_delivery",
+    "check_broadcast_latency",
+    "check_crdt_g_counter",
+    "check_crdt_lww_register",
+    "check_crdt_or_set",
+    "check_crdt_pn_counter",
+    "check_dead_stays_dead",
+    "check_deletes_stay_deleted",
+    "check_failure_detection",
+    "check_kv_after_partition",
+    "check_kv_after_restart",
+    "check_kv_convergence",
+    "check_kv_lww",
+    "check_kv_mv",
+    "check_member_join",
+    "check_member_leave",
+    "check_member_rejoin",
+    "check_messages_per_op",
+    "check_no_false_positive",
+    "check_no_false_positive_latency",
+    "check_no_false_positive_loss",
+    "check_no_false_positive_pause",
+    "check_no_lost_write",
+    "check_partition_heal",
+    "check_wrong_key_rejected",
+]
+
+CHECKERS: dict[str, Checker] = {
+    "check_member_join": check_member_join,
+    "check_member_leave": check_member_leave,
+    "check_member_rejoin": check_member_rejoin,
+    "check_failure_detection": check_failure_detection,
+    "check_dead_stays_dead": check_dead_stays_dead,
+    "check_no_false_positive": check_no_false_positive,
+    "check_no_false_positive_latency": check_no_false_positive_latency,
+    "check_no_false_positive_loss": check_no_false_positive_loss,
+    "check_no_false_positive_pause": check_no_false_positive_pause,
+    "check_partition_heal": check_partition_heal,
+    "check_broadcast_delivery": check_broadcast_delivery,
+    "check_broadcast_latency": check_broadcast_latency,
+    "check_messages_per_op": check_messages_per_op,
+    "check_kv_convergence": check_kv_convergence,
+    "check_kv_after_partition": check_kv_after_partition,
+    "check_kv_after_restart": check_kv_after_restart,
+    "check_kv_lww": check_kv_lww,
+    "check_kv_mv": check_kv_mv,
+    "check_crdt_g_counter": check_crdt_g_counter,
+    "check_crdt_pn_counter": check_crdt_pn_counter,
+    "check_crdt_or_set": check_crdt_or_set,
+    "check_crdt_lww_register": check_crdt_lww_register,
+    "check_no_lost_write": check_no_lost_write,
+    "check_deletes_stay_deleted": check_deletes_stay_deleted,
+    "check_wrong_key_rejected": check_wrong_key_rejected,
+}
+
+
+def resolve_checker(name: str) -> Checker:
+    """The checker a catalogue entry names; KeyError when there is none."""
+    try:
+        return CHECKERS[name]
+    except KeyError:
+        known = ", ".join(sorted(CHECKERS))
+        raise KeyError(f"no checker named {name!r} (known: {known})") from None
+
+
+def run_parameters(history: Sequence[Entry]) -> dict[str, float]:
+    """The bound names for a history: its meta's timing and cluster size."""
+    index = _index(history)
+    return derived_parameters(index.timing, len(index.nodes))
+
+
+def run_checks(
+    history: Sequence[Entry],
+    catalogue: Sequence[Requirement],
+    progress: Callable[[str], None] | None = None,
+) -> list[Verdict]:
+    """One verdict per requirement, in catalogue order; a checker that raises yields error.
+
+    ``progress``, when given, hears one line per requirement checked (long histories).
+    """
+    index = _index(history)
+    params = derived_parameters(index.timing, len(index.nodes))
+    verdicts: list[Verdict] = []
+    for number, requirement in enumerate(catalogue, 1):
+        bound: float | None = None
+        try:
+            bound = _bound_of(requirement, params)
+            checker = resolve_checker(requirement.checker)
+            verdicts.append(checker(history, requirement, params))
+        except BoundError as exc:
+            verdicts.append(_verdict(requirement, "error", None, None, f"bad bound: {exc}"))
+        except Exception as exc:  # a checker bug must not hide the other verdicts
+            verdicts.append(
+                _verdict(
+                    requirement,
+                    "error",
+                    None,
+                    bound,
+                    f"checker {requirement.checker} raised {type(exc).__name__}: {exc}",
+                )
+            )
+        if progress is not None:
+            progress(f"checked {number}/{len(catalogue)} {requirement.id}: {verdicts[-1].status}")
+    return verdicts

@@ -1,0 +1,307 @@
+"""Failure detection beyond the kill: dead stays dead, and no false positive under latency,
+loss or around a paused node.
+
+Fault windows come from phases (``latency``, ``lossy``, ``paused``) when a scenario marks
+them, else from the fault entries themselves (``latency``/``loss`` until the next
+``heal``/``clear``; ``pause`` until ``resume``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from harness.bounds import derived_parameters
+from harness.checkers._core import (
+    _DEAD_STATUSES,
+    INF,
+    Requirement,
+    Verdict,
+    _checker,
+    _Index,
+    _verdict,
+)
+
+__all__ = [
+    "check_dead_stays_dead",
+    "check_no_false_positive_latency",
+    "check_no_false_positive_loss",
+    "check_no_false_positive_pause",
+]
+
+_CLEARING_FAULTS = ("heal", "clear", "reset")
+_RESUMING_FAULTS = ("resume", "unpause", "cont")
+
+
+@_checker
+def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DEAD-STAYS-DEAD: once a member reports a killed node dead, it never reports it
+    alive or suspect again until that node restarts (a stale alive must not resurrect it)."""
+    if not index.kills:
+        return _verdict(requirement, "not-applicable", None, bound, "no kill fault was applied")
+    incidents: list[dict[str, Any]] = []
+    judged = 0
+    for kill in index.kills:
+        victim, t_kill = str(kill.node), kill.time_ms
+        if not any(
+            lf.end == t_kill and lf.end_cause == "kill" for lf in index.lives.get(victim, [])
+        ):
+            continue  # it had left (or was not up): nothing was declared dead
+        restart = min(
+            (
+                lf.launched
+                for lf in index.lives.get(victim, [])
+                if lf.launched >= t_kill and (lf.end, lf.end_cause) != (t_kill, "kill")
+            ),
+            default=INF,
+        )
+        for observer in index.nodes:
+            life = index.life_at(observer, t_kill)
+            if observer == victim or life is None:
+                continue
+            line = index.timeline(observer, victim)
+            dead_at = line.first(_DEAD_STATUSES, t_kill)
+            cutoff = min(life.end, restart)
+            if dead_at is None or dead_at >= cutoff:
+                continue
+            judged += 1
+            start = bisect_right(line.times, dead_at)
+            stop = bisect_right(line.times, cutoff)
+            for t, status in zip(line.times[start:stop], line.statuses[start:stop], strict=True):
+                if t >= cutoff:
+                    break
+                if status in ("alive", "suspect"):
+                    incidents.append(
+                        {
+                            "observer": observer,
+                            "member": victim,
+                            "dead_ms": dead_at,
+                            "status": status,
+                            "at_ms": t,
+                        }
+                    )
+                    break
+    if judged == 0:
+        why = "no member reported a killed node dead, so nothing could come back"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    details = {"judged": judged, "resurrections": incidents[:10]}
+    if len(incidents) > bound:
+        first = incidents[0]
+        text = (
+            f"{len(incidents)} of {judged} members brought a dead node back: "
+            f"{first['observer']} reported killed {first['member']} {first['status']} at "
+            f"{first['at_ms']:.0f}, {first['at_ms'] - first['dead_ms']:.0f} ms after dead"
+        )
+        return _verdict(requirement, "fail", len(incidents), bound, text, details)
+    text = f"all {judged} members kept every killed node dead until it restarted"
+    return _verdict(requirement, "pass", 0, bound, text, details)
+
+
+def _fault_windows(
+    index: _Index, opening: Iterable[str], closing: Sequence[str]
+) -> list[tuple[float, float, Mapping[str, Any], str | None]]:
+    """Windows from a fault in ``opening`` to the next ``closing`` fault (same node when
+    the opening names one)."""
+    wanted = set(opening)
+    out: list[tuple[float, float, Mapping[str, Any], str | None]] = []
+    for i, fault in enumerate(index.faults):
+        if fault.op not in wanted:
+            continue
+        end = index.end_ms
+        for later in index.faults[i + 1 :]:
+            if later.op in closing and (fault.node is None or later.node in (None, fault.node)):
+                end = later.time_ms
+                break
+        out.append((fault.time_ms, end, fault.args, fault.node))
+    return out
+
+
+def _windows(
+    index: _Index, phase: str, faults: Iterable[str], closing: Sequence[str]
+) -> list[tuple[float, float, Mapping[str, Any], str | None]]:
+    spans = index.phases.get(phase, [])
+    if spans:
+        args = index.phase_args.get(phase, [])
+        return [
+            (s, e, args[i] if i < len(args) else {}, _node_of(args[i] if i < len(args) else {}))
+            for i, (s, e) in enumerate(spans)
+        ]
+    return _fault_windows(index, faults, closing)
+
+
+def _node_of(args: Mapping[str, Any]) -> str | None:
+    node = args.get("node")
+    return str(node) if node is not None else None
+
+
+def _number(args: Mapping[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = args.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _false_positives(
+    index: _Index,
+    windows: Sequence[tuple[float, float, str | None]],
+    statuses: tuple[str, ...],
+    excused: list[dict[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Reports of a live member (not the window's exempt node) in ``statuses`` inside a
+    window; each change of a pair into a bad status counts once. Also the number of
+    observations inside windows.
+
+    With ``excused`` given, a report about a member a partition or cut separated from the
+    observer between the window's start and the report is not counted but appended
+    there: that partition, not the window's fault, explains it (PARTITION-HEAL judges it).
+    So is a later report of the same member in the same window: a death declared across
+    a partition spreads to that member's own side once the partition heals.
+    """
+    incidents: list[tuple[int, dict[str, Any]]] = []
+    observed = 0
+    starts = [w[0] for w in windows]
+    for (observer, subject), line in index.views.items():
+        last: tuple[int, str] | None = None
+        for t, status in zip(line.times, line.statuses, strict=True):
+            i = bisect_right(starts, t) - 1
+            if i < 0 or t > windows[i][1]:
+                last = None
+                continue
+            observed += 1
+            exempt = windows[i][2]
+            if (
+                status in statuses
+                and (i, status) != last
+                and subject != exempt
+                and index.live_at(observer, t)
+                and index.live_at(subject, t)
+            ):
+                incidents.append(
+                    (i, {"observer": observer, "member": subject, "status": status, "at_ms": t})
+                )
+            last = (i, status)
+    incidents.sort(key=lambda x: x[1]["at_ms"])
+    if excused is None:
+        return [d for _, d in incidents], observed
+    counted: list[dict[str, Any]] = []
+    explained: set[tuple[int, str]] = set()  # (window, member) a partition got declared
+    for i, d in incidents:
+        observer, subject, t = d["observer"], d["member"], d["at_ms"]
+        if (i, subject) in explained or index.separated(observer, subject, windows[i][0], t):
+            explained.add((i, subject))
+            excused.append(d)
+        else:
+            counted.append(d)
+    return counted, observed
+
+
+def _fp_verdict(
+    requirement: Requirement,
+    bound: float,
+    index: _Index,
+    windows: Sequence[tuple[float, float, str | None]],
+    what: str,
+    skipped: Sequence[str],
+    excuse_separated: bool = False,
+) -> Verdict:
+    if not windows:
+        why = f"no {what} window in the history"
+        if skipped:
+            why += f" that qualifies ({'; '.join(skipped)})"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    excused: list[dict[str, Any]] | None = [] if excuse_separated else None
+    dead, observed = _false_positives(index, windows, ("dead",), excused)
+    suspected, _ = _false_positives(index, windows, ("suspect",))
+    if observed == 0 and index.member_events == 0:
+        why = f"no member view was read during the {what} window and no node reported events"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    total_ms = sum(end - start for start, end, _ in windows)
+    details: dict[str, Any] = {
+        "windows": [[s, e] for s, e, _ in windows],
+        "observations": observed,
+        "declared_dead": dead[:10],
+        "suspicions_refuted_or_pending": len(suspected),
+    }
+    if skipped:
+        details["skipped_windows"] = list(skipped)
+    if excused is not None:
+        details["excluded_partitioned"] = len(excused)
+        details["excluded_examples"] = excused[:10]
+    if len(dead) > bound:
+        first = dead[0]
+        text = (
+            f"{len(dead)} live member(s) declared dead in {total_ms:.0f} ms of {what}: first "
+            f"{first['observer']} declared {first['member']} dead at {first['at_ms']:.0f}"
+        )
+        return _verdict(requirement, "fail", len(dead), bound, text, details)
+    excluded = f", {len(excused)} explained by a partition or cut" if excused else ""
+    text = (
+        f"no live member declared dead in {total_ms:.0f} ms of {what} "
+        f"({observed} observations, {len(suspected)} suspicion(s) raised{excluded})"
+    )
+    return _verdict(requirement, "pass", 0, bound, text, details)
+
+
+@_checker
+def check_no_false_positive_latency(
+    index: _Index, requirement: Requirement, bound: float
+) -> Verdict:
+    """FD-NO-FP-LATENCY: under added latency below the probe timeout, nobody is declared
+    dead. Windows whose latency (plus jitter) reaches the probe timeout do not qualify."""
+    params = derived_parameters(index.timing, len(index.nodes))
+    timeout = params["probe_timeout_ms"]
+    windows: list[tuple[float, float, str | None]] = []
+    skipped: list[str] = []
+    for start, end, args, _ in _windows(index, "latency", ("latency",), _CLEARING_FAULTS):
+        latency = _number(args, "latency_ms", "latency")
+        jitter = _number(args, "jitter_ms", "jitter") or 0.0
+        if latency is None:
+            skipped.append(f"window at {start:.0f} names no latency")
+        elif latency + jitter >= timeout:
+            skipped.append(
+                f"window at {start:.0f}: {latency + jitter:.0f} ms >= probe timeout {timeout:.0f}"
+            )
+        else:
+            windows.append((start, end, None))
+    return _fp_verdict(requirement, bound, index, windows, "latency", skipped)
+
+
+@_checker
+def check_no_false_positive_loss(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """FD-NO-FP-LOSS: under up to 10% packet/message loss nobody is declared dead (a
+    suspicion may be raised, then refuted: that is SWIM working)."""
+    windows: list[tuple[float, float, str | None]] = []
+    skipped: list[str] = []
+    for start, end, args, _ in _windows(index, "lossy", ("loss",), _CLEARING_FAULTS):
+        rate = _number(args, "loss", "rate", "probability", "toxicity")
+        if rate is not None and rate > 1:
+            rate /= 100.0  # given in percent
+        if rate is None or rate > 0.1 + 1e-9:
+            skipped.append(f"window at {start:.0f}: loss {rate!r} is not within 10%")
+        else:
+            windows.append((start, end, None))
+    return _fp_verdict(requirement, bound, index, windows, "loss", skipped)
+
+
+@_checker
+def check_no_false_positive_pause(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """FD-NO-FP-PAUSE: while one node is paused (SIGSTOP) and until its aftermath has had
+    time to settle, no *other* live member is declared dead by anyone, the resumed node
+    included (healthy nodes declared dead when one node is starved is a known bug).
+
+    A pair separated by a partition or cut inside the window is excluded: a death the
+    partition explains is not one the pause caused."""
+    params = derived_parameters(index.timing, len(index.nodes))
+    aftermath = params["suspicion_max_ms"] + params["dissemination_ms"]
+    windows: list[tuple[float, float, str | None]] = []
+    skipped: list[str] = []
+    for start, end, _, node in _windows(index, "paused", ("pause",), _RESUMING_FAULTS):
+        if node is None:
+            skipped.append(f"pause at {start:.0f} names no node")
+            continue
+        windows.append((start, min(end + aftermath, index.end_ms), node))
+    return _fp_verdict(
+        requirement, bound, index, windows, "pause", skipped, excuse_separated=True
+    )

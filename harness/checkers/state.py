@@ -1,0 +1,566 @@
+"""Replicated state: anti-entropy after partitions and restarts, the mv and CRDT models,
+no lost acknowledged write, deletes that stay deleted.
+
+Final state is what each surviving member returned in its last read after writes
+stopped; the models in :mod:`harness.models` say what that state must and may hold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from harness.bounds import derived_parameters
+from harness.checkers._core import (
+    INF,
+    Requirement,
+    Verdict,
+    _checker,
+    _heal_kv,
+    _Index,
+    _kv_reads,
+    _KvRead,
+    _Op,
+    _settle_point,
+    _Tally,
+    _timed_verdict,
+    _unshipped_as_maybe,
+    _values,
+    _verdict,
+    writer_died_early,
+)
+from harness.models import (
+    CounterOp,
+    SetOp,
+    Write,
+    canon,
+    counter_range,
+    lost_writes,
+    lww_model,
+    mv_model,
+    or_set_model,
+    resurrected_deletes,
+)
+
+__all__ = [
+    "check_crdt_g_counter",
+    "check_crdt_lww_register",
+    "check_crdt_or_set",
+    "check_crdt_pn_counter",
+    "check_deletes_stay_deleted",
+    "check_kv_after_partition",
+    "check_kv_after_restart",
+    "check_kv_mv",
+    "check_no_lost_write",
+    "writes_by_key",
+]
+
+_LIMIT = 10
+
+
+# --------------------------------------------------------------------------- anti-entropy
+
+
+@_checker
+def check_kv_after_partition(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-AFTER-PARTITION: after a heal, every member's kv digest agrees within the bound
+    (writes made on either side during the partition must cross over)."""
+    heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
+    if not heals:
+        why = "no partition was applied and healed"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    tally = _Tally(bound)
+    notes: list[dict[str, Any]] = []
+    starts = sorted(c.start for c in index.cuts)
+    for t_heal in heals:
+        deadline = t_heal + bound
+        later = [s for s in starts if s > t_heal]
+        window_end = min(later[0] if later else index.end_ms, index.end_ms)
+        members = [
+            n
+            for n in index.nodes
+            if (life := index.life_at(n, t_heal)) is not None and life.end >= deadline
+        ]
+        note = _heal_kv(index, members, t_heal, window_end, deadline, tally)
+        if note:
+            notes.append(note)
+    verdict = _timed_verdict(
+        requirement, tally, "post-heal kv agreements", "no heal was followed by kv reads"
+    )
+    if notes:
+        return _verdict(
+            requirement,
+            verdict.status,
+            verdict.measured,
+            bound,
+            verdict.evidence,
+            {**verdict.details, "heals": notes},
+        )
+    return verdict
+
+
+@_checker
+def check_kv_after_restart(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-AFTER-RESTART: a node restarted with its state lost gets the cluster's state back
+    (its digest equals every live member's) within the bound of its readiness."""
+    tally = _Tally(bound)
+    skipped: list[dict[str, Any]] = []
+    restarts = [life for lives in index.lives.values() for life in lives[1:]]
+    if not restarts:
+        return _verdict(requirement, "not-applicable", None, bound, "no node was restarted")
+    writes = sorted(p.invoked for p in index.ops.get("put", []))
+    for life in restarts:
+        deadline = life.ready + bound
+        members = {
+            n
+            for n in index.nodes
+            if (other := index.life_at(n, life.ready)) is not None and other.end >= deadline
+        }
+        members.add(life.node)
+        window_end = min(life.end, index.end_ms)
+        if any(life.ready <= t <= deadline for t in writes):
+            skipped.append({"node": life.node, "skipped": "writes continued after the restart"})
+            continue
+        reads = _kv_reads(index, members, life.ready, window_end)
+        if {r.node for r in reads} != members:
+            skipped.append({"node": life.node, "skipped": "not every member's kv was read"})
+            continue
+        converged, latest = _convergence_of(reads, members)
+        detail = {"member": life.node, "ready_ms": life.ready, "kv": True}
+        if converged is not None:
+            tally.observe(converged - life.ready, {**detail, "converged_ms": converged})
+        elif window_end < deadline:
+            tally.undetermined += 1
+        else:
+            digests = {n: r.digest for n, r in sorted(latest.items())}
+            tally.never(window_end - life.ready, {**detail, "digests": digests})
+    verdict = _timed_verdict(
+        requirement, tally, "restarted members' states", "no restart was followed by kv reads"
+    )
+    if skipped:
+        details = {**verdict.details, "skipped": skipped[:_LIMIT]}
+        return _verdict(
+            requirement, verdict.status, verdict.measured, bound, verdict.evidence, details
+        )
+    return verdict
+
+
+def _convergence_of(
+    reads: Sequence[_KvRead], members: set[str]
+) -> tuple[float | None, dict[str, _KvRead]]:
+    from harness.checkers._core import _convergence
+
+    return _convergence(reads, members)
+
+
+# --------------------------------------------------------------------------- final state
+
+
+def writes_by_key(index: _Index) -> dict[str, list[Write]]:
+    """Every put and delete as a model :class:`~harness.models.Write`, per key."""
+    out: dict[str, list[Write]] = defaultdict(list)
+    for name in ("put", "delete"):
+        for op in index.ops.get(name, []):
+            key = op.args.get("key")
+            if key is None or op.node is None:
+                continue
+            result = op.result if isinstance(op.result, Mapping) else {}
+            stamp = result.get("timestamp")
+            out[str(key)].append(
+                Write(
+                    key=str(key),
+                    node=str(op.node),
+                    value=op.args.get("value"),
+                    invoked=op.invoked,
+                    completed=op.completed,
+                    outcome=op.outcome,
+                    timestamp=tuple(float(x) for x in stamp)
+                    if isinstance(stamp, list | tuple)
+                    else None,
+                    deleted=name == "delete",
+                    context=op.args.get("context"),
+                    result_context=result.get("context") if op.outcome == "ok" else None,
+                    call=op.call,
+                )
+            )
+    return dict(out)
+
+
+def _survivors(index: _Index, t: float) -> set[str]:
+    return {
+        n
+        for n in index.nodes
+        if index.live_at(n, t) and index.lives[n] and index.lives[n][-1].end == INF
+    }
+
+
+def _final_reads(index: _Index) -> tuple[dict[str, _KvRead], float | None, str | None]:
+    """Each surviving member's last kv read after writes stopped (and any cut healed)."""
+    t_stop, why = _settle_point(index)
+    if t_stop is None:
+        return {}, None, why
+    latest: dict[str, _KvRead] = {}
+    for read in _kv_reads(index, _survivors(index, t_stop), t_stop):
+        latest[read.node] = read
+    if not latest:
+        return {}, t_stop, "no kv read of a surviving member after writes stopped"
+    return latest, t_stop, None
+
+
+def _get_contexts(index: _Index) -> dict[str, list[tuple[Any, Sequence[Any]]]]:
+    """Per key, the (context, values seen) of every completed get: what a later write
+    carrying that context supersedes under mv."""
+    contexts: dict[str, list[tuple[Any, Sequence[Any]]]] = defaultdict(list)
+    for op in index.ops.get("get", []):
+        if op.outcome == "ok" and isinstance(op.result, Mapping) and op.args.get("key"):
+            values = op.result.get("values") or []
+            contexts[str(op.args["key"])].append((op.result.get("context"), values))
+    return contexts
+
+
+@_checker
+def check_kv_mv(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-MV: under multi-value, every member keeps exactly the causally maximal writes
+    as siblings: none lost, none that a context superseded."""
+    if index.conflict_policy != "mv":
+        policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'mv'"
+        return _verdict(requirement, "not-applicable", None, bound, policy)
+    by_key = writes_by_key(index)
+    if not by_key:
+        return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
+    latest, _, why = _final_reads(index)
+    if why:
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    contexts = _get_contexts(index)
+    bad: list[dict[str, Any]] = []
+    for key in sorted(by_key):
+        model = mv_model(by_key[key], contexts.get(key, ()))
+        per_node = {n: _values(r.entries, key) for n, r in sorted(latest.items())}
+        reasons: list[str] = []
+        if len({canon(v) for v in per_node.values()}) > 1:
+            reasons.append("members disagree")
+        for node, siblings in per_node.items():
+            problems = model.violations(siblings)
+            if problems:
+                reasons.append(f"{node}: {'; '.join(problems)}")
+                break
+        if reasons:
+            bad.append(
+                {
+                    "key": key,
+                    "reasons": reasons,
+                    "values": per_node,
+                    "required": sorted(model.required),
+                },
+            )
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        len(by_key),
+        "keys violate multi-value (causally maximal siblings)",
+        f"all {len(by_key)} keys hold exactly their causally maximal writes "
+        f"on {len(latest)} members",
+    )
+
+
+def _count_verdict(
+    requirement: Requirement,
+    bound: float,
+    bad: Sequence[dict[str, Any]],
+    total: int,
+    failing: str,
+    passing: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Verdict:
+    details: dict[str, Any] = {"checked": total, "violations": list(bad[:_LIMIT]), **(extra or {})}
+    if len(bad) > bound:
+        first = bad[0]
+        reasons = "; ".join(first.get("reasons", [])) if "reasons" in first else ""
+        label = first.get("key", first.get("name", "?"))
+        text = f"{len(bad)} of {total} {failing}: {label!r}" + (f" ({reasons})" if reasons else "")
+        return _verdict(requirement, "fail", len(bad), bound, text, details)
+    return _verdict(requirement, "pass", len(bad), bound, passing, details)
+
+
+@_checker
+def check_no_lost_write(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-NO-LOST-WRITE: every acknowledged write is in every survivor's final state or
+    superseded there by a later (lww) or causally newer (mv) write or delete.
+
+    A write whose acknowledging node was killed before one gossip round could carry it
+    is excused (it had no chance to leave a node without durable storage) unless some
+    other member was seen holding it.
+    """
+    by_key = writes_by_key(index)
+    if not by_key:
+        return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
+    latest, _, why = _final_reads(index)
+    if why:
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    policy = index.conflict_policy or "lww"
+    contexts = _get_contexts(index) if policy == "mv" else {}
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    bad: list[dict[str, Any]] = []
+    acked = 0
+    excused = 0
+    for key in sorted(by_key):
+        writes = by_key[key]
+        acked += sum(1 for w in writes if w.happened and not w.deleted)
+        lost: dict[str, Write] = {}
+        for _node, read in sorted(latest.items()):
+            final = _values(read.entries, key)
+            if policy == "mv":
+                # Superseded by a write carrying a context some get returned: not lost.
+                required = mv_model(writes, contexts.get(key, ())).required
+                present = {canon(v) for v in final or []}
+                missing = [w for w in writes if w.happened and not w.deleted
+                           and canon(w.value) in required and canon(w.value) not in present]
+            else:
+                missing = lost_writes(writes, final, policy)
+            for w in missing:
+                lost.setdefault(canon(w.value), w)
+        for w in lost.values():
+            if writer_died_early(index, w.node, w.completed, grace):
+                excused += 1
+                continue
+            bad.append(
+                {
+                    "key": key,
+                    "reasons": [f"acknowledged write {w.value!r} from {w.node} is gone"],
+                    "write": w.describe(),
+                    "final": {n: _values(r.entries, key) for n, r in sorted(latest.items())},
+                }
+            )
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        acked,
+        "acknowledged writes lost",
+        f"all {acked} acknowledged writes survive or were superseded "
+        f"({len(latest)} members' final state)",
+        {"excused_writer_killed": excused},
+    )
+
+
+@_checker
+def check_deletes_stay_deleted(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-DELETE-STAYS: a deleted key does not come back with a value written before the
+    delete (deletes need tombstones, or old gossip resurrects them)."""
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    by_key = {
+        key: [_unshipped_as_maybe(index, w, grace) for w in writes]
+        for key, writes in writes_by_key(index).items()
+    }
+    deleted = {k: ws for k, ws in by_key.items() if any(w.deleted and w.happened for w in ws)}
+    if not deleted:
+        return _verdict(requirement, "not-applicable", None, bound, "no key was deleted")
+    latest, _, why = _final_reads(index)
+    if why:
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    bad: list[dict[str, Any]] = []
+    for key in sorted(deleted):
+        for node, read in sorted(latest.items()):
+            final = _values(read.entries, key)
+            hits = resurrected_deletes(deleted[key], final)
+            if hits:
+                bad.append(
+                    {
+                        "key": key,
+                        "reasons": [f"{node} holds {final!r}, written before a delete"],
+                        "delete": hits[0].describe(),
+                    }
+                )
+                break
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        len(deleted),
+        "deleted keys came back",
+        f"all {len(deleted)} deleted keys stayed deleted on {len(latest)} members",
+    )
+
+
+# --------------------------------------------------------------------------- CRDTs
+
+
+def _crdt_ops(index: _Index, crdt_type: str) -> dict[str, list[_Op]]:
+    out: dict[str, list[_Op]] = defaultdict(list)
+    for op in index.ops.get("crdt", []):
+        name = op.args.get("name")
+        if name is not None and op.args.get("type") == crdt_type:
+            out[str(name)].append(op)
+    return dict(out)
+
+
+def _crdt_finals(
+    index: _Index, names: Sequence[str], ops: Mapping[str, list[_Op]]
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """Per CRDT name, each survivor's last read value after the last operation on it."""
+    stop = max(
+        (o.completed if o.completed < INF else o.invoked for v in ops.values() for o in v),
+        default=index.begin_ms,
+    )
+    cut = index.cut_open_at(stop)
+    if cut is not None and cut.end < INF:
+        stop = cut.end
+    survivors = _survivors(index, stop)
+    finals: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for read in index.ops.get("crdt_read", []):
+        name = read.args.get("name")
+        if (
+            read.outcome == "ok"
+            and name in finals
+            and read.node in survivors
+            and read.invoked >= stop
+            and isinstance(read.result, Mapping)
+        ):
+            finals[str(name)][str(read.node)] = read.result.get("value")
+    return finals, stop
+
+
+def _crdt_check(
+    index: _Index,
+    requirement: Requirement,
+    bound: float,
+    crdt_type: str,
+    judge: Callable[[list[_Op], Any], list[str]],
+    normal: Callable[[Any], str] = canon,
+) -> Verdict:
+    ops = _crdt_ops(index, crdt_type)
+    if not ops:
+        why = f"no {crdt_type} operation in the history"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    finals, stop = _crdt_finals(index, sorted(ops), ops)
+    params = derived_parameters(index.timing, len(index.nodes))
+    settle = (
+        params["dissemination_ms"]
+        + math.ceil(math.log2(max(2, len(index.nodes)))) * params["push_pull_interval_ms"]
+    )
+    bad: list[dict[str, Any]] = []
+    judged = 0
+    pending: list[str] = []
+    for name in sorted(ops):
+        values = finals[name]
+        if not values:
+            continue
+        reasons: list[str] = []
+        if len({normal(v) for v in values.values()}) > 1:
+            if index.end_ms - stop < settle:
+                pending.append(name)
+                continue
+            reasons.append("members disagree")
+        judged += 1
+        for node, value in sorted(values.items()):
+            problems = judge(ops[name], value)
+            if problems:
+                reasons.append(f"{node}: {'; '.join(problems)}")
+                break
+        if reasons:
+            bad.append({"name": name, "reasons": reasons, "values": values})
+    if judged == 0:
+        why = f"no {crdt_type} was read by a surviving member after its last operation"
+        if pending:
+            why += f" long enough to converge ({', '.join(pending)})"
+        return _verdict(requirement, "not-applicable", None, bound, why)
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        judged,
+        f"{crdt_type}s off their sequential specification",
+        f"all {judged} {crdt_type}(s) agree and match the sequential specification",
+    )
+
+
+def _amount(op: _Op, sign: float) -> float:
+    value = op.args.get("value", 1)
+    return sign * (float(value) if isinstance(value, int | float) else 1.0)
+
+
+def _counter_judge(allow_decrement: bool) -> Callable[[list[_Op], Any], list[str]]:
+    def judge(ops: list[_Op], value: Any) -> list[str]:
+        steps = []
+        for op in ops:
+            kind = op.args.get("op")
+            if kind == "increment":
+                steps.append(CounterOp(_amount(op, 1.0), op.outcome))
+            elif kind == "decrement" and allow_decrement:
+                steps.append(CounterOp(_amount(op, -1.0), op.outcome))
+        span = counter_range(steps)
+        if span.admits(value):
+            return []
+        return [f"value {value!r} outside [{span.low:g}, {span.high:g}]"]
+
+    return judge
+
+
+@_checker
+def check_crdt_g_counter(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-G-COUNTER: the converged value is the sum of the increments (those of unknown
+    outcome may or may not count)."""
+    return _crdt_check(index, requirement, bound, "g-counter", _counter_judge(False))
+
+
+@_checker
+def check_crdt_pn_counter(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-PN-COUNTER: increments minus decrements, within the range unknown outcomes allow."""
+    return _crdt_check(index, requirement, bound, "pn-counter", _counter_judge(True))
+
+
+def _set_judge(ops: list[_Op], value: Any) -> list[str]:
+    steps = [
+        SetOp(
+            op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed, op.outcome
+        )
+        for op in ops
+        if op.args.get("op") in ("add", "remove")
+    ]
+    if not isinstance(value, list):
+        return [f"value {value!r} is not a list"]
+    return or_set_model(steps).violations(value)
+
+
+def _set_normal(value: Any) -> str:
+    return canon(sorted(canon(v) for v in value)) if isinstance(value, list) else canon(value)
+
+
+@_checker
+def check_crdt_or_set(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-OR-SET: add-wins: an add no remove could have observed survives; nothing never
+    added appears."""
+    return _crdt_check(index, requirement, bound, "or-set", _set_judge, _set_normal)
+
+
+def _register_judge(ops: list[_Op], value: Any) -> list[str]:
+    writes = []
+    for op in ops:
+        if op.args.get("op") != "set" or op.node is None:
+            continue
+        stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
+        writes.append(
+            Write(
+                key="register",
+                node=op.node,
+                value=op.args.get("value"),
+                invoked=op.invoked,
+                completed=op.completed,
+                outcome=op.outcome,
+                timestamp=tuple(float(x) for x in stamp) if isinstance(stamp, list) else None,
+            )
+        )
+    model = lww_model(writes)
+    if model.admits(None if value is None else [value]):
+        return []
+    return [f"value {value!r} is not the last writer's ({model.rule})"]
+
+
+@_checker
+def check_crdt_lww_register(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-LWW-REGISTER: the converged value is the last set (greatest timestamp, or not
+    superseded in real time)."""
+    return _crdt_check(index, requirement, bound, "lww-register", _register_judge)

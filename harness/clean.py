@@ -1,0 +1,138 @@
+"""Remove what crashed runs left behind: containers, networks, labelled processes, images.
+
+A run is stale when the harness process that owns it is gone. Docker objects carry the
+owner as ``gossipcert.owner=<pid>:<start time>`` (the start time guards against a reused
+pid); child processes carry the run label, ``gc-<seed>-<pid>-<stamp>``, whose pid is the
+harness's. Objects of runs still going are left alone unless asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.sweep import labelled_processes, sweep
+
+RUN_LABEL = "gossipcert.run"
+OWNER_LABEL = "gossipcert.owner"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
+    try:
+        stat = open(f"/proc/{pid}/stat", encoding="utf-8").read()  # noqa: SIM115
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields and fields[0] == "Z":
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def owner_label(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{process_start_time(pid) or 0}"
+
+
+def owner_alive(owner: str) -> bool:
+    pid_text, _, started = owner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    now = process_start_time(pid)
+    return now is not None and (not started or started == now)
+
+
+def run_label_pid(label: str) -> int | None:
+    """The harness pid inside a run label ``gc-<seed>-<pid>-<stamp>``, None if not one."""
+    if not label.startswith("gc-"):
+        return None
+    parts = label[3:].rsplit("-", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[1])
+    except ValueError:
+        return None
+
+
+def label_stale(label: str) -> bool:
+    pid = run_label_pid(label)
+    return pid is not None and pid != os.getpid() and process_start_time(pid) is None
+
+
+@dataclass
+class Swept:
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"removed {len(self.containers)} container(s), {len(self.networks)} "
+                f"network(s), {len(self.images)} image(s); killed {len(self.processes)} "
+                "process(es)")
+
+
+def _stale(labels: dict[str, str], everything: bool) -> bool:
+    if everything:
+        return True
+    owner = labels.get(OWNER_LABEL)
+    if owner is None:
+        return label_stale(labels.get(RUN_LABEL, ""))
+    return not owner_alive(owner)
+
+
+def sweep_docker(client: Any, *, everything: bool = False, run: str | None = None,
+                 into: Swept | None = None) -> Swept:
+    """Remove run-labelled containers, then networks, of dead runs (or of one run, or all)."""
+    out = into if into is not None else Swept()
+    selector = f"{RUN_LABEL}={run}" if run else RUN_LABEL
+    for container in client.containers.list(all=True, filters={"label": selector}):
+        if run is None and not _stale(container.labels, everything):
+            continue
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+            out.containers.append(container.name)
+    for network in client.networks.list(filters={"label": selector}):
+        labels = network.attrs.get("Labels") or {}
+        if run is None and not _stale(labels, everything):
+            continue
+        with contextlib.suppress(Exception):
+            network.remove()
+            out.networks.append(network.name)
+    return out
+
+
+def sweep_stale_processes(*, everything: bool = False, into: Swept | None = None) -> Swept:
+    """Kill labelled processes whose harness is gone (or every labelled one)."""
+    out = into if into is not None else Swept()
+    if everything:
+        out.processes += sweep()
+        return out
+    for label in sorted(set(labelled_processes().values())):
+        if label_stale(label):
+            out.processes += sweep(label)
+    return out
+
+
+def clean(*, images: bool = False, everything: bool = False,
+          docker_required: bool = False) -> Swept:
+    """What ``gossipcert clean`` does; Docker is skipped when no engine answers."""
+    from harness.errors import GossipcertError
+    from harness.images import docker_client, remove_images
+
+    out = sweep_stale_processes(everything=everything)
+    try:
+        client = docker_client()
+    except GossipcertError:
+        if docker_required or images:
+            raise
+        return out
+    sweep_docker(client, everything=everything, into=out)
+    if images:
+        out.images += remove_images(client)
+    return out

@@ -1,0 +1,16 @@
+# The gossipcert reference node (and the Toxiproxy-compatible server) on the base image.
+# Built by harness/images.py, which fills BASE with the base image's content-hash tag.
+ARG BASE
+FROM ${BASE}
+# Dependencies first: they change less often than the code, so this layer stays cached.
+COPY deps/ /opt/gossipcert/deps/
+COPY src/ /opt/gossipcert/src/
+ENV PYTHONPATH=/opt/gossipcert/src:/opt/gossipcert/deps \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+WORKDIR /opt/gossipcert
+# Bytecode compiled once here, not at every container start (PYTHONDONTWRITEBYTECODE
+# keeps the running containers from writing any).
+RUN python3 -m compileall -q -j 0 /opt/gossipcert
+RUN python3 -m reference_node --help >/dev/null && python3 -m chaos.toxiproxy --help >/dev/null
+CMD ["python3", "-m", "reference_node", "--help"]

@@ -1,0 +1,119 @@
+"""``report.html``: one self-contained page (inline CSS and SVG, no script, nothing
+fetched) with the verdict table and the figures a person would rather see than read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from harness.history import Entry
+from reports.plots import (
+    broadcast_spread_svg,
+    fault_timeline_svg,
+    latency_histogram_svg,
+    member_views_svg,
+)
+
+__all__ = ["render_html", "write_html_report"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:4px 8px;
+vertical-align:top;text-align:left}th{background:#f4f4f4}
+.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
+.error{color:#9a6700;font-weight:600}.not-applicable{color:#777}
+.verdict{font-size:20px;padding:8px 12px;display:inline-block;border-radius:4px}
+.verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
+details pre{max-height:240px;overflow:auto;background:#f6f8fa;padding:6px;font-size:12px}
+svg{background:#fff;border:1px solid #eee;margin:8px 0;max-width:100%;height:auto}
+svg text{font:11px system-ui,sans-serif}svg .title{font-size:13px;font-weight:600}
+svg .axis{stroke:#333}svg .tick{fill:#555}
+figure{margin:0}figcaption{color:#555;font-size:13px}
+"""
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() or abs(value) >= 100 else f"{value:.2f}"
+    return str(value)
+
+
+def _row(req: Mapping[str, Any]) -> str:
+    details = json.dumps(req["evidence"]["details"], indent=2, sort_keys=True, default=str)
+    status = str(req["status"])
+    return (
+        f'<tr id="{escape(req["id"])}"><td><b>{escape(req["id"])}</b><br>'
+        f"<small>{escape(req['title'])}</small></td>"
+        f"<td>{escape(req['level'])}</td><td>{escape(str(req.get('scenario') or '-'))}</td>"
+        f'<td class="{escape(status)}">{escape(status.upper())}</td>'
+        f"<td>{_number(req['measured'])} / {_number(req['bound'])} {escape(req['unit'])}</td>"
+        f"<td>{escape(req['evidence']['summary'])}"
+        f"<details><summary>evidence</summary><pre>{escape(details)}</pre></details></td></tr>"
+    )
+
+
+def _figure(svg: str | None, caption: str) -> str:
+    if svg is None:
+        return f'<p class="not-applicable">{escape(caption)}: nothing to draw in this run.</p>'
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
+    verdict = str(report.get("verdict", "fail"))
+    run = report.get("run", {})
+    summary = report.get("summary", {})
+    rows = "".join(_row(r) for r in report.get("requirements", []))
+    figures = [
+        _figure(
+            broadcast_spread_svg(history),
+            "Fraction of members holding each broadcast (node-side receive times) against "
+            "Serf's model I(r)/n = 1/(1+(n+1)e^(-bnr)), b = f/(2n), one round per gossip "
+            "interval.",
+        ),
+        _figure(latency_histogram_svg(history), "Dissemination latency of every delivery."),
+        _figure(
+            member_views_svg(history),
+            "Each member's status for the killed node over time; shaded: partition windows.",
+        ),
+        _figure(fault_timeline_svg(history), "Fault schedule and workload phases."),
+    ]
+    faults = "".join(
+        f"<tr><td>{_number(f['time_ms'])}</td><td>{escape(f['op'])}</td>"
+        f"<td>{escape(str(f.get('node') or '-'))}</td>"
+        f"<td><code>{escape(json.dumps(f.get('args') or {}, sort_keys=True))}</code></td></tr>"
+        for f in report.get("faults", [])
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>gossipcert report: {escape(str(report.get("implementation")))}</title>
+<style>{_CSS}</style></head><body>
+<h1>gossipcert report: {escape(str(report.get("implementation")))}</h1>
+<p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span></p>
+<p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes
+{escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}
+&middot; {escape(", ".join(f"{v} {k}" for k, v in summary.items()))}
+&middot; generated {escape(str(report.get("generated_at", "-")))}</p>
+<h2>Requirements</h2>
+<table><thead><tr><th>requirement</th><th>level</th><th>scenario</th><th>status</th>
+<th>measured / bound</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Figures</h2>
+{"".join(figures)}
+<h2>Faults</h2>
+<table><thead><tr><th>time ms</th><th>fault</th><th>node</th><th>args</th></tr></thead>
+<tbody>{faults or '<tr><td colspan="4">none</td></tr>'}</tbody></table>
+</body></html>
+"""
+
+
+def write_html_report(
+    path: Path | str, report: Mapping[str, Any], history: Sequence[Entry]
+) -> Path:
+    target = Path(path)
+    target.write_text(render_html(report, history), encoding="utf-8")
+    return target

@@ -1,0 +1,64 @@
+"""JUnit XML (``report.junit.xml``): one test case per requirement, for any CI system.
+
+A failure or error carries the evidence; a requirement that does not apply is skipped
+with its reason, so a dashboard shows it without counting it as passed.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_junit", "write_junit_report"]
+
+
+def render_junit(report: Mapping[str, Any]) -> str:
+    requirements = report.get("requirements", [])
+    counts = {
+        s: sum(1 for r in requirements if r["status"] == s)
+        for s in ("fail", "error", "not-applicable")
+    }
+    suite = ET.Element(
+        "testsuite",
+        name=f"gossipcert {report.get('implementation', '?')}",
+        tests=str(len(requirements)),
+        failures=str(counts["fail"]),
+        errors=str(counts["error"]),
+        skipped=str(counts["not-applicable"]),
+    )
+    props = ET.SubElement(suite, "properties")
+    for name in ("implementation", "seed", "verdict"):
+        ET.SubElement(props, "property", name=name, value=str(report.get(name)))
+    for req in requirements:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"gossipcert.{req.get('scenario') or 'default'}.{req['level']}",
+            name=f"{req['id']}: {req['title']}",
+        )
+        evidence = req["evidence"]["summary"]
+        measured = "" if req["measured"] is None else f"measured {req['measured']} "
+        figure = f"{measured}bound {req['bound']} {req['unit']}".strip()
+        details = json.dumps(req["evidence"]["details"], indent=2, sort_keys=True, default=str)
+        if req["status"] == "fail":
+            node = ET.SubElement(case, "failure", message=evidence, type=req["level"])
+            node.text = f"{figure}\n{details}"
+        elif req["status"] == "error":
+            ET.SubElement(case, "error", message=evidence, type="checker")
+        elif req["status"] == "not-applicable":
+            ET.SubElement(case, "skipped", message=evidence)
+        out = ET.SubElement(case, "system-out")
+        out.text = f"{evidence}\n{figure}"
+    ET.indent(suite)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
+
+
+def write_junit_report(path: Path | str, report: Mapping[str, Any]) -> Path:
+    target = Path(path)
+    target.write_text(render_junit(report), encoding="utf-8")
+    return target

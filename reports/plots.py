@@ -1,0 +1,313 @@
+"""Figures of a run as inline SVG text: no plotting library, nothing fetched, so the HTML
+report opens offline and renders the same everywhere.
+
+Every figure is a function from the history (read through the checkers' index, so the
+figures show exactly what was judged) to an SVG string, or ``None`` when the history has
+nothing to draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from harness.bounds import derived_parameters
+from harness.checkers._core import _index
+from harness.checkers.dissemination import broadcast_latencies
+from harness.history import Entry
+
+__all__ = [
+    "broadcast_spread_svg",
+    "fault_timeline_svg",
+    "latency_histogram_svg",
+    "member_views_svg",
+    "serf_model_fraction",
+]
+
+WIDTH, HEIGHT = 720, 260
+MARGIN = {"left": 60, "right": 20, "top": 28, "bottom": 40}
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+STATUS_COLOURS = {
+    "alive": "#2ca02c",
+    "suspect": "#ffbf00",
+    "dead": "#d62728",
+    "left": "#7f7f7f",
+    "absent": "#bbbbbb",
+}
+FAULT_COLOURS = {
+    "partition": "#9467bd",
+    "kill": "#d62728",
+    "restart": "#ff7f0e",
+    "pause": "#8c564b",
+}
+
+
+def serf_model_fraction(rounds: float, n: int, fanout: float, loss: float = 0.0) -> float:
+    """Serf's convergence model (REFERENCE.md): ``I(r)/n = 1 / (1 + (n+1) e^(-b n r))``
+    with ``b = (f/n)(1 - loss)/2``."""
+    b = (fanout / max(n, 1)) * (1.0 - loss) / 2.0
+    return 1.0 / (1.0 + (n + 1) * math.exp(-b * n * rounds))
+
+
+class _Frame:
+    """Axes mapping data to pixels inside the standard margins."""
+
+    def __init__(self, x0: float, x1: float, y0: float, y1: float, height: int = HEIGHT) -> None:
+        self.x0, self.x1 = x0, x1 if x1 > x0 else x0 + 1
+        self.y0, self.y1 = y0, y1 if y1 > y0 else y0 + 1
+        self.height = height
+        self.w = WIDTH - MARGIN["left"] - MARGIN["right"]
+        self.h = height - MARGIN["top"] - MARGIN["bottom"]
+
+    def x(self, v: float) -> float:
+        return MARGIN["left"] + (v - self.x0) / (self.x1 - self.x0) * self.w
+
+    def y(self, v: float) -> float:
+        return MARGIN["top"] + self.h - (v - self.y0) / (self.y1 - self.y0) * self.h
+
+    def axes(self, title: str, xlabel: str, ylabel: str, yticks: int = 4) -> list[str]:
+        left, top, bottom = MARGIN["left"], MARGIN["top"], MARGIN["top"] + self.h
+        out = [
+            f'<text x="{WIDTH / 2:.0f}" y="16" text-anchor="middle" class="title">'
+            f"{escape(title)}</text>",
+            f'<line x1="{left}" y1="{bottom}" x2="{left + self.w}" y2="{bottom}" class="axis"/>',
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" class="axis"/>',
+            f'<text x="{left + self.w / 2:.0f}" y="{self.height - 6}" text-anchor="middle">'
+            f"{escape(xlabel)}</text>",
+            f'<text x="14" y="{top + self.h / 2:.0f}" text-anchor="middle" '
+            f'transform="rotate(-90 14 {top + self.h / 2:.0f})">{escape(ylabel)}</text>',
+        ]
+        for i in range(5):
+            v = self.x0 + (self.x1 - self.x0) * i / 4
+            out.append(
+                f'<text x="{self.x(v):.1f}" y="{bottom + 14}" text-anchor="middle" '
+                f'class="tick">{_short(v)}</text>'
+            )
+        for i in range(yticks + 1):
+            v = self.y0 + (self.y1 - self.y0) * i / yticks
+            out.append(
+                f'<text x="{left - 6}" y="{self.y(v) + 4:.1f}" text-anchor="end" '
+                f'class="tick">{_short(v)}</text>'
+            )
+        return out
+
+
+def _short(v: float) -> str:
+    if abs(v) >= 10_000:
+        return f"{v / 1000:.0f}k"
+    if abs(v - round(v)) < 1e-9:
+        return f"{v:.0f}"
+    return f"{v:.2f}"
+
+
+def _svg(body: Sequence[str], label: str, height: int = HEIGHT) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'width="{WIDTH}" height="{height}" role="img" aria-label="{escape(label)}" '
+        f'data-figure="{escape(label)}">' + "".join(body) + "</svg>"
+    )
+
+
+def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
+    out = []
+    for i, (name, colour) in enumerate(items):
+        yy = y + i * 14
+        out.append(f'<rect x="{x}" y="{yy - 9}" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{x + 14}" y="{yy}" class="tick">{escape(name)}</text>')
+    return out
+
+
+def broadcast_spread_svg(history: Sequence[Entry]) -> str | None:
+    """Fraction of members holding each broadcast over time, against Serf's model."""
+    index = _index(history)
+    samples = broadcast_latencies(index)
+    if not samples:
+        return None
+    n = len(index.nodes)
+    params = derived_parameters(index.timing, n)
+    round_ms = params["gossip_interval_ms"]
+    by_id: dict[str, list[float]] = {}
+    for s in samples:
+        by_id.setdefault(s["broadcast"], []).append(s["latency_ms"])
+    horizon = max(max(v) for v in by_id.values()) * 1.2 + round_ms
+    frame = _Frame(0, horizon, 0, 1)
+    body = frame.axes(
+        "Spread of each broadcast vs. Serf's convergence model",
+        "ms since the broadcast call",
+        "fraction of members",
+    )
+    legend: list[tuple[str, str]] = []
+    for i, (bid, lats) in enumerate(sorted(by_id.items())[: len(COLOURS) - 1]):
+        colour = COLOURS[i % len(COLOURS)]
+        others = max(n - 1, 1)
+        points = [(0.0, 1.0 / n)]
+        for k, lat in enumerate(sorted(lats), start=1):
+            points.append((lat, points[-1][1]))
+            points.append((lat, (1 + k * (n - 1) / others) / n))
+        points.append((horizon, points[-1][1]))
+        path = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in points)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        legend.append((f"broadcast {bid}", colour))
+    model = [
+        (t, serf_model_fraction(t / round_ms, n, params["fanout"]))
+        for t in (horizon * i / 100 for i in range(101))
+    ]
+    path = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in model)
+    body.append(
+        f'<polyline points="{path}" fill="none" stroke="#000" stroke-dasharray="5,4" '
+        'stroke-width="1.5"/>'
+    )
+    legend.append((f"model, round {round_ms:.0f} ms, fanout {params['fanout']:.0f}", "#000"))
+    body += _legend(legend, WIDTH - 250, MARGIN["top"] + 120)
+    return _svg(body, "broadcast-spread")
+
+
+def latency_histogram_svg(history: Sequence[Entry], bins: int = 20) -> str | None:
+    """Histogram of every (broadcast, member) latency, node-side receive times."""
+    values = [s["latency_ms"] for s in broadcast_latencies(_index(history))]
+    if not values:
+        return None
+    top = max(values) or 1.0
+    width = top / bins
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int(v / width))] += 1
+    frame = _Frame(0, top, 0, max(counts))
+    body = frame.axes("Broadcast latency histogram", "latency ms", "deliveries")
+    for i, c in enumerate(counts):
+        if c:
+            x0, x1 = frame.x(i * width), frame.x((i + 1) * width)
+            body.append(
+                f'<rect x="{x0:.1f}" y="{frame.y(c):.1f}" width="{max(1.0, x1 - x0 - 1):.1f}" '
+                f'height="{frame.y(0) - frame.y(c):.1f}" fill="{COLOURS[0]}"/>'
+            )
+    return _svg(body, "latency-histogram")
+
+
+def _windows(index: Any) -> list[tuple[float, float, str]]:
+    out = [(c.start, min(c.end, index.end_ms), "partition") for c in index.cuts]
+    for f in index.faults:
+        if f.op == "pause":
+            resume = next(
+                (g.time_ms for g in index.faults if g.time_ms > f.time_ms and g.op == "resume"),
+                index.end_ms,
+            )
+            out.append((f.time_ms, resume, "pause"))
+    return out
+
+
+def member_views_svg(history: Sequence[Entry]) -> str | None:
+    """Each member's view of each killed node over time, fault windows shaded."""
+    index = _index(history)
+    if not index.kills:
+        return None
+    victim = str(index.kills[0].node)
+    observers = [n for n in index.nodes if n != victim]
+    lane = 22
+    height = MARGIN["top"] + MARGIN["bottom"] + lane * len(observers) + 10
+    t0 = index.kills[0].time_ms - 2000
+    frame = _Frame(0, index.end_ms - t0, 0, 1, height)
+    body = [
+        f'<text x="{WIDTH / 2:.0f}" y="16" text-anchor="middle" class="title">'
+        f"Each member's view of {escape(victim)} (killed at 0 ms)</text>"
+    ]
+    for f in index.faults:
+        if f.op in ("kill", "restart") and f.time_ms >= t0:
+            x = frame.x(f.time_ms - t0)
+            body.append(
+                f'<line x1="{x:.1f}" y1="{MARGIN["top"]}" x2="{x:.1f}" '
+                f'y2="{MARGIN["top"] + lane * len(observers)}" stroke="{FAULT_COLOURS[f.op]}" '
+                'stroke-width="2"/>'
+            )
+    for row, observer in enumerate(observers):
+        y = MARGIN["top"] + row * lane
+        body.append(
+            f'<text x="{MARGIN["left"] - 6}" y="{y + 15}" text-anchor="end">{observer}</text>'
+        )
+        line = index.timeline(observer, victim)
+        points = list(zip(line.times, line.statuses, strict=True))
+        for i, (t, status) in enumerate(points):
+            end = points[i + 1][0] if i + 1 < len(points) else index.end_ms
+            if end < t0:
+                continue
+            x0, x1 = frame.x(max(0.0, t - t0)), frame.x(end - t0)
+            body.append(
+                f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(1.0, x1 - x0):.1f}" '
+                f'height="{lane - 6}" fill="{STATUS_COLOURS.get(status, "#999")}">'
+                f"<title>{status}</title></rect>"
+            )
+    for start, end, kind in _windows(index):
+        if end < t0:
+            continue
+        x0, x1 = frame.x(max(0.0, start - t0)), frame.x(end - t0)
+        body.append(
+            f'<rect x="{x0:.1f}" y="{MARGIN["top"]}" width="{max(1.0, x1 - x0):.1f}" '
+            f'height="{lane * len(observers)}" fill="{FAULT_COLOURS.get(kind, "#999")}" '
+            f'opacity="0.35"><title>{kind}</title></rect>'
+        )
+    bottom = MARGIN["top"] + lane * len(observers)
+    for i in range(5):
+        v = frame.x1 * i / 4
+        body.append(
+            f'<text x="{frame.x(v):.1f}" y="{bottom + 14}" text-anchor="middle" class="tick">'
+            f"{_short(v - 2000)}</text>"
+        )
+    body.append(
+        f'<text x="{WIDTH / 2:.0f}" y="{height - 6}" text-anchor="middle">ms since the kill</text>'
+    )
+    body += _legend(
+        [(s, c) for s, c in STATUS_COLOURS.items()] + [("partition", FAULT_COLOURS["partition"])],
+        WIDTH - 90,
+        bottom + 12 if len(observers) > 6 else MARGIN["top"] + 10,
+    )
+    return _svg(body, "member-views", height)
+
+
+def fault_timeline_svg(
+    history: Sequence[Entry], phases: Mapping[str, Sequence[tuple[float, float]]] | None = None
+) -> str | None:
+    """The fault schedule and the workload phases as a timeline from the run's start."""
+    index = _index(history)
+    rows: list[tuple[str, float, float, str]] = []
+    for name, spans in sorted((phases or index.phases).items()):
+        rows += [(f"phase {name}", s, e, "#1f77b4") for s, e in spans]
+    for start, end, kind in _windows(index):
+        rows.append((kind, start, end, FAULT_COLOURS.get(kind, "#999")))
+    for f in index.faults:
+        if f.op not in ("partition", "heal", "pause", "resume"):
+            label = f"{f.op} {f.node or ''}".strip()
+            rows.append((label, f.time_ms, f.time_ms, FAULT_COLOURS.get(f.op, "#444")))
+    if not rows:
+        return None
+    labels = sorted({r[0] for r in rows})
+    lane = 20
+    height = MARGIN["top"] + MARGIN["bottom"] + lane * len(labels)
+    t0 = index.begin_ms
+    frame = _Frame(0, index.end_ms - t0, 0, 1, height)
+    body = [
+        f'<text x="{WIDTH / 2:.0f}" y="16" text-anchor="middle" class="title">'
+        "Fault schedule and workload phases</text>"
+    ]
+    for label, start, end, colour in rows:
+        y = MARGIN["top"] + labels.index(label) * lane
+        x0, x1 = frame.x(start - t0), frame.x(end - t0)
+        body.append(
+            f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(3.0, x1 - x0):.1f}" height="{lane - 6}" '
+            f'fill="{colour}"><title>{escape(label)}</title></rect>'
+        )
+    for i, label in enumerate(labels):
+        y = MARGIN["top"] + i * lane + 14
+        body.append(
+            f'<text x="{MARGIN["left"] + 2}" y="{y}" class="tick" fill="#333">'
+            f"{escape(label)}</text>"
+        )
+    bottom = MARGIN["top"] + lane * len(labels)
+    for i in range(5):
+        v = frame.x1 * i / 4
+        body.append(
+            f'<text x="{frame.x(v):.1f}" y="{bottom + 14}" text-anchor="middle" class="tick">'
+            f"{_short(v / 1000)} s</text>"
+        )
+    return _svg(body, "fault-timeline", height)

@@ -1,0 +1,40 @@
+"""Shared test set-up.
+
+Tests marked ``docker`` need a Docker engine. Where none answers they are skipped with the
+reason; with ``GOSSIPCERT_REQUIRE_DOCKER=1`` (set by CI) that skip is a failure instead,
+so a CI machine that lost its engine cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+REQUIRE_DOCKER_ENV = "GOSSIPCERT_REQUIRE_DOCKER"
+
+
+@functools.cache
+def docker_unavailable() -> str | None:
+    """Why Docker cannot be used here, or None when an engine answers."""
+    from harness.errors import GossipcertError
+    from harness.images import docker_client
+
+    try:
+        docker_client().close()
+    except GossipcertError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") is None:
+        return
+    reason = docker_unavailable()
+    if reason is None:
+        return
+    if os.environ.get(REQUIRE_DOCKER_ENV) == "1":
+        pytest.fail(f"{REQUIRE_DOCKER_ENV}=1 but Docker is unavailable: {reason}",
+                    pytrace=False)
+    pytest.skip(f"Docker is unavailable: {reason}")

@@ -1,0 +1,40 @@
+"""Seeded defect: a restarted node forgets its state and refuses to learn it back: it
+drops persisted state and every key/value entry written before it booted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from reference_node.core.node import Node
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    init, apply_kv = Node.__init__, Node._apply_kv
+    restore, restore_writes = Node.restore, Node.restore_writes
+
+    def born(self: Node, config: Any, now_ms: int) -> None:
+        init(self, config, now_ms)
+        self._born_ms = now_ms  # type: ignore[attr-defined]
+
+    def only_new(self: Node, entry: Any, now_ms: int, **kwargs: Any) -> None:
+        if entry.timestamp.wall_ms < getattr(self, "_born_ms", 0):
+            return
+        apply_kv(self, entry, now_ms, **kwargs)
+
+    def nothing(self: Node, *args: Any) -> None:
+        return None
+
+    Node.__init__ = born  # type: ignore[method-assign]
+    Node._apply_kv = only_new  # type: ignore[method-assign]
+    Node.restore = nothing  # type: ignore[method-assign,assignment]
+    Node.restore_writes = nothing  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Node.__init__ = init  # type: ignore[method-assign]
+        Node._apply_kv = apply_kv  # type: ignore[method-assign]
+        Node.restore = restore  # type: ignore[method-assign]
+        Node.restore_writes = restore_writes  # type: ignore[method-assign]

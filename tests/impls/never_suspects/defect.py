@@ -1,0 +1,22 @@
+"""Seeded defect: a failed probe is ignored, so no member is ever suspected (nor dead)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from reference_node.core.node import Node
+
+
+def _ignore(self: Node, probe: object, now_ms: int) -> None:
+    return None
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    original = Node._probe_failed
+    Node._probe_failed = _ignore  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Node._probe_failed = original  # type: ignore[method-assign]

@@ -1,0 +1,189 @@
+"""report.html, report.junit.xml and ``gossipcert report DIR``: self-contained, complete,
+and (slow) rendered by headless Chromium from a real certify run with its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.properties import Schedule, run_schedule
+from harness.sweep import labelled_processes
+from reports.json_report import build_report, load_report_schema
+from reports.render import write_reports
+
+STEPS: list[dict[str, Any]] = [
+    {"op": "broadcast", "node": "n1", "id": "b1"},
+    {"op": "advance", "ms": 1000},
+    {"op": "put", "node": "n1", "key": "k", "value": "a"},
+    {"op": "crash", "node": "n3"},
+    {"op": "advance", "ms": 3000},
+    {"op": "partition", "groups": [["n1", "n2"], ["n4", "n5"]]},
+    {"op": "advance", "ms": 4000},
+    {"op": "heal"},
+]
+FIGURES = {"broadcast-spread", "latency-histogram", "member-views", "fault-timeline"}
+
+
+def simulated_run(tmp_path: Path) -> tuple[Path, dict[str, object]]:
+    verdicts, cluster = run_schedule(Schedule(nodes=[f"n{i}" for i in range(1, 6)], steps=STEPS))
+    entries = cluster.entries()
+    report = build_report(
+        implementation="in-memory",
+        seed=1,
+        verdicts=verdicts,
+        faults=[e for e in entries if e.type == "fault"],
+        run={"nodes": cluster.ids},
+    )
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with (run_dir / "history.jsonl").open("w") as f:
+        for e in entries:
+            f.write(e.to_json() + "\n")
+    write_reports(run_dir, report, entries)
+    return run_dir, report
+
+
+def test_html_is_self_contained_with_every_figure(tmp_path: Path) -> None:
+    run_dir, report = simulated_run(tmp_path)
+    html = (run_dir / "report.html").read_text()
+    assert set(re.findall(r'data-figure="([a-z-]+)"', html)) == FIGURES
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html), "fetches something"
+    assert "<script" not in html and "@import" not in html
+    for requirement in report["requirements"]:  # type: ignore[attr-defined]
+        assert f'id="{requirement["id"]}"' in html
+    assert "Verdict: PASS" in html
+
+
+def test_junit_has_one_case_per_requirement(tmp_path: Path) -> None:
+    run_dir, report = simulated_run(tmp_path)
+    suite = ET.parse(run_dir / "report.junit.xml").getroot()
+    cases = suite.findall("testcase")
+    requirements = report["requirements"]
+    assert len(cases) == len(requirements)  # type: ignore[arg-type]
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert int(suite.get("skipped", "0")) == len(skipped) > 0
+    assert suite.get("failures") == "0"
+
+
+def test_junit_failure_carries_the_evidence() -> None:
+    from reports.junit import render_junit
+
+    report = {
+        "implementation": "x",
+        "requirements": [
+            {
+                "id": "KV-LWW",
+                "title": "t",
+                "level": "MUST",
+                "status": "fail",
+                "measured": 1,
+                "bound": 0,
+                "unit": "count",
+                "evidence": {"summary": "key 'k' lost", "details": {"key": "k"}},
+            }
+        ],
+    }
+    case = ET.fromstring(render_junit(report)).find("testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == "key 'k' lost"
+    assert '"key": "k"' in (failure.text or "")
+
+
+def test_report_command_rerenders_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, _ = simulated_run(tmp_path)
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "checked 1/" in out and "verdict: PASS" in out
+    for name in ("report.json", "report.md", "report.html", "report.junit.xml"):
+        assert (run_dir / name).is_file(), name
+    import jsonschema
+
+    jsonschema.validate(json.loads((run_dir / "report.json").read_text()), load_report_schema())
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no history.jsonl" in capsys.readouterr().err
+
+
+def _png_is_not_blank(path: Path) -> bool:
+    """Decode a PNG's pixel rows (stdlib only) and look for more than one colour."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    return len(set(raw[:2_000_000])) > 8
+
+
+@pytest.mark.slow
+def test_default_certify_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        reason = "chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"GOSSIPCERT_REQUIRE_TOOLS=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "certify",
+            "--nodes",
+            "5",
+            "--seed",
+            "3",
+            "--report-dir",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout + stderr
+    assert not [label for label in labelled_processes().values() if f"-{proc.pid}-" in label]
+    if not (run_dir / "report.html").exists():  # certify not yet wired to write_reports
+        assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").as_uri()
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,3000",
+    ]
+    dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    figures = re.findall(r'<svg[^>]*data-figure="([a-z-]+)"[^>]*>(.*?)</svg>', dom.stdout, re.S)
+    assert {name for name, _ in figures} == FIGURES, [name for name, _ in figures]
+    for name, body in figures:
+        assert body.count("<rect") + body.count("<polyline") >= 2, name
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True
+    )
+    assert shot.stat().st_size > 20_000
+    assert _png_is_not_blank(shot)

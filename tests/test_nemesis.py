@@ -1,0 +1,121 @@
+"""The nemesis: partition shapes cut what they claim, and a seed gives one schedule."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from chaos.nemesis import SHAPES, PlanError, default_partition_ms, partition_shape, plan, seconds
+from harness.bounds import derived_parameters
+from harness.scenario import load_scenario, shipped_scenarios
+
+NODES = ["n1", "n2", "n3", "n4", "n5"]
+TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
+          "suspicion_max_timeout_mult": 6, "gossip_interval_ms": 100, "fanout": 3,
+          "retransmit_mult": 4, "push_pull_interval_ms": 1000, "indirect_checks": 3}
+PARAMS = derived_parameters(TIMING, len(NODES))
+
+
+def reachable(links: list[tuple[str, str]], nodes: list[str]) -> dict[str, set[str]]:
+    """Who each node can still send to."""
+    cut = set(links)
+    return {a: {b for b in nodes if b != a and (a, b) not in cut} for a in nodes}
+
+
+def test_halves_cut_every_link_between_the_halves_both_ways() -> None:
+    shape = partition_shape("halves", NODES, random.Random(1))
+    assert shape["groups"] == [["n1", "n2"], ["n3", "n4", "n5"]]
+    assert len(shape["links"]) == 2 * 2 * 3
+    assert ("n1", "n3") in shape["links"] and ("n3", "n1") in shape["links"]
+    assert ("n1", "n2") not in shape["links"]
+
+
+def test_isolate_one_and_random_halves() -> None:
+    iso = partition_shape("isolate-one", NODES, random.Random(2), target="n4")
+    assert iso["groups"] == [["n4"], ["n1", "n2", "n3", "n5"]]
+    assert reachable(iso["links"], NODES)["n4"] == set()
+    halves = partition_shape("random-halves", NODES, random.Random(2))
+    assert sorted(sum(halves["groups"], [])) == NODES
+    assert {len(g) for g in halves["groups"]} == {2, 3}
+
+
+def test_bridge_node_keeps_both_sides() -> None:
+    shape = partition_shape("bridge", NODES, random.Random(3))
+    bridge = shape["bridge"]
+    a, b = shape["groups"]
+    assert bridge not in a + b and sorted([*a, *b, bridge]) == NODES
+    can = reachable(shape["links"], NODES)
+    assert can[bridge] == set(NODES) - {bridge}
+    for x in a:
+        assert can[x] == (set(a) - {x}) | {bridge}
+
+
+@pytest.mark.parametrize("n", [4, 5, 6, 7])
+def test_majorities_ring_every_node_sees_a_different_majority(n: int) -> None:
+    nodes = [f"n{i}" for i in range(1, n + 1)]
+    shape = partition_shape("majorities-ring", nodes, random.Random(n))
+    can = reachable(shape["links"], nodes)
+    views = [frozenset(can[x] | {x}) for x in nodes]
+    for view in views:
+        assert len(view) > n // 2              # a majority, counting itself
+    assert len(set(views)) == n                # nobody shares a majority with another
+    for a, b in itertools.permutations(nodes, 2):   # cuts are symmetric
+        assert ((a, b) in shape["links"]) == ((b, a) in shape["links"])
+
+
+def test_one_way_cuts_a_single_direction() -> None:
+    shape = partition_shape("one-way", NODES, random.Random(4))
+    senders, receivers = shape["from"], shape["to"]
+    assert set(shape["links"]) == {(a, b) for a in senders for b in receivers}
+    assert not any((b, a) in shape["links"] for a in senders for b in receivers)
+
+
+def test_unknown_shape_and_too_few_nodes_are_clear_errors() -> None:
+    with pytest.raises(PlanError, match="unknown partition shape"):
+        partition_shape("triangle", NODES, random.Random(0))
+    with pytest.raises(PlanError, match="at least 2"):
+        partition_shape("halves", ["n1"], random.Random(0))
+    assert set(SHAPES) == {"halves", "random-halves", "isolate-one", "majorities-ring",
+                           "bridge", "one-way"}
+
+
+def test_durations_in_seconds_or_timing_expressions() -> None:
+    assert seconds(3, PARAMS) == 3.0
+    assert seconds({"ms": "2 * probe_interval_ms"}, PARAMS) == 0.6
+    assert default_partition_ms(PARAMS) == pytest.approx(
+        PARAMS["suspicion_min_ms"] + 3 * 300 + 2000)
+    with pytest.raises(PlanError):
+        seconds("three", PARAMS)
+
+
+@pytest.mark.parametrize("name", sorted(shipped_scenarios()))
+def test_same_seed_same_schedule_other_seed_other_schedule(name: str) -> None:
+    steps = load_scenario(name).steps
+    first = plan(steps, NODES, 42, PARAMS)
+    again = plan(steps, NODES, 42, PARAMS)
+    assert first == again
+    others = [plan(steps, NODES, seed, PARAMS) for seed in range(1, 6)]
+    assert any(other != first for other in others)
+
+
+def test_plans_never_target_a_node_that_is_down() -> None:
+    steps: list[dict[str, Any]] = [
+        {"kind": "kill"}, {"kind": "kill"}, {"kind": "partition", "shape": "halves"},
+        {"kind": "pause"}, {"kind": "writes", "puts": 30},
+    ]
+    for seed in range(20):
+        actions = plan(steps, NODES, seed, PARAMS)
+        dead = {actions[0]["node"], actions[1]["node"]}
+        assert len(dead) == 2 and "n1" not in dead      # the first node is spared
+        assert not dead & set(sum(actions[2]["groups"], []))
+        assert actions[3]["node"] not in dead
+        assert not dead & {node for node, _, _ in actions[4]["puts"]}
+
+
+def test_a_target_that_is_down_is_refused() -> None:
+    with pytest.raises(PlanError, match="not up"):
+        plan([{"kind": "kill", "target": "n2"}, {"kind": "pause", "target": "n2"}],
+             NODES, 1, PARAMS)

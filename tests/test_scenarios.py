@@ -1,0 +1,241 @@
+"""Scenario files: the shipped ones validate and plan, bad ones are one clear line, and every
+shipped scenario certifies the reference node on the process backend (slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chaos.packet import our_chains, unavailable_reason
+from harness.scenario import STEPS, ScenarioError, load_scenario, schedule, shipped_scenarios
+from harness.sweep import orphaned_processes
+
+TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
+          "suspicion_max_timeout_mult": 6, "gossip_interval_ms": 100, "fanout": 3,
+          "retransmit_mult": 4, "push_pull_interval_ms": 1000, "indirect_checks": 3}
+SHIPPED = sorted(shipped_scenarios())
+
+
+def test_the_required_scenarios_ship() -> None:
+    assert {"default", "partitions", "flapping", "latency-storm", "crash-restart",
+            "paused-node", "mv", "crdt", "churn", "lossy", "security"} <= set(SHIPPED)
+
+
+def _catalogue_scenarios() -> dict[str, str]:
+    import yaml
+
+    from specs import spec_path
+
+    data = yaml.safe_load(spec_path("requirements.yaml").read_text())
+    return {r["id"]: r["scenario"] for r in data["requirements"]}
+
+
+def test_every_requirement_names_a_shipped_scenario() -> None:
+    missing = {rid: name for rid, name in _catalogue_scenarios().items()
+               if name not in SHIPPED}
+    assert missing == {}
+
+
+def test_scenario_overrides_the_conflict_policy_only_when_supported() -> None:
+    from dataclasses import replace
+
+    from harness.manifest import load_manifest
+    from harness.scenario import run_manifest
+
+    reference = load_manifest("reference")
+    assert reference.conflict_policy == "lww"
+    assert run_manifest(reference, load_scenario("mv")).conflict_policy == "mv"
+    assert run_manifest(reference, load_scenario("default")).conflict_policy == "lww"
+    only_lww = replace(reference, conflict_policies=("lww",))
+    assert run_manifest(only_lww, load_scenario("mv")).conflict_policy == "lww"
+
+
+def test_the_plan_draws_deletes_crdt_ops_and_mv_rounds() -> None:
+    nodes = [f"n{i}" for i in range(1, 6)]
+    default = schedule(load_scenario("default"), nodes, 7, TIMING)
+    writes = next(a for a in default if a["kind"] == "writes")
+    assert len(writes["deletes"]) == 3
+    assert not {k for _, k in writes["deletes"]} & set(writes["concurrent"])
+    crdt = schedule(load_scenario("crdt"), nodes, 7, TIMING)
+    types = {op[2] for a in crdt if a["kind"] == "crdt" for op in a["ops"]}
+    assert types == {"g-counter", "pn-counter", "or-set", "lww-register"}
+    mv = next(a for a in schedule(load_scenario("mv"), nodes, 7, TIMING)
+              if a["kind"] == "mv-writes")
+    for key in mv["keys"]:
+        assert key["rmw"] not in key["blind"] and key["racer"] in key["blind"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenarios_validate_and_plan(name: str) -> None:
+    scenario = load_scenario(name)
+    assert scenario.name == name
+    nodes = [f"n{i}" for i in range(1, 6)]
+    actions = schedule(scenario, nodes, 7, TIMING)
+    assert [a["kind"] for a in actions] == [s["kind"] for s in scenario.steps]
+    assert all(a["kind"] in STEPS for a in actions)
+    json.dumps(actions)  # the schedule is written to schedule.json
+
+
+def test_default_scenario_is_the_v1_run() -> None:
+    kinds = [s["kind"] for s in load_scenario("default").steps]
+    assert kinds == ["join", "quiet", "broadcast", "writes", "kill", "partition"]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\nsteps: []\n", "steps"),
+    ("name: x\nsteps:\n  - kind: explode\n", "steps/0/kind"),
+    ("name: x\nsteps:\n  - kind: partition\n    shape: square\n", "steps/0/shape"),
+    ("name: x\nsteps:\n  - kind: quiet\n", "duration"),
+    ("name: x\nsteps:\n  - kind: kill\n    probability: 0.5\n", "probability"),
+    ("name: x\nsteps: [\n", "cannot read"),
+])
+def test_bad_scenarios_are_refused_with_the_field_named(tmp_path: Path, text: str,
+                                                        message: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, text))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_too_small_a_cluster_is_refused() -> None:
+    with pytest.raises(ScenarioError, match="at least 5 nodes"):
+        schedule(load_scenario("partitions"), ["n1", "n2", "n3"], 1, TIMING)
+
+
+def test_cli_lists_scenarios_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "scenarios"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0
+    for name in SHIPPED:
+        assert name in listed.stdout
+    bad = write(tmp_path, "name: x\nsteps:\n  - kind: partition\n    shape: square\n")
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "certify", "--scenario",
+                          str(bad), "--report-dir", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "steps/0/shape" in run.stderr
+    assert orphaned_processes() == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_scenario_certifies_the_reference_node(tmp_path: Path,
+                                                             name: str) -> None:
+    uses_packets = any(s.get("plane") == "packet" or s["kind"] == "loss"
+                       for s in load_scenario(name).steps)
+    if uses_packets and unavailable_reason() is not None:
+        pytest.skip(f"scenario {name} uses the packet plane: {unavailable_reason()}")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "certify", "--impl", "reference", "--nodes", "5",
+         "--seed", "3", "--scenario", name, "--report-dir", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    stdout, stderr = proc.communicate(timeout=600)
+    assert "Traceback" not in stderr, stderr
+    assert orphaned_processes() == {}, "the run left a process behind"
+    assert proc.returncode == 0, stdout + stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    # Every requirement the catalogue assigns to this scenario is exercised and passes.
+    mine = {rid for rid, scenario in _catalogue_scenarios().items() if scenario == name}
+    status = {v["id"]: v["status"] for v in report["requirements"]}
+    assert {rid: status[rid] for rid in mine} == dict.fromkeys(mine, "pass")
+    planned = json.loads((run_dir / "schedule.json").read_text())
+    assert planned["scenario"] == name and planned["seed"] == 3
+    assert report["faults"], "a scenario without a single fault"
+    if unavailable_reason() is None:
+        left = [chain for (_, chain), pid in our_chains().items() if pid == proc.pid]
+        assert left == [], "the run left iptables rules behind"
+
+
+def test_the_security_scenario_plans_a_wrong_key_node() -> None:
+    nodes = [f"n{i}" for i in range(1, 6)]
+    scenario = load_scenario("security")
+    assert scenario.encryption
+    step = next(a for a in schedule(scenario, nodes, 7, TIMING) if a["kind"] == "wrong-key-node")
+    assert step["node"] == "x1" and step["node"] not in nodes and step["seed"] in nodes
+    # two probe intervals and three push-pull intervals of the timing above
+    assert step["duration_s"] == pytest.approx(3.6)
+
+
+def test_a_wrong_key_node_may_not_take_a_members_id(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nencryption: true\nsteps:\n"
+                 "  - kind: wrong-key-node\n    id: n2\n")
+    with pytest.raises(ScenarioError, match="n2"):
+        schedule(load_scenario(path), ["n1", "n2", "n3"], 1, TIMING)
+    bad = write(tmp_path, "name: x\nsteps:\n  - kind: wrong-key-node\n    shape: halves\n")
+    with pytest.raises(ScenarioError, match="shape"):
+        load_scenario(bad)
+
+
+def test_the_run_key_needs_the_capability_and_key_args() -> None:
+    from dataclasses import replace
+
+    from harness.manifest import load_manifest
+    from harness.scenario import run_manifest
+
+    reference = load_manifest("reference")
+    security = load_scenario("security")
+    key = run_manifest(reference, security).gossip_key
+    assert key is not None and key != run_manifest(reference, security).gossip_key
+    assert run_manifest(reference, load_scenario("default")).gossip_key is None
+    no_cap = replace(reference, capabilities=[c for c in reference.capabilities
+                                              if c != "encryption"])
+    assert run_manifest(no_cap, security).gossip_key is None
+    assert reference.process is not None
+    no_args = replace(reference, process=replace(reference.process, key_args=[]),
+                      docker=None)
+    assert run_manifest(no_args, security).gossip_key is None
+
+
+def _admission(tmp_path: Path, right_key: bool) -> str:
+    """Run three encrypted reference nodes and an extra node, read members while it tries
+    to join, and judge SEC-WRONG-KEY on the history."""
+    import time
+
+    from harness.checkers import run_checks
+    from harness.cluster import Cluster
+    from harness.manifest import load_manifest
+    from harness.scenario import run_manifest
+    from harness.verdict import load_catalogue
+
+    manifest = run_manifest(load_manifest("reference"), load_scenario("security"))
+    cluster = Cluster(manifest, 3, tmp_path, seed=5)
+    cluster.history.append("meta", "run", args={
+        "nodes": cluster.node_ids, "timing": manifest.timing,
+        "capabilities": manifest.capabilities, "conflict_policy": manifest.conflict_policy})
+    with cluster:
+        cluster.start_intruder("x1", "n1", key=manifest.gossip_key if right_key else None)
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            cluster.read_round("members")
+            time.sleep(0.3)
+        cluster.stop_intruder("x1")
+        assert cluster.live_nodes() == ["n1", "n2", "n3"]
+    catalogue = [r for r in load_catalogue() if r.id == "SEC-WRONG-KEY"]
+    (verdict,) = run_checks(cluster.history.entries(), catalogue)
+    return str(verdict.status)
+
+
+@pytest.mark.slow
+def test_a_node_with_the_runs_own_key_fails_the_wrong_key_check(tmp_path: Path) -> None:
+    # The checker's must-fail case: an "intruder" that holds the right key gets in.
+    assert _admission(tmp_path, right_key=True) == "fail"
+    assert orphaned_processes() == {}
+
+
+@pytest.mark.slow
+def test_a_node_with_a_wrong_key_is_kept_out(tmp_path: Path) -> None:
+    assert _admission(tmp_path, right_key=False) == "pass"
+    assert orphaned_processes() == {}
