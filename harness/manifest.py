@@ -13,23 +13,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from harness.bounds import DEFAULT_TIMING
 from harness.errors import ManifestError
 from specs import spec_path
 
 REFERENCE_MANIFEST = Path(__file__).resolve().parent.parent / "reference_node" / "manifest.yaml"
 
-# memberlist's LAN profile (REFERENCE.md) fills timing parameters a manifest leaves out.
-TIMING_DEFAULTS: dict[str, float] = {
-    "probe_interval_ms": 1000,
-    "probe_timeout_ms": 500,
-    "indirect_checks": 3,
-    "suspicion_mult": 4,
-    "suspicion_max_timeout_mult": 6,
-    "gossip_interval_ms": 200,
-    "fanout": 3,
-    "retransmit_mult": 4,
-    "push_pull_interval_ms": 30000,
-}
+# memberlist's LAN profile fills the timing parameters a manifest leaves out.
+TIMING_DEFAULTS = DEFAULT_TIMING
 
 
 @dataclass(frozen=True)
