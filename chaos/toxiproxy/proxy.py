@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from chaos.toxiproxy.link import (
@@ -105,32 +105,11 @@ class Proxy:
 
     # Toxics
     def find_toxic(self, name: str) -> ToxicSpec:
-        for spec in self.toxics:
-            if spec.name == name:
-                return spec
-        raise ApiError("toxic not found", 404)
+        return find_toxic(self.toxics, name)
 
     def add_toxic(self, body: Any) -> ToxicSpec:
-        if not isinstance(body, dict):
-            raise bad_body("expected a JSON object")
-        stream = body.get("stream", "downstream")
-        if not isinstance(stream, str) or stream.lower() not in STREAMS:
-            raise ApiError("stream was invalid, can be either upstream or downstream", 400)
-        stream = stream.lower()
-        toxic_type = body.get("type")
-        name = body.get("name") or f"{toxic_type}_{stream}"
-        if not isinstance(name, str):
-            raise bad_body("name must be a string")
-        if not isinstance(toxic_type, str) or toxic_type not in TOXIC_KINDS:
-            raise ApiError("invalid toxic type", 400)
-        if any(spec.name == name for spec in self.toxics):
-            raise ApiError("toxic already exists", 409)
-        kind = TOXIC_KINDS[toxic_type]
-        try:
-            attributes = merge_attributes(kind.defaults, kind.defaults, body.get("attributes"))
-        except InvalidAttributes as exc:
-            raise bad_body(str(exc)) from None
-        spec = ToxicSpec(name, toxic_type, stream, read_toxicity(body, 1.0), attributes)
+        defaults = {name: kind.defaults for name, kind in TOXIC_KINDS.items()}
+        spec = new_toxic(body, defaults, self.toxics, "invalid toxic type")
         self.toxics.append(spec)
         for conn in list(self.connections):
             conn.add_toxic(spec)
@@ -138,15 +117,7 @@ class Proxy:
 
     def update_toxic(self, name: str, body: Any) -> ToxicSpec:
         spec = self.find_toxic(name)
-        if not isinstance(body, dict):
-            raise bad_body("expected a JSON object")
-        try:
-            known = TOXIC_KINDS[spec.type].defaults
-            attributes = merge_attributes(known, spec.attributes, body.get("attributes"))
-        except InvalidAttributes as exc:
-            raise bad_body(str(exc)) from None
-        spec.toxicity = read_toxicity(body, spec.toxicity)
-        spec.attributes = attributes
+        update_toxic(spec, TOXIC_KINDS[spec.type].defaults, body)
         for conn in list(self.connections):
             conn.update_toxic(spec)
         return spec
@@ -314,3 +285,50 @@ class ProxyCollection:
         for proxy in self:
             proxy.stop()
         self.proxies.clear()
+
+
+# Toxic validation shared by the TCP proxies and the UDP extension.
+
+
+def find_toxic(toxics: list[ToxicSpec], name: str) -> ToxicSpec:
+    for spec in toxics:
+        if spec.name == name:
+            return spec
+    raise ApiError("toxic not found", 404)
+
+
+def new_toxic(body: Any, defaults: Mapping[str, Mapping[str, Any]], existing: list[ToxicSpec],
+              unknown_type: str) -> ToxicSpec:
+    """Validate a toxic creation body against the known types and their default attributes."""
+    if not isinstance(body, dict):
+        raise bad_body("expected a JSON object")
+    stream = body.get("stream", "downstream")
+    if not isinstance(stream, str) or stream.lower() not in STREAMS:
+        raise ApiError("stream was invalid, can be either upstream or downstream", 400)
+    stream = stream.lower()
+    toxic_type = body.get("type")
+    name = body.get("name") or f"{toxic_type}_{stream}"
+    if not isinstance(name, str):
+        raise bad_body("name must be a string")
+    if not isinstance(toxic_type, str) or toxic_type not in defaults:
+        raise ApiError(unknown_type, 400)
+    if any(spec.name == name for spec in existing):
+        raise ApiError("toxic already exists", 409)
+    known = defaults[toxic_type]
+    try:
+        attributes = merge_attributes(known, known, body.get("attributes"))
+    except InvalidAttributes as exc:
+        raise bad_body(str(exc)) from None
+    return ToxicSpec(name, toxic_type, stream, read_toxicity(body, 1.0), attributes)
+
+
+def update_toxic(spec: ToxicSpec, defaults: Mapping[str, Any], body: Any) -> None:
+    """Merge an update body into ``spec``: attributes and toxicity."""
+    if not isinstance(body, dict):
+        raise bad_body("expected a JSON object")
+    try:
+        attributes = merge_attributes(defaults, spec.attributes, body.get("attributes"))
+    except InvalidAttributes as exc:
+        raise bad_body(str(exc)) from None
+    spec.toxicity = read_toxicity(body, spec.toxicity)
+    spec.attributes = attributes

@@ -33,8 +33,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from chaos.toxiproxy.link import join_hostport, split_hostport
-from chaos.toxiproxy.proxy import ApiError, _text_field, bad_body, read_toxicity
-from chaos.toxiproxy.toxics import STREAMS, InvalidAttributes, ToxicSpec, merge_attributes
+from chaos.toxiproxy.proxy import (
+    ApiError,
+    _text_field,
+    bad_body,
+    find_toxic,
+    new_toxic,
+    update_toxic,
+)
+from chaos.toxiproxy.toxics import STREAMS, ToxicSpec
 
 UDP_TOXICS: dict[str, dict[str, int]] = {
     "latency": {"latency": 0, "jitter": 0},
@@ -214,49 +221,19 @@ class UdpProxy:
     # ---- toxics ----------------------------------------------------------------------
 
     def find_toxic(self, name: str) -> ToxicSpec:
-        for spec in self.toxics:
-            if spec.name == name:
-                return spec
-        raise ApiError("toxic not found", 404)
+        return find_toxic(self.toxics, name)
 
     def add_toxic(self, body: Any) -> ToxicSpec:
-        if not isinstance(body, dict):
-            raise bad_body("expected a JSON object")
-        stream = body.get("stream", "downstream")
-        if not isinstance(stream, str) or stream.lower() not in STREAMS:
-            raise ApiError("stream was invalid, can be either upstream or downstream", 400)
-        stream = stream.lower()
-        toxic_type = body.get("type")
-        name = body.get("name") or f"{toxic_type}_{stream}"
-        if not isinstance(name, str):
-            raise bad_body("name must be a string")
-        if not isinstance(toxic_type, str) or toxic_type not in UDP_TOXICS:
-            raise ApiError(f"invalid toxic type for a udp proxy (known: "
-                           f"{', '.join(UDP_TOXICS)})", 400)
-        if any(spec.name == name for spec in self.toxics):
-            raise ApiError("toxic already exists", 409)
-        known = UDP_TOXICS[toxic_type]
-        try:
-            attributes = merge_attributes(known, known, body.get("attributes"))
-        except InvalidAttributes as exc:
-            raise bad_body(str(exc)) from None
-        if toxic_type == "loss" and attributes["percent"] > 100:
+        spec = new_toxic(body, UDP_TOXICS, self.toxics,
+                         f"invalid toxic type for a udp proxy (known: {', '.join(UDP_TOXICS)})")
+        if spec.type == "loss" and spec.attributes["percent"] > 100:
             raise bad_body("percent must be at most 100")
-        spec = ToxicSpec(name, toxic_type, stream, read_toxicity(body, 1.0), attributes)
         self.toxics.append(spec)
         return spec
 
     def update_toxic(self, name: str, body: Any) -> ToxicSpec:
         spec = self.find_toxic(name)
-        if not isinstance(body, dict):
-            raise bad_body("expected a JSON object")
-        try:
-            attributes = merge_attributes(UDP_TOXICS[spec.type], spec.attributes,
-                                          body.get("attributes"))
-        except InvalidAttributes as exc:
-            raise bad_body(str(exc)) from None
-        spec.toxicity = read_toxicity(body, spec.toxicity)
-        spec.attributes = attributes
+        update_toxic(spec, UDP_TOXICS[spec.type], body)
         return spec
 
     def remove_toxic(self, name: str) -> None:
