@@ -1,9 +1,11 @@
-"""Wall time of the default certify run and the measured failure-detection time against its bound.
+"""Wall time of a certify run and the measured failure-detection time against its bound.
 
-    python benchmarks/certify_run.py --runs 5
+    python benchmarks/certify_run.py --runs 5            # the quick run (default scenario)
+    python benchmarks/certify_run.py --runs 3 --suite    # the full suite
 
-Runs ``gossipcert certify --impl reference --nodes 5`` RUNS times with seeds 1..RUNS and
-prints one Markdown table row per run plus the medians.
+Runs ``gossipcert certify --impl reference --nodes 5 [--quick]`` RUNS times with seeds
+1..RUNS and prints one Markdown table row per run plus the medians; with ``--suite``, also
+the wall time of each scenario of the suite.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--suite", action="store_true", help="the full suite, not --quick")
     args = parser.parse_args()
+    mode = [] if args.suite else ["--quick"]
+    per_scenario: dict[str, list[float]] = {}
     rows = []
     print("| seed | verdict | wall s | FD-DETECT ms | bound ms | ratio | KV-CONVERGENCE ms | "
           "PARTITION-HEAL ms |")
@@ -34,11 +39,13 @@ def main() -> int:
             subprocess.run(
                 [sys.executable, "-m", "harness.cli", "certify", "--impl", "reference",
                  "--nodes", str(args.nodes), "--seed", str(seed), "--report-dir",
-                 str(report_dir)],
+                 str(report_dir), *mode],
                 capture_output=True, check=False,
             )
             wall = time.perf_counter() - t0
             report = json.loads((report_dir / "report.json").read_text())
+        for run in report.get("runs") or []:
+            per_scenario.setdefault(run["scenario"], []).append(run["wall_time_s"])
         by_id = {r["id"]: r for r in report["requirements"]}
         detect = by_id["FD-DETECT"]
         row = (seed, report["verdict"], wall, detect["measured"], detect["bound"],
@@ -51,6 +58,10 @@ def main() -> int:
           f"{med(r[3] for r in rows):.0f} ms against a bound of {rows[0][4]:.0f} ms "
           f"({med(r[3] / r[4] for r in rows):.2f} of the bound); "
           f"{sum(r[1] == 'pass' for r in rows)}/{len(rows)} runs pass")
+    if per_scenario:
+        print("\n| scenario | median wall s |\n|---|---|")
+        for name, walls in per_scenario.items():
+            print(f"| {name} | {med(walls):.1f} |")
     return 0
 
 

@@ -1,9 +1,14 @@
-"""``gossipcert certify``: one scenario run, from manifest to report.
+"""``gossipcert certify``: from manifest to report.
 
-manifest + scenario -> schedule (from the seed) -> cluster up -> the schedule's workload
-and faults -> history -> verdicts per requirement -> report.json / report.md. The default
-scenario (``chaos/scenarios/default.yaml``) is join, quiet, broadcast, writes, kill -9,
-partition and heal; ``--scenario`` picks another (see :mod:`harness.scenario`).
+By default a suite: every scenario that a requirement the manifest claims names (see
+:mod:`harness.suite`), each a run of its own in ``scenarios/<name>/`` with its complete
+report, merged into one report with one verdict at the top of the report directory.
+``--scenario NAME`` runs one scenario and ``--quick`` the default one alone; their
+reports list what they left untested, and their verdict cannot be PASS unless that
+scenario exercises every claimed MUST.
+
+One scenario run: manifest + scenario -> schedule (from the seed) -> cluster up -> the
+schedule's workload and faults -> history -> verdicts per requirement -> reports.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,17 +26,19 @@ from typing import Any
 import harness
 from harness.checkers import run_checks
 from harness.cluster import Cluster
-from harness.errors import EXIT_FAIL, EXIT_PASS, GossipcertError
-from harness.history import History
-from harness.manifest import Manifest, load_manifest
+from harness.errors import VERDICT_EXIT, GossipcertError
+from harness.history import Entry, History
+from harness.manifest import Manifest, load_manifest, with_run_options
 from harness.scenario import (
     RunOptions,
+    Scenario,
     ScenarioRunner,
     load_scenario,
     run_manifest,
     schedule,
 )
-from harness.verdict import load_catalogue
+from harness.suite import PlannedRun, certificate, merge_verdicts, suite_plan
+from harness.verdict import Requirement, Verdict, load_catalogue
 from reports.json_report import write_json_report
 from reports.markdown import write_markdown_report
 from reports.render import write_reports
@@ -48,7 +55,8 @@ class CertifyOptions:
     toxiproxy_url: str | None = None
     quiet_s: float | None = None
     partition_s: float | None = None
-    scenario: str = "default"
+    scenario: str | None = None  # None: the whole suite
+    quick: bool = False  # the default scenario alone
     progress: Callable[[str], None] = field(default=lambda line: None)
 
 
@@ -73,22 +81,120 @@ class _Progress:
         self.sink(f"[{time.monotonic() - self.t0:6.1f}s] {msg}")
 
 
+@dataclass
+class ScenarioRun:
+    """One scenario run of a certification: its verdicts, history and report."""
+
+    scenario: str
+    seed: int
+    run_dir: Path
+    verdicts: list[Verdict]
+    entries: list[Entry]
+    report: dict[str, Any]
+    wall_s: float
+    policy: str
+
+
 def certify(opts: CertifyOptions) -> CertifyResult:
     if opts.nodes < 3:
         raise GossipcertError("--nodes must be at least 3 (a kill and a partition need them)")
     if opts.backend not in ("process", "docker"):
         raise GossipcertError(f"unknown backend {opts.backend!r} (available: process, docker)")
+    if opts.quick and opts.scenario is not None:
+        raise GossipcertError("--quick runs the default scenario alone: drop --scenario")
     manifest = load_manifest(opts.impl)
     manifest.launch_for(opts.backend)  # a missing launch section is bad input, before any start
-    scenario = load_scenario(opts.scenario)
-    manifest = run_manifest(manifest, scenario)  # the scenario may pick the policy
+    catalogue = load_catalogue()
+    policies = manifest.conflict_policies or (manifest.conflict_policy,)
+    if opts.quick or opts.scenario is not None:
+        mode = "quick" if opts.quick else "scenario"
+        plan = [PlannedRun(opts.scenario or "default")]
+    else:
+        mode = "suite"
+        plan = suite_plan(catalogue, manifest.capabilities, policies)
+        if not plan:
+            raise GossipcertError(
+                f"{manifest.path}: the declared capabilities {manifest.capabilities} claim no "
+                "requirement of the catalogue: nothing to certify"
+            )
+    scenarios = [load_scenario(p.scenario) for p in plan]  # every file checked before a start
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(1, 10**6)
-    node_ids = [f"n{i + 1}" for i in range(opts.nodes)]
-    actions = schedule(scenario, node_ids, seed, manifest.timing)
     report_dir = opts.report_dir or default_report_dir(manifest, seed)
     report_dir.mkdir(parents=True, exist_ok=True)
-    catalogue = load_catalogue()
     progress = _Progress(opts.progress)
+    if mode == "suite":
+        progress(f"suite of {len(plan)} scenarios for {manifest.name}: "
+                 f"{', '.join(p.scenario for p in plan)}; seed {seed}, run dir {report_dir}")
+    runs: list[ScenarioRun] = []
+    for number, (planned, scenario) in enumerate(zip(plan, scenarios, strict=True), 1):
+        run_dir = report_dir / "scenarios" / scenario.name if mode == "suite" else report_dir
+        if mode == "suite":
+            progress(f"scenario {number}/{len(plan)}: {scenario.name}")
+        runs.append(_run_scenario(opts, manifest, scenario, planned, seed, run_dir, catalogue,
+                                  progress, policies, mode))
+    if mode != "suite":
+        only = runs[0]
+        return CertifyResult(VERDICT_EXIT[only.report["verdict"]], report_dir, only.report)
+    verdicts = merge_verdicts(catalogue, [(r.scenario, r.verdicts) for r in runs])
+    cert = certificate(catalogue=catalogue, verdicts=verdicts,
+                       capabilities=manifest.capabilities, policies=policies,
+                       timing=manifest.timing, scenarios=[r.scenario for r in runs], mode=mode)
+    run_info = {
+        "nodes": runs[0].report["run"].get("nodes", []),
+        "backend": opts.backend,
+        "timing": manifest.timing,
+        "wall_time_s": round(sum(r.wall_s for r in runs), 2),
+        "gossipcert_version": harness.__version__,
+        "manifest": str(manifest.path),
+    }
+    report = write_json_report(
+        report_dir / "report.json", implementation=manifest.name, seed=seed,
+        verdicts=verdicts, faults=[], run=run_info, certificate=cert,
+        runs=[_run_entry(r, report_dir) for r in runs],
+    )
+    write_markdown_report(report_dir / "report.md", report)
+    write_reports(report_dir, report, runs[0].entries)
+    progress(f"suite done: {report['verdict'].upper()} over {len(runs)} scenarios")
+    return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
+
+
+def _judged(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    """How many requirements one run judged, by outcome."""
+    return {s: sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "error")}
+
+
+def _run_entry(run: ScenarioRun, report_dir: Path) -> dict[str, Any]:
+    return {
+        "scenario": run.scenario,
+        "verdict": run.report["verdict"],
+        "judged": _judged(run.verdicts),
+        "dir": str(run.run_dir.relative_to(report_dir)),
+        "seed": run.seed,
+        "conflict_policy": run.policy,
+        "wall_time_s": round(run.wall_s, 2),
+    }
+
+
+def _run_scenario(
+    opts: CertifyOptions,
+    declared: Manifest,
+    scenario: Scenario,
+    planned: PlannedRun,
+    seed: int,
+    report_dir: Path,
+    catalogue: Sequence[Requirement],
+    progress: Callable[[str], None],
+    policies: Sequence[str],
+    mode: str,
+) -> ScenarioRun:
+    """Run one scenario on a fresh cluster and write its reports into ``report_dir``."""
+    manifest = run_manifest(declared, scenario)  # the scenario may pick the policy
+    if planned.policy is not None:
+        manifest = with_run_options(manifest, conflict_policy=planned.policy,
+                                    encryption=scenario.encryption)
+    node_ids = [f"n{i + 1}" for i in range(opts.nodes)]
+    actions = schedule(scenario, node_ids, seed, manifest.timing)
+    report_dir.mkdir(parents=True, exist_ok=True)
     history = History(report_dir / "history.jsonl")
     history.append("meta", "run", args={
         "implementation": manifest.name,
@@ -96,6 +202,7 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "nodes": node_ids,
         "timing": manifest.timing,
         "conflict_policy": manifest.conflict_policy,
+        "conflict_policies": list(policies),
         "capabilities": manifest.capabilities,
         "backend": opts.backend,
         "scenario": scenario.name,
@@ -105,19 +212,26 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     )
     started = time.time()
     progress(f"scenario {scenario.name}: {len(actions)} steps; starting {opts.nodes} nodes "
-             f"of {manifest.name} ({opts.backend} backend), seed {seed}, run dir {report_dir}")
+             f"of {manifest.name} ({opts.backend} backend, {manifest.conflict_policy}), "
+             f"seed {seed}, run dir {report_dir}")
     cluster = Cluster(manifest, opts.nodes, report_dir, backend=opts.backend, seed=seed,
                       base_port=opts.base_port, toxiproxy_url=opts.toxiproxy_url,
                       history=history, progress=progress)
-    with cluster:
-        progress(f"cluster up: {opts.nodes} nodes ready")
-        ScenarioRunner(cluster, catalogue, actions, RunOptions(
-            quiet_s=opts.quiet_s, partition_s=opts.partition_s, progress=progress,
-        )).run()
+    try:
+        with cluster:
+            progress(f"cluster up: {opts.nodes} nodes ready")
+            ScenarioRunner(cluster, list(catalogue), actions, RunOptions(
+                quiet_s=opts.quiet_s, partition_s=opts.partition_s, progress=progress,
+            )).run()
+    finally:
+        history.close()
     wall_s = time.time() - started
     progress(f"cluster stopped after {wall_s:.1f} s; checking requirements")
     entries = history.entries()
     verdicts = run_checks(entries, catalogue, progress=progress)
+    if mode != "suite":
+        # A single scenario certifies only what it exercised: say what it left out.
+        verdicts = merge_verdicts(catalogue, [(scenario.name, verdicts)])
     faults = [
         {"time_ms": e.time_ms, "op": e.op, "node": e.node, "args": e.args}
         for e in entries if e.type == "fault"
@@ -134,12 +248,22 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "scenario": scenario.name,
         "schedule": "schedule.json",
     }
+    cert = certificate(catalogue=catalogue, verdicts=verdicts,
+                       capabilities=manifest.capabilities, policies=policies,
+                       timing=manifest.timing, scenarios=[scenario.name], mode=mode)
     report = write_json_report(report_dir / "report.json", implementation=manifest.name,
-                               seed=seed, verdicts=verdicts, faults=faults, run=run_info)
+                               seed=seed, verdicts=verdicts, faults=faults, run=run_info,
+                               certificate=cert)
     write_markdown_report(report_dir / "report.md", report)
     write_reports(report_dir, report, entries)
-    code = EXIT_PASS if report["verdict"] == "pass" else EXIT_FAIL
-    return CertifyResult(code, report_dir, report)
+    if mode == "suite":
+        judged = _judged(verdicts)
+        progress(f"scenario {scenario.name}: {judged['pass']} passed, {judged['fail']} failed, "
+                 f"{judged['error']} not judged")
+    else:
+        progress(f"scenario {scenario.name}: {report['verdict'].upper()}")
+    return ScenarioRun(scenario.name, seed, report_dir, verdicts, entries, report, wall_s,
+                       manifest.conflict_policy)
 
 
 def print_progress(line: str) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+# Exit codes: what a CI job gates on. 1 always means the implementation failed a MUST,
+# never that the harness broke.
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3  # no MUST failed, but a claimed MUST was untested or not judged
 EXIT_INTERRUPTED = 130
+
+VERDICT_EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "incomplete": EXIT_INCOMPLETE}
 
 
 class GossipcertError(Exception):

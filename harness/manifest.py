@@ -168,7 +168,7 @@ def with_run_options(manifest: Manifest, *, conflict_policy: str | None = None,
                      encryption: bool = False) -> Manifest:
     """The manifest a run actually uses: a scenario's conflict policy when the
     implementation supports it (else its declared one, so requirements of the other
-    policy are not applicable), and a fresh gossip key when the scenario asks for
+    policy are not claimed in that run), and a fresh gossip key when the scenario asks for
     encryption and the implementation has it (capability and ``key_args``)."""
     policy = manifest.conflict_policy
     if conflict_policy is not None and conflict_policy in manifest.conflict_policies:

@@ -51,7 +51,7 @@ def replay(path: Path, out: Callable[[str], None] = print) -> int:
         f"(core: {schedule.core or 'reference'}); {len(cluster.entries())} history entries"
     )
     for v in verdicts:
-        if v.status != "not-applicable":
+        if v.status not in ("untested", "not-claimed"):
             out(f"{v.status.upper():>6}  {v.id:<20} {v.evidence}")
     failed = failures(verdicts)
     if schedule.failure:

@@ -14,6 +14,7 @@ from specs import spec_path
 __all__ = [
     "LEVELS",
     "STATUSES",
+    "VERDICTS",
     "CatalogueError",
     "Requirement",
     "Verdict",
@@ -22,7 +23,17 @@ __all__ = [
 ]
 
 LEVELS = ("MUST", "SHOULD")
-STATUSES = ("pass", "fail", "not-applicable", "error")
+# What one requirement came to:
+#   pass         exercised, and the implementation met it
+#   fail         exercised, and the implementation did not (a 501 on a declared
+#                capability is a contract violation, so a fail too)
+#   not-claimed  its capability (or conflict policy) is not declared by the manifest
+#   untested     declared, but the run never exercised it
+#   error        the harness could not judge it (every read failed, a checker broke)
+STATUSES = ("pass", "fail", "not-claimed", "untested", "error")
+# The certificate: PASS needs every claimed MUST exercised and passed; a MUST failed is
+# FAIL; a MUST left untested or in error (and none failed) is INCOMPLETE.
+VERDICTS = ("pass", "fail", "incomplete")
 _REQUIRED_FIELDS = (
     "id",
     "level",
@@ -46,7 +57,9 @@ class Requirement:
 
     ``constants`` carries the catalogue-wide constants (such as ``slack_ms``) so that a
     requirement alone is enough to evaluate its bound. ``scenario`` names the shipped
-    scenario (``chaos/scenarios/<name>.yaml``) that exercises it.
+    scenario (``chaos/scenarios/<name>.yaml``) that exercises it. ``policy``, when set,
+    is the conflict policy the requirement is about: it is claimed only by a manifest
+    that declares that policy.
     """
 
     id: str
@@ -60,6 +73,14 @@ class Requirement:
     checker: str
     constants: Mapping[str, float] = field(default_factory=dict)
     scenario: str = "default"
+    policy: str | None = None
+
+    def claimed_by(self, capabilities: Iterable[str], policies: Iterable[str]) -> bool:
+        """Whether an implementation declaring these capabilities and conflict policies
+        claims this requirement."""
+        if self.capability not in set(capabilities):
+            return False
+        return self.policy is None or self.policy in set(policies)
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,7 @@ class Verdict:
     """The outcome of checking one requirement against one history.
 
     ``measured`` and ``bound`` are in ``unit``; ``measured`` is ``None`` when nothing could
-    be measured (not applicable, error). ``evidence`` is one line for people and
+    be measured (not claimed, untested, error). ``evidence`` is one line for people and
     ``details`` a small structured record (which node, which key, when) for tools.
     """
 
@@ -106,10 +127,14 @@ class Verdict:
 
 
 def overall_verdict(verdicts: Iterable[Verdict]) -> str:
-    """``pass`` when every MUST passed or does not apply; SHOULDs only inform."""
-    for verdict in verdicts:
-        if verdict.level == "MUST" and verdict.status not in ("pass", "not-applicable"):
-            return "fail"
+    """``fail`` when a MUST failed; else ``incomplete`` when a claimed MUST was left
+    untested or could not be judged; else ``pass``. SHOULDs only inform; a requirement
+    whose capability is not claimed is outside the certificate."""
+    musts = [v for v in verdicts if v.level == "MUST"]
+    if any(v.status == "fail" for v in musts):
+        return "fail"
+    if any(v.status in ("untested", "error") for v in musts):
+        return "incomplete"
     return "pass"
 
 
@@ -153,4 +178,7 @@ def _requirement(raw: Any, constants: Mapping[str, float], source: Path) -> Requ
     scenario = raw.get("scenario", "default")
     if not isinstance(scenario, str) or not scenario:
         raise CatalogueError(f"{source}: requirement {raw['id']!r} has a bad scenario {scenario!r}")
-    return Requirement(**values, constants=dict(constants), scenario=scenario)
+    policy = raw.get("policy")
+    if policy is not None and policy not in ("lww", "mv"):
+        raise CatalogueError(f"{source}: requirement {raw['id']!r} has a bad policy {policy!r}")
+    return Requirement(**values, constants=dict(constants), scenario=scenario, policy=policy)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.history import Entry
+from reports.markdown import VERDICT_MEANING, certificate_lines, judged_text
 from reports.plots import (
     broadcast_spread_svg,
     fault_timeline_svg,
@@ -25,9 +26,12 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:4px 8px;
 vertical-align:top;text-align:left}th{background:#f4f4f4}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
-.error{color:#9a6700;font-weight:600}.not-applicable{color:#777}
+.error{color:#9a6700;font-weight:600}.not-claimed{color:#777}
+.untested{color:#9a6700}.incomplete{color:#9a6700;font-weight:600}
 .verdict{font-size:20px;padding:8px 12px;display:inline-block;border-radius:4px}
 .verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
+.verdict.incomplete{background:#fff8c5}
+table.cert{width:auto}table.cert th{width:200px}
 details pre{max-height:240px;overflow:auto;background:#f6f8fa;padding:6px;font-size:12px}
 svg{background:#fff;border:1px solid #eee;margin:8px 0;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif}svg .title{font-size:13px;font-weight:600}
@@ -60,7 +64,7 @@ def _row(req: Mapping[str, Any]) -> str:
 
 def _figure(svg: str | None, caption: str) -> str:
     if svg is None:
-        return f'<p class="not-applicable">{escape(caption)}: nothing to draw in this run.</p>'
+        return f'<p class="not-claimed">{escape(caption)}: nothing to draw in this run.</p>'
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
@@ -83,6 +87,25 @@ def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
         ),
         _figure(fault_timeline_svg(history), "Fault schedule and workload phases."),
     ]
+    cert_rows = "".join(
+        f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
+        for label, text in certificate_lines(report)
+    )
+    runs = "".join(
+        f"<tr><td>{escape(str(r.get('scenario')))}</td>"
+        f"<td>{escape(str(r.get('conflict_policy') or '-'))}</td>"
+        f"<td>{escape(judged_text(r))}</td><td>{_number(r.get('wall_time_s'))}</td>"
+        f'<td><a href="{escape(str(r.get("dir")))}/report.html">{escape(str(r.get("dir")))}</a>'
+        "</td></tr>"
+        for r in report.get("runs") or []
+    )
+    runs_html = (
+        "<h2>Scenario runs</h2><table><thead><tr><th>scenario</th><th>policy</th>"
+        f"<th>judged</th><th>wall s</th><th>report</th></tr></thead><tbody>{runs}</tbody>"
+        "</table><p>Figures below are from the first scenario run.</p>"
+        if runs
+        else ""
+    )
     faults = "".join(
         f"<tr><td>{_number(f['time_ms'])}</td><td>{escape(f['op'])}</td>"
         f"<td>{escape(str(f.get('node') or '-'))}</td>"
@@ -94,7 +117,10 @@ def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
 <title>gossipcert report: {escape(str(report.get("implementation")))}</title>
 <style>{_CSS}</style></head><body>
 <h1>gossipcert report: {escape(str(report.get("implementation")))}</h1>
-<p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span></p>
+<p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span>
+{escape(VERDICT_MEANING.get(verdict, ""))}</p>
+<h2>Certificate</h2>
+<table class="cert"><tbody>{cert_rows}</tbody></table>
 <p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes
 {escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}
 &middot; {escape(", ".join(f"{v} {k}" for k, v in summary.items()))}
@@ -102,6 +128,7 @@ def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
 <h2>Requirements</h2>
 <table><thead><tr><th>requirement</th><th>level</th><th>scenario</th><th>status</th>
 <th>measured / bound</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>
+{runs_html}
 <h2>Figures</h2>
 {"".join(figures)}
 <h2>Faults</h2>

@@ -68,8 +68,12 @@ def build_report(
     verdicts: Sequence[Verdict],
     faults: Iterable[Entry | Mapping[str, Any]],
     run: Mapping[str, Any],
+    certificate: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The report as a dict (what :func:`write_json_report` writes)."""
+    """The report as a dict (what :func:`write_json_report` writes): ``certificate``
+    says what it certifies (:func:`harness.suite.certificate`), ``runs`` lists a suite's
+    scenario runs."""
     counts = Counter(v.status for v in verdicts)
     run_info = dict(run)
     run_info.setdefault("gossipcert_version", _gossipcert_version())
@@ -77,6 +81,7 @@ def build_report(
         "report_version": REPORT_VERSION,
         "implementation": implementation,
         "verdict": overall_verdict(verdicts),
+        "certificate": dict(certificate),
         "seed": seed,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "summary": {status: counts.get(status, 0) for status in STATUSES},
@@ -84,6 +89,8 @@ def build_report(
         "requirements": [v.to_dict() for v in verdicts],
         "run": run_info,
     }
+    if runs is not None:
+        report["runs"] = [dict(r) for r in runs]
     out: dict[str, Any] = _jsonable(report)
     return out
 
@@ -96,10 +103,18 @@ def write_json_report(
     verdicts: Sequence[Verdict],
     faults: Iterable[Entry | Mapping[str, Any]],
     run: Mapping[str, Any],
+    certificate: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build, validate and write ``report.json``; returns the report dict."""
     report = build_report(
-        implementation=implementation, seed=seed, verdicts=verdicts, faults=faults, run=run
+        implementation=implementation,
+        seed=seed,
+        verdicts=verdicts,
+        faults=faults,
+        run=run,
+        certificate=certificate,
+        runs=runs,
     )
     jsonschema.validate(report, load_report_schema())
     target = Path(path)

@@ -1,7 +1,8 @@
 """JUnit XML (``report.junit.xml``): one test case per requirement, for any CI system.
 
-A failure or error carries the evidence; a requirement that does not apply is skipped
-with its reason, so a dashboard shows it without counting it as passed.
+A failure or error carries the evidence; a requirement left untested or not claimed is
+skipped with its reason, so a dashboard shows it without counting it as passed. The
+overall verdict and the certificate are properties of the suite.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def render_junit(report: Mapping[str, Any]) -> str:
     requirements = report.get("requirements", [])
     counts = {
         s: sum(1 for r in requirements if r["status"] == s)
-        for s in ("fail", "error", "not-applicable")
+        for s in ("fail", "error", "untested", "not-claimed")
     }
     suite = ET.Element(
         "testsuite",
@@ -27,11 +28,17 @@ def render_junit(report: Mapping[str, Any]) -> str:
         tests=str(len(requirements)),
         failures=str(counts["fail"]),
         errors=str(counts["error"]),
-        skipped=str(counts["not-applicable"]),
+        skipped=str(counts["untested"] + counts["not-claimed"]),
     )
     props = ET.SubElement(suite, "properties")
     for name in ("implementation", "seed", "verdict"):
         ET.SubElement(props, "property", name=name, value=str(report.get(name)))
+    cert = report.get("certificate") or {}
+    for name in ("contract", "capabilities_certified", "capabilities_not_claimed", "untested",
+                 "scenarios"):
+        value = cert.get(name)
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        ET.SubElement(props, "property", name=f"certificate.{name}", value=text)
     for req in requirements:
         case = ET.SubElement(
             suite,
@@ -48,8 +55,8 @@ def render_junit(report: Mapping[str, Any]) -> str:
             node.text = f"{figure}\n{details}"
         elif req["status"] == "error":
             ET.SubElement(case, "error", message=evidence, type="checker")
-        elif req["status"] == "not-applicable":
-            ET.SubElement(case, "skipped", message=evidence)
+        elif req["status"] in ("untested", "not-claimed"):
+            ET.SubElement(case, "skipped", message=f"{req['status']}: {evidence}")
         out = ET.SubElement(case, "system-out")
         out.text = f"{evidence}\n{figure}"
     ET.indent(suite)

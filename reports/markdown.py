@@ -7,9 +7,61 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_markdown", "write_markdown_report"]
+__all__ = [
+    "VERDICT_MEANING",
+    "certificate_lines",
+    "judged_text",
+    "render_markdown",
+    "write_markdown_report",
+]
 
-_STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "not-applicable": "n/a", "error": "ERROR"}
+_STATUS_MARK = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "not-claimed": "not claimed",
+    "untested": "UNTESTED",
+    "error": "ERROR",
+}
+
+# What each overall verdict means, as every report words it.
+VERDICT_MEANING = {
+    "pass": "every MUST requirement of the claimed capabilities was exercised and passed",
+    "fail": "at least one MUST requirement failed",
+    "incomplete": "no MUST requirement failed, but at least one claimed MUST requirement "
+    "was not exercised or could not be judged: this is not a certificate",
+}
+
+
+def judged_text(run: Mapping[str, Any]) -> str:
+    """What one scenario run of a suite judged, in a few words."""
+    judged = run.get("judged") or {}
+    return (
+        f"{judged.get('pass', 0)} passed, {judged.get('fail', 0)} failed, "
+        f"{judged.get('error', 0)} not judged"
+    )
+
+
+def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The certificate as (label, text) pairs, shared by the Markdown and HTML reports."""
+    cert: Mapping[str, Any] = report.get("certificate") or {}
+    timing = (cert.get("timing_profile") or {}).get("timing") or {}
+    untested = list(cert.get("untested") or [])
+    return [
+        ("contract", str(cert.get("contract", "?"))),
+        ("capabilities certified", ", ".join(cert.get("capabilities_certified") or []) or "none"),
+        (
+            "capabilities not claimed",
+            ", ".join(cert.get("capabilities_not_claimed") or []) or "none",
+        ),
+        ("conflict policies", ", ".join(cert.get("conflict_policies") or []) or "-"),
+        (
+            "timing profile",
+            f"{(cert.get('timing_profile') or {}).get('name', '?')}: "
+            + (", ".join(f"{k}={_number(v)}" for k, v in sorted(timing.items())) or "-"),
+        ),
+        ("scenarios run", f"{', '.join(cert.get('scenarios') or [])} ({cert.get('mode', '?')})"),
+        ("untested", ", ".join(untested) if untested else "none"),
+    ]
 
 
 def _cell(text: Any) -> str:
@@ -42,11 +94,19 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     verdict = str(report.get("verdict", "fail")).upper()
     requirements: Sequence[Mapping[str, Any]] = report.get("requirements", [])
     run: Mapping[str, Any] = report.get("run", {})
+    meaning = VERDICT_MEANING.get(str(report.get("verdict")), "")
     lines = [
         f"# gossipcert report: {report.get('implementation', '?')}",
         "",
-        f"**Verdict: {verdict}**"
-        + (" (every MUST requirement passed or does not apply)" if verdict == "PASS" else ""),
+        f"**Verdict: {verdict}**" + (f" ({meaning})" if meaning else ""),
+        "",
+        "## Certificate",
+        "",
+    ]
+    lines += [f"- {label}: {_cell(text)}" for label, text in certificate_lines(report)]
+    lines += [
+        "",
+        "## Run",
         "",
         f"- seed: `{report.get('seed')}`",
         f"- nodes: {', '.join(run.get('nodes', [])) or '-'}",
@@ -57,17 +117,34 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     summary = report.get("summary")
     if summary:
         lines.append("- " + ", ".join(f"{count} {status}" for status, count in summary.items()))
+    runs: Sequence[Mapping[str, Any]] = report.get("runs") or []
+    if runs:
+        lines += [
+            "",
+            "## Scenario runs",
+            "",
+            "| scenario | policy | judged | wall s | report |",
+            "|---|---|---|---|---|",
+        ]
+        for r in runs:
+            lines.append(
+                f"| {_cell(r.get('scenario'))} | {_cell(r.get('conflict_policy') or '-')} "
+                f"| {_cell(judged_text(r))} "
+                f"| {_number(r.get('wall_time_s'))} | [{_cell(r.get('dir'))}]"
+                f"({_cell(r.get('dir'))}/report.md) |"
+            )
     lines += [
         "",
         "## Requirements",
         "",
-        "| id | level | status | measured vs bound | evidence |",
-        "|---|---|---|---|---|",
+        "| id | level | scenario | status | measured vs bound | evidence |",
+        "|---|---|---|---|---|---|",
     ]
     for req in requirements:
         evidence = req.get("evidence", {})
         lines.append(
             f"| {_cell(req.get('id'))} | {_cell(req.get('level'))} "
+            f"| {_cell(req.get('scenario') or '-')} "
             f"| {_STATUS_MARK.get(str(req.get('status')), _cell(req.get('status')))} "
             f"| {_cell(_measured_vs_bound(req))} | {_cell(evidence.get('summary', ''))} |"
         )

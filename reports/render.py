@@ -8,10 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import EXIT_FAIL, EXIT_PASS, GossipcertError
+from harness.errors import VERDICT_EXIT, GossipcertError
 from harness.history import Entry, load_history
+from harness.verdict import Verdict
 from reports.html import write_html_report
+from reports.json_report import write_json_report
 from reports.junit import write_junit_report
+from reports.markdown import write_markdown_report
 
 __all__ = ["ReportError", "rerender", "write_reports"]
 
@@ -36,12 +39,33 @@ def write_reports(
 
 
 def rerender(run_dir: Path, print_line: Callable[[str], None] = print) -> int:
-    """Re-check a run's ``history.jsonl`` against the current catalogue and rewrite every
-    report; the exit code is the verdict's (0 pass, 1 fail)."""
+    """Re-check a run's ``history.jsonl`` (a suite's: every scenario's) against the
+    current catalogue and rewrite every report; the exit code is the verdict's."""
+    if not (run_dir / "history.jsonl").is_file() and (run_dir / "scenarios").is_dir():
+        report = _rerender_suite(run_dir, print_line)
+    else:
+        report = _rerender_run(run_dir, print_line)[0]
+    print_line(f"verdict: {report['verdict'].upper()}")
+    print_line(f"report: {run_dir / 'report.html'} (and report.json, report.md, report.junit.xml)")
+    return VERDICT_EXIT[str(report["verdict"])]
+
+
+def _previous(run_dir: Path) -> dict[str, Any]:
+    if (run_dir / "report.json").is_file():
+        try:
+            data = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _rerender_run(
+    run_dir: Path, print_line: Callable[[str], None]
+) -> tuple[dict[str, Any], list[Verdict], list[Entry]]:
     from harness.checkers import run_checks
+    from harness.suite import certificate, merge_verdicts
     from harness.verdict import load_catalogue
-    from reports.json_report import write_json_report
-    from reports.markdown import write_markdown_report
 
     path = run_dir / "history.jsonl"
     if not path.is_file():
@@ -53,21 +77,32 @@ def rerender(run_dir: Path, print_line: Callable[[str], None] = print) -> int:
     meta = next((e for e in history if e.type == "meta"), None)
     if meta is None:
         raise ReportError(f"{path} has no meta entry: not a gossipcert history")
-    previous: dict[str, Any] = {}
-    if (run_dir / "report.json").is_file():
-        try:
-            previous = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        except ValueError:
-            previous = {}
+    previous = _previous(run_dir)
     catalogue = load_catalogue()
     verdicts = run_checks(history, catalogue, progress=print_line)
+    scenario = str(meta.args.get("scenario") or "default")
+    mode = str((previous.get("certificate") or {}).get("mode") or "scenario")
+    if mode != "suite":
+        verdicts = merge_verdicts(catalogue, [(scenario, verdicts)])
+    policy = meta.args.get("conflict_policy")
+    policies = list(meta.args.get("conflict_policies") or ([policy] if policy else []))
+    timing = dict(meta.args.get("timing") or {})
     run_info = dict(previous.get("run") or {})
     run_info.setdefault("nodes", list(meta.args.get("nodes") or []))
-    run_info.setdefault("timing", dict(meta.args.get("timing") or {}))
+    run_info.setdefault("timing", timing)
     run_info.setdefault("backend", meta.args.get("backend"))
     run_info["history"] = "history.jsonl"
     run_info.pop("gossipcert_version", None)
     faults = [e for e in history if e.type == "fault"]
+    cert = certificate(
+        catalogue=catalogue,
+        verdicts=verdicts,
+        capabilities=list(meta.args.get("capabilities") or []),
+        policies=policies,
+        timing=timing,
+        scenarios=[scenario],
+        mode=mode,
+    )
     report = write_json_report(
         run_dir / "report.json",
         implementation=str(meta.args.get("implementation") or "unknown"),
@@ -75,9 +110,68 @@ def rerender(run_dir: Path, print_line: Callable[[str], None] = print) -> int:
         verdicts=verdicts,
         faults=faults,
         run=run_info,
+        certificate=cert,
     )
     write_markdown_report(run_dir / "report.md", report)
-    paths = write_reports(run_dir, report, history)
-    print_line(f"verdict: {report['verdict'].upper()}")
-    print_line(f"report: {paths['html']} (and report.json, report.md, report.junit.xml)")
-    return EXIT_PASS if report["verdict"] == "pass" else EXIT_FAIL
+    write_reports(run_dir, report, history)
+    return report, verdicts, history
+
+
+def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[str, Any]:
+    """Re-render every scenario run of a suite, then the merged report."""
+    from harness.suite import certificate, merge_verdicts
+    from harness.verdict import load_catalogue
+
+    previous = _previous(run_dir)
+    listed = [str(r.get("dir")) for r in previous.get("runs") or [] if r.get("dir")]
+    dirs = [run_dir / d for d in listed if (run_dir / d).is_dir()] or sorted(
+        p for p in (run_dir / "scenarios").iterdir() if (p / "history.jsonl").is_file()
+    )
+    if not dirs:
+        raise ReportError(f"{run_dir}/scenarios holds no scenario run with a history.jsonl")
+    catalogue = load_catalogue()
+    results = []
+    for sub in dirs:
+        print_line(f"scenario run {sub.relative_to(run_dir)}")
+        results.append((sub, *_rerender_run(sub, print_line)))
+    first = results[0][1]
+    cert0 = first["certificate"]
+    runs = [(str(report["run"].get("scenario") or sub.name), v) for sub, report, v, _ in results]
+    verdicts = merge_verdicts(catalogue, runs)
+    cert = certificate(
+        catalogue=catalogue,
+        verdicts=verdicts,
+        capabilities=cert0["capabilities_declared"],
+        policies=cert0["conflict_policies"],
+        timing=cert0["timing_profile"]["timing"],
+        scenarios=[name for name, _ in runs],
+        mode="suite",
+    )
+    run_info = dict(previous.get("run") or first["run"])
+    run_info.pop("gossipcert_version", None)
+    report = write_json_report(
+        run_dir / "report.json",
+        implementation=str(first["implementation"]),
+        seed=first.get("seed"),
+        verdicts=verdicts,
+        faults=[],
+        run=run_info,
+        certificate=cert,
+        runs=[
+            {
+                "scenario": name,
+                "verdict": report["verdict"],
+                "judged": {
+                    s: sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "error")
+                },
+                "dir": str(sub.relative_to(run_dir)),
+                "seed": report.get("seed"),
+                "conflict_policy": report["run"].get("conflict_policy"),
+                "wall_time_s": float(report["run"].get("wall_time_s") or 0.0),
+            }
+            for (sub, report, verdicts, _), (name, _) in zip(results, runs, strict=True)
+        ],
+    )
+    write_markdown_report(run_dir / "report.md", report)
+    write_reports(run_dir, report, results[0][3])
+    return report

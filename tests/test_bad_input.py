@@ -50,6 +50,16 @@ def test_manifest_failing_the_schema(tmp_path: Path) -> None:
     assert_clean_failure(result, "'capabilities' is a required property")
 
 
+def test_a_manifest_that_claims_nothing_is_not_certified(tmp_path: Path) -> None:
+    """``capabilities: []`` (or only capabilities no requirement judges) would certify
+    nothing: bad input, never a PASS."""
+    command = '["/bin/true"]'
+    empty = BASE.format(routing="none", command=command).replace("[membership]", "[]")
+    assert_clean_failure(certify(tmp_path, manifest=empty), "should be non-empty")
+    unjudged = BASE.format(routing="none", command=command).replace("[membership]", "[events]")
+    assert_clean_failure(certify(tmp_path, manifest=unjudged), "claim no requirement")
+
+
 def test_launch_command_that_does_not_exist(tmp_path: Path) -> None:
     manifest = BASE.format(routing="none", command='["/nonexistent/gossipd", "{id}"]')
     assert_clean_failure(certify(tmp_path, manifest=manifest),

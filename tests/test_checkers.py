@@ -157,12 +157,17 @@ class Hist:
         self.rows.append({"time_ms": end, "type": "phase", "op": name, "args": {"edge": "end"}})
         return self
 
-    def members_read(self, node: str, at: float, statuses: dict[str, str]) -> Hist:
+    def members_read(
+        self, node: str, at: float, statuses: dict[str, str], invoked: float | None = None
+    ) -> Hist:
+        """A ``GET /v1/members`` of ``node`` completed at ``at`` (invoked 5 ms before
+        unless ``invoked`` says when)."""
         members = [{"id": node, "address": "x", "status": "alive", "incarnation": 0}]
         members += [
             {"id": m, "address": "x", "status": s, "incarnation": 0} for m, s in statuses.items()
         ]
-        return self.op("members", node, at - 5, at, result={"members": members})
+        start = at - 5 if invoked is None else invoked
+        return self.op("members", node, start, at, result={"members": members})
 
     def kv_read(
         self, node: str, at: float, entries: dict[str, list[Any]], digest: str | None = None
@@ -261,18 +266,18 @@ def test_join_uses_members_reads_without_events() -> None:
     assert verdict.measured == pytest.approx(900)
 
 
-def test_join_is_not_applicable_without_starts_or_capability() -> None:
+def test_join_is_untested_without_starts_and_not_claimed_without_capability() -> None:
     no_starts = Hist().all_alive(1500).until(20000).build()
-    assert check(check_member_join, "MEM-JOIN", no_starts).status == "not-applicable"
+    assert check(check_member_join, "MEM-JOIN", no_starts).status == "untested"
     h = Hist(caps=["kv"]).start_all().until(20000).build()
     verdict = check(check_member_join, "MEM-JOIN", h)
-    assert verdict.status == "not-applicable"
+    assert verdict.status == "not-claimed"
     assert "membership" in verdict.evidence
 
 
-def test_join_is_not_applicable_when_history_ends_before_the_deadline() -> None:
+def test_join_is_untested_when_history_ends_before_the_deadline() -> None:
     verdict = check(check_member_join, "MEM-JOIN", Hist().start_all().until(2000).build())
-    assert verdict.status == "not-applicable"
+    assert verdict.status == "untested"
     assert "undetermined" in verdict.evidence
 
 
@@ -327,9 +332,9 @@ def test_detection_ignores_a_member_killed_before_its_deadline() -> None:
     assert verdict.details["undetermined"] >= 1
 
 
-def test_detection_not_applicable_without_kill() -> None:
+def test_detection_untested_without_kill() -> None:
     verdict = check(check_failure_detection, "FD-DETECT", formed().until(40000).build())
-    assert verdict.status == "not-applicable"
+    assert verdict.status == "untested"
     assert "kill" in verdict.evidence
 
 
@@ -377,12 +382,12 @@ def test_quiet_ignores_suspicion_outside_the_window_and_of_dead_nodes() -> None:
     assert verdict.status == "pass", verdict.evidence
 
 
-def test_quiet_not_applicable_without_quiet_phase_or_any_observation() -> None:
+def test_quiet_untested_without_quiet_phase_or_any_observation() -> None:
     verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", formed().build())
-    assert verdict.status == "not-applicable"
+    assert verdict.status == "untested"
     blind = Hist().start_all().phase("quiet", 5000, 10000).until(12000).build()
     verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", blind)
-    assert verdict.status == "not-applicable"
+    assert verdict.status == "untested"
 
 
 def test_quiet_with_a_silent_event_feed_passes() -> None:
@@ -430,7 +435,7 @@ def test_broadcast_fails_when_late() -> None:
 
 def test_broadcast_skips_failed_sends_and_partitioned_members() -> None:
     failed = broadcast(formed(), "fail").until(20000).build()
-    assert check(check_broadcast_delivery, "BCAST-DELIVERY", failed).status == "not-applicable"
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY", failed).status == "untested"
     h = formed().fault("partition", 4000, groups=[["n1", "n2"], ["n3"]])
     h = broadcast(h).delivered("n2", "b1", 5200).fault("heal", 15000)
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
@@ -443,12 +448,12 @@ def test_broadcast_info_counts_once_delivered_somewhere() -> None:
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
     assert verdict.status == "fail"  # it happened, so n3 must get it too
     unknown = broadcast(formed(), "info").until(20000).build()
-    assert check(check_broadcast_delivery, "BCAST-DELIVERY", unknown).status == "not-applicable"
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY", unknown).status == "untested"
 
 
-def test_broadcast_not_applicable_without_capability() -> None:
+def test_broadcast_not_claimed_without_capability() -> None:
     h = broadcast(Hist(caps=["membership", "kv"]).start_all()).until(20000).build()
-    assert check(check_broadcast_delivery, "BCAST-DELIVERY", h).status == "not-applicable"
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY", h).status == "not-claimed"
 
 
 # ---------------------------------------------------------------- KV-CONVERGENCE
@@ -503,13 +508,13 @@ def test_convergence_too_slow_fails() -> None:
     assert verdict.measured == pytest.approx(7000)
 
 
-def test_convergence_not_applicable_without_writes_or_when_cut_short() -> None:
+def test_convergence_untested_without_writes_or_when_cut_short() -> None:
     assert check(check_kv_convergence, "KV-CONVERGENCE", formed().build()).status == (
-        "not-applicable"
+        "untested"
     )
     h = writes(formed()).kv_read("n1", 7000, {"k": ["b"]}).kv_read("n3", 7000, {"k": ["a"]})
     verdict = check(check_kv_convergence, "KV-CONVERGENCE", h.build())
-    assert verdict.status == "not-applicable"
+    assert verdict.status == "untested"
     assert verdict.details["inconclusive"] is True
 
 
@@ -600,11 +605,11 @@ def test_lww_info_may_win_and_fail_never_does() -> None:
     assert lww(h.until(20000)).status == "pass"
 
 
-def test_lww_not_applicable_under_mv_or_without_writes() -> None:
+def test_lww_not_claimed_under_mv_alone_and_untested_without_writes() -> None:
     h = Hist(policy="mv").start_all()
     writes(h)
-    assert lww(final(h, {"n1": ["a", "b"]})).status == "not-applicable"
-    assert lww(formed().until(20000)).status == "not-applicable"
+    assert lww(final(h, {"n1": ["a", "b"]})).status == "not-claimed"
+    assert lww(formed().until(20000)).status == "untested"
 
 
 # ---------------------------------------------------------------- PARTITION-HEAL
@@ -661,12 +666,12 @@ def test_heal_fails_when_state_stays_diverged() -> None:
     assert verdict.details["kv"][0]["digests"]["n1"] != verdict.details["kv"][0]["digests"]["n2"]
 
 
-def test_heal_not_applicable_without_partition_or_heal() -> None:
+def test_heal_untested_without_partition_or_heal() -> None:
     assert check(check_partition_heal, "PARTITION-HEAL", formed().build()).status == (
-        "not-applicable"
+        "untested"
     )
     never_healed = partitioned(heal=False).until(40000).build()
-    assert check(check_partition_heal, "PARTITION-HEAL", never_healed).status == ("not-applicable")
+    assert check(check_partition_heal, "PARTITION-HEAL", never_healed).status == ("untested")
 
 
 # ---------------------------------------------------------------- run_checks
@@ -700,16 +705,17 @@ def test_run_checks_gives_one_verdict_per_requirement() -> None:
         assert by_id[rid].status == "pass", (rid, by_id[rid].evidence)
 
 
-def test_run_checks_reports_not_applicable_for_missing_capability() -> None:
+def test_run_checks_reports_not_claimed_for_missing_capability() -> None:
     h = Hist(caps=["membership"]).start_all().all_alive(1500)
     writes(h).fault("kill", 10000, "n3")
     verdicts = {v.id: v for v in run_checks(h.until(40000).build(), load_catalogue())}
     assert verdicts["MEM-JOIN"].status == "pass"
     for rid in ("FD-DETECT", "BCAST-DELIVERY", "KV-CONVERGENCE", "KV-LWW"):
-        assert verdicts[rid].status == "not-applicable", rid
+        assert verdicts[rid].status == "not-claimed", rid
 
 
-def test_run_checks_reports_501_as_not_applicable() -> None:
+def test_run_checks_fails_a_declared_capability_that_answers_501() -> None:
+    """A 501 on a declared capability is a contract violation, never a pass."""
     h = formed().phase("writes", 5000, 6000)
     h.op(
         "put",
@@ -721,8 +727,8 @@ def test_run_checks_reports_501_as_not_applicable() -> None:
         result={"status": 501, "error": "not_implemented", "message": "no kv"},
     )
     verdicts = {v.id: v for v in run_checks(h.until(20000).build(), load_catalogue())}
-    assert verdicts["KV-LWW"].status == "not-applicable"
-    assert "501" in verdicts["KV-LWW"].evidence
+    assert verdicts["KV-LWW"].status == "fail"
+    assert "501" in verdicts["KV-LWW"].evidence and "contract" in verdicts["KV-LWW"].evidence
     # Without the HTTP status recorded, the body's error code tells.
     h = formed().op(
         "broadcast",
@@ -734,7 +740,7 @@ def test_run_checks_reports_501_as_not_applicable() -> None:
         result={"error": "not_implemented", "message": "no broadcast"},
     )
     verdicts = {v.id: v for v in run_checks(h.until(20000).build(), load_catalogue())}
-    assert verdicts["BCAST-DELIVERY"].status == "not-applicable"
+    assert verdicts["BCAST-DELIVERY"].status == "fail"
 
 
 def test_run_checks_turns_checker_crashes_and_bad_bounds_into_errors(
@@ -868,4 +874,4 @@ def test_heal_after_a_cut_is_judged_like_after_a_partition() -> None:
     assert verdict.status == "fail"
     assert {(d["observer"], d["member"]) for d in verdict.details["never"]} == {("n3", "n1")}
     unhealed = cut(formed(), 10000, ("n1", "n2")).until(40000).build()
-    assert check(check_partition_heal, "PARTITION-HEAL", unhealed).status == "not-applicable"
+    assert check(check_partition_heal, "PARTITION-HEAL", unhealed).status == "untested"

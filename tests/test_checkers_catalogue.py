@@ -1,5 +1,5 @@
 """The full catalogue's checkers on synthetic histories: each passes what is right, fails
-what is wrong (with its id), and is not applicable when its operations are absent."""
+what is wrong (with its id), and is untested when its operations are absent."""
 
 from __future__ import annotations
 
@@ -21,11 +21,16 @@ def verdict_of(requirement_id: str, history: list[Entry], n: int = 3) -> Verdict
     return verdict
 
 
-def test_every_requirement_is_not_applicable_on_an_empty_run() -> None:
-    """The default run stays green while scenarios land: absent ops never fail."""
+def test_every_requirement_is_untested_or_not_claimed_on_an_empty_run() -> None:
+    """Absent operations never fail and never pass: what the capabilities claim is
+    untested, the rest (crdt, encryption, the mv policy) is not claimed."""
     history = Hist().build()
+    not_claimed = {"KV-MV", "SEC-WRONG-KEY"} | {
+        r.id for r in load_catalogue() if r.capability == "crdt"
+    }
     for v in run_checks(history, load_catalogue()):
-        assert v.status == "not-applicable", (v.id, v.evidence)
+        expected = "not-claimed" if v.id in not_claimed else "untested"
+        assert v.status == expected, (v.id, v.evidence)
         assert v.evidence
 
 
@@ -57,7 +62,7 @@ def test_leave_fails_when_it_ends_as_failed() -> None:
 def test_leave_fails_when_never_seen_and_na_without_leave() -> None:
     v = verdict_of("MEM-LEAVE", leaving([]).build())
     assert v.status == "fail" and "never" in v.evidence
-    assert verdict_of("MEM-LEAVE", formed().until(9000).build()).status == "not-applicable"
+    assert verdict_of("MEM-LEAVE", formed().until(9000).build()).status == "untested"
 
 
 # ---------------------------------------------------------------- MEM-REJOIN
@@ -91,8 +96,8 @@ def test_rejoin_fails_when_shadowed_by_an_old_dead() -> None:
     assert v.details["never"][0]["observer"] == "n1"
 
 
-def test_rejoin_not_applicable_without_restart() -> None:
-    assert verdict_of("MEM-REJOIN", formed().until(9000).build()).status == "not-applicable"
+def test_rejoin_untested_without_restart() -> None:
+    assert verdict_of("MEM-REJOIN", formed().until(9000).build()).status == "untested"
 
 
 # ---------------------------------------------------------------- FD-DEAD-STAYS-DEAD
@@ -153,12 +158,12 @@ def test_false_positive_windows(rid: str, phase: str, args: dict[str, Any]) -> N
     assert "n2 declared n3 dead" in bad.evidence
 
 
-def test_false_positive_windows_that_do_not_qualify_are_not_applicable() -> None:
+def test_false_positive_windows_that_do_not_qualify_are_untested() -> None:
     slow = verdict_of("FD-NO-FP-LATENCY", windowed("latency", {"latency_ms": 400}, 5000).build())
-    assert slow.status == "not-applicable" and "probe timeout" in slow.evidence
+    assert slow.status == "untested" and "probe timeout" in slow.evidence
     heavy = verdict_of("FD-NO-FP-LOSS", windowed("lossy", {"loss": 30}, 5000).build())
-    assert heavy.status == "not-applicable"
-    assert verdict_of("FD-NO-FP-PAUSE", formed().until(9000).build()).status == "not-applicable"
+    assert heavy.status == "untested"
+    assert verdict_of("FD-NO-FP-PAUSE", formed().until(9000).build()).status == "untested"
 
 
 def test_pause_window_from_faults_exempts_the_paused_node() -> None:
@@ -259,7 +264,7 @@ def test_messages_per_op_fails_on_a_flood_and_na_without_metrics() -> None:
     v = verdict_of("BCAST-MSGS-PER-OP", h.until(9000).build())
     assert v.status == "fail" and v.measured == 1000
     assert verdict_of("BCAST-MSGS-PER-OP", formed().until(9000).build()).status == (
-        "not-applicable"
+        "untested"
     )
 
 
@@ -280,7 +285,7 @@ def test_kv_after_partition() -> None:
     bad = verdict_of("KV-AFTER-PARTITION", healed(False).build())
     assert bad.status == "fail"
     assert verdict_of("KV-AFTER-PARTITION", formed().until(9000).build()).status == (
-        "not-applicable"
+        "untested"
     )
 
 
@@ -331,7 +336,10 @@ def test_mv_fails_on_a_superseded_sibling_and_is_na_under_lww() -> None:
     assert bad.status == "fail" and "superseded" in bad.evidence
     blind = verdict_of("KV-MV", mv_history(["a", "b", "c", "d"], with_context=False).build())
     assert blind.status == "pass", blind.evidence
-    assert verdict_of("KV-MV", formed().until(9000).build()).status == "not-applicable"
+    assert verdict_of("KV-MV", formed().until(9000).build()).status == "not-claimed"
+    both = Hist(policy="lww")
+    both.rows[0]["args"]["conflict_policies"] = ["lww", "mv"]
+    assert verdict_of("KV-MV", both.start_all().until(9000).build()).status == "untested"
 
 
 # ---------------------------------------------------------------- CRDTs
@@ -420,7 +428,7 @@ def test_or_set_add_wins() -> None:
     assert phantom.status == "fail" and "never added" in phantom.evidence
 
 
-def test_lww_register_and_not_applicable_without_crdt_ops() -> None:
+def test_lww_register_and_untested_without_crdt_ops() -> None:
     def run(final: Any) -> Verdict:
         h = formed_crdt()
         crdt(h, "n1", "r", "lww-register", "set", "old", 2000)
@@ -433,14 +441,14 @@ def test_lww_register_and_not_applicable_without_crdt_ops() -> None:
     assert run("new").status == "pass"
     assert run("old").status == "fail"
     for rid in ("CRDT-G-COUNTER", "CRDT-PN-COUNTER", "CRDT-OR-SET", "CRDT-LWW-REGISTER"):
-        assert verdict_of(rid, formed().until(9000).build()).status == "not-applicable"
+        assert verdict_of(rid, formed_crdt().until(9000).build()).status == "untested"
 
 
 def test_crdt_requirements_need_the_crdt_capability() -> None:
     h = Hist(caps=["membership", "kv"]).start_all().all_alive(1500)
     crdt(h, "n1", "c", "g-counter", "increment", 1, 2000)
     v = verdict_of("CRDT-G-COUNTER", crdt_reads(h, "c", {"n1": 0}).until(9000).build())
-    assert v.status == "not-applicable" and "crdt" in v.evidence
+    assert v.status == "not-claimed" and "crdt" in v.evidence
 
 
 # ---------------------------------------------------------------- KV-NO-LOST-WRITE / DELETES
@@ -480,7 +488,7 @@ def test_deletes_stay_deleted() -> None:
     assert run({}).status == "pass"
     back = run({"a": ["v1"]})
     assert back.status == "fail" and "written before a delete" in back.evidence
-    assert verdict_of("KV-DELETE-STAYS", formed().until(9000).build()).status == "not-applicable"
+    assert verdict_of("KV-DELETE-STAYS", formed().until(9000).build()).status == "untested"
 
 
 # ---------------------------------------------------------------- SEC-WRONG-KEY
@@ -495,7 +503,9 @@ def test_wrong_key_node_is_kept_out() -> None:
     h.member("n2", "x1", "alive", 2500)
     v = verdict_of("SEC-WRONG-KEY", h.build())
     assert v.status == "fail" and "n2 listed as alive x1" in v.evidence
-    assert verdict_of("SEC-WRONG-KEY", formed().until(9000).build()).status == "not-applicable"
+    assert verdict_of("SEC-WRONG-KEY", formed().until(9000).build()).status == "not-claimed"
+    no_intruder = Hist(caps=caps).start_all().all_alive(1500).until(9000)
+    assert verdict_of("SEC-WRONG-KEY", no_intruder.build()).status == "untested"
 
 
 def paused_then_partitioned(fault: str, dead: tuple[str, str, float]) -> list[Entry]:

@@ -20,7 +20,7 @@ def verdict(rid: str, status: str, level: str = "MUST", **details: object) -> Ve
         level=level,
         title=f"title of {rid}",
         status=status,
-        measured=None if status in ("not-applicable", "error") else 1234.5,
+        measured=None if status in ("untested", "error") else 1234.5,
         bound=None if status == "error" else 2000.0,
         unit="ms",
         evidence=f"{rid} evidence | with a pipe",
@@ -31,7 +31,7 @@ def verdict(rid: str, status: str, level: str = "MUST", **details: object) -> Ve
 VERDICTS = [
     verdict("MEM-JOIN", "pass"),
     verdict("FD-DETECT", "fail", observer="n2", never=True, at_least_ms=float("inf")),
-    verdict("BCAST-DELIVERY", "not-applicable"),
+    verdict("BCAST-DELIVERY", "untested"),
     verdict("KV-LWW", "error"),
 ]
 FAULTS = build(
@@ -46,6 +46,17 @@ FAULTS = build(
         {"time_ms": 25000, "type": "fault", "op": "heal"},
     ]
 )
+CERT = {
+    "contract": "v1",
+    "mode": "suite",
+    "capabilities_declared": ["membership", "failure-detection", "broadcast", "kv"],
+    "capabilities_certified": ["membership"],
+    "capabilities_not_claimed": ["crdt", "encryption"],
+    "conflict_policies": ["lww"],
+    "timing_profile": {"name": "declared", "timing": {"probe_interval_ms": 300}},
+    "scenarios": ["default"],
+    "untested": ["BCAST-DELIVERY"],
+}
 RUN = {
     "nodes": ["n1", "n2", "n3"],
     "timing": {"probe_interval_ms": 300},
@@ -53,18 +64,26 @@ RUN = {
 }
 
 
-def test_overall_verdict_gates_on_must_only() -> None:
-    assert overall_verdict([verdict("A", "pass"), verdict("B", "not-applicable")]) == "pass"
+def test_overall_verdict_needs_every_claimed_must_exercised() -> None:
+    assert overall_verdict([verdict("A", "pass"), verdict("B", "not-claimed")]) == "pass"
+    assert overall_verdict([verdict("A", "pass"), verdict("B", "untested")]) == "incomplete"
+    assert overall_verdict([verdict("A", "pass"), verdict("B", "error")]) == "incomplete"
+    assert overall_verdict([verdict("A", "pass"), verdict("B", "untested", "SHOULD")]) == "pass"
     assert overall_verdict([verdict("A", "pass"), verdict("B", "fail", "SHOULD")]) == "pass"
-    assert overall_verdict([verdict("A", "pass"), verdict("B", "fail")]) == "fail"
-    assert overall_verdict([verdict("A", "error")]) == "fail"
+    assert overall_verdict([verdict("A", "untested"), verdict("B", "fail")]) == "fail"
     assert overall_verdict([]) == "pass"
 
 
 def test_json_report_validates_and_is_written(tmp_path: Path) -> None:
     path = tmp_path / "out" / "report.json"
     report = write_json_report(
-        path, implementation="ref", seed=42, verdicts=VERDICTS, faults=FAULTS, run=RUN
+        path,
+        implementation="ref",
+        seed=42,
+        verdicts=VERDICTS,
+        faults=FAULTS,
+        run=RUN,
+        certificate=CERT,
     )
     on_disk = json.loads(path.read_text())
     assert on_disk == report
@@ -76,7 +95,14 @@ def test_json_report_validates_and_is_written(tmp_path: Path) -> None:
     assert report["requirements"][1]["evidence"]["details"]["observer"] == "n2"
     assert report["requirements"][1]["evidence"]["details"]["at_least_ms"] == "inf"
     assert report["run"]["gossipcert_version"]
-    assert report["summary"] == {"pass": 1, "fail": 1, "not-applicable": 1, "error": 1}
+    assert report["summary"] == {
+        "pass": 1,
+        "fail": 1,
+        "not-claimed": 0,
+        "untested": 1,
+        "error": 1,
+    }
+    assert report["certificate"]["capabilities_not_claimed"] == ["crdt", "encryption"]
 
 
 def test_json_report_accepts_fault_dicts_and_passes_when_musts_pass(tmp_path: Path) -> None:
@@ -89,12 +115,15 @@ def test_json_report_accepts_fault_dicts_and_passes_when_musts_pass(tmp_path: Pa
         verdicts=verdicts,
         faults=faults,
         run={},
+        certificate=CERT,
     )
     assert report["verdict"] == "pass"
 
 
 def test_schema_rejects_a_broken_report() -> None:
-    report = build_report(implementation="ref", seed=1, verdicts=VERDICTS, faults=[], run=RUN)
+    report = build_report(
+        implementation="ref", seed=1, verdicts=VERDICTS, faults=[], run=RUN, certificate=CERT
+    )
     schema = load_report_schema()
     jsonschema.validate(report, schema)
     broken = {**report, "verdict": "maybe"}
@@ -103,17 +132,31 @@ def test_schema_rejects_a_broken_report() -> None:
     del broken["verdict"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+    uncertified = {k: v for k, v in report.items() if k != "certificate"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(uncertified, schema)
+    old_status = json.loads(json.dumps(report))
+    old_status["requirements"][2]["status"] = "not-applicable"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(old_status, schema)
 
 
 def test_markdown_has_headline_table_evidence_and_faults(tmp_path: Path) -> None:
-    report = build_report(implementation="ref", seed=7, verdicts=VERDICTS, faults=FAULTS, run=RUN)
+    report = build_report(
+        implementation="ref", seed=7, verdicts=VERDICTS, faults=FAULTS, run=RUN, certificate=CERT
+    )
     path = tmp_path / "report.md"
     text = write_markdown_report(path, report)
     assert path.read_text() == text
     assert "**Verdict: FAIL**" in text
-    assert "| id | level | status | measured vs bound | evidence |" in text
-    assert "| MEM-JOIN | MUST | PASS | 1234.5 <= 2000 ms |" in text
-    assert "| FD-DETECT | MUST | FAIL | 1234.5 > 2000 ms |" in text
+    assert text.index("## Certificate") < text.index("## Requirements")
+    assert "- capabilities certified: membership" in text
+    assert "- capabilities not claimed: crdt, encryption" in text
+    assert "- untested: BCAST-DELIVERY" in text
+    assert "| id | level | scenario | status | measured vs bound | evidence |" in text
+    assert "| MEM-JOIN | MUST | - | PASS | 1234.5 <= 2000 ms |" in text
+    assert "| FD-DETECT | MUST | - | FAIL | 1234.5 > 2000 ms |" in text
+    assert "| BCAST-DELIVERY | MUST | - | UNTESTED |" in text
     assert "evidence \\| with a pipe" in text
     assert "## Evidence of failures" in text and "### FD-DETECT" in text
     assert "### KV-LWW" in text  # errors are shown with failures
@@ -124,9 +167,45 @@ def test_markdown_has_headline_table_evidence_and_faults(tmp_path: Path) -> None
 
 def test_markdown_of_a_passing_run_without_faults() -> None:
     report = build_report(
-        implementation="ref", seed=7, verdicts=[verdict("A", "pass")], faults=[], run={}
+        implementation="ref",
+        seed=7,
+        verdicts=[verdict("A", "pass"), verdict("B", "not-claimed")],
+        faults=[],
+        run={},
+        certificate=CERT,
     )
     text = render_markdown(report)
-    assert "**Verdict: PASS**" in text
+    assert "**Verdict: PASS** (every MUST requirement of the claimed capabilities" in text
+    assert "| B | MUST | - | not claimed |" in text
     assert "No fault was applied." in text
     assert "Evidence of failures" not in text
+
+
+def test_every_format_says_the_same_verdict_and_statuses(tmp_path: Path) -> None:
+    """report.json, report.md, report.html and JUnit agree: INCOMPLETE, and each status."""
+    from reports.html import render_html
+    from reports.junit import render_junit
+
+    verdicts = [
+        verdict("MEM-JOIN", "pass"),
+        verdict("MEM-LEAVE", "untested"),
+        verdict("KV-MV", "not-claimed"),
+        verdict("KV-LWW", "error"),
+    ]
+    report = build_report(
+        implementation="ref", seed=7, verdicts=verdicts, faults=[], run=RUN, certificate=CERT
+    )
+    assert report["verdict"] == "incomplete"
+    markdown = render_markdown(report)
+    html = render_html(report, [])
+    junit = render_junit(report)
+    assert "**Verdict: INCOMPLETE**" in markdown and "not a certificate" in markdown
+    assert "Verdict: INCOMPLETE" in html and "not a certificate" in html
+    assert '<property name="verdict" value="incomplete"' in junit
+    assert "| MEM-LEAVE | MUST | - | UNTESTED |" in markdown
+    assert "| KV-MV | MUST | - | not claimed |" in markdown
+    assert 'class="untested">UNTESTED<' in html and 'class="not-claimed">NOT-CLAIMED<' in html
+    assert 'skipped="2"' in junit and 'errors="1"' in junit
+    assert 'message="untested: MEM-LEAVE evidence' in junit
+    assert "Certificate" in html and "capabilities not claimed" in html
+    assert '<property name="certificate.capabilities_not_claimed" value="crdt,encryption"' in junit

@@ -11,8 +11,9 @@ Conventions, shared by all checkers (see :mod:`harness.checkers._core`):
   own clock, which is the harness host's clock.
 * A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
   ``kill``/``restart`` fault or completed ``leave`` ended that life since.
-* A requirement whose operations are absent from a history is ``not-applicable`` with
-  the reason, never a silent pass; pairs whose deadline falls after the history ends
+* A requirement whose operations are absent from a history is ``untested`` with the
+  reason, never a silent pass (``not-claimed`` when its capability is not declared,
+  ``error`` when every read it needed failed); pairs whose deadline falls after the history ends
   are undetermined.
 * Checkers index the history once and do work linear in what they check.
 """

@@ -9,13 +9,19 @@ Conventions, shared by all checkers:
 
 * Times compared are the history's ``time_ms``; node-side observations (``event``
   entries, ``at_ms`` of received broadcasts) carry the node's own clock, which is the
-  harness host's clock, so they compare with harness times directly. A read
-  (``members``/``kv``) counts as observed at its completion: an upper bound.
+  harness host's clock, so they compare with harness times directly.
+* A read is an interval ``[invoked, completed]``, never a point: latencies are measured
+  to its completion (an upper bound), and it contradicts another observation (a
+  regression: dead back to suspect, alive undone after settling, a suspicion inside a
+  window) only when it was certainly served after it, invoked no sooner than the other
+  could have happened; event times count to their node clock's resolution
+  (:class:`_Timeline`).
 * A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
   ``kill`` fault hit it since.
 * A pair whose deadline falls after the history ends, or after one side was killed, is
   *undetermined*: it neither passes nor fails. A requirement with nothing determined is
-  not applicable (its evidence says why), never a silent pass.
+  ``untested`` (its evidence says why), never a silent pass; one whose capability the
+  implementation does not declare is ``not-claimed``.
 * A member cut off by a partition (or a one-way ``cut``, either direction) inside a
   window, and not seen in time, is *excluded* from that window: partitions and cuts are
   judged by PARTITION-HEAL, not by every other requirement. Whatever is seen in time
@@ -65,6 +71,16 @@ _CAPABILITY_OPS = {
     "broadcast": ("broadcast", "broadcasts"),
     "kv": ("put", "kv", "get", "delete"),
     "crdt": ("crdt", "crdt_read"),
+}
+
+# The reads that tell whether a capability's requirements can be judged at all.
+_CAPABILITY_READS = {
+    "membership": ("members",),
+    "failure-detection": ("members",),
+    "broadcast": ("broadcasts",),
+    "kv": ("kv", "get"),
+    "crdt": ("crdt_read",),
+    "encryption": ("members",),
 }
 
 _DEAD_STATUSES = ("dead", "absent")
@@ -129,11 +145,23 @@ class _Cut:
 
 @dataclass
 class _Timeline:
-    """Everything one observer said about one subject, in time order."""
+    """Everything one observer said about one subject, in time order.
+
+    Each observation is an interval, not a point: a read was served somewhere in
+    ``[invoked, completed]``, an event at its ``at_ms`` give or take the node clock's
+    resolution (a node may truncate or round). ``times`` is the sort key and the time a
+    latency is measured to (a read's completion, an event's ``at_ms``: an upper bound
+    for detection and settling times); ``earliest`` and ``latest`` bound when the
+    observation was really served, and :meth:`served_after` orders two of them only when
+    the intervals allow it. Two events of one node's own feed keep the feed's order.
+    """
 
     times: list[float] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
-    by_status: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    earliest: list[float] = field(default_factory=list)
+    latest: list[float] = field(default_factory=list)
+    from_feed: list[bool] = field(default_factory=list)
+    by_status: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def status_at(self, t: float) -> str | None:
         """The last status reported at or before ``t``."""
@@ -142,13 +170,40 @@ class _Timeline:
 
     def first(self, statuses: Iterable[str], after: float) -> float | None:
         """The first time at or after ``after`` that one of ``statuses`` was reported."""
-        best: float | None = None
+        i = self.first_index(statuses, after)
+        return None if i is None else self.times[i]
+
+    def first_index(self, statuses: Iterable[str], after: float) -> int | None:
+        """The position of the first observation at or after ``after`` in ``statuses``."""
+        start = bisect_left(self.times, after)
+        best: int | None = None
         for status in statuses:
-            times = self.by_status.get(status, [])
-            i = bisect_left(times, after)
-            if i < len(times) and (best is None or times[i] < best):
-                best = times[i]
+            positions = self.by_status.get(status, [])
+            j = bisect_left(positions, start)
+            if j < len(positions) and (best is None or positions[j] < best):
+                best = positions[j]
         return best
+
+    def served_after(self, later: int, earlier: int) -> bool:
+        """Whether observation ``later`` was certainly served after ``earlier``: it was
+        invoked (or stamped) no sooner than ``earlier`` could have happened, or both are
+        events of the node's own feed in that order."""
+        if self.from_feed[later] and self.from_feed[earlier]:
+            return later > earlier
+        return self.earliest[later] >= self.latest[earlier]
+
+    def certainly_after(self, i: int, t: float) -> bool:
+        """Whether observation ``i`` was served at or after the harness time ``t``."""
+        return self.earliest[i] >= t
+
+    def certainly_within(self, i: int, start: float, end: float) -> bool:
+        """Whether observation ``i`` was served inside ``[start, end]`` whatever its
+        interval hides."""
+        return self.earliest[i] >= start and self.latest[i] <= end
+
+    def span(self, start: float, end: float) -> range:
+        """Positions of the observations whose ``times`` fall in ``(start, end]``."""
+        return range(bisect_right(self.times, start), bisect_right(self.times, end))
 
 
 @dataclass
@@ -159,6 +214,7 @@ class _Index:
     timing: Mapping[str, Any]
     capabilities: frozenset[str] | None
     conflict_policy: str | None
+    policies: frozenset[str] | None
     begin_ms: float
     end_ms: float
     lives: dict[str, list[_Life]]
@@ -186,6 +242,11 @@ class _Index:
 
     def live_at(self, node: str, t: float) -> bool:
         return self.life_at(node, t) is not None
+
+    def live_through(self, node: str, t0: float, t1: float) -> bool:
+        """Whether one life of ``node`` spans all of ``[t0, t1]``."""
+        life = self.life_at(node, t0)
+        return life is not None and t1 < life.end
 
     def separated(self, a: str, b: str, t0: float, t1: float, directed: bool = False) -> bool:
         """Whether a partition or cut separated ``a`` from ``b`` at any time in
@@ -240,6 +301,12 @@ def _build_index(history: Sequence[Entry]) -> _Index:
     caps = margs.get("capabilities")
     capabilities = frozenset(str(c) for c in caps) if caps is not None else None
     policy = margs.get("conflict_policy")
+    declared = margs.get("conflict_policies")
+    policies = (
+        frozenset(str(p) for p in declared)
+        if isinstance(declared, list)
+        else (frozenset({str(policy)}) if policy is not None else None)
+    )
     times = [e.time_ms for e in history]
     begin = min(times, default=0.0)
     end = max(times, default=0.0)
@@ -335,6 +402,7 @@ def _build_index(history: Sequence[Entry]) -> _Index:
         timing=dict(margs.get("timing") or {}),
         capabilities=capabilities,
         conflict_policy=str(policy) if policy is not None else None,
+        policies=policies,
         begin_ms=begin,
         end_ms=end,
         lives=lives,
@@ -439,37 +507,71 @@ def _phases(history: Sequence[Entry], end: float) -> dict[str, list[tuple[float,
     return dict(phases)
 
 
+def clock_resolution(stamps: Sequence[float]) -> float:
+    """The resolution of a node clock, judged from the ``at_ms`` it reported: the
+    coarsest of 1 s, 100 ms, 10 ms and 1 ms that every stamp is a multiple of (a node
+    that stamps in whole seconds is trusted to a second, not to a millisecond); 1 ms for
+    fewer than three stamps, 1 us when a stamp has a fraction of a millisecond."""
+    if any(t != int(t) for t in stamps):
+        return 0.001
+    if len(stamps) < 3:
+        return 1.0
+    for step in (1000, 100, 10):
+        if all(int(t) % step == 0 for t in stamps):
+            return float(step)
+    return 1.0
+
+
 def _views(
     history: Sequence[Entry], reads: Sequence[_Op], nodes: Sequence[str]
 ) -> dict[tuple[str, str], _Timeline]:
-    """Per (observer, subject): member events plus members reads, in time order."""
-    raw: dict[tuple[str, str], list[tuple[float, int, str]]] = defaultdict(list)
+    """Per (observer, subject): member events plus members reads, in time order.
+
+    A read is the interval ``[invoked, completed]``; an event is its ``at_ms`` widened by
+    the resolution of its node's clock on both sides.
+    """
+    # (time, history index, status, earliest, latest, from the node's feed)
+    raw: dict[tuple[str, str], list[tuple[float, int, str, float, float, bool]]] = defaultdict(
+        list
+    )
+    feed: dict[str, list[Entry]] = defaultdict(list)
     for e in history:
         if e.type == "event" and e.op == "member" and e.node is not None:
+            feed[e.node].append(e)
+    for observer, events in feed.items():
+        res = clock_resolution([e.time_ms for e in events])
+        for e in events:
             subject, status = e.args.get("member"), e.args.get("status")
-            if subject is not None and status is not None and str(subject) != e.node:
-                raw[(e.node, str(subject))].append((e.time_ms, e.index, str(status)))
+            if subject is not None and status is not None and str(subject) != observer:
+                raw[(observer, str(subject))].append(
+                    (e.time_ms, e.index, str(status), e.time_ms - res, e.time_ms + res, True)
+                )
     everyone = set(nodes)
     for read in reads:
         if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
             continue
         listed: set[str] = set()
+        span = (read.completed, -1)
+        interval = (read.invoked, read.completed, False)
         for member in read.result.get("members") or []:
             subject, status = member.get("id"), member.get("status")
             if subject is None or status is None or str(subject) == read.node:
                 continue
             listed.add(str(subject))
-            raw[(read.node, str(subject))].append((read.completed, -1, str(status)))
+            raw[(read.node, str(subject))].append((*span, str(status), *interval))
         for subject in everyone - listed - {read.node}:
-            raw[(read.node, subject)].append((read.completed, -1, "absent"))
+            raw[(read.node, subject)].append((*span, "absent", *interval))
     views: dict[tuple[str, str], _Timeline] = {}
     for pair, observations in raw.items():
-        observations.sort()
+        observations.sort(key=lambda o: (o[0], o[1]))
         line = _Timeline()
-        for t, _, status in observations:
+        for t, _, status, earliest, latest, from_feed in observations:
+            line.by_status[status].append(len(line.times))
             line.times.append(t)
             line.statuses.append(status)
-            line.by_status[status].append(t)
+            line.earliest.append(earliest)
+            line.latest.append(latest)
+            line.from_feed.append(from_feed)
         views[pair] = line
     return views
 
@@ -575,17 +677,55 @@ def _bound_of(requirement: Requirement, params: Mapping[str, float]) -> float:
     return evaluate(requirement.bound, {**params, **requirement.constants})
 
 
-def _missing_capability(index: _Index, capability: str) -> str | None:
-    """Why the IUT lacks ``capability``, or None when it has it (or cannot tell)."""
-    if index.capabilities is not None and capability not in index.capabilities:
-        return f"the implementation does not declare the {capability!r} capability"
-    ops = [op for name in _CAPABILITY_OPS.get(capability, ()) for op in index.ops.get(name, [])]
+def _not_claimed(index: _Index, requirement: Requirement) -> str | None:
+    """Why the run's implementation does not claim ``requirement``, or None when it does
+    (or the history cannot tell: no capabilities in its meta)."""
+    if index.capabilities is not None and requirement.capability not in index.capabilities:
+        return f"the implementation does not declare the {requirement.capability!r} capability"
+    policy, declared = requirement.policy, index.policies
+    if policy is not None and declared is not None and policy not in declared:
+        return f"the implementation does not declare the {policy!r} conflict policy"
+    return None
+
+
+def _capability_ops(
+    index: _Index, capability: str, names: Iterable[str] | None = None
+) -> list[_Op]:
+    wanted = _CAPABILITY_OPS.get(capability, ()) if names is None else tuple(names)
+    return [op for name in wanted for op in index.ops.get(name, [])]
+
+
+def _unimplemented(index: _Index, capability: str) -> str | None:
+    """Why a declared ``capability`` is a contract violation (every call of it answered
+    501), or None."""
+    ops = _capability_ops(index, capability)
     if (
         ops
         and all(op.outcome == "fail" for op in ops)
-        and any(isinstance(op.result, Mapping) and op.result.get("status") == 501 for op in ops)
+        and any(_answered_501(op) for op in ops)
     ):
-        return f"every {capability} call answered 501 (not implemented)"
+        return (
+            f"contract violation: the {capability!r} capability is declared, but every one "
+            f"of its {len(ops)} calls answered 501 (not implemented)"
+        )
+    return None
+
+
+def _answered_501(op: _Op) -> bool:
+    """Whether a call was refused as not implemented (HTTP 501, or the contract's
+    ``not_implemented`` error code when the status was not recorded)."""
+    result = op.result if isinstance(op.result, Mapping) else {}
+    return result.get("status") == 501 or result.get("error") == "not_implemented"
+
+
+def _reads_failed(index: _Index, capability: str) -> str | None:
+    """Why nothing of ``capability`` could be judged because its reads failed: reads were
+    made and none answered, or None."""
+    reads = _capability_ops(index, capability, _CAPABILITY_READS.get(capability, ()))
+    if reads and not any(op.outcome == "ok" for op in reads):
+        outcomes = Counter(op.outcome for op in reads)
+        shown = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+        return f"every one of the {len(reads)} {capability} reads failed ({shown})"
     return None
 
 
@@ -593,7 +733,13 @@ _Body = Callable[[_Index, Requirement, float], Verdict]
 
 
 def _checker(body: _Body) -> Checker:
-    """Turn ``body(index, requirement, bound)`` into the public checker signature."""
+    """Turn ``body(index, requirement, bound)`` into the public checker signature.
+
+    Around the body: a requirement the implementation does not claim is ``not-claimed``;
+    a declared capability that answered 501 to every call fails (the contract says a
+    declared capability is served); and a requirement the body could not exercise is
+    ``error`` rather than ``untested`` when every read it needed failed.
+    """
 
     @wraps(body)
     def check(
@@ -601,10 +747,19 @@ def _checker(body: _Body) -> Checker:
     ) -> Verdict:
         index = _index(history)
         bound = _bound_of(requirement, params)
-        why = _missing_capability(index, requirement.capability)
+        why = _not_claimed(index, requirement)
         if why is not None:
-            return _verdict(requirement, "not-applicable", None, bound, why)
-        return body(index, requirement, bound)
+            return _verdict(requirement, "not-claimed", None, bound, why)
+        violation = _unimplemented(index, requirement.capability)
+        if violation is not None:
+            return _verdict(requirement, "fail", None, bound, violation)
+        verdict = body(index, requirement, bound)
+        if verdict.status == "untested":
+            failed = _reads_failed(index, requirement.capability)
+            if failed is not None:
+                text = f"{failed}: the harness could not judge ({verdict.evidence})"
+                return replace(verdict, status="error", evidence=text)
+        return verdict
 
     return check
 
@@ -623,7 +778,7 @@ def _timed_verdict(requirement: Requirement, tally: _Tally, what: str, nothing: 
                 f" ({tally.undetermined} undetermined: history ended or a side was killed "
                 f"before the deadline; {tally.excluded} excluded by partitions)"
             )
-        return _verdict(requirement, "not-applicable", None, tally.bound, why, details)
+        return _verdict(requirement, "untested", None, tally.bound, why, details)
     worst = tally.worst_detail or {}
     if tally.missing:
         first = tally.missing[0]
@@ -675,7 +830,7 @@ def check_member_join(index: _Index, requirement: Requirement, bound: float) -> 
     lives = [life for node in index.nodes for life in index.lives.get(node, [])]
     explicit = [life for life in lives if not life.implicit]
     if not explicit:
-        return _verdict(requirement, "not-applicable", None, bound, "the history has no node start")
+        return _verdict(requirement, "untested", None, bound, "the history has no node start")
     for x in explicit:
         for y in lives:
             if y.node == x.node:
@@ -709,7 +864,7 @@ def check_failure_detection(index: _Index, requirement: Requirement, bound: floa
     """FD-DETECT: every member still up marks a SIGKILLed node dead within the bound."""
     tally = _Tally(bound)
     if not index.kills:
-        return _verdict(requirement, "not-applicable", None, bound, "no kill fault was applied")
+        return _verdict(requirement, "untested", None, bound, "no kill fault was applied")
     for kill in index.kills:
         victim, t_kill = str(kill.node), kill.time_ms
         life = next(
@@ -770,7 +925,7 @@ def check_no_false_positive(index: _Index, requirement: Requirement, bound: floa
     windows = sorted(index.phases.get("quiet", []))
     if not windows:
         why = "the history has no quiet phase"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     starts = [w[0] for w in windows]
 
     def window_of(t: float) -> int | None:
@@ -781,7 +936,7 @@ def check_no_false_positive(index: _Index, requirement: Requirement, bound: floa
     observed = 0
     for (observer, subject), line in index.views.items():
         last: tuple[int | None, str | None] = (None, None)
-        for t, status in zip(line.times, line.statuses, strict=True):
+        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
             w = window_of(t)
             if w is not None:
                 observed += 1
@@ -789,8 +944,9 @@ def check_no_false_positive(index: _Index, requirement: Requirement, bound: floa
                 if (
                     bad
                     and (w, status) != last
-                    and index.live_at(observer, t)
-                    and index.live_at(subject, t)
+                    and line.certainly_after(k, windows[w][0])
+                    and index.live_through(observer, line.earliest[k], t)
+                    and index.live_through(subject, line.earliest[k], t)
                 ):
                     incidents.append(
                         {"observer": observer, "member": subject, "status": status, "at_ms": t}
@@ -801,7 +957,7 @@ def check_no_false_positive(index: _Index, requirement: Requirement, bound: floa
         # Without an event feed, silence proves nothing: some view must have been read.
         return _verdict(
             requirement,
-            "not-applicable",
+            "untested",
             None,
             bound,
             "no member view was read during the quiet phase and no node reported events",
@@ -837,7 +993,7 @@ def check_broadcast_delivery(index: _Index, requirement: Requirement, bound: flo
     tally = _Tally(bound)
     broadcasts = index.ops.get("broadcast", [])
     if not broadcasts:
-        return _verdict(requirement, "not-applicable", None, bound, "no broadcast was sent")
+        return _verdict(requirement, "untested", None, bound, "no broadcast was sent")
     for op in broadcasts:
         bid, origin = op.args.get("id"), op.node
         if bid is None or origin is None or op.outcome == "fail":
@@ -980,7 +1136,7 @@ def check_kv_convergence(index: _Index, requirement: Requirement, bound: float) 
     """KV-CONVERGENCE: once writes stop, every surviving member ends with one digest."""
     t_stop, why = _settle_point(index)
     if t_stop is None:
-        return _verdict(requirement, "not-applicable", None, bound, str(why))
+        return _verdict(requirement, "untested", None, bound, str(why))
     required = {
         n
         for n in index.nodes
@@ -990,7 +1146,7 @@ def check_kv_convergence(index: _Index, requirement: Requirement, bound: float) 
     if not required or not reads:
         return _verdict(
             requirement,
-            "not-applicable",
+            "untested",
             None,
             bound,
             "no kv read of a surviving member after writes stopped",
@@ -1018,7 +1174,7 @@ def check_kv_convergence(index: _Index, requirement: Requirement, bound: float) 
         details["inconclusive"] = True
         return _verdict(
             requirement,
-            "not-applicable",
+            "untested",
             None,
             bound,
             f"inconclusive: not yet converged when the history ended {observed_for:.0f} ms "
@@ -1059,7 +1215,7 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
     if index.conflict_policy != "lww":
         return _verdict(
             requirement,
-            "not-applicable",
+            "untested",
             None,
             bound,
             f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'",
@@ -1085,10 +1241,10 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
                 )
             )
     if not by_key:
-        return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
+        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
     t_stop, why = _settle_point(index)
     if t_stop is None:
-        return _verdict(requirement, "not-applicable", None, bound, str(why))
+        return _verdict(requirement, "untested", None, bound, str(why))
     survivors = {
         n
         for n in index.nodes
@@ -1100,7 +1256,7 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
     if not latest:
         return _verdict(
             requirement,
-            "not-applicable",
+            "untested",
             None,
             bound,
             "no kv read of a surviving member after writes stopped",
@@ -1157,7 +1313,7 @@ def check_partition_heal(index: _Index, requirement: Requirement, bound: float) 
     heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
     if not heals:
         return _verdict(
-            requirement, "not-applicable", None, bound, "no partition was applied and healed"
+            requirement, "untested", None, bound, "no partition was applied and healed"
         )
     kv_checked = index.capabilities is None or "kv" in index.capabilities
     partition_starts = sorted(c.start for c in index.cuts)
@@ -1197,16 +1353,31 @@ def check_partition_heal(index: _Index, requirement: Requirement, bound: float) 
     return verdict
 
 
-def _settled_alive(line: _Timeline, t_heal: float, window_end: float) -> float | None:
-    settled = t_heal if line.status_at(t_heal) == "alive" else None
-    start = bisect_right(line.times, t_heal)
-    stop = bisect_right(line.times, window_end)
-    for t, status in zip(line.times[start:stop], line.statuses[start:stop], strict=True):
-        if status == "alive":
+def _settled_alive(line: _Timeline, t_from: float, window_end: float) -> float | None:
+    """When ``line`` turned ``alive`` for good in ``(t_from, window_end]`` (``t_from``
+    itself when it already stood alive then), or None when it did not stay alive.
+
+    A non-alive report undoes the stretch only when it was certainly served after the
+    latest alive one; one that may have been served before it (their intervals overlap)
+    contradicts nothing, but the stretch is then known to hold only from that latest
+    alive report on.
+    """
+    before = bisect_right(line.times, t_from) - 1
+    first: int | None = None  # the alive report that began the stretch
+    latest: int | None = None  # the latest alive report of the stretch
+    settled: float | None = None
+    if before >= 0 and line.statuses[before] == "alive":
+        first = latest = before
+        settled = t_from
+    for i in line.span(t_from, window_end):
+        if line.statuses[i] == "alive":
             if settled is None:
-                settled = t
-        else:
-            settled = None
+                first, settled = i, line.times[i]
+            latest = i
+        elif latest is None or first is None or line.served_after(i, latest):
+            first = latest = settled = None
+        elif line.served_after(i, first):
+            settled = max(t_from, line.times[latest])
     return settled
 
 

@@ -71,7 +71,7 @@ def check_broadcast_latency(index: _Index, requirement: Requirement, bound: floa
     samples = broadcast_latencies(index)
     if not samples:
         why = "no broadcast was received by a member other than its origin"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     values = [s["latency_ms"] for s in samples]
     q = quantiles(values)
     resolution, source = _resolution_ms(index)
@@ -141,7 +141,7 @@ def check_messages_per_op(index: _Index, requirement: Requirement, bound: float)
     rounds = _rounds(index.ops.get("metrics", []))
     if len(rounds) < 2:
         why = "fewer than two rounds of GET /v1/metrics in the history"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     ops = sorted(
         op.invoked for name in CLIENT_OPS for op in index.ops.get(name, []) if op.outcome != "fail"
     )
@@ -154,7 +154,7 @@ def check_messages_per_op(index: _Index, requirement: Requirement, bound: float)
                 best = (e0, s1, total, count, nodes)
     if best is None:
         why = "no client operation fell between two metrics rounds"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     t0, t1, total, count, nodes = best
     background_rate = _background_rate(index, rounds, ops)
     duration = max(t1 - t0, 1.0)

@@ -37,9 +37,13 @@ _RESUMING_FAULTS = ("resume", "unpause", "cont")
 @_checker
 def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     """FD-DEAD-STAYS-DEAD: once a member reports a killed node dead, it never reports it
-    alive or suspect again until that node restarts (a stale alive must not resurrect it)."""
+    alive or suspect again until that node restarts (a stale alive must not resurrect it).
+
+    Only a report certainly served after the dead one counts: a read invoked before the
+    dead report could have happened may show the older status without any regression.
+    """
     if not index.kills:
-        return _verdict(requirement, "not-applicable", None, bound, "no kill fault was applied")
+        return _verdict(requirement, "untested", None, bound, "no kill fault was applied")
     incidents: list[dict[str, Any]] = []
     judged = 0
     for kill in index.kills:
@@ -61,17 +65,19 @@ def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float)
             if observer == victim or life is None:
                 continue
             line = index.timeline(observer, victim)
-            dead_at = line.first(_DEAD_STATUSES, t_kill)
             cutoff = min(life.end, restart)
-            if dead_at is None or dead_at >= cutoff:
+            dead = line.first_index(_DEAD_STATUSES, t_kill)
+            if dead is None or line.times[dead] >= cutoff:
                 continue
             judged += 1
-            start = bisect_right(line.times, dead_at)
-            stop = bisect_right(line.times, cutoff)
-            for t, status in zip(line.times[start:stop], line.statuses[start:stop], strict=True):
+            dead_at = line.times[dead]
+            for i in range(dead + 1, len(line.times)):
+                t, status = line.times[i], line.statuses[i]
                 if t >= cutoff:
                     break
-                if status in ("alive", "suspect"):
+                # A read that may have been served before the dead report (it was
+                # invoked before that report could have happened) contradicts nothing.
+                if status in ("alive", "suspect") and line.served_after(i, dead):
                     incidents.append(
                         {
                             "observer": observer,
@@ -79,12 +85,13 @@ def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float)
                             "dead_ms": dead_at,
                             "status": status,
                             "at_ms": t,
+                            "served_from_ms": line.earliest[i],
                         }
                     )
                     break
     if judged == 0:
         why = "no member reported a killed node dead, so nothing could come back"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     details = {"judged": judged, "resurrections": incidents[:10]}
     if len(incidents) > bound:
         first = incidents[0]
@@ -151,7 +158,8 @@ def _false_positives(
 ) -> tuple[list[dict[str, Any]], int]:
     """Reports of a live member (not the window's exempt node) in ``statuses`` inside a
     window; each change of a pair into a bad status counts once. Also the number of
-    observations inside windows.
+    observations inside windows. A report counts only when it was certainly served
+    inside the window, with both members live all the while it may have been served.
 
     With ``excused`` given, a report about a member a partition or cut separated from the
     observer between the window's start and the report is not counted but appended
@@ -164,7 +172,7 @@ def _false_positives(
     starts = [w[0] for w in windows]
     for (observer, subject), line in index.views.items():
         last: tuple[int, str] | None = None
-        for t, status in zip(line.times, line.statuses, strict=True):
+        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
             i = bisect_right(starts, t) - 1
             if i < 0 or t > windows[i][1]:
                 last = None
@@ -175,8 +183,9 @@ def _false_positives(
                 status in statuses
                 and (i, status) != last
                 and subject != exempt
-                and index.live_at(observer, t)
-                and index.live_at(subject, t)
+                and line.certainly_after(k, windows[i][0])
+                and index.live_through(observer, line.earliest[k], t)
+                and index.live_through(subject, line.earliest[k], t)
             ):
                 incidents.append(
                     (i, {"observer": observer, "member": subject, "status": status, "at_ms": t})
@@ -210,13 +219,13 @@ def _fp_verdict(
         why = f"no {what} window in the history"
         if skipped:
             why += f" that qualifies ({'; '.join(skipped)})"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     excused: list[dict[str, Any]] | None = [] if excuse_separated else None
     dead, observed = _false_positives(index, windows, ("dead",), excused)
     suspected, _ = _false_positives(index, windows, ("suspect",))
     if observed == 0 and index.member_events == 0:
         why = f"no member view was read during the {what} window and no node reported events"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     total_ms = sum(end - start for start, end, _ in windows)
     details: dict[str, Any] = {
         "windows": [[s, e] for s, e, _ in windows],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 from harness.bounds import derived_parameters
 from harness.checkers._core import (
     INF,
@@ -25,11 +23,12 @@ def check_member_leave(index: _Index, requirement: Requirement, bound: float) ->
     """MEM-LEAVE: every live member sees a leaver as ``left`` in time, never ``dead``.
 
     Memberlist-based systems have ended graceful leaves as ``failed``: a ``suspect`` or
-    ``dead`` report of the leaver after it asked to leave is a failure, whatever the time.
+    ``dead`` report of the leaver certainly served after it asked to leave is a failure,
+    whatever the time.
     """
     leaves = [op for op in index.ops.get("leave", []) if op.outcome == "ok" and op.node]
     if not leaves:
-        return _verdict(requirement, "not-applicable", None, bound, "no node left gracefully")
+        return _verdict(requirement, "untested", None, bound, "no node left gracefully")
     tally = _Tally(bound)
     failed_as_dead: list[dict[str, object]] = []
     grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
@@ -52,13 +51,15 @@ def check_member_leave(index: _Index, requirement: Requirement, bound: float) ->
             line = index.timeline(observer, leaver)
             window_end = min(life.end, rejoined, index.end_ms)
             detail = {"observer": observer, "member": leaver, "leave_ms": t0}
-            start = bisect_right(line.times, t0)
-            stop = bisect_right(line.times, window_end)
             seen_left: float | None = None
-            for t, status in zip(line.times[start:stop], line.statuses[start:stop], strict=True):
-                if status in ("suspect", "dead") and index.separated(observer, leaver, t0, t):
+            for i in line.span(t0, window_end):
+                t, status = line.times[i], line.statuses[i]
+                failed = status in ("suspect", "dead")
+                if failed and not line.certainly_after(i, t0):
+                    continue  # a read invoked before the leave may show the old view
+                if failed and index.separated(observer, leaver, t0, t):
                     break  # cut off from the leaver: it could not hear the leave
-                if status in ("suspect", "dead") and seen_left is None:
+                if failed and seen_left is None:
                     failed_as_dead.append({**detail, "status": status, "at_ms": t})
                     break
                 if status in ("left", "absent") and seen_left is None:
@@ -93,7 +94,7 @@ def check_member_rejoin(index: _Index, requirement: Requirement, bound: float) -
     tally = _Tally(bound)
     restarts = [life for lives in index.lives.values() for life in lives[1:] if not life.implicit]
     if not restarts:
-        return _verdict(requirement, "not-applicable", None, bound, "no node was restarted")
+        return _verdict(requirement, "untested", None, bound, "no node was restarted")
     for life in restarts:
         deadline = life.ready + bound
         for observer in index.nodes:

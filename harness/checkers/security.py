@@ -17,7 +17,7 @@ def check_wrong_key_rejected(index: _Index, requirement: Requirement, bound: flo
     intruders = index.intruders
     if not intruders:
         why = "no node was started with a wrong key"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     honest = [n for n in index.nodes if n not in intruders]
     incidents: list[dict[str, Any]] = []
     for observer in honest:

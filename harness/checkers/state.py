@@ -70,7 +70,7 @@ def check_kv_after_partition(index: _Index, requirement: Requirement, bound: flo
     heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
     if not heals:
         why = "no partition was applied and healed"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     tally = _Tally(bound)
     notes: list[dict[str, Any]] = []
     starts = sorted(c.start for c in index.cuts)
@@ -109,7 +109,7 @@ def check_kv_after_restart(index: _Index, requirement: Requirement, bound: float
     skipped: list[dict[str, Any]] = []
     restarts = [life for lives in index.lives.values() for life in lives[1:]]
     if not restarts:
-        return _verdict(requirement, "not-applicable", None, bound, "no node was restarted")
+        return _verdict(requirement, "untested", None, bound, "no node was restarted")
     writes = sorted(p.invoked for p in index.ops.get("put", []))
     for life in restarts:
         deadline = life.ready + bound
@@ -226,13 +226,13 @@ def check_kv_mv(index: _Index, requirement: Requirement, bound: float) -> Verdic
     as siblings: none lost, none that a context superseded."""
     if index.conflict_policy != "mv":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'mv'"
-        return _verdict(requirement, "not-applicable", None, bound, policy)
+        return _verdict(requirement, "untested", None, bound, policy)
     by_key = writes_by_key(index)
     if not by_key:
-        return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
+        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     contexts = _get_contexts(index)
     bad: list[dict[str, Any]] = []
     for key in sorted(by_key):
@@ -296,10 +296,10 @@ def check_no_lost_write(index: _Index, requirement: Requirement, bound: float) -
     """
     by_key = writes_by_key(index)
     if not by_key:
-        return _verdict(requirement, "not-applicable", None, bound, "no key/value write was made")
+        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     policy = index.conflict_policy or "lww"
     contexts = _get_contexts(index) if policy == "mv" else {}
     grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
@@ -357,10 +357,10 @@ def check_deletes_stay_deleted(index: _Index, requirement: Requirement, bound: f
     }
     deleted = {k: ws for k, ws in by_key.items() if any(w.deleted and w.happened for w in ws)}
     if not deleted:
-        return _verdict(requirement, "not-applicable", None, bound, "no key was deleted")
+        return _verdict(requirement, "untested", None, bound, "no key was deleted")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     bad: list[dict[str, Any]] = []
     for key in sorted(deleted):
         for node, read in sorted(latest.items()):
@@ -434,7 +434,7 @@ def _crdt_check(
     ops = _crdt_ops(index, crdt_type)
     if not ops:
         why = f"no {crdt_type} operation in the history"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     finals, stop = _crdt_finals(index, sorted(ops), ops)
     params = derived_parameters(index.timing, len(index.nodes))
     settle = (
@@ -466,7 +466,7 @@ def _crdt_check(
         why = f"no {crdt_type} was read by a surviving member after its last operation"
         if pending:
             why += f" long enough to converge ({', '.join(pending)})"
-        return _verdict(requirement, "not-applicable", None, bound, why)
+        return _verdict(requirement, "untested", None, bound, why)
     return _count_verdict(
         requirement,
         bound,

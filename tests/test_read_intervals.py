@@ -1,0 +1,178 @@
+"""Reads are intervals: a read contradicts an event only when it was certainly served
+after it.
+
+Built from a false FAIL seen on the reference node: n3's ``GET /v1/members`` was invoked
+before n3 reported killed n2 ``dead`` (an event stamped in whole milliseconds, rounded
+down) and completed 1 ms after that stamp, still showing ``suspect``. Sorted by completion
+the read came after the event and read as a resurrection; it was not one.
+"""
+
+from __future__ import annotations
+
+from test_checkers import CATALOGUE, Hist, formed, params
+
+from harness.checkers import CHECKERS
+from harness.checkers._core import _index, clock_resolution
+from harness.history import Entry
+from harness.verdict import Verdict
+
+# Epoch milliseconds as in the run that failed: the kill, and n3's dead event for n2.
+KILL = 1_796_132_160_500.0
+DEAD = 1_796_132_163_186.0
+
+
+def verdict_of(requirement_id: str, history: list[Entry]) -> Verdict:
+    requirement = CATALOGUE[requirement_id]
+    return CHECKERS[requirement.checker](history, requirement, params(3))
+
+
+def killed_n2(read_invoked: float, read_completed: float, status: str = "suspect") -> Hist:
+    """Three nodes started around the kill time; n2 killed; n3 reports it dead, and one
+    members read of n3 shows ``status`` for n2; later reads show dead."""
+    h = Hist().start_all(at=KILL - 5000).all_alive(KILL - 4000)
+    h.fault("kill", KILL, node="n2", signal="KILL")
+    h.member("n3", "n2", "suspect", KILL + 1500)
+    h.member("n3", "n2", "dead", DEAD)
+    h.member("n1", "n2", "dead", DEAD + 40)
+    h.members_read("n3", read_completed, {"n1": "alive", "n2": status}, invoked=read_invoked)
+    for k in range(1, 6):
+        h.members_read("n3", DEAD + 200 * k, {"n1": "alive", "n2": "dead"})
+    return h.until(DEAD + 20_000)
+
+
+def test_a_read_straddling_the_dead_event_is_no_resurrection() -> None:
+    # Invoked 0.4 ms before the stamp, completed 1 ms after it: the exact case.
+    v = verdict_of("FD-DEAD-STAYS-DEAD", killed_n2(DEAD - 0.4, DEAD + 1.0).build())
+    assert v.status == "pass", v.evidence
+
+
+def test_a_read_invoked_within_the_clock_resolution_is_no_resurrection() -> None:
+    # The event's true time lies anywhere in its millisecond: a read invoked 0.5 ms after
+    # the stamp may still have been served before the node marked n2 dead.
+    v = verdict_of("FD-DEAD-STAYS-DEAD", killed_n2(DEAD + 0.5, DEAD + 3.0).build())
+    assert v.status == "pass", v.evidence
+
+
+def test_a_read_invoked_after_the_dead_event_is_a_resurrection() -> None:
+    v = verdict_of("FD-DEAD-STAYS-DEAD", killed_n2(DEAD + 2.0, DEAD + 4.0).build())
+    assert v.status == "fail", v.evidence
+    incident = v.details["resurrections"][0]
+    assert (incident["observer"], incident["member"], incident["status"]) == ("n3", "n2", "suspect")
+    assert incident["served_from_ms"] == DEAD + 2.0
+
+
+def test_an_alive_read_invoked_after_the_dead_event_is_a_resurrection() -> None:
+    v = verdict_of("FD-DEAD-STAYS-DEAD", killed_n2(DEAD + 50, DEAD + 60, "alive").build())
+    assert v.status == "fail", v.evidence
+
+
+def test_the_nodes_own_feed_keeps_its_order_within_one_millisecond() -> None:
+    # dead then suspect in one feed, both stamped the same millisecond: the node itself
+    # says it went back, whatever the clock's resolution.
+    h = killed_n2(DEAD - 100, DEAD - 90)
+    h.member("n3", "n2", "suspect", DEAD)
+    assert verdict_of("FD-DEAD-STAYS-DEAD", h.build()).status == "fail"
+
+
+def test_clock_resolution_follows_the_stamps() -> None:
+    assert clock_resolution([1000.0, 2001.0, 3000.0]) == 1.0
+    assert clock_resolution([1000.0, 2000.0, 7000.0]) == 1000.0
+    assert clock_resolution([1010.0, 2020.0, 7000.0]) == 10.0
+    assert clock_resolution([1000.0, 2000.0]) == 1.0  # too few to judge
+    assert clock_resolution([1000.25, 2000.0, 3000.0]) == 0.001
+
+
+def test_a_node_with_a_seconds_clock_is_trusted_to_the_second() -> None:
+    """An event stamped in whole seconds may have happened up to a second later than its
+    stamp: a read invoked 400 ms after such a dead stamp is no resurrection, one invoked
+    after the second is."""
+    def history(invoked: float) -> list[Entry]:
+        h = Hist().start_all(at=10_000).all_alive(11_000)
+        h.fault("kill", 20_000, node="n2", signal="KILL")
+        h.member("n3", "n2", "suspect", 22_000).member("n3", "n2", "dead", 24_000)
+        h.member("n1", "n2", "dead", 24_000)
+        h.members_read("n3", invoked + 20, {"n1": "alive", "n2": "suspect"}, invoked=invoked)
+        return h.until(40_000).build()
+
+    assert verdict_of("FD-DEAD-STAYS-DEAD", history(24_400)).status == "pass"
+    assert verdict_of("FD-DEAD-STAYS-DEAD", history(25_100)).status == "fail"
+    line = _index(history(24_400)).timeline("n3", "n2")
+    assert line.latest[line.statuses.index("dead")] == 25_000
+
+
+# ------------------------------------------------- settling alive: PARTITION-HEAL, MEM-REJOIN
+
+
+def healed_with_a_read(invoked: float, completed: float) -> Hist:
+    """Partition n1 | n2 n3 from 10 s, healed at 20 s; n2 turns n1 alive at 21500 and a
+    members read of n2 showing n1 suspect spans [invoked, completed]."""
+    h = formed().fault("partition", 10_000, groups=[["n1"], ["n2", "n3"]])
+    for other in ("n2", "n3"):
+        h.member("n1", other, "dead", 14_000).member(other, "n1", "dead", 14_000)
+    h.fault("heal", 20_000)
+    for other in ("n2", "n3"):
+        h.member("n1", other, "alive", 21_500).member(other, "n1", "alive", 21_500)
+    h.members_read("n2", completed, {"n1": "suspect", "n3": "alive"}, invoked=invoked)
+    return h.until(40_000)
+
+
+def test_heal_a_straddling_read_does_not_undo_settling() -> None:
+    v = verdict_of("PARTITION-HEAL", healed_with_a_read(21_499.5, 21_501).build())
+    assert v.status == "pass", v.evidence
+    assert v.measured == 1500
+
+
+def test_heal_a_read_certainly_after_the_alive_undoes_settling() -> None:
+    v = verdict_of("PARTITION-HEAL", healed_with_a_read(21_600, 21_610).build())
+    assert v.status == "fail", v.evidence
+    assert v.details["never"][0]["observer"] == "n2"
+
+
+def test_heal_settles_no_sooner_than_the_alive_a_straddling_read_may_follow() -> None:
+    """alive at 21500, a suspect read [21800, 22100] certainly after it, an alive read
+    [22000, 22005] it may precede: the view is known alive for good only from 22005."""
+    h = healed_with_a_read(21_800, 22_100)
+    h.members_read("n2", 22_005, {"n1": "alive", "n3": "alive"}, invoked=22_000)
+    v = verdict_of("PARTITION-HEAL", h.build())
+    assert v.status == "pass", v.evidence
+    assert v.measured == 2005
+
+
+def test_rejoin_a_straddling_read_does_not_undo_settling() -> None:
+    def history(invoked: float, completed: float) -> list[Entry]:
+        h = formed().fault("kill", 3000, node="n3", signal="KILL")
+        h.op("start", "n3", 4000, 4100)
+        h.member("n1", "n3", "dead", 3500).member("n1", "n3", "alive", 4300)
+        h.member("n2", "n3", "dead", 3600).member("n2", "n3", "alive", 4200)
+        h.members_read("n1", completed, {"n2": "alive", "n3": "dead"}, invoked=invoked)
+        return h.until(20_000).build()
+
+    assert verdict_of("MEM-REJOIN", history(4299.5, 4301)).status == "pass"
+    assert verdict_of("MEM-REJOIN", history(4400, 4405)).status == "fail"
+
+
+# ------------------------------------------------- MEM-LEAVE and the false-positive windows
+
+
+def test_leave_a_read_invoked_before_the_leave_is_not_a_failed_leave() -> None:
+    def history(invoked: float) -> list[Entry]:
+        h = formed()
+        h.member("n1", "n3", "suspect", 2990)  # a suspicion raised before the leave
+        h.op("leave", "n3", 3000, 3010)
+        h.members_read("n1", 3020, {"n2": "alive", "n3": "suspect"}, invoked=invoked)
+        h.member("n1", "n3", "left", 3200).member("n2", "n3", "left", 3300)
+        return h.until(9000).build()
+
+    assert verdict_of("MEM-LEAVE", history(2995)).status == "pass"
+    assert verdict_of("MEM-LEAVE", history(3005)).status == "fail"
+
+
+def test_quiet_window_counts_only_reads_served_inside_it() -> None:
+    def history(invoked: float) -> list[Entry]:
+        h = formed().phase("quiet", 3000, 8000)
+        h.members_read("n1", 3010, {"n2": "suspect", "n3": "alive"}, invoked=invoked)
+        h.members_read("n1", 3500, {"n2": "alive", "n3": "alive"})
+        return h.until(9000).build()
+
+    assert verdict_of("FD-NO-FALSE-POSITIVE", history(2990)).status == "pass"
+    assert verdict_of("FD-NO-FALSE-POSITIVE", history(3001)).status == "fail"
