@@ -37,7 +37,7 @@ from harness.scenario import (
     run_manifest,
     schedule,
 )
-from harness.suite import PlannedRun, certificate, merge_verdicts, suite_plan
+from harness.suite import PlannedRun, certificate, judged_counts, merge_verdicts, suite_plan
 from harness.verdict import Requirement, Verdict, load_catalogue
 from reports.json_report import write_json_report
 from reports.markdown import write_markdown_report
@@ -158,16 +158,11 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
 
 
-def _judged(verdicts: Sequence[Verdict]) -> dict[str, int]:
-    """How many requirements one run judged, by outcome."""
-    return {s: sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "error")}
-
-
 def _run_entry(run: ScenarioRun, report_dir: Path) -> dict[str, Any]:
     return {
         "scenario": run.scenario,
         "verdict": run.report["verdict"],
-        "judged": _judged(run.verdicts),
+        "judged": judged_counts(run.verdicts),
         "dir": str(run.run_dir.relative_to(report_dir)),
         "seed": run.seed,
         "conflict_policy": run.policy,
@@ -257,7 +252,7 @@ def _run_scenario(
     write_markdown_report(report_dir / "report.md", report)
     write_reports(report_dir, report, entries)
     if mode == "suite":
-        judged = _judged(verdicts)
+        judged = judged_counts(verdicts)
         progress(f"scenario {scenario.name}: {judged['pass']} passed, {judged['fail']} failed, "
                  f"{judged['error']} not judged")
     else:

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.verdict import Requirement, Verdict
 
-__all__ = ["PlannedRun", "certificate", "merge_verdicts", "suite_plan"]
+__all__ = ["PlannedRun", "certificate", "judged_counts", "merge_verdicts", "suite_plan"]
 
 # Which of several verdicts on one requirement speaks for it: the strongest evidence.
 _PRECEDENCE = {"fail": 0, "pass": 1, "error": 2, "untested": 3, "not-claimed": 4}
@@ -85,6 +85,13 @@ def merge_verdicts(
             )
         merged.append(best)
     return merged
+
+
+def judged_counts(verdicts: Iterable[Verdict]) -> dict[str, int]:
+    """How many requirements one scenario run judged, by outcome (``pass``, ``fail``,
+    ``error``): what a suite shows of each run, whose own verdict alone is incomplete."""
+    statuses = [v.status for v in verdicts]
+    return {s: statuses.count(s) for s in ("pass", "fail", "error")}
 
 
 def certificate(

@@ -106,6 +106,7 @@ def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
         if runs
         else ""
     )
+    no_faults = "in each scenario's report" if runs else "none"
     faults = "".join(
         f"<tr><td>{_number(f['time_ms'])}</td><td>{escape(f['op'])}</td>"
         f"<td>{escape(str(f.get('node') or '-'))}</td>"
@@ -133,7 +134,7 @@ def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
 {"".join(figures)}
 <h2>Faults</h2>
 <table><thead><tr><th>time ms</th><th>fault</th><th>node</th><th>args</th></tr></thead>
-<tbody>{faults or '<tr><td colspan="4">none</td></tr>'}</tbody></table>
+<tbody>{faults or f'<tr><td colspan="4">{no_faults}</td></tr>'}</tbody></table>
 </body></html>
 """
 

@@ -165,7 +165,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ]
     faults: Sequence[Mapping[str, Any]] = report.get("faults", [])
     lines += ["", "## Faults applied", ""]
-    if not faults:
+    if not faults and runs:
+        lines.append("Each scenario's report lists the faults applied in its run.")
+    elif not faults:
         lines.append("No fault was applied.")
     else:
         start = min(float(f["time_ms"]) for f in faults)

@@ -119,7 +119,7 @@ def _rerender_run(
 
 def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[str, Any]:
     """Re-render every scenario run of a suite, then the merged report."""
-    from harness.suite import certificate, merge_verdicts
+    from harness.suite import certificate, judged_counts, merge_verdicts
     from harness.verdict import load_catalogue
 
     previous = _previous(run_dir)
@@ -161,9 +161,7 @@ def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[st
             {
                 "scenario": name,
                 "verdict": report["verdict"],
-                "judged": {
-                    s: sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "error")
-                },
+                "judged": judged_counts(verdicts),
                 "dir": str(sub.relative_to(run_dir)),
                 "seed": report.get("seed"),
                 "conflict_policy": report["run"].get("conflict_policy"),

@@ -129,6 +129,25 @@ def test_report_command_rerenders_a_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no history.jsonl" in capsys.readouterr().err
 
 
+def test_report_command_rerenders_a_suite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A suite directory (no history at its top, one run per scenario under scenarios/)
+    re-renders every scenario run, then the merged report with its runs and certificate."""
+    suite = tmp_path / "suite"
+    run_dir, _ = simulated_run(tmp_path)
+    (suite / "scenarios").mkdir(parents=True)
+    run_dir.rename(suite / "scenarios" / "in-memory")
+    assert main(["report", str(suite)]) == 3
+    assert "verdict: INCOMPLETE" in capsys.readouterr().out
+    report = json.loads((suite / "report.json").read_text())
+    assert report["certificate"]["mode"] == "suite"
+    assert [r["dir"] for r in report["runs"]] == ["scenarios/in-memory"]
+    assert report["runs"][0]["judged"]["pass"] > 0
+    assert 'href="scenarios/in-memory/report.html"' in (suite / "report.html").read_text()
+    assert (suite / "scenarios" / "in-memory" / "report.json").is_file()
+
+
 def _png_is_not_blank(path: Path) -> bool:
     """Decode a PNG's pixel rows (stdlib only) and look for more than one colour."""
     data = path.read_bytes()
