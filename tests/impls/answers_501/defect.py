@@ -3,12 +3,16 @@ join and leave calls, although the manifest declares broadcast, kv, events and m
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
 
 from aiohttp import web
 
-import reference_node.__main__ as entry
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from control_patch import control_patched  # noqa: E402
 
 _SERVED = ("/v1/node", "/v1/members", "/v1/join", "/v1/leave")
 
@@ -23,17 +27,5 @@ async def _refuse(
     return web.json_response(body, status=501)
 
 
-@contextmanager
-def installed() -> Iterator[None]:
-    original = entry.build_app
-
-    def build(runtime: object) -> web.Application:
-        app = original(runtime)  # type: ignore[arg-type]
-        app.middlewares.append(_refuse)
-        return app
-
-    entry.build_app = build  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        entry.build_app = original
+def installed() -> AbstractContextManager[None]:
+    return control_patched(_refuse)

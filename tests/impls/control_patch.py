@@ -1,0 +1,33 @@
+"""Shared by the defects that break the control API rather than the core: run the
+reference node with one more aiohttp middleware in front of its handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+
+import reference_node.__main__ as entry
+
+Middleware = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Awaitable[web.StreamResponse],
+]
+
+
+@contextmanager
+def control_patched(middleware: Middleware) -> Iterator[None]:
+    """While open, every control API the node builds passes through ``middleware``."""
+    original = entry.build_app
+
+    def build(runtime: object) -> web.Application:
+        app = original(runtime)  # type: ignore[arg-type]
+        app.middlewares.append(middleware)
+        return app
+
+    entry.build_app = build  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        entry.build_app = original
