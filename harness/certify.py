@@ -37,10 +37,16 @@ from harness.scenario import (
     run_manifest,
     schedule,
 )
-from harness.suite import PlannedRun, certificate, judged_counts, merge_verdicts, suite_plan
+from harness.suite import (
+    PlannedRun,
+    certificate,
+    judged_counts,
+    merge_verdicts,
+    run_summary,
+    suite_plan,
+)
 from harness.verdict import Requirement, Verdict, load_catalogue
 from reports.json_report import write_json_report
-from reports.markdown import write_markdown_report
 from reports.render import write_reports
 
 
@@ -83,16 +89,15 @@ class _Progress:
 
 @dataclass
 class ScenarioRun:
-    """One scenario run of a certification: its verdicts, history and report."""
+    """One scenario run of a certification: its verdicts, history and report (which
+    holds its seed, policy and timing)."""
 
     scenario: str
-    seed: int
     run_dir: Path
     verdicts: list[Verdict]
     entries: list[Entry]
     report: dict[str, Any]
     wall_s: float
-    policy: str
 
 
 def certify(opts: CertifyOptions) -> CertifyResult:
@@ -150,24 +155,12 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     report = write_json_report(
         report_dir / "report.json", implementation=manifest.name, seed=seed,
         verdicts=verdicts, faults=[], run=run_info, certificate=cert,
-        runs=[_run_entry(r, report_dir) for r in runs],
+        runs=[run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
+              for r in runs],
     )
-    write_markdown_report(report_dir / "report.md", report)
     write_reports(report_dir, report, runs[0].entries)
     progress(f"suite done: {report['verdict'].upper()} over {len(runs)} scenarios")
     return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
-
-
-def _run_entry(run: ScenarioRun, report_dir: Path) -> dict[str, Any]:
-    return {
-        "scenario": run.scenario,
-        "verdict": run.report["verdict"],
-        "judged": judged_counts(run.verdicts),
-        "dir": str(run.run_dir.relative_to(report_dir)),
-        "seed": run.seed,
-        "conflict_policy": run.policy,
-        "wall_time_s": round(run.wall_s, 2),
-    }
 
 
 def _run_scenario(
@@ -249,7 +242,6 @@ def _run_scenario(
     report = write_json_report(report_dir / "report.json", implementation=manifest.name,
                                seed=seed, verdicts=verdicts, faults=faults, run=run_info,
                                certificate=cert)
-    write_markdown_report(report_dir / "report.md", report)
     write_reports(report_dir, report, entries)
     if mode == "suite":
         judged = judged_counts(verdicts)
@@ -257,8 +249,7 @@ def _run_scenario(
                  f"{judged['error']} not judged")
     else:
         progress(f"scenario {scenario.name}: {report['verdict'].upper()}")
-    return ScenarioRun(scenario.name, seed, report_dir, verdicts, entries, report, wall_s,
-                       manifest.conflict_policy)
+    return ScenarioRun(scenario.name, report_dir, verdicts, entries, report, wall_s)
 
 
 def print_progress(line: str) -> None:

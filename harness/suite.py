@@ -13,11 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any
 
 from harness.verdict import Requirement, Verdict
 
-__all__ = ["PlannedRun", "certificate", "judged_counts", "merge_verdicts", "suite_plan"]
+__all__ = [
+    "PlannedRun",
+    "certificate",
+    "judged_counts",
+    "merge_verdicts",
+    "run_summary",
+    "suite_plan",
+]
 
 # Which of several verdicts on one requirement speaks for it: the strongest evidence.
 _PRECEDENCE = {"fail": 0, "pass": 1, "error": 2, "untested": 3, "not-claimed": 4}
@@ -92,6 +100,23 @@ def judged_counts(verdicts: Iterable[Verdict]) -> dict[str, int]:
     ``error``): what a suite shows of each run, whose own verdict alone is incomplete."""
     statuses = [v.status for v in verdicts]
     return {s: statuses.count(s) for s in ("pass", "fail", "error")}
+
+
+def run_summary(
+    scenario: str, report: Mapping[str, Any], verdicts: Iterable[Verdict], where: PurePath
+) -> dict[str, Any]:
+    """One scenario run as a suite's report lists it (``runs``), from that run's own
+    report and verdicts; ``where`` is its directory relative to the suite's."""
+    run = report.get("run") or {}
+    return {
+        "scenario": scenario,
+        "verdict": report["verdict"],
+        "judged": judged_counts(verdicts),
+        "dir": str(where),
+        "seed": report.get("seed"),
+        "conflict_policy": run.get("conflict_policy"),
+        "wall_time_s": float(run.get("wall_time_s") or 0.0),
+    }
 
 
 def certificate(

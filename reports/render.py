@@ -26,13 +26,16 @@ class ReportError(GossipcertError):
 def write_reports(
     report_dir: Path, report: Mapping[str, Any], history: Sequence[Entry]
 ) -> dict[str, Path]:
-    """Write ``report.html`` and ``report.junit.xml`` next to ``report.json``.
+    """Write ``report.md``, ``report.html`` and ``report.junit.xml`` next to
+    ``report.json``.
 
     ``report`` is the dict :func:`reports.json_report.write_json_report` returned and
     ``history`` the run's entries. Returns the paths written, by format.
     """
     report_dir.mkdir(parents=True, exist_ok=True)
+    write_markdown_report(report_dir / "report.md", report)
     return {
+        "markdown": report_dir / "report.md",
         "html": write_html_report(report_dir / "report.html", report, history),
         "junit": write_junit_report(report_dir / "report.junit.xml", report),
     }
@@ -112,14 +115,13 @@ def _rerender_run(
         run=run_info,
         certificate=cert,
     )
-    write_markdown_report(run_dir / "report.md", report)
     write_reports(run_dir, report, history)
     return report, verdicts, history
 
 
 def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[str, Any]:
     """Re-render every scenario run of a suite, then the merged report."""
-    from harness.suite import certificate, judged_counts, merge_verdicts
+    from harness.suite import certificate, merge_verdicts, run_summary
     from harness.verdict import load_catalogue
 
     previous = _previous(run_dir)
@@ -158,18 +160,9 @@ def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[st
         run=run_info,
         certificate=cert,
         runs=[
-            {
-                "scenario": name,
-                "verdict": report["verdict"],
-                "judged": judged_counts(verdicts),
-                "dir": str(sub.relative_to(run_dir)),
-                "seed": report.get("seed"),
-                "conflict_policy": report["run"].get("conflict_policy"),
-                "wall_time_s": float(report["run"].get("wall_time_s") or 0.0),
-            }
+            run_summary(name, report, verdicts, sub.relative_to(run_dir))
             for (sub, report, verdicts, _), (name, _) in zip(results, runs, strict=True)
         ],
     )
-    write_markdown_report(run_dir / "report.md", report)
     write_reports(run_dir, report, results[0][3])
     return report
