@@ -108,6 +108,11 @@ def seconds(spec: Any, params: Mapping[str, float]) -> float:
     raise PlanError(f"not a duration: {spec!r} (seconds, or {{ms: expression}})")
 
 
+def _as_ms(spec: Any) -> Any:
+    """A plain number of milliseconds as a duration spec (``{ms: n}``)."""
+    return {"ms": spec} if isinstance(spec, int | float) and not isinstance(spec, bool) else spec
+
+
 def default_partition_ms(params: Mapping[str, float]) -> float:
     """Longer than the suspicion timeout, so each side declares the other dead."""
     return min(params["suspicion_max_ms"],
@@ -179,8 +184,14 @@ def plan(steps: Sequence[Mapping[str, Any]], nodes: Sequence[str], seed: int,
         if kind in ("join", "converge", "quiet", "sleep"):
             pass
         elif kind == "broadcast":
-            action["origin"] = _pick(state, rng, step.get("origin", "random"))
+            kill_origin = bool(step.get("kill_origin_after_first_hop", False))
+            # An origin that will be killed is never the first node, as for a kill.
+            action["origin"] = _pick(state, rng, step.get("origin", "random"),
+                                     spare_first=kill_origin)
             action["id"] = f"bcast-{seed}-{index}"
+            if kill_origin:
+                action["kill_origin_after_first_hop"] = True
+                state.down.add(action["origin"])
         elif kind == "writes":
             keys = [f"key-{i}" for i in range(int(step.get("keys", 6)))]
             puts = []
@@ -235,8 +246,8 @@ def plan(steps: Sequence[Mapping[str, Any]], nodes: Sequence[str], seed: int,
                 action["up_s"] = seconds(step.get("up", 1.0), params)
         elif kind == "latency-storm":
             action["links"] = _random_links(up, rng, float(step.get("fraction", 0.5)))
-            action["latency_ms"] = int(step.get("latency_ms", 100))
-            action["jitter_ms"] = int(step.get("jitter_ms", 0))
+            action["latency_ms"] = round(seconds(_as_ms(step.get("latency_ms", 100)), params) * 1000)
+            action["jitter_ms"] = round(seconds(_as_ms(step.get("jitter_ms", 0)), params) * 1000)
             action.setdefault("duration_s", 5.0)
             action["writes"] = bool(step.get("writes", False))
         elif kind == "loss":

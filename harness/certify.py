@@ -25,10 +25,12 @@ from typing import Any
 
 import harness
 from harness.checkers import run_checks
+from harness.checkers._core import DEFAULT_CLOCK_SKEW_MS
 from harness.cluster import Cluster
 from harness.errors import VERDICT_EXIT, GossipcertError
 from harness.history import Entry, History
 from harness.manifest import Manifest, load_manifest, with_run_options
+from harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from harness.scenario import (
     RunOptions,
     Scenario,
@@ -63,6 +65,8 @@ class CertifyOptions:
     partition_s: float | None = None
     scenario: str | None = None  # None: the whole suite
     quick: bool = False  # the default scenario alone
+    profile: str = DEFAULT_PROFILE  # the timing profile declared timing is capped at
+    clock_skew_ms: float = DEFAULT_CLOCK_SKEW_MS  # node clocks vs the harness's
     progress: Callable[[str], None] = field(default=lambda line: None)
 
 
@@ -109,6 +113,9 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         raise GossipcertError("--quick runs the default scenario alone: drop --scenario")
     manifest = load_manifest(opts.impl)
     manifest.launch_for(opts.backend)  # a missing launch section is bad input, before any start
+    if opts.clock_skew_ms < 0:
+        raise GossipcertError("--clock-skew-ms must not be negative")
+    judged = judged_timing(manifest.declared_timing, opts.profile)
     catalogue = load_catalogue()
     policies = manifest.conflict_policies or (manifest.conflict_policy,)
     if opts.quick or opts.scenario is not None:
@@ -127,6 +134,7 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     report_dir = opts.report_dir or default_report_dir(manifest, seed)
     report_dir.mkdir(parents=True, exist_ok=True)
     progress = _Progress(opts.progress)
+    progress(judged.note())
     if mode == "suite":
         progress(f"suite of {len(plan)} scenarios for {manifest.name}: "
                  f"{', '.join(p.scenario for p in plan)}; seed {seed}, run dir {report_dir}")
@@ -136,18 +144,19 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         if mode == "suite":
             progress(f"scenario {number}/{len(plan)}: {scenario.name}")
         runs.append(_run_scenario(opts, manifest, scenario, planned, seed, run_dir, catalogue,
-                                  progress, policies, mode))
+                                  progress, policies, mode, judged))
     if mode != "suite":
         only = runs[0]
         return CertifyResult(VERDICT_EXIT[only.report["verdict"]], report_dir, only.report)
     verdicts = merge_verdicts(catalogue, [(r.scenario, r.verdicts) for r in runs])
     cert = certificate(catalogue=catalogue, verdicts=verdicts,
                        capabilities=manifest.capabilities, policies=policies,
-                       timing=manifest.timing, scenarios=[r.scenario for r in runs], mode=mode)
+                       timing_profile=judged.describe(), scenarios=[r.scenario for r in runs],
+                       mode=mode)
     run_info = {
         "nodes": runs[0].report["run"].get("nodes", []),
         "backend": opts.backend,
-        "timing": manifest.timing,
+        "timing": judged.timing,
         "wall_time_s": round(sum(r.wall_s for r in runs), 2),
         "gossipcert_version": harness.__version__,
         "manifest": str(manifest.path),
@@ -174,6 +183,7 @@ def _run_scenario(
     progress: Callable[[str], None],
     policies: Sequence[str],
     mode: str,
+    judged: JudgedTiming,
 ) -> ScenarioRun:
     """Run one scenario on a fresh cluster and write its reports into ``report_dir``."""
     manifest = run_manifest(declared, scenario)  # the scenario may pick the policy
@@ -181,14 +191,16 @@ def _run_scenario(
         manifest = with_run_options(manifest, conflict_policy=planned.policy,
                                     encryption=scenario.encryption)
     node_ids = [f"n{i + 1}" for i in range(opts.nodes)]
-    actions = schedule(scenario, node_ids, seed, manifest.timing)
+    actions = schedule(scenario, node_ids, seed, judged.timing)
     report_dir.mkdir(parents=True, exist_ok=True)
     history = History(report_dir / "history.jsonl")
     history.append("meta", "run", args={
         "implementation": manifest.name,
         "seed": seed,
         "nodes": node_ids,
-        "timing": manifest.timing,
+        "timing": judged.timing,  # what every bound derives from (the profile's ceilings)
+        "timing_profile": judged.describe(),
+        "clock_skew_ms": opts.clock_skew_ms,
         "conflict_policy": manifest.conflict_policy,
         "conflict_policies": list(policies),
         "capabilities": manifest.capabilities,
@@ -210,6 +222,7 @@ def _run_scenario(
             progress(f"cluster up: {opts.nodes} nodes ready")
             ScenarioRunner(cluster, list(catalogue), actions, RunOptions(
                 quiet_s=opts.quiet_s, partition_s=opts.partition_s, progress=progress,
+                timing=judged.timing,
             )).run()
     finally:
         history.close()
@@ -227,7 +240,7 @@ def _run_scenario(
     run_info = {
         "nodes": cluster.node_ids,
         "backend": opts.backend,
-        "timing": manifest.timing,
+        "timing": judged.timing,
         "conflict_policy": manifest.conflict_policy,
         "wall_time_s": round(wall_s, 2),
         "gossipcert_version": harness.__version__,
@@ -238,15 +251,15 @@ def _run_scenario(
     }
     cert = certificate(catalogue=catalogue, verdicts=verdicts,
                        capabilities=manifest.capabilities, policies=policies,
-                       timing=manifest.timing, scenarios=[scenario.name], mode=mode)
+                       timing_profile=judged.describe(), scenarios=[scenario.name], mode=mode)
     report = write_json_report(report_dir / "report.json", implementation=manifest.name,
                                seed=seed, verdicts=verdicts, faults=faults, run=run_info,
                                certificate=cert)
     write_reports(report_dir, report, entries)
     if mode == "suite":
-        judged = judged_counts(verdicts)
-        progress(f"scenario {scenario.name}: {judged['pass']} passed, {judged['fail']} failed, "
-                 f"{judged['error']} not judged")
+        counts = judged_counts(verdicts)
+        progress(f"scenario {scenario.name}: {counts['pass']} passed, {counts['fail']} failed, "
+                 f"{counts['error']} not judged")
     else:
         progress(f"scenario {scenario.name}: {report['verdict'].upper()}")
     return ScenarioRun(scenario.name, report_dir, verdicts, entries, report, wall_s)

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, GossipcertError
+from harness.profiles import profile_names
 
 
 def _positive_int(text: str) -> int:
@@ -70,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="length of every quiet phase in seconds (default: the scenario's)")
     cert.add_argument("--partition-s", type=float, default=None,
                       help="how long the partition holds (default: from the timing)")
+    cert.add_argument("--profile", default="lan", choices=profile_names(),
+                      help="timing profile (memberlist's defaults): declared timing slower "
+                           "than it is judged at its ceiling, and the report says so "
+                           "(default: lan)")
+    cert.add_argument("--clock-skew-ms", type=float, default=250.0,
+                      help="how far node clocks may be from the harness's: an LWW timestamp "
+                           "outside its call by more is a clock violation (default: 250)")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
 
@@ -152,6 +160,8 @@ def _certify(args: argparse.Namespace) -> int:
         partition_s=args.partition_s,
         scenario=args.scenario,
         quick=args.quick,
+        profile=args.profile,
+        clock_skew_ms=args.clock_skew_ms,
         progress=print_progress,
     ))
     report = result.report

@@ -66,6 +66,9 @@ class Manifest:
     # A run's gossip key (base64), set by :func:`with_run_options` when a scenario asks
     # for encryption and the implementation has it; None: gossip in plaintext.
     gossip_key: str | None = None
+    # The timing parameters the manifest itself states (``timing`` adds defaults for the
+    # launch placeholders); what a timing profile judges.
+    declared_timing: dict[str, float] = field(default_factory=dict)
 
     @property
     def accepts_dial_map(self) -> bool:
@@ -156,6 +159,7 @@ def load_manifest(impl: str) -> Manifest:
         process=process,
         raw=data,
         docker=docker,
+        declared_timing={str(k): float(v) for k, v in data["timing"].items()},
     )
 
 

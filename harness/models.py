@@ -36,6 +36,7 @@ __all__ = [
     "or_set_model",
     "quantiles",
     "resurrected_deletes",
+    "timestamp_violations",
 ]
 
 INF = math.inf
@@ -183,10 +184,14 @@ def lost_writes(
 ) -> list[Write]:
     """Completed writes of one key that are neither in ``final`` nor superseded.
 
-    A write is superseded by a later write (lww: a greater (timestamp, node) or, without
-    timestamps, one begun after it completed; any ``info`` write that may be later
-    counts) or, under mv, by a write whose context covered it (see :func:`mv_model`).
-    Linear in the writes for lww: only the greatest competitor matters.
+    Under mv a write is superseded by a write whose context covered it (see
+    :func:`mv_model`). Under lww it is superseded by any write that may be ordered after
+    it and either certainly followed it or is what the member finally holds (the value
+    it holds, or a delete when it holds nothing): with timestamps, a greater (timestamp,
+    node id); without, any write not certainly before it in real time, so writes that
+    raced the winner lost the race, they were not lost. A write of unknown outcome that
+    may be later supersedes too (it may have happened). Whether the final value itself
+    is legal is KV-LWW's question, not this one.
     """
     present = {canon(v) for v in final or []}
     ok = [w for w in writes if w.happened and not w.deleted]
@@ -194,22 +199,58 @@ def lost_writes(
         superseded = mv_model(writes).superseded
         return [w for w in ok if canon(w.value) not in present and canon(w.value) not in superseded]
     others = [w for w in writes if w.outcome != "fail"]
+    if present:
+        holders = [w for w in others if not w.deleted and canon(w.value) in present]
+    else:
+        holders = [w for w in others if w.deleted]
+    # Linear: per class of competitor (stamped: ordered by timestamp; any: by real time)
+    # only the extreme one matters.
     stamped = [w for w in others if w.timestamp is not None]
     best = max(stamped, key=_order) if stamped else None
-    latest_start = max((w.invoked for w in others), default=-INF)
-    any_unstamped_maybe = any(w.maybe and w.timestamp is None for w in others)
+    unstamped = [w for w in others if w.timestamp is None]
+
+    all_latest, all_maybe, all_holder_end = (
+        max((x.invoked for x in others), default=-INF),
+        any(x.maybe for x in others),
+        max((x.completed for x in holders), default=-INF),
+    )
+    un_latest, un_maybe, un_holder_end = (
+        max((x.invoked for x in unstamped), default=-INF),
+        any(x.maybe for x in unstamped),
+        max((x.completed for x in holders if x.timestamp is None), default=-INF),
+    )
     lost: list[Write] = []
     for w in ok:
         if canon(w.value) in present:
             continue
-        if w.timestamp is not None and best is not None and _order(best) > _order(w):
+        if w.timestamp is not None:
+            if best is not None and _order(best) > _order(w):
+                continue  # a greater timestamp supersedes it
+            latest, maybe, holder_end = un_latest, un_maybe, un_holder_end
+        else:
+            latest, maybe, holder_end = all_latest, all_maybe, all_holder_end
+        if (
+            latest > w.completed + REALTIME_TOLERANCE_MS  # a write certainly after it
+            or maybe  # a write of unknown outcome, never certainly before it
+            or holder_end + REALTIME_TOLERANCE_MS >= w.invoked  # the holder may follow it
+        ):
             continue
-        if w.timestamp is None and w.completed + REALTIME_TOLERANCE_MS < latest_start:
-            continue
-        if any_unstamped_maybe:
-            continue  # a write of unknown outcome and unknown timestamp may supersede it
         lost.append(w)
     return lost
+
+
+def timestamp_violations(writes: Sequence[Write], skew_ms: float) -> list[Write]:
+    """Completed writes whose reported timestamp lies outside ``[invoked - skew,
+    completed + skew]``: the node stamped a time the harness did not see it write at.
+    A hybrid logical clock's wall component is the node's clock (or a peer's, never far
+    ahead of it), so within the skew of the hosts' clocks it falls inside the call."""
+    return [
+        w
+        for w in writes
+        if w.happened
+        and w.timestamp
+        and not (w.invoked - skew_ms <= w.timestamp[0] <= w.completed + skew_ms)
+    ]
 
 
 def resurrected_deletes(writes: Sequence[Write], final: Sequence[Any] | None) -> list[Write]:

@@ -140,6 +140,7 @@ class RunOptions:
     quiet_s: float | None = None       # overrides every quiet step's duration
     partition_s: float | None = None   # overrides every partition step's duration
     progress: Callable[[str], None] = field(default=lambda line: None)
+    timing: Mapping[str, Any] | None = None  # judged timing (default: the manifest's)
 
 
 class ScenarioRunner:
@@ -152,7 +153,8 @@ class ScenarioRunner:
         self.actions = actions
         self.opts = opts
         self.progress = opts.progress
-        self.params = derived_parameters(cluster.manifest.timing, len(cluster.node_ids))
+        timing = opts.timing if opts.timing is not None else cluster.manifest.timing
+        self.params = derived_parameters(timing, len(cluster.node_ids))
         self.bounds_ms = {
             r.id: float(evaluate(r.bound, self.params)) for r in catalogue if r.bound
         }
@@ -320,26 +322,58 @@ def converge(r: ScenarioRunner, a: dict[str, Any]) -> None:
 
 @step("broadcast")
 def broadcast(r: ScenarioRunner, a: dict[str, Any]) -> None:
-    if "broadcast" not in r.capabilities:
-        return
+    """One broadcast from ``origin``, then reads until every live member has it.
+
+    With ``kill_origin_after_first_hop`` the origin is killed (SIGKILL) as soon as one
+    other member reports the message, so the rest can only get it from members that
+    relay it (or carry it in anti-entropy), not from the origin's own retransmissions;
+    then every member must mark the origin dead (the kill of FD-DETECT). The plan counts
+    the origin down after this step, with or without the broadcast capability."""
     origin, msg_id = str(a["origin"]), str(a["id"])
+    kill_origin = bool(a.get("kill_origin_after_first_hop", False))
+    if "broadcast" not in r.capabilities:
+        if kill_origin:
+            r.cluster.kill(origin)
+            _await_dead(r, origin)
+        return
     client = r.cluster.client(origin)
     r.cluster.call(origin, "broadcast", {"id": msg_id, "payload": {"hello": origin}},
                    lambda: client.broadcast(msg_id, {"hello": origin}))
 
+    def has_it(node_id: str) -> bool:
+        c = r.cluster.client(node_id)
+        reply = r.cluster.call(node_id, "broadcasts", {}, c.broadcasts)
+        return reply.ok and any(x.get("id") == msg_id for x in reply.body.get("received", []))
+
+    if kill_origin:
+        others = [n for n in r.cluster.live_nodes() if n != origin]
+        # No pause between reads: the origin must die before its next retransmission.
+        hop = r.poll(lambda: any(has_it(n) for n in others), r.wait_s("BCAST-DELIVERY"), 0.0)
+        r.cluster.kill(origin)
+        r.progress(f"broadcast {msg_id} from {origin}: "
+                   + (f"first hop after {hop:.2f} s" if hop >= 0 else "no member got it")
+                   + f"; killed {origin} with SIGKILL, the rest must get it by relay")
+
     def delivered() -> bool:
         ok = True
         for node_id in r.cluster.live_nodes():
-            c = r.cluster.client(node_id)
-            reply = r.cluster.call(node_id, "broadcasts", {}, c.broadcasts)
-            got = reply.ok and any(x.get("id") == msg_id for x in reply.body.get("received", []))
-            ok = ok and got
+            ok = has_it(node_id) and ok
         return ok
 
     took = r.poll(delivered, r.wait_s("BCAST-DELIVERY"), 0.2)
     r.progress(f"broadcast {msg_id} from {origin}: "
                + (f"delivered everywhere in {took:.1f} s" if took >= 0
                   else "not delivered everywhere"))
+    if kill_origin:
+        _await_dead(r, origin)
+
+
+def _await_dead(r: ScenarioRunner, victim: str) -> None:
+    r.progress(f"waiting for every member to mark {victim} dead")
+    took = r.poll(lambda: r.all_see([victim], ("dead", "left", "absent")),
+                  r.wait_s("FD-DETECT"), 0.2)
+    r.progress(f"{victim} " + (f"marked dead everywhere after {took:.1f} s"
+                               if took >= 0 else "not marked dead everywhere"))
 
 
 @step("writes")

@@ -125,12 +125,13 @@ def certificate(
     verdicts: Sequence[Verdict],
     capabilities: Sequence[str],
     policies: Sequence[str],
-    timing: Mapping[str, Any],
+    timing_profile: Mapping[str, Any],
     scenarios: Sequence[str],
     mode: str,
     contract: str = "v1",
 ) -> dict[str, Any]:
-    """What a report certifies: the profile shown at its top.
+    """What a report certifies: the profile shown at its top. ``timing_profile`` is
+    :meth:`harness.profiles.JudgedTiming.describe` (the timing the bounds derived from).
 
     A declared capability is certified when it has MUST requirements and every one of
     them was exercised and passed.
@@ -157,7 +158,7 @@ def certificate(
         "capabilities_certified": certified,
         "capabilities_not_claimed": [c for c in known if c not in set(capabilities)],
         "conflict_policies": list(policies),
-        "timing_profile": {"name": "declared", "timing": dict(timing)},
+        "timing_profile": dict(timing_profile),
         "scenarios": list(scenarios),
         "untested": untested,
     }

@@ -59,9 +59,27 @@ def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{(cert.get('timing_profile') or {}).get('name', '?')}: "
             + (", ".join(f"{k}={_number(v)}" for k, v in sorted(timing.items())) or "-"),
         ),
+        *_profile_lines(cert.get("timing_profile") or {}),
         ("scenarios run", f"{', '.join(cert.get('scenarios') or [])} ({cert.get('mode', '?')})"),
         ("untested", ", ".join(untested) if untested else "none"),
     ]
+
+
+def _profile_lines(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the timing profile changed: declared timing it capped or filled in."""
+    lines = []
+    capped = profile.get("capped") or {}
+    if capped:
+        lines.append((
+            "capped by the profile",
+            "; ".join(
+                f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get('ceiling'))}"
+                for k, v in sorted(capped.items())
+            ),
+        ))
+    if profile.get("defaulted"):
+        lines.append(("not declared (profile value)", ", ".join(profile["defaulted"])))
+    return lines
 
 
 def _cell(text: Any) -> str:

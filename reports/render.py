@@ -102,7 +102,7 @@ def _rerender_run(
         verdicts=verdicts,
         capabilities=list(meta.args.get("capabilities") or []),
         policies=policies,
-        timing=timing,
+        timing_profile=meta.args.get("timing_profile") or {"name": "declared", "timing": timing},
         scenarios=[scenario],
         mode=mode,
     )
@@ -145,7 +145,7 @@ def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[st
         verdicts=verdicts,
         capabilities=cert0["capabilities_declared"],
         policies=cert0["conflict_policies"],
-        timing=cert0["timing_profile"]["timing"],
+        timing_profile=cert0["timing_profile"],
         scenarios=[name for name, _ in runs],
         mode="suite",
     )

@@ -593,6 +593,57 @@ def test_lww_without_timestamps_uses_real_time() -> None:
     assert lww(realtime((5000, 5300), (5100, 5200), "b")).status == "pass"
 
 
+def racing(survivor: str, late: tuple[float, float] | None = None) -> Hist:
+    """Every node writes key k at once, without timestamps (the extension is optional):
+    the calls overlap, so any of them may win."""
+    h = formed().phase("writes", 5000, 6000)
+    for i, node in enumerate(h.nodes):
+        h.put(node, "k", f"from-{node}", 5100 + i, 5140 + 7 * i)
+    if late is not None:
+        h.put("n1", "k", "late", *late)
+    return final(h, {n: [survivor] for n in h.nodes})
+
+
+def test_concurrent_writes_without_timestamps_are_superseded_not_lost() -> None:
+    from harness.checkers import check_no_lost_write
+
+    for survivor in ("from-n1", "from-n2", "from-n3"):
+        history = racing(survivor).build()
+        assert lww(racing(survivor)).status == "pass", survivor
+        lost = check(check_no_lost_write, "KV-NO-LOST-WRITE", history)
+        assert lost.status == "pass", (survivor, lost.evidence)
+    # A write begun after every racer completed must win: if a racer survives instead,
+    # the late write is lost (and KV-LWW fails the survivor).
+    history = racing("from-n2", late=(5300, 5310)).build()
+    lost = check(check_no_lost_write, "KV-NO-LOST-WRITE", history)
+    assert lost.status == "fail" and lost.measured == 1, lost.evidence
+    assert lost.details["violations"][0]["write"]["value"] == "late"
+    assert lww(racing("from-n2", late=(5300, 5310))).status == "fail"
+    # ... and a racer that finished before the late write began is superseded, not lost.
+    history = racing("late", late=(5300, 5310)).build()
+    assert check(check_no_lost_write, "KV-NO-LOST-WRITE", history).status == "pass"
+
+
+def skewed(stamp: float, skew_ms: float | None = None) -> Hist:
+    h = formed().phase("writes", 5000, 6000)
+    if skew_ms is not None:
+        h.rows[0]["args"]["clock_skew_ms"] = skew_ms
+    h.put("n1", "k", "a", 5100, 5110, timestamp=[5105, 0])
+    h.put("n2", "k", "b", 5500, 5510, timestamp=[int(stamp), 0])
+    return final(h, {n: ["b"] for n in h.nodes})
+
+
+def test_lww_timestamps_must_lie_within_the_call_give_or_take_the_skew() -> None:
+    assert lww(skewed(5505)).status == "pass"
+    assert lww(skewed(5500 - 249)).status == "pass"  # within the default 250 ms
+    # A node stamping its write an hour late wins every race: a clock violation.
+    verdict = lww(skewed(5510 + 3_600_000))
+    assert verdict.status == "fail"
+    assert "clock violation" in verdict.details["violations"][0]["reasons"][0]
+    assert lww(skewed(5510 + 300)).status == "fail"
+    assert lww(skewed(5510 + 300, skew_ms=500)).status == "pass"  # configurable
+
+
 def test_lww_info_may_win_and_fail_never_does() -> None:
     h = writes(formed()).put("n3", "k", "maybe", 5700, None, "info")
     assert lww(final(h, {n: ["maybe"] for n in ("n1", "n2", "n3")})).status == "pass"

@@ -52,7 +52,7 @@ def simulated_run(tmp_path: Path) -> tuple[Path, dict[str, object]]:
             verdicts=verdicts,
             capabilities=["membership", "failure-detection", "broadcast", "kv"],
             policies=["lww"],
-            timing={},
+            timing_profile={"name": "declared", "timing": {}},
             scenarios=["in-memory"],
             mode="scenario",
         ),

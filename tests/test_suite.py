@@ -3,6 +3,7 @@ the certificate says."""
 
 from __future__ import annotations
 
+from harness.profiles import judged_timing
 from harness.suite import PlannedRun, certificate, merge_verdicts, suite_plan
 from harness.verdict import Verdict, load_catalogue, overall_verdict
 
@@ -63,12 +64,15 @@ def test_certificate_names_what_was_certified_and_what_was_not() -> None:
         verdicts=verdicts,
         capabilities=["membership", "failure-detection", "broadcast", "kv", "events"],
         policies=["lww"],
-        timing={"probe_interval_ms": 1000},
+        timing_profile=judged_timing({"probe_interval_ms": 5000}, "lan").describe(),
         scenarios=["default"],
         mode="quick",
     )
     assert cert["capabilities_certified"] == ["membership", "failure-detection", "broadcast"]
     assert cert["capabilities_not_claimed"] == ["crdt", "encryption"]
     assert "KV-LWW" in cert["untested"] and "KV-MV" not in cert["untested"]  # mv not claimed
-    assert cert["timing_profile"]["timing"] == {"probe_interval_ms": 1000}
+    profile = cert["timing_profile"]
+    assert profile["name"] == "lan" and profile["timing"]["probe_interval_ms"] == 1000
+    assert profile["capped"] == {"probe_interval_ms": {"declared": 5000, "ceiling": 1000}}
+    assert "push_pull_interval_ms" in profile["defaulted"]
     assert cert["mode"] == "quick" and cert["contract"] == "v1"

@@ -32,7 +32,6 @@ from harness.checkers._core import (
     check_broadcast_delivery,
     check_failure_detection,
     check_kv_convergence,
-    check_kv_lww,
     check_member_join,
     check_no_false_positive,
     check_partition_heal,
@@ -54,6 +53,7 @@ from harness.checkers.state import (
     check_deletes_stay_deleted,
     check_kv_after_partition,
     check_kv_after_restart,
+    check_kv_lww,
     check_kv_mv,
     check_no_lost_write,
 )

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
-from harness.bounds import derived_parameters, evaluate
+from harness.bounds import evaluate
 from harness.history import Entry
-from harness.models import REALTIME_TOLERANCE_MS, Write, lww_model
+from harness.models import REALTIME_TOLERANCE_MS, Write
 from harness.verdict import Requirement, Verdict
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "check_broadcast_delivery",
     "check_failure_detection",
     "check_kv_convergence",
-    "check_kv_lww",
     "check_member_join",
     "check_no_false_positive",
     "check_partition_heal",
@@ -64,6 +63,9 @@ INF = math.inf
 
 # Evidence lists are capped so a report stays readable whatever the cluster size.
 _EVIDENCE_LIMIT = 10
+# Default allowance between node clocks and the harness's (``meta.clock_skew_ms``
+# overrides it): one host's processes share a clock; NTP keeps a LAN within a few ms.
+DEFAULT_CLOCK_SKEW_MS = 250.0
 
 # Which operations exercise a capability: if all of them answered 501, it is missing.
 _CAPABILITY_OPS = {
@@ -230,6 +232,9 @@ class _Index:
     phase_args: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
     broadcast_events: int = 0  # broadcast deliveries reported by node event feeds
     intruders: frozenset[str] = frozenset()  # nodes started with a wrong key
+    # How far a node's clock may be from the harness's: node-reported times (LWW
+    # timestamps) outside the harness's own call window by more are violations.
+    clock_skew_ms: float = DEFAULT_CLOCK_SKEW_MS
     # What was asked of intruders (but their start): kept apart so that requirements about
     # the cluster's own members never expect an intruder's write or broadcast to spread.
     intruder_ops: dict[str, list[_Op]] = field(default_factory=dict)
@@ -418,6 +423,7 @@ def _build_index(history: Sequence[Entry]) -> _Index:
         phase_args=_phase_args(history),
         broadcast_events=sum(1 for e in history if e.type == "event" and e.op == "broadcast"),
         intruders=intruders,
+        clock_skew_ms=float(margs.get("clock_skew_ms", DEFAULT_CLOCK_SKEW_MS)),
         intruder_ops=dict(intruder_ops),
     )
 
@@ -1207,99 +1213,6 @@ def _unshipped_as_maybe(index: _Index, write: Write, grace_ms: float) -> Write:
     if write.happened and writer_died_early(index, write.node, write.completed, grace_ms):
         return replace(write, outcome="info")
     return write
-
-
-@_checker
-def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdict:
-    """KV-LWW: every written key ends with one value, the same everywhere, that LWW allows."""
-    if index.conflict_policy != "lww":
-        return _verdict(
-            requirement,
-            "untested",
-            None,
-            bound,
-            f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'",
-        )
-    by_key: dict[str, list[Write]] = defaultdict(list)
-    for name in ("put", "delete"):
-        for op in index.ops.get(name, []):
-            key = op.args.get("key")
-            if key is None or op.node is None:
-                continue
-            stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
-            timestamp = tuple(float(x) for x in stamp) if isinstance(stamp, list | tuple) else None
-            by_key[str(key)].append(
-                Write(
-                    str(key),
-                    str(op.node),
-                    op.args.get("value"),
-                    op.invoked,
-                    op.completed,
-                    op.outcome,
-                    timestamp,
-                    deleted=name == "delete",
-                )
-            )
-    if not by_key:
-        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
-    t_stop, why = _settle_point(index)
-    if t_stop is None:
-        return _verdict(requirement, "untested", None, bound, str(why))
-    survivors = {
-        n
-        for n in index.nodes
-        if index.live_at(n, t_stop) and index.lives[n] and index.lives[n][-1].end == INF
-    }
-    latest: dict[str, _KvRead] = {}
-    for read in _kv_reads(index, survivors, t_stop):
-        latest[read.node] = read
-    if not latest:
-        return _verdict(
-            requirement,
-            "untested",
-            None,
-            bound,
-            "no kv read of a surviving member after writes stopped",
-        )
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
-    bad: list[dict[str, Any]] = []
-    for key in sorted(by_key):
-        outcome = lww_model([_unshipped_as_maybe(index, w, grace) for w in by_key[key]])
-        allowed, absence_ok, model = outcome.allowed, outcome.absence_ok, outcome.explain()
-        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
-        seen = {_canon(v) for v in per_node.values()}
-        reasons: list[str] = []
-        if len(seen) > 1:
-            reasons.append("members disagree")
-        if any(v is not None and len(v) > 1 for v in per_node.values()):
-            reasons.append("more than one sibling under lww")
-        for values in per_node.values():
-            if values is None:
-                if not absence_ok:
-                    reasons.append("a completed write was lost")
-                    break
-            elif len(values) == 1 and _canon(values[0]) not in allowed:
-                reasons.append("surviving value is not the model's winner")
-                break
-        if reasons:
-            bad.append({"key": key, "reasons": reasons, "values": per_node, "model": model})
-    details: dict[str, Any] = {
-        "keys": len(by_key),
-        "members": sorted(latest),
-        "violations": bad[:_EVIDENCE_LIMIT],
-    }
-    if len(bad) > bound:
-        first = bad[0]
-        text = (
-            f"{len(bad)} of {len(by_key)} keys violate last-writer-wins: key "
-            f"{first['key']!r} ({'; '.join(first['reasons'])})"
-        )
-        winner = first["model"].get("winner")
-        if winner is not None:
-            text += f", model winner {winner['value']!r} from {winner['node']}"
-        return _verdict(requirement, "fail", len(bad), bound, text, details)
-    text = f"all {len(by_key)} keys hold the LWW winner on {len(latest)} members"
-    return _verdict(requirement, "pass", len(bad), bound, text, details)
 
 
 @_checker

@@ -42,6 +42,7 @@ from harness.models import (
     mv_model,
     or_set_model,
     resurrected_deletes,
+    timestamp_violations,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "check_deletes_stay_deleted",
     "check_kv_after_partition",
     "check_kv_after_restart",
+    "check_kv_lww",
     "check_kv_mv",
     "check_no_lost_write",
     "writes_by_key",
@@ -385,6 +387,82 @@ def check_deletes_stay_deleted(index: _Index, requirement: Requirement, bound: f
     )
 
 
+@_checker
+def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """KV-LWW: every written key ends with one value, the same everywhere, that LWW
+    allows; and every timestamp a node reported for a write lies inside the harness's
+    own window of that call, widened by the allowed clock skew (a node cannot win a race
+    by stamping its writes late)."""
+    if index.conflict_policy != "lww":
+        policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'"
+        return _verdict(requirement, "untested", None, bound, policy)
+    by_key = writes_by_key(index)
+    if not by_key:
+        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
+    latest, _, why = _final_reads(index)
+    if why:
+        return _verdict(requirement, "untested", None, bound, why)
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    bad: list[dict[str, Any]] = _clock_violations(
+        [w for key in sorted(by_key) for w in by_key[key]], index.clock_skew_ms
+    )
+    for key in sorted(by_key):
+        outcome = lww_model([_unshipped_as_maybe(index, w, grace) for w in by_key[key]])
+        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
+        reasons: list[str] = []
+        if len({canon(v) for v in per_node.values()}) > 1:
+            reasons.append("members disagree")
+        if any(v is not None and len(v) > 1 for v in per_node.values()):
+            reasons.append("more than one sibling under lww")
+        for values in per_node.values():
+            if values is None:
+                if not outcome.absence_ok:
+                    reasons.append("a completed write was lost")
+                    break
+            elif len(values) == 1 and canon(values[0]) not in outcome.allowed:
+                reasons.append("surviving value is not the model's winner")
+                break
+        if reasons:
+            bad.append(
+                {"key": key, "reasons": reasons, "values": per_node, "model": outcome.explain()}
+            )
+    if len(bad) > bound:
+        first = bad[0]
+        text = (
+            f"{len(bad)} of {len(by_key)} keys violate last-writer-wins: key "
+            f"{first['key']!r} ({'; '.join(first['reasons'])})"
+        )
+        winner = first.get("model", {}).get("winner")
+        if winner is not None:
+            text += f", model winner {winner['value']!r} from {winner['node']}"
+        details = {"keys": len(by_key), "members": sorted(latest), "violations": bad[:_LIMIT]}
+        return _verdict(requirement, "fail", len(bad), bound, text, details)
+    details = {"keys": len(by_key), "members": sorted(latest), "violations": []}
+    text = f"all {len(by_key)} keys hold the LWW winner on {len(latest)} members"
+    if any(w.timestamp for ws in by_key.values() for w in ws):
+        text += f"; every write's timestamp within {index.clock_skew_ms:g} ms of its call"
+    return _verdict(requirement, "pass", len(bad), bound, text, details)
+
+
+def _clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str, Any]]:
+    """One violation per write stamped outside its call window (widened by the skew)."""
+    return [
+        {
+            "key": w.key,
+            "reasons": [
+                f"clock violation: {w.node} stamped the write of {w.value!r} at "
+                f"{w.timestamp[0]:.0f}, outside its call "
+                f"[{w.invoked:.0f}, {w.completed:.0f}] +/- {skew_ms:g} ms"
+            ],
+            "write": w.describe(),
+            "invoked_ms": w.invoked,
+            "completed_ms": w.completed,
+        }
+        for w in timestamp_violations(writes, skew_ms)
+        if w.timestamp
+    ]
+
+
 # --------------------------------------------------------------------------- CRDTs
 
 
@@ -536,31 +614,37 @@ def check_crdt_or_set(index: _Index, requirement: Requirement, bound: float) -> 
     return _crdt_check(index, requirement, bound, "or-set", _set_judge, _set_normal)
 
 
-def _register_judge(ops: list[_Op], value: Any) -> list[str]:
-    writes = []
-    for op in ops:
-        if op.args.get("op") != "set" or op.node is None:
-            continue
-        stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
-        writes.append(
-            Write(
-                key="register",
-                node=op.node,
-                value=op.args.get("value"),
-                invoked=op.invoked,
-                completed=op.completed,
-                outcome=op.outcome,
-                timestamp=tuple(float(x) for x in stamp) if isinstance(stamp, list) else None,
+def _register_judge(skew_ms: float) -> Callable[[list[_Op], Any], list[str]]:
+    def judge(ops: list[_Op], value: Any) -> list[str]:
+        writes = []
+        for op in ops:
+            if op.args.get("op") != "set" or op.node is None:
+                continue
+            stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
+            writes.append(
+                Write(
+                    key="register",
+                    node=op.node,
+                    value=op.args.get("value"),
+                    invoked=op.invoked,
+                    completed=op.completed,
+                    outcome=op.outcome,
+                    timestamp=tuple(float(x) for x in stamp) if isinstance(stamp, list) else None,
+                )
             )
-        )
-    model = lww_model(writes)
-    if model.admits(None if value is None else [value]):
-        return []
-    return [f"value {value!r} is not the last writer's ({model.rule})"]
+        problems = [v["reasons"][0] for v in _clock_violations(writes, skew_ms)]
+        model = lww_model(writes)
+        if not model.admits(None if value is None else [value]):
+            problems.append(f"value {value!r} is not the last writer's ({model.rule})")
+        return problems
+
+    return judge
 
 
 @_checker
 def check_crdt_lww_register(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-LWW-REGISTER: the converged value is the last set (greatest timestamp, or not
     superseded in real time)."""
-    return _crdt_check(index, requirement, bound, "lww-register", _register_judge)
+    return _crdt_check(
+        index, requirement, bound, "lww-register", _register_judge(index.clock_skew_ms)
+    )
