@@ -20,7 +20,7 @@ from chaos.packet import Flow, PacketPlane
 from harness.backends import Backend, NodeAddress, make_backend
 from harness.control import ControlClient, Reply
 from harness.errors import LaunchError
-from harness.history import History
+from harness.history import History, now_ms
 from harness.linkplane import PARTITION_TOXIC, LinkPlane
 from harness.manifest import Manifest, launch_argv, new_gossip_key
 from harness.procutil import RUN_LABEL_ENV
@@ -552,10 +552,12 @@ class Cluster:
                     if not reply.ok or not isinstance(reply.body, dict):
                         break
                     events = reply.body.get("events") or []
+                    polled = now_ms()  # the harness's upper bound on every event read here
                     for event in events:
                         self.history.append(
                             "event", str(event.get("kind", "unknown")), node=node_id,
-                            args=event, time_ms=float(event.get("at_ms", 0)),
+                            args={**event, "polled_ms": polled},
+                            time_ms=float(event.get("at_ms", 0)),
                         )
                     after = int(reply.body.get("next", after))
                     if not events:

@@ -16,7 +16,8 @@ Entry types
 ``fault``   a fault applied by the harness (``op``: see Faults below).
 ``event``   something a node observed, read from ``GET /v1/events``; ``node`` is the
             observer, ``time_ms`` is the node's own ``at_ms``, ``op`` is the event kind
-            (``member``/``broadcast``) and ``args`` the whole event object.
+            (``member``/``broadcast``) and ``args`` the whole event object plus
+            ``polled_ms``, when the harness read it (the event cannot be later).
 ``phase``   a window of the workload: ``op`` names it, ``args.edge`` is ``start``/``end``.
 
 Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called

@@ -418,6 +418,48 @@ def test_broadcast_passes_when_everyone_receives() -> None:
     assert verdict.bound == pytest.approx(3000)
 
 
+def receipts(h: Hist, node: str, reads: list[tuple[float, bool]], stamp: float) -> Hist:
+    """``GET /v1/broadcasts`` reads of ``node`` completed at each time, listing b1 (with
+    the node's own receive time ``stamp``) or not."""
+    for at, listed in reads:
+        item = {"id": "b1", "origin": "n1", "payload": 1, "at_ms": stamp}
+        h.op("broadcasts", node, at - 5, at, result={"received": [item] if listed else []})
+    return h
+
+
+def test_a_node_cannot_stamp_a_late_delivery_early() -> None:
+    """n3 first listed the broadcast 25 s after it was sent, after reads without it,
+    but stamped it 1 ms after the send: a clock violation, judged at the observed time."""
+    polls = [(5100, False), (12_000, False), (30_000, True)]
+    h = receipts(broadcast(formed()).delivered("n2", "b1", 5200), "n3", polls, 5001)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(40_000).build())
+    assert verdict.status == "fail", verdict.evidence
+    assert verdict.measured == pytest.approx(25_000)
+    assert "clock violation" in verdict.evidence
+    violation = verdict.details["clock_violations"][0]
+    assert violation["node"] == "n3" and violation["claimed_ms"] == 5001
+    assert violation["window_ms"] == [11_995, 30_000]
+    # The same stamp inside the window the reads allow is the node's word, and passes.
+    polls = [(5000.5, False), (30_000, True)]
+    h = receipts(broadcast(formed()).delivered("n2", "b1", 5200), "n3", polls, 5001)
+    honest = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(40_000).build())
+    assert honest.status == "pass", honest.evidence
+    assert "clock_violations" not in honest.details
+
+
+def test_a_receive_time_before_the_send_or_after_the_poll_is_a_clock_violation() -> None:
+    early = receipts(broadcast(formed()).delivered("n2", "b1", 5200), "n3", [(5400, True)], 10)
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", early.until(20_000).build())
+    assert verdict.details["clock_violations"][0]["reason"].startswith("stamped before")
+    assert verdict.measured == pytest.approx(400)  # the read that listed it
+    h = broadcast(formed()).delivered("n2", "b1", 5200)
+    h.rows[-1]["args"]["polled_ms"] = 5150.0  # the harness read the event before its stamp
+    late = check(check_broadcast_delivery, "BCAST-DELIVERY", receipts(h, "n3", [(5300, True)],
+                                                                      5250).until(20_000).build())
+    assert late.details["clock_violations"][0]["node"] == "n2"
+    assert late.details["clock_violations"][0]["reason"].startswith("stamped after")
+
+
 def test_broadcast_fails_when_one_member_misses_it() -> None:
     h = broadcast(formed()).delivered("n2", "b1", 5200)
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())

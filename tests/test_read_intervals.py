@@ -53,17 +53,33 @@ def test_a_read_invoked_within_the_clock_resolution_is_no_resurrection() -> None
     assert v.status == "pass", v.evidence
 
 
-def test_a_read_invoked_after_the_dead_event_is_a_resurrection() -> None:
-    v = verdict_of("FD-DEAD-STAYS-DEAD", killed_n2(DEAD + 2.0, DEAD + 4.0).build())
+def test_a_read_invoked_after_the_dead_stamp_contradicts_the_stamp() -> None:
+    """n3's feed says dead at DEAD and never changes again, yet a read invoked after that
+    stamp still shows suspect: by the node's own feed nothing went back, so the stamp is
+    what the harness's observation rules out (a clock violation). The dead counts from
+    that read's completion, and no resurrection was observed."""
+    for status, read in (("suspect", (DEAD + 2.0, DEAD + 4.0)), ("alive", (DEAD + 50, DEAD + 60))):
+        history = killed_n2(*read, status).build()
+        v = verdict_of("FD-DEAD-STAYS-DEAD", history)
+        assert v.status == "pass", v.evidence
+        violation = _index(history).clock_violations[0]
+        assert (violation["node"], violation["member"], violation["status"]) == ("n3", "n2", "dead")
+        assert violation["used_ms"] == read[1]
+        line = _index(history).timeline("n3", "n2")
+        assert line.times[line.statuses.index("dead")] == read[1]
+
+
+def test_reads_alone_show_a_resurrection() -> None:
+    """Without any feed, a read showing dead and a later read certainly served after it
+    showing suspect is a resurrection: the harness's own observations in order."""
+    h = Hist().start_all(at=KILL - 5000)
+    h.fault("kill", KILL, node="n2", signal="KILL")
+    h.members_read("n3", DEAD, {"n1": "alive", "n2": "dead"}, invoked=DEAD - 3)
+    h.members_read("n3", DEAD + 10, {"n1": "alive", "n2": "suspect"}, invoked=DEAD + 5)
+    v = verdict_of("FD-DEAD-STAYS-DEAD", h.until(DEAD + 20_000).build())
     assert v.status == "fail", v.evidence
     incident = v.details["resurrections"][0]
     assert (incident["observer"], incident["member"], incident["status"]) == ("n3", "n2", "suspect")
-    assert incident["served_from_ms"] == DEAD + 2.0
-
-
-def test_an_alive_read_invoked_after_the_dead_event_is_a_resurrection() -> None:
-    v = verdict_of("FD-DEAD-STAYS-DEAD", killed_n2(DEAD + 50, DEAD + 60, "alive").build())
-    assert v.status == "fail", v.evidence
 
 
 def test_the_nodes_own_feed_keeps_its_order_within_one_millisecond() -> None:
@@ -84,8 +100,8 @@ def test_clock_resolution_follows_the_stamps() -> None:
 
 def test_a_node_with_a_seconds_clock_is_trusted_to_the_second() -> None:
     """An event stamped in whole seconds may have happened up to a second later than its
-    stamp: a read invoked 400 ms after such a dead stamp is no resurrection, one invoked
-    after the second is."""
+    stamp: a read invoked 400 ms after such a dead stamp neither contradicts it nor is a
+    resurrection; one invoked after the second contradicts the stamp."""
     def history(invoked: float) -> list[Entry]:
         h = Hist().start_all(at=10_000).all_alive(11_000)
         h.fault("kill", 20_000, node="n2", signal="KILL")
@@ -95,7 +111,8 @@ def test_a_node_with_a_seconds_clock_is_trusted_to_the_second() -> None:
         return h.until(40_000).build()
 
     assert verdict_of("FD-DEAD-STAYS-DEAD", history(24_400)).status == "pass"
-    assert verdict_of("FD-DEAD-STAYS-DEAD", history(25_100)).status == "fail"
+    assert _index(history(24_400)).clock_violations == []
+    assert _index(history(25_100)).clock_violations[0]["used_ms"] == 25_120
     line = _index(history(24_400)).timeline("n3", "n2")
     assert line.latest[line.statuses.index("dead")] == 25_000
 
@@ -176,3 +193,24 @@ def test_quiet_window_counts_only_reads_served_inside_it() -> None:
 
     assert verdict_of("FD-NO-FALSE-POSITIVE", history(2990)).status == "pass"
     assert verdict_of("FD-NO-FALSE-POSITIVE", history(3001)).status == "fail"
+
+
+# ------------------------------------------------- node-stamped times inside the polls
+
+
+def test_a_node_cannot_stamp_a_slow_detection_early() -> None:
+    """n3 reports the killed n2 dead with a stamp 1 ms after the kill, while its members
+    reads kept showing n2 alive for 20 s: the stamp is a clock violation and FD-DETECT
+    measures the detection the harness saw."""
+    h = Hist().start_all(at=KILL - 5000).all_alive(KILL - 4000)
+    h.fault("kill", KILL, node="n2", signal="KILL")
+    h.member("n1", "n2", "dead", KILL + 2000)
+    h.member("n3", "n2", "dead", KILL + 1)
+    for k in range(1, 21):
+        h.members_read("n3", KILL + 1000 * k, {"n1": "alive", "n2": "alive"})
+    h.members_read("n3", KILL + 20_100, {"n1": "alive", "n2": "dead"})
+    v = verdict_of("FD-DETECT", h.until(KILL + 60_000).build())
+    assert v.status == "fail", v.evidence
+    assert v.measured == 20_000  # the last read still showing alive completed then
+    assert "clock violation" in v.evidence
+    assert v.details["clock_violations"][0]["what"] == "report of n2 dead"

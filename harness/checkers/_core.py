@@ -50,6 +50,7 @@ __all__ = [
     "REALTIME_TOLERANCE_MS",
     "Checker",
     "check_broadcast_delivery",
+    "with_clock_violations",
     "check_failure_detection",
     "check_kv_convergence",
     "check_member_join",
@@ -227,6 +228,8 @@ class _Index:
     ops: dict[str, list[_Op]]
     views: dict[tuple[str, str], _Timeline]
     deliveries: dict[str, dict[str, float]]  # broadcast id -> node -> first receive time
+    # Node-stamped times the harness's own observations contradict (see _deliveries).
+    clock_violations: list[dict[str, Any]]
     member_events: int  # how many member events the nodes' feeds gave: silence is evidence
     faults: list[Entry] = field(default_factory=list)  # every fault, in time order
     phase_args: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
@@ -400,8 +403,10 @@ def _build_index(history: Sequence[Entry]) -> _Index:
     lives = _lives(nodes, ops.get("start", []), ends, begin)
     heals, cuts = _cuts(history, end)
     phases = _phases(history, end)
-    views = _views(history, ops.get("members", []), nodes)
-    deliveries = _deliveries(history, ops.get("broadcasts", []))
+    views, member_violations = _views(history, ops.get("members", []), nodes)
+    deliveries, clock_violations = _deliveries(
+        history, ops.get("broadcasts", []), ops.get("broadcast", [])
+    )
     return _Index(
         nodes=nodes,
         timing=dict(margs.get("timing") or {}),
@@ -418,6 +423,7 @@ def _build_index(history: Sequence[Entry]) -> _Index:
         ops=dict(ops),
         views=views,
         deliveries=deliveries,
+        clock_violations=clock_violations + member_violations,
         member_events=sum(1 for e in history if e.type == "event" and e.op == "member"),
         faults=sorted((e for e in history if e.type == "fault"), key=lambda e: e.time_ms),
         phase_args=_phase_args(history),
@@ -528,30 +534,31 @@ def clock_resolution(stamps: Sequence[float]) -> float:
     return 1.0
 
 
+# A status a read may show while an event's status still holds (the feed reports every
+# change, so a read between two events shows the first one's status): a member seen
+# absent after the observer reported it alive, or seen alive or suspect after it
+# reported it dead or left, contradicts the event's time.
+_CONTRADICTS = {"alive": ("absent",), "dead": ("alive", "suspect"), "left": ("alive", "suspect")}
+
+
 def _views(
     history: Sequence[Entry], reads: Sequence[_Op], nodes: Sequence[str]
-) -> dict[tuple[str, str], _Timeline]:
-    """Per (observer, subject): member events plus members reads, in time order.
+) -> tuple[dict[tuple[str, str], _Timeline], list[dict[str, Any]]]:
+    """Per (observer, subject): member events plus members reads, in time order; and the
+    events whose node-stamped time the harness's observations contradict.
 
     A read is the interval ``[invoked, completed]``; an event is its ``at_ms`` widened by
-    the resolution of its node's clock on both sides.
+    the resolution of its node's clock on both sides. An event is accepted only inside
+    what the harness saw: not after the poll that returned it, and not before a read of
+    the same node that certainly followed it and, before the feed's next change of that
+    member, still showed what the event says had ended. A contradicted event is a clock
+    violation: it counts from the earliest time the observations allow (the last
+    contradicting read's completion), or not at all when none is left.
     """
     # (time, history index, status, earliest, latest, from the node's feed)
     raw: dict[tuple[str, str], list[tuple[float, int, str, float, float, bool]]] = defaultdict(
         list
     )
-    feed: dict[str, list[Entry]] = defaultdict(list)
-    for e in history:
-        if e.type == "event" and e.op == "member" and e.node is not None:
-            feed[e.node].append(e)
-    for observer, events in feed.items():
-        res = clock_resolution([e.time_ms for e in events])
-        for e in events:
-            subject, status = e.args.get("member"), e.args.get("status")
-            if subject is not None and status is not None and str(subject) != observer:
-                raw[(observer, str(subject))].append(
-                    (e.time_ms, e.index, str(status), e.time_ms - res, e.time_ms + res, True)
-                )
     everyone = set(nodes)
     for read in reads:
         if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
@@ -567,6 +574,44 @@ def _views(
             raw[(read.node, str(subject))].append((*span, str(status), *interval))
         for subject in everyone - listed - {read.node}:
             raw[(read.node, subject)].append((*span, "absent", *interval))
+    by_invoked = {
+        pair: sorted((o[3], o[4], o[2]) for o in observations)
+        for pair, observations in raw.items()
+    }
+    feed: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    stamps: dict[str, list[float]] = defaultdict(list)
+    for e in history:
+        if e.type == "event" and e.op == "member" and e.node is not None:
+            stamps[e.node].append(e.time_ms)
+            subject, status = e.args.get("member"), e.args.get("status")
+            if subject is not None and status is not None and str(subject) != e.node:
+                feed[(e.node, str(subject))].append(e)
+    violations: list[dict[str, Any]] = []
+    for pair, events in feed.items():
+        res = clock_resolution(stamps[pair[0]])
+        events.sort(key=lambda e: (e.time_ms, e.index))
+        for i, e in enumerate(events):
+            status = str(e.args["status"])
+            after = events[i + 1].time_ms - res if i + 1 < len(events) else INF
+            at = e.time_ms
+            contradiction = _event_contradiction(e, status, res, after, by_invoked.get(pair, []))
+            if contradiction is not None:
+                why, at = contradiction
+                violations.append(
+                    {
+                        "node": pair[0],
+                        "kind": "member",
+                        "what": f"report of {pair[1]} {status}",
+                        "member": pair[1],
+                        "status": status,
+                        "claimed_ms": e.time_ms,
+                        "reason": why,
+                        "used_ms": at if at < INF else None,
+                    }
+                )
+                if at == INF:
+                    continue  # no time the observations allow: the reads alone speak
+            raw[pair].append((at, e.index, status, at - res, at + res, True))
     views: dict[tuple[str, str], _Timeline] = {}
     for pair, observations in raw.items():
         observations.sort(key=lambda o: (o[0], o[1]))
@@ -579,28 +624,139 @@ def _views(
             line.latest.append(latest)
             line.from_feed.append(from_feed)
         views[pair] = line
-    return views
+    return views, violations
 
 
-def _deliveries(history: Sequence[Entry], reads: Sequence[_Op]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = defaultdict(dict)
+def _event_contradiction(
+    event: Entry,
+    status: str,
+    res: float,
+    next_change: float,
+    reads: Sequence[tuple[float, float, str]],
+) -> tuple[str, float] | None:
+    """Why the harness's own observations rule out ``event``'s time, and the earliest
+    time they allow (``inf``: none before the poll or the feed's next change); or None."""
+    polled = event.args.get("polled_ms")
+    if isinstance(polled, int | float) and event.time_ms > float(polled) + res:
+        return f"stamped after the harness read it at {float(polled):.0f}", float(polled)
+    stale = _CONTRADICTS.get(status, ())
+    if not stale:
+        return None
+    why, earliest = "", -INF
+    i = bisect_left(reads, (event.time_ms + res, -INF, ""))
+    for invoked, completed, shown in reads[i:]:
+        if invoked > next_change:
+            break
+        if completed <= next_change and shown in stale:
+            if not why:
+                why = f"a read invoked at {invoked:.0f}, after the stamp, still showed {shown}"
+            earliest = completed
+    if not why:
+        return None
+    limit = min(next_change, float(polled) if isinstance(polled, int | float) else INF)
+    return why, earliest if earliest < limit else INF
 
-    def seen(bid: Any, node: str, t: float) -> None:
-        if bid is None:
-            return
-        per_node = out[str(bid)]
-        if node not in per_node or t < per_node[node]:
-            per_node[node] = t
+
+def _deliveries(
+    history: Sequence[Entry], reads: Sequence[_Op], sends: Sequence[_Op]
+) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Per broadcast id and member, when it received the broadcast; and every clock
+    violation found on the way.
+
+    A node may say when it received a broadcast (``at_ms`` in ``GET /v1/broadcasts`` or
+    its event feed), but that time is accepted only inside what the harness saw: after
+    the broadcast call began and after the last read of that node that did not list it
+    (invoked), before the first read that did list it (completed) and before the event
+    poll that returned it, each give or take the node clock's resolution. A stamp
+    outside that window is a clock violation: it is reported, and the time the harness
+    observed (the first listing read's completion) is used instead.
+    """
+    claimed: dict[tuple[str, str], float] = {}
+    polled: dict[tuple[str, str], float] = {}
+    stamps: dict[str, list[float]] = defaultdict(list)
+
+    def claim(bid: Any, node: str, t: float) -> None:
+        key = (str(bid), node)
+        stamps[node].append(t)
+        if key not in claimed or t < claimed[key]:
+            claimed[key] = t
 
     for e in history:
         if e.type == "event" and e.op == "broadcast" and e.node is not None:
-            seen(e.args.get("id"), e.node, e.time_ms)
+            if e.args.get("id") is None:
+                continue
+            claim(e.args["id"], e.node, e.time_ms)
+            at = e.args.get("polled_ms")
+            if isinstance(at, int | float):
+                key = (str(e.args["id"]), e.node)
+                polled[key] = min(polled.get(key, INF), float(at))
+    seen_by: dict[tuple[str, str], float] = {}  # first listing read's completion
+    by_node: dict[str, list[_Op]] = defaultdict(list)
     for read in reads:
-        if read.outcome == "ok" and read.node is not None and isinstance(read.result, Mapping):
-            for item in read.result.get("received") or []:
-                at = item.get("at_ms")
-                seen(item.get("id"), read.node, float(at) if at is not None else read.completed)
-    return dict(out)
+        if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
+            continue
+        by_node[read.node].append(read)
+        for item in read.result.get("received") or []:
+            bid = item.get("id")
+            if bid is None:
+                continue
+            key = (str(bid), read.node)
+            seen_by[key] = min(seen_by.get(key, INF), read.completed)
+            at = item.get("at_ms")
+            if isinstance(at, int | float):
+                claim(bid, read.node, float(at))
+    sent = {
+        str(op.args["id"]): op.invoked
+        for op in sends
+        if op.args.get("id") is not None and op.outcome != "fail"
+    }
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    violations: list[dict[str, Any]] = []
+    resolution = {node: clock_resolution(times) for node, times in stamps.items()}
+    # Per node, its reads by completion with the running maximum of their invocations: the
+    # reads before the first that listed a broadcast are the ones that did not.
+    ends: dict[str, list[float]] = {}
+    latest_start: dict[str, list[float]] = {}
+    for node, node_reads in by_node.items():
+        node_reads.sort(key=lambda r: r.completed)
+        ends[node] = [r.completed for r in node_reads]
+        running, acc = -INF, []
+        for r in node_reads:
+            running = max(running, r.invoked)
+            acc.append(running)
+        latest_start[node] = acc
+    for key in set(seen_by) | set(claimed):
+        bid, node = key
+        upper = min(seen_by.get(key, INF), polled.get(key, INF))
+        lower = sent.get(bid, -INF)
+        before = bisect_left(ends.get(node, []), seen_by.get(key, INF))
+        if before:
+            lower = max(lower, latest_start[node][before - 1])
+        if key not in claimed:
+            out[bid][node] = upper
+            continue
+        res = resolution.get(node, 1.0)
+        at = claimed[key]
+        if lower - res <= at <= upper + res:
+            out[bid][node] = at
+            continue
+        observed = upper if upper < INF else max(at, lower)
+        violations.append(
+            {
+                "node": node,
+                "kind": "broadcast",
+                "what": f"receipt of broadcast {bid}",
+                "broadcast": bid,
+                "claimed_ms": at,
+                "window_ms": [lower, upper],
+                "used_ms": observed,
+                "reason": "stamped before the harness's last read without it"
+                if at < lower - res
+                else "stamped after the harness first saw it",
+            }
+        )
+        out[bid][node] = observed
+    return dict(out), violations
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -765,9 +921,22 @@ def _checker(body: _Body) -> Checker:
             if failed is not None:
                 text = f"{failed}: the harness could not judge ({verdict.evidence})"
                 return replace(verdict, status="error", evidence=text)
+        kinds = _CLOCK_KINDS.get(requirement.capability, ())
+        if verdict.unit == "ms" and kinds:
+            seen = [v for v in index.clock_violations if v.get("kind") in kinds]
+            return with_clock_violations(verdict, seen)
         return verdict
 
     return check
+
+
+# Which node-stamped times a timed requirement of a capability is measured with.
+_CLOCK_KINDS = {
+    "membership": ("member",),
+    "failure-detection": ("member",),
+    "leave": ("member",),
+    "broadcast": ("broadcast",),
+}
 
 
 def _fmt(ms: float | None) -> str:
@@ -1040,6 +1209,21 @@ def check_broadcast_delivery(index: _Index, requirement: Requirement, bound: flo
     return _timed_verdict(
         requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
     )
+
+
+def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, Any]]) -> Verdict:
+    """``verdict`` with the node-stamped times its data rejected, stated in its evidence
+    and listed in its details (the harness's observations were judged instead)."""
+    if not violations:
+        return verdict
+    first = violations[0]
+    note = (
+        f"; {len(violations)} clock violation(s): node-stamped times outside what "
+        f"the harness observed, judged at the observed time instead (e.g. {first['node']} "
+        f"stamped its {first['what']} at {first['claimed_ms']:.0f}, {first['reason']})"
+    )
+    details = {**verdict.details, "clock_violations": list(violations[:_EVIDENCE_LIMIT])}
+    return replace(verdict, evidence=verdict.evidence + note, details=details)
 
 
 def _canon(value: Any) -> str:
