@@ -221,6 +221,8 @@ def plan(steps: Sequence[Mapping[str, Any]], nodes: Sequence[str], seed: int,
             action["ops"] = ops
             a, b = rng.sample(up, 2)
             action["add_remove"] = {"add": a, "remove": b, "element": f"e{rng.randrange(3)}"}
+            a, b = rng.sample(up, 2)
+            action["pin"] = {"add": a, "remove": b, "element": f"pinned-{index}"}
         elif kind == "crdt-read":
             pass
         elif kind == "kill":
@@ -246,8 +248,8 @@ def plan(steps: Sequence[Mapping[str, Any]], nodes: Sequence[str], seed: int,
                 action["up_s"] = seconds(step.get("up", 1.0), params)
         elif kind == "latency-storm":
             action["links"] = _random_links(up, rng, float(step.get("fraction", 0.5)))
-            action["latency_ms"] = round(seconds(_as_ms(step.get("latency_ms", 100)), params) * 1000)
-            action["jitter_ms"] = round(seconds(_as_ms(step.get("jitter_ms", 0)), params) * 1000)
+            for name, default in (("latency_ms", 100), ("jitter_ms", 0)):
+                action[name] = round(seconds(_as_ms(step.get(name, default)), params) * 1000)
             action.setdefault("duration_s", 5.0)
             action["writes"] = bool(step.get("writes", False))
         elif kind == "loss":

@@ -26,6 +26,7 @@ __all__ = [
     "LwwOutcome",
     "MvOutcome",
     "SetOp",
+    "SetRead",
     "SetOutcome",
     "Write",
     "canon",
@@ -380,13 +381,24 @@ def counter_range(ops: Iterable[CounterOp]) -> CounterRange:
 
 @dataclass(frozen=True)
 class SetOp:
-    """An add or remove of one element of an observed-remove set."""
+    """An add or remove of one element of an observed-remove set, on ``node``."""
 
     element: Any
     add: bool
     invoked: float
     completed: float
     outcome: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class SetRead:
+    """A read of an observed-remove set on ``node``: the elements it returned."""
+
+    node: str
+    invoked: float
+    completed: float
+    elements: frozenset[str]  # canonical
 
 
 @dataclass(frozen=True)
@@ -394,6 +406,7 @@ class SetOutcome:
     required: frozenset[str]
     allowed: frozenset[str]
     elements: Mapping[str, Any]
+    forbidden: frozenset[str] = frozenset()
 
     def violations(self, value: Sequence[Any] | None) -> list[str]:
         have = {canon(v) for v in value or []}
@@ -402,38 +415,79 @@ class SetOutcome:
         if missing:
             shown = ", ".join(repr(self.elements.get(m, m)) for m in missing[:3])
             reasons.append(f"added element(s) {shown} missing although no remove could see them")
-        extra = sorted(have - self.allowed)
+        removed = sorted(have & self.forbidden)
+        if removed:
+            shown = ", ".join(repr(self.elements.get(m, m)) for m in removed[:3])
+            reasons.append(
+                f"element(s) {shown} still present although a remove observed every add of "
+                "them (removes ignored)"
+            )
+        extra = sorted(have - self.allowed - self.forbidden)
         if extra:
             reasons.append(f"element(s) {', '.join(extra[:3])} never added")
         return reasons
 
 
-def or_set_model(ops: Sequence[SetOp]) -> SetOutcome:
+def or_set_model(ops: Sequence[SetOp], reads: Sequence[SetRead] = ()) -> SetOutcome:
     """Add-wins observed-remove set.
 
     A remove only removes the adds it observed, and under gossip a remove on one node
     may not have observed an add made elsewhere before it. So an element *must* be
     present when some completed add began after every remove of it could have ended
-    (no remove can have observed that add); it *may* be present when it was ever added.
+    (no remove can have observed that add); it *may* be present when it was ever added;
+    and it *must be absent* when a completed remove observed every add of it. A remove
+    on node X certainly observed an add made on X that completed before the remove
+    began, and an add that was the only one of its element begun before a read of X
+    that showed the element and completed before the remove began (that read's element
+    can only carry that add's tag).
     """
     last_remove_end: dict[str, float] = defaultdict(lambda: -INF)
     elements: dict[str, Any] = {}
+    adds: dict[str, list[SetOp]] = defaultdict(list)
     for op in ops:
         key = canon(op.element)
         elements[key] = op.element
-        if not op.add and op.outcome != "fail":
+        if op.outcome == "fail":
+            continue
+        if op.add:
+            adds[key].append(op)
+        else:
             end = op.completed if op.outcome == "ok" else INF
             last_remove_end[key] = max(last_remove_end[key], end)
     required: set[str] = set()
     allowed: set[str] = set()
+    for key, made in adds.items():
+        allowed.add(key)
+        if any(op.outcome == "ok" and op.invoked > last_remove_end[key] for op in made):
+            required.add(key)
+    by_node: dict[str, list[SetRead]] = defaultdict(list)
+    for read in reads:
+        by_node[read.node].append(read)
+    forbidden: set[str] = set()
     for op in ops:
-        if not op.add or op.outcome == "fail":
+        if op.add or op.outcome != "ok" or op.node is None:
             continue
         key = canon(op.element)
-        allowed.add(key)
-        if op.outcome == "ok" and op.invoked > last_remove_end[key]:
-            required.add(key)
-    return SetOutcome(frozenset(required), frozenset(allowed), elements)
+        made = adds.get(key, [])
+        if made and all(_observed(a, op, made, by_node.get(op.node, ())) for a in made):
+            forbidden.add(key)
+    return SetOutcome(
+        frozenset(required - forbidden), frozenset(allowed - forbidden), elements,
+        frozenset(forbidden),
+    )
+
+
+def _observed(add: SetOp, remove: SetOp, adds: Sequence[SetOp], reads: Sequence[SetRead]) -> bool:
+    """Whether ``remove`` certainly observed ``add`` (see :func:`or_set_model`)."""
+    if add.node == remove.node and add.completed < remove.invoked:
+        return True
+    key = canon(add.element)
+    for read in reads:
+        if read.completed >= remove.invoked or key not in read.elements:
+            continue
+        if all(a is add or a.invoked >= read.completed for a in adds):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- latency

@@ -299,6 +299,8 @@ def join(r: ScenarioRunner, a: dict[str, Any]) -> None:
 def quiet(r: ScenarioRunner, a: dict[str, Any]) -> None:
     duration = r.opts.quiet_s if r.opts.quiet_s is not None else float(a["duration_s"])
     r.phase("quiet", "start")
+    # The planes' counters at both ends: each node's real send rate (TIMING-TRAFFIC).
+    r.cluster.traffic()
     r.metrics_round()  # with the one at the end: the background message rate
     r.progress(f"quiet phase: {duration:g} s with no faults")
     deadline = time.monotonic() + duration
@@ -307,6 +309,7 @@ def quiet(r: ScenarioRunner, a: dict[str, Any]) -> None:
         time.sleep(0.5)
     r.cluster.poll_events()
     r.metrics_round()
+    r.cluster.traffic()
     r.phase("quiet", "end")
 
 
@@ -433,8 +436,10 @@ def mv_writes(r: ScenarioRunner, a: dict[str, Any]) -> None:
 
 @step("crdt")
 def crdt(r: ScenarioRunner, a: dict[str, Any]) -> None:
-    """CRDT operations on random nodes, and one add and remove of an or-set element raced
-    on two nodes (add-wins decides)."""
+    """CRDT operations on random nodes; one add and remove of an or-set element raced on
+    two nodes (add-wins decides); and one element added on a node and removed on another
+    once that one has read it, so the remove observed its only add and the element must
+    be gone for good (what a set that ignores removes gets wrong)."""
     if "crdt" not in r.capabilities:
         return
     live = r.cluster.live_nodes()
@@ -448,7 +453,27 @@ def crdt(r: ScenarioRunner, a: dict[str, Any]) -> None:
                           pair["element"])
         for which in ("add", "remove")
     ))
+    pin = a.get("pin")
+    if pin and str(pin["add"]) in live and str(pin["remove"]) in live:
+        _add_then_observed_remove(r, str(pin["add"]), str(pin["remove"]), str(pin["element"]))
     r.progress(f"crdt: {len(a['ops']) + 2} operations on {len(r.crdt_types)} CRDTs")
+
+
+def _add_then_observed_remove(r: ScenarioRunner, adder: str, remover: str, element: str) -> None:
+    name = CRDT_NAMES["or-set"]
+    r.crdt_op(adder, name, "or-set", "add", element)
+    client = r.cluster.client(remover)
+
+    def seen() -> bool:
+        reply = r.cluster.call(remover, "crdt_read", {"name": name},
+                               lambda: client.request("GET", f"/v1/crdt/{quote(name, safe='')}"))
+        value = reply.body.get("value") if reply.ok and isinstance(reply.body, dict) else None
+        return isinstance(value, list) and element in value
+
+    if r.poll(seen, r.wait_s("KV-CONVERGENCE"), 0.1) >= 0:
+        r.crdt_op(remover, name, "or-set", "remove", element)
+    else:
+        r.progress(f"crdt: {remover} never read {element} added on {adder}; no remove made")
 
 
 @step("crdt-read")

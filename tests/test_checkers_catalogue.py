@@ -428,6 +428,72 @@ def test_or_set_add_wins() -> None:
     assert phantom.status == "fail" and "never added" in phantom.evidence
 
 
+def observed_remove(
+    final: list[Any], *, seen_first: bool = True, own_node: bool = False
+) -> Verdict:
+    """x added on n1; n2 reads the set (showing x, or not) and then removes x."""
+    h = formed_crdt()
+    crdt(h, "n1", "s", "or-set", "add", "x", 2000)
+    remover = "n1" if own_node else "n2"
+    crdt_reads(h, "s", {remover: ["x"] if seen_first else []}, at=2500)
+    crdt(h, "n1", "s", "or-set", "add", "y", 2600)
+    crdt(h, remover, "s", "or-set", "remove", "x", 3000)
+    return verdict_of(
+        "CRDT-OR-SET",
+        crdt_reads(h, "s", dict.fromkeys(("n1", "n2", "n3"), final)).until(20_000).build(),
+    )
+
+
+def test_or_set_a_remove_that_observed_every_add_pins_the_element_out() -> None:
+    """A set that ignores removes (a G-set) keeps x and fails; a correct OR-set drops it."""
+    assert observed_remove(["y"]).status == "pass"
+    gset = observed_remove(["x", "y"])
+    assert gset.status == "fail" and "removes ignored" in gset.evidence, gset.evidence
+    # Removed on the node that added it: observed without any read.
+    assert observed_remove(["x", "y"], seen_first=False, own_node=True).status == "fail"
+    # The remover never showed x: it may not have observed the add, so x may survive.
+    assert observed_remove(["x", "y"], seen_first=False).status == "pass"
+
+
+def test_or_set_a_read_pins_only_an_add_it_can_only_have_come_from() -> None:
+    """Two adds of x before the remover's read: the read shows x, but maybe only one tag
+    of it, so the remove may have left the other and x may survive."""
+    h = formed_crdt()
+    crdt(h, "n1", "s", "or-set", "add", "x", 2000)
+    crdt(h, "n3", "s", "or-set", "add", "x", 2001)
+    crdt_reads(h, "s", {"n2": ["x"]}, at=2500)
+    crdt(h, "n2", "s", "or-set", "remove", "x", 3000)
+    history = crdt_reads(h, "s", dict.fromkeys(("n1", "n2", "n3"), ["x"])).until(20_000)
+    assert verdict_of("CRDT-OR-SET", history.build()).status == "pass"
+
+
+def test_counters_are_checked_on_every_read_not_only_the_last() -> None:
+    """A read during the run above anything begun by then (an increment counted twice,
+    later repaired) fails, though the final reads are right; so does a read of a node
+    missing its own completed increment, and a grow-only counter going down."""
+    def run(early: dict[str, Any], at: float = 2050, kind: str = "g-counter") -> Verdict:
+        final = 10 if kind == "g-counter" else 9
+        h = crdt_reads(counter_history(dict.fromkeys(("n1", "n2", "n3"), final), kind), "c",
+                       early, at=at)
+        rid = "CRDT-G-COUNTER" if kind == "g-counter" else "CRDT-PN-COUNTER"
+        return verdict_of(rid, h.build())
+
+    assert run({"n1": 2}).status == "pass"  # n1 has its own increment, n2's not yet
+    assert run({"n1": 4}).status == "pass"  # n2's 3 may have arrived: within [2, 5]
+    doubled = run({"n2": 6}, at=2050)  # 2 + 3 begun by 2055, 6 is more
+    assert doubled.status == "fail" and "outside [3, 5]" in doubled.evidence, doubled.evidence
+    forgot = run({"n2": 0}, at=2050)  # n2's own increment completed at 2005
+    assert forgot.status == "fail" and "outside [3, 5]" in forgot.evidence
+    h = counter_history(dict.fromkeys(("n1", "n2", "n3"), 10))
+    crdt_reads(h, "c", {"n1": 7}, at=3000)
+    crdt_reads(h, "c", {"n1": 5}, at=3100)
+    shrank = verdict_of("CRDT-G-COUNTER", h.build())
+    assert shrank.status == "fail" and "shrank" in shrank.evidence, shrank.evidence
+    pn = run({"n3": -1}, at=2300, kind="pn-counter")  # n3's own decrement applied
+    assert pn.status == "pass", pn.evidence
+    assert run({"n3": 11}, at=2300, kind="pn-counter").status == "fail"
+
+
 def test_lww_register_and_untested_without_crdt_ops() -> None:
     def run(final: Any) -> Verdict:
         h = formed_crdt()

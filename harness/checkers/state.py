@@ -34,6 +34,7 @@ from harness.checkers._core import (
 from harness.models import (
     CounterOp,
     SetOp,
+    SetRead,
     Write,
     canon,
     counter_range,
@@ -508,7 +509,10 @@ def _crdt_check(
     crdt_type: str,
     judge: Callable[[list[_Op], Any], list[str]],
     normal: Callable[[Any], str] = canon,
+    every_read: Callable[[list[_Op], list[_Op]], list[str]] | None = None,
 ) -> Verdict:
+    """Judge each CRDT's final values (agreement and ``judge``) and, with
+    ``every_read``, every read of it on every node along the way."""
     ops = _crdt_ops(index, crdt_type)
     if not ops:
         why = f"no {crdt_type} operation in the history"
@@ -538,6 +542,8 @@ def _crdt_check(
             if problems:
                 reasons.append(f"{node}: {'; '.join(problems)}")
                 break
+        if every_read is not None:
+            reasons += every_read(ops[name], _crdt_reads(index, name))
         if reasons:
             bad.append({"name": name, "reasons": reasons, "values": values})
     if judged == 0:
@@ -553,6 +559,16 @@ def _crdt_check(
         f"{crdt_type}s off their sequential specification",
         f"all {judged} {crdt_type}(s) agree and match the sequential specification",
     )
+
+
+def _crdt_reads(index: _Index, name: str) -> list[_Op]:
+    """Every completed read of one CRDT, on any member, in invocation order."""
+    return [
+        r
+        for r in index.ops.get("crdt_read", [])
+        if r.outcome == "ok" and r.node is not None and r.args.get("name") == name
+        and isinstance(r.result, Mapping)
+    ]
 
 
 def _amount(op: _Op, sign: float) -> float:
@@ -577,30 +593,99 @@ def _counter_judge(allow_decrement: bool) -> Callable[[list[_Op], Any], list[str
     return judge
 
 
+def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[_Op], list[_Op]], list[str]]:
+    """Every read of a counter on a node, against what could have happened by then: at
+    most every operation begun before the read completed, in its own direction; at least
+    the node's own completed operations from before the read began (a node applies its
+    own operations before acknowledging them) pulling the other way; and a g-counter
+    read never below an earlier completed read of the same node (merges only grow)."""
+
+    def judge(ops: list[_Op], reads: list[_Op]) -> list[str]:
+        signed = []
+        for op in ops:
+            kind = op.args.get("op")
+            if op.outcome == "fail" or op.node is None:
+                continue
+            if kind == "increment":
+                signed.append((op, _amount(op, 1.0)))
+            elif kind == "decrement" and allow_decrement:
+                signed.append((op, _amount(op, -1.0)))
+        floor: dict[str, tuple[float, float]] = {}  # node -> (completed, value) of a read
+        for read in sorted(reads, key=lambda r: r.invoked):
+            value = read.result.get("value") if isinstance(read.result, Mapping) else None
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return [f"{read.node}: read a non-number {value!r}"]
+            node = str(read.node)
+            high = low = 0.0
+            for op, amount in signed:
+                could = op.invoked < read.completed
+                own = op.node == node and op.outcome == "ok" and op.completed < read.invoked
+                if amount >= 0:
+                    high += amount if could else 0.0
+                    low += amount if own else 0.0
+                else:
+                    low += amount if could else 0.0
+                    high += amount if own else 0.0
+            if not low <= value <= high:
+                return [
+                    f"{node}: a read at {read.completed:.0f} returned {value:g}, outside "
+                    f"[{low:g}, {high:g}] (what could have happened by then)"
+                ]
+            if not allow_decrement:
+                before = floor.get(node)
+                if before is not None and before[0] < read.invoked and value < before[1]:
+                    return [
+                        f"{node}: a read at {read.completed:.0f} returned {value:g}, below "
+                        f"its earlier read of {before[1]:g} (a grow-only counter shrank)"
+                    ]
+                if before is None or value >= before[1]:
+                    floor[node] = (read.completed, float(value))
+        return []
+
+    return judge
+
+
 @_checker
 def check_crdt_g_counter(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-G-COUNTER: the converged value is the sum of the increments (those of unknown
     outcome may or may not count)."""
-    return _crdt_check(index, requirement, bound, "g-counter", _counter_judge(False))
+    return _crdt_check(
+        index, requirement, bound, "g-counter", _counter_judge(False),
+        every_read=_counter_reads_judge(False),
+    )
 
 
 @_checker
 def check_crdt_pn_counter(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-PN-COUNTER: increments minus decrements, within the range unknown outcomes allow."""
-    return _crdt_check(index, requirement, bound, "pn-counter", _counter_judge(True))
+    return _crdt_check(
+        index, requirement, bound, "pn-counter", _counter_judge(True),
+        every_read=_counter_reads_judge(True),
+    )
 
 
-def _set_judge(ops: list[_Op], value: Any) -> list[str]:
-    steps = [
-        SetOp(
-            op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed, op.outcome
-        )
-        for op in ops
-        if op.args.get("op") in ("add", "remove")
-    ]
-    if not isinstance(value, list):
-        return [f"value {value!r} is not a list"]
-    return or_set_model(steps).violations(value)
+def _set_judge(index: _Index) -> Callable[[list[_Op], Any], list[str]]:
+    def judge(ops: list[_Op], value: Any) -> list[str]:
+        steps = [
+            SetOp(
+                op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed,
+                op.outcome, op.node,
+            )
+            for op in ops
+            if op.args.get("op") in ("add", "remove")
+        ]
+        if not isinstance(value, list):
+            return [f"value {value!r} is not a list"]
+        name = ops[0].args.get("name") if ops else None
+        reads = [
+            SetRead(str(r.node), r.invoked, r.completed,
+                    frozenset(canon(v) for v in (r.result or {}).get("value") or []))
+            for r in _crdt_reads(index, str(name))
+            if isinstance((r.result or {}).get("value"), list)
+        ]
+        return or_set_model(steps, reads).violations(value)
+
+    return judge
 
 
 def _set_normal(value: Any) -> str:
@@ -611,7 +696,7 @@ def _set_normal(value: Any) -> str:
 def check_crdt_or_set(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-OR-SET: add-wins: an add no remove could have observed survives; nothing never
     added appears."""
-    return _crdt_check(index, requirement, bound, "or-set", _set_judge, _set_normal)
+    return _crdt_check(index, requirement, bound, "or-set", _set_judge(index), _set_normal)
 
 
 def _register_judge(skew_ms: float) -> Callable[[list[_Op], Any], list[str]]:
