@@ -317,6 +317,21 @@ def test_detection_fails_when_too_late() -> None:
     assert verdict.details["late"][0]["observer"] == "n2"
 
 
+def test_a_detection_within_the_worst_case_but_slow_fails_the_should() -> None:
+    """4 s at n = 3 meets FD-DETECT's worst case (11.85 s) but not what SWIM leads one to
+    expect (1.582 periods + timeout + minimum suspicion + dissemination + slack, 4.82 s
+    here) once it is 6 s: slow, not broken."""
+    from harness.checkers import check_detection_speed
+
+    fast = check(check_detection_speed, "FD-DETECT-EXPECTED", killed_n3(13000, 14000).build())
+    assert fast.status == "pass" and fast.bound == pytest.approx(4824.6, abs=0.1)
+    slow = killed_n3(13000, 16000).build()
+    assert check(check_failure_detection, "FD-DETECT", slow).status == "pass"
+    verdict = check(check_detection_speed, "FD-DETECT-EXPECTED", slow)
+    assert verdict.status == "fail" and verdict.level == "SHOULD"
+    assert verdict.measured == pytest.approx(6000)
+
+
 def test_detection_accepts_reads_and_reaping() -> None:
     h = formed().fault("kill", 10000, "n3").member("n1", "n3", "dead", 12000)
     h.members_read("n2", 15000, {"n1": "alive"})  # n3 already reaped from n2's list

@@ -30,6 +30,7 @@ from harness.checkers._core import (
     _index,
     _verdict,
     check_broadcast_delivery,
+    check_detection_speed,
     check_failure_detection,
     check_kv_convergence,
     check_member_join,
@@ -57,6 +58,7 @@ from harness.checkers.state import (
     check_kv_mv,
     check_no_lost_write,
 )
+from harness.checkers.traffic import check_timing_traffic
 from harness.history import Entry
 from harness.verdict import Requirement, Verdict
 
@@ -75,6 +77,7 @@ __all__ = [
     "check_crdt_pn_counter",
     "check_dead_stays_dead",
     "check_deletes_stay_deleted",
+    "check_detection_speed",
     "check_failure_detection",
     "check_kv_after_partition",
     "check_kv_after_restart",
@@ -91,6 +94,7 @@ __all__ = [
     "check_no_false_positive_pause",
     "check_no_lost_write",
     "check_partition_heal",
+    "check_timing_traffic",
     "check_wrong_key_rejected",
 ]
 
@@ -99,6 +103,7 @@ CHECKERS: dict[str, Checker] = {
     "check_member_leave": check_member_leave,
     "check_member_rejoin": check_member_rejoin,
     "check_failure_detection": check_failure_detection,
+    "check_detection_speed": check_detection_speed,
     "check_dead_stays_dead": check_dead_stays_dead,
     "check_no_false_positive": check_no_false_positive,
     "check_no_false_positive_latency": check_no_false_positive_latency,
@@ -120,6 +125,7 @@ CHECKERS: dict[str, Checker] = {
     "check_no_lost_write": check_no_lost_write,
     "check_deletes_stay_deleted": check_deletes_stay_deleted,
     "check_wrong_key_rejected": check_wrong_key_rejected,
+    "check_timing_traffic": check_timing_traffic,
 }
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "Checker",
     "check_broadcast_delivery",
     "with_clock_violations",
+    "check_detection_speed",
     "check_failure_detection",
     "check_kv_convergence",
     "check_member_join",
@@ -1037,6 +1038,17 @@ def check_member_join(index: _Index, requirement: Requirement, bound: float) -> 
 @_checker
 def check_failure_detection(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     """FD-DETECT: every member still up marks a SIGKILLed node dead within the bound."""
+    return _detection(index, requirement, bound)
+
+
+@_checker
+def check_detection_speed(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DETECT-EXPECTED: FD-DETECT's figure against what SWIM leads one to expect (a
+    SHOULD: slow, not broken)."""
+    return _detection(index, requirement, bound)
+
+
+def _detection(index: _Index, requirement: Requirement, bound: float) -> Verdict:
     tally = _Tally(bound)
     if not index.kills:
         return _verdict(requirement, "untested", None, bound, "no kill fault was applied")
