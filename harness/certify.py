@@ -29,6 +29,7 @@ from harness.checkers._core import DEFAULT_CLOCK_SKEW_MS
 from harness.cluster import Cluster
 from harness.errors import VERDICT_EXIT, GossipcertError
 from harness.history import Entry, History
+from harness.hostlag import LagMonitor
 from harness.manifest import Manifest, load_manifest, with_run_options
 from harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from harness.scenario import (
@@ -220,10 +221,19 @@ def _run_scenario(
     try:
         with cluster:
             progress(f"cluster up: {opts.nodes} nodes ready")
-            ScenarioRunner(cluster, list(catalogue), actions, RunOptions(
-                quiet_s=opts.quiet_s, partition_s=opts.partition_s, progress=progress,
-                timing=judged.timing,
-            )).run()
+            lag = LagMonitor(history, judged.timing["probe_timeout_ms"])
+            with lag:
+                ScenarioRunner(cluster, list(catalogue), actions, RunOptions(
+                    quiet_s=opts.quiet_s, partition_s=opts.partition_s, progress=progress,
+                    timing=judged.timing,
+                )).run()
+            if lag.episodes:
+                progress(f"the harness's host stalled {lag.episodes} time(s) beyond the probe "
+                         f"timeout (worst {lag.worst_ms:.0f} ms): timing verdicts of this run "
+                         "are inconclusive")
+            else:
+                progress(f"harness scheduling lag: worst {lag.worst_ms:.0f} ms (limit "
+                         f"{lag.threshold_ms:g} ms, the probe timeout)")
     finally:
         history.close()
     wall_s = time.time() - started

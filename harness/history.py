@@ -19,6 +19,9 @@ Entry types
             (``member``/``broadcast``) and ``args`` the whole event object plus
             ``polled_ms``, when the harness read it (the event cannot be later).
 ``phase``   a window of the workload: ``op`` names it, ``args.edge`` is ``start``/``end``.
+            ``host-lag`` phases are not workload: each is a stall of the harness's own
+            host beyond the probe timeout (``args.lag_ms``), which makes the run's timing
+            failures inconclusive (:mod:`harness.hostlag`).
 
 Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called
 -----------------------------------------------------------------------------
@@ -45,6 +48,19 @@ Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called
                the counters (``messages_sent``, ...). Rounds at both ends of a quiet phase
                give the background rate; rounds right before and after the workload give
                messages per operation.
+``traffic``    what the fault planes counted each live member sending (not the node's own
+               word): no ``node``, one reading covers the cluster; ``args.round``;
+               ``result``: ``{plane, unit, nodes: {id: {messages, bytes, scope}}, links?}``.
+               ``plane: "link"`` (unit ``chunks``: reads from the sender's socket by the
+               proxies of its links, ``scope: "link"``; ``links``: ``{"a->b":
+               {connections, up_chunks, up_bytes, down_chunks, down_bytes}}``) or
+               ``"packet"`` (unit ``packets``: iptables counters, UDP datagrams and TCP
+               segments with PSH; ``scope: "netns"``, all the node's namespace sends but
+               its control API's answers, or ``"gossip-port"``, only packets from its
+               gossip address and port, which misses TCP connections it opens). Counters
+               only grow while a node lives; readings at both ends of a quiet phase give
+               each node's real send rate. Absent when no plane can count (a real
+               Toxiproxy, no iptables).
 
 ``put`` may also carry ``args.context`` (the context a ``get`` returned; ``mv``), and
 ``start`` may carry ``args.key: "wrong"`` for a node launched with a wrong gossip key

@@ -922,6 +922,10 @@ def _checker(body: _Body) -> Checker:
             if failed is not None:
                 text = f"{failed}: the harness could not judge ({verdict.evidence})"
                 return replace(verdict, status="error", evidence=text)
+        lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
+        if lagged is not None:
+            text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
+            return replace(verdict, status="error", evidence=text)
         kinds = _CLOCK_KINDS.get(requirement.capability, ())
         if verdict.unit == "ms" and kinds:
             seen = [v for v in index.clock_violations if v.get("kind") in kinds]
@@ -929,6 +933,25 @@ def _checker(body: _Body) -> Checker:
         return verdict
 
     return check
+
+
+def _host_lagged(index: _Index, requirement: Requirement) -> str | None:
+    """Why a timing failure says nothing about the implementation (the harness's host
+    fell behind by more than the probe timeout during the run), or None. Requirements
+    about timing are the timed ones and every failure-detection one; what a node stores
+    does not depend on how promptly the harness ran, so those failures stand."""
+    if requirement.unit != "ms" and requirement.capability != "failure-detection":
+        return None
+    episodes = index.phase_args.get("host-lag") or []
+    lags = [float(a.get("lag_ms", 0)) for a in episodes]
+    if not lags:
+        return None
+    threshold = episodes[0].get("threshold_ms")
+    return (
+        f"the harness's host was overloaded ({len(lags)} scheduling stall(s) beyond the "
+        f"probe timeout of {threshold} ms, the worst {max(lags):.0f} ms), so this run "
+        "cannot judge timing; rerun on a less loaded machine"
+    )
 
 
 # Which node-stamped times a timed requirement of a capability is measured with.
