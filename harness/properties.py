@@ -351,6 +351,9 @@ class SimCluster:
             )
         else:
             args.update(id=event.id, origin=getattr(event, "origin", None))
+        # The simulator sees every event as it happens: the virtual now bounds its time on
+        # both sides, as a poll bounds it from above on real nodes.
+        args.update(polled_ms=self.now, observed_after_ms=self.now)
         self.history.append("event", event.kind, node=node_id, args=args, time_ms=event.at_ms)
 
     def advance(self, duration_ms: int) -> None:

@@ -640,6 +640,9 @@ def _event_contradiction(
     polled = event.args.get("polled_ms")
     if isinstance(polled, int | float) and event.time_ms > float(polled) + res:
         return f"stamped after the harness read it at {float(polled):.0f}", float(polled)
+    seen = event.args.get("observed_after_ms")
+    if isinstance(seen, int | float) and event.time_ms < float(seen) - res:
+        return f"stamped before the harness saw it happen at {float(seen):.0f}", float(seen)
     stale = _CONTRADICTS.get(status, ())
     if not stale:
         return None
@@ -674,6 +677,7 @@ def _deliveries(
     """
     claimed: dict[tuple[str, str], float] = {}
     polled: dict[tuple[str, str], float] = {}
+    after: dict[tuple[str, str], float] = {}  # a harness that watched it happen (simulator)
     stamps: dict[str, list[float]] = defaultdict(list)
 
     def claim(bid: Any, node: str, t: float) -> None:
@@ -687,10 +691,13 @@ def _deliveries(
             if e.args.get("id") is None:
                 continue
             claim(e.args["id"], e.node, e.time_ms)
+            key = (str(e.args["id"]), e.node)
             at = e.args.get("polled_ms")
             if isinstance(at, int | float):
-                key = (str(e.args["id"]), e.node)
                 polled[key] = min(polled.get(key, INF), float(at))
+            at = e.args.get("observed_after_ms")
+            if isinstance(at, int | float):
+                after[key] = max(after.get(key, -INF), float(at))
     seen_by: dict[tuple[str, str], float] = {}  # first listing read's completion
     by_node: dict[str, list[_Op]] = defaultdict(list)
     for read in reads:
@@ -729,7 +736,7 @@ def _deliveries(
     for key in set(seen_by) | set(claimed):
         bid, node = key
         upper = min(seen_by.get(key, INF), polled.get(key, INF))
-        lower = sent.get(bid, -INF)
+        lower = max(sent.get(bid, -INF), after.get(key, -INF))
         before = bisect_left(ends.get(node, []), seen_by.get(key, INF))
         if before:
             lower = max(lower, latest_start[node][before - 1])

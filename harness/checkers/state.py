@@ -404,13 +404,16 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
     if why:
         return _verdict(requirement, "untested", None, bound, why)
     grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
-    bad: list[dict[str, Any]] = _clock_violations(
+    clock: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for violation in _clock_violations(
         [w for key in sorted(by_key) for w in by_key[key]], index.clock_skew_ms
-    )
+    ):
+        clock[violation["key"]].append(violation)
+    bad: list[dict[str, Any]] = []
     for key in sorted(by_key):
         outcome = lww_model([_unshipped_as_maybe(index, w, grace) for w in by_key[key]])
         per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
-        reasons: list[str] = []
+        reasons: list[str] = [r for v in clock.get(key, []) for r in v["reasons"]][:3]
         if len({canon(v) for v in per_node.values()}) > 1:
             reasons.append("members disagree")
         if any(v is not None and len(v) > 1 for v in per_node.values()):
@@ -424,9 +427,12 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
                 reasons.append("surviving value is not the model's winner")
                 break
         if reasons:
-            bad.append(
-                {"key": key, "reasons": reasons, "values": per_node, "model": outcome.explain()}
-            )
+            entry: dict[str, Any] = {
+                "key": key, "reasons": reasons, "values": per_node, "model": outcome.explain()
+            }
+            if key in clock:
+                entry["clock_violations"] = len(clock[key])
+            bad.append(entry)
     if len(bad) > bound:
         first = bad[0]
         text = (
