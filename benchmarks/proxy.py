@@ -1,7 +1,8 @@
 """Cost of the link plane: round trips and bulk throughput through the Toxiproxy-compatible
-server, each against a direct loopback connection measured in the same run.
+server, each against a direct loopback connection measured in the same run; then UDP round
+trips through a UDP proxy (the ``/udp/proxies`` extension), against direct UDP.
 
-    .venv/bin/python benchmarks/proxy.py [--pings 5000] [--bulk-mib 512]
+    .venv/bin/python benchmarks/proxy.py [--pings 5000] [--bulk-mib 512] [--udp-pings 5000]
 
 The proxy server, the echo server and the sink each run in their own process (as in a
 real run), so the client's interpreter does not share a GIL with them.
@@ -35,6 +36,17 @@ def serve(c):
 while True:
     c, _ = srv.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(d, a)
 """
 
 
@@ -77,19 +89,50 @@ def bulk(port: int, mib: int) -> float:
     return mib * (1 << 20) / took / 1e6
 
 
+def udp_pingpong(port: int, count: int) -> list[float]:
+    """Round-trip times (us) of 64-byte datagrams, one outstanding at a time."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(1.0)
+    msg = b"u" * 64
+    out = []
+    for i in range(count + 200):
+        t0 = time.perf_counter()
+        s.send(msg)
+        try:
+            s.recv(65535)
+        except TimeoutError:
+            continue  # a datagram lost under load: not a round trip
+        if i >= 200:
+            out.append((time.perf_counter() - t0) * 1e6)
+    s.close()
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
+
+
+def free_udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pings", type=int, default=5000)
     parser.add_argument("--bulk-mib", type=int, default=512)
+    parser.add_argument("--udp-pings", type=int, default=5000)
     args = parser.parse_args()
     echo_port, sink_port, api_port = (free_port("127.0.0.1") for _ in range(3))
+    udp_port = free_udp_port()
     procs = [
         start([sys.executable, "-c", ECHO, str(echo_port), "echo"]),
         start([sys.executable, "-c", ECHO, str(sink_port), "sink"]),
+        start([sys.executable, "-c", UDP_ECHO, str(udp_port)]),
         start([sys.executable, "-m", "chaos.toxiproxy", "serve", "--listen",
                f"127.0.0.1:{api_port}"]),
     ]
@@ -113,6 +156,17 @@ def main() -> None:
         print(f"bulk direct        {direct_bw:7.0f} MB/s")
         print(f"bulk proxied       {proxied_bw:7.0f} MB/s  ratio {proxied_bw / direct_bw:.2f}")
         print(f"bulk 100 ms toxic  {latency_bw:7.0f} MB/s  ratio {latency_bw / direct_bw:.2f}")
+        if args.udp_pings:
+            udp_proxy = client.create_udp_proxy("udp-echo", "127.0.0.1:0",
+                                                f"127.0.0.1:{udp_port}")
+            p_udp = int(udp_proxy["listen"].rpartition(":")[2])
+            u_direct = udp_pingpong(udp_port, args.udp_pings)
+            u_proxied = udp_pingpong(p_udp, args.udp_pings)
+            u50, u99 = pct(u_direct, 50), pct(u_direct, 99)
+            v50, v99 = pct(u_proxied, 50), pct(u_proxied, 99)
+            print(f"udp direct         p50 {u50:7.1f} us  p99 {u99:7.1f} us")
+            print(f"udp proxied        p50 {v50:7.1f} us  p99 {v99:7.1f} us")
+            print(f"udp added          p50 {v50 - u50:7.1f} us  p99 {v99 - u99:7.1f} us")
     finally:
         for proc in procs:
             proc.kill()

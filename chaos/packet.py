@@ -16,6 +16,16 @@ A drop in ``INPUT`` is silent, like a lost packet; a drop in ``OUTPUT`` makes th
 sender's ``sendto`` fail with EPERM, so ``OUTPUT`` is only for a sender whose receiver
 has no namespace we can enter. Loopback packets cross each hook once, so a loss
 probability stays exact.
+
+Counting (:meth:`PacketPlane.count_senders`, :meth:`PacketPlane.counters`): rules with no
+target in one more chain of the run (``GC-<hash>-c``), in the ``raw`` table's ``OUTPUT``,
+which the kernel runs before the ``filter`` table: every packet a node sends is counted
+before any cut or loss rule drops it, and healing (which flushes the fault chains) leaves
+the counters alone. A :class:`Sender` says how a node's packets are told apart: by source
+address and the source port of its gossip socket on the host (other runs share the
+127.0.0.x addresses, never the ports), by everything leaving its own namespace but its
+control API otherwise. UDP counts datagrams; TCP counts segments that carry the PSH flag
+(one per send, pure ACKs left out). Bytes are whole IP packets.
 """
 
 from __future__ import annotations
@@ -116,6 +126,45 @@ class Flow:
         return out
 
 
+@dataclass(frozen=True)
+class Sender:
+    """The packets one node sends, as the counting rules match them.
+
+    ``src``/``sport``: the node's address and gossip port (either may be None: any).
+    ``skip_sports``: source ports left out (its control API's answers to the harness).
+    ``netns_pid``: a process in the node's own namespace (None: the host's).
+    """
+
+    node: str
+    src: str | None = None
+    sport: int | None = None
+    skip_sports: tuple[int, ...] = ()
+    netns_pid: int | None = None
+
+    def matches(self) -> dict[str, list[str]]:
+        """One iptables match per protocol."""
+        out = {}
+        for proto in PROTOCOLS:
+            args = ["-s", self.src] if self.src else []
+            args += ["-p", proto, "-m", proto]
+            if self.sport is not None:
+                args += ["--sport", str(self.sport)]
+            if proto == "tcp":
+                args += ["--tcp-flags", "PSH", "PSH"]
+            if self.skip_sports:
+                args += ["-m", "multiport", "!", "--sports",
+                         ",".join(str(p) for p in self.skip_sports)]
+            if self.netns_pid is not None:
+                args += ["!", "-o", "lo"]  # its own loopback is not the network
+            out[proto] = args
+        return out
+
+
+COUNT_TABLE = "raw"
+COUNT_HOOK = "OUTPUT"
+COUNT_TAG = "gc count"
+
+
 @dataclass
 class _Namespace:
     """Our chain on one hook of one network namespace (the host's when ``pid`` is None)."""
@@ -137,6 +186,9 @@ class PacketPlane:
         self.run_label = run_label
         self.chain = chain_name(run_label)
         self._spaces: dict[tuple[int | None, str], _Namespace] = {}
+        self.count_chain = f"{self.chain}-c"
+        self.senders: dict[str, Sender] = {}
+        self._counting: set[int | None] = set()  # namespaces holding our counting chain
 
     def _run(self, pid: int | None, args: Sequence[str], *, check: bool = True) -> str:
         return iptables(pid, args, check=check)
@@ -184,6 +236,53 @@ class PacketPlane:
                 space.created = False
             space.rules.clear()
 
+    # ---- counting --------------------------------------------------------------------
+
+    def count_senders(self, senders: Iterable[Sender]) -> None:
+        """Count what each sender sends from now on (a sender counted already is kept)."""
+        for sender in senders:
+            if sender.node in self.senders:
+                continue
+            pid = sender.netns_pid
+            if pid not in self._counting:
+                self._run(pid, ["-t", COUNT_TABLE, "-N", self.count_chain])
+                comment = JUMP_COMMENT.format(label=self.run_label[:200], pid=os.getpid())
+                self._run(pid, ["-t", COUNT_TABLE, "-I", COUNT_HOOK, "1", "-m", "comment",
+                                "--comment", comment, "-j", self.count_chain])
+                self._counting.add(pid)
+            for proto, match in sender.matches().items():
+                tag = f"{COUNT_TAG} {sender.node} {proto}"
+                self._run(pid, ["-t", COUNT_TABLE, "-A", self.count_chain, *match,
+                                "-m", "comment", "--comment", tag])
+            self.senders[sender.node] = sender
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per counted node: ``{udp_packets, udp_bytes, tcp_packets, tcp_bytes}`` since it
+        was first counted. A namespace that is gone (a stopped container) reads as zeros,
+        so a reader that sees a counter go down knows the node's count restarted."""
+        out = {node: {f"{proto}_{what}": 0 for proto in PROTOCOLS
+                      for what in ("packets", "bytes")} for node in self.senders}
+        for pid in self._counting:
+            try:
+                text = self._run(pid, ["-t", COUNT_TABLE, "-v", "-S", self.count_chain])
+            except PacketPlaneError:
+                continue
+            for line in text.splitlines():
+                parsed = _count_line(line)
+                if parsed is None:
+                    continue
+                node, proto, packets, nbytes = parsed
+                if node in out and self.senders[node].netns_pid == pid:
+                    out[node][f"{proto}_packets"] += packets
+                    out[node][f"{proto}_bytes"] += nbytes
+        return out
+
+    def stop_counting(self) -> None:
+        for pid in self._counting:
+            _remove_chain(pid, COUNT_HOOK, self.count_chain, table=COUNT_TABLE)
+        self._counting.clear()
+        self.senders.clear()
+
     # ---- reading back ----------------------------------------------------------------
 
     def listed(self, pid: int | None = None) -> list[str]:
@@ -211,18 +310,37 @@ class PacketPlane:
                       key=lambda p: -1 if p is None else p)
 
     def close(self) -> None:
-        """The end of a run: the same as healing."""
+        """The end of a run: heal, and remove the counting chains."""
         self.heal()
+        self.stop_counting()
 
 
-def _remove_chain(pid: int | None, hook: str, chain: str) -> None:
+def _count_line(line: str) -> tuple[str, str, int, int] | None:
+    """``-A CHAIN ... --comment "gc count n1 udp" -c 12 3400`` to (n1, udp, 12, 3400)."""
+    parts = line.split()
+    if len(parts) < 3 or parts[0] != "-A" or parts[-3] != "-c":
+        return None
+    words = _unquote(parts[2:-3])
+    for i, word in enumerate(words):
+        if word == "--comment" and i + 1 < len(words):
+            tag = words[i + 1].split()
+            if len(tag) == 4 and " ".join(tag[:2]) == COUNT_TAG:
+                try:
+                    return tag[2], tag[3], int(parts[-2]), int(parts[-1])
+                except ValueError:
+                    return None
+    return None
+
+
+def _remove_chain(pid: int | None, hook: str, chain: str, table: str = "filter") -> None:
+    t = ["-t", table]
     with contextlib.suppress(PacketPlaneError):
-        for line in iptables(pid, ["-S", hook], check=False).splitlines():
+        for line in iptables(pid, [*t, "-S", hook], check=False).splitlines():
             parts = line.split()
             if parts[:2] == ["-A", hook] and parts[-2:] == ["-j", chain]:
-                iptables(pid, ["-D", hook, *_unquote(parts[2:])], check=False)
-        iptables(pid, ["-F", chain], check=False)
-        iptables(pid, ["-X", chain], check=False)
+                iptables(pid, [*t, "-D", hook, *_unquote(parts[2:])], check=False)
+        iptables(pid, [*t, "-F", chain], check=False)
+        iptables(pid, [*t, "-X", chain], check=False)
 
 
 def _unquote(parts: Iterable[str]) -> list[str]:
@@ -245,12 +363,15 @@ def _unquote(parts: Iterable[str]) -> list[str]:
 
 
 def our_chains() -> dict[tuple[str, str], int | None]:
-    """Host chains made by gossipcert runs: ``{(hook, chain): pid of the run that made it}``."""
+    """Host chains made by gossipcert runs: ``{(hook, chain): pid of the run that made it}``
+    (the counting chain's hook is ``raw/OUTPUT``)."""
     found: dict[tuple[str, str], int | None] = {}
-    for hook in HOOKS:
-        for line in iptables(None, ["-S", hook], check=False).splitlines():
+    for hook in [*HOOKS, f"{COUNT_TABLE}/{COUNT_HOOK}"]:
+        table, _, name = hook.rpartition("/")
+        listing = ["-t", table, "-S", name] if table else ["-S", name]
+        for line in iptables(None, listing, check=False).splitlines():
             parts = line.split()
-            if parts[:2] != ["-A", hook] or not parts[-1].startswith(CHAIN_PREFIX):
+            if parts[:2] != ["-A", name] or not parts[-1].startswith(CHAIN_PREFIX):
                 continue
             pid: int | None = None
             for word in parts:
@@ -273,7 +394,8 @@ def sweep_chains() -> list[str]:
     for (hook, chain), pid in our_chains().items():
         if pid is None or _alive(pid):
             continue
-        _remove_chain(None, hook, chain)
+        table, _, name = hook.rpartition("/")
+        _remove_chain(None, name, chain, table=table or "filter")
         removed.append(chain)
     return removed
 

@@ -3,6 +3,10 @@
 toxiproxy-python keeps its host and port process-global, which rules it out when one
 process talks to more than one server. This one holds its own base URL and one
 keep-alive connection (a partition of a 10-node cluster is ~180 calls), stdlib only.
+
+Two extensions of the project's own server are here too, on paths a real Toxiproxy
+answers with 404: UDP proxies (``create_udp_proxy``) and traffic counters (``stats``,
+``proxy_stats``; ``stats`` returns None from a server without them).
 """
 
 from __future__ import annotations
@@ -203,3 +207,35 @@ class ToxiproxyClient:
 
     def remove_toxic(self, proxy: str, name: str) -> None:
         self._request("DELETE", f"/proxies/{_quote(proxy)}/toxics/{_quote(name)}")
+
+    # Extensions of the project's server (a real Toxiproxy answers 404)
+    def stats(self) -> dict[str, dict[str, dict[str, Any]]] | None:
+        """Every proxy's traffic counters: ``{"proxies": {name: stats}, "udp_proxies":
+        {name: stats}}``; None when the server does not count (a real Toxiproxy).
+
+        TCP stats: ``{connections, upstream: {chunks, bytes}, downstream: {...}}``; UDP:
+        ``{upstream: {datagrams, bytes, forwarded, dropped}, downstream: {...}}``.
+        Counters only grow while a proxy exists: take differences between readings.
+        """
+        try:
+            data = self._request("GET", "/stats")
+        except ToxiproxyError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(data, dict) or not isinstance(data.get("proxies"), dict):
+            return None
+        return {"proxies": dict(data["proxies"]),
+                "udp_proxies": dict(data.get("udp_proxies") or {})}
+
+    def proxy_stats(self, name: str) -> dict[str, Any]:
+        """One TCP proxy's counters (404 from a real Toxiproxy, or for no such proxy)."""
+        return dict(self._request("GET", f"/proxies/{_quote(name)}/stats"))
+
+    def create_udp_proxy(self, name: str, listen: str, upstream: str,
+                         enabled: bool = True) -> dict[str, Any]:
+        body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        return dict(self._request("POST", "/udp/proxies", body))
+
+    def udp_proxy_stats(self, name: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/udp/proxies/{_quote(name)}/stats"))

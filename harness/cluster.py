@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chaos.packet import Flow, PacketPlane
+from chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender
 from harness.backends import Backend, NodeAddress, make_backend
 from harness.control import ControlClient, Reply
 from harness.errors import LaunchError
@@ -311,6 +311,90 @@ class Cluster:
             fn = {"members": client.members, "kv": client.kv, "metrics": client.metrics}[op]
             out[node_id] = self.call(node_id, op, {"round": self._round}, fn)
         return out
+
+    # ---- traffic the planes relay ------------------------------------------------------
+
+    def traffic(self) -> dict[str, Any] | None:
+        """Read what the planes counted each live member sending, record the reading as a
+        ``traffic`` operation (see :mod:`harness.history`) and return its result; None,
+        with nothing recorded, when no plane can count.
+
+        The link plane (``routing: dial-map``) counts every proxy's reads from its sender
+        (``GET /stats``, our server's extension; a real Toxiproxy has none): a node sent
+        what entered the proxies of its own links (``upstream``) plus what it answered on
+        connections its peers opened to it (``downstream``). Without a link plane, the
+        packet plane counts with iptables (root only). Counters only grow: a reader takes
+        the difference between two readings.
+        """
+        invoked = now_ms()
+        result = self._link_traffic() if self.links is not None else self._packet_traffic()
+        if result is None:
+            return None
+        self._round += 1
+        call = self.history.new_call()
+        args = {"round": self._round}
+        self.history.append("invoke", "traffic", call=call, args=args, time_ms=invoked)
+        self.history.append("ok", "traffic", call=call, args=args, result=result)
+        return result
+
+    def _link_traffic(self) -> dict[str, Any] | None:
+        assert self.links is not None
+        try:
+            stats = self.links.client.stats()
+        except (OSError, ValueError):
+            return None
+        if stats is None:
+            return None
+        live = set(self.live_nodes())
+        nodes: dict[str, dict[str, Any]] = {
+            n: {"messages": 0, "bytes": 0, "scope": "link"} for n in sorted(live)}
+        links: dict[str, dict[str, int]] = {}
+        for src, dst in sorted(self.links.listen):
+            found = stats["proxies"].get(self.links.proxy_name(src, dst))
+            if not isinstance(found, dict):
+                continue
+            up, down = found.get("upstream") or {}, found.get("downstream") or {}
+            entry = {"connections": int(found.get("connections", 0)),
+                     "up_chunks": int(up.get("chunks", 0)), "up_bytes": int(up.get("bytes", 0)),
+                     "down_chunks": int(down.get("chunks", 0)),
+                     "down_bytes": int(down.get("bytes", 0))}
+            links[f"{src}->{dst}"] = entry
+            if src in nodes:
+                nodes[src]["messages"] += entry["up_chunks"]
+                nodes[src]["bytes"] += entry["up_bytes"]
+            if dst in nodes:
+                nodes[dst]["messages"] += entry["down_chunks"]
+                nodes[dst]["bytes"] += entry["down_bytes"]
+        return {"plane": "link", "unit": "chunks", "nodes": nodes, "links": links}
+
+    def _packet_traffic(self) -> dict[str, Any] | None:
+        try:
+            packets = self._packet_plane()
+            senders = []
+            for node_id in self.live_nodes():
+                addr, pid = self.addresses[node_id], self.backend.netns_pid(node_id)
+                known = packets.senders.get(node_id)
+                if known is not None and known.netns_pid == pid:
+                    continue
+                if pid is None:  # the host's namespace: its gossip socket's own packets
+                    sender = Sender(node_id, src=addr.gossip[0], sport=addr.gossip[1])
+                else:  # its own namespace: all it sends but its control API's answers
+                    sender = Sender(node_id, src=addr.gossip[0],
+                                    skip_sports=(addr.control[1],), netns_pid=pid)
+                if known is not None:  # a new namespace (restarted container): count anew
+                    packets.senders.pop(node_id)
+                senders.append(sender)
+            packets.count_senders(senders)
+            counted = packets.counters()
+        except PacketPlaneError:
+            return None
+        nodes: dict[str, dict[str, Any]] = {}
+        for node_id in sorted(set(self.live_nodes()) & set(counted)):
+            c = counted[node_id]
+            scope = "gossip-port" if packets.senders[node_id].netns_pid is None else "netns"
+            nodes[node_id] = {"messages": c["udp_packets"] + c["tcp_packets"],
+                              "bytes": c["udp_bytes"] + c["tcp_bytes"], "scope": scope, **c}
+        return {"plane": "packet", "unit": "packets", "nodes": nodes}
 
     # ---- faults ----------------------------------------------------------------------
 

@@ -324,3 +324,62 @@ def test_cuts_inside_a_network_namespace_from_the_host(netns: tuple[int, str, st
     inside = subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables-save"],
                             capture_output=True, text=True, check=True).stdout
     assert plane.chain not in inside
+
+
+# ---- counting what each node sends ------------------------------------------------------
+
+
+def test_counts_each_senders_gossip_socket_before_cuts_and_through_heals(
+    plane: PacketPlane,
+) -> None:
+    """UDP datagrams and pushed TCP segments from a node's gossip address and port are
+    counted, in the raw table before any cut drops them; another socket on the same
+    address (another run) is not; healing keeps the counters, closing removes them."""
+    from chaos.packet import Sender
+
+    gossip, peer, other = udp("127.0.0.2"), udp("127.0.0.3"), udp("127.0.0.2")
+    listener = socket.create_server(("127.0.0.2", port(gossip)))  # its TCP side, same port
+    dialer = socket.create_connection(("127.0.0.2", port(gossip)),
+                                      source_address=("127.0.0.3", 0))
+    accepted, _ = listener.accept()
+    try:
+        plane.count_senders([Sender("n1", src="127.0.0.2", sport=port(gossip)),
+                             Sender("n2", src="127.0.0.3", sport=port(peer))])
+        plane.cut(Flow(src="127.0.0.2", dst="127.0.0.3", ports=(port(gossip), port(peer))))
+        assert delivered(gossip, peer, count=5) == 0      # dropped, yet sent: counted
+        assert delivered(other, peer, count=7) == 0        # not n1's gossip socket
+        plane.heal()
+        accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(3):
+            accepted.sendall(b"0123456789")                # n1 answers on a connection
+            time.sleep(0.02)
+        counted = plane.counters()
+        assert counted["n1"]["udp_packets"] == 5
+        assert counted["n1"]["udp_bytes"] == 5 * (20 + 8 + 16)  # whole IP packets
+        assert counted["n1"]["tcp_packets"] == 3
+        assert counted["n2"] == {"udp_packets": 0, "udp_bytes": 0, "tcp_packets": 0,
+                                 "tcp_bytes": 0}
+        assert plane.count_chain in iptables_save()
+    finally:
+        for s in (gossip, peer, other, listener, dialer, accepted):
+            s.close()
+    plane.close()
+    assert plane.count_chain not in iptables_save()
+    assert plane.counters() == {}
+
+
+def test_sweep_removes_the_counting_chain_of_a_dead_run() -> None:
+    _need(unavailable_reason())
+    code = (
+        "import sys\n"
+        "from chaos.packet import PacketPlane, Sender\n"
+        "p = PacketPlane(sys.argv[1])\n"
+        "p.count_senders([Sender('n1', src='127.0.0.2', sport=1)])\n"
+        "print(p.count_chain, flush=True)\n"
+    )
+    label = f"crashed-count-{uuid.uuid4().hex}"
+    out = subprocess.run([sys.executable, "-c", code, label], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.strip()
+    assert out == f"{chain_name(label)}-c" and out in iptables_save()
+    assert out in sweep_chains()
+    assert out not in iptables_save()

@@ -349,3 +349,77 @@ def test_bandwidth_pushes_back_on_the_sender(client: ToxiproxyClient, listen: st
     # Without push-back the proxy would swallow hundreds of MB in half a second;
     # with it, only kernel socket buffers and the stage's small queue fill up.
     assert sent < 16 * 1024 * 1024, sent
+
+
+# --- traffic counters (an extension: GET /proxies/{name}/stats, GET /stats) --------------
+
+
+def test_counters_count_connections_reads_and_bytes_each_way(client: ToxiproxyClient,
+                                                             listen: str) -> None:
+    with connect(listen) as sock:
+        for i in range(5):
+            payload = b"m" * (10 + i)
+            sock.sendall(payload)
+            assert recv_exactly(sock, len(payload)) == payload  # one read each way, apart
+    with connect(listen) as sock:
+        sock.sendall(b"hello")
+        assert recv_exactly(sock, 5) == b"hello"
+    stats = client.proxy_stats("echo")
+    assert stats["protocol"] == "tcp" and stats["connections"] == 2
+    sent = sum(10 + i for i in range(5)) + 5
+    assert stats["upstream"] == {"chunks": 6, "bytes": sent}
+    assert stats["downstream"] == {"chunks": 6, "bytes": sent}
+    every = client.stats()
+    assert every is not None and every["proxies"]["echo"] == stats
+    assert every["udp_proxies"] == {}
+
+
+def test_counters_count_what_the_sender_sent_through_a_partition(client: ToxiproxyClient,
+                                                                 listen: str) -> None:
+    """A blackhole drops the bytes, yet they count: the sender's pace is what is measured;
+    disabling, enabling and POST /reset keep the counters."""
+    with connect(listen) as sock:
+        assert ping_ms(sock) >= 0
+        client.add_toxic("echo", "timeout", {"timeout": 0}, stream="upstream")
+        time.sleep(0.05)
+        sock.sendall(b"lost")
+        deadline = time.monotonic() + 2
+        while client.proxy_stats("echo")["upstream"]["bytes"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
+    client.disable_proxy("echo")
+    client.enable_proxy("echo")
+    client.reset()
+    assert client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
+
+
+def test_counters_of_an_unknown_proxy_are_404(client: ToxiproxyClient) -> None:
+    from chaos.toxiproxy_client import ToxiproxyError
+
+    with pytest.raises(ToxiproxyError) as caught:
+        client.proxy_stats("nope")
+    assert caught.value.status == 404
+
+
+def test_a_server_without_counters_reads_as_none() -> None:
+    """A real Toxiproxy answers 404 to GET /stats: the client says it cannot count."""
+    import http.server
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"404 page not found\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Plain)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with ToxiproxyClient(f"http://127.0.0.1:{httpd.server_address[1]}") as plain:
+            assert plain.stats() is None
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -188,3 +188,26 @@ def test_disable_and_reset(server: BackgroundServer, echo: socket.socket) -> Non
         assert api(server, "GET", "/udp/proxies")[1] == {}
     finally:
         c.close()
+
+
+def test_counters_count_datagrams_bytes_forwarded_and_dropped(server: BackgroundServer,
+                                                              echo: socket.socket) -> None:
+    target = make(server, echo)
+    c = client()
+    try:
+        assert len(exchange(c, echo, target, [b"abc", b"defg"])) == 2
+        status, stats = api(server, "GET", "/udp/proxies/u1/stats")
+        assert status == 200 and stats["protocol"] == "udp"
+        assert stats["upstream"] == {"datagrams": 2, "bytes": 7, "forwarded": 2, "dropped": 0}
+        assert stats["downstream"] == {"datagrams": 2, "bytes": 17, "forwarded": 2,
+                                       "dropped": 0}
+        api(server, "POST", "/udp/proxies/u1/toxics", {"type": "timeout", "stream": "upstream"})
+        assert exchange(c, echo, target, [b"xy"], window_s=0.2) == []
+        status, every = api(server, "GET", "/stats")
+        assert status == 200 and every["proxies"] == {}
+        assert every["udp_proxies"]["u1"]["upstream"] == {"datagrams": 3, "bytes": 9,
+                                                          "forwarded": 2, "dropped": 1}
+    finally:
+        c.close()
+    status, body = api(server, "GET", "/udp/proxies/nope/stats")
+    assert (status, body["error"]) == (404, "proxy not found")

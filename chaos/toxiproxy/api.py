@@ -1,4 +1,20 @@
-"""The Toxiproxy HTTP API on aiohttp: routes, JSON in and out, errors as Toxiproxy words them."""
+"""The Toxiproxy HTTP API on aiohttp: routes, JSON in and out, errors as Toxiproxy words them.
+
+Beyond Toxiproxy's own routes, two extensions, each on paths a real Toxiproxy answers
+with 404 so a client can tell them apart: UDP proxies under ``/udp/proxies`` (see
+:mod:`chaos.toxiproxy.udp`), and traffic counters:
+
+    GET /proxies/{name}/stats       {name, protocol: "tcp", connections,
+                                     upstream: {chunks, bytes}, downstream: {chunks, bytes}}
+    GET /udp/proxies/{name}/stats   {name, protocol: "udp", upstream: {datagrams, bytes,
+                                     forwarded, dropped}, downstream: {...}}
+    GET /stats                      {"proxies": {name: stats}, "udp_proxies": {name: stats}}
+
+``upstream`` is what the proxy's clients sent, ``downstream`` what the upstream answered
+on their connections (or to their address), counted as it arrives, before toxics. The
+counters live as long as the proxy (``POST /reset`` and disabling keep them); readers
+take differences between two readings. See :mod:`chaos.toxiproxy.link`.
+"""
 
 from __future__ import annotations
 
@@ -103,6 +119,17 @@ async def toxic_delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def proxy_stats(request: web.Request) -> web.Response:
+    return web.json_response(_collection(request).get(request.match_info["proxy"]).stats_json())
+
+
+async def all_stats(request: web.Request) -> web.Response:
+    return web.json_response({
+        "proxies": {p.name: p.stats_json() for p in _collection(request)},
+        "udp_proxies": {p.name: p.stats_json() for p in request.app[UDP]},
+    })
+
+
 async def reset(request: web.Request) -> web.Response:
     await _collection(request).reset()
     if UDP in request.app:
@@ -136,6 +163,10 @@ async def udp_update(request: web.Request) -> web.Response:
 async def udp_delete(request: web.Request) -> web.Response:
     request.app[UDP].delete(request.match_info["proxy"])
     return web.Response(status=204)
+
+
+async def udp_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[UDP].get(request.match_info["proxy"]).stats_json())
 
 
 async def udp_toxic_index(request: web.Request) -> web.Response:
@@ -180,6 +211,7 @@ def build_app(collection: ProxyCollection,
     app.router.add_post("/udp/proxies/{proxy}", udp_update)
     app.router.add_patch("/udp/proxies/{proxy}", udp_update)
     app.router.add_delete("/udp/proxies/{proxy}", udp_delete)
+    app.router.add_get("/udp/proxies/{proxy}/stats", udp_stats)
     app.router.add_get("/udp/proxies/{proxy}/toxics", udp_toxic_index)
     app.router.add_post("/udp/proxies/{proxy}/toxics", udp_toxic_create)
     app.router.add_get("/udp/proxies/{proxy}/toxics/{toxic}", udp_toxic_show)
@@ -194,6 +226,8 @@ def build_app(collection: ProxyCollection,
     app.router.add_post("/proxies/{proxy}", proxy_update)
     app.router.add_patch("/proxies/{proxy}", proxy_update)
     app.router.add_delete("/proxies/{proxy}", proxy_delete)
+    app.router.add_get("/proxies/{proxy}/stats", proxy_stats)
+    app.router.add_get("/stats", all_stats)
     app.router.add_get("/proxies/{proxy}/toxics", toxic_index)
     app.router.add_post("/proxies/{proxy}/toxics", toxic_create)
     app.router.add_get("/proxies/{proxy}/toxics/{toxic}", toxic_show)

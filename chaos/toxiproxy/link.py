@@ -4,6 +4,10 @@ asyncio protocols rather than streams: with no toxic on a direction, ``data_rece
 hands the chunk straight to the other socket's ``write`` (the fast path). With toxics,
 the chunk enters the first stage and the last stage writes it. Toxic changes relink
 the chain of open connections in place, so they apply at once without losing bytes.
+
+Every read is counted where it enters the proxy (:class:`StreamCount`, one per direction
+of a proxy, shared by all its connections): what the sender put on the link, whether
+toxics then delay or drop it. Two integer increments per read, on the fast path too.
 """
 
 from __future__ import annotations
@@ -72,10 +76,55 @@ def socket_address(sock: socket.socket) -> str:
     return join_hostport(host, port)
 
 
+class StreamCount:
+    """What entered one direction of a proxy from its sender, since the proxy was made.
+
+    ``chunks`` counts reads from the sender's socket. TCP keeps no message boundaries, so
+    a chunk is not a message: writes made close together may arrive as one read, and a
+    large message as several. Writes further apart than the relay's own latency each
+    make a read of their own, so chunks count a sender's separate sends, which is what
+    a rate check needs.
+    """
+
+    __slots__ = ("chunks", "bytes")
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.bytes = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"chunks": self.chunks, "bytes": self.bytes}
+
+
+class LinkTraffic:
+    """The counters of one TCP proxy: connections accepted, and each direction's reads.
+
+    ``upstream`` is what clients sent (towards the upstream), ``downstream`` what the
+    upstream sent back on the same connections. Never reset while the proxy exists
+    (disabling it or ``POST /reset`` keep them): readers take differences.
+    """
+
+    __slots__ = ("connections", "upstream", "downstream")
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.upstream = StreamCount()
+        self.downstream = StreamCount()
+
+    def to_json(self) -> dict[str, object]:
+        return {"connections": self.connections, "upstream": self.upstream.to_json(),
+                "downstream": self.downstream.to_json()}
+
+
+# Where an endpoint counts before its connection is set up (nothing is read then).
+_UNCOUNTED = StreamCount()
+
+
 class LinkOwner(Protocol):
     """The proxy a connection belongs to."""
 
     upstream: str
+    traffic: LinkTraffic
 
     @property
     def toxic_specs(self) -> Iterable[ToxicSpec]: ...
@@ -101,6 +150,7 @@ class Endpoint(asyncio.Protocol):
         self.forward: Callable[[bytes], None] = _ignore_data
         self.forward_eof: Callable[[], None] = _ignore_eof
         self.peer: Endpoint | None = None
+        self.count = _UNCOUNTED
         self._blocks: set[str] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -111,6 +161,9 @@ class Endpoint(asyncio.Protocol):
         self.conn.endpoint_made(self)
 
     def data_received(self, data: bytes) -> None:
+        count = self.count
+        count.chunks += 1
+        count.bytes += len(data)
         self.forward(data)
 
     def eof_received(self) -> bool:
@@ -285,6 +338,8 @@ class Connection:
         self.upstream = upstream
         client = self.client
         client.peer, upstream.peer = upstream, client
+        client.count = self.owner.traffic.upstream
+        upstream.count = self.owner.traffic.downstream
         self.pipes = {
             "upstream": Pipe(self, "upstream", client, upstream),
             "downstream": Pipe(self, "downstream", upstream, client),

@@ -14,6 +14,7 @@ from typing import Any
 from chaos.toxiproxy.link import (
     Connection,
     Endpoint,
+    LinkTraffic,
     bind_socket,
     socket_address,
     split_hostport,
@@ -66,6 +67,7 @@ class Proxy:
         self.enabled = False
         self.toxics: list[ToxicSpec] = []
         self.connections: set[Connection] = set()
+        self.traffic = LinkTraffic()
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -78,6 +80,7 @@ class Proxy:
     def _accept(self) -> Endpoint:
         conn = Connection(self, asyncio.get_running_loop())
         self.connections.add(conn)
+        self.traffic.connections += 1
         return conn.client
 
     async def start(self) -> None:
@@ -145,6 +148,10 @@ class Proxy:
             "enabled": self.enabled,
             "toxics": self.toxics_json(),
         }
+
+    def stats_json(self) -> dict[str, Any]:
+        """The traffic counters (``GET /proxies/{name}/stats``, an extension)."""
+        return {"name": self.name, "protocol": "tcp", **self.traffic.to_json()}
 
 
 def read_toxicity(body: dict[str, Any], default: float) -> float:

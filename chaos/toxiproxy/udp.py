@@ -21,6 +21,10 @@ Toxics, per datagram (``upstream`` = client to upstream, ``downstream`` = replie
 ``loss``     (new type) ``percent``: drop that share of datagrams at random.
 
 ``POST /reset`` enables every UDP proxy and removes its toxics too.
+
+Counters, per direction (``GET /udp/proxies/{name}/stats``, and in ``GET /stats``):
+``datagrams`` and ``bytes`` that arrived from the sender (whatever toxics then do),
+``forwarded`` and ``dropped`` datagrams. Never reset while the proxy exists.
 """
 
 from __future__ import annotations
@@ -71,6 +75,22 @@ def _bind_udp(listen: str) -> socket.socket:
     return sock
 
 
+class DatagramCount:
+    """One direction of a UDP proxy: what arrived from its sender, and what became of it."""
+
+    __slots__ = ("datagrams", "bytes", "forwarded", "dropped")
+
+    def __init__(self) -> None:
+        self.datagrams = 0
+        self.bytes = 0
+        self.forwarded = 0
+        self.dropped = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"datagrams": self.datagrams, "bytes": self.bytes,
+                "forwarded": self.forwarded, "dropped": self.dropped}
+
+
 class _Relay(asyncio.DatagramProtocol):
     """Receives on one socket and hands each datagram to a callback."""
 
@@ -115,7 +135,8 @@ class UdpProxy:
         self._sessions: dict[tuple[Any, ...], _Session] = {}
         self._reaper: asyncio.TimerHandle | None = None
         self._rng = random.Random()
-        self.datagrams = {"upstream": 0, "downstream": 0, "dropped": 0}
+        self.counts = {"upstream": DatagramCount(), "downstream": DatagramCount()}
+        self._up, self._down = self.counts["upstream"], self.counts["downstream"]
 
     async def start(self) -> None:
         if self._front is not None:
@@ -158,6 +179,9 @@ class UdpProxy:
     # ---- the relay -------------------------------------------------------------------
 
     def _from_client(self, data: bytes, client: tuple[Any, ...]) -> None:
+        count = self._up
+        count.datagrams += 1
+        count.bytes += len(data)
         session = self._sessions.get(client)
         if session is None:
             loop = asyncio.get_running_loop()
@@ -184,9 +208,12 @@ class UdpProxy:
             session.pending.append(data)
         elif not transport.is_closing():
             transport.sendto(data)
-            self.datagrams["upstream"] += 1
+            self._up.forwarded += 1
 
     def _from_upstream(self, data: bytes, client: tuple[Any, ...]) -> None:
+        count = self._down
+        count.datagrams += 1
+        count.bytes += len(data)
         session = self._sessions.get(client)
         if session is not None:
             session.last = asyncio.get_running_loop().time()
@@ -195,7 +222,7 @@ class UdpProxy:
     def _send_down(self, client: tuple[Any, ...], data: bytes) -> None:
         if self._front is not None and self._front.transport is not None:
             self._front.transport.sendto(data, client)
-            self.datagrams["downstream"] += 1
+            self._down.forwarded += 1
 
     def _through(self, data: bytes, stream: str, deliver: Any) -> None:
         """Apply this direction's toxics to one datagram, then deliver, drop or delay it."""
@@ -207,7 +234,7 @@ class UdpProxy:
             if spec.type == "timeout" or (
                 spec.type == "loss" and self._rng.random() * 100 < attrs["percent"]
             ):
-                self.datagrams["dropped"] += 1
+                self.counts[stream].dropped += 1
                 return
             if spec.type == "latency":
                 jitter = attrs["jitter"]
@@ -252,6 +279,10 @@ class UdpProxy:
             "protocol": "udp",
             "toxics": self.toxics_json(),
         }
+
+    def stats_json(self) -> dict[str, Any]:
+        return {"name": self.name, "protocol": "udp",
+                **{stream: count.to_json() for stream, count in self.counts.items()}}
 
 
 class UdpProxyCollection:

@@ -27,12 +27,14 @@ never failed.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.bounds import derived_parameters
 from harness.checkers._core import Requirement, Verdict, _checker, _Index, _Op, _verdict
+from harness.history import Entry
 
 __all__ = ["AWARENESS_MAX_MULTIPLIER", "check_timing_traffic", "traffic_windows"]
 
@@ -82,10 +84,31 @@ def _count(reading: _Op, node: str) -> Mapping[str, Any] | None:
     return found
 
 
-@_checker
-def check_timing_traffic(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+def declared_probe_ms(history: Sequence[Entry]) -> float | None:
+    """The probe interval the manifest itself declared (the meta's ``timing_profile``),
+    None when the history does not say. The meta's ``timing`` may hold the profile's
+    ceiling instead: a node declaring a slower period than the profile is judged at the
+    ceiling for bounds, but runs, and may only be held to, what it declared."""
+    meta = next((e for e in history if e.type == "meta"), None)
+    profile = meta.args.get("timing_profile") if meta is not None else None
+    declared = profile.get("declared") if isinstance(profile, Mapping) else None
+    value = declared.get("probe_interval_ms") if isinstance(declared, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
+
+
+def check_timing_traffic(
+    history: Sequence[Entry], requirement: Requirement, params: Mapping[str, float]
+) -> Verdict:
     """TIMING-TRAFFIC: members whose relayed send rate in a quiet phase is below one
     message per ``AWARENESS_MAX_MULTIPLIER`` declared probe periods."""
+    body = functools.partial(_judge, declared_ms=declared_probe_ms(history))
+    return _checker(functools.update_wrapper(body, _judge))(history, requirement, params)
+
+
+def _judge(index: _Index, requirement: Requirement, bound: float,
+           declared_ms: float | None = None) -> Verdict:
     if not _readings(index):
         why = ("no traffic reading in the history: no fault plane could count what the "
                "nodes sent (a real Toxiproxy has no counters; the packet plane needs root)")
@@ -96,7 +119,10 @@ def check_timing_traffic(index: _Index, requirement: Requirement, bound: float) 
         if skipped:
             why += f" ({skipped[0]})"
         return _verdict(requirement, "untested", None, bound, why)
-    probe_ms = derived_parameters(index.timing, len(index.nodes))["probe_interval_ms"]
+    # The declared period when the meta records it, else the timing the run is judged
+    # at (the manifest's own, or the profile's value for one it left out).
+    judged_ms = derived_parameters(index.timing, len(index.nodes))["probe_interval_ms"]
+    probe_ms = declared_ms if declared_ms is not None else judged_ms
     period_ms = AWARENESS_MAX_MULTIPLIER * probe_ms
     members = [n for n in index.nodes if n not in index.intruders]
     rows: list[dict[str, Any]] = []
@@ -153,6 +179,7 @@ def check_timing_traffic(index: _Index, requirement: Requirement, bound: float) 
             rows.append(row)
     details: dict[str, Any] = {
         "declared_probe_interval_ms": probe_ms,
+        "probe_interval_source": "declared" if declared_ms is not None else "judged timing",
         "awareness_max_multiplier": AWARENESS_MAX_MULTIPLIER,
         "rates": rows[:_SHOWN_LIMIT],
     }
