@@ -296,7 +296,7 @@ class SimCluster:
     # ---- observation ------------------------------------------------------------------
 
     def read_round(self) -> None:
-        """A members and kv read of every live node, as certify takes them."""
+        """A members, kv and broadcasts read of every live node, as certify takes them."""
         self._round += 1
         for node_id in self.ids:
             if node_id in self.crashed or self.nodes[node_id].stopped:
@@ -314,6 +314,11 @@ class SimCluster:
             self._read("members", node_id, {"members": members})
             entries = {k: {"values": v} for k, v in node.kv.visible().items()}
             self._read("kv", node_id, {"digest": node.kv.digest(), "entries": entries})
+            received = [
+                {"id": d.id, "origin": d.origin, "at_ms": d.at_ms}
+                for d in node.delivered_broadcasts()
+            ]
+            self._read("broadcasts", node_id, {"received": received})
 
     def _read(self, op: str, node_id: str, result: dict[str, Any]) -> None:
         call = self.history.new_call()

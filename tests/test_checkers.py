@@ -418,6 +418,12 @@ def broadcast(h: Hist, outcome: str = "ok") -> Hist:
     return h.op("broadcast", "n1", 5000, 5010, outcome, args={"id": "b1", "payload": 1})
 
 
+def asked(h: Hist, node: str = "n3", at: float = 15_000) -> Hist:
+    """A ``GET /v1/broadcasts`` of ``node`` at ``at`` listing nothing: the harness asked
+    after the deadline, so a missing receipt is evidence of a miss."""
+    return h.op("broadcasts", node, at - 5, at, result={"received": []})
+
+
 def test_broadcast_passes_when_everyone_receives() -> None:
     h = broadcast(formed()).delivered("n2", "b1", 5200)
     h.op(
@@ -477,10 +483,26 @@ def test_a_receive_time_before_the_send_or_after_the_poll_is_a_clock_violation()
 
 def test_broadcast_fails_when_one_member_misses_it() -> None:
     h = broadcast(formed()).delivered("n2", "b1", 5200)
-    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    unasked = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert unasked.status == "pass" and unasked.details["undetermined"] == 1  # never asked
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", asked(h).until(20000).build())
     assert verdict.status == "fail"
     assert verdict.details["never"][0]["member"] == "n3"
     assert "b1" in verdict.evidence
+
+
+def test_a_receipt_first_seen_late_after_a_gap_is_not_a_late_receipt() -> None:
+    """No node times: n3's reads skip from 5100 (without it) to 20000 (with it). It may
+    have received it at 5200, so that is no FAIL; a read without it after the deadline
+    makes the lateness certain."""
+    h = broadcast(formed()).delivered("n2", "b1", 5200)
+    h.op("broadcasts", "n3", 5095, 5100, result={"received": []})
+    h.op("broadcasts", "n3", 19_995, 20_000, result={"received": [{"id": "b1"}]})
+    gap = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(30_000).build())
+    assert gap.status == "pass" and gap.details["undetermined"] == 1, gap.evidence
+    late = check(check_broadcast_delivery, "BCAST-DELIVERY", asked(h, at=12_000).until(30_000)
+                 .build())
+    assert late.status == "fail" and late.measured == pytest.approx(15_000)
 
 
 def test_broadcast_fails_when_late() -> None:
@@ -501,7 +523,7 @@ def test_broadcast_skips_failed_sends_and_partitioned_members() -> None:
 
 
 def test_broadcast_info_counts_once_delivered_somewhere() -> None:
-    h = broadcast(formed(), "info").delivered("n2", "b1", 5200)
+    h = asked(broadcast(formed(), "info").delivered("n2", "b1", 5200))
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
     assert verdict.status == "fail"  # it happened, so n3 must get it too
     unknown = broadcast(formed(), "info").until(20000).build()
@@ -958,7 +980,7 @@ def test_a_cut_excludes_a_broadcast_only_on_the_way_from_its_origin() -> None:
     assert verdict.status == "pass", verdict.evidence
     assert verdict.details["excluded_partitioned"] == 1
     h = broadcast(cut(formed(), 4000, ("n3", "n1"), heal=15000)).delivered("n2", "b1", 5200)
-    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", asked(h).until(20000).build())
     assert verdict.status == "fail"  # the origin could still reach n3
     assert verdict.details["never"][0]["member"] == "n3"
 

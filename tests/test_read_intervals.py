@@ -214,3 +214,24 @@ def test_a_node_cannot_stamp_a_slow_detection_early() -> None:
     assert v.measured == 20_000  # the last read still showing alive completed then
     assert "clock violation" in v.evidence
     assert v.details["clock_violations"][0]["what"] == "report of n2 dead"
+
+
+def test_a_detection_first_read_after_a_gap_is_no_late_detection() -> None:
+    """No events: n3's members reads stop at the kill and resume 20 s later showing n2
+    dead. It may have marked n2 dead in time, so FD-DETECT cannot fail it; a read after
+    the deadline still showing n2 alive makes the lateness certain."""
+    def history(alive_read_at: float | None) -> list[Entry]:
+        h = Hist().start_all(at=KILL - 5000)
+        h.members_read("n1", KILL - 100, {"n2": "alive", "n3": "alive"})
+        h.members_read("n3", KILL - 100, {"n1": "alive", "n2": "alive"})
+        h.fault("kill", KILL, node="n2", signal="KILL")
+        h.members_read("n1", KILL + 2000, {"n2": "dead", "n3": "alive"})
+        if alive_read_at is not None:
+            h.members_read("n3", alive_read_at, {"n1": "alive", "n2": "alive"})
+        h.members_read("n3", KILL + 20_000, {"n1": "alive", "n2": "dead"})
+        return h.until(KILL + 60_000).build()
+
+    gap = verdict_of("FD-DETECT", history(None))
+    assert gap.status == "pass" and gap.details["undetermined"] == 1, gap.evidence
+    late = verdict_of("FD-DETECT", history(KILL + 15_000))
+    assert late.status == "fail" and late.measured == 20_000, late.evidence

@@ -196,6 +196,20 @@ class _Timeline:
             return later > earlier
         return self.earliest[later] >= self.latest[earlier]
 
+    def certainly_not_yet(self, statuses: Iterable[str], after: float, t: float) -> bool:
+        """Whether, at harness time ``t``, the observer certainly had not yet reported one
+        of ``statuses`` (first reported after ``after``): that first report is the node's
+        own event (its word, checked against the polls), or some other report was
+        certainly served at or after ``t``. A first report that is only a read after a
+        gap in the reads says nothing of when the change happened inside the gap."""
+        i = self.first_index(statuses, after)
+        if i is None:
+            return True
+        if self.from_feed[i]:
+            return self.times[i] > t
+        j = bisect_left(self.times, t)
+        return any(self.earliest[k] >= t for k in range(j, i))
+
     def certainly_after(self, i: int, t: float) -> bool:
         """Whether observation ``i`` was served at or after the harness time ``t``."""
         return self.earliest[i] >= t
@@ -231,6 +245,7 @@ class _Index:
     deliveries: dict[str, dict[str, float]]  # broadcast id -> node -> first receive time
     # Node-stamped times the harness's own observations contradict (see _deliveries).
     clock_violations: list[dict[str, Any]]
+    delivery: _Deliveries
     member_events: int  # how many member events the nodes' feeds gave: silence is evidence
     faults: list[Entry] = field(default_factory=list)  # every fault, in time order
     phase_args: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
@@ -423,7 +438,8 @@ def _build_index(history: Sequence[Entry]) -> _Index:
         phases=phases,
         ops=dict(ops),
         views=views,
-        deliveries=deliveries,
+        deliveries=deliveries.at,
+        delivery=deliveries,
         clock_violations=clock_violations + member_violations,
         member_events=sum(1 for e in history if e.type == "event" and e.op == "member"),
         faults=sorted((e for e in history if e.type == "fault"), key=lambda e: e.time_ms),
@@ -663,7 +679,7 @@ def _event_contradiction(
 
 def _deliveries(
     history: Sequence[Entry], reads: Sequence[_Op], sends: Sequence[_Op]
-) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+) -> tuple[_Deliveries, list[dict[str, Any]]]:
     """Per broadcast id and member, when it received the broadcast; and every clock
     violation found on the way.
 
@@ -678,6 +694,7 @@ def _deliveries(
     claimed: dict[tuple[str, str], float] = {}
     polled: dict[tuple[str, str], float] = {}
     after: dict[tuple[str, str], float] = {}  # a harness that watched it happen (simulator)
+    looked: dict[str, float] = {}  # per node, the last time the harness asked it
     stamps: dict[str, list[float]] = defaultdict(list)
 
     def claim(bid: Any, node: str, t: float) -> None:
@@ -695,6 +712,7 @@ def _deliveries(
             at = e.args.get("polled_ms")
             if isinstance(at, int | float):
                 polled[key] = min(polled.get(key, INF), float(at))
+                looked[e.node] = max(looked.get(e.node, -INF), float(at))
             at = e.args.get("observed_after_ms")
             if isinstance(at, int | float):
                 after[key] = max(after.get(key, -INF), float(at))
@@ -719,8 +737,12 @@ def _deliveries(
         if op.args.get("id") is not None and op.outcome != "fail"
     }
     out: dict[str, dict[str, float]] = defaultdict(dict)
+    unseen: dict[tuple[str, str], float] = {}
+    trusted: set[tuple[str, str]] = set()
     violations: list[dict[str, Any]] = []
     resolution = {node: clock_resolution(times) for node, times in stamps.items()}
+    for node, node_reads in by_node.items():
+        looked[node] = max(looked.get(node, -INF), max(r.invoked for r in node_reads))
     # Per node, its reads by completion with the running maximum of their invocations: the
     # reads before the first that listed a broadcast are the ones that did not.
     ends: dict[str, list[float]] = {}
@@ -740,6 +762,7 @@ def _deliveries(
         before = bisect_left(ends.get(node, []), seen_by.get(key, INF))
         if before:
             lower = max(lower, latest_start[node][before - 1])
+            unseen[key] = latest_start[node][before - 1]
         if key not in claimed:
             out[bid][node] = upper
             continue
@@ -747,6 +770,7 @@ def _deliveries(
         at = claimed[key]
         if lower - res <= at <= upper + res:
             out[bid][node] = at
+            trusted.add(key)
             continue
         observed = upper if upper < INF else max(at, lower)
         violations.append(
@@ -764,7 +788,29 @@ def _deliveries(
             }
         )
         out[bid][node] = observed
-    return dict(out), violations
+    return _Deliveries(dict(out), unseen, trusted, looked), violations
+
+
+@dataclass
+class _Deliveries:
+    """When each member received each broadcast (``at``), and how sure that is: a time
+    the harness only observed (a read's completion) is an upper bound, and the member
+    certainly had not received it when ``unseen`` (its last read without it) began."""
+
+    at: dict[str, dict[str, float]]
+    unseen: dict[tuple[str, str], float]
+    trusted: set[tuple[str, str]]  # the node's own stamp, inside the observed window
+    looked: dict[str, float]  # per node, the last time the harness asked it
+
+    def certainly_late(self, bid: str, node: str, deadline: float) -> bool:
+        """Whether a receipt measured after ``deadline`` certainly came after it."""
+        key = (bid, node)
+        return key in self.trusted or self.unseen.get(key, -INF) >= deadline
+
+    def asked_after(self, node: str, t: float) -> bool:
+        """Whether the harness asked ``node`` for its broadcasts (read or event poll)
+        after ``t``: without that, a missing receipt is not evidence of a miss."""
+        return self.looked.get(node, -INF) >= t
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -1121,7 +1167,11 @@ def _detection(index: _Index, requirement: Requirement, bound: float) -> Verdict
             ):
                 tally.excluded += 1
                 continue
-            if seen is not None:
+            if seen is not None and seen > deadline and not line.certainly_not_yet(
+                _DEAD_STATUSES, t_kill, deadline
+            ):
+                tally.undetermined += 1  # first seen late, but maybe marked dead in time
+            elif seen is not None:
                 tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
             elif cutoff < deadline or index.end_ms < deadline:
                 tally.undetermined += 1
@@ -1242,9 +1292,17 @@ def check_broadcast_delivery(index: _Index, requirement: Requirement, bound: flo
             ):
                 tally.excluded += 1
                 continue
-            if at is not None:
+            if at is not None and at > deadline and not index.delivery.certainly_late(
+                str(bid), member, deadline
+            ):
+                tally.undetermined += 1  # first seen late, but maybe received in time
+            elif at is not None:
                 tally.observe(at - t0, {**detail, "received_ms": at})
-            elif life.end < deadline or index.end_ms < deadline:
+            elif (
+                life.end < deadline
+                or index.end_ms < deadline
+                or not index.delivery.asked_after(member, deadline)
+            ):
                 tally.undetermined += 1
             else:
                 tally.never(min(index.end_ms, life.end) - t0, detail)

@@ -266,7 +266,9 @@ def check_no_false_positive_latency(
     for start, end, args, _ in _windows(index, "latency", ("latency",), _CLEARING_FAULTS):
         latency = _number(args, "latency_ms", "latency")
         jitter = _number(args, "jitter_ms", "jitter") or 0.0
-        if latency is None:
+        if args.get("skipped"):
+            skipped.append(f"window at {start:.0f} skipped: {args['skipped']}")
+        elif latency is None:
             skipped.append(f"window at {start:.0f} names no latency")
         elif latency + jitter >= timeout:
             skipped.append(
