@@ -82,7 +82,22 @@ def test_shipped_scenarios_validate_and_plan(name: str) -> None:
 
 def test_default_scenario_is_the_v1_run() -> None:
     kinds = [s["kind"] for s in load_scenario("default").steps]
-    assert kinds == ["join", "quiet", "broadcast", "writes", "kill", "partition"]
+    assert kinds == ["join", "quiet", "writes", "broadcast", "partition"]
+
+
+def test_a_broadcast_that_kills_its_origin_plans_the_origin_down() -> None:
+    """The kill of the default run is the broadcast's origin, killed after one hop: never
+    the first node, and no later step targets it."""
+    nodes = [f"n{i}" for i in range(1, 6)]
+    for seed in range(20):
+        actions = schedule(load_scenario("default"), nodes, seed, TIMING)
+        cast = next(a for a in actions if a["kind"] == "broadcast")
+        assert cast["kill_origin_after_first_hop"] is True and cast["origin"] != "n1"
+        cut = next(a for a in actions if a["kind"] == "partition")
+        assert cast["origin"] not in {n for group in cut["groups"] for n in group}
+    plain = schedule(load_scenario("flapping"), nodes, 3, TIMING)
+    assert "kill_origin_after_first_hop" not in next(a for a in plain
+                                                     if a["kind"] == "broadcast")
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -3,8 +3,8 @@ requirement id, and the reference passes the very same run.
 
 Fast tests run each defect in the in-memory cluster (the patched reference core under a
 virtual clock, judged by the real checkers). Slow tests certify the patched node as real
-processes where the default run exercises the requirement, and certify the reference
-node twenty times in a row expecting identical verdicts.
+processes with the scenario its requirement names (every MUST requirement has one), and
+certify the reference node twenty times in a row expecting identical verdicts.
 """
 
 from __future__ import annotations
@@ -84,6 +84,47 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
             {"op": "put", "node": "n2", "key": "k", "value": "b"},
         ],
     ),
+    "knows_only_seeds": ("MEM-JOIN", [f"n{i}" for i in range(1, 6)], "lww",
+                         [{"op": "advance", "ms": 100}]),
+    "leaves_silently": ("MEM-LEAVE", N3, "lww", [{"op": "leave", "node": "n3"}]),
+    "no_kv_merge": (
+        "KV-CONVERGENCE",
+        N3,
+        "lww",
+        [
+            {"op": "put", "node": "n1", "key": "k", "value": "a"},
+            {"op": "put", "node": "n2", "key": "j", "value": "b"},
+        ],
+    ),
+    "acks_unkept_writes": (
+        "KV-NO-LOST-WRITE",
+        N3,
+        "lww",
+        [
+            {"op": "put", "node": "n1", "key": "k", "value": "a"},
+            {"op": "put", "node": "n1", "key": "k", "value": "b"},
+        ],
+    ),
+    "delete_without_tombstone": (
+        "KV-DELETE-STAYS",
+        N3,
+        "lww",
+        [
+            {"op": "put", "node": "n1", "key": "k", "value": "a"},
+            {"op": "advance", "ms": 1000},
+            {"op": "delete", "node": "n2", "key": "k"},
+        ],
+    ),
+    "rejoins_shadowed": (
+        "MEM-REJOIN",
+        N3,
+        "lww",
+        [
+            {"op": "crash", "node": "n3"},
+            {"op": "advance", "ms": 6000},
+            {"op": "restart", "node": "n3"},
+        ],
+    ),
 }
 
 
@@ -110,6 +151,9 @@ def test_every_defect_folder_is_a_complete_implementation() -> None:
 
     folders = sorted(p.name for p in IMPLS.iterdir() if (p / "manifest.yaml").exists())
     assert set(CASES) <= set(folders)
+    # heartbeat/ is a correct, independent implementation (its defects are in its own
+    # defects/ folder and tests/test_independent_impl.py).
+    folders.remove("heartbeat")
     for name in folders:
         manifest = load_manifest(str(IMPLS / name / "manifest.yaml"))
         assert manifest.name.startswith("broken-")
@@ -139,18 +183,54 @@ def certify(impl: str, report_dir: Path, seed: int, scenario: str = "default",
     return proc.returncode, report, stdout + stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "requirement", "scenario"),
-    [
+# (defect folder, requirement it fails, shipped scenario that exposes it) on real processes.
+REAL_PROCESS: list[tuple[str, str, str]] = [
         ("never_suspects", "FD-DETECT", "default"),
         ("resurrects_dead", "FD-DEAD-STAYS-DEAD", "default"),
         ("never_refutes", "PARTITION-HEAL", "default"),
         ("no_anti_entropy", "KV-AFTER-PARTITION", "default"),
         ("loses_siblings", "KV-MV", "mv"),
         ("forgets_state", "KV-AFTER-RESTART", "crash-restart"),
-    ],
-)
+        ("knows_only_seeds", "MEM-JOIN", "default"),
+        ("ignores_acks", "FD-NO-FALSE-POSITIVE", "default"),
+        ("rumors_one_hop", "BCAST-DELIVERY", "default"),
+        ("no_kv_merge", "KV-CONVERGENCE", "default"),
+        ("acks_unkept_writes", "KV-NO-LOST-WRITE", "default"),
+        ("delete_without_tombstone", "KV-DELETE-STAYS", "default"),
+        ("leaves_silently", "MEM-LEAVE", "churn"),
+        ("rejoins_shadowed", "MEM-REJOIN", "crash-restart"),
+        ("dead_on_first_miss", "FD-NO-FP-LATENCY", "latency-storm"),
+        ("dead_on_first_miss", "FD-NO-FP-LOSS", "lossy"),
+        ("wakes_up_killing", "FD-NO-FP-PAUSE", "paused-node"),
+        ("gcounter_sums", "CRDT-G-COUNTER", "crdt"),
+        ("pncounter_drops_decrements", "CRDT-PN-COUNTER", "crdt"),
+        ("lww_register_oldest_wins", "CRDT-LWW-REGISTER", "crdt"),
+        ("orset_ignores_removes", "CRDT-OR-SET", "crdt"),
+        ("ignores_key", "SEC-WRONG-KEY", "security"),
+]
+# Requirements proven on real processes by another test file.
+PROVEN_ELSEWHERE = {"KV-LWW": "tests/test_certify_e2e.py (lww_oldest_wins)"}
+
+
+def test_every_must_requirement_has_a_defect_failing_it_on_real_processes() -> None:
+    """The catalogue's MUST requirements each have a seeded defect certified as real
+    processes, with the scenario the requirement names, listed in tests/impls/README.md."""
+    from harness.verdict import load_catalogue
+
+    musts = {r.id: r for r in load_catalogue() if r.level == "MUST"}
+    covered = {requirement for _, requirement, _ in REAL_PROCESS} | set(PROVEN_ELSEWHERE)
+    assert set(musts) - covered == set()
+    for name, requirement, scenario in REAL_PROCESS:
+        assert scenario == musts[requirement].scenario, (name, requirement)
+        assert (IMPLS / name / "manifest.yaml").is_file(), name
+    readme = (IMPLS / "README.md").read_text()
+    for name, requirement, _ in REAL_PROCESS:
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}/`")), "")
+        assert f"`{requirement}`" in row and "real process" in row, (name, requirement)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "requirement", "scenario"), REAL_PROCESS)
 def test_seeded_defect_fails_certify(tmp_path: Path, name: str, requirement: str,
                                      scenario: str) -> None:
     code, report, output = certify(str(IMPLS / name / "manifest.yaml"), tmp_path / "run", 5,

@@ -1,0 +1,35 @@
+"""Seeded defect: a delete removes the key from the local store and leaves no tombstone,
+and nothing is gossiped: the other replicas keep the value, and anti-entropy copies it
+straight back to the node that deleted it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from reference_node.core.kv import write
+from reference_node.core.messages import KvState, Sibling
+from reference_node.core.node import Node
+from reference_node.core.vclock import VClock
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    kv_delete = Node.kv_delete
+
+    def forget(self: Node, key: str, now_ms: int, context: VClock | None = None) -> KvState:
+        store = self.kv
+        answer = write(store.get(key), key, Sibling(self.id, self.clock.now(now_ms), None, True),
+                       None if store.policy == "lww" else context, store.policy)
+        if store._entries.pop(key, None) is not None:
+            store._tombstones.pop(key, None)
+            store._digest = None
+            if store._on_change is not None:
+                store._on_change(key, None)
+        return answer
+
+    Node.kv_delete = forget  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Node.kv_delete = kv_delete  # type: ignore[method-assign]

@@ -1,0 +1,31 @@
+"""Seeded defect: a graceful leave tells nobody. The leaving node marks itself left in
+its own table and goes quiet at once, without gossiping the `left`: the others find it
+silent, suspect it and declare it dead, as if it had crashed."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from reference_node.core.membership import Status
+from reference_node.core.node import Node
+
+
+def _quit(self: Node, now_ms: int) -> None:
+    if self.leaving:
+        return
+    me = self.me
+    self.members.set(dataclasses.replace(me, status=Status.LEFT, incarnation=me.incarnation + 1))
+    self._join_seeds = None
+    self._stopped = True
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    original = Node.leave
+    Node.leave = _quit  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Node.leave = original  # type: ignore[method-assign]

@@ -1,0 +1,27 @@
+"""Seeded defect: a restarted node comes back at incarnation 0 and never refutes. It
+does not restore the incarnation its earlier life used, and it ignores whatever the
+cluster says about it, so the `suspect` or `dead` the others hold about its last life
+(at an incarnation its new `alive` does not beat) shadows the new life for good."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from reference_node.core.node import Node
+
+
+def _ignored(self: Node, *args: object) -> None:
+    return None
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    about_self, restore_incarnation = Node._about_self, Node.restore_incarnation
+    Node._about_self = _ignored  # type: ignore[method-assign,assignment]
+    Node.restore_incarnation = _ignored  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Node._about_self = about_self  # type: ignore[method-assign]
+        Node.restore_incarnation = restore_incarnation  # type: ignore[method-assign]
