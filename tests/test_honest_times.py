@@ -79,7 +79,8 @@ def test_writes_stamped_in_the_future_fail_kv_lww(tmp_path: Path) -> None:
     lww = by_id(report)["KV-LWW"]
     assert lww["status"] == "fail", lww
     assert "clock violation" in lww["evidence"]["summary"], lww["evidence"]["summary"]
-    stamped = [v for v in lww["evidence"]["details"]["violations"] if "write" in v]
+    stamped = [c for v in lww["evidence"]["details"]["violations"]
+               for c in v.get("clock_violations", [])]
     assert stamped, lww["evidence"]["details"]
     for violation in stamped:
         assert "clock violation" in violation["reasons"][0]

@@ -431,7 +431,7 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
                 "key": key, "reasons": reasons, "values": per_node, "model": outcome.explain()
             }
             if key in clock:
-                entry["clock_violations"] = len(clock[key])
+                entry["clock_violations"] = clock[key][:3]
             bad.append(entry)
     if len(bad) > bound:
         first = bad[0]
