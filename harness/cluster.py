@@ -37,6 +37,9 @@ def _wait(predicate: Any, timeout_s: float, every_s: float = 0.02) -> bool:
     return bool(predicate())
 
 
+# Latency can only be added per link by the proxies: this kernel has no netem.
+NO_LATENCY = "latency needs the link plane (manifest routing: dial-map); this kernel has no netem"
+
 class Cluster:
     """Start, fault and observe ``n`` nodes; ``close()`` leaves nothing running."""
 
@@ -507,8 +510,7 @@ class Cluster:
     def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
         """Delay every chunk on directed links (link plane ``latency`` toxics, both streams)."""
         if self.links is None:
-            raise LaunchError("latency needs the link plane (manifest routing: dial-map); "
-                              "this kernel has no netem")
+            raise LaunchError(NO_LATENCY)
         pairs = sorted(set(links))
         for src, dst in pairs:
             name = self.links.proxy_name(src, dst)

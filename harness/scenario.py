@@ -28,7 +28,7 @@ import yaml
 
 from chaos.nemesis import CRDT_NAMES, PlanError, plan
 from harness.bounds import derived_parameters, evaluate
-from harness.cluster import Cluster
+from harness.cluster import NO_LATENCY, Cluster
 from harness.errors import GossipcertError
 from harness.manifest import Manifest, with_run_options
 from harness.verdict import Requirement
@@ -606,10 +606,9 @@ def latency_storm(r: ScenarioRunner, a: dict[str, Any]) -> None:
         # Without per-link proxies (routing: none) nothing on this kernel can delay
         # packets (no netem): the window is recorded as skipped, so FD-NO-FP-LATENCY
         # says why it stayed untested, and the rest of the scenario still runs.
-        why = "latency needs the link plane (manifest routing: dial-map); this kernel has no netem"
-        r.phase("latency", "start", skipped=why)
+        r.phase("latency", "start", skipped=NO_LATENCY)
         r.phase("latency", "end")
-        r.progress(f"latency storm skipped: {why}")
+        r.progress(f"latency storm skipped: {NO_LATENCY}")
         return
     r.cluster.latency(links, int(a["latency_ms"]), int(a["jitter_ms"]))
     r.phase("latency", "start", links=[list(x) for x in links], latency_ms=a["latency_ms"],

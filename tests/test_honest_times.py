@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_checkers import TIMING
 
 from harness.bounds import derived_parameters, evaluate
 from harness.profiles import DEFAULT_PROFILE, judged_timing
@@ -139,17 +140,7 @@ def test_backdated_receipts_fail_at_the_delay_the_harness_saw(tmp_path: Path) ->
 
 # ----------------------------------------------------------- declared slower than the profile
 
-FAST = {  # what the nodes really run: the reference timing
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "indirect_checks": 3,
-    "suspicion_mult": 4,
-    "suspicion_max_timeout_mult": 6,
-    "gossip_interval_ms": 100,
-    "fanout": 3,
-    "retransmit_mult": 4,
-    "push_pull_interval_ms": 1000,
-}
+FAST = dict(TIMING)  # what the nodes really run: the reference timing
 DECLARED = {  # what the manifest claims: far slower, push-pull left out
     "probe_interval_ms": 20000,
     "probe_timeout_ms": 150,

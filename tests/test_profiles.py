@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from test_checkers import TIMING
 
 from harness.bounds import derived_parameters, evaluate
 from harness.errors import GossipcertError
@@ -10,17 +11,7 @@ from harness.profiles import judged_timing, profiles
 from harness.verdict import load_catalogue
 
 CATALOGUE = {r.id: r for r in load_catalogue()}
-REFERENCE = {
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "indirect_checks": 3,
-    "suspicion_mult": 4,
-    "suspicion_max_timeout_mult": 6,
-    "gossip_interval_ms": 100,
-    "fanout": 3,
-    "retransmit_mult": 4,
-    "push_pull_interval_ms": 1000,
-}
+REFERENCE = {k: float(v) for k, v in TIMING.items()}  # the reference manifest's timing
 
 
 def bound(requirement: str, timing: dict[str, float], n: int = 5) -> float:

@@ -242,7 +242,6 @@ class _Index:
     phases: dict[str, list[tuple[float, float]]]
     ops: dict[str, list[_Op]]
     views: dict[tuple[str, str], _Timeline]
-    deliveries: dict[str, dict[str, float]]  # broadcast id -> node -> first receive time
     # Node-stamped times the harness's own observations contradict (see _deliveries).
     clock_violations: list[dict[str, Any]]
     delivery: _Deliveries
@@ -257,6 +256,11 @@ class _Index:
     # What was asked of intruders (but their start): kept apart so that requirements about
     # the cluster's own members never expect an intruder's write or broadcast to spread.
     intruder_ops: dict[str, list[_Op]] = field(default_factory=dict)
+
+    @property
+    def deliveries(self) -> dict[str, dict[str, float]]:
+        """Broadcast id -> node -> when it received it (see :class:`_Deliveries`)."""
+        return self.delivery.at
 
     def life_at(self, node: str, t: float) -> _Life | None:
         for life in self.lives.get(node, ()):
@@ -438,7 +442,6 @@ def _build_index(history: Sequence[Entry]) -> _Index:
         phases=phases,
         ops=dict(ops),
         views=views,
-        deliveries=deliveries.at,
         delivery=deliveries,
         clock_violations=clock_violations + member_violations,
         member_events=sum(1 for e in history if e.type == "event" and e.op == "member"),
