@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 
-from harness.checkers import run_checks
-from harness.properties import SimCluster, settle_cluster, settle_ms
-from harness.verdict import load_catalogue
+from gossipcert.harness.checkers import run_checks
+from gossipcert.harness.properties import SimCluster, settle_cluster, settle_ms
+from gossipcert.harness.verdict import load_catalogue
 
 
 def history(nodes: int, rounds: int) -> list:

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.cluster import Cluster
-from harness.images import build_reference, docker_client
-from harness.manifest import load_manifest
+from gossipcert.harness.cluster import Cluster
+from gossipcert.harness.images import build_reference, docker_client
+from gossipcert.harness.manifest import load_manifest
 
 
 def one_run(backend: str, nodes: int, seed: int) -> tuple[float, float]:

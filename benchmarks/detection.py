@@ -20,11 +20,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-from reference_node.core import NodeConfig, Status
-from reference_node.core.events import Event, MemberEvent
-from reference_node.core.messages import Message
-from reference_node.core.suspicion import suspicion_timeout_ms
-from reference_node.sim import Simulation
+from gossipcert.reference_node.core import NodeConfig, Status
+from gossipcert.reference_node.core.events import Event, MemberEvent
+from gossipcert.reference_node.core.messages import Message
+from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
+from gossipcert.reference_node.sim import Simulation
 
 E_RATIO = math.e / (math.e - 1)
 

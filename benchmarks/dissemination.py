@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from reference_node.sim import Simulation, gossip_only
+from gossipcert.reference_node.sim import Simulation, gossip_only
 
 MODES = ("push", "pull", "push-pull")
 FANOUT = 3

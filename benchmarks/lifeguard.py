@@ -19,9 +19,9 @@ import argparse
 import statistics
 from typing import Any
 
-from reference_node.core import Status
-from reference_node.core.events import Event, MemberEvent
-from reference_node.sim.simulation import Simulation
+from gossipcert.reference_node.core import Status
+from gossipcert.reference_node.core.events import Event, MemberEvent
+from gossipcert.reference_node.sim.simulation import Simulation
 
 TIMING: dict[str, Any] = {
     "probe_interval_ms": 300,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from reference_node.core.hlc import Timestamp
-from reference_node.core.messages import Sibling
-from reference_node.core.state import StateStore, reconcile
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.messages import Sibling
+from gossipcert.reference_node.core.state import StateStore, reconcile
 
 
 def build(keys: int, diffs: int, depth: int) -> tuple[StateStore, StateStore]:

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from chaos.toxiproxy_client import ToxiproxyClient
-from harness.procutil import free_port
+from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
+from gossipcert.harness.procutil import free_port
 
 ECHO = """
 import socket, sys, threading
@@ -133,7 +133,7 @@ def main() -> None:
         start([sys.executable, "-c", ECHO, str(echo_port), "echo"]),
         start([sys.executable, "-c", ECHO, str(sink_port), "sink"]),
         start([sys.executable, "-c", UDP_ECHO, str(udp_port)]),
-        start([sys.executable, "-m", "chaos.toxiproxy", "serve", "--listen",
+        start([sys.executable, "-m", "gossipcert.chaos.toxiproxy", "serve", "--listen",
                f"127.0.0.1:{api_port}"]),
     ]
     try:

@@ -25,7 +25,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.bounds import evaluate
+from gossipcert.harness.bounds import evaluate
 
 SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge", "one-way")
 

@@ -38,7 +38,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from harness.errors import GossipcertError
+from gossipcert.harness.errors import GossipcertError
 
 CHAIN_PREFIX = "GC-"
 HOOKS = {"INPUT": "i", "OUTPUT": "o"}

@@ -15,8 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
-
-from specs import spec_path
+from gossipcert.specs import spec_path
 
 __all__ = [
     "ALLOWED_FUNCTIONS",

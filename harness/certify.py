@@ -23,16 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import harness
-from harness.checkers import run_checks
-from harness.checkers._core import DEFAULT_CLOCK_SKEW_MS
-from harness.cluster import Cluster
-from harness.errors import VERDICT_EXIT, GossipcertError
-from harness.history import Entry, History
-from harness.hostlag import LagMonitor
-from harness.manifest import Manifest, load_manifest, with_run_options
-from harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
-from harness.scenario import (
+from gossipcert.harness import __version__
+from gossipcert.harness.checkers import run_checks
+from gossipcert.harness.checkers._core import DEFAULT_CLOCK_SKEW_MS
+from gossipcert.harness.cluster import Cluster
+from gossipcert.harness.errors import VERDICT_EXIT, GossipcertError
+from gossipcert.harness.history import Entry, History
+from gossipcert.harness.hostlag import LagMonitor
+from gossipcert.harness.manifest import Manifest, load_manifest, with_run_options
+from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
+from gossipcert.harness.scenario import (
     RunOptions,
     Scenario,
     ScenarioRunner,
@@ -40,7 +40,7 @@ from harness.scenario import (
     run_manifest,
     schedule,
 )
-from harness.suite import (
+from gossipcert.harness.suite import (
     PlannedRun,
     certificate,
     judged_counts,
@@ -48,9 +48,9 @@ from harness.suite import (
     run_summary,
     suite_plan,
 )
-from harness.verdict import Requirement, Verdict, load_catalogue
-from reports.json_report import write_json_report
-from reports.render import write_reports
+from gossipcert.harness.verdict import Requirement, Verdict, load_catalogue
+from gossipcert.reports.json_report import write_json_report
+from gossipcert.reports.render import write_reports
 
 
 @dataclass
@@ -159,7 +159,7 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "backend": opts.backend,
         "timing": judged.timing,
         "wall_time_s": round(sum(r.wall_s for r in runs), 2),
-        "gossipcert_version": harness.__version__,
+        "gossipcert_version": __version__,
         "manifest": str(manifest.path),
     }
     report = write_json_report(
@@ -253,7 +253,7 @@ def _run_scenario(
         "timing": judged.timing,
         "conflict_policy": manifest.conflict_policy,
         "wall_time_s": round(wall_s, 2),
-        "gossipcert_version": harness.__version__,
+        "gossipcert_version": __version__,
         "history": "history.jsonl",
         "manifest": str(manifest.path),
         "scenario": scenario.name,

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.sweep import labelled_processes, sweep
+from gossipcert.harness.sweep import labelled_processes, sweep
 
 RUN_LABEL = "gossipcert.run"
 OWNER_LABEL = "gossipcert.owner"
@@ -122,8 +122,8 @@ def sweep_stale_processes(*, everything: bool = False, into: Swept | None = None
 def clean(*, images: bool = False, everything: bool = False,
           docker_required: bool = False) -> Swept:
     """What ``gossipcert clean`` does; Docker is skipped when no engine answers."""
-    from harness.errors import GossipcertError
-    from harness.images import docker_client, remove_images
+    from gossipcert.harness.errors import GossipcertError
+    from gossipcert.harness.images import docker_client, remove_images
 
     out = sweep_stale_processes(everything=everything)
     try:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from harness.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, GossipcertError
-from harness.profiles import profile_names
+from gossipcert.harness.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, GossipcertError
+from gossipcert.harness.profiles import profile_names
 
 
 def _positive_int(text: str) -> int:
@@ -117,15 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "certify":
             return _certify(args)
         if args.command == "report":
-            from reports.render import rerender
+            from gossipcert.reports.render import rerender
 
             return rerender(args.run_dir, print_line=print)
         if args.command == "replay":
-            from harness.replay import replay
+            from gossipcert.harness.replay import replay
 
             return replay(args.schedule)
         if args.command == "toxiproxy":
-            from chaos.toxiproxy import serve
+            from gossipcert.chaos.toxiproxy import serve
 
             return serve(args.listen)
         if args.command == "scenarios":
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from harness.certify import CertifyOptions, certify, print_progress
+    from gossipcert.harness.certify import CertifyOptions, certify, print_progress
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     result = certify(CertifyOptions(
@@ -184,7 +184,7 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _scenarios() -> int:
-    from harness.scenario import load_scenario, shipped_scenarios
+    from gossipcert.harness.scenario import load_scenario, shipped_scenarios
 
     for name in shipped_scenarios():
         scenario = load_scenario(name)
@@ -197,7 +197,7 @@ def _scenarios() -> int:
 def _images(args: argparse.Namespace) -> int:
     import time
 
-    from harness.images import build_reference, docker_client, project_images
+    from gossipcert.harness.images import build_reference, docker_client, project_images
 
     client = docker_client()
     if args.images_command == "list":
@@ -213,7 +213,7 @@ def _images(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from harness.clean import clean
+    from gossipcert.harness.clean import clean
 
     swept = clean(images=args.images, everything=args.everything)
     for name in swept.containers:

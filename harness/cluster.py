@@ -16,14 +16,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender
-from harness.backends import Backend, NodeAddress, make_backend
-from harness.control import ControlClient, Reply
-from harness.errors import LaunchError
-from harness.history import History, now_ms
-from harness.linkplane import PARTITION_TOXIC, LinkPlane
-from harness.manifest import Manifest, launch_argv, new_gossip_key
-from harness.procutil import RUN_LABEL_ENV
+from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender
+from gossipcert.harness.backends import Backend, NodeAddress, make_backend
+from gossipcert.harness.control import ControlClient, Reply
+from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.history import History, now_ms
+from gossipcert.harness.linkplane import PARTITION_TOXIC, LinkPlane
+from gossipcert.harness.manifest import Manifest, launch_argv, new_gossip_key
+from gossipcert.harness.procutil import RUN_LABEL_ENV
 
 LATENCY_TOXIC = "gossipcert_latency"
 
@@ -106,7 +106,7 @@ class Cluster:
         self.close()
 
     def start(self) -> None:
-        from harness.clean import sweep_stale_processes
+        from gossipcert.harness.clean import sweep_stale_processes
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.launch = self.manifest.launch_for(self.backend.name)

@@ -15,7 +15,7 @@ import threading
 import time
 from types import TracebackType
 
-from harness.history import History, now_ms
+from gossipcert.harness.history import History, now_ms
 
 __all__ = ["LagMonitor"]
 

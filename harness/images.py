@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.errors import GossipcertError
+from gossipcert.harness.errors import GossipcertError
 
 IMAGE_LABEL = "gossipcert.image"
 HASH_LABEL = "gossipcert.hash"
@@ -293,7 +293,7 @@ def build_reference(client: Any, progress: Progress) -> str:
         _install_deps(ctx / "deps")
         for package in IMAGE_PACKAGES:
             for path in _tree_files(ROOT / package):
-                dest = ctx / "src" / path.relative_to(ROOT)
+                dest = ctx / "src" / "gossipcert" / path.relative_to(ROOT)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, dest)
         repo, _, hash_ = tag.partition(":")

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
-from harness.errors import ToxiproxyUnavailable
-from harness.procutil import RUN_LABEL_ENV, child_preexec, free_port, stop_process
+from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
+from gossipcert.harness.errors import ToxiproxyUnavailable
+from gossipcert.harness.procutil import RUN_LABEL_ENV, child_preexec, free_port, stop_process
 
 PARTITION_TOXIC = "gossipcert_partition"
 STREAMS = ("upstream", "downstream")
@@ -43,7 +43,7 @@ class LocalToxiproxyServer:
         self._stderr_path = log_dir / "toxiproxy.stderr.log"
         with self._stderr_path.open("ab") as err:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "chaos.toxiproxy", "serve", "--listen",
+                [sys.executable, "-m", "gossipcert.chaos.toxiproxy", "serve", "--listen",
                  f"127.0.0.1:{port}"],
                 stdout=subprocess.PIPE,
                 stderr=err,

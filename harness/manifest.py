@@ -12,10 +12,9 @@ from typing import Any
 
 import jsonschema
 import yaml
-
-from harness.bounds import DEFAULT_TIMING
-from harness.errors import ManifestError
-from specs import spec_path
+from gossipcert.harness.bounds import DEFAULT_TIMING
+from gossipcert.harness.errors import ManifestError
+from gossipcert.specs import spec_path
 
 REFERENCE_MANIFEST = Path(__file__).resolve().parent.parent / "reference_node" / "manifest.yaml"
 

@@ -11,7 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from harness.errors import PortInUseError
+from gossipcert.harness.errors import PortInUseError
 
 _PR_SET_PDEATHSIG = 1
 

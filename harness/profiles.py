@@ -15,9 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
-
-from harness.errors import GossipcertError
-from specs import spec_path
+from gossipcert.harness.errors import GossipcertError
+from gossipcert.specs import spec_path
 
 __all__ = ["DEFAULT_PROFILE", "JudgedTiming", "judged_timing", "profile_names", "profiles"]
 

@@ -38,13 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gossipcert.harness.checkers import run_checks
+from gossipcert.harness.history import Entry, History
+from gossipcert.harness.verdict import Requirement, Verdict, load_catalogue
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from harness.checkers import run_checks
-from harness.history import Entry, History
-from harness.verdict import Requirement, Verdict, load_catalogue
 
 __all__ = [
     "DEFAULT_TIMING",
@@ -144,7 +143,7 @@ class SimCluster:
         policy: str = "lww",
         seed: int = 0,
     ) -> None:
-        from reference_node.core import Node, NodeConfig  # lazily: the core is optional
+        from gossipcert.reference_node.core import Node, NodeConfig  # lazily: the core is optional
 
         self._node_type = Node
         self._config_type = NodeConfig
@@ -331,7 +330,7 @@ class SimCluster:
     # ---- the network and the clock ----------------------------------------------------
 
     def _drain(self, node_id: str) -> None:
-        from reference_node.core import Observed, SendMessage
+        from gossipcert.reference_node.core import Observed, SendMessage
 
         for effect in self.nodes[node_id].take_effects():
             if isinstance(effect, Observed):
@@ -488,7 +487,7 @@ def save_schedule(path: Path, schedule: Schedule) -> None:
 
 def settle_ms(timing: Mapping[str, int], n: int, catalogue: Sequence[Requirement]) -> int:
     """Virtual time after which every timed requirement's deadline has passed."""
-    from harness.bounds import derived_parameters, evaluate
+    from gossipcert.harness.bounds import derived_parameters, evaluate
 
     params = derived_parameters(timing, n)
     bounds = [evaluate(r.bound, {**params, **r.constants}) for r in catalogue if r.unit == "ms"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from harness.cluster import Cluster
+    from gossipcert.harness.cluster import Cluster
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,9 +42,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             ) -> Iterator[Cluster]:
     """A started cluster of the chosen implementation; stopped (nothing left) after the test."""
     # Imported here so that loading the plugin costs nothing in test runs that never use it.
-    from harness.cluster import Cluster
-    from harness.errors import GossipcertError
-    from harness.manifest import load_manifest
+    from gossipcert.harness.cluster import Cluster
+    from gossipcert.harness.errors import GossipcertError
+    from gossipcert.harness.manifest import load_manifest
 
     config = request.config
     impl = _option(config, "--gossip-impl", "gossip_impl")

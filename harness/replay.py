@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import EXIT_FAIL, EXIT_PASS, GossipcertError
+from gossipcert.harness.errors import EXIT_FAIL, EXIT_PASS, GossipcertError
 
 __all__ = ["ReplayError", "replay"]
 
@@ -39,7 +39,7 @@ class ReplayError(GossipcertError):
 
 def replay(path: Path, out: Callable[[str], None] = print) -> int:
     """Replay ``path``; print one line per requirement that applies; the exit code."""
-    from harness.properties import ScheduleError, failures, load_schedule, run_schedule
+    from gossipcert.harness.properties import ScheduleError, failures, load_schedule, run_schedule
 
     try:
         schedule = load_schedule(path)

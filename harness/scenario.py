@@ -25,14 +25,13 @@ from urllib.parse import quote
 
 import jsonschema
 import yaml
-
-from chaos.nemesis import CRDT_NAMES, PlanError, plan
-from harness.bounds import derived_parameters, evaluate
-from harness.cluster import NO_LATENCY, Cluster
-from harness.errors import GossipcertError
-from harness.manifest import Manifest, with_run_options
-from harness.verdict import Requirement
-from specs import spec_path
+from gossipcert.chaos.nemesis import CRDT_NAMES, PlanError, plan
+from gossipcert.harness.bounds import derived_parameters, evaluate
+from gossipcert.harness.cluster import NO_LATENCY, Cluster
+from gossipcert.harness.errors import GossipcertError
+from gossipcert.harness.manifest import Manifest, with_run_options
+from gossipcert.harness.verdict import Requirement
+from gossipcert.specs import spec_path
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "chaos" / "scenarios"
 WAIT_MARGIN_S = 5.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import Any
 
-from harness.verdict import Requirement, Verdict
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = [
     "PlannedRun",

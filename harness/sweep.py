@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from harness.procutil import RUN_LABEL_ENV
+from gossipcert.harness.procutil import RUN_LABEL_ENV
 
 
 def labelled_processes(label: str | None = None) -> dict[int, str]:
@@ -41,6 +41,6 @@ def sweep(label: str | None = None) -> list[int]:
 def orphaned_processes() -> dict[int, str]:
     """Labelled processes whose harness is gone: what a run leaked. Processes of runs that
     are still going (another run on the same machine) are not counted."""
-    from harness.clean import label_stale
+    from gossipcert.harness.clean import label_stale
 
     return {pid: label for pid, label in labelled_processes().items() if label_stale(label)}

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from specs import spec_path
+from gossipcert.specs import spec_path
 
 __all__ = [
     "LEVELS",

@@ -14,15 +14,14 @@ import sys
 from typing import NoReturn
 
 from aiohttp import web
-
-from reference_node.control import build_app
-from reference_node.core.codec import DecodeError
-from reference_node.core.config import MODES, NodeConfig
-from reference_node.core.keyring import Keyring, KeyringError, parse_key
-from reference_node.core.node import Node
-from reference_node.metrics import Metrics
-from reference_node.persist import DataDir, PersistError, load_keyring_file
-from reference_node.runtime import GossipRuntime, now_ms, split_address
+from gossipcert.reference_node.control import build_app
+from gossipcert.reference_node.core.codec import DecodeError
+from gossipcert.reference_node.core.config import MODES, NodeConfig
+from gossipcert.reference_node.core.keyring import Keyring, KeyringError, parse_key
+from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.metrics import Metrics
+from gossipcert.reference_node.persist import DataDir, PersistError, load_keyring_file
+from gossipcert.reference_node.runtime import GossipRuntime, now_ms, split_address
 
 PROG = "reference_node"
 # memberlist's LAN profile (REFERENCE.md).

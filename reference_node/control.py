@@ -8,16 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
-from reference_node import __version__
-from reference_node.core.crdt import CrdtError
-from reference_node.core.events import BroadcastEvent, Event, MemberEvent
-from reference_node.core.keyring import KeyringError
-from reference_node.core.kv import visible_values
-from reference_node.core.messages import KvState
-from reference_node.core.vclock import VClock, decode_context, encode_context
-from reference_node.persist import PersistError
-from reference_node.runtime import GossipRuntime, split_address
+from gossipcert.reference_node import __version__
+from gossipcert.reference_node.core.crdt import CrdtError
+from gossipcert.reference_node.core.events import BroadcastEvent, Event, MemberEvent
+from gossipcert.reference_node.core.keyring import KeyringError
+from gossipcert.reference_node.core.kv import visible_values
+from gossipcert.reference_node.core.messages import KvState
+from gossipcert.reference_node.core.vclock import VClock, decode_context, encode_context
+from gossipcert.reference_node.persist import PersistError
+from gossipcert.reference_node.runtime import GossipRuntime, split_address
 
 IMPL_NAME = "gossipcert-reference"
 CAPABILITIES = [

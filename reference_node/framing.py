@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_node.core.codec import DecodeError, decode_message
-from reference_node.core.keyring import FrameRejected, Keyring, ReplayGuard
-from reference_node.core.messages import Message
+from gossipcert.reference_node.core.codec import DecodeError, decode_message
+from gossipcert.reference_node.core.keyring import FrameRejected, Keyring, ReplayGuard
+from gossipcert.reference_node.core.messages import Message
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 _HEADER = 4

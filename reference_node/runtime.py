@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reference_node.core.codec import encode_message, encode_update
-from reference_node.core.effects import Effect, Observed, Persist, SendMessage
-from reference_node.core.keyring import (
+from gossipcert.reference_node.core.codec import encode_message, encode_update
+from gossipcert.reference_node.core.effects import Effect, Observed, Persist, SendMessage
+from gossipcert.reference_node.core.keyring import (
     NONCE_BYTES,
     Keyring,
     KeyringError,
@@ -26,11 +26,16 @@ from reference_node.core.keyring import (
     encode_key,
     parse_key,
 )
-from reference_node.core.messages import Message
-from reference_node.core.node import Node
-from reference_node.framing import FrameError, InboundStream, encode_frame
-from reference_node.metrics import Metrics
-from reference_node.persist import COMPACT_EVERY, DataDir, PersistError, save_keyring_file
+from gossipcert.reference_node.core.messages import Message
+from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.framing import FrameError, InboundStream, encode_frame
+from gossipcert.reference_node.metrics import Metrics
+from gossipcert.reference_node.persist import (
+    COMPACT_EVERY,
+    DataDir,
+    PersistError,
+    save_keyring_file,
+)
 
 log = logging.getLogger("reference_node")
 

@@ -9,9 +9,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.history import Entry
-from reports.markdown import VERDICT_MEANING, certificate_lines, judged_text
-from reports.plots import (
+from gossipcert.harness.history import Entry
+from gossipcert.reports.markdown import VERDICT_MEANING, certificate_lines, judged_text
+from gossipcert.reports.plots import (
     broadcast_spread_svg,
     fault_timeline_svg,
     latency_histogram_svg,

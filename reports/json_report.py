@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-
-from harness.history import Entry
-from harness.verdict import STATUSES, Verdict, overall_verdict
-from specs import spec_path
+from gossipcert.harness.history import Entry
+from gossipcert.harness.verdict import STATUSES, Verdict, overall_verdict
+from gossipcert.specs import spec_path
 
 __all__ = ["REPORT_VERSION", "build_report", "load_report_schema", "write_json_report"]
 
@@ -32,7 +31,7 @@ def load_report_schema() -> dict[str, Any]:
 
 
 def _gossipcert_version() -> str:
-    from harness import __version__
+    from gossipcert.harness import __version__
 
     return str(__version__)
 

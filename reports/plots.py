@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from harness.bounds import derived_parameters
-from harness.checkers._core import _index
-from harness.checkers.dissemination import broadcast_latencies
-from harness.history import Entry
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.checkers._core import _index
+from gossipcert.harness.checkers.dissemination import broadcast_latencies
+from gossipcert.harness.history import Entry
 
 __all__ = [
     "broadcast_spread_svg",

@@ -8,13 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import VERDICT_EXIT, GossipcertError
-from harness.history import Entry, load_history
-from harness.verdict import Verdict
-from reports.html import write_html_report
-from reports.json_report import write_json_report
-from reports.junit import write_junit_report
-from reports.markdown import write_markdown_report
+from gossipcert.harness.errors import VERDICT_EXIT, GossipcertError
+from gossipcert.harness.history import Entry, load_history
+from gossipcert.harness.verdict import Verdict
+from gossipcert.reports.html import write_html_report
+from gossipcert.reports.json_report import write_json_report
+from gossipcert.reports.junit import write_junit_report
+from gossipcert.reports.markdown import write_markdown_report
 
 __all__ = ["ReportError", "rerender", "write_reports"]
 
@@ -66,9 +66,9 @@ def _previous(run_dir: Path) -> dict[str, Any]:
 def _rerender_run(
     run_dir: Path, print_line: Callable[[str], None]
 ) -> tuple[dict[str, Any], list[Verdict], list[Entry]]:
-    from harness.checkers import run_checks
-    from harness.suite import certificate, merge_verdicts
-    from harness.verdict import load_catalogue
+    from gossipcert.harness.checkers import run_checks
+    from gossipcert.harness.suite import certificate, merge_verdicts
+    from gossipcert.harness.verdict import load_catalogue
 
     path = run_dir / "history.jsonl"
     if not path.is_file():
@@ -121,8 +121,8 @@ def _rerender_run(
 
 def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[str, Any]:
     """Re-render every scenario run of a suite, then the merged report."""
-    from harness.suite import certificate, merge_verdicts, run_summary
-    from harness.verdict import load_catalogue
+    from gossipcert.harness.suite import certificate, merge_verdicts, run_summary
+    from gossipcert.harness.verdict import load_catalogue
 
     previous = _previous(run_dir)
     listed = [str(r.get("dir")) for r in previous.get("runs") or [] if r.get("dir")]

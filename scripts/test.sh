@@ -13,5 +13,5 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 .venv/bin/ruff check .
-.venv/bin/mypy harness reference_node chaos reports specs
+sh scripts/typecheck.sh
 exec .venv/bin/pytest -m "slow or docker or not slow" "$@"

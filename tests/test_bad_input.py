@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness.sweep import orphaned_processes
+from gossipcert.harness.sweep import orphaned_processes
 
 BASE = """
 name: broken-demo
@@ -27,7 +26,8 @@ launch:
 def certify(
     tmp_path: Path, *extra: str, manifest: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "harness.cli", "certify", "--nodes", "3", "--seed", "1",
+    args = [sys.executable, "-m", "gossipcert.harness.cli",
+            "certify", "--nodes", "3", "--seed", "1",
             "--report-dir", str(tmp_path / "run"), *extra]
     if manifest is not None:
         path = tmp_path / "manifest.yaml"
@@ -93,7 +93,8 @@ def test_port_already_in_use(tmp_path: Path) -> None:
 
 
 def test_too_few_nodes(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "certify", "--nodes", "2",
+    result = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli",
+                             "certify", "--nodes", "2",
                              "--report-dir", str(tmp_path / "r")],
                             capture_output=True, text=True, timeout=60)
     assert_clean_failure(result, "--nodes must be at least 3")

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.sweep import orphaned_processes
-from harness.verdict import load_catalogue
+from gossipcert.harness.sweep import orphaned_processes
+from gossipcert.harness.verdict import load_catalogue
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 QUICK_IDS = {
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.slow
 def certify(impl: str, report_dir: Path, seed: int, *extra: str,
             timeout: float = 600) -> tuple[int, dict[str, Any], str]:
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", impl, "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl, "--nodes", "5",
          "--seed", str(seed), "--report-dir", str(report_dir), *extra],
         capture_output=True, text=True, timeout=timeout,
     )

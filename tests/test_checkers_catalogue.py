@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from gossipcert.harness.checkers import CHECKERS, run_checks
+from gossipcert.harness.history import Entry
+from gossipcert.harness.verdict import Verdict, load_catalogue
 from test_checkers import ALL_CAPS, CATALOGUE, Hist, formed, params
-
-from harness.checkers import CHECKERS, run_checks
-from harness.history import Entry
-from harness.verdict import Verdict, load_catalogue
 
 
 def verdict_of(requirement_id: str, history: list[Entry], n: int = 3) -> Verdict:

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from harness.backends.docker import DockerBackend
-from harness.clean import (
+from gossipcert.harness.backends.docker import DockerBackend
+from gossipcert.harness.clean import (
     OWNER_LABEL,
     RUN_LABEL,
     label_stale,
@@ -25,10 +24,10 @@ from harness.clean import (
     owner_label,
     run_label_pid,
 )
-from harness.errors import LaunchError, ManifestError
-from harness.images import AptSource, ImageError, base_tag, parse_apt_sources
-from harness.manifest import REFERENCE_MANIFEST, load_manifest
-from harness.sweep import labelled_processes
+from gossipcert.harness.errors import LaunchError, ManifestError
+from gossipcert.harness.images import AptSource, ImageError, base_tag, parse_apt_sources
+from gossipcert.harness.manifest import REFERENCE_MANIFEST, load_manifest
+from gossipcert.harness.sweep import labelled_processes
 
 # ---- without Docker -----------------------------------------------------------------
 
@@ -95,7 +94,7 @@ def _dead_pid() -> int:
 def test_reference_manifest_has_a_docker_launch() -> None:
     manifest = load_manifest("reference")
     launch = manifest.launch_for("docker")
-    assert launch.command[:3] == ["python3", "-m", "reference_node"]
+    assert launch.command[:3] == ["python3", "-m", "gossipcert.reference_node"]
 
 
 def _manifest_without(section: str, tmp_path: Path) -> Path:
@@ -117,7 +116,8 @@ def test_docker_backend_needs_a_docker_launch_section(tmp_path: Path) -> None:
 def test_cli_rejects_docker_backend_without_docker_section(tmp_path: Path) -> None:
     path = _manifest_without("docker", tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", str(path), "--backend",
+        [sys.executable, "-m", "gossipcert.harness.cli",
+         "certify", "--impl", str(path), "--backend",
          "docker", "--nodes", "3", "--report-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=60,
     )
@@ -131,7 +131,7 @@ def test_cli_rejects_docker_backend_without_docker_section(tmp_path: Path) -> No
 
 
 def _client() -> Any:
-    from harness.images import docker_client
+    from gossipcert.harness.images import docker_client
 
     return docker_client()
 
@@ -149,7 +149,7 @@ def _owned_by(pid: int) -> tuple[list[str], list[str]]:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_images_are_cached_by_the_hash_of_their_inputs() -> None:
-    from harness.images import build_reference
+    from gossipcert.harness.images import build_reference
 
     lines: list[str] = []
     first = build_reference(_client(), lines.append)  # builds if the inputs changed
@@ -159,7 +159,7 @@ def test_images_are_cached_by_the_hash_of_their_inputs() -> None:
     assert again == first
     assert all(line.endswith(": cached") for line in lines), lines
     assert time.monotonic() - started < 10
-    cli = subprocess.run([sys.executable, "-m", "harness.cli", "images", "build"],
+    cli = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "images", "build"],
                          capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.strip().splitlines()[-1] == first
@@ -174,7 +174,8 @@ def test_images_are_cached_by_the_hash_of_their_inputs() -> None:
 def test_certify_passes_on_docker_and_leaves_nothing(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", "reference", "--backend",
+        [sys.executable, "-m", "gossipcert.harness.cli",
+         "certify", "--impl", "reference", "--backend",
          "docker", "--nodes", "5", "--seed", "21", "--quick", "--report-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -201,7 +202,7 @@ def test_certify_passes_on_docker_and_leaves_nothing(tmp_path: Path) -> None:
 
 @pytest.fixture
 def docker_cluster(tmp_path: Path) -> Any:
-    from harness.cluster import Cluster
+    from gossipcert.harness.cluster import Cluster
 
     manifest = load_manifest("reference")
     cluster = Cluster(manifest, 3, tmp_path, backend="docker", seed=5)
@@ -273,7 +274,7 @@ def test_pause_resume_restart_and_netns(docker_cluster: Any) -> None:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_a_node_that_exits_at_start_is_reported_with_its_stderr(tmp_path: Path) -> None:
-    from harness.cluster import Cluster
+    from gossipcert.harness.cluster import Cluster
 
     data = yaml.safe_load(REFERENCE_MANIFEST.read_text())
     data["launch"]["docker"]["command"] = [
@@ -294,7 +295,8 @@ def test_a_node_that_exits_at_start_is_reported_with_its_stderr(tmp_path: Path) 
 def _start_and_kill_midway(tmp_path: Path, seed: int) -> int:
     """Start a docker certify run, SIGKILL its harness once its cluster is up."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", "reference", "--backend",
+        [sys.executable, "-m", "gossipcert.harness.cli",
+         "certify", "--impl", "reference", "--backend",
          "docker", "--nodes", "3", "--seed", str(seed), "--report-dir",
          str(tmp_path / f"run{seed}")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -319,10 +321,10 @@ def _start_and_kill_midway(tmp_path: Path, seed: int) -> int:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_a_run_killed_midway_is_swept_by_clean_and_by_the_next_run(tmp_path: Path) -> None:
-    from harness.cluster import Cluster
+    from gossipcert.harness.cluster import Cluster
 
     dead = _start_and_kill_midway(tmp_path, seed=31)
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "clean"],
+    result = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "clean"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "gossipcert clean: removed" in result.stdout
@@ -364,7 +366,7 @@ def test_without_docker_tests_skip_and_ci_turns_the_skip_into_a_failure(
 
 
 def test_a_loopback_toxiproxy_url_is_refused_on_docker(tmp_path: Path) -> None:
-    from harness.errors import ToxiproxyUnavailable
+    from gossipcert.harness.errors import ToxiproxyUnavailable
 
     with pytest.raises(ToxiproxyUnavailable, match="cannot reach the host's loopback"):
         DockerBackend().open_link_server(tmp_path, "http://127.0.0.1:8474")
@@ -374,7 +376,7 @@ def test_a_loopback_toxiproxy_url_is_refused_on_docker(tmp_path: Path) -> None:
 
 
 def _shipped() -> list[str]:
-    from harness.scenario import shipped_scenarios
+    from gossipcert.harness.scenario import shipped_scenarios
 
     return sorted(shipped_scenarios())
 
@@ -388,7 +390,7 @@ def test_every_shipped_scenario_passes_on_docker(tmp_path: Path, name: str) -> N
     restart of the same container."""
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "certify", "--backend", "docker",
+        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--backend", "docker",
          "--scenario", name, "--nodes", "5", "--seed", "3", "--report-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -7,11 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from gossipcert.harness.checkers import check_failure_detection
+from gossipcert.harness.history import History
+from gossipcert.harness.hostlag import LagMonitor
 from test_checkers import Hist, check, final, formed, killed_n3, lww, writes
-
-from harness.checkers import check_failure_detection
-from harness.history import History
-from harness.hostlag import LagMonitor
 
 
 def test_a_stalled_harness_is_recorded(tmp_path: Path) -> None:

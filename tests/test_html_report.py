@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.cli import main
-from harness.properties import Schedule, run_schedule
-from harness.suite import certificate
-from harness.sweep import labelled_processes
-from harness.verdict import load_catalogue
-from reports.json_report import build_report, load_report_schema
-from reports.render import write_reports
+from gossipcert.harness.cli import main
+from gossipcert.harness.properties import Schedule, run_schedule
+from gossipcert.harness.suite import certificate
+from gossipcert.harness.sweep import labelled_processes
+from gossipcert.harness.verdict import load_catalogue
+from gossipcert.reports.json_report import build_report, load_report_schema
+from gossipcert.reports.render import write_reports
 
 STEPS: list[dict[str, Any]] = [
     {"op": "broadcast", "node": "n1", "id": "b1"},
@@ -90,7 +89,7 @@ def test_junit_has_one_case_per_requirement(tmp_path: Path) -> None:
 
 
 def test_junit_failure_carries_the_evidence() -> None:
-    from reports.junit import render_junit
+    from gossipcert.reports.junit import render_junit
 
     report = {
         "implementation": "x",
@@ -175,7 +174,7 @@ def test_default_certify_report_renders_in_headless_chromium(tmp_path: Path) -> 
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "gossipcert.harness.cli",
             "certify",
             "--nodes",
             "5",

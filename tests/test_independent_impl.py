@@ -14,9 +14,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from harness.manifest import load_manifest
-from harness.verdict import load_catalogue
+from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.verdict import load_catalogue
 
 HEARTBEAT = Path(__file__).resolve().parent / "impls" / "heartbeat"
 DEFECT_CASES = [

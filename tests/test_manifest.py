@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.errors import ManifestError
-from harness.manifest import TIMING_DEFAULTS, load_manifest, process_argv
+from gossipcert.harness.errors import ManifestError
+from gossipcert.harness.manifest import TIMING_DEFAULTS, load_manifest, process_argv
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -7,10 +7,16 @@ import random
 from typing import Any
 
 import pytest
-
-from chaos.nemesis import SHAPES, PlanError, default_partition_ms, partition_shape, plan, seconds
-from harness.bounds import derived_parameters
-from harness.scenario import load_scenario, shipped_scenarios
+from gossipcert.chaos.nemesis import (
+    SHAPES,
+    PlanError,
+    default_partition_ms,
+    partition_shape,
+    plan,
+    seconds,
+)
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.scenario import load_scenario, shipped_scenarios
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,

@@ -15,8 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from chaos.packet import Flow, PacketPlane, chain_name, sweep_chains, unavailable_reason
+from gossipcert.chaos.packet import Flow, PacketPlane, chain_name, sweep_chains, unavailable_reason
 
 REQUIRE_TOOLS = os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1"
 
@@ -161,7 +160,7 @@ def test_random_loss_drops_about_the_given_fraction(plane: PacketPlane) -> None:
 
 
 def test_a_bad_probability_is_refused(plane: PacketPlane) -> None:
-    from chaos.packet import PacketPlaneError
+    from gossipcert.chaos.packet import PacketPlaneError
 
     with pytest.raises(PacketPlaneError, match="probability"):
         plane.loss(Flow(src="127.0.0.2", dst="127.0.0.3"), 1.5)
@@ -335,7 +334,7 @@ def test_counts_each_senders_gossip_socket_before_cuts_and_through_heals(
     """UDP datagrams and pushed TCP segments from a node's gossip address and port are
     counted, in the raw table before any cut drops them; another socket on the same
     address (another run) is not; healing keeps the counters, closing removes them."""
-    from chaos.packet import Sender
+    from gossipcert.chaos.packet import Sender
 
     gossip, peer, other = udp("127.0.0.2"), udp("127.0.0.3"), udp("127.0.0.2")
     listener = socket.create_server(("127.0.0.2", port(gossip)))  # its TCP side, same port

@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness.backends import NodeAddress
-from harness.backends.process import ProcessBackend, process_state
-from harness.cluster import Cluster
-from harness.errors import LaunchError
-from harness.manifest import load_manifest
-from harness.procutil import wait_for
-from harness.sweep import labelled_processes
+from gossipcert.harness.backends import NodeAddress
+from gossipcert.harness.backends.process import ProcessBackend, process_state
+from gossipcert.harness.cluster import Cluster
+from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.procutil import wait_for
+from gossipcert.harness.sweep import labelled_processes
 
 # A node stand-in: appends its pid to a file in its data dir, then sleeps.
 WRITER = "import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()}\\n'); time.sleep(60)"

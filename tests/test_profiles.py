@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from gossipcert.harness.bounds import derived_parameters, evaluate
+from gossipcert.harness.errors import GossipcertError
+from gossipcert.harness.profiles import judged_timing, profiles
+from gossipcert.harness.verdict import load_catalogue
 from test_checkers import TIMING
-
-from harness.bounds import derived_parameters, evaluate
-from harness.errors import GossipcertError
-from harness.profiles import judged_timing, profiles
-from harness.verdict import load_catalogue
 
 CATALOGUE = {r.id: r for r in load_catalogue()}
 REFERENCE = {k: float(v) for k, v in TIMING.items()}  # the reference manifest's timing

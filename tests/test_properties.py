@@ -13,11 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis.stateful import run_state_machine_as_test
-
-from harness.cli import main
-from harness.properties import (
+from gossipcert.harness.cli import main
+from gossipcert.harness.properties import (
     ClusterMachine,
     Schedule,
     failures,
@@ -26,6 +23,8 @@ from harness.properties import (
     save_schedule,
     schedules,
 )
+from hypothesis import given, settings
+from hypothesis.stateful import run_state_machine_as_test
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 TIEBREAK = f"{IMPLS / 'lww_wrong_tiebreak' / 'defect.py'}:installed"

@@ -9,12 +9,11 @@ the read came after the event and read as a resurrection; it was not one.
 
 from __future__ import annotations
 
+from gossipcert.harness.checkers import CHECKERS
+from gossipcert.harness.checkers._core import _index, clock_resolution
+from gossipcert.harness.history import Entry
+from gossipcert.harness.verdict import Verdict
 from test_checkers import CATALOGUE, Hist, formed, params
-
-from harness.checkers import CHECKERS
-from harness.checkers._core import _index, clock_resolution
-from harness.history import Entry
-from harness.verdict import Verdict
 
 # Epoch milliseconds as in the run that failed: the kill, and n3's dead event for n2.
 KILL = 1_796_132_160_500.0

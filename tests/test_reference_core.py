@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-
-from reference_node.core import Node, NodeConfig, SendMessage, Status
-from reference_node.core.codec import DecodeError, decode_message, encode_message
-from reference_node.core.dissemination import TransmitQueue, retransmit_limit
-from reference_node.core.events import BroadcastEvent, MemberEvent
-from reference_node.core.hlc import HybridClock, Timestamp
-from reference_node.core.kv import KvStore
-from reference_node.core.messages import (
+from gossipcert.reference_node.core import Node, NodeConfig, SendMessage, Status
+from gossipcert.reference_node.core.codec import DecodeError, decode_message, encode_message
+from gossipcert.reference_node.core.dissemination import TransmitQueue, retransmit_limit
+from gossipcert.reference_node.core.events import BroadcastEvent, MemberEvent
+from gossipcert.reference_node.core.hlc import HybridClock, Timestamp
+from gossipcert.reference_node.core.kv import KvStore
+from gossipcert.reference_node.core.messages import (
     BroadcastUpdate,
     Gossip,
     KvUpdate,
@@ -31,8 +30,8 @@ from reference_node.core.messages import (
     PingReq,
     PushPull,
 )
-from reference_node.core.suspicion import suspicion_timeout_ms
-from reference_node.framing import FrameDecoder, FrameError, encode_frame
+from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
+from gossipcert.reference_node.framing import FrameDecoder, FrameError, encode_frame
 
 # The harness's timing (reference_node/manifest.yaml).
 TIMING: dict[str, int] = {
@@ -471,7 +470,7 @@ FORBIDDEN = {"socket", "asyncio", "time", "threading", "selectors", "subprocess"
 
 
 def test_core_imports_no_io_clock_or_thread_module() -> None:
-    import reference_node.core as core
+    import gossipcert.reference_node.core as core
 
     sources = sorted(pathlib.Path(core.__file__).parent.glob("*.py"))
     assert len(sources) >= 8

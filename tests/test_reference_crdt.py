@@ -12,10 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from reference_node.core.crdt import (
+from gossipcert.reference_node.core.crdt import (
     CrdtError,
     GCounter,
     LWWRegister,
@@ -25,10 +22,12 @@ from reference_node.core.crdt import (
     merge_any,
     new_crdt,
 )
-from reference_node.core.hlc import Timestamp
-from reference_node.core.kv import join, visible_values, write
-from reference_node.core.messages import KvState, Sibling
-from reference_node.core.vclock import EMPTY, decode_context, encode_context
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.kv import join, visible_values, write
+from gossipcert.reference_node.core.messages import KvState, Sibling
+from gossipcert.reference_node.core.vclock import EMPTY, decode_context, encode_context
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 REPLICAS = ("a", "b", "c")
 OPS: dict[str, list[str]] = {

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from gossipcert.reference_node.core import Node, NodeConfig
+from gossipcert.reference_node.persist import DataDir, PersistError
 from test_reference_runtime import Proc, http, spawn, stop, wait_for
-
-from reference_node.core import Node, NodeConfig
-from reference_node.persist import DataDir, PersistError
 
 
 def events_about(proc: Proc, member: str) -> list[dict[str, object]]:

@@ -9,18 +9,24 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_reference_core import Net, statuses_seen
-from test_reference_runtime import http, spawn, stop, wait_for
-
-from reference_node.core import Node, NodeConfig, Status
-from reference_node.core.awareness import Awareness
-from reference_node.core.hlc import Timestamp
-from reference_node.core.messages import FullState, Gossip, MemberUpdate, Nack, Ping, PushPull
-from reference_node.core.suspicion import (
+from gossipcert.reference_node.core import Node, NodeConfig, Status
+from gossipcert.reference_node.core.awareness import Awareness
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.messages import (
+    FullState,
+    Gossip,
+    MemberUpdate,
+    Nack,
+    Ping,
+    PushPull,
+)
+from gossipcert.reference_node.core.suspicion import (
     expected_confirmations,
     lifeguard_timeout_ms,
     suspicion_timeout_ms,
 )
+from test_reference_core import Net, statuses_seen
+from test_reference_runtime import http, spawn, stop, wait_for
 
 IDS = ["a", "b", "c", "d", "e"]
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from reference_node.core.codec import DecodeError, decode_message, encode_message
-from reference_node.core.hlc import Timestamp
-from reference_node.core.merkle import MerkleTree, answer, start
-from reference_node.core.messages import (
+from gossipcert.reference_node.core.codec import DecodeError, decode_message, encode_message
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.merkle import MerkleTree, answer, start
+from gossipcert.reference_node.core.messages import (
     Merkle,
     MerkleDigest,
     MerkleItems,
@@ -19,7 +16,9 @@ from reference_node.core.messages import (
     MerklePart,
     Sibling,
 )
-from reference_node.core.state import StateStore, reconcile
+from gossipcert.reference_node.core.state import StateStore, reconcile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 item_ops = st.lists(
     st.tuples(st.integers(0, 40), st.one_of(st.none(), st.integers(1, 2**64 - 1))), max_size=80

@@ -11,13 +11,9 @@ import sys
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from test_reference_runtime import Proc, http, spawn, stop, wait_for
-
-from reference_node.core.codec import encode_message
-from reference_node.core.hlc import Timestamp
-from reference_node.core.keyring import (
+from gossipcert.reference_node.core.codec import encode_message
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.keyring import (
     NONCE_BYTES,
     FrameRejected,
     Keyring,
@@ -26,8 +22,11 @@ from reference_node.core.keyring import (
     encode_key,
     parse_key,
 )
-from reference_node.core.messages import BroadcastUpdate, Gossip
-from reference_node.framing import MAX_FRAME_BYTES, InboundStream, encode_frame
+from gossipcert.reference_node.core.messages import BroadcastUpdate, Gossip
+from gossipcert.reference_node.framing import MAX_FRAME_BYTES, InboundStream, encode_frame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_reference_runtime import Proc, http, spawn, stop, wait_for
 
 K1, K2, K3 = (bytes([i]) * 32 for i in (1, 2, 3))
 NOW = 1_700_000_000_000

@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
-
-from reference_node.core import Node, NodeConfig, SendMessage, Status
-from reference_node.core.codec import decode_message, encode_message
-from reference_node.core.messages import (
+from gossipcert.reference_node.core import Node, NodeConfig, SendMessage, Status
+from gossipcert.reference_node.core.codec import decode_message, encode_message
+from gossipcert.reference_node.core.messages import (
     BroadcastUpdate,
     CrdtUpdate,
     Gossip,
@@ -31,7 +30,7 @@ from reference_node.core.messages import (
     Message,
     Pull,
 )
-from reference_node.core.vclock import decode_context, encode_context
+from gossipcert.reference_node.core.vclock import decode_context, encode_context
 
 TIMING: dict[str, Any] = {
     "probe_interval_ms": 300,

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from harness.history import build
-from harness.verdict import Verdict, overall_verdict
-from reports.json_report import build_report, load_report_schema, write_json_report
-from reports.markdown import render_markdown, write_markdown_report
+from gossipcert.harness.history import build
+from gossipcert.harness.verdict import Verdict, overall_verdict
+from gossipcert.reports.json_report import build_report, load_report_schema, write_json_report
+from gossipcert.reports.markdown import render_markdown, write_markdown_report
 
 
 def verdict(rid: str, status: str, level: str = "MUST", **details: object) -> Verdict:
@@ -183,8 +182,8 @@ def test_markdown_of_a_passing_run_without_faults() -> None:
 
 def test_every_format_says_the_same_verdict_and_statuses(tmp_path: Path) -> None:
     """report.json, report.md, report.html and JUnit agree: INCOMPLETE, and each status."""
-    from reports.html import render_html
-    from reports.junit import render_junit
+    from gossipcert.reports.html import render_html
+    from gossipcert.reports.junit import render_junit
 
     verdicts = [
         verdict("MEM-JOIN", "pass"),

@@ -9,10 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from chaos.packet import our_chains, unavailable_reason
-from harness.scenario import STEPS, ScenarioError, load_scenario, schedule, shipped_scenarios
-from harness.sweep import orphaned_processes
+from gossipcert.chaos.packet import our_chains, unavailable_reason
+from gossipcert.harness.scenario import (
+    STEPS,
+    ScenarioError,
+    load_scenario,
+    schedule,
+    shipped_scenarios,
+)
+from gossipcert.harness.sweep import orphaned_processes
 
 TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
           "suspicion_max_timeout_mult": 6, "gossip_interval_ms": 100, "fanout": 3,
@@ -27,8 +32,7 @@ def test_the_required_scenarios_ship() -> None:
 
 def _catalogue_scenarios() -> dict[str, str]:
     import yaml
-
-    from specs import spec_path
+    from gossipcert.specs import spec_path
 
     data = yaml.safe_load(spec_path("requirements.yaml").read_text())
     return {r["id"]: r["scenario"] for r in data["requirements"]}
@@ -43,8 +47,8 @@ def test_every_requirement_names_a_shipped_scenario() -> None:
 def test_scenario_overrides_the_conflict_policy_only_when_supported() -> None:
     from dataclasses import replace
 
-    from harness.manifest import load_manifest
-    from harness.scenario import run_manifest
+    from gossipcert.harness.manifest import load_manifest
+    from gossipcert.harness.scenario import run_manifest
 
     reference = load_manifest("reference")
     assert reference.conflict_policy == "lww"
@@ -128,13 +132,13 @@ def test_too_small_a_cluster_is_refused() -> None:
 
 
 def test_cli_lists_scenarios_and_refuses_a_bad_one(tmp_path: Path) -> None:
-    listed = subprocess.run([sys.executable, "-m", "harness.cli", "scenarios"],
+    listed = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "scenarios"],
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0
     for name in SHIPPED:
         assert name in listed.stdout
     bad = write(tmp_path, "name: x\nsteps:\n  - kind: partition\n    shape: square\n")
-    run = subprocess.run([sys.executable, "-m", "harness.cli", "certify", "--scenario",
+    run = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "certify", "--scenario",
                           str(bad), "--report-dir", str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
@@ -153,7 +157,8 @@ def test_every_shipped_scenario_certifies_the_reference_node(tmp_path: Path,
         pytest.skip(f"scenario {name} uses the packet plane: {unavailable_reason()}")
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", "reference", "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness.cli",
+         "certify", "--impl", "reference", "--nodes", "5",
          "--seed", "3", "--scenario", name, "--report-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -200,8 +205,8 @@ def test_a_wrong_key_node_may_not_take_a_members_id(tmp_path: Path) -> None:
 def test_the_run_key_needs_the_capability_and_key_args() -> None:
     from dataclasses import replace
 
-    from harness.manifest import load_manifest
-    from harness.scenario import run_manifest
+    from gossipcert.harness.manifest import load_manifest
+    from gossipcert.harness.scenario import run_manifest
 
     reference = load_manifest("reference")
     security = load_scenario("security")
@@ -222,11 +227,11 @@ def _admission(tmp_path: Path, right_key: bool) -> str:
     to join, and judge SEC-WRONG-KEY on the history."""
     import time
 
-    from harness.checkers import run_checks
-    from harness.cluster import Cluster
-    from harness.manifest import load_manifest
-    from harness.scenario import run_manifest
-    from harness.verdict import load_catalogue
+    from gossipcert.harness.checkers import run_checks
+    from gossipcert.harness.cluster import Cluster
+    from gossipcert.harness.manifest import load_manifest
+    from gossipcert.harness.scenario import run_manifest
+    from gossipcert.harness.verdict import load_catalogue
 
     manifest = run_manifest(load_manifest("reference"), load_scenario("security"))
     cluster = Cluster(manifest, 3, tmp_path, seed=5)

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.properties import Schedule, run_schedule
-from harness.sweep import labelled_processes
+from gossipcert.harness.properties import Schedule, run_schedule
+from gossipcert.harness.sweep import labelled_processes
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 
@@ -147,7 +146,7 @@ def test_seeded_defect_is_flagged_with_its_requirement_in_memory(name: str) -> N
 
 
 def test_every_defect_folder_is_a_complete_implementation() -> None:
-    from harness.manifest import load_manifest
+    from gossipcert.harness.manifest import load_manifest
 
     folders = sorted(p.name for p in IMPLS.iterdir() if (p / "manifest.yaml").exists())
     assert set(CASES) <= set(folders)
@@ -170,7 +169,7 @@ def certify(impl: str, report_dir: Path, seed: int, scenario: str = "default",
             quick: bool = False) -> tuple[int, dict[str, Any], str]:
     which = ["--quick"] if quick else ["--scenario", scenario]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", impl, "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl, "--nodes", "5",
          "--seed", str(seed), "--report-dir", str(report_dir), *which],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -215,7 +214,7 @@ PROVEN_ELSEWHERE = {"KV-LWW": "tests/test_certify_e2e.py (lww_oldest_wins)"}
 def test_every_must_requirement_has_a_defect_failing_it_on_real_processes() -> None:
     """The catalogue's MUST requirements each have a seeded defect certified as real
     processes, with the scenario the requirement names, listed in tests/impls/README.md."""
-    from harness.verdict import load_catalogue
+    from gossipcert.harness.verdict import load_catalogue
 
     musts = {r.id: r for r in load_catalogue() if r.level == "MUST"}
     covered = {requirement for _, requirement, _ in REAL_PROCESS} | set(PROVEN_ELSEWHERE)

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from chaos.packet import Flow, PacketPlane, unavailable_reason
-from harness.procutil import child_preexec, free_port, stop_process
+from gossipcert.chaos.packet import Flow, PacketPlane, unavailable_reason
+from gossipcert.harness.procutil import child_preexec, free_port, stop_process
 
 pytestmark = pytest.mark.slow
 

@@ -8,13 +8,12 @@ import random
 import statistics
 
 import pytest
-
-from reference_node.core import Status
-from reference_node.core.membership import Member, MemberBase, MemberTable
-from reference_node.core.messages import MemberUpdate
-from reference_node.core.probing import ProbeOrder
-from reference_node.core.suspicion import suspicion_timeout_ms
-from reference_node.sim import Simulation, gossip_only
+from gossipcert.reference_node.core import Status
+from gossipcert.reference_node.core.membership import Member, MemberBase, MemberTable
+from gossipcert.reference_node.core.messages import MemberUpdate
+from gossipcert.reference_node.core.probing import ProbeOrder
+from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
+from gossipcert.reference_node.sim import Simulation, gossip_only
 
 # Fast SWIM timing, as the harness runs the reference node.
 SWIM = {

@@ -9,11 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
-from harness.bounds import derived_parameters, evaluate
-from harness.checkers import CHECKERS, resolve_checker
-from harness.verdict import CatalogueError, load_catalogue
-from specs import spec_path
+from gossipcert.harness.bounds import derived_parameters, evaluate
+from gossipcert.harness.checkers import CHECKERS, resolve_checker
+from gossipcert.harness.verdict import CatalogueError, load_catalogue
+from gossipcert.specs import spec_path
 
 REPO = Path(__file__).resolve().parents[1]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from chaos.toxiproxy import BackgroundServer
-from chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
+from gossipcert.chaos.toxiproxy import BackgroundServer
+from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 
 
 @pytest.fixture(scope="module")

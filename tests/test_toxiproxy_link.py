@@ -12,10 +12,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
-from chaos.toxiproxy import BackgroundServer
-from chaos.toxiproxy.testing import EchoServer, GreeterServer, connect, recv_exactly
-from chaos.toxiproxy_client import ToxiproxyClient
+from gossipcert.chaos.toxiproxy import BackgroundServer
+from gossipcert.chaos.toxiproxy.testing import EchoServer, GreeterServer, connect, recv_exactly
+from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +393,7 @@ def test_counters_count_what_the_sender_sent_through_a_partition(client: Toxipro
 
 
 def test_counters_of_an_unknown_proxy_are_404(client: ToxiproxyClient) -> None:
-    from chaos.toxiproxy_client import ToxiproxyError
+    from gossipcert.chaos.toxiproxy_client import ToxiproxyError
 
     with pytest.raises(ToxiproxyError) as caught:
         client.proxy_stats("nope")

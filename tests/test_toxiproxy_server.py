@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import toxiproxy
 import toxiproxy.api
+from gossipcert.chaos.toxiproxy import READY_LINE, BackgroundServer
+from gossipcert.chaos.toxiproxy.testing import EchoServer, connect, recv_exactly
 from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
-
-from chaos.toxiproxy import READY_LINE, BackgroundServer
-from chaos.toxiproxy.testing import EchoServer, connect, recv_exactly
 
 
 @pytest.fixture
@@ -405,7 +404,7 @@ def test_toxiproxy_python_populate(tp: Toxiproxy, echo: EchoServer) -> None:
 
 def _start_cli(listen: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "chaos.toxiproxy", "serve", "--listen", listen],
+        [sys.executable, "-m", "gossipcert.chaos.toxiproxy", "serve", "--listen", listen],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

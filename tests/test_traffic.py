@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gossipcert.harness.checkers import CHECKERS
+from gossipcert.harness.checkers.traffic import AWARENESS_MAX_MULTIPLIER
+from gossipcert.harness.verdict import Verdict
 from test_checkers import CATALOGUE, Hist, formed, params
-
-from harness.checkers import CHECKERS
-from harness.checkers.traffic import AWARENESS_MAX_MULTIPLIER
-from harness.verdict import Verdict
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 PROBE_MS = 300  # test_checkers.TIMING
@@ -163,7 +162,7 @@ def test_not_claimed_without_failure_detection() -> None:
 
 def certify(impl: str, report_dir: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "certify", "--impl", impl, "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl, "--nodes", "5",
          "--seed", "3", "--quick", "--report-dir", str(report_dir), *extra],
         capture_output=True, text=True, timeout=900,
     )

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from chaos.toxiproxy import BackgroundServer
+from gossipcert.chaos.toxiproxy import BackgroundServer
 
 
 @pytest.fixture

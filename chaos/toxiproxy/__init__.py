@@ -8,6 +8,6 @@ proxy relays (``GET /stats``, ``GET /proxies/{name}/stats``: another extension t
 Toxiproxy answers with 404; see :mod:`chaos.toxiproxy.api`).
 """
 
-from chaos.toxiproxy.server import READY_LINE, BackgroundServer, ToxiproxyServer, serve
+from gossipcert.chaos.toxiproxy.server import READY_LINE, BackgroundServer, ToxiproxyServer, serve
 
 __all__ = ["READY_LINE", "BackgroundServer", "ToxiproxyServer", "serve"]

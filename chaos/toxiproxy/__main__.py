@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from chaos.toxiproxy.server import serve
+from gossipcert.chaos.toxiproxy.server import serve
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,9 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
-from chaos.toxiproxy.proxy import ApiError, ProxyCollection, bad_body
-from chaos.toxiproxy.udp import UdpProxyCollection
+from gossipcert.chaos.toxiproxy.proxy import ApiError, ProxyCollection, bad_body
+from gossipcert.chaos.toxiproxy.udp import UdpProxyCollection
 
 # Real Toxiproxy 2.x answers its own version here; clients only show it. The build
 # suffix lets a person tell this server from the Go one.

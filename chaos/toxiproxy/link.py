@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 
-from chaos.toxiproxy.toxics import Receiver, Stage, ToxicSpec
+from gossipcert.chaos.toxiproxy.toxics import Receiver, Stage, ToxicSpec
 
 # Pause the reader when stages hold this much back (latency on a fast stream), resume
 # below the low mark: 100 ms latency at ~100 MB/s needs about 10 MB in flight.

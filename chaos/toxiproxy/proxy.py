@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from chaos.toxiproxy.link import (
+from gossipcert.chaos.toxiproxy.link import (
     Connection,
     Endpoint,
     LinkTraffic,
@@ -19,7 +19,7 @@ from chaos.toxiproxy.link import (
     socket_address,
     split_hostport,
 )
-from chaos.toxiproxy.toxics import (
+from gossipcert.chaos.toxiproxy.toxics import (
     STREAMS,
     TOXIC_KINDS,
     InvalidAttributes,

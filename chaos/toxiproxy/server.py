@@ -10,11 +10,10 @@ import threading
 from types import TracebackType
 
 from aiohttp import web
-
-from chaos.toxiproxy.api import build_app
-from chaos.toxiproxy.link import bind_socket, socket_address
-from chaos.toxiproxy.proxy import ProxyCollection
-from chaos.toxiproxy.udp import UdpProxyCollection
+from gossipcert.chaos.toxiproxy.api import build_app
+from gossipcert.chaos.toxiproxy.link import bind_socket, socket_address
+from gossipcert.chaos.toxiproxy.proxy import ProxyCollection
+from gossipcert.chaos.toxiproxy.udp import UdpProxyCollection
 
 READY_LINE = "toxiproxy-compatible server listening on http://{address}"
 

@@ -36,8 +36,8 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from chaos.toxiproxy.link import join_hostport, split_hostport
-from chaos.toxiproxy.proxy import (
+from gossipcert.chaos.toxiproxy.link import join_hostport, split_hostport
+from gossipcert.chaos.toxiproxy.proxy import (
     ApiError,
     _text_field,
     bad_body,
@@ -45,7 +45,7 @@ from chaos.toxiproxy.proxy import (
     new_toxic,
     update_toxic,
 )
-from chaos.toxiproxy.toxics import STREAMS, ToxicSpec
+from gossipcert.chaos.toxiproxy.toxics import STREAMS, ToxicSpec
 
 UDP_TOXICS: dict[str, dict[str, int]] = {
     "latency": {"latency": 0, "jitter": 0},

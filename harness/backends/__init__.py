@@ -64,14 +64,14 @@ class Backend(Protocol):
 
 
 def make_backend(name: str) -> Backend:
-    from harness.errors import GossipcertError
+    from gossipcert.harness.errors import GossipcertError
 
     if name == "process":
-        from harness.backends.process import ProcessBackend
+        from gossipcert.harness.backends.process import ProcessBackend
 
         return ProcessBackend()
     if name == "docker":
-        from harness.backends.docker import DockerBackend
+        from gossipcert.harness.backends.docker import DockerBackend
 
         return DockerBackend()
     raise GossipcertError(f"unknown backend {name!r} (available: process, docker)")

@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends import NodeAddress
-from harness.clean import OWNER_LABEL, RUN_LABEL, owner_label, sweep_docker
-from harness.errors import GossipcertError, LaunchError, ManifestError, ToxiproxyUnavailable
-from harness.images import REFERENCE_REPO, docker_client, resolve_image
-from harness.procutil import RUN_LABEL_ENV
+from gossipcert.harness.backends import NodeAddress
+from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL, owner_label, sweep_docker
+from gossipcert.harness.errors import (
+    GossipcertError,
+    LaunchError,
+    ManifestError,
+    ToxiproxyUnavailable,
+)
+from gossipcert.harness.images import REFERENCE_REPO, docker_client, resolve_image
+from gossipcert.harness.procutil import RUN_LABEL_ENV
 
 NODE_LABEL = "gossipcert.node"
 GOSSIP_PORT = 7946
@@ -359,7 +364,7 @@ class DockerBackend:
         else:
             image = self.image if self.image.startswith(REFERENCE_REPO) else resolve_image(
                 self.client, REFERENCE_REPO, self.progress)
-            command = ["python3", "-m", "chaos.toxiproxy", "serve", "--listen",
+            command = ["python3", "-m", "gossipcert.chaos.toxiproxy", "serve", "--listen",
                        f"0.0.0.0:{TOXIPROXY_PORT}"]
         api = self.client.api
         created = api.create_container(

@@ -8,9 +8,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from harness.backends import NodeAddress
-from harness.errors import LaunchError
-from harness.procutil import child_preexec, ensure_free, free_port, stop_process
+from gossipcert.harness.backends import NodeAddress
+from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.procutil import child_preexec, ensure_free, free_port, stop_process
 
 
 def process_state(pid: int) -> str | None:

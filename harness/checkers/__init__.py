@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from harness.bounds import BoundError, derived_parameters
-from harness.checkers._core import (
+from gossipcert.harness.bounds import BoundError, derived_parameters
+from gossipcert.harness.checkers._core import (
     REALTIME_TOLERANCE_MS,
     Checker,
     _bound_of,
@@ -37,16 +37,16 @@ from harness.checkers._core import (
     check_no_false_positive,
     check_partition_heal,
 )
-from harness.checkers.dissemination import check_broadcast_latency, check_messages_per_op
-from harness.checkers.failure import (
+from gossipcert.harness.checkers.dissemination import check_broadcast_latency, check_messages_per_op
+from gossipcert.harness.checkers.failure import (
     check_dead_stays_dead,
     check_no_false_positive_latency,
     check_no_false_positive_loss,
     check_no_false_positive_pause,
 )
-from harness.checkers.membership import check_member_leave, check_member_rejoin
-from harness.checkers.security import check_wrong_key_rejected
-from harness.checkers.state import (
+from gossipcert.harness.checkers.membership import check_member_leave, check_member_rejoin
+from gossipcert.harness.checkers.security import check_wrong_key_rejected
+from gossipcert.harness.checkers.state import (
     check_crdt_g_counter,
     check_crdt_lww_register,
     check_crdt_or_set,
@@ -58,9 +58,9 @@ from harness.checkers.state import (
     check_kv_mv,
     check_no_lost_write,
 )
-from harness.checkers.traffic import check_timing_traffic
-from harness.history import Entry
-from harness.verdict import Requirement, Verdict
+from gossipcert.harness.checkers.traffic import check_timing_traffic
+from gossipcert.harness.history import Entry
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = [
     "CHECKERS",

@@ -41,10 +41,10 @@ from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
-from harness.bounds import evaluate
-from harness.history import Entry
-from harness.models import REALTIME_TOLERANCE_MS, Write
-from harness.verdict import Requirement, Verdict
+from gossipcert.harness.bounds import evaluate
+from gossipcert.harness.history import Entry
+from gossipcert.harness.models import REALTIME_TOLERANCE_MS, Write
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = [
     "REALTIME_TOLERANCE_MS",

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.checkers._core import (
+from gossipcert.harness.checkers._core import (
     Requirement,
     Verdict,
     _checker,
@@ -15,7 +15,7 @@ from harness.checkers._core import (
     _Op,
     _verdict,
 )
-from harness.models import quantiles
+from gossipcert.harness.models import quantiles
 
 __all__ = ["CLIENT_OPS", "broadcast_latencies", "check_broadcast_latency", "check_messages_per_op"]
 

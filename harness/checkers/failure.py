@@ -12,8 +12,8 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.bounds import derived_parameters
-from harness.checkers._core import (
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.checkers._core import (
     _DEAD_STATUSES,
     INF,
     Requirement,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.bounds import derived_parameters
-from harness.checkers._core import (
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.checkers._core import (
     INF,
     Requirement,
     Verdict,

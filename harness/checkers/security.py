@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checkers._core import Requirement, Verdict, _checker, _Index, _verdict
+from gossipcert.harness.checkers._core import Requirement, Verdict, _checker, _Index, _verdict
 
 __all__ = ["check_wrong_key_rejected"]
 

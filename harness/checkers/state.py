@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from harness.bounds import derived_parameters
-from harness.checkers._core import (
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.checkers._core import (
     INF,
     Requirement,
     Verdict,
@@ -31,7 +31,7 @@ from harness.checkers._core import (
     _verdict,
     writer_died_early,
 )
-from harness.models import (
+from gossipcert.harness.models import (
     CounterOp,
     SetOp,
     SetRead,
@@ -153,7 +153,7 @@ def check_kv_after_restart(index: _Index, requirement: Requirement, bound: float
 def _convergence_of(
     reads: Sequence[_KvRead], members: set[str]
 ) -> tuple[float | None, dict[str, _KvRead]]:
-    from harness.checkers._core import _convergence
+    from gossipcert.harness.checkers._core import _convergence
 
     return _convergence(reads, members)
 

@@ -32,9 +32,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.bounds import derived_parameters
-from harness.checkers._core import Requirement, Verdict, _checker, _Index, _Op, _verdict
-from harness.history import Entry
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.checkers._core import Requirement, Verdict, _checker, _Index, _Op, _verdict
+from gossipcert.harness.history import Entry
 
 __all__ = ["AWARENESS_MAX_MULTIPLIER", "check_timing_traffic", "traffic_windows"]
 

@@ -12,5 +12,5 @@ WORKDIR /opt/gossipcert
 # Bytecode compiled once here, not at every container start (PYTHONDONTWRITEBYTECODE
 # keeps the running containers from writing any).
 RUN python3 -m compileall -q -j 0 /opt/gossipcert
-RUN python3 -m reference_node --help >/dev/null && python3 -m chaos.toxiproxy --help >/dev/null
-CMD ["python3", "-m", "reference_node", "--help"]
+RUN python3 -m gossipcert.reference_node --help >/dev/null && python3 -m gossipcert.chaos.toxiproxy --help >/dev/null
+CMD ["python3", "-m", "gossipcert.reference_node", "--help"]

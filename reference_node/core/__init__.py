@@ -5,11 +5,11 @@ generator: every input carries `now_ms`, every output is an effect drained with
 `Node.take_effects()`. The asyncio runtime and a future simulator drive the same core.
 """
 
-from reference_node.core.config import NodeConfig
-from reference_node.core.effects import Effect, Observed, SendMessage
-from reference_node.core.events import BroadcastEvent, Event, MemberEvent
-from reference_node.core.membership import Status
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.config import NodeConfig
+from gossipcert.reference_node.core.effects import Effect, Observed, SendMessage
+from gossipcert.reference_node.core.events import BroadcastEvent, Event, MemberEvent
+from gossipcert.reference_node.core.membership import Status
+from gossipcert.reference_node.core.node import Node
 
 __all__ = [
     "BroadcastEvent",

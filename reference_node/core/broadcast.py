@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from reference_node.core.messages import BroadcastUpdate
+from gossipcert.reference_node.core.messages import BroadcastUpdate
 
 
 @dataclass(frozen=True)

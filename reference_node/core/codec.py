@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reference_node.core.hlc import Timestamp
-from reference_node.core.messages import (
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.messages import (
     Ack,
     BroadcastUpdate,
     CrdtUpdate,
@@ -29,7 +29,7 @@ from reference_node.core.messages import (
     Status,
     Update,
 )
-from reference_node.core.state_codec import (
+from gossipcert.reference_node.core.state_codec import (
     decode_crdt,
     decode_kv_state,
     decode_part,

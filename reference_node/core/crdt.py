@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from reference_node.core.hlc import Timestamp
-from reference_node.core.vclock import VClock, covers, decode_vv, encode_vv, vv_merge
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.vclock import VClock, covers, decode_vv, encode_vv, vv_merge
 
 
 class CrdtError(ValueError):

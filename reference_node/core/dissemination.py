@@ -16,8 +16,8 @@ import math
 import zlib
 from dataclasses import dataclass
 
-from reference_node.core.codec import encode_update
-from reference_node.core.messages import Update
+from gossipcert.reference_node.core.codec import encode_update
+from gossipcert.reference_node.core.messages import Update
 
 
 def retransmit_limit(retransmit_mult: int, n: int) -> int:

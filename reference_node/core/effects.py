@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference_node.core.events import Event
-from reference_node.core.messages import Message, Update
+from gossipcert.reference_node.core.events import Event
+from gossipcert.reference_node.core.messages import Message, Update
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference_node.core.messages import Status
+from gossipcert.reference_node.core.messages import Status
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
-from reference_node.core.crdt import canonical, sorted_values
-from reference_node.core.hlc import Timestamp
-from reference_node.core.messages import KvState, KvUpdate, Sibling
-from reference_node.core.vclock import EMPTY, VClock, covers, vv_merge
+from gossipcert.reference_node.core.crdt import canonical, sorted_values
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.messages import KvState, KvUpdate, Sibling
+from gossipcert.reference_node.core.vclock import EMPTY, VClock, covers, vv_merge
 
 Policy = Literal["lww", "mv"]
 POLICIES: tuple[Policy, ...] = ("lww", "mv")

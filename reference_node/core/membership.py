@@ -10,7 +10,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from reference_node.core.messages import MemberUpdate, Status
+from gossipcert.reference_node.core.messages import MemberUpdate, Status
 
 __all__ = ["Change", "Member", "MemberBase", "MemberTable", "Status", "supersedes"]
 

@@ -27,7 +27,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from reference_node.core.messages import (
+from gossipcert.reference_node.core.messages import (
     CrdtUpdate,
     KvState,
     MerkleDigest,

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from reference_node.core.crdt import Crdt
-from reference_node.core.hlc import Timestamp
-from reference_node.core.vclock import VClock
+from gossipcert.reference_node.core.crdt import Crdt
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.vclock import VClock
 
 
 class Status(StrEnum):

@@ -13,19 +13,19 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from reference_node.core import merkle
-from reference_node.core.awareness import Awareness
-from reference_node.core.broadcast import BroadcastStore, Delivery
-from reference_node.core.codec import decode_update, encode_update, update_size
-from reference_node.core.config import NodeConfig
-from reference_node.core.crdt import LWWRegister
-from reference_node.core.dissemination import TransmitQueue, retransmit_limit
-from reference_node.core.effects import Effect, Observed, Persist, SendMessage
-from reference_node.core.events import Event, EventLog
-from reference_node.core.hlc import HybridClock
-from reference_node.core.kv import Policy
-from reference_node.core.membership import Change, Member, MemberTable
-from reference_node.core.messages import (
+from gossipcert.reference_node.core import merkle
+from gossipcert.reference_node.core.awareness import Awareness
+from gossipcert.reference_node.core.broadcast import BroadcastStore, Delivery
+from gossipcert.reference_node.core.codec import decode_update, encode_update, update_size
+from gossipcert.reference_node.core.config import NodeConfig
+from gossipcert.reference_node.core.crdt import LWWRegister
+from gossipcert.reference_node.core.dissemination import TransmitQueue, retransmit_limit
+from gossipcert.reference_node.core.effects import Effect, Observed, Persist, SendMessage
+from gossipcert.reference_node.core.events import Event, EventLog
+from gossipcert.reference_node.core.hlc import HybridClock
+from gossipcert.reference_node.core.kv import Policy
+from gossipcert.reference_node.core.membership import Change, Member, MemberTable
+from gossipcert.reference_node.core.messages import (
     Ack,
     BroadcastUpdate,
     CrdtUpdate,
@@ -45,14 +45,14 @@ from reference_node.core.messages import (
     Status,
     Update,
 )
-from reference_node.core.probing import ActiveProbe, ProbeOrder, Relay
-from reference_node.core.state import DEFAULT_CHUNK_BYTES, StateStore
-from reference_node.core.suspicion import (
+from gossipcert.reference_node.core.probing import ActiveProbe, ProbeOrder, Relay
+from gossipcert.reference_node.core.state import DEFAULT_CHUNK_BYTES, StateStore
+from gossipcert.reference_node.core.suspicion import (
     Suspicion,
     expected_confirmations,
     suspicion_timeout_ms,
 )
-from reference_node.core.vclock import EMPTY, VClock
+from gossipcert.reference_node.core.vclock import EMPTY, VClock
 
 NEVER_MS = 2**62
 """Deadline returned when no timer is pending (a node that has left)."""

@@ -13,12 +13,18 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from reference_node.core.codec import encode_message, encode_update, update_size
-from reference_node.core.crdt import Crdt, CrdtError, canonical, merge_any, new_crdt
-from reference_node.core.hlc import Timestamp
-from reference_node.core.kv import KvStore, Policy, state_hash
-from reference_node.core.merkle import DEFAULT_DEPTH, ItemState, MerkleTree, answer, start
-from reference_node.core.messages import (
+from gossipcert.reference_node.core.codec import encode_message, encode_update, update_size
+from gossipcert.reference_node.core.crdt import Crdt, CrdtError, canonical, merge_any, new_crdt
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.kv import KvStore, Policy, state_hash
+from gossipcert.reference_node.core.merkle import (
+    DEFAULT_DEPTH,
+    ItemState,
+    MerkleTree,
+    answer,
+    start,
+)
+from gossipcert.reference_node.core.messages import (
     CrdtUpdate,
     FullState,
     KvState,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_node.core.crdt import crdt_from_json
-from reference_node.core.hlc import Timestamp
-from reference_node.core.messages import (
+from gossipcert.reference_node.core.crdt import crdt_from_json
+from gossipcert.reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.messages import (
     CrdtUpdate,
     KvState,
     MerkleDigest,
@@ -20,7 +20,7 @@ from reference_node.core.messages import (
     MerklePart,
     Sibling,
 )
-from reference_node.core.vclock import covers, decode_vv, encode_vv
+from gossipcert.reference_node.core.vclock import covers, decode_vv, encode_vv
 
 MAX_MERKLE_LEVEL = 15
 

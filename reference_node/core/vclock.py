@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.hlc import Timestamp
 
 Dot = tuple[str, Timestamp]
 VClock = tuple[tuple[str, Timestamp], ...]

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reference_node.core import Node, NodeConfig, Observed, SendMessage, Status
-from reference_node.core.codec import encode_message
-from reference_node.core.events import BroadcastEvent, Event, MemberEvent
-from reference_node.core.membership import Member, MemberBase
-from reference_node.core.messages import Message
-from reference_node.sim.network import JitterKind, NetworkModel
+from gossipcert.reference_node.core import Node, NodeConfig, Observed, SendMessage, Status
+from gossipcert.reference_node.core.codec import encode_message
+from gossipcert.reference_node.core.events import BroadcastEvent, Event, MemberEvent
+from gossipcert.reference_node.core.membership import Member, MemberBase
+from gossipcert.reference_node.core.messages import Message
+from gossipcert.reference_node.sim.network import JitterKind, NetworkModel
 
 DISABLED_MS = 2**50
 """An interval so long that the timer never fires within any simulated run."""

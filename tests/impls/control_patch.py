@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
+import gossipcert.reference_node.__main__ as entry
 from aiohttp import web
-
-import reference_node.__main__ as entry
 
 Middleware = Callable[
     [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core.kv import write
-from reference_node.core.messages import KvState, Sibling
-from reference_node.core.node import Node
-from reference_node.core.vclock import EMPTY, VClock
+from gossipcert.reference_node.core.kv import write
+from gossipcert.reference_node.core.messages import KvState, Sibling
+from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.core.vclock import EMPTY, VClock
 
 
 @contextmanager

@@ -16,8 +16,8 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.messages import BroadcastUpdate
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.messages import BroadcastUpdate
+from gossipcert.reference_node.core.node import Node
 
 HOLD_MS = 6000
 

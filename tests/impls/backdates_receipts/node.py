@@ -10,8 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from defect import installed  # noqa: E402
-
-from reference_node.__main__ import main  # noqa: E402
+from gossipcert.reference_node.__main__ import main  # noqa: E402
 
 HONEST_FLAG = "--honest-stamps"
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.messages import MemberUpdate, Status
-from reference_node.core.node import Node
-from reference_node.core.probing import ActiveProbe
+from gossipcert.reference_node.core.messages import MemberUpdate, Status
+from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.core.probing import ActiveProbe
 
 
 def _give_up(self: Node, probe: ActiveProbe, now_ms: int) -> None:

@@ -9,7 +9,7 @@ timing assumes. Only the traffic the harness relays shows it.
 
 import sys
 
-from reference_node.__main__ import main
+from gossipcert.reference_node.__main__ import main
 
 SLOWDOWN = 1000
 SCALED = ("--probe-interval-ms", "--gossip-interval-ms", "--push-pull-interval-ms")

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.kv import write
-from reference_node.core.messages import KvState, Sibling
-from reference_node.core.node import Node
-from reference_node.core.vclock import VClock
+from gossipcert.reference_node.core.kv import write
+from gossipcert.reference_node.core.messages import KvState, Sibling
+from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.core.vclock import VClock
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.crdt import GCounter
+from gossipcert.reference_node.core.crdt import GCounter
 
 
 def _summed(self: GCounter, other: GCounter) -> GCounter:

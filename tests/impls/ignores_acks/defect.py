@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.messages import Ack
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.messages import Ack
+from gossipcert.reference_node.core.node import Node
 
 
 @contextmanager

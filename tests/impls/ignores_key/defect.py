@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from reference_node.core.keyring import KEY_SIZES, Keyring, KeyringError
+from gossipcert.reference_node.core.keyring import KEY_SIZES, Keyring, KeyringError
 
 
 def _install(self: Keyring, key: bytes) -> None:

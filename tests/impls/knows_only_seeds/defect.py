@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core.messages import MemberUpdate, Message
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.messages import MemberUpdate, Message
+from gossipcert.reference_node.core.node import Node
 
 
 @contextmanager

@@ -8,8 +8,8 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.membership import Status
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.membership import Status
+from gossipcert.reference_node.core.node import Node
 
 
 def _quit(self: Node, now_ms: int) -> None:

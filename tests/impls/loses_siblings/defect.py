@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core import kv
+from gossipcert.reference_node.core import kv
 
 
 @contextmanager

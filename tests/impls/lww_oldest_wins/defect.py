@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.messages import Sibling
+from gossipcert.reference_node.core.messages import Sibling
 
 
 def _oldest_first(self: Sibling) -> tuple[int, int, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.crdt import LWWRegister
+from gossipcert.reference_node.core.crdt import LWWRegister
 
 
 def _oldest(self: LWWRegister, other: LWWRegister) -> LWWRegister:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core.messages import Sibling
+from gossipcert.reference_node.core.messages import Sibling
 
 
 @functools.total_ordering

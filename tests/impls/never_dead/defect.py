@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.suspicion import Suspicion
+from gossipcert.reference_node.core.suspicion import Suspicion
 
 
 def _never(self: Suspicion) -> int:

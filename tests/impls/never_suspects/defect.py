@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.node import Node
 
 
 def _ignore(self: Node, probe: object, now_ms: int) -> None:

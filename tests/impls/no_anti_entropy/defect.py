@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.node import Node, _advance
+from gossipcert.reference_node.core.node import Node, _advance
 
 
 def _never(self: Node, now_ms: int) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.node import Node
 
 
 def _dropped(self: Node, entry: Any, now_ms: int, **kwargs: Any) -> None:

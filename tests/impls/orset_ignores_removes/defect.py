@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core.crdt import ORSet
-from reference_node.core.hlc import Timestamp
+from gossipcert.reference_node.core.crdt import ORSet
+from gossipcert.reference_node.core.hlc import Timestamp
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.crdt import PNCounter, _merge_counts
+from gossipcert.reference_node.core.crdt import PNCounter, _merge_counts
 
 
 def _own_decrements(self: PNCounter, other: PNCounter) -> PNCounter:

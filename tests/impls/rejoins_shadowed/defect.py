@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.node import Node
 
 
 def _ignored(self: Node, *args: object) -> None:

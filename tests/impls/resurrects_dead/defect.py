@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from reference_node.core import membership
-from reference_node.core.messages import Status
-from reference_node.core.node import Node
+from gossipcert.reference_node.core import membership
+from gossipcert.reference_node.core.messages import Status
+from gossipcert.reference_node.core.node import Node
 
 
 @contextmanager

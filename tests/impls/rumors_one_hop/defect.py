@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from reference_node.core.messages import BroadcastUpdate
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.messages import BroadcastUpdate
+from gossipcert.reference_node.core.node import Node
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reference_node.core.node import Node
+from gossipcert.reference_node.core.node import Node
 
 AHEAD_MS = 3_600_000
 

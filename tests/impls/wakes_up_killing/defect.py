@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reference_node.core.messages import MemberUpdate, Message, Status
-from reference_node.core.node import Node
-from reference_node.core.suspicion import suspicion_timeout_ms
+from gossipcert.reference_node.core.messages import MemberUpdate, Message, Status
+from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
 
 
 def _sweep_after_stall(self: Node, now_ms: int) -> None:
