@@ -1,6 +1,6 @@
 """How long the full requirement catalogue takes to check a history, by history size.
 
-Histories come from the in-memory cluster (harness.properties): N nodes, a workload of
+Histories come from the simulated driver (harness.simulated): N nodes, a workload of
 puts and broadcasts with time passing, a crash, a partition and a heal, then a settle.
 Checkers index a history once and do work linear in what they check, so the time per
 entry should stay flat as histories grow.
@@ -12,28 +12,27 @@ from __future__ import annotations
 
 import time
 
+from gossipcert.harness import operations as o
 from gossipcert.harness.checkers import run_checks
-from gossipcert.harness.properties import SimCluster, settle_cluster, settle_ms
+from gossipcert.harness.operations import Op
+from gossipcert.harness.properties import DEFAULT_TIMING, settle_ms, settle_ops
+from gossipcert.harness.simulated import simulate
 from gossipcert.harness.verdict import load_catalogue
 
 
 def history(nodes: int, rounds: int) -> list:
     ids = [f"n{i}" for i in range(1, nodes + 1)]
-    cluster = SimCluster(ids)
-    cluster.start()
+    ops: list[Op] = []
     for r in range(rounds):
-        for i, node in enumerate(ids):
-            cluster.put(node, f"k{(r + i) % 20}", f"{node}-{r}")
-        cluster.broadcast(ids[r % nodes], f"b{r}")
-        cluster.advance(100)
+        ops += [o.Put(node, f"k{(r + i) % 20}", f"{node}-{r}") for i, node in enumerate(ids)]
+        ops += [o.Broadcast(ids[r % nodes], f"b{r}"), o.Wait(100, observe=False)]
         if r % 10 == 0:
-            cluster.read_round()
-    cluster.crash(ids[-1])
-    cluster.partition([ids[: nodes // 2], ids[nodes // 2 : -1]])
-    cluster.advance(4000)
-    cluster.heal()
-    settle_cluster(cluster, settle_ms(cluster.timing, nodes, load_catalogue()))
-    return cluster.entries()
+            ops += [o.ReadRound("members"), o.ReadRound("kv"), o.ReadRound("broadcasts")]
+    ops += [o.Kill(ids[-1]), o.Partition((tuple(ids[: nodes // 2]), tuple(ids[nodes // 2 : -1]))),
+            o.Wait(4000, observe=False), o.Heal(),
+            *settle_ops(settle_ms(DEFAULT_TIMING, nodes, load_catalogue()))]
+    _, entries = simulate(ops, ids, timing=DEFAULT_TIMING)
+    return entries
 
 
 def main() -> None:

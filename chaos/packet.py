@@ -38,7 +38,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gossipcert.harness.errors import GossipcertError
+from gossipcert.chaos.errors import ChaosError
 
 CHAIN_PREFIX = "GC-"
 HOOKS = {"INPUT": "i", "OUTPUT": "o"}
@@ -47,7 +47,7 @@ IPTABLES_TIMEOUT_S = 15.0
 PROTOCOLS = ("tcp", "udp")
 
 
-class PacketPlaneError(GossipcertError):
+class PacketPlaneError(ChaosError):
     """iptables is missing, not permitted, or refused a rule."""
 
 

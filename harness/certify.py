@@ -25,19 +25,20 @@ from typing import Any
 
 from gossipcert.harness import __version__
 from gossipcert.harness.checkers import run_checks
-from gossipcert.harness.checkers._core import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.cluster import Cluster
 from gossipcert.harness.errors import VERDICT_EXIT, GossipcertError
 from gossipcert.harness.history import Entry, History
 from gossipcert.harness.hostlag import LagMonitor
+from gossipcert.harness.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
 from gossipcert.harness.manifest import Manifest, load_manifest, with_run_options
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
+from gossipcert.harness.reporting import report_writers, write_all
+from gossipcert.harness.run_report import build_report
 from gossipcert.harness.scenario import (
-    RunOptions,
     Scenario,
-    ScenarioRunner,
     load_scenario,
     run_manifest,
+    run_operations,
     schedule,
 )
 from gossipcert.harness.suite import (
@@ -49,8 +50,6 @@ from gossipcert.harness.suite import (
     suite_plan,
 )
 from gossipcert.harness.verdict import Requirement, Verdict, load_catalogue
-from gossipcert.reports.json_report import write_json_report
-from gossipcert.reports.render import write_reports
 
 
 @dataclass
@@ -101,6 +100,7 @@ class ScenarioRun:
     run_dir: Path
     verdicts: list[Verdict]
     entries: list[Entry]
+    index: HistoryIndex  # of ``entries``: what the checkers judged and the figures draw
     report: dict[str, Any]
     wall_s: float
 
@@ -112,6 +112,7 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         raise GossipcertError(f"unknown backend {opts.backend!r} (available: process, docker)")
     if opts.quick and opts.scenario is not None:
         raise GossipcertError("--quick runs the default scenario alone: drop --scenario")
+    report_writers()  # no writers installed: say so before any node starts
     manifest = load_manifest(opts.impl)
     manifest.launch_for(opts.backend)  # a missing launch section is bad input, before any start
     if opts.clock_skew_ms < 0:
@@ -162,13 +163,13 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "gossipcert_version": __version__,
         "manifest": str(manifest.path),
     }
-    report = write_json_report(
-        report_dir / "report.json", implementation=manifest.name, seed=seed,
+    report = build_report(
+        implementation=manifest.name, seed=seed,
         verdicts=verdicts, faults=[], run=run_info, certificate=cert,
         runs=[run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
               for r in runs],
     )
-    write_reports(report_dir, report, runs[0].entries)
+    write_all(report_dir, report, runs[0].entries, runs[0].index)
     progress(f"suite done: {report['verdict'].upper()} over {len(runs)} scenarios")
     return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
 
@@ -192,7 +193,8 @@ def _run_scenario(
         manifest = with_run_options(manifest, conflict_policy=planned.policy,
                                     encryption=scenario.encryption)
     node_ids = [f"n{i + 1}" for i in range(opts.nodes)]
-    actions = schedule(scenario, node_ids, seed, judged.timing)
+    ops = schedule(scenario, node_ids, seed, judged.timing, quiet_s=opts.quiet_s,
+                   partition_s=opts.partition_s)
     report_dir.mkdir(parents=True, exist_ok=True)
     history = History(report_dir / "history.jsonl")
     history.append("meta", "run", args={
@@ -209,10 +211,11 @@ def _run_scenario(
         "scenario": scenario.name,
     })
     (report_dir / "schedule.json").write_text(
-        json.dumps({"scenario": scenario.name, "seed": seed, "actions": actions}, indent=1)
+        json.dumps({"scenario": scenario.name, "seed": seed,
+                    "ops": [op.to_json() for op in ops]}, indent=1)
     )
     started = time.time()
-    progress(f"scenario {scenario.name}: {len(actions)} steps; starting {opts.nodes} nodes "
+    progress(f"scenario {scenario.name}: {len(ops)} operations; starting {opts.nodes} nodes "
              f"of {manifest.name} ({opts.backend} backend, {manifest.conflict_policy}), "
              f"seed {seed}, run dir {report_dir}")
     cluster = Cluster(manifest, opts.nodes, report_dir, backend=opts.backend, seed=seed,
@@ -223,10 +226,7 @@ def _run_scenario(
             progress(f"cluster up: {opts.nodes} nodes ready")
             lag = LagMonitor(history, judged.timing["probe_timeout_ms"])
             with lag:
-                ScenarioRunner(cluster, list(catalogue), actions, RunOptions(
-                    quiet_s=opts.quiet_s, partition_s=opts.partition_s, progress=progress,
-                    timing=judged.timing,
-                )).run()
+                run_operations(cluster, catalogue, ops, judged.timing, progress)
             if lag.episodes:
                 progress(f"the harness's host stalled {lag.episodes} time(s) beyond the probe "
                          f"timeout (worst {lag.worst_ms:.0f} ms): timing verdicts of this run "
@@ -239,7 +239,8 @@ def _run_scenario(
     wall_s = time.time() - started
     progress(f"cluster stopped after {wall_s:.1f} s; checking requirements")
     entries = history.entries()
-    verdicts = run_checks(entries, catalogue, progress=progress)
+    index = HistoryIndex.build(entries)
+    verdicts = run_checks(entries, catalogue, progress=progress, index=index)
     if mode != "suite":
         # A single scenario certifies only what it exercised: say what it left out.
         verdicts = merge_verdicts(catalogue, [(scenario.name, verdicts)])
@@ -262,17 +263,16 @@ def _run_scenario(
     cert = certificate(catalogue=catalogue, verdicts=verdicts,
                        capabilities=manifest.capabilities, policies=policies,
                        timing_profile=judged.describe(), scenarios=[scenario.name], mode=mode)
-    report = write_json_report(report_dir / "report.json", implementation=manifest.name,
-                               seed=seed, verdicts=verdicts, faults=faults, run=run_info,
-                               certificate=cert)
-    write_reports(report_dir, report, entries)
+    report = build_report(implementation=manifest.name, seed=seed, verdicts=verdicts,
+                          faults=faults, run=run_info, certificate=cert)
+    write_all(report_dir, report, entries, index)
     if mode == "suite":
         counts = judged_counts(verdicts)
         progress(f"scenario {scenario.name}: {counts['pass']} passed, {counts['fail']} failed, "
                  f"{counts['error']} not judged")
     else:
         progress(f"scenario {scenario.name}: {report['verdict'].upper()}")
-    return ScenarioRun(scenario.name, report_dir, verdicts, entries, report, wall_s)
+    return ScenarioRun(scenario.name, report_dir, verdicts, entries, index, report, wall_s)
 
 
 def print_progress(line: str) -> None:

@@ -3,7 +3,8 @@
 A run is stale when the harness process that owns it is gone. Docker objects carry the
 owner as ``gossipcert.owner=<pid>:<start time>`` (the start time guards against a reused
 pid); child processes carry the run label, ``gc-<seed>-<pid>-<stamp>``, whose pid is the
-harness's. Objects of runs still going are left alone unless asked.
+harness's (:mod:`harness.sweep` finds and judges those). Objects of runs still going are
+left alone unless asked.
 """
 
 from __future__ import annotations
@@ -13,22 +14,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from gossipcert.harness.sweep import labelled_processes, sweep
+from gossipcert.harness.sweep import label_stale, labelled_processes, process_start_time, sweep
 
 RUN_LABEL = "gossipcert.run"
 OWNER_LABEL = "gossipcert.owner"
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
-    try:
-        stat = open(f"/proc/{pid}/stat", encoding="utf-8").read()  # noqa: SIM115
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields and fields[0] == "Z":
-        return None
-    return fields[19] if len(fields) > 19 else None
 
 
 def owner_label(pid: int | None = None) -> str:
@@ -44,24 +33,6 @@ def owner_alive(owner: str) -> bool:
         return False
     now = process_start_time(pid)
     return now is not None and (not started or started == now)
-
-
-def run_label_pid(label: str) -> int | None:
-    """The harness pid inside a run label ``gc-<seed>-<pid>-<stamp>``, None if not one."""
-    if not label.startswith("gc-"):
-        return None
-    parts = label[3:].rsplit("-", 2)
-    if len(parts) != 3:
-        return None
-    try:
-        return int(parts[1])
-    except ValueError:
-        return None
-
-
-def label_stale(label: str) -> bool:
-    pid = run_label_pid(label)
-    return pid is not None and pid != os.getpid() and process_start_time(pid) is None
 
 
 @dataclass

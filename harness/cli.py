@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from gossipcert.harness.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, GossipcertError
+from gossipcert.harness.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, USER_ERRORS
 from gossipcert.harness.profiles import profile_names
 
 
@@ -84,8 +84,54 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render a run's reports from its history")
     rep.add_argument("run_dir", type=Path, metavar="DIR",
                      help="a run directory holding history.jsonl")
-    replay = sub.add_parser("replay", help="replay a saved (shrunk) schedule in memory")
-    replay.add_argument("schedule", type=Path, metavar="FILE", help="a schedule file (JSON)")
+    explore = sub.add_parser(
+        "explore",
+        help="search for a violation with Hypothesis on one real cluster, shrink it there "
+             "and save it as a replay file",
+        description="Exit codes: 1 a violation was found (a MUST failed; the smallest "
+                    "failing sequence is in replay.json), 0 none was found within the budget "
+                    "(not a certificate), 2 bad input, 130 interrupted.",
+    )
+    explore.add_argument("--impl", default="reference",
+                         help="'reference' or the path of an implementation manifest (YAML) "
+                              "or of its folder")
+    explore.add_argument("--backend", default="process", choices=["process", "docker"],
+                         help="where nodes run: local processes (default) or Docker containers")
+    explore.add_argument("--budget", default="10m",
+                         help="wall time for searching and shrinking, e.g. 90s, 10m, 1h "
+                              "(default: 10m)")
+    explore.add_argument("--nodes", type=_positive_int, default=5,
+                         help="cluster size (default 5)")
+    explore.add_argument("--seed", type=int, default=None,
+                         help="seed of the search (default: random, reported)")
+    explore.add_argument("--report-dir", type=Path, default=None,
+                         help="where the report, replay file and logs go (default: "
+                              "gossipcert-runs/<stamp>...)")
+    explore.add_argument("--max-steps", type=_positive_int, default=12,
+                         help="most choices drawn per sequence (default 12)")
+    explore.add_argument("--profile", default="lan", choices=profile_names(),
+                         help="timing profile the bounds are judged at (default: lan)")
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay a saved sequence (gossipcert-ops/1) on a fresh cluster or in the "
+             "simulator, judged by the same checkers",
+        description="Exit codes: 1 a MUST still fails, 0 none does, 2 the file cannot be "
+                    "replayed, 130 interrupted.",
+    )
+    replay.add_argument("schedule", type=Path, metavar="FILE",
+                        help="a replay file (JSON), e.g. replay.json of an explore run")
+    replay.add_argument("--impl", default=None,
+                        help="the implementation to replay against (default: the one the "
+                             "file records)")
+    replay.add_argument("--backend", default=None, choices=["process", "docker"],
+                        help="where nodes run (default: the file's backend)")
+    replay.add_argument("--sim", action="store_true",
+                        help="replay in the simulator of the reference core (or of the "
+                             "seeded defect the file records as its core)")
+    replay.add_argument("--report-dir", type=Path, default=None,
+                        help="where a real replay's reports and logs go (default: "
+                             "gossipcert-runs/<stamp>...)")
 
     tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
     tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
@@ -117,13 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "certify":
             return _certify(args)
         if args.command == "report":
-            from gossipcert.reports.render import rerender
+            from gossipcert.harness.rerender import rerender
 
             return rerender(args.run_dir, print_line=print)
+        if args.command == "explore":
+            return _explore(args)
         if args.command == "replay":
-            from gossipcert.harness.replay import replay
-
-            return replay(args.schedule)
+            return _replay(args)
         if args.command == "toxiproxy":
             from gossipcert.chaos.toxiproxy import serve
 
@@ -134,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _images(args)
         if args.command == "clean":
             return _clean(args)
-    except GossipcertError as exc:
+    except USER_ERRORS as exc:
         print(f"gossipcert: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -181,6 +227,46 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"report: {result.report_dir / 'report.html'} "
           "(and report.md, report.json, report.junit.xml)")
     return result.exit_code
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from gossipcert.harness.explore import ExploreOptions, explore, parse_budget, print_progress
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    result = explore(ExploreOptions(
+        impl=args.impl,
+        backend=args.backend,
+        budget_s=parse_budget(args.budget),
+        nodes=args.nodes,
+        seed=args.seed,
+        report_dir=args.report_dir,
+        profile=args.profile,
+        max_steps=args.max_steps,
+        progress=print_progress,
+    ))
+    print(result.summary)
+    outcome = result.outcome
+    if outcome.best is not None and result.replay_path is not None:
+        for v in outcome.best.failed:
+            print(f"{v.status.upper():>6}  {v.id:<20} {v.evidence}")
+        print(f"minimal failing sequence ({len(outcome.best.run.ops)} operations):")
+        for op in outcome.best.run.ops:
+            print(f"  {op.describe()}")
+        print(f"replay: gossipcert replay {result.replay_path}")
+    if result.report is not None:
+        print(f"report: {result.report_dir / 'report.html'} "
+              "(and report.md, report.json, report.junit.xml)")
+    return result.exit_code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from gossipcert.harness.explore import print_progress
+    from gossipcert.harness.replay import ReplayOptions, replay
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
+                                               sim=args.sim, report_dir=args.report_dir,
+                                               progress=print_progress))
 
 
 def _scenarios() -> int:

@@ -11,7 +11,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,26 +19,21 @@ from typing import Any
 from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender
 from gossipcert.harness.backends import Backend, NodeAddress, make_backend
 from gossipcert.harness.control import ControlClient, Reply
+from gossipcert.harness.driver import NO_LATENCY, request_for
 from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.history import History, now_ms
 from gossipcert.harness.linkplane import PARTITION_TOXIC, LinkPlane
 from gossipcert.harness.manifest import Manifest, launch_argv, new_gossip_key
 from gossipcert.harness.procutil import RUN_LABEL_ENV
+from gossipcert.harness.waiting import wait_until
 
 LATENCY_TOXIC = "gossipcert_latency"
 
 
-def _wait(predicate: Any, timeout_s: float, every_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return bool(predicate())
+def _wait(predicate: Callable[[], object], timeout_s: float, every_s: float = 0.02) -> bool:
+    return wait_until(predicate, timeout_s, every_s) is not None
 
 
-# Latency can only be added per link by the proxies: this kernel has no netem.
-NO_LATENCY = "latency needs the link plane (manifest routing: dial-map); this kernel has no netem"
 
 class Cluster:
     """Start, fault and observe ``n`` nodes; ``close()`` leaves nothing running."""
@@ -196,21 +191,25 @@ class Cluster:
         env = {**self.launch.env, RUN_LABEL_ENV: self.run_label}
         self.backend.start(addr, argv, env, self.launch.cwd, data_dir)
         self.intruders.add(node_id)
-        deadline = time.monotonic() + timeout_s
-        while True:
+        answered: list[Reply] = []
+
+        def answers() -> bool:
             code = self.backend.exited(node_id)
             if code is not None:
                 raise LaunchError(self._start_failure(node_id, f"exited with code {code} "
                                                                "at start"))
             reply = self.client(node_id).node()
             if reply.ok and isinstance(reply.body, dict):
-                self.history.append("ok", "start", node=node_id, call=call,
-                                    args={"key": "wrong"}, result=reply.body)
-                return reply
-            if time.monotonic() > deadline:
-                raise LaunchError(self._start_failure(
-                    node_id, f"control API not answering after {timeout_s:g} s"))
-            time.sleep(0.05)
+                answered.append(reply)
+                return True
+            return False
+
+        if wait_until(answers, timeout_s) is None:
+            raise LaunchError(self._start_failure(
+                node_id, f"control API not answering after {timeout_s:g} s"))
+        self.history.append("ok", "start", node=node_id, call=call, args={"key": "wrong"},
+                            result=answered[-1].body)
+        return answered[-1]
 
     def stop_intruder(self, node_id: str) -> None:
         """SIGKILL a wrong-key node; recorded as a ``stop`` fault (not a ``kill``: it was
@@ -252,9 +251,9 @@ class Cluster:
 
     def _wait_ready(self, node_ids: list[str]) -> None:
         timeout_s = self.launch.ready_timeout_s
-        deadline = time.monotonic() + timeout_s
         waiting = list(node_ids)
-        while waiting:
+
+        def all_ready() -> bool:
             for node_id in list(waiting):
                 code = self.backend.exited(node_id)
                 if code is not None:
@@ -265,11 +264,11 @@ class Cluster:
                     waiting.remove(node_id)
                     self.history.append("ok", "start", node=node_id,
                                         call=self._pending_start[node_id], result=reply.body)
-            if waiting and time.monotonic() > deadline:
-                raise LaunchError(self._start_failure(
-                    waiting[0], f"not ready after {timeout_s:g} s (init timeout)"))
-            if waiting:
-                time.sleep(0.05)
+            return not waiting
+
+        if wait_until(all_ready, timeout_s) is None:
+            raise LaunchError(self._start_failure(
+                waiting[0], f"not ready after {timeout_s:g} s (init timeout)"))
 
     def _start_failure(self, node_id: str, what: str) -> str:
         tail = self.backend.stderr_tail(node_id, 8)
@@ -292,11 +291,16 @@ class Cluster:
         gone = self.killed | self.paused | self.departed
         return [n for n in self.node_ids if n not in gone]
 
-    def call(self, node_id: str, op: str, args: dict[str, Any], fn: Any) -> Reply:
-        """Run one client call and record its invoke and completion."""
+    def call(self, node_id: str, op: str, args: dict[str, Any], fn: Any = None) -> Reply:
+        """Run one client call and record its invoke and completion: the contract's
+        request for ``op`` and ``args`` (:func:`harness.driver.request_for`), or ``fn()``."""
         call = self.history.new_call()
         self.history.append("invoke", op, node=node_id, call=call, args=args)
-        reply: Reply = fn()
+        if fn is None:
+            client = self.client(node_id)
+            reply: Reply = client.request(*request_for(op, args))
+        else:
+            reply = fn()
         result = reply.body if isinstance(reply.body, dict) else {"body": reply.body}
         result = {**result, "status": reply.status}
         if reply.error:
@@ -308,12 +312,53 @@ class Cluster:
         """Read ``members``, ``kv`` or ``metrics`` on every live node; the reads share a
         round number."""
         self._round += 1
-        out = {}
-        for node_id in self.live_nodes():
-            client = self.client(node_id)
-            fn = {"members": client.members, "kv": client.kv, "metrics": client.metrics}[op]
-            out[node_id] = self.call(node_id, op, {"round": self._round}, fn)
-        return out
+        return {node_id: self.call(node_id, op, {"round": self._round})
+                for node_id in self.live_nodes()}
+
+    # ---- the cluster interface (harness.driver.ClusterDriver) ----------------------------
+
+    min_sleep_s = 0.0
+
+    @property
+    def capabilities(self) -> list[str]:
+        return list(self.manifest.capabilities)
+
+    @property
+    def has_link_plane(self) -> bool:
+        return self.links is not None
+
+    @property
+    def gossip_key_set(self) -> bool:
+        return self.manifest.gossip_key is not None
+
+    def clock(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def together(self, calls: Sequence[Callable[[], None]]) -> None:
+        """Run calls on threads released together by a barrier: concurrent, for real."""
+        if not calls:
+            return
+        barrier = threading.Barrier(len(calls))
+
+        def one(call: Callable[[], None]) -> None:
+            barrier.wait()
+            call()
+
+        threads = [threading.Thread(target=one, args=(c,)) for c in calls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def join(self, node_id: str) -> None:
+        """Ask a running node to join through every other live node (their dial
+        addresses as this node reaches them)."""
+        seeds = [self._dial(node_id, p) for p in self.live_nodes() if p != node_id]
+        if seeds:
+            self.call(node_id, "join", {"seeds": seeds})
 
     # ---- traffic the planes relay ------------------------------------------------------
 
@@ -600,14 +645,12 @@ class Cluster:
         self._wait_ready([node_id])
         peers = [n for n in self.live_nodes() if n != node_id]
         if peers:
-            seeds = [self._dial(node_id, p) for p in peers]
-            client_ = self.client(node_id)
-            self.call(node_id, "join", {"seeds": seeds}, lambda: client_.join(seeds))
+            self.join(node_id)
 
     def leave(self, node_id: str) -> None:
         """Ask a node to leave gracefully; returns once it reports itself ``left``."""
         client = self.client(node_id)
-        reply = self.call(node_id, "leave", {}, client.leave)
+        reply = self.call(node_id, "leave", {})
         if not reply.ok:
             raise LaunchError(f"node {node_id} refused to leave: status {reply.status}")
 

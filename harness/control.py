@@ -1,16 +1,17 @@
 """Client of the control API v1 (DESIGN.md): one small HTTP/JSON client per node.
 
 Every call returns a :class:`Reply`; transport failures are classified so the history can
-record them as ``fail`` (certainly not applied) or ``info`` (outcome unknown).
+record them as ``fail`` (certainly not applied) or ``info`` (outcome unknown). The
+connection, timeouts and JSON are :class:`chaos.jsonhttp.JsonHttpClient`'s.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+from gossipcert.chaos.jsonhttp import JsonHttpClient, TransportError
 
 
 @dataclass(frozen=True)
@@ -25,64 +26,30 @@ class Reply:
         return self.outcome == "ok"
 
 
-class ControlClient:
+class ControlClient(JsonHttpClient):
     """Talks to one node's control API at ``host:port``."""
 
     def __init__(self, host: str, port: int, timeout_s: float = 2.0) -> None:
-        self.host = host
-        self.port = port
-        self.timeout_s = timeout_s
-        self._conn: http.client.HTTPConnection | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super().__init__(host, port, timeout_s)
 
     def request(
         self, method: str, path: str, body: Any = None, timeout_s: float | None = None
     ) -> Reply:
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        sent = False
-        for attempt in range(2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(
-                    self.host, self.port, timeout=timeout_s or self.timeout_s
-                )
-            try:
-                self._conn.request(method, path, body=payload, headers=headers)
-                sent = True
-                response = self._conn.getresponse()
-                raw = response.read()
-            except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError,
-                    http.client.RemoteDisconnected, http.client.CannotSendRequest) as exc:
-                self.close()
-                # A kept-alive connection the server closed: retry once on a fresh one.
-                if attempt == 0 and not isinstance(exc, ConnectionRefusedError):
-                    sent = False
-                    continue
-                outcome = "info" if sent and method != "GET" else "fail"
-                return Reply(0, None, outcome, f"{type(exc).__name__}: {exc}")
-            except TimeoutError as exc:
-                self.close()
-                return Reply(0, None, "info" if method != "GET" else "fail", f"timeout: {exc}")
-            except OSError as exc:
-                self.close()
-                return Reply(0, None, "fail", f"{type(exc).__name__}: {exc}")
-            try:
-                data = json.loads(raw) if raw else None
-            except ValueError:
-                data = {"error": "bad_json", "message": raw[:200].decode("utf-8", "replace")}
-            if 200 <= response.status < 300:
-                return Reply(response.status, data, "ok")
-            message = data.get("message") if isinstance(data, dict) else None
-            return Reply(response.status, data, "fail", f"HTTP {response.status}: {message}")
-        raise AssertionError("unreachable")
+        try:
+            answer = self.exchange(method, path, body, timeout_s)
+        except TransportError as exc:
+            # Sent and not a read: the node may have acted on it, so the outcome is unknown.
+            outcome = "info" if exc.sent and method != "GET" else "fail"
+            cause = exc.cause
+            error = f"timeout: {cause}" if exc.timed_out else f"{type(cause).__name__}: {cause}"
+            return Reply(0, None, outcome, error)
+        data = answer.data
+        if not answer.is_json and answer.text:
+            data = {"error": "bad_json", "message": answer.text[:200]}
+        if answer.ok:
+            return Reply(answer.status, data, "ok")
+        return Reply(answer.status, data, "fail",
+                     f"HTTP {answer.status}: {self.error_message(answer)}")
 
     # The v1 calls, named after the contract.
     def node(self) -> Reply:

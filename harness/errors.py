@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gossipcert.chaos.errors import ChaosError
+
 # Exit codes: what a CI job gates on. 1 always means the implementation failed a MUST,
 # never that the harness broke.
 EXIT_PASS = 0
@@ -17,6 +19,11 @@ class GossipcertError(Exception):
     """Base of the errors a user can act on; ``exit_code`` is what the CLI returns."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+# What the command line and the pytest plugin turn into one line: the harness's own errors
+# and the fault planes' (``chaos`` has a base of its own, as it imports nothing from here).
+USER_ERRORS = (GossipcertError, ChaosError)
 
 
 class ManifestError(GossipcertError):

@@ -18,6 +18,10 @@ Entry types
             observer, ``time_ms`` is the node's own ``at_ms``, ``op`` is the event kind
             (``member``/``broadcast``) and ``args`` the whole event object plus
             ``polled_ms``, when the harness read it (the event cannot be later).
+``step``    an operation of the sequence the run executed (:mod:`harness.operations`),
+            written as it begins: ``op`` is its kind, ``args`` its JSON form. The calls,
+            faults and phases it causes follow it; checkers judge those, and a replay
+            takes the steps.
 ``phase``   a window of the workload: ``op`` names it, ``args.edge`` is ``start``/``end``.
             ``host-lag`` phases are not workload: each is a stall of the harness's own
             host beyond the probe timeout (``args.lag_ms``), which makes the run's timing
@@ -121,12 +125,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENTRY_TYPES = frozenset({"meta", "invoke", "ok", "fail", "info", "fault", "event", "phase"})
+ENTRY_TYPES = frozenset({"meta", "invoke", "ok", "fail", "info", "fault", "event", "phase",
+                         "step"})
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,11 @@ def now_ms() -> float:
 class History:
     """An append-only, thread-safe history, optionally mirrored to a JSON-lines file."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        # ``clock`` stamps entries given no time: the wall clock, or a simulator's virtual
+        # one, so everything a simulated run records shares its time line.
+        self.clock: Callable[[], float] = clock or now_ms
         self._entries: list[Entry] = []
         self._lock = threading.Lock()
         self._next_call = 0
@@ -188,7 +197,7 @@ class History:
         with self._lock:
             entry = Entry(
                 index=len(self._entries),
-                time_ms=now_ms() if time_ms is None else time_ms,
+                time_ms=self.clock() if time_ms is None else time_ms,
                 type=type,
                 op=op,
                 node=node,

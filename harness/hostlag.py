@@ -6,7 +6,7 @@ its own. A verdict about timing from such a run says nothing about the implement
 A thread sleeps in short steps and measures how late it wakes; every wake-up later than
 the threshold (the probe timeout: the scale at which a failure detector misjudges) is
 recorded as a ``host-lag`` phase, and the checkers report timing failures of that run as
-inconclusive rather than as a FAIL (see :func:`harness.checkers._core._checker`).
+inconclusive rather than as a FAIL (see :func:`harness.checkers.judging.checker`).
 """
 
 from __future__ import annotations

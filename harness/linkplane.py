@@ -13,13 +13,13 @@ import os
 import selectors
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Protocol
 
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 from gossipcert.harness.errors import ToxiproxyUnavailable
 from gossipcert.harness.procutil import RUN_LABEL_ENV, child_preexec, free_port, stop_process
+from gossipcert.harness.waiting import wait_until
 
 PARTITION_TOXIC = "gossipcert_partition"
 STREAMS = ("upstream", "downstream")
@@ -60,23 +60,27 @@ class LocalToxiproxyServer:
             )
 
     def _wait_ready(self, timeout_s: float) -> bool:
+        """Whether the server printed its ready line within ``timeout_s`` (False as soon
+        as it exited or closed its output)."""
         assert self._proc.stdout is not None
+        stdout = self._proc.stdout
         sel = selectors.DefaultSelector()
-        sel.register(self._proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout_s
+        sel.register(stdout, selectors.EVENT_READ)
         buf = b""
+        ended = False
+
+        def listening_or_ended() -> bool:
+            nonlocal buf, ended
+            if self._proc.poll() is not None:
+                ended = True
+            elif sel.select(timeout=0.1):  # the wait between looks
+                chunk = stdout.read1(4096)  # type: ignore[attr-defined]
+                ended = not chunk
+                buf += chunk
+            return ended or b"listening" in buf
+
         try:
-            while time.monotonic() < deadline:
-                if self._proc.poll() is not None:
-                    return False
-                if sel.select(timeout=0.1):
-                    chunk = self._proc.stdout.read1(4096)  # type: ignore[attr-defined]
-                    if not chunk:
-                        return False
-                    buf += chunk
-                    if b"listening" in buf:
-                        return True
-            return False
+            return wait_until(listening_or_ended, timeout_s, every_s=0.0) is not None and not ended
         finally:
             sel.close()
 

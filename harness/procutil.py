@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 
 from gossipcert.harness.errors import PortInUseError
@@ -63,12 +62,3 @@ def ensure_free(host: str, port: int, what: str) -> None:
             s.bind((host, port))
         except OSError:
             raise PortInUseError(f"{host}:{port} is already in use ({what})") from None
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()

@@ -1,45 +1,34 @@
-"""Property-based certification: Hypothesis workloads and fault schedules, run against a
-cluster of sans-IO reference cores in memory, judged by the requirement catalogue.
+"""Property-based certification in simulation: Hypothesis sequences of operations, run on
+reference cores in the simulator (:mod:`harness.simulated`), judged by the requirement
+catalogue.
 
-Three layers, each usable alone:
-
-* :class:`SimCluster` drives ``reference_node.core.node.Node`` objects under a virtual
-  clock and an in-memory network (per-link cuts, fixed latency), and records a history
-  in the same contract as a real run (:mod:`harness.history`), so the very checkers
-  that judge real clusters judge it.
-* :func:`run_schedule` runs a *schedule*, a plain list of steps (data, JSON-ready), and
-  returns the verdicts; a schedule file replays with ``gossipcert replay FILE``.
-* Strategies (:func:`workload_steps`, :func:`fault_steps`, :func:`schedules`) and the
-  :class:`ClusterMachine` state machine, whose invariant is "every MUST requirement that
-  applies passes". Another implementation of the core reuses them by subclassing
+* :func:`run_schedule` runs a :class:`Schedule` (nodes, core, policy, timing and a list
+  of operations, :mod:`harness.operations`) from a fresh simulated cluster, ending with a
+  settle, and returns the verdicts; a schedule file replays with ``gossipcert replay``.
+* :func:`schedules` draws sequences of operations (workload with faults between and
+  over it); :class:`ClusterMachine` is the same as a state machine whose invariant is
+  "every MUST requirement that applies passes". Another core reuses them by subclassing
   ``ClusterMachine`` (override :attr:`ClusterMachine.core`).
 
-Rules are deterministic: the cores seed their own generators from their ids, the
-network has no randomness, and time only moves when a step says so; so Hypothesis can
-shrink a failure to a minimal schedule, which :func:`save_schedule` writes down.
-
-A *core* is named by a string ``"module:attribute"`` or ``"path/to/file.py:attribute"``
-whose attribute is a zero-argument callable returning a context manager: the cluster runs
-inside it (a seeded defect patches the reference core there and undoes it on exit). The
-empty string is the reference core as shipped.
+The simulator is deterministic (its randomness comes from the seed, time only moves when
+an operation says so), so Hypothesis can shrink a failure to a minimal sequence, which
+:func:`save_schedule` writes down. ``gossipcert explore`` runs the same kind of search
+against real clusters of any implementation.
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import importlib
-import importlib.util
 import json
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.checkers import run_checks
-from gossipcert.harness.history import Entry, History
+from gossipcert.harness import operations as o
+from gossipcert.harness.bounds import derived_parameters, evaluate
+from gossipcert.harness.history import Entry
+from gossipcert.harness.operations import Op, OperationError, load_ops
+from gossipcert.harness.simulated import core_context, simulate
 from gossipcert.harness.verdict import Requirement, Verdict, load_catalogue
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -50,18 +39,19 @@ __all__ = [
     "SCHEDULE_FORMAT",
     "ClusterMachine",
     "Schedule",
-    "SimCluster",
+    "ScheduleError",
     "failures",
-    "fault_steps",
+    "fault_ops",
     "load_schedule",
     "register_profiles",
     "run_schedule",
     "save_schedule",
     "schedules",
-    "workload_steps",
+    "settle_ops",
+    "workload_ops",
 ]
 
-SCHEDULE_FORMAT = "gossipcert-schedule/1"
+SCHEDULE_FORMAT = "gossipcert-ops/1"
 
 # The reference manifest's timing: fast enough that a settle is a few virtual seconds.
 DEFAULT_TIMING: dict[str, int] = {
@@ -75,9 +65,7 @@ DEFAULT_TIMING: dict[str, int] = {
     "retransmit_mult": 4,
     "push_pull_interval_ms": 1000,
 }
-LINK_LATENCY_MS = 2
-START_MS = 1_000_000
-ADVANCE_CHOICES_MS = (0, 50, 200, 1000)
+WAIT_CHOICES_MS = (0, 50, 200, 1000)
 
 
 def register_profiles() -> None:
@@ -92,320 +80,15 @@ def register_profiles() -> None:
 register_profiles()
 
 
-# --------------------------------------------------------------------------- cores
-
-
-def core_context(core: str) -> AbstractContextManager[Any]:
-    """The context a named core runs in (see the module docstring)."""
-    if not core:
-        return contextlib.nullcontext()
-    target, _, attribute = core.rpartition(":")
-    if not target or not attribute:
-        raise ValueError(f"core {core!r} is not 'module:attribute' or 'file.py:attribute'")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise ValueError(f"core file {target} does not exist")
-        name = f"_gossipcert_core_{abs(hash(path.resolve()))}"
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ValueError(f"cannot load core file {target}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise ValueError(f"cannot import core module {target!r}: {exc}") from None
-    factory = getattr(module, attribute, None)
-    if not callable(factory):
-        raise ValueError(f"core {core!r}: {attribute!r} is not a callable in {target}")
-    context = factory()
-    if not isinstance(context, AbstractContextManager):
-        raise ValueError(f"core {core!r}: {attribute}() did not return a context manager")
-    return context
-
-
-# --------------------------------------------------------------------------- the cluster
-
-
-class SimCluster:
-    """Reference cores on an in-memory network under a virtual clock, recording a history."""
-
-    def __init__(
-        self,
-        nodes: Sequence[str],
-        *,
-        timing: Mapping[str, int] | None = None,
-        policy: str = "lww",
-        seed: int = 0,
-    ) -> None:
-        from gossipcert.reference_node.core import Node, NodeConfig  # lazily: the core is optional
-
-        self._node_type = Node
-        self._config_type = NodeConfig
-        self.ids = list(nodes)
-        self.timing = dict(timing or DEFAULT_TIMING)
-        self.policy = policy
-        self.now = START_MS
-        self.history = History()
-        self.nodes: dict[str, Any] = {}
-        self.crashed: set[str] = set()
-        self.cut: set[tuple[str, str]] = set()
-        self.messages = 0
-        self._by_address = {self.address(n): n for n in self.ids}
-        self._queue: list[tuple[int, int, str, str, Any]] = []
-        self._counter = 0
-        self._round = 0
-        self.history.append(
-            "meta",
-            "run",
-            time_ms=self.now,
-            args={
-                "implementation": "in-memory reference core",
-                "seed": seed,
-                "nodes": self.ids,
-                "timing": self.timing,
-                "conflict_policy": policy,
-                "capabilities": ["membership", "failure-detection", "broadcast", "kv", "events"],
-                "backend": "memory",
-            },
-        )
-
-    @staticmethod
-    def address(node_id: str) -> str:
-        return f"{node_id}:7946"
-
-    # ---- lifecycle --------------------------------------------------------------------
-
-    def _spawn(self, node_id: str, seeds: Sequence[str]) -> None:
-        call = self.history.new_call()
-        self.history.append("invoke", "start", node=node_id, call=call, time_ms=self.now)
-        fields: dict[str, Any] = {
-            k: v for k, v in self.timing.items() if k in self._config_type.__dataclass_fields__
-        }
-        fields.update(
-            node_id=node_id, gossip_address=self.address(node_id), conflict_policy=self.policy
-        )
-        config = self._config_type(**fields)
-        node = self._node_type(config, self.now)
-        self.nodes[node_id] = node
-        self.crashed.discard(node_id)
-        if seeds:
-            node.join([self.address(s) for s in seeds], self.now)
-        self.history.append("ok", "start", node=node_id, call=call, time_ms=self.now)
-        self._drain(node_id)
-
-    def start(self) -> None:
-        """Every node up, joining through the first; then run until membership settles."""
-        for i, node_id in enumerate(self.ids):
-            self._spawn(node_id, self.ids[:1] if i else [])
-        self.advance(3000)
-        self.read_round()
-
-    def crash(self, node_id: str) -> None:
-        if node_id in self.crashed:
-            return
-        self.crashed.add(node_id)
-        self.history.append(
-            "fault", "kill", node=node_id, time_ms=self.now, args={"signal": "KILL"}
-        )
-
-    def restart(self, node_id: str) -> None:
-        """A fresh core under the same id (its state gone), joining through a live node."""
-        if node_id not in self.crashed:
-            self.crashed.add(node_id)
-            self.history.append("fault", "restart", node=node_id, time_ms=self.now)
-        old = self.nodes[node_id]
-        seeds = [n for n in self.ids if n not in self.crashed and n != node_id][:1]
-        self._spawn(node_id, seeds)
-        restore = getattr(self.nodes[node_id], "restore_incarnation", None)
-        if restore is not None:
-            restore(old.incarnation, self.now)
-            self._drain(node_id)
-
-    def partition(self, groups: Sequence[Sequence[str]]) -> None:
-        for group in groups:
-            for other in groups:
-                if other is not group:
-                    self.cut |= {(a, b) for a in group for b in other}
-        self.history.append(
-            "fault", "partition", time_ms=self.now, args={"groups": [list(g) for g in groups]}
-        )
-
-    def heal(self) -> None:
-        if self.cut:
-            self.cut.clear()
-            self.history.append("fault", "heal", time_ms=self.now)
-
-    # ---- client calls -----------------------------------------------------------------
-
-    def _call(
-        self, op: str, node_id: str, args: dict[str, Any], body: Callable[[Any], Any]
-    ) -> None:
-        call = self.history.new_call()
-        self.history.append("invoke", op, node=node_id, call=call, args=args, time_ms=self.now)
-        if node_id in self.crashed:
-            self.history.append(
-                "fail",
-                op,
-                node=node_id,
-                call=call,
-                args=args,
-                result={"error": "unavailable", "message": "connection refused"},
-                time_ms=self.now,
-            )
-            return
-        result = body(self.nodes[node_id])
-        self.history.append(
-            "ok", op, node=node_id, call=call, args=args, result=result, time_ms=self.now
-        )
-        self._drain(node_id)
-
-    def put(self, node_id: str, key: str, value: Any) -> None:
-        def body(node: Any) -> dict[str, Any]:
-            state = node.kv_put(key, value, self.now)
-            return {"context": None, **_stamp(state, node_id)}
-
-        self._call("put", node_id, {"key": key, "value": value}, body)
-
-    def delete(self, node_id: str, key: str) -> None:
-        def body(node: Any) -> dict[str, Any]:
-            return _stamp(node.kv_delete(key, self.now), node_id)
-
-        self._call("delete", node_id, {"key": key}, body)
-
-    def broadcast(self, node_id: str, broadcast_id: str) -> None:
-        def body(node: Any) -> dict[str, Any]:
-            node.broadcast(broadcast_id, {"from": node_id}, self.now)
-            return {}
-
-        self._call("broadcast", node_id, {"id": broadcast_id, "payload": {"from": node_id}}, body)
-
-    def leave(self, node_id: str) -> None:
-        def body(node: Any) -> dict[str, Any]:
-            node.leave(self.now)
-            return {}
-
-        self._call("leave", node_id, {}, body)
-
-    # ---- observation ------------------------------------------------------------------
-
-    def read_round(self) -> None:
-        """A members, kv and broadcasts read of every live node, as certify takes them."""
-        self._round += 1
-        for node_id in self.ids:
-            if node_id in self.crashed or self.nodes[node_id].stopped:
-                continue
-            node = self.nodes[node_id]
-            members = [
-                {
-                    "id": m.id,
-                    "address": m.address,
-                    "status": str(m.status),
-                    "incarnation": m.incarnation,
-                }
-                for m in node.member_list()
-            ]
-            self._read("members", node_id, {"members": members})
-            entries = {k: {"values": v} for k, v in node.kv.visible().items()}
-            self._read("kv", node_id, {"digest": node.kv.digest(), "entries": entries})
-            received = [
-                {"id": d.id, "origin": d.origin, "at_ms": d.at_ms}
-                for d in node.delivered_broadcasts()
-            ]
-            self._read("broadcasts", node_id, {"received": received})
-
-    def _read(self, op: str, node_id: str, result: dict[str, Any]) -> None:
-        call = self.history.new_call()
-        args = {"round": self._round}
-        self.history.append("invoke", op, node=node_id, call=call, args=args, time_ms=self.now)
-        self.history.append(
-            "ok", op, node=node_id, call=call, args=args, result=result, time_ms=self.now
-        )
-
-    # ---- the network and the clock ----------------------------------------------------
-
-    def _drain(self, node_id: str) -> None:
-        from gossipcert.reference_node.core import Observed, SendMessage
-
-        for effect in self.nodes[node_id].take_effects():
-            if isinstance(effect, Observed):
-                self._event(node_id, effect.event)
-            elif isinstance(effect, SendMessage):
-                dest = effect.to_id if effect.to_id in self.nodes else None
-                dest = dest or self._by_address.get(effect.address)
-                self.messages += 1
-                if dest is None or (node_id, dest) in self.cut:
-                    continue
-                self._counter += 1
-                heapq.heappush(
-                    self._queue,
-                    (self.now + LINK_LATENCY_MS, self._counter, node_id, dest, effect.message),
-                )
-
-    def _event(self, node_id: str, event: Any) -> None:
-        args: dict[str, Any] = {"seq": event.seq, "at_ms": event.at_ms, "kind": event.kind}
-        if event.kind == "member":
-            args.update(
-                member=event.member, status=str(event.status), incarnation=event.incarnation
-            )
-        else:
-            args.update(id=event.id, origin=getattr(event, "origin", None))
-        # The simulator sees every event as it happens: the virtual now bounds its time on
-        # both sides, as a poll bounds it from above on real nodes.
-        args.update(polled_ms=self.now, observed_after_ms=self.now)
-        self.history.append("event", event.kind, node=node_id, args=args, time_ms=event.at_ms)
-
-    def advance(self, duration_ms: int) -> None:
-        """Run the cluster for ``duration_ms`` of virtual time."""
-        until = self.now + max(0, int(duration_ms))
-        while True:
-            live = [(i, n) for i, n in self.nodes.items() if i not in self.crashed]
-            deadlines = [n.next_deadline_ms() for _, n in live]
-            if self._queue:
-                deadlines.append(self._queue[0][0])
-            step = min(deadlines, default=until + 1)
-            if step > until:
-                self.now = until
-                return
-            self.now = max(self.now, step)
-            while self._queue and self._queue[0][0] <= self.now:
-                _, _, src, dest, message = heapq.heappop(self._queue)
-                if dest in self.crashed or (src, dest) in self.cut:
-                    continue
-                self.nodes[dest].receive(message, self.now)
-                self._drain(dest)
-            for node_id, node in live:
-                if node_id not in self.crashed and node.next_deadline_ms() <= self.now:
-                    node.tick(self.now)
-                    self._drain(node_id)
-
-    def entries(self) -> list[Entry]:
-        return self.history.entries()
-
-
-def _stamp(state: Any, node_id: str) -> dict[str, Any]:
-    """The HLC timestamp of the sibling a local write created (newest of this writer)."""
-    mine = [s for s in getattr(state, "siblings", ()) if s.writer == node_id]
-    if not mine:
-        return {}
-    newest = max(mine, key=lambda s: (s.timestamp.wall_ms, s.timestamp.logical))
-    return {"timestamp": [newest.timestamp.wall_ms, newest.timestamp.logical]}
-
-
 # --------------------------------------------------------------------------- schedules
 
 
 @dataclass
 class Schedule:
-    """A run as data: the cluster, the core, and the steps. JSON-ready."""
+    """A simulated run as data: the cluster, the core and the operations. JSON-ready."""
 
     nodes: list[str]
-    steps: list[dict[str, Any]]
+    ops: list[Op]
     core: str = ""
     policy: str = "lww"
     timing: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIMING))
@@ -415,10 +98,12 @@ class Schedule:
         out: dict[str, Any] = {
             "format": SCHEDULE_FORMAT,
             "nodes": self.nodes,
+            "implementation": "reference",
+            "backend": "simulation",
             "core": self.core,
-            "policy": self.policy,
+            "conflict_policy": self.policy,
             "timing": self.timing,
-            "steps": self.steps,
+            "ops": [op.to_json() for op in self.ops],
         }
         if self.failure is not None:
             out["failure"] = self.failure
@@ -427,20 +112,6 @@ class Schedule:
 
 class ScheduleError(ValueError):
     """A schedule file is malformed."""
-
-
-_STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "put": ("node", "key", "value"),
-    "delete": ("node", "key"),
-    "broadcast": ("node", "id"),
-    "leave": ("node",),
-    "crash": ("node",),
-    "restart": ("node",),
-    "partition": ("groups",),
-    "heal": (),
-    "advance": ("ms",),
-    "settle": (),
-}
 
 
 def load_schedule(path: Path) -> Schedule:
@@ -454,27 +125,25 @@ def load_schedule(path: Path) -> Schedule:
     if not isinstance(data, dict) or data.get("format") != SCHEDULE_FORMAT:
         raise ScheduleError(f"{path} is not a {SCHEDULE_FORMAT} file (no matching 'format')")
     nodes = data.get("nodes")
-    steps = data.get("steps")
     if not isinstance(nodes, list) or len(nodes) < 2 or not all(isinstance(n, str) for n in nodes):
         raise ScheduleError(f"{path}: 'nodes' must list at least two node ids")
-    if not isinstance(steps, list):
-        raise ScheduleError(f"{path}: 'steps' must be a list")
-    for i, step in enumerate(steps):
-        if not isinstance(step, dict) or step.get("op") not in _STEP_FIELDS:
-            raise ScheduleError(
-                f"{path}: step {i} has no known 'op' (known: {', '.join(sorted(_STEP_FIELDS))})"
-            )
-        missing = [f for f in _STEP_FIELDS[step["op"]] if f not in step]
-        if missing:
-            raise ScheduleError(f"{path}: step {i} ({step['op']}) lacks {missing}")
-        if "node" in step and step["node"] not in nodes:
-            raise ScheduleError(f"{path}: step {i} names unknown node {step['node']!r}")
+    if not isinstance(data.get("ops"), list):
+        raise ScheduleError(f"{path}: 'ops' must be a list")
+    try:
+        ops = load_ops(data["ops"], "ops")
+    except OperationError as exc:
+        raise ScheduleError(f"{path}: {exc}") from None
+    for i, op in enumerate(ops):
+        unknown = op.node_names() - set(nodes)
+        if unknown and not isinstance(op, o.Intruder):
+            raise ScheduleError(f"{path}: ops[{i}] ({op.kind}) names unknown node "
+                                f"{sorted(unknown)[0]!r}")
     timing = data.get("timing") or DEFAULT_TIMING
     return Schedule(
         nodes=list(nodes),
-        steps=list(steps),
+        ops=ops,
         core=str(data.get("core") or ""),
-        policy=str(data.get("policy") or "lww"),
+        policy=str(data.get("conflict_policy") or "lww"),
         timing={str(k): int(v) for k, v in timing.items()},
         failure=data.get("failure"),
     )
@@ -486,45 +155,20 @@ def save_schedule(path: Path, schedule: Schedule) -> None:
 
 
 def settle_ms(timing: Mapping[str, int], n: int, catalogue: Sequence[Requirement]) -> int:
-    """Virtual time after which every timed requirement's deadline has passed."""
-    from gossipcert.harness.bounds import derived_parameters, evaluate
-
+    """Time after which every timed requirement's deadline has passed."""
     params = derived_parameters(timing, n)
     bounds = [evaluate(r.bound, {**params, **r.constants}) for r in catalogue if r.unit == "ms"]
     return int(max(bounds, default=10_000)) + 500
 
 
-def apply_step(cluster: SimCluster, step: Mapping[str, Any], settle: int) -> None:
-    op = step["op"]
-    if op == "put":
-        cluster.put(step["node"], step["key"], step["value"])
-    elif op == "delete":
-        cluster.delete(step["node"], step["key"])
-    elif op == "broadcast":
-        cluster.broadcast(step["node"], step["id"])
-    elif op == "leave":
-        cluster.leave(step["node"])
-    elif op == "crash":
-        cluster.crash(step["node"])
-    elif op == "restart":
-        cluster.restart(step["node"])
-    elif op == "partition":
-        cluster.partition(step["groups"])
-    elif op == "heal":
-        cluster.heal()
-    elif op == "advance":
-        cluster.advance(int(step["ms"]))
-    elif op == "settle":
-        settle_cluster(cluster, settle)
-
-
-def settle_cluster(cluster: SimCluster, settle: int) -> None:
-    """Heal, let every deadline pass (reading as certify polls), and read everything."""
-    cluster.heal()
-    cluster.history.append("phase", "writes", args={"edge": "end"}, time_ms=cluster.now)
+def settle_ops(settle: int) -> list[Op]:
+    """Heal, end the workload, let every deadline pass and read everything meanwhile:
+    what certify's last reads give the checkers."""
+    out: list[Op] = [o.Heal(), o.Phase("writes", "end")]
     for _ in range(4):
-        cluster.advance(settle // 4)
-        cluster.read_round()
+        out += [o.Wait(settle // 4, observe=False), o.ReadRound("members"),
+                o.ReadRound("kv"), o.ReadRound("broadcasts")]
+    return out
 
 
 def failures(verdicts: Sequence[Verdict]) -> list[Verdict]:
@@ -534,66 +178,72 @@ def failures(verdicts: Sequence[Verdict]) -> list[Verdict]:
 
 def run_schedule(
     schedule: Schedule, catalogue: Sequence[Requirement] | None = None
-) -> tuple[list[Verdict], SimCluster]:
-    """Run a schedule from a fresh cluster (ending with a settle) and judge its history."""
+) -> tuple[list[Verdict], list[Entry]]:
+    """Run a schedule on a fresh simulated cluster, then settle, and judge its history."""
     catalogue = list(catalogue if catalogue is not None else load_catalogue())
     settle = settle_ms(schedule.timing, len(schedule.nodes), catalogue)
-    with core_context(schedule.core):
-        cluster = SimCluster(schedule.nodes, timing=schedule.timing, policy=schedule.policy)
-        cluster.start()
-        for step in schedule.steps:
-            apply_step(cluster, step, settle)
-        settle_cluster(cluster, settle)
-    return run_checks(cluster.entries(), catalogue), cluster
+    return simulate([*schedule.ops, *settle_ops(settle)], schedule.nodes,
+                    timing=schedule.timing, policy=schedule.policy, core=schedule.core,
+                    catalogue=catalogue)
 
 
 # --------------------------------------------------------------------------- strategies
 
 
-def workload_steps(
-    nodes: Sequence[str], keys: Sequence[str] = ("k0", "k1")
-) -> st.SearchStrategy[dict[str, Any]]:
+def workload_ops(nodes: Sequence[str], keys: Sequence[str] = ("k0", "k1")
+                 ) -> st.SearchStrategy[Op]:
     """One client step: a put, delete or broadcast on any node, or time passing. Values
-    are unique per draw position only through shrinking-friendly small integers."""
+    and ids come from small integers, so shrinking makes them small."""
     node = st.sampled_from(list(nodes))
     key = st.sampled_from(list(keys))
     return st.one_of(
-        st.builds(
-            lambda n, k, v: {"op": "put", "node": n, "key": k, "value": f"{n}-{v}"},
-            node,
-            key,
-            st.integers(0, 3),
-        ),
-        st.builds(lambda n, k: {"op": "delete", "node": n, "key": k}, node, key),
-        st.builds(
-            lambda n, i: {"op": "broadcast", "node": n, "id": f"b{i}"}, node, st.integers(0, 3)
-        ),
-        st.builds(lambda ms: {"op": "advance", "ms": ms}, st.sampled_from(ADVANCE_CHOICES_MS)),
+        st.builds(lambda n, k, v: o.Put(n, k, f"{n}-{v}"), node, key, st.integers(0, 3)),
+        st.builds(o.Delete, node, key),
+        st.builds(lambda n, i: o.Broadcast(n, f"b{i}", {"from": n}), node, st.integers(0, 3)),
+        st.builds(lambda ms: o.Wait(ms, observe=False), st.sampled_from(WAIT_CHOICES_MS)),
     )
 
 
-def membership_steps(nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
+def membership_ops(nodes: Sequence[str]) -> st.SearchStrategy[Op]:
     """Leaves of any node but the first (it is every restart's seed)."""
-    return st.builds(lambda n: {"op": "leave", "node": n}, st.sampled_from(list(nodes[1:])))
+    return st.builds(o.Leave, st.sampled_from(list(nodes[1:])))
 
 
-def fault_steps(nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
-    """Which fault, where: a crash or restart of a node, a partition into two sides, a
-    heal; when and how long come from where it falls among workload steps and advances."""
+def fault_ops(nodes: Sequence[str]) -> st.SearchStrategy[Op]:
+    """Which fault, where: a kill or restart of a node, a partition into two sides, a
+    heal; when and how long come from where it falls among workload steps and waits."""
     node = st.sampled_from(list(nodes[1:]))
     side = st.sets(st.sampled_from(list(nodes)), min_size=1, max_size=len(nodes) - 1)
 
-    def split(chosen: set[str]) -> dict[str, Any]:
-        left = sorted(chosen)
-        right = [n for n in nodes if n not in chosen]
-        return {"op": "partition", "groups": [left, right]}
+    def split(chosen: set[str]) -> Op:
+        left = tuple(sorted(chosen))
+        right = tuple(n for n in nodes if n not in chosen)
+        return o.Partition((left, right))
 
-    return st.one_of(
-        st.builds(lambda n: {"op": "crash", "node": n}, node),
-        st.builds(lambda n: {"op": "restart", "node": n}, node),
-        side.map(split),
-        st.just({"op": "heal"}),
-    )
+    return st.one_of(st.builds(o.Kill, node), st.builds(o.Restart, node), side.map(split),
+                     st.just(o.Heal()))
+
+
+def _runnable(ops: list[Op]) -> list[Op]:
+    """Drop steps a cluster cannot take in that order: a second kill of a node that is
+    down, a leave of a node that is gone, calls to a node that left."""
+    down: set[str] = set()
+    gone: set[str] = set()
+    out: list[Op] = []
+    for op in ops:
+        node = getattr(op, "node", None)
+        if node in gone:
+            continue
+        if isinstance(op, o.Kill):
+            if node in down:
+                continue
+            down.add(op.node)
+        elif isinstance(op, o.Restart):
+            down.discard(op.node)
+        elif isinstance(op, o.Leave):
+            gone.add(op.node)
+        out.append(op)
+    return out
 
 
 def schedules(
@@ -603,14 +253,14 @@ def schedules(
     membership: bool = False,
     max_steps: int = 12,
     keys: Sequence[str] = ("k0", "k1"),
-) -> st.SearchStrategy[list[dict[str, Any]]]:
+) -> st.SearchStrategy[list[Op]]:
     """Workload and faults interleaved: faults land between (so overlap) client steps."""
-    parts = [workload_steps(nodes, keys)]
+    parts = [workload_ops(nodes, keys)]
     if faults:
-        parts.append(fault_steps(nodes))
+        parts.append(fault_ops(nodes))
     if membership:
-        parts.append(membership_steps(nodes))
-    return st.lists(st.one_of(*parts), max_size=max_steps)
+        parts.append(membership_ops(nodes))
+    return st.lists(st.one_of(*parts), max_size=max_steps).map(_runnable)
 
 
 # --------------------------------------------------------------------------- the machine
@@ -619,10 +269,12 @@ def schedules(
 class ClusterMachine(RuleBasedStateMachine):
     """Operations and faults as rules; the requirement catalogue as the invariant.
 
-    The invariant judges the history after each ``settle`` (when every deadline has
-    passed); a failure saves the steps so far to :attr:`save_to` (the last save is the
-    shrunk example, which Hypothesis replays last), ready for ``gossipcert replay``.
-    Subclass and set ``core``/``nodes``/``save_to`` to certify another core.
+    Each rule adds steps; ``settle_now`` runs the steps so far, with a settle, on a fresh
+    simulated cluster and judges the history (the simulator is deterministic, so a run
+    of the steps so far is the state the machine is in). A failure saves the steps to
+    :attr:`save_to` (the last save is the shrunk example, which Hypothesis replays last),
+    ready for ``gossipcert replay``. Subclass and set ``core``/``nodes``/``save_to`` to
+    certify another core.
     """
 
     core: str = ""
@@ -635,30 +287,21 @@ class ClusterMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.catalogue = load_catalogue()
-        self.settle = settle_ms(DEFAULT_TIMING, len(self.nodes), self.catalogue)
-        self._context = core_context(self.core)
-        self._context.__enter__()
-        self.cluster = SimCluster(self.nodes, policy=self.policy)
-        self.cluster.start()
-        self.steps: list[dict[str, Any]] = []
+        core_context(self.core)  # a bad core name fails here, before any rule
+        self.steps: list[Op] = []
         self.judge_now = False
-
-    def _do(self, step: dict[str, Any]) -> None:
-        self.steps.append(step)
-        apply_step(self.cluster, step, self.settle)
 
     @rule(data=st.data())
     def client(self, data: st.DataObject) -> None:
-        self._do(data.draw(workload_steps(self.nodes, self.keys), label="client step"))
+        self.steps.append(data.draw(workload_ops(self.nodes, self.keys), label="client step"))
 
     @precondition(lambda self: self.faults)
     @rule(data=st.data())
     def fault(self, data: st.DataObject) -> None:
-        self._do(data.draw(fault_steps(self.nodes), label="fault step"))
+        self.steps.append(data.draw(fault_ops(self.nodes), label="fault step"))
 
     @rule()
     def settle_now(self) -> None:
-        self._do({"op": "settle"})
         self.judge_now = True
 
     @invariant()
@@ -666,27 +309,12 @@ class ClusterMachine(RuleBasedStateMachine):
         if not self.judge_now:
             return
         self.judge_now = False
-        failed = failures(run_checks(self.cluster.entries(), self.catalogue))
+        schedule = Schedule(nodes=list(self.nodes), ops=_runnable(list(self.steps)),
+                            core=self.core, policy=self.policy)
+        failed = failures(run_schedule(schedule, self.catalogue)[0])
         if failed:
             if self.save_to is not None:
-                schedule = Schedule(
-                    nodes=list(self.nodes),
-                    steps=list(self.steps),
-                    core=self.core,
-                    policy=self.policy,
-                    failure={
-                        "requirements": [v.id for v in failed],
-                        "evidence": failed[0].evidence,
-                    },
-                )
+                schedule.failure = {"requirements": [v.id for v in failed],
+                                    "evidence": failed[0].evidence}
                 save_schedule(self.save_to, schedule)
             raise AssertionError("; ".join(f"{v.id}: {v.evidence}" for v in failed))
-
-    def teardown(self) -> None:
-        self._context.__exit__(None, None, None)
-
-
-@contextlib.contextmanager
-def quiet_core() -> Iterator[None]:
-    """The reference core unchanged, as a named core (``harness.properties:quiet_core``)."""
-    yield

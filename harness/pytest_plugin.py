@@ -43,7 +43,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """A started cluster of the chosen implementation; stopped (nothing left) after the test."""
     # Imported here so that loading the plugin costs nothing in test runs that never use it.
     from gossipcert.harness.cluster import Cluster
-    from gossipcert.harness.errors import GossipcertError
+    from gossipcert.harness.errors import USER_ERRORS
     from gossipcert.harness.manifest import load_manifest
 
     config = request.config
@@ -52,13 +52,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     n = int(marker.args[0]) if marker else int(_option(config, "--gossip-nodes", "gossip_nodes"))
     try:
         manifest = load_manifest(impl)
-    except GossipcertError as exc:
+    except USER_ERRORS as exc:
         pytest.fail(f"gossipcert: {exc}", pytrace=False)
     run_dir = tmp_path_factory.mktemp("gossip-cluster")
     node = Cluster(manifest, n, run_dir)
     try:
         node.start()
-    except GossipcertError as exc:
+    except USER_ERRORS as exc:
         node.close()
         pytest.fail(f"gossipcert: cluster did not start: {exc}", pytrace=False)
     try:

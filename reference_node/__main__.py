@@ -14,14 +14,20 @@ import sys
 from typing import NoReturn
 
 from aiohttp import web
+from gossipcert.reference_node.api import split_address
 from gossipcert.reference_node.control import build_app
 from gossipcert.reference_node.core.codec import DecodeError
 from gossipcert.reference_node.core.config import MODES, NodeConfig
 from gossipcert.reference_node.core.keyring import Keyring, KeyringError, parse_key
 from gossipcert.reference_node.core.node import Node
 from gossipcert.reference_node.metrics import Metrics
-from gossipcert.reference_node.persist import DataDir, PersistError, load_keyring_file
-from gossipcert.reference_node.runtime import GossipRuntime, now_ms, split_address
+from gossipcert.reference_node.persist import (
+    DataDir,
+    PersistError,
+    load_keyring_file,
+    restore_node,
+)
+from gossipcert.reference_node.runtime import GossipRuntime, now_ms
 
 PROG = "reference_node"
 # memberlist's LAN profile (REFERENCE.md).
@@ -175,13 +181,7 @@ def _keyring(args: argparse.Namespace) -> Keyring | None:
 def _restore(node: Node, data_dir: DataDir) -> None:
     """Take back what the last run kept; the new life starts above its incarnation."""
     try:
-        stored = data_dir.load()
-        now = now_ms()
-        if stored.snapshot is not None:
-            node.restore(stored.snapshot, now)
-        if stored.incarnation is not None:
-            node.restore_incarnation(stored.incarnation, now)
-        node.restore_writes(stored.writes, now)
+        restore_node(node, data_dir.load(), now_ms())
     except (DecodeError, TypeError, AttributeError) as exc:
         raise StartupError(f"data dir {data_dir.path} holds unreadable state: {exc}") from exc
 

@@ -18,24 +18,25 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-COMPACT_EVERY = 1000
-"""Log records after which the log is folded into a fresh snapshot."""
+from gossipcert.reference_node.durable import COMPACT_EVERY, Stored, restore_node
+
+__all__ = [
+    "COMPACT_EVERY",
+    "DataDir",
+    "PersistError",
+    "Stored",
+    "load_keyring_file",
+    "restore_node",
+    "save_keyring_file",
+    "write_atomic",
+]
 
 
 class PersistError(OSError):
     """The data dir cannot be read or written; the message says which file and why."""
-
-
-@dataclass
-class Stored:
-    incarnation: int | None = None
-    snapshot: dict[str, Any] | None = None
-    writes: list[Any] = field(default_factory=list)
-    torn_tail: bool = False
 
 
 def _fsync_dir(path: Path) -> None:

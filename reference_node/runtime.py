@@ -16,16 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from gossipcert.reference_node.api import (
+    change_keyring,
+    core_metrics,
+    keyring_view,
+    split_address,
+)
 from gossipcert.reference_node.core.codec import encode_message, encode_update
 from gossipcert.reference_node.core.effects import Effect, Observed, Persist, SendMessage
-from gossipcert.reference_node.core.keyring import (
-    NONCE_BYTES,
-    Keyring,
-    KeyringError,
-    ReplayGuard,
-    encode_key,
-    parse_key,
-)
+from gossipcert.reference_node.core.keyring import NONCE_BYTES, Keyring, ReplayGuard, encode_key
 from gossipcert.reference_node.core.messages import Message
 from gossipcert.reference_node.core.node import Node
 from gossipcert.reference_node.framing import FrameError, InboundStream, encode_frame
@@ -53,13 +52,6 @@ MAX_TIMER_DELAY_S = 1.0
 def now_ms() -> int:
     """Wall clock: events' `at_ms` are compared with the harness clock on this host."""
     return int(time.time() * 1000)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {address!r}")
-    return host, int(port)
 
 
 class _OutboundProtocol(asyncio.Protocol):
@@ -249,29 +241,14 @@ class GossipRuntime:
             self._reschedule()
 
     def keyring_view(self) -> dict[str, Any]:
-        keyring = self.keyring
-        if keyring is None:
-            return {"enabled": False, "primary": None, "keys": []}
-        keys = [encode_key(k) for k in keyring.keys]
-        return {"enabled": True, "primary": keys[0], "keys": keys}
+        return keyring_view(self.keyring)
 
     def keyring_change(self, op: str, key_text: str) -> dict[str, Any]:
         """install | use | remove one key; KeyringError says why not. With a keyring
         file the change is written back, as Serf does."""
-        keyring = self.keyring
-        if keyring is None:
-            raise KeyringError("encryption_disabled", "this node was started without keys")
-        key = parse_key(key_text)
-        if op == "install":
-            keyring.install(key)
-        elif op == "use":
-            keyring.use(key)
-        elif op == "remove":
-            keyring.remove(key)
-        else:
-            raise KeyringError("bad_request", f"op must be install, use or remove, got {op!r}")
-        if self.keyring_file is not None:
-            save_keyring_file(self.keyring_file, [encode_key(k) for k in keyring.keys])
+        change_keyring(self.keyring, op, key_text)
+        if self.keyring_file is not None and self.keyring is not None:
+            save_keyring_file(self.keyring_file, [encode_key(k) for k in self.keyring.keys])
         return self.keyring_view()
 
     def metrics_snapshot(self) -> dict[str, Any]:
@@ -279,20 +256,14 @@ class GossipRuntime:
         snapshot = self.metrics.snapshot()
         node = self._node
         if node is not None:
-            snapshot["rounds"] = {
-                "probe": node.probe_rounds,
-                "gossip": node.gossip_rounds,
-                "push_pull": node.push_pull_rounds,
-            }
-            snapshot["queues"] = {
-                "piggyback": len(node.queue),
-                "outbound_bytes": sum(link.buffered_bytes for link in self._links.values()),
-                "outbound_links": len(self._links),
-                "suspicions": node.suspicion_count,
-                "relays": node.relay_count,
-                "replay_cache": len(self.replay_guard),
-            }
-            snapshot["awareness_score"] = node.awareness.score
+            snapshot.update(
+                core_metrics(
+                    node,
+                    outbound_bytes=sum(link.buffered_bytes for link in self._links.values()),
+                    outbound_links=len(self._links),
+                    replay_cache=len(self.replay_guard),
+                )
+            )
         return snapshot
 
     async def close(self) -> None:

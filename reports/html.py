@@ -4,12 +4,13 @@ fetched) with the verdict table and the figures a person would rather see than r
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.history import Entry
+from gossipcert.harness.index import HistoryIndex
+from gossipcert.harness.reporting import RunResults
 from gossipcert.reports.markdown import VERDICT_MEANING, certificate_lines, judged_text
 from gossipcert.reports.plots import (
     broadcast_spread_svg,
@@ -18,7 +19,7 @@ from gossipcert.reports.plots import (
     member_views_svg,
 )
 
-__all__ = ["render_html", "write_html_report"]
+__all__ = ["render_html", "write", "write_html_report"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
@@ -68,24 +69,25 @@ def _figure(svg: str | None, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
+def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
+    """The page; its figures are drawn from ``index`` (the history the checkers judged)."""
     verdict = str(report.get("verdict", "fail"))
     run = report.get("run", {})
     summary = report.get("summary", {})
     rows = "".join(_row(r) for r in report.get("requirements", []))
     figures = [
         _figure(
-            broadcast_spread_svg(history),
+            broadcast_spread_svg(index),
             "Fraction of members holding each broadcast (node-side receive times) against "
             "Serf's model I(r)/n = 1/(1+(n+1)e^(-bnr)), b = f/(2n), one round per gossip "
             "interval.",
         ),
-        _figure(latency_histogram_svg(history), "Dissemination latency of every delivery."),
+        _figure(latency_histogram_svg(index), "Dissemination latency of every delivery."),
         _figure(
-            member_views_svg(history),
+            member_views_svg(index),
             "Each member's status for the killed node over time; shaded: partition windows.",
         ),
-        _figure(fault_timeline_svg(history), "Fault schedule and workload phases."),
+        _figure(fault_timeline_svg(index), "Fault schedule and workload phases."),
     ]
     cert_rows = "".join(
         f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
@@ -139,9 +141,12 @@ def render_html(report: Mapping[str, Any], history: Sequence[Entry]) -> str:
 """
 
 
-def write_html_report(
-    path: Path | str, report: Mapping[str, Any], history: Sequence[Entry]
-) -> Path:
+def write_html_report(path: Path | str, report: Mapping[str, Any], index: HistoryIndex) -> Path:
     target = Path(path)
-    target.write_text(render_html(report, history), encoding="utf-8")
+    target.write_text(render_html(report, index), encoding="utf-8")
     return target
+
+
+def write(results: RunResults) -> Path:
+    """The ``html`` report writer (entry point of ``gossipcert.reports``)."""
+    return write_html_report(results.report_dir / "report.html", results.report, results.index)

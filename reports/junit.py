@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_junit", "write_junit_report"]
+from gossipcert.harness.reporting import RunResults
+
+__all__ = ["render_junit", "write", "write_junit_report"]
 
 
 def render_junit(report: Mapping[str, Any]) -> str:
@@ -69,3 +71,8 @@ def write_junit_report(path: Path | str, report: Mapping[str, Any]) -> Path:
     target = Path(path)
     target.write_text(render_junit(report), encoding="utf-8")
     return target
+
+
+def write(results: RunResults) -> Path:
+    """The ``junit`` report writer (entry point of ``gossipcert.reports``)."""
+    return write_junit_report(results.report_dir / "report.junit.xml", results.report)

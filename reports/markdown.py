@@ -7,11 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gossipcert.harness.reporting import RunResults
+
 __all__ = [
     "VERDICT_MEANING",
     "certificate_lines",
     "judged_text",
     "render_markdown",
+    "write",
     "write_markdown_report",
 ]
 
@@ -206,3 +209,10 @@ def write_markdown_report(path: Path | str, report: Mapping[str, Any]) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     return text
+
+
+def write(results: RunResults) -> Path:
+    """The ``markdown`` report writer (entry point of ``gossipcert.reports``)."""
+    path = results.report_dir / "report.md"
+    write_markdown_report(path, results.report)
+    return path

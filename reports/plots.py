@@ -1,7 +1,7 @@
 """Figures of a run as inline SVG text: no plotting library, nothing fetched, so the HTML
 report opens offline and renders the same everywhere.
 
-Every figure is a function from the history (read through the checkers' index, so the
+Every figure is a function from the history's index (the one the checkers judged, so the
 figures show exactly what was judged) to an SVG string, or ``None`` when the history has
 nothing to draw.
 """
@@ -11,12 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
 
 from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.checkers._core import _index
 from gossipcert.harness.checkers.dissemination import broadcast_latencies
-from gossipcert.harness.history import Entry
+from gossipcert.harness.index import HistoryIndex
 
 __all__ = [
     "broadcast_spread_svg",
@@ -119,9 +117,8 @@ def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
     return out
 
 
-def broadcast_spread_svg(history: Sequence[Entry]) -> str | None:
+def broadcast_spread_svg(index: HistoryIndex) -> str | None:
     """Fraction of members holding each broadcast over time, against Serf's model."""
-    index = _index(history)
     samples = broadcast_latencies(index)
     if not samples:
         return None
@@ -164,9 +161,9 @@ def broadcast_spread_svg(history: Sequence[Entry]) -> str | None:
     return _svg(body, "broadcast-spread")
 
 
-def latency_histogram_svg(history: Sequence[Entry], bins: int = 20) -> str | None:
+def latency_histogram_svg(index: HistoryIndex, bins: int = 20) -> str | None:
     """Histogram of every (broadcast, member) latency, node-side receive times."""
-    values = [s["latency_ms"] for s in broadcast_latencies(_index(history))]
+    values = [s["latency_ms"] for s in broadcast_latencies(index)]
     if not values:
         return None
     top = max(values) or 1.0
@@ -186,7 +183,7 @@ def latency_histogram_svg(history: Sequence[Entry], bins: int = 20) -> str | Non
     return _svg(body, "latency-histogram")
 
 
-def _windows(index: Any) -> list[tuple[float, float, str]]:
+def _windows(index: HistoryIndex) -> list[tuple[float, float, str]]:
     out = [(c.start, min(c.end, index.end_ms), "partition") for c in index.cuts]
     for f in index.faults:
         if f.op == "pause":
@@ -198,9 +195,8 @@ def _windows(index: Any) -> list[tuple[float, float, str]]:
     return out
 
 
-def member_views_svg(history: Sequence[Entry]) -> str | None:
+def member_views_svg(index: HistoryIndex) -> str | None:
     """Each member's view of each killed node over time, fault windows shaded."""
-    index = _index(history)
     if not index.kills:
         return None
     victim = str(index.kills[0].node)
@@ -266,10 +262,9 @@ def member_views_svg(history: Sequence[Entry]) -> str | None:
 
 
 def fault_timeline_svg(
-    history: Sequence[Entry], phases: Mapping[str, Sequence[tuple[float, float]]] | None = None
+    index: HistoryIndex, phases: Mapping[str, Sequence[tuple[float, float]]] | None = None
 ) -> str | None:
     """The fault schedule and the workload phases as a timeline from the run's start."""
-    index = _index(history)
     rows: list[tuple[str, float, float, str]] = []
     for name, spans in sorted((phases or index.phases).items()):
         rows += [(f"phase {name}", s, e, "#1f77b4") for s, e in spans]

@@ -16,18 +16,12 @@ from typing import Any
 import pytest
 import yaml
 from gossipcert.harness.backends.docker import DockerBackend
-from gossipcert.harness.clean import (
-    OWNER_LABEL,
-    RUN_LABEL,
-    label_stale,
-    owner_alive,
-    owner_label,
-    run_label_pid,
-)
+from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL, owner_alive, owner_label
 from gossipcert.harness.errors import LaunchError, ManifestError
 from gossipcert.harness.images import AptSource, ImageError, base_tag, parse_apt_sources
 from gossipcert.harness.manifest import REFERENCE_MANIFEST, load_manifest
-from gossipcert.harness.sweep import labelled_processes
+from gossipcert.harness.sweep import label_stale, labelled_processes, run_label_pid
+from gossipcert.harness.waiting import wait_until
 
 # ---- without Docker -----------------------------------------------------------------
 
@@ -258,10 +252,7 @@ def test_pause_resume_restart_and_netns(docker_cluster: Any) -> None:
     container = backend._containers["n2"]
     assert container.exec_run(["sh", "-c", "echo kept > /data/marker"]).exit_code == 0
     backend.restart("n2")
-    deadline = time.monotonic() + 30
-    while _control_id(docker_cluster, "n2") != "n2" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _control_id(docker_cluster, "n2") == "n2"
+    assert wait_until(lambda: _control_id(docker_cluster, "n2") == "n2", 30, 0.2) is not None
     assert docker_cluster.addresses["n2"].gossip[0] == ip
     assert container.exec_run(["cat", "/data/marker"]).output.strip() == b"kept"
     assert backend.netns_pid("n2") not in (None, pid)

@@ -13,39 +13,38 @@ import sys
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
+from gossipcert.harness import operations as o
 from gossipcert.harness.cli import main
 from gossipcert.harness.properties import Schedule, run_schedule
+from gossipcert.harness.reporting import write_all
+from gossipcert.harness.run_report import build_report, load_report_schema
 from gossipcert.harness.suite import certificate
 from gossipcert.harness.sweep import labelled_processes
 from gossipcert.harness.verdict import load_catalogue
-from gossipcert.reports.json_report import build_report, load_report_schema
-from gossipcert.reports.render import write_reports
 
-STEPS: list[dict[str, Any]] = [
-    {"op": "broadcast", "node": "n1", "id": "b1"},
-    {"op": "advance", "ms": 1000},
-    {"op": "put", "node": "n1", "key": "k", "value": "a"},
-    {"op": "crash", "node": "n3"},
-    {"op": "advance", "ms": 3000},
-    {"op": "partition", "groups": [["n1", "n2"], ["n4", "n5"]]},
-    {"op": "advance", "ms": 4000},
-    {"op": "heal"},
+STEPS: list[o.Op] = [
+    o.Broadcast("n1", "b1"),
+    o.Wait(1000, observe=False),
+    o.Put("n1", "k", "a"),
+    o.Kill("n3"),
+    o.Wait(3000, observe=False),
+    o.Partition((("n1", "n2"), ("n4", "n5"))),
+    o.Wait(4000, observe=False),
+    o.Heal(),
 ]
 FIGURES = {"broadcast-spread", "latency-histogram", "member-views", "fault-timeline"}
 
 
 def simulated_run(tmp_path: Path) -> tuple[Path, dict[str, object]]:
-    verdicts, cluster = run_schedule(Schedule(nodes=[f"n{i}" for i in range(1, 6)], steps=STEPS))
-    entries = cluster.entries()
+    verdicts, entries = run_schedule(Schedule(nodes=[f"n{i}" for i in range(1, 6)], ops=STEPS))
     report = build_report(
-        implementation="in-memory",
+        implementation="simulated",
         seed=1,
         verdicts=verdicts,
         faults=[e for e in entries if e.type == "fault"],
-        run={"nodes": cluster.ids},
+        run={"nodes": [f"n{i}" for i in range(1, 6)]},
         certificate=certificate(
             catalogue=load_catalogue(),
             verdicts=verdicts,
@@ -61,7 +60,7 @@ def simulated_run(tmp_path: Path) -> tuple[Path, dict[str, object]]:
     with (run_dir / "history.jsonl").open("w") as f:
         for e in entries:
             f.write(e.to_json() + "\n")
-    write_reports(run_dir, report, entries)
+    write_all(run_dir, report, entries)
     return run_dir, report
 
 

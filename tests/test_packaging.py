@@ -42,6 +42,11 @@ def test_wheel_has_exactly_one_top_level_package(wheel: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "gossipcert = gossipcert.harness.cli:main" in text
+    # The report writers travel as entry points: the harness finds them only that way.
+    assert "[gossipcert.reports]" in text
+    for name, module in (("json", "json_report"), ("markdown", "markdown"), ("html", "html"),
+                         ("junit", "junit")):
+        assert f"{name} = gossipcert.reports.{module}:write" in text
 
 
 @pytest.mark.slow

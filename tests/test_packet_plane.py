@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, chain_name, sweep_chains, unavailable_reason
+from gossipcert.harness.waiting import wait_until
 
 REQUIRE_TOOLS = os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1"
 
@@ -62,16 +63,16 @@ def delivered(sender: socket.socket, receiver: socket.socket, count: int = 20) -
         with contextlib.suppress(PermissionError):  # an OUTPUT drop tells the sender
             sender.sendto(tag, target)
     got = 0
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        try:
+
+    def all_arrived() -> bool:  # each look waits up to the socket's timeout
+        nonlocal got
+        with contextlib.suppress(TimeoutError):
             data, _ = receiver.recvfrom(64)
-        except TimeoutError:
-            continue
-        if data == tag:
-            got += 1
-            if got == count:
-                break
+            if data == tag:
+                got += 1
+        return got == count
+
+    wait_until(all_arrived, 0.5, every_s=0.0)
     return got
 
 

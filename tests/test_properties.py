@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from gossipcert.harness import operations as o
 from gossipcert.harness.cli import main
+from gossipcert.harness.operations import Op
 from gossipcert.harness.properties import (
     ClusterMachine,
     Schedule,
@@ -33,11 +34,11 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 @pytest.mark.slow
 @settings(settings.get_profile(PROFILE))
-@given(steps=schedules(("n1", "n2", "n3"), membership=True))
+@given(ops=schedules(("n1", "n2", "n3"), membership=True))
 def test_reference_core_holds_every_requirement_under_generated_schedules(
-    steps: list[dict[str, object]],
+    ops: list[Op],
 ) -> None:
-    verdicts, _ = run_schedule(Schedule(nodes=["n1", "n2", "n3"], steps=steps))
+    verdicts, _ = run_schedule(Schedule(nodes=["n1", "n2", "n3"], ops=ops))
     failed = failures(verdicts)
     assert not failed, [(v.id, v.evidence) for v in failed]
 
@@ -58,9 +59,9 @@ def find_and_shrink(core: str, saved: Path) -> None:
     file ends up holding the shrunk example (Hypothesis replays it last)."""
 
     @settings(settings.get_profile("ci"), max_examples=200)
-    @given(steps=schedules(("n1", "n2", "n3"), faults=False, keys=("k0",)))
-    def search(steps: list[dict[str, object]]) -> None:
-        schedule = Schedule(nodes=["n1", "n2", "n3"], steps=steps, core=core)
+    @given(ops=schedules(("n1", "n2", "n3"), faults=False, keys=("k0",)))
+    def search(ops: list[Op]) -> None:
+        schedule = Schedule(nodes=["n1", "n2", "n3"], ops=ops, core=core)
         failed = failures(run_schedule(schedule)[0])
         if failed:
             schedule.failure = {"requirements": [v.id for v in failed]}
@@ -76,11 +77,11 @@ def test_seeded_tiebreak_defect_is_found_shrunk_saved_and_replayed(tmp_path: Pat
     with pytest.raises(AssertionError, match="KV-LWW"):
         find_and_shrink(TIEBREAK, saved)
     data = json.loads(saved.read_text())
-    assert data["format"] == "gossipcert-schedule/1"
+    assert data["format"] == "gossipcert-ops/1"
     assert "KV-LWW" in data["failure"]["requirements"]
-    writes = [s for s in data["steps"] if s["op"] in ("put", "delete")]
+    writes = [s for s in data["ops"] if s["op"] in ("put", "delete")]
     # Minimal: two writes of one key from two nodes at the same instant (a timestamp tie).
-    assert len(data["steps"]) == 2 and len(writes) == 2, data["steps"]
+    assert len(data["ops"]) == 2 and len(writes) == 2, data["ops"]
     assert writes[0]["node"] != writes[1]["node"]
 
     assert main(["replay", str(saved)]) == 1
@@ -97,17 +98,17 @@ def test_replay_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "is not JSON" in capsys.readouterr().err
     bad.write_text(
         json.dumps(
-            {"format": "gossipcert-schedule/1", "nodes": ["a", "b"], "steps": [{"op": "jump"}]}
+            {"format": "gossipcert-ops/1", "nodes": ["a", "b"], "ops": [{"op": "jump"}]}
         )
     )
     assert main(["replay", str(bad)]) == 2
-    assert "no known 'op'" in capsys.readouterr().err
+    assert "unknown op 'jump'" in capsys.readouterr().err
     bad.write_text(
         json.dumps(
             {
-                "format": "gossipcert-schedule/1",
+                "format": "gossipcert-ops/1",
                 "nodes": ["a", "b"],
-                "steps": [],
+                "ops": [{"op": "heal"}],
                 "core": "no/such/file.py:installed",
             }
         )
@@ -118,15 +119,15 @@ def test_replay_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_a_schedule_replays_to_identical_verdicts() -> None:
-    steps: list[dict[str, Any]] = [
-        {"op": "put", "node": "n1", "key": "k", "value": "a"},
-        {"op": "crash", "node": "n3"},
-        {"op": "broadcast", "node": "n2", "id": "b"},
-        {"op": "advance", "ms": 200},
-        {"op": "partition", "groups": [["n1"], ["n2", "n3"]]},
-        {"op": "restart", "node": "n3"},
+    ops: list[Op] = [
+        o.Put("n1", "k", "a"),
+        o.Kill("n3"),
+        o.Broadcast("n2", "b"),
+        o.Wait(200, observe=False),
+        o.Partition((("n1",), ("n2", "n3"))),
+        o.Restart("n3"),
     ]
-    schedule = Schedule(nodes=["n1", "n2", "n3"], steps=steps)
+    schedule = Schedule(nodes=["n1", "n2", "n3"], ops=ops)
     first, _ = run_schedule(schedule)
     second, _ = run_schedule(schedule)
     assert [(v.id, v.status, v.measured) for v in first] == [

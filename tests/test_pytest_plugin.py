@@ -16,18 +16,16 @@ def test_options_are_registered(pytester: pytest.Pytester) -> None:
 def test_cluster_fixture_runs_a_user_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        import time
+        from gossipcert.harness.waiting import wait_until
 
         def test_put_spreads(cluster):
             assert cluster.client("n1").put("colour", "blue").ok
-            deadline = time.time() + 10
-            while time.time() < deadline:
+
+            def everywhere():
                 values = [cluster.client(n).get("colour").body for n in cluster.node_ids]
-                if all(v and v.get("values") == ["blue"] for v in values):
-                    break
-                time.sleep(0.1)
-            else:
-                raise AssertionError(values)
+                return all(v and v.get("values") == ["blue"] for v in values)
+
+            assert wait_until(everywhere, 10, 0.1) is not None
             members = cluster.client("n3").members().body["members"]
             assert {m["id"] for m in members if m["status"] == "alive"} == {"n1", "n2", "n3"}
         """

@@ -10,8 +10,8 @@ the read came after the event and read as a resurrection; it was not one.
 from __future__ import annotations
 
 from gossipcert.harness.checkers import CHECKERS
-from gossipcert.harness.checkers._core import _index, clock_resolution
 from gossipcert.harness.history import Entry
+from gossipcert.harness.index import HistoryIndex, clock_resolution
 from gossipcert.harness.verdict import Verdict
 from test_checkers import CATALOGUE, Hist, formed, params
 
@@ -61,10 +61,10 @@ def test_a_read_invoked_after_the_dead_stamp_contradicts_the_stamp() -> None:
         history = killed_n2(*read, status).build()
         v = verdict_of("FD-DEAD-STAYS-DEAD", history)
         assert v.status == "pass", v.evidence
-        violation = _index(history).clock_violations[0]
+        violation = HistoryIndex.build(history).clock_violations[0]
         assert (violation["node"], violation["member"], violation["status"]) == ("n3", "n2", "dead")
         assert violation["used_ms"] == read[1]
-        line = _index(history).timeline("n3", "n2")
+        line = HistoryIndex.build(history).timeline("n3", "n2")
         assert line.times[line.statuses.index("dead")] == read[1]
 
 
@@ -110,9 +110,9 @@ def test_a_node_with_a_seconds_clock_is_trusted_to_the_second() -> None:
         return h.until(40_000).build()
 
     assert verdict_of("FD-DEAD-STAYS-DEAD", history(24_400)).status == "pass"
-    assert _index(history(24_400)).clock_violations == []
-    assert _index(history(25_100)).clock_violations[0]["used_ms"] == 25_120
-    line = _index(history(24_400)).timeline("n3", "n2")
+    assert HistoryIndex.build(history(24_400)).clock_violations == []
+    assert HistoryIndex.build(history(25_100)).clock_violations[0]["used_ms"] == 25_120
+    line = HistoryIndex.build(history(24_400)).timeline("n3", "n2")
     assert line.latest[line.statuses.index("dead")] == 25_000
 
 

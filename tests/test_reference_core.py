@@ -1,21 +1,22 @@
 """The reference node's sans-IO core, driven through inputs and effects alone.
 
-`Net` is a tiny deterministic driver: a virtual clock, an in-memory network with
-per-directed-link cuts, and every message round-tripped through the JSON codec.
+Cluster tests run on the simulator (`reference_node.sim`): a virtual clock, 2 ms links,
+per-directed-link cuts, and every message carried over the wire (the codec and the
+framing the runtime uses). `record_sent` keeps what each node sent and checks that the
+codec gives back exactly the message that was encoded.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import heapq
 import json
 import pathlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from gossipcert.reference_node.core import Node, NodeConfig, SendMessage, Status
+from gossipcert.reference_node.core import Node, NodeConfig, Status
 from gossipcert.reference_node.core.codec import DecodeError, decode_message, encode_message
 from gossipcert.reference_node.core.dissemination import TransmitQueue, retransmit_limit
 from gossipcert.reference_node.core.events import BroadcastEvent, MemberEvent
@@ -32,6 +33,7 @@ from gossipcert.reference_node.core.messages import (
 )
 from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
 from gossipcert.reference_node.framing import FrameDecoder, FrameError, encode_frame
+from gossipcert.reference_node.sim import Simulation
 
 # The harness's timing (reference_node/manifest.yaml).
 TIMING: dict[str, int] = {
@@ -42,111 +44,61 @@ TIMING: dict[str, int] = {
     "push_pull_interval_ms": 1000,
 }
 LATENCY_MS = 2
+START_MS = 1_000_000
+
+Sent = list[tuple[str, str, Message]]
+"""(sender, receiver, message) for every message sent; receiver "?" for a seed."""
 
 
-class Net:
-    def __init__(self, **overrides: int) -> None:
-        self.now = 1_000_000
-        self.timing = {**TIMING, **overrides}
-        self.nodes: dict[str, Node] = {}
-        self.by_address: dict[str, str] = {}
-        self.crashed: set[str] = set()
-        self.cut: set[tuple[str, str]] = set()
-        self.sent: list[tuple[str, str, Message]] = []
-        self._queue: list[tuple[int, int, str, str, Message]] = []
-        self._counter = 0
-
-    def add(self, node_id: str, seeds: Iterable[str] = (), **overrides: Any) -> Node:
-        address = f"{node_id}:7946"
-        config = NodeConfig(node_id=node_id, gossip_address=address, **{**self.timing, **overrides})
-        node = Node(config, self.now)
-        self.nodes[node_id] = node
-        self.by_address[address] = node_id
-        seed_addresses = [f"{s}:7946" for s in seeds]
-        if seed_addresses:
-            node.join(seed_addresses, self.now)
-        self._drain(node_id)
-        return node
-
-    def cluster(self, ids: list[str]) -> None:
-        self.add(ids[0])
-        for node_id in ids[1:]:
-            self.add(node_id, seeds=[ids[0]])
-        assert self.run_until(lambda: all(self.sees_all_alive(i) for i in ids), 10_000)
-
-    def _drain(self, node_id: str) -> None:
-        for effect in self.nodes[node_id].take_effects():
-            if not isinstance(effect, SendMessage):
-                continue
-            dest = effect.to_id if effect.to_id in self.nodes else None
-            dest = dest or self.by_address.get(effect.address)
-            wire = json.loads(json.dumps(encode_message(effect.message)))
-            message = decode_message(wire)
-            assert message == effect.message
-            self.sent.append((node_id, dest or "?", message))
-            if dest is None or (node_id, dest) in self.cut:
-                continue
-            self._counter += 1
-            heapq.heappush(
-                self._queue, (self.now + LATENCY_MS, self._counter, node_id, dest, message)
-            )
-
-    def run(self, duration_ms: int) -> None:
-        self.run_until(lambda: False, duration_ms)
-
-    def run_until(self, done: Callable[[], bool], timeout_ms: int) -> int | None:
-        """Advance virtual time until `done()`; the elapsed ms, or None on timeout."""
-        start = self.now
-        until = self.now + timeout_ms
-        while not done():
-            live = [n for i, n in self.nodes.items() if i not in self.crashed]
-            deadlines = [n.next_deadline_ms() for n in live]
-            if self._queue:
-                deadlines.append(self._queue[0][0])
-            step = min(deadlines)
-            if step > until:
-                self.now = until
-                return None
-            self.now = max(self.now, step)
-            while self._queue and self._queue[0][0] <= self.now:
-                _, _, src, dest, message = heapq.heappop(self._queue)
-                if dest in self.crashed or (src, dest) in self.cut:
-                    continue
-                self.nodes[dest].receive(message, self.now)
-                self._drain(dest)
-            for node_id, node in self.nodes.items():
-                if node_id not in self.crashed and node.next_deadline_ms() <= self.now:
-                    node.tick(self.now)
-                    self._drain(node_id)
-        return self.now - start
-
-    def partition(self, *groups: list[str]) -> None:
-        for group in groups:
-            for other in groups:
-                if other is not group:
-                    self.cut |= {(a, b) for a in group for b in other}
-
-    def heal(self) -> None:
-        self.cut.clear()
-
-    def status(self, observer: str, member: str) -> Status | None:
-        record = self.nodes[observer].members.get(member)
-        return None if record is None else record.status
-
-    def sees_all_alive(self, observer: str) -> bool:
-        live = [i for i in self.nodes if i not in self.crashed]
-        return all(self.status(observer, m) is Status.ALIVE for m in live)
-
-    def member_events(self, observer: str) -> list[MemberEvent]:
-        return [e for e in self.nodes[observer].events_after(0) if isinstance(e, MemberEvent)]
+def simulation(ids: Sequence[str], *, start_ms: int = START_MS, **overrides: Any) -> Simulation:
+    """`ids` running, none joined yet, on the wire."""
+    return Simulation(
+        ids=list(ids),
+        config={**TIMING, **overrides},
+        latency_ms=LATENCY_MS,
+        start_ms=start_ms,
+        wire=True,
+    )
 
 
-def statuses_seen(net: Net, member: str) -> set[Status]:
+def cluster(ids: Sequence[str], **options: Any) -> Simulation:
+    """`ids` joined through the first; returns once all see all alive."""
+    sim = simulation(ids, **options)
+    for node_id in ids[1:]:
+        sim.join(node_id, [ids[0]])
+    assert sim.run_until_true(lambda: all(sees_all_alive(sim, i) for i in ids), 15_000)
+    return sim
+
+
+def record_sent(sim: Simulation) -> Sent:
+    sent: Sent = []
+
+    def hook(at_ms: int, src: str, to_id: str | None, message: Message) -> None:
+        wire = json.loads(json.dumps(encode_message(message)))
+        assert decode_message(wire) == message
+        sent.append((src, to_id or "?", message))
+
+    sim.on_send(hook)
+    return sent
+
+
+def run_until(sim: Simulation, done: Callable[[], bool], timeout_ms: int) -> int | None:
+    """Advance virtual time until `done()`; the elapsed ms, or None on timeout."""
+    start = sim.now_ms
+    return sim.now_ms - start if sim.run_until_true(done, timeout_ms) else None
+
+
+def sees_all_alive(sim: Simulation, observer: str) -> bool:
+    return all(sim.status_seen(observer, m) is Status.ALIVE for m in sim.live_ids())
+
+
+def member_events(sim: Simulation, observer: str) -> list[MemberEvent]:
+    return [e for e in sim.node(observer).events_after(0) if isinstance(e, MemberEvent)]
+
+
+def statuses_seen(sim: Simulation, member: str) -> set[Status]:
     return {
-        e.status
-        for observer in net.nodes
-        for e in net.member_events(observer)
-        if e.member == member
+        e.status for observer in sim.ids for e in member_events(sim, observer) if e.member == member
     }
 
 
@@ -154,61 +106,59 @@ def statuses_seen(net: Net, member: str) -> set[Status]:
 
 
 def test_join_through_a_seed_spreads_everyone_alive() -> None:
-    net = Net()
-    a = net.add("a")
-    b = net.add("b", seeds=["a"])
-    assert a.ready and not b.ready
-    net.add("c", seeds=["a"])
-    net.add("d", seeds=["b"])
-    elapsed = net.run_until(lambda: all(net.sees_all_alive(i) for i in "abcd"), 5_000)
+    sim = simulation("abcd")
+    sim.join("b", ["a"])
+    assert sim.node("a").ready and not sim.node("b").ready
+    sim.join("c", ["a"])
+    sim.join("d", ["b"])
+    elapsed = run_until(sim, lambda: all(sees_all_alive(sim, i) for i in "abcd"), 5_000)
     assert elapsed is not None
-    assert all(n.ready for n in net.nodes.values())
-    first = net.member_events("a")[0]
+    assert all(n.ready for n in sim.nodes)
+    first = member_events(sim, "a")[0]
     assert (first.seq, first.member, first.status) == (1, "a", Status.ALIVE)
 
 
 def test_probe_is_acked_and_a_quiet_cluster_never_suspects() -> None:
-    net = Net()
-    net.cluster(["a", "b", "c", "d", "e"])
-    net.run(30_000)
-    kinds = {(m.kind, src, dest) for src, dest, m in net.sent}
+    sim = cluster(["a", "b", "c", "d", "e"])
+    sent = record_sent(sim)
+    sim.run_for(30_000)
+    kinds = {(m.kind, src, dest) for src, dest, m in sent}
     assert ("ping", "a", "b") in kinds and ("ack", "b", "a") in kinds
-    for node_id in net.nodes:
-        assert {e.status for e in net.member_events(node_id)} == {Status.ALIVE}
+    for node_id in sim.ids:
+        assert {e.status for e in member_events(sim, node_id)} == {Status.ALIVE}
 
 
 def test_indirect_probe_bridges_a_one_way_cut() -> None:
-    net = Net()
-    net.cluster(["a", "b", "c"])
-    net.cut.add(("a", "c"))  # a's pings to c vanish; c -> a still works
-    net.run(10_000)
-    assert any(isinstance(m, PingReq) and src == "a" for src, _, m in net.sent)
-    assert statuses_seen(net, "c") == {Status.ALIVE}
+    sim = cluster(["a", "b", "c"])
+    sent = record_sent(sim)
+    sim.cut("a", "c")  # a's pings to c vanish; c -> a still works
+    sim.run_for(10_000)
+    assert any(isinstance(m, PingReq) and src == "a" for src, _, m in sent)
+    assert statuses_seen(sim, "c") == {Status.ALIVE}
 
 
 def test_crashed_member_is_suspected_then_dead_after_the_timeout() -> None:
-    net = Net()
     ids = ["a", "b", "c", "d", "e"]
-    net.cluster(ids)
-    net.run(2_000)
-    net.crashed.add("e")
-    crashed_at = net.now
-    elapsed = net.run_until(
-        lambda: all(net.status(i, "e") is Status.DEAD for i in ids[:-1]), 20_000
+    sim = cluster(ids)
+    sim.run_for(2_000)
+    sim.crash("e")
+    crashed_at = sim.now_ms
+    elapsed = run_until(
+        sim, lambda: all(sim.status_seen(i, "e") is Status.DEAD for i in ids[:-1]), 20_000
     )
     assert elapsed is not None
     n = 5
     bound = (2 * n - 1) * 300 + suspicion_timeout_ms(4, n, 300) + 1_000
     assert elapsed <= bound
     for observer in ids[:-1]:
-        events = [e for e in net.member_events(observer) if e.member == "e"]
+        events = [e for e in member_events(sim, observer) if e.member == "e"]
         suspect = next(e for e in events if e.status is Status.SUSPECT)
         dead = next(e for e in events if e.status is Status.DEAD)
         assert suspect.at_ms >= crashed_at
         assert dead.at_ms > suspect.at_ms
     # The first suspecter waits the full suspicion timeout before declaring dead.
     firsts = [
-        [e for e in net.member_events(o) if e.member == "e" and e.status is not Status.ALIVE]
+        [e for e in member_events(sim, o) if e.member == "e" and e.status is not Status.ALIVE]
         for o in ids[:-1]
     ]
     first_suspect = min(f[0].at_ms for f in firsts)
@@ -217,39 +167,39 @@ def test_crashed_member_is_suspected_then_dead_after_the_timeout() -> None:
 
 
 def test_restarted_member_rejoins_over_its_own_dead_record() -> None:
-    net = Net()
     ids = ["a", "b", "c", "d"]
-    net.cluster(ids)
-    net.crashed.add("d")
-    assert net.run_until(lambda: all(net.status(i, "d") is Status.DEAD for i in "abc"), 10_000)
-    net.crashed.discard("d")
-    reborn = net.add("d", seeds=["b"])  # a fresh process: incarnation 0 again
-    assert net.run_until(lambda: all(net.sees_all_alive(i) for i in ids), 5_000) is not None
+    sim = cluster(ids)
+    sim.crash("d")
+    assert run_until(
+        sim, lambda: all(sim.status_seen(i, "d") is Status.DEAD for i in "abc"), 10_000
+    )
+    # A fresh process without its data: incarnation 0 again.
+    sim.restart("d", data_dir=False, keep_incarnation=False, seeds=["b"])
+    reborn = sim.node("d")
+    assert reborn.incarnation == 0
+    assert run_until(sim, lambda: all(sees_all_alive(sim, i) for i in ids), 5_000) is not None
     assert reborn.ready and reborn.incarnation >= 1
 
 
 def test_suspected_member_refutes_with_a_higher_incarnation() -> None:
-    net = Net()
-    net.cluster(["a", "b", "c"])
-    a = net.nodes["a"]
+    sim = cluster(["a", "b", "c"])
+    a = sim.node("a")
     rumor = Gossip(
         sender="a",
-        sender_addr="a:7946",
-        hlc=a.clock.now(net.now),
-        updates=(MemberUpdate("c", "c:7946", Status.SUSPECT, 0),),
+        sender_addr=sim.address("a"),
+        hlc=a.clock.now(sim.now_ms),
+        updates=(MemberUpdate("c", sim.address("c"), Status.SUSPECT, 0),),
     )
-    net.nodes["b"].receive(rumor, net.now)
-    net.nodes["c"].receive(rumor, net.now)
-    net._drain("b")
-    net._drain("c")
-    assert net.nodes["c"].incarnation == 1
+    sim.call("b", lambda node, now: node.receive(rumor, now))
+    sim.call("c", lambda node, now: node.receive(rumor, now))
+    assert sim.node("c").incarnation == 1
 
     def refuted_everywhere() -> bool:
-        views = [n.members.get("c") for n in net.nodes.values()]
+        views = [n.members.get("c") for n in sim.nodes]
         return all(v is not None and (v.status, v.incarnation) == (Status.ALIVE, 1) for v in views)
 
-    assert net.run_until(refuted_everywhere, 3_000) is not None
-    assert Status.DEAD not in statuses_seen(net, "c")
+    assert run_until(sim, refuted_everywhere, 3_000) is not None
+    assert Status.DEAD not in statuses_seen(sim, "c")
 
 
 def test_stale_alive_never_resurrects_a_dead_member() -> None:
@@ -280,63 +230,61 @@ def test_stale_alive_never_resurrects_a_dead_member() -> None:
 
 
 def test_graceful_leave_ends_as_left_never_dead() -> None:
-    net = Net()
     ids = ["a", "b", "c", "d"]
-    net.cluster(ids)
-    net.nodes["d"].leave(net.now)
-    net._drain("d")
-    assert net.run_until(lambda: all(net.status(i, "d") is Status.LEFT for i in ids[:-1]), 3_000)
-    net.run(10_000)  # long past the linger, the leaver is silent
-    assert net.nodes["d"].stopped
-    assert all(net.status(i, "d") is Status.LEFT for i in ids[:-1])
-    assert statuses_seen(net, "d") == {Status.ALIVE, Status.LEFT}
+    sim = cluster(ids)
+    sim.leave("d")
+    assert run_until(
+        sim, lambda: all(sim.status_seen(i, "d") is Status.LEFT for i in ids[:-1]), 3_000
+    )
+    sim.run_for(10_000)  # long past the linger, the leaver is silent
+    assert sim.node("d").stopped
+    assert all(sim.status_seen(i, "d") is Status.LEFT for i in ids[:-1])
+    assert statuses_seen(sim, "d") == {Status.ALIVE, Status.LEFT}
 
 
 def test_partition_longer_than_suspicion_heals_and_converges() -> None:
-    net = Net()
     ids = ["a", "b", "c", "d", "e"]
-    net.cluster(ids)
-    net.partition(["a", "b"], ["c", "d", "e"])
-    assert net.run_until(
-        lambda: net.status("a", "c") is Status.DEAD and net.status("c", "a") is Status.DEAD,
+    sim = cluster(ids)
+    sim.partition([["a", "b"], ["c", "d", "e"]])
+    assert run_until(
+        sim,
+        lambda: (
+            sim.status_seen("a", "c") is Status.DEAD and sim.status_seen("c", "a") is Status.DEAD
+        ),
         15_000,
     )
-    net.run(3_000)
-    net.nodes["a"].kv_put("left-side", 1, net.now)
-    net.nodes["d"].kv_put("right-side", 2, net.now)
-    net._drain("a")
-    net._drain("d")
-    net.heal()
+    sim.run_for(3_000)
+    sim.kv_put("a", "left-side", 1)
+    sim.kv_put("d", "right-side", 2)
+    sim.heal()
 
     def converged() -> bool:
-        digests = {n.kv.digest() for n in net.nodes.values()}
-        return len(digests) == 1 and all(net.sees_all_alive(i) for i in ids)
+        digests = {n.kv.digest() for n in sim.nodes}
+        return len(digests) == 1 and all(sees_all_alive(sim, i) for i in ids)
 
-    elapsed = net.run_until(converged, 20_000)
+    elapsed = run_until(sim, converged, 20_000)
     assert elapsed is not None and elapsed <= 6_000
-    assert net.nodes["e"].kv.live() == {"left-side": 1, "right-side": 2}
+    assert sim.node("e").kv.live() == {"left-side": 1, "right-side": 2}
 
 
 # ---- dissemination --------------------------------------------------------------------
 
 
 def test_broadcast_reaches_all_once_and_respects_the_retransmit_limit() -> None:
-    net = Net()
     ids = ["a", "b", "c", "d", "e"]
-    net.cluster(ids)
-    net.sent.clear()
-    net.nodes["a"].broadcast("m1", {"x": 1}, net.now)
-    net._drain("a")
-    assert not net.nodes["a"].broadcast("m1", {"x": 1}, net.now)
-    net.run(5_000)
-    for node in net.nodes.values():
+    sim = cluster(ids)
+    sent = record_sent(sim)
+    assert sim.call("a", lambda node, now: node.broadcast("m1", {"x": 1}, now))
+    assert not sim.call("a", lambda node, now: node.broadcast("m1", {"x": 1}, now))
+    sim.run_for(5_000)
+    for node in sim.nodes:
         assert [d.id for d in node.delivered_broadcasts()] == ["m1"]
         assert [e.id for e in node.events_after(0) if isinstance(e, BroadcastEvent)] == ["m1"]
     limit = retransmit_limit(4, len(ids))
     for node_id in ids:
         piggybacked = sum(
             1
-            for src, _, m in net.sent
+            for src, _, m in sent
             if src == node_id and not isinstance(m, PushPull)
             for u in m.updates
             if isinstance(u, BroadcastUpdate)
@@ -383,16 +331,13 @@ def test_digest_depends_only_on_visible_state() -> None:
 
 
 def test_kv_write_and_delete_converge_with_tombstones() -> None:
-    net = Net()
-    net.cluster(["a", "b", "c"])
-    net.nodes["a"].kv_put("k", "v1", net.now)
-    net._drain("a")
-    net.run(1_000)
-    assert all(n.kv_get("k") is not None for n in net.nodes.values())
-    net.nodes["b"].kv_delete("k", net.now)
-    net._drain("b")
-    net.run(3_000)
-    for node in net.nodes.values():
+    sim = cluster(["a", "b", "c"])
+    sim.kv_put("a", "k", "v1")
+    sim.run_for(1_000)
+    assert all(n.kv_get("k") is not None for n in sim.nodes)
+    sim.call("b", lambda node, now: node.kv_delete("k", now))
+    sim.run_for(3_000)
+    for node in sim.nodes:
         assert node.kv_get("k") is None
         entry = node.kv.get("k")
         assert entry is not None and entry.deleted
@@ -422,10 +367,12 @@ def test_local_write_beats_everything_the_node_has_seen() -> None:
 
 def test_same_seed_same_run() -> None:
     def trace() -> list[tuple[str, str, str]]:
-        net = Net()
-        net.cluster(["a", "b", "c", "d"])
-        net.run(3_000)
-        return [(s, d, m.kind) for s, d, m in net.sent]
+        sim = simulation(["a", "b", "c", "d"])
+        sent = record_sent(sim)
+        for node_id in "bcd":
+            sim.join(node_id, ["a"])
+        sim.run_for(3_000)
+        return [(s, d, m.kind) for s, d, m in sent]
 
     assert trace() == trace()
 

@@ -1,7 +1,7 @@
 """Membership of the reference node: Lifeguard, nacks, the buddy system, reaping.
 
-Core tests drive the sans-IO node through `Net` (virtual clock, in-memory network, every
-message round-tripped through the codec); the metrics test at the end runs real nodes.
+Core tests drive the sans-IO node on the simulator (virtual clock, simulated network, every
+message carried through the wire codec); the metrics test at the end runs real nodes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from gossipcert.reference_node.core.suspicion import (
     lifeguard_timeout_ms,
     suspicion_timeout_ms,
 )
-from test_reference_core import Net, statuses_seen
+from gossipcert.reference_node.sim import Simulation
+from test_reference_core import (
+    cluster,
+    member_events,
+    record_sent,
+    run_until,
+    sees_all_alive,
+    statuses_seen,
+)
 from test_reference_runtime import http, spawn, stop, wait_for
 
 IDS = ["a", "b", "c", "d", "e"]
@@ -62,10 +70,9 @@ def test_lifeguard_timeout_formula_matches_reference() -> None:
 
 
 def test_suspicion_starts_at_max_and_shrinks_with_distinct_confirmations() -> None:
-    net = Net()
-    net.cluster(IDS)
-    node = net.nodes["a"]
-    start = net.now
+    sim = cluster(IDS)
+    node = sim.node("a")
+    start = sim.now_ms
     node.receive(rumor(suspect("e", by="b")), start)
     suspicion = node._suspicions["e"]
     assert suspicion.deadline_ms() == start + 7200
@@ -88,10 +95,9 @@ def test_suspicion_starts_at_max_and_shrinks_with_distinct_confirmations() -> No
 
 
 def test_lone_suspicion_waits_for_max() -> None:
-    net = Net()
-    net.cluster(IDS)
-    node = net.nodes["a"]
-    start = net.now
+    sim = cluster(IDS)
+    node = sim.node("a")
+    start = sim.now_ms
     node.receive(rumor(suspect("e", by="b")), start)
     node.tick(start + 7199)
     assert node.members.get("e").status is Status.SUSPECT  # type: ignore[union-attr]
@@ -100,19 +106,19 @@ def test_lone_suspicion_waits_for_max() -> None:
 
 
 def test_crash_seen_by_everyone_is_declared_well_before_max() -> None:
-    net = Net()
-    net.cluster(IDS)
-    net.run(2_000)
-    net.crashed.add("e")
-    crashed_at = net.now
-    elapsed = net.run_until(
-        lambda: all(net.status(i, "e") is Status.DEAD for i in IDS[:-1]), 20_000
+    sim = cluster(IDS)
+    sim.run_for(2_000)
+    sent = record_sent(sim)
+    sim.crash("e")
+    crashed_at = sim.now_ms
+    elapsed = run_until(
+        sim, lambda: all(sim.status_seen(i, "e") is Status.DEAD for i in IDS[:-1]), 20_000
     )
     assert elapsed is not None
     events = [
         e
         for o in IDS[:-1]
-        for e in net.member_events(o)
+        for e in member_events(sim, o)
         if e.member == "e" and e.at_ms >= crashed_at
     ]
     first_suspect = min(e.at_ms for e in events if e.status is Status.SUSPECT)
@@ -122,7 +128,7 @@ def test_crash_seen_by_everyone_is_declared_well_before_max() -> None:
     assert 1200 <= first_dead - first_suspect < 7200
     suspects = {
         u.by
-        for _, _, m in net.sent
+        for _, _, m in sent
         for u in m.updates
         if isinstance(u, MemberUpdate) and u.member == "e" and u.status is Status.SUSPECT
     }
@@ -144,79 +150,77 @@ def test_awareness_score_is_bounded_and_scales() -> None:
 
 
 def test_helpers_nack_so_a_healthy_prober_keeps_its_score() -> None:
-    net = Net()
-    net.cluster(IDS)
-    net.crashed.add("e")
-    net.run(6_000)
-    nacks = [(src, dest) for src, dest, m in net.sent if isinstance(m, Nack)]
+    sim = cluster(IDS)
+    sent = record_sent(sim)
+    sim.crash("e")
+    sim.run_for(6_000)
+    nacks = [(src, dest) for src, dest, m in sent if isinstance(m, Nack)]
     assert nacks, "ping-req helpers must nack when the target stays silent"
     for node_id in IDS[:-1]:
-        assert net.nodes[node_id].awareness.score == 0
+        assert sim.node(node_id).awareness.score == 0
 
 
 def test_a_node_cut_off_from_everyone_raises_its_score_and_slows_its_probes() -> None:
-    net = Net()
-    net.cluster(IDS)
-    net.run(1_000)
+    sim = cluster(IDS)
+    sim.run_for(1_000)
     # a's outbound links all drop: it hears the others but none of its pings, ping-reqs
     # or acks get out, so no nack can come back either. a is the unhealthy one.
-    net.cut |= {("a", other) for other in IDS[1:]}
-    net.sent.clear()
-    net.run(20_000)
-    assert net.nodes["a"].awareness.score == 7
+    for other in IDS[1:]:
+        sim.cut("a", other)
+    sent = record_sent(sim)
+    sim.run_for(20_000)
+    assert sim.node("a").awareness.score == 7
     pings_by = {
-        node_id: sum(1 for src, _, m in net.sent if src == node_id and isinstance(m, Ping))
+        node_id: sum(1 for src, _, m in sent if src == node_id and isinstance(m, Ping))
         for node_id in IDS
     }
     # Healthy members probe once per 300 ms period; a stretches its period up to 8x.
     assert pings_by["a"] * 3 < pings_by["b"]
     for node_id in IDS[1:]:
-        assert net.nodes[node_id].awareness.score <= 1
+        assert sim.node(node_id).awareness.score <= 1
 
 
 def test_having_to_refute_raises_the_score() -> None:
-    net = Net()
-    net.cluster(["a", "b", "c"])
-    c = net.nodes["c"]
-    c.receive(rumor(suspect("c", by="a")), net.now)
+    sim = cluster(["a", "b", "c"])
+    c = sim.node("c")
+    c.receive(rumor(suspect("c", by="a")), sim.now_ms)
     assert c.incarnation == 1 and c.awareness.score == 1
 
 
 def test_buddy_system_ping_to_a_suspect_carries_the_suspicion() -> None:
-    net = Net()
-    net.cluster(["a", "b", "c"])
-    b = net.nodes["b"]
+    sim = cluster(["a", "b", "c"])
+    b = sim.node("b")
     # Only b hears the suspicion; c can learn of it first from b's probe.
-    b.receive(rumor(suspect("c", by="x")), net.now)
+    b.receive(rumor(suspect("c", by="x")), sim.now_ms)
     b.queue = type(b.queue)()  # nothing left to piggyback: only the ping can tell c
-    net.sent.clear()
-    assert net.run_until(lambda: net.nodes["c"].incarnation >= 1, 3_000) is not None
-    pings = [m for src, dest, m in net.sent if (src, dest) == ("b", "c") and isinstance(m, Ping)]
+    sent = record_sent(sim)
+    assert run_until(sim, lambda: sim.node("c").incarnation >= 1, 3_000) is not None
+    pings = [m for src, dest, m in sent if (src, dest) == ("b", "c") and isinstance(m, Ping)]
     assert pings and any(
         isinstance(u, MemberUpdate) and u.member == "c" and u.status is Status.SUSPECT
         for u in pings[0].updates
     )
-    assert net.run_until(lambda: net.status("b", "c") is Status.ALIVE, 3_000) is not None
+    assert run_until(sim, lambda: sim.status_seen("b", "c") is Status.ALIVE, 3_000) is not None
 
 
 # ---- reaping ---------------------------------------------------------------------------
 
 
-def reaping_net() -> Net:
-    net = Net(reap_after_ms=3_000)
-    net.cluster(IDS)
-    return net
+def reaping_cluster() -> Simulation:
+    return cluster(IDS, reap_after_ms=3_000)
 
 
 def test_dead_member_is_reaped_and_stale_gossip_does_not_bring_it_back() -> None:
-    net = reaping_net()
-    net.crashed.add("e")
-    assert net.run_until(lambda: all(net.status(i, "e") is Status.DEAD for i in IDS[:-1]), 15_000)
-    assert net.run_until(lambda: all(net.status(i, "e") is None for i in IDS[:-1]), 6_000)
-    a = net.nodes["a"]
+    sim = reaping_cluster()
+    sim.crash("e")
+    assert run_until(
+        sim, lambda: all(sim.status_seen(i, "e") is Status.DEAD for i in IDS[:-1]), 15_000
+    )
+    assert run_until(sim, lambda: all(sim.status_seen(i, "e") is None for i in IDS[:-1]), 6_000)
+    a = sim.node("a")
     reaped_at = a.reaped()["e"]
     # A stale alive and a peer's old full state both stay out.
-    a.receive(rumor(MemberUpdate("e", "e:7946", Status.ALIVE, reaped_at)), net.now)
+    a.receive(rumor(MemberUpdate("e", "e:7946", Status.ALIVE, reaped_at)), sim.now_ms)
     old_state = PushPull(
         sender="b",
         sender_addr="b:7946",
@@ -224,28 +228,28 @@ def test_dead_member_is_reaped_and_stale_gossip_does_not_bring_it_back() -> None
         state=FullState(members=(MemberUpdate("e", "e:7946", Status.DEAD, reaped_at),)),
         reply=True,
     )
-    a.receive(old_state, net.now)
-    assert net.status("a", "e") is None
-    net.run(5_000)
-    assert all(net.status(i, "e") is None for i in IDS[:-1])
+    a.receive(old_state, sim.now_ms)
+    assert sim.status_seen("a", "e") is None
+    sim.run_for(5_000)
+    assert all(sim.status_seen(i, "e") is None for i in IDS[:-1])
     assert Status.ALIVE not in {
-        e.status for o in IDS[:-1] for e in net.member_events(o) if e.member == "e" and e.seq > 5
+        e.status for o in IDS[:-1] for e in member_events(sim, o) if e.member == "e" and e.seq > 5
     }
 
 
 def test_left_member_is_reaped_and_a_restart_rejoins_above_the_reaped_incarnation() -> None:
-    net = reaping_net()
-    net.nodes["e"].leave(net.now)
-    net._drain("e")
-    assert net.run_until(lambda: all(net.status(i, "e") is None for i in IDS[:-1]), 10_000)
-    left_incarnation = net.nodes["a"].reaped()["e"]
+    sim = reaping_cluster()
+    sim.leave("e")
+    assert run_until(sim, lambda: all(sim.status_seen(i, "e") is None for i in IDS[:-1]), 10_000)
+    left_incarnation = sim.node("a").reaped()["e"]
     # A fresh process under the same id, without its data: incarnation 0.
-    reborn = net.add("e", seeds=["a"])
-    assert net.run_until(lambda: all(net.sees_all_alive(i) for i in IDS), 5_000) is not None
+    sim.restart("e", data_dir=False, keep_incarnation=False, seeds=["a"])
+    reborn = sim.node("e")
+    assert run_until(sim, lambda: all(sees_all_alive(sim, i) for i in IDS), 5_000) is not None
     assert reborn.incarnation > left_incarnation
     for node_id in IDS[:-1]:
-        assert "e" not in net.nodes[node_id].reaped()
-    assert Status.DEAD not in statuses_seen(net, "e")
+        assert "e" not in sim.node(node_id).reaped()
+    assert Status.DEAD not in statuses_seen(sim, "e")
 
 
 def test_restored_incarnation_starts_above_every_used_one() -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from gossipcert.harness.history import build
+from gossipcert.harness.index import HistoryIndex
+from gossipcert.harness.run_report import build_report, load_report_schema
 from gossipcert.harness.verdict import Verdict, overall_verdict
-from gossipcert.reports.json_report import build_report, load_report_schema, write_json_report
+from gossipcert.reports.json_report import write_json_report
 from gossipcert.reports.markdown import render_markdown, write_markdown_report
 
 
@@ -75,8 +77,7 @@ def test_overall_verdict_needs_every_claimed_must_exercised() -> None:
 
 def test_json_report_validates_and_is_written(tmp_path: Path) -> None:
     path = tmp_path / "out" / "report.json"
-    report = write_json_report(
-        path,
+    report = build_report(
         implementation="ref",
         seed=42,
         verdicts=VERDICTS,
@@ -84,6 +85,7 @@ def test_json_report_validates_and_is_written(tmp_path: Path) -> None:
         run=RUN,
         certificate=CERT,
     )
+    assert write_json_report(path, report) == path
     on_disk = json.loads(path.read_text())
     assert on_disk == report
     jsonschema.validate(on_disk, load_report_schema())
@@ -107,8 +109,7 @@ def test_json_report_validates_and_is_written(tmp_path: Path) -> None:
 def test_json_report_accepts_fault_dicts_and_passes_when_musts_pass(tmp_path: Path) -> None:
     faults = [{"time_ms": 5.0, "op": "kill", "node": "n1", "args": {}}]
     verdicts = [verdict("MEM-JOIN", "pass"), verdict("X", "fail", "SHOULD")]
-    report = write_json_report(
-        tmp_path / "r.json",
+    report = build_report(
         implementation="ref",
         seed=None,
         verdicts=verdicts,
@@ -116,6 +117,7 @@ def test_json_report_accepts_fault_dicts_and_passes_when_musts_pass(tmp_path: Pa
         run={},
         certificate=CERT,
     )
+    write_json_report(tmp_path / "r.json", report)
     assert report["verdict"] == "pass"
 
 
@@ -196,7 +198,7 @@ def test_every_format_says_the_same_verdict_and_statuses(tmp_path: Path) -> None
     )
     assert report["verdict"] == "incomplete"
     markdown = render_markdown(report)
-    html = render_html(report, [])
+    html = render_html(report, HistoryIndex.build([]))
     junit = render_junit(report)
     assert "**Verdict: INCOMPLETE**" in markdown and "not a certificate" in markdown
     assert "Verdict: INCOMPLETE" in html and "not a certificate" in html

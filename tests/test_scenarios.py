@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from gossipcert.chaos.packet import our_chains, unavailable_reason
+from gossipcert.harness import operations as o
 from gossipcert.harness.scenario import (
-    STEPS,
     ScenarioError,
     load_scenario,
     schedule,
@@ -61,16 +61,28 @@ def test_scenario_overrides_the_conflict_policy_only_when_supported() -> None:
 def test_the_plan_draws_deletes_crdt_ops_and_mv_rounds() -> None:
     nodes = [f"n{i}" for i in range(1, 6)]
     default = schedule(load_scenario("default"), nodes, 7, TIMING)
-    writes = next(a for a in default if a["kind"] == "writes")
-    assert len(writes["deletes"]) == 3
-    assert not {k for _, k in writes["deletes"]} & set(writes["concurrent"])
+    deletes = [op for op in default if isinstance(op, o.Delete)]
+    races = [op for op in default if isinstance(op, o.Concurrent)]
+    assert len(deletes) == 3 and len(races) == 3
+    raced = {put.key for race in races for put in race.ops if isinstance(put, o.Put)}
+    assert not {op.key for op in deletes} & raced
+    assert all(len(race.ops) == 5 for race in races)  # every node writes the key
     crdt = schedule(load_scenario("crdt"), nodes, 7, TIMING)
-    types = {op[2] for a in crdt if a["kind"] == "crdt" for op in a["ops"]}
+    types = {op.type for op in crdt if isinstance(op, o.Crdt)}
     assert types == {"g-counter", "pn-counter", "or-set", "lww-register"}
-    mv = next(a for a in schedule(load_scenario("mv"), nodes, 7, TIMING)
-              if a["kind"] == "mv-writes")
-    for key in mv["keys"]:
-        assert key["rmw"] not in key["blind"] and key["racer"] in key["blind"]
+    mv = schedule(load_scenario("mv"), nodes, 7, TIMING)
+    gets = [op for op in mv if isinstance(op, o.Get)]
+    assert gets
+    for get in gets:
+        blind = next(r for r in mv if isinstance(r, o.Concurrent)
+                     and all(isinstance(p, o.Put) and p.key == get.key and not p.with_context
+                             for p in r.ops))
+        rmw = next(r for r in mv if isinstance(r, o.Concurrent)
+                   and any(isinstance(p, o.Put) and p.key == get.key and p.with_context
+                           for p in r.ops))
+        blind_nodes = {p.node for p in blind.ops if isinstance(p, o.Put)}
+        racer = next(p.node for p in rmw.ops if isinstance(p, o.Put) and not p.with_context)
+        assert get.node not in blind_nodes and racer in blind_nodes
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -78,10 +90,9 @@ def test_shipped_scenarios_validate_and_plan(name: str) -> None:
     scenario = load_scenario(name)
     assert scenario.name == name
     nodes = [f"n{i}" for i in range(1, 6)]
-    actions = schedule(scenario, nodes, 7, TIMING)
-    assert [a["kind"] for a in actions] == [s["kind"] for s in scenario.steps]
-    assert all(a["kind"] in STEPS for a in actions)
-    json.dumps(actions)  # the schedule is written to schedule.json
+    ops = schedule(scenario, nodes, 7, TIMING)
+    assert ops and all(isinstance(op, o.Op) for op in ops)
+    json.dumps([op.to_json() for op in ops])  # the sequence is written to schedule.json
 
 
 def test_default_scenario_is_the_v1_run() -> None:
@@ -94,14 +105,17 @@ def test_a_broadcast_that_kills_its_origin_plans_the_origin_down() -> None:
     the first node, and no later step targets it."""
     nodes = [f"n{i}" for i in range(1, 6)]
     for seed in range(20):
-        actions = schedule(load_scenario("default"), nodes, seed, TIMING)
-        cast = next(a for a in actions if a["kind"] == "broadcast")
-        assert cast["kill_origin_after_first_hop"] is True and cast["origin"] != "n1"
-        cut = next(a for a in actions if a["kind"] == "partition")
-        assert cast["origin"] not in {n for group in cut["groups"] for n in group}
+        ops = schedule(load_scenario("default"), nodes, seed, TIMING)
+        cast = next(op for op in ops if isinstance(op, o.Broadcast))
+        after = ops[ops.index(cast) + 1:]
+        # First the first hop, then the kill, then delivery to the rest by relay.
+        assert isinstance(after[0], o.AwaitDelivery) and after[0].any_of
+        assert after[1] == o.Kill(cast.node) and cast.node != "n1"
+        assert isinstance(after[3], o.AwaitDelivery) and not after[3].any_of
+        cut = next(op for op in ops if isinstance(op, o.Partition))
+        assert cast.node not in {n for group in cut.groups for n in group}
     plain = schedule(load_scenario("flapping"), nodes, 3, TIMING)
-    assert "kill_origin_after_first_hop" not in next(a for a in plain
-                                                     if a["kind"] == "broadcast")
+    assert not any(isinstance(op, o.Kill) for op in plain)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -186,10 +200,10 @@ def test_the_security_scenario_plans_a_wrong_key_node() -> None:
     nodes = [f"n{i}" for i in range(1, 6)]
     scenario = load_scenario("security")
     assert scenario.encryption
-    step = next(a for a in schedule(scenario, nodes, 7, TIMING) if a["kind"] == "wrong-key-node")
-    assert step["node"] == "x1" and step["node"] not in nodes and step["seed"] in nodes
+    step = next(op for op in schedule(scenario, nodes, 7, TIMING) if isinstance(op, o.Intruder))
+    assert step.node == "x1" and step.node not in nodes and step.seed in nodes
     # two probe intervals and three push-pull intervals of the timing above
-    assert step["duration_s"] == pytest.approx(3.6)
+    assert step.ms == 3600
 
 
 def test_a_wrong_key_node_may_not_take_a_members_id(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Self-validation: every seeded defect in tests/impls/ is flagged with the right
 requirement id, and the reference passes the very same run.
 
-Fast tests run each defect in the in-memory cluster (the patched reference core under a
-virtual clock, judged by the real checkers). Slow tests certify the patched node as real
-processes with the scenario its requirement names (every MUST requirement has one), and
+Fast tests run each defect in simulation (the patched reference core in the simulator,
+behind the same cluster interface as real nodes, judged by the real checkers). Slow tests
+certify the patched node as real processes with the scenario its requirement names
+(every MUST requirement has one), and
 certify the reference node twenty times in a row expecting identical verdicts.
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gossipcert.harness import operations as o
+from gossipcert.harness.operations import Op
 from gossipcert.harness.properties import Schedule, run_schedule
 from gossipcert.harness.sweep import labelled_processes
 
@@ -23,17 +26,17 @@ IMPLS = Path(__file__).resolve().parent / "impls"
 
 N3 = ["n1", "n2", "n3"]
 # defect folder -> (requirement it must fail, cluster, policy, steps)
-CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
-    "never_suspects": ("FD-DETECT", N3, "lww", [{"op": "crash", "node": "n3"}]),
-    "resurrects_dead": ("FD-DEAD-STAYS-DEAD", N3, "lww", [{"op": "crash", "node": "n3"}]),
+CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
+    "never_suspects": ("FD-DETECT", N3, "lww", [o.Kill("n3")]),
+    "resurrects_dead": ("FD-DEAD-STAYS-DEAD", N3, "lww", [o.Kill("n3")]),
     "never_refutes": (
         "PARTITION-HEAL",
         N3,
         "lww",
         [
-            {"op": "partition", "groups": [["n1"], ["n2", "n3"]]},
-            {"op": "advance", "ms": 6000},
-            {"op": "heal"},
+            o.Partition((("n1",), ("n2", "n3"))),
+            o.Wait(6000, observe=False),
+            o.Heal(),
         ],
     ),
     "lww_wrong_tiebreak": (
@@ -41,26 +44,28 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
         N3,
         "lww",
         [
-            {"op": "put", "node": "n1", "key": "k", "value": "from-n1"},
-            {"op": "put", "node": "n2", "key": "k", "value": "from-n2"},
+            # Clear of start-up traffic, so both clocks stand at logical 0: a tie.
+            o.Wait(1000, observe=False),
+            o.Put("n1", "k", "from-n1"),
+            o.Put("n2", "k", "from-n2"),
         ],
     ),
     "rumors_one_hop": (
         "BCAST-DELIVERY",
         [f"n{i}" for i in range(1, 25)],
         "lww",
-        [{"op": "broadcast", "node": "n1", "id": "b"}],
+        [o.Broadcast("n1", "b")],
     ),
     "no_anti_entropy": (
         "KV-AFTER-PARTITION",
         N3,
         "lww",
         [
-            {"op": "partition", "groups": [["n1"], ["n2", "n3"]]},
-            {"op": "put", "node": "n1", "key": "k", "value": "one-side"},
-            {"op": "advance", "ms": 6000},
-            {"op": "heal"},
-            {"op": "advance", "ms": 100},
+            o.Partition((("n1",), ("n2", "n3"))),
+            o.Put("n1", "k", "one-side"),
+            o.Wait(6000, observe=False),
+            o.Heal(),
+            o.Wait(100, observe=False),
         ],
     ),
     "forgets_state": (
@@ -68,10 +73,10 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
         N3,
         "lww",
         [
-            {"op": "put", "node": "n1", "key": "k", "value": "before"},
-            {"op": "advance", "ms": 1000},
-            {"op": "restart", "node": "n3"},
-            {"op": "advance", "ms": 100},
+            o.Put("n1", "k", "before"),
+            o.Wait(1000, observe=False),
+            o.Restart("n3"),
+            o.Wait(100, observe=False),
         ],
     ),
     "loses_siblings": (
@@ -79,20 +84,20 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
         N3,
         "mv",
         [
-            {"op": "put", "node": "n1", "key": "k", "value": "a"},
-            {"op": "put", "node": "n2", "key": "k", "value": "b"},
+            o.Put("n1", "k", "a"),
+            o.Put("n2", "k", "b"),
         ],
     ),
     "knows_only_seeds": ("MEM-JOIN", [f"n{i}" for i in range(1, 6)], "lww",
-                         [{"op": "advance", "ms": 100}]),
-    "leaves_silently": ("MEM-LEAVE", N3, "lww", [{"op": "leave", "node": "n3"}]),
+                         [o.Wait(100, observe=False)]),
+    "leaves_silently": ("MEM-LEAVE", N3, "lww", [o.Leave("n3")]),
     "no_kv_merge": (
         "KV-CONVERGENCE",
         N3,
         "lww",
         [
-            {"op": "put", "node": "n1", "key": "k", "value": "a"},
-            {"op": "put", "node": "n2", "key": "j", "value": "b"},
+            o.Put("n1", "k", "a"),
+            o.Put("n2", "j", "b"),
         ],
     ),
     "acks_unkept_writes": (
@@ -100,8 +105,8 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
         N3,
         "lww",
         [
-            {"op": "put", "node": "n1", "key": "k", "value": "a"},
-            {"op": "put", "node": "n1", "key": "k", "value": "b"},
+            o.Put("n1", "k", "a"),
+            o.Put("n1", "k", "b"),
         ],
     ),
     "delete_without_tombstone": (
@@ -109,9 +114,9 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
         N3,
         "lww",
         [
-            {"op": "put", "node": "n1", "key": "k", "value": "a"},
-            {"op": "advance", "ms": 1000},
-            {"op": "delete", "node": "n2", "key": "k"},
+            o.Put("n1", "k", "a"),
+            o.Wait(1000, observe=False),
+            o.Delete("n2", "k"),
         ],
     ),
     "rejoins_shadowed": (
@@ -119,18 +124,18 @@ CASES: dict[str, tuple[str, list[str], str, list[dict[str, Any]]]] = {
         N3,
         "lww",
         [
-            {"op": "crash", "node": "n3"},
-            {"op": "advance", "ms": 6000},
-            {"op": "restart", "node": "n3"},
+            o.Kill("n3"),
+            o.Wait(6000, observe=False),
+            o.Restart("n3"),
         ],
     ),
 }
 
 
 def statuses(name: str, defect: bool) -> dict[str, Any]:
-    requirement, nodes, policy, steps = CASES[name]
+    requirement, nodes, policy, ops = CASES[name]
     core = f"{IMPLS / name / 'defect.py'}:installed" if defect else ""
-    verdicts, _ = run_schedule(Schedule(nodes=nodes, steps=steps, core=core, policy=policy))
+    verdicts, _ = run_schedule(Schedule(nodes=nodes, ops=ops, core=core, policy=policy))
     return {v.id: v for v in verdicts}
 
 

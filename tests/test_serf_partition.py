@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, unavailable_reason
 from gossipcert.harness.procutil import child_preexec, free_port, stop_process
+from gossipcert.harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -77,13 +78,11 @@ class Agent:
 
 
 def wait_status(agent: Agent, peer: str, status: str, timeout_s: float) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        if agent.members().get(peer) == status:
-            return time.monotonic() - t0
-        time.sleep(0.2)
-    raise AssertionError(f"{agent.name} never saw {peer} {status} in {timeout_s:g} s "
-                         f"(last view {agent.members()})")
+    took = wait_until(lambda: agent.members().get(peer) == status, timeout_s, 0.2)
+    if took is None:
+        raise AssertionError(f"{agent.name} never saw {peer} {status} in {timeout_s:g} s "
+                             f"(last view {agent.members()})")
+    return took
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from gossipcert.chaos.toxiproxy import BackgroundServer
 from gossipcert.chaos.toxiproxy.testing import EchoServer, GreeterServer, connect, recv_exactly
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
+from gossipcert.harness.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -382,9 +383,7 @@ def test_counters_count_what_the_sender_sent_through_a_partition(client: Toxipro
         client.add_toxic("echo", "timeout", {"timeout": 0}, stream="upstream")
         time.sleep(0.05)
         sock.sendall(b"lost")
-        deadline = time.monotonic() + 2
-        while client.proxy_stats("echo")["upstream"]["bytes"] < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: client.proxy_stats("echo")["upstream"]["bytes"] >= 5, 2.0, 0.01)
     assert client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
     client.disable_proxy("echo")
     client.enable_proxy("echo")

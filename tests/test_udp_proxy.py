@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from gossipcert.chaos.toxiproxy import BackgroundServer
+from gossipcert.harness.waiting import wait_until
 
 
 @pytest.fixture
@@ -67,11 +68,14 @@ def exchange(c: socket.socket, echo: socket.socket, target: tuple[str, int], pay
     for p in payloads:
         c.sendto(p, target)
     got: list[bytes] = []
-    deadline = time.monotonic() + window_s
-    while time.monotonic() < deadline and len(got) < len(payloads):
+
+    def all_back() -> bool:  # each look waits up to the socket's timeout
         pump(echo)
         with contextlib.suppress(TimeoutError):
             got.append(c.recvfrom(65535)[0])
+        return len(got) >= len(payloads)
+
+    wait_until(all_back, window_s, every_s=0.0)
     return got
 
 

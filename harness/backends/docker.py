@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.backends import NodeAddress
+from gossipcert.harness.backends.base import NodeAddress
 from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL, owner_label, sweep_docker
 from gossipcert.harness.errors import (
     GossipcertError,
@@ -28,6 +28,7 @@ from gossipcert.harness.errors import (
 )
 from gossipcert.harness.images import REFERENCE_REPO, docker_client, resolve_image
 from gossipcert.harness.procutil import RUN_LABEL_ENV
+from gossipcert.harness.waiting import wait_until
 
 NODE_LABEL = "gossipcert.node"
 GOSSIP_PORT = 7946
@@ -401,8 +402,12 @@ class DockerBackend:
 
     @staticmethod
     def _wait_http(host: str, port: int, path: str, container: Any, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Whether ``GET path`` answers 200 within ``timeout_s``; False as soon as the
+        container has exited."""
+        exited = False
+
+        def answered_or_exited() -> bool:
+            nonlocal exited
             conn = http.client.HTTPConnection(host, port, timeout=1.0)
             try:
                 conn.request("GET", path)
@@ -414,7 +419,7 @@ class DockerBackend:
                 conn.close()
             with contextlib.suppress(Exception):
                 container.reload()
-                if container.status in ("exited", "dead"):
-                    return False
-            time.sleep(0.1)
-        return False
+                exited = container.status in ("exited", "dead")
+            return exited
+
+        return wait_until(answered_or_exited, timeout_s, every_s=0.1) is not None and not exited

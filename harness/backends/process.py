@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from gossipcert.harness.backends import NodeAddress
+from gossipcert.harness.backends.base import NodeAddress
 from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.procutil import child_preexec, ensure_free, free_port, stop_process
 

@@ -1,21 +1,24 @@
 """Checkers: pure functions from a history to a verdict, one per catalogue requirement.
 
 Every checker has the signature ``check_x(history, requirement, params) -> Verdict``:
-``params`` are the bound's names (:func:`harness.bounds.derived_parameters`), and
+``history`` is the run's entries or their :class:`harness.index.HistoryIndex`, ``params``
+are the bound's names (:func:`harness.bounds.derived_parameters`), and
 ``requirement.constants`` adds the catalogue constants. :func:`run_checks` wires the
-whole catalogue to a history.
+whole catalogue to a history, indexing it once.
 
-Conventions, shared by all checkers (see :mod:`harness.checkers._core`):
+The checkers live by area (:mod:`.membership`, :mod:`.failure`, :mod:`.dissemination`,
+:mod:`.state`, :mod:`.traffic`, :mod:`.security`); what they share is in
+:mod:`.judging`, and what they read is :mod:`harness.index`. Conventions, shared by all:
 
-* Times compared are the history's ``time_ms``; node-side observations carry the node's
-  own clock, which is the harness host's clock.
-* A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
-  ``kill``/``restart`` fault or completed ``leave`` ended that life since.
 * A requirement whose operations are absent from a history is ``untested`` with the
   reason, never a silent pass (``not-claimed`` when its capability is not declared,
-  ``error`` when every read it needed failed); pairs whose deadline falls after the history ends
-  are undetermined.
-* Checkers index the history once and do work linear in what they check.
+  ``error`` when every read it needed failed).
+* A pair whose deadline falls after the history ends, or after one side was killed, is
+  *undetermined*: it neither passes nor fails.
+* A member cut off by a partition (or a one-way ``cut``, either direction) inside a
+  window, and not seen in time, is *excluded* from that window: partitions and cuts are
+  judged by PARTITION-HEAL, not by every other requirement. Whatever is seen in time
+  counts, partition or not.
 """
 
 from __future__ import annotations
@@ -23,28 +26,27 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from gossipcert.harness.bounds import BoundError, derived_parameters
-from gossipcert.harness.checkers._core import (
-    REALTIME_TOLERANCE_MS,
-    Checker,
-    _bound_of,
-    _index,
-    _verdict,
+from gossipcert.harness.checkers.dissemination import (
     check_broadcast_delivery,
-    check_detection_speed,
-    check_failure_detection,
-    check_kv_convergence,
-    check_member_join,
-    check_no_false_positive,
-    check_partition_heal,
+    check_broadcast_latency,
+    check_messages_per_op,
 )
-from gossipcert.harness.checkers.dissemination import check_broadcast_latency, check_messages_per_op
 from gossipcert.harness.checkers.failure import (
     check_dead_stays_dead,
+    check_detection_speed,
+    check_failure_detection,
+    check_no_false_positive,
     check_no_false_positive_latency,
     check_no_false_positive_loss,
     check_no_false_positive_pause,
 )
-from gossipcert.harness.checkers.membership import check_member_leave, check_member_rejoin
+from gossipcert.harness.checkers.judging import Checker, as_index, bound_of, make_verdict
+from gossipcert.harness.checkers.membership import (
+    check_member_join,
+    check_member_leave,
+    check_member_rejoin,
+    check_partition_heal,
+)
 from gossipcert.harness.checkers.security import check_wrong_key_rejected
 from gossipcert.harness.checkers.state import (
     check_crdt_g_counter,
@@ -54,12 +56,15 @@ from gossipcert.harness.checkers.state import (
     check_deletes_stay_deleted,
     check_kv_after_partition,
     check_kv_after_restart,
+    check_kv_convergence,
     check_kv_lww,
     check_kv_mv,
     check_no_lost_write,
 )
 from gossipcert.harness.checkers.traffic import check_timing_traffic
 from gossipcert.harness.history import Entry
+from gossipcert.harness.index import HistoryIndex
+from gossipcert.harness.models import REALTIME_TOLERANCE_MS
 from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = [
@@ -138,9 +143,9 @@ def resolve_checker(name: str) -> Checker:
         raise KeyError(f"no checker named {name!r} (known: {known})") from None
 
 
-def run_parameters(history: Sequence[Entry]) -> dict[str, float]:
+def run_parameters(history: Sequence[Entry] | HistoryIndex) -> dict[str, float]:
     """The bound names for a history: its meta's timing and cluster size."""
-    index = _index(history)
+    index = as_index(history)
     return derived_parameters(index.timing, len(index.nodes))
 
 
@@ -148,25 +153,30 @@ def run_checks(
     history: Sequence[Entry],
     catalogue: Sequence[Requirement],
     progress: Callable[[str], None] | None = None,
+    *,
+    index: HistoryIndex | None = None,
 ) -> list[Verdict]:
     """One verdict per requirement, in catalogue order; a checker that raises yields error.
 
     ``progress``, when given, hears one line per requirement checked (long histories).
+    ``index``, when given, is ``history``'s index, built by the caller to pass on to the
+    reports as well (:meth:`harness.index.HistoryIndex.build`); else it is built here.
     """
-    index = _index(history)
+    if index is None:
+        index = HistoryIndex.build(history)
     params = derived_parameters(index.timing, len(index.nodes))
     verdicts: list[Verdict] = []
     for number, requirement in enumerate(catalogue, 1):
         bound: float | None = None
         try:
-            bound = _bound_of(requirement, params)
-            checker = resolve_checker(requirement.checker)
-            verdicts.append(checker(history, requirement, params))
+            bound = bound_of(requirement, params)
+            check = resolve_checker(requirement.checker)
+            verdicts.append(check(index, requirement, params))
         except BoundError as exc:
-            verdicts.append(_verdict(requirement, "error", None, None, f"bad bound: {exc}"))
+            verdicts.append(make_verdict(requirement, "error", None, None, f"bad bound: {exc}"))
         except Exception as exc:  # a checker bug must not hide the other verdicts
             verdicts.append(
-                _verdict(
+                make_verdict(
                     requirement,
                     "error",
                     None,

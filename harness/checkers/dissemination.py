@@ -1,5 +1,6 @@
-"""Dissemination figures: latency quantiles from node-side times, and messages per operation
-from node metrics (Maelstrom reports both as ``stable-latencies`` and ``msgs-per-op``)."""
+"""Dissemination: every accepted broadcast reaches every member in time; latency quantiles
+from node-side times, and messages per operation from node metrics (Maelstrom reports both
+as ``stable-latencies`` and ``msgs-per-op``)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,87 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gossipcert.harness.checkers._core import (
-    Requirement,
-    Verdict,
-    _checker,
-    _Index,
-    _Op,
-    _verdict,
-)
+from gossipcert.harness.checkers.judging import Tally, checker, in_time, make_verdict, timed_verdict
+from gossipcert.harness.index import HistoryIndex, Op
 from gossipcert.harness.models import quantiles
+from gossipcert.harness.verdict import Requirement, Verdict
 
-__all__ = ["CLIENT_OPS", "broadcast_latencies", "check_broadcast_latency", "check_messages_per_op"]
+__all__ = [
+    "CLIENT_OPS",
+    "broadcast_latencies",
+    "check_broadcast_delivery",
+    "check_broadcast_latency",
+    "check_messages_per_op",
+]
 
 # Operations a client makes that the cluster must spread: the "operations" of msgs-per-op.
 CLIENT_OPS = ("broadcast", "put", "delete", "crdt")
 
 
-def broadcast_latencies(index: _Index) -> list[dict[str, Any]]:
+@checker
+def check_broadcast_delivery(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
+
+    An ``info`` broadcast (outcome unknown) is held to the requirement only once some
+    node received it; one whose origin dies before the deadline only if another did.
+    """
+    tally = Tally(bound)
+    broadcasts = index.ops.get("broadcast", [])
+    if not broadcasts:
+        return make_verdict(requirement, "untested", None, bound, "no broadcast was sent")
+    for op in broadcasts:
+        bid, origin = op.args.get("id"), op.node
+        if bid is None or origin is None or op.outcome == "fail":
+            continue
+        received = index.deliveries.get(str(bid), {})
+        if op.outcome != "ok" and not received:
+            continue  # maybe never happened
+        t0, deadline = op.invoked, op.invoked + bound
+        origin_life = next(
+            (lf for lf in index.lives.get(origin, ()) if lf.ready <= t0 <= lf.end), None
+        )
+        if (
+            origin_life is not None
+            and origin_life.end < deadline
+            and not (set(received) - {origin})
+        ):
+            tally.undetermined += 1
+            continue
+        for member in index.nodes:
+            life = index.life_at(member, t0)
+            if member == origin or life is None:
+                continue
+            detail = {"broadcast": str(bid), "origin": origin, "member": member, "sent_ms": t0}
+            at = received.get(member)
+            if at is not None and at >= life.end:
+                at = None
+            if not in_time(at, deadline) and index.separated(
+                origin, member, t0, deadline, directed=True
+            ):
+                tally.excluded += 1
+                continue
+            if at is not None and at > deadline and not index.delivery.certainly_late(
+                str(bid), member, deadline
+            ):
+                tally.undetermined += 1  # first seen late, but maybe received in time
+            elif at is not None:
+                tally.observe(at - t0, {**detail, "received_ms": at})
+            elif (
+                life.end < deadline
+                or index.end_ms < deadline
+                or not index.delivery.asked_after(member, deadline)
+            ):
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, life.end) - t0, detail)
+    return timed_verdict(
+        requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
+    )
+
+
+def broadcast_latencies(index: HistoryIndex) -> list[dict[str, Any]]:
     """Per (accepted broadcast, member that received it): the latency from the call."""
     out: list[dict[str, Any]] = []
     for op in index.ops.get("broadcast", []):
@@ -42,7 +107,7 @@ def broadcast_latencies(index: _Index) -> list[dict[str, Any]]:
     return out
 
 
-def _resolution_ms(index: _Index) -> tuple[float, str]:
+def _resolution_ms(index: HistoryIndex) -> tuple[float, str]:
     """How finely receive times were sampled: node clocks (1 ms) when the nodes reported
     their own receive times, else the largest gap between two reads of one node."""
     reads = index.ops.get("broadcasts", [])
@@ -64,14 +129,14 @@ def _resolution_ms(index: _Index) -> tuple[float, str]:
     return widest, "harness reads of GET /v1/broadcasts (no node-side times)"
 
 
-@_checker
-def check_broadcast_latency(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_broadcast_latency(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """BCAST-LATENCY: the median dissemination latency stays near the push-gossip round
     count; p90/p99/max and the sampling resolution are reported alongside."""
     samples = broadcast_latencies(index)
     if not samples:
         why = "no broadcast was received by a member other than its origin"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     values = [s["latency_ms"] for s in samples]
     q = quantiles(values)
     resolution, source = _resolution_ms(index)
@@ -91,14 +156,14 @@ def check_broadcast_latency(index: _Index, requirement: Requirement, bound: floa
         f"p90 {q['p90']:.0f}, p99 {q['p99']:.0f}, max {q['max']:.0f} ms "
         f"(resolution {resolution:.0f} ms)"
     )
-    return _verdict(requirement, status, median, bound, text, details)
+    return make_verdict(requirement, status, median, bound, text, details)
 
 
-def _rounds(reads: Sequence[_Op]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
+def _rounds(reads: Sequence[Op]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
     """Metrics reads grouped into rounds (``args.round``, else one read per node in a row):
     (first invoked, last completed, node -> counters)."""
-    grouped: dict[Any, list[_Op]] = defaultdict(list)
-    loose: list[_Op] = []
+    grouped: dict[Any, list[Op]] = defaultdict(list)
+    loose: list[Op] = []
     for r in reads:
         if r.outcome != "ok" or r.node is None or not isinstance(r.result, Mapping):
             continue
@@ -133,15 +198,15 @@ def _delta(
     return total, sorted(nodes)
 
 
-@_checker
-def check_messages_per_op(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_messages_per_op(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """BCAST-MSGS-PER-OP: messages the whole cluster sent per client operation, over the
     window between the metrics rounds around the workload, net of the background rate
     (probes, gossip, push-pull) measured between metrics rounds in a quiet phase."""
     rounds = _rounds(index.ops.get("metrics", []))
     if len(rounds) < 2:
         why = "fewer than two rounds of GET /v1/metrics in the history"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     ops = sorted(
         op.invoked for name in CLIENT_OPS for op in index.ops.get(name, []) if op.outcome != "fail"
     )
@@ -154,7 +219,7 @@ def check_messages_per_op(index: _Index, requirement: Requirement, bound: float)
                 best = (e0, s1, total, count, nodes)
     if best is None:
         why = "no client operation fell between two metrics rounds"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     t0, t1, total, count, nodes = best
     background_rate = _background_rate(index, rounds, ops)
     duration = max(t1 - t0, 1.0)
@@ -180,11 +245,11 @@ def check_messages_per_op(index: _Index, requirement: Requirement, bound: float)
             else ", background not measured)"
         )
     )
-    return _verdict(requirement, status, measured, bound, text, details)
+    return make_verdict(requirement, status, measured, bound, text, details)
 
 
 def _background_rate(
-    index: _Index,
+    index: HistoryIndex,
     rounds: Sequence[tuple[float, float, dict[str, Mapping[str, Any]]]],
     ops: Sequence[float],
 ) -> float | None:

@@ -1,5 +1,6 @@
-"""Failure detection beyond the kill: dead stays dead, and no false positive under latency,
-loss or around a paused node.
+"""Failure detection: every member still up marks a SIGKILLed node dead in time (against
+the worst case and against SWIM's expectation), nobody live is suspected in a quiet phase,
+dead stays dead, and no false positive under latency, loss or around a paused node.
 
 Fault windows come from phases (``latency``, ``lossy``, ``paused``) when a scenario marks
 them, else from the fault entries themselves (``latency``/``loss`` until the next
@@ -13,18 +14,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.checkers._core import (
-    _DEAD_STATUSES,
-    INF,
-    Requirement,
-    Verdict,
-    _checker,
-    _Index,
-    _verdict,
+from gossipcert.harness.checkers.judging import (
+    EVIDENCE_LIMIT,
+    Tally,
+    checker,
+    in_time,
+    make_verdict,
+    timed_verdict,
 )
+from gossipcert.harness.index import DEAD_STATUSES, INF, HistoryIndex
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = [
     "check_dead_stays_dead",
+    "check_detection_speed",
+    "check_failure_detection",
+    "check_no_false_positive",
     "check_no_false_positive_latency",
     "check_no_false_positive_loss",
     "check_no_false_positive_pause",
@@ -34,8 +39,147 @@ _CLEARING_FAULTS = ("heal", "clear", "reset")
 _RESUMING_FAULTS = ("resume", "unpause", "cont")
 
 
-@_checker
-def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_failure_detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DETECT: every member still up marks a SIGKILLed node dead within the bound."""
+    return _detection(index, requirement, bound)
+
+
+@checker
+def check_detection_speed(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DETECT-EXPECTED: FD-DETECT's figure against what SWIM leads one to expect (a
+    SHOULD: slow, not broken)."""
+    return _detection(index, requirement, bound)
+
+
+def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    tally = Tally(bound)
+    if not index.kills:
+        return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
+    for kill in index.kills:
+        victim, t_kill = str(kill.node), kill.time_ms
+        life = next(
+            (
+                lf
+                for lf in index.lives.get(victim, [])
+                if lf.end == t_kill and lf.end_cause == "kill"
+            ),
+            None,
+        )
+        if life is None:
+            continue  # killed a node that was not up: nothing to detect
+        deadline = t_kill + bound
+        restart = min(
+            (
+                lf.launched
+                for lf in index.lives.get(victim, [])
+                if lf.launched >= t_kill and (lf.end, lf.end_cause) != (t_kill, "kill")
+            ),
+            default=INF,
+        )
+        others = [n for n in index.nodes if n != victim and index.live_at(n, t_kill)]
+        for observer in others:
+            obs_life = index.life_at(observer, t_kill)
+            assert obs_life is not None
+            detail = {"observer": observer, "killed": victim, "kill_ms": t_kill}
+            line = index.timeline(observer, victim)
+            if line.status_at(t_kill) == "dead":
+                tally.observe(0.0, {**detail, "seen_ms": t_kill, "already_dead": True})
+                continue
+            seen = line.first(DEAD_STATUSES, t_kill)
+            cutoff = min(obs_life.end, restart)
+            if seen is not None and seen >= cutoff:
+                seen = None
+            if not in_time(seen, deadline) and any(
+                index.separated(observer, o, t_kill, deadline) for o in others
+            ):
+                tally.excluded += 1
+                continue
+            if seen is not None and seen > deadline and not line.certainly_not_yet(
+                DEAD_STATUSES, t_kill, deadline
+            ):
+                tally.undetermined += 1  # first seen late, but maybe marked dead in time
+            elif seen is not None:
+                tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
+            elif cutoff < deadline or index.end_ms < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, cutoff) - t_kill, detail)
+    return timed_verdict(
+        requirement, tally, "detections", "no member stayed up through a detection window"
+    )
+
+
+@checker
+def check_no_false_positive(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-NO-FALSE-POSITIVE: in a quiet phase, nobody live is suspected or declared dead.
+
+    Each change of a pair's reported status into ``suspect`` or ``dead`` inside a quiet
+    window counts once; a mark still standing when a window opens counts too.
+    """
+    windows = sorted(index.phases.get("quiet", []))
+    if not windows:
+        why = "the history has no quiet phase"
+        return make_verdict(requirement, "untested", None, bound, why)
+    starts = [w[0] for w in windows]
+
+    def window_of(t: float) -> int | None:
+        i = bisect_right(starts, t) - 1
+        return i if i >= 0 and t <= windows[i][1] else None
+
+    incidents: list[dict[str, Any]] = []
+    observed = 0
+    for (observer, subject), line in index.views.items():
+        last: tuple[int | None, str | None] = (None, None)
+        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
+            w = window_of(t)
+            if w is not None:
+                observed += 1
+                bad = status in ("suspect", "dead")
+                if (
+                    bad
+                    and (w, status) != last
+                    and line.certainly_after(k, windows[w][0])
+                    and index.live_through(observer, line.earliest[k], t)
+                    and index.live_through(subject, line.earliest[k], t)
+                ):
+                    incidents.append(
+                        {"observer": observer, "member": subject, "status": status, "at_ms": t}
+                    )
+            last = (w, status)
+    quiet_ms = sum(end - start for start, end in windows)
+    if observed == 0 and index.member_events == 0:
+        # Without an event feed, silence proves nothing: some view must have been read.
+        return make_verdict(
+            requirement,
+            "untested",
+            None,
+            bound,
+            "no member view was read during the quiet phase and no node reported events",
+        )
+    details: dict[str, Any] = {
+        "quiet_windows": [list(w) for w in windows],
+        "observations": observed,
+        "false_positives": sorted(incidents, key=lambda d: d["at_ms"])[:EVIDENCE_LIMIT],
+    }
+    count = len(incidents)
+    if count > bound:
+        first = min(incidents, key=lambda d: d["at_ms"])
+        text = (
+            f"{count} false positive(s) in {quiet_ms:.0f} ms of quiet: first "
+            f"{first['observer']} reported live {first['member']} {first['status']} "
+            f"at {first['at_ms']:.0f}"
+        )
+        return make_verdict(requirement, "fail", count, bound, text, details)
+    text = (
+        f"no live member suspected in {quiet_ms:.0f} ms of quiet "
+        f"({observed} observations, {index.member_events} member events in the run)"
+    )
+    return make_verdict(requirement, "pass", count, bound, text, details)
+
+
+@checker
+def check_dead_stays_dead(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """FD-DEAD-STAYS-DEAD: once a member reports a killed node dead, it never reports it
     alive or suspect again until that node restarts (a stale alive must not resurrect it).
 
@@ -43,7 +187,7 @@ def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float)
     dead report could have happened may show the older status without any regression.
     """
     if not index.kills:
-        return _verdict(requirement, "untested", None, bound, "no kill fault was applied")
+        return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
     incidents: list[dict[str, Any]] = []
     judged = 0
     for kill in index.kills:
@@ -66,7 +210,7 @@ def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float)
                 continue
             line = index.timeline(observer, victim)
             cutoff = min(life.end, restart)
-            dead = line.first_index(_DEAD_STATUSES, t_kill)
+            dead = line.first_index(DEAD_STATUSES, t_kill)
             if dead is None or line.times[dead] >= cutoff:
                 continue
             judged += 1
@@ -91,7 +235,7 @@ def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float)
                     break
     if judged == 0:
         why = "no member reported a killed node dead, so nothing could come back"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     details = {"judged": judged, "resurrections": incidents[:10]}
     if len(incidents) > bound:
         first = incidents[0]
@@ -100,13 +244,13 @@ def check_dead_stays_dead(index: _Index, requirement: Requirement, bound: float)
             f"{first['observer']} reported killed {first['member']} {first['status']} at "
             f"{first['at_ms']:.0f}, {first['at_ms'] - first['dead_ms']:.0f} ms after dead"
         )
-        return _verdict(requirement, "fail", len(incidents), bound, text, details)
+        return make_verdict(requirement, "fail", len(incidents), bound, text, details)
     text = f"all {judged} members kept every killed node dead until it restarted"
-    return _verdict(requirement, "pass", 0, bound, text, details)
+    return make_verdict(requirement, "pass", 0, bound, text, details)
 
 
 def _fault_windows(
-    index: _Index, opening: Iterable[str], closing: Sequence[str]
+    index: HistoryIndex, opening: Iterable[str], closing: Sequence[str]
 ) -> list[tuple[float, float, Mapping[str, Any], str | None]]:
     """Windows from a fault in ``opening`` to the next ``closing`` fault (same node when
     the opening names one)."""
@@ -125,7 +269,7 @@ def _fault_windows(
 
 
 def _windows(
-    index: _Index, phase: str, faults: Iterable[str], closing: Sequence[str]
+    index: HistoryIndex, phase: str, faults: Iterable[str], closing: Sequence[str]
 ) -> list[tuple[float, float, Mapping[str, Any], str | None]]:
     spans = index.phases.get(phase, [])
     if spans:
@@ -151,7 +295,7 @@ def _number(args: Mapping[str, Any], *names: str) -> float | None:
 
 
 def _false_positives(
-    index: _Index,
+    index: HistoryIndex,
     windows: Sequence[tuple[float, float, str | None]],
     statuses: tuple[str, ...],
     excused: list[dict[str, Any]] | None = None,
@@ -209,7 +353,7 @@ def _false_positives(
 def _fp_verdict(
     requirement: Requirement,
     bound: float,
-    index: _Index,
+    index: HistoryIndex,
     windows: Sequence[tuple[float, float, str | None]],
     what: str,
     skipped: Sequence[str],
@@ -219,13 +363,13 @@ def _fp_verdict(
         why = f"no {what} window in the history"
         if skipped:
             why += f" that qualifies ({'; '.join(skipped)})"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     excused: list[dict[str, Any]] | None = [] if excuse_separated else None
     dead, observed = _false_positives(index, windows, ("dead",), excused)
     suspected, _ = _false_positives(index, windows, ("suspect",))
     if observed == 0 and index.member_events == 0:
         why = f"no member view was read during the {what} window and no node reported events"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     total_ms = sum(end - start for start, end, _ in windows)
     details: dict[str, Any] = {
         "windows": [[s, e] for s, e, _ in windows],
@@ -244,18 +388,18 @@ def _fp_verdict(
             f"{len(dead)} live member(s) declared dead in {total_ms:.0f} ms of {what}: first "
             f"{first['observer']} declared {first['member']} dead at {first['at_ms']:.0f}"
         )
-        return _verdict(requirement, "fail", len(dead), bound, text, details)
+        return make_verdict(requirement, "fail", len(dead), bound, text, details)
     excluded = f", {len(excused)} explained by a partition or cut" if excused else ""
     text = (
         f"no live member declared dead in {total_ms:.0f} ms of {what} "
         f"({observed} observations, {len(suspected)} suspicion(s) raised{excluded})"
     )
-    return _verdict(requirement, "pass", 0, bound, text, details)
+    return make_verdict(requirement, "pass", 0, bound, text, details)
 
 
-@_checker
+@checker
 def check_no_false_positive_latency(
-    index: _Index, requirement: Requirement, bound: float
+    index: HistoryIndex, requirement: Requirement, bound: float
 ) -> Verdict:
     """FD-NO-FP-LATENCY: under added latency below the probe timeout, nobody is declared
     dead. Windows whose latency (plus jitter) reaches the probe timeout do not qualify."""
@@ -279,8 +423,10 @@ def check_no_false_positive_latency(
     return _fp_verdict(requirement, bound, index, windows, "latency", skipped)
 
 
-@_checker
-def check_no_false_positive_loss(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_no_false_positive_loss(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
     """FD-NO-FP-LOSS: under up to 10% packet/message loss nobody is declared dead (a
     suspicion may be raised, then refuted: that is SWIM working)."""
     windows: list[tuple[float, float, str | None]] = []
@@ -296,8 +442,10 @@ def check_no_false_positive_loss(index: _Index, requirement: Requirement, bound:
     return _fp_verdict(requirement, bound, index, windows, "loss", skipped)
 
 
-@_checker
-def check_no_false_positive_pause(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_no_false_positive_pause(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
     """FD-NO-FP-PAUSE: while one node is paused (SIGSTOP) and until its aftermath has had
     time to settle, no *other* live member is declared dead by anyone, the resumed node
     included (healthy nodes declared dead when one node is starved is a known bug).

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from gossipcert.harness.checkers._core import Requirement, Verdict, _checker, _Index, _verdict
+from gossipcert.harness.checkers.judging import checker, make_verdict
+from gossipcert.harness.index import HistoryIndex
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = ["check_wrong_key_rejected"]
 
 
-@_checker
-def check_wrong_key_rejected(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_wrong_key_rejected(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
     """SEC-WRONG-KEY: no member holding the right key ever lists an intruder (a node
     started with a wrong key: ``start`` args ``key: wrong``) as alive or suspect, and no
     broadcast from an intruder reaches one."""
     intruders = index.intruders
     if not intruders:
         why = "no node was started with a wrong key"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     honest = [n for n in index.nodes if n not in intruders]
     incidents: list[dict[str, Any]] = []
     for observer in honest:
@@ -48,6 +52,6 @@ def check_wrong_key_rejected(index: _Index, requirement: Requirement, bound: flo
             f"{len(incidents)} admission(s) of a wrong-key node: {first['observer']} "
             f"{what} {first['intruder']}"
         )
-        return _verdict(requirement, "fail", len(incidents), bound, text, details)
+        return make_verdict(requirement, "fail", len(incidents), bound, text, details)
     text = f"{len(honest)} members never admitted {', '.join(sorted(intruders))}"
-    return _verdict(requirement, "pass", 0, bound, text, details)
+    return make_verdict(requirement, "pass", 0, bound, text, details)

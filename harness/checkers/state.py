@@ -1,5 +1,6 @@
-"""Replicated state: anti-entropy after partitions and restarts, the mv and CRDT models,
-no lost acknowledged write, deletes that stay deleted.
+"""Replicated state: the kv digests converge once writes stop, anti-entropy after
+partitions and restarts, the lww, mv and CRDT models, no lost acknowledged write, deletes
+that stay deleted.
 
 Final state is what each surviving member returned in its last read after writes
 stopped; the models in :mod:`harness.models` say what that state must and may hold.
@@ -8,29 +9,14 @@ stopped; the models in :mod:`harness.models` say what that state must and may ho
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.checkers._core import (
-    INF,
-    Requirement,
-    Verdict,
-    _checker,
-    _heal_kv,
-    _Index,
-    _kv_reads,
-    _KvRead,
-    _Op,
-    _settle_point,
-    _Tally,
-    _timed_verdict,
-    _unshipped_as_maybe,
-    _values,
-    _verdict,
-    writer_died_early,
-)
+from gossipcert.harness.checkers.judging import Tally, checker, make_verdict, timed_verdict
+from gossipcert.harness.index import INF, HistoryIndex, Op
 from gossipcert.harness.models import (
     CounterOp,
     SetOp,
@@ -45,6 +31,7 @@ from gossipcert.harness.models import (
     resurrected_deletes,
     timestamp_violations,
 )
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = [
     "check_crdt_g_counter",
@@ -56,25 +43,234 @@ __all__ = [
     "check_kv_after_restart",
     "check_kv_lww",
     "check_kv_mv",
+    "check_kv_convergence",
     "check_no_lost_write",
+    "heal_kv",
+    "writer_died_early",
     "writes_by_key",
 ]
 
 _LIMIT = 10
 
 
+# --------------------------------------------------------------------------- kv reads
+
+
+@dataclass(frozen=True)
+class _KvRead:
+    node: str
+    at: float
+    digest: Any
+    entries: Mapping[str, Any]
+
+
+def _kv_reads(
+    index: HistoryIndex, nodes: Iterable[str], t0: float, t1: float = INF
+) -> list[_KvRead]:
+    """Successful kv reads by ``nodes`` begun at or after ``t0`` and done by ``t1``."""
+    wanted = set(nodes)
+    out: list[_KvRead] = []
+    for op in index.ops.get("kv", []):
+        if op.outcome != "ok" or op.node not in wanted or not isinstance(op.result, Mapping):
+            continue
+        if op.invoked >= t0 and op.completed <= t1:
+            entries = op.result.get("entries") or {}
+            out.append(_KvRead(str(op.node), op.completed, op.result.get("digest"), entries))
+    out.sort(key=lambda r: r.at)
+    return out
+
+
+def _convergence(
+    reads: Sequence[_KvRead], required: set[str]
+) -> tuple[float | None, dict[str, _KvRead]]:
+    """When the latest digests of all ``required`` nodes became equal for good (if ever)."""
+    latest: dict[str, _KvRead] = {}
+    counts: Counter[str] = Counter()
+    converged: float | None = None
+    for read in reads:
+        digest = canon(read.digest)
+        previous = latest.get(read.node)
+        if previous is not None:
+            counts[canon(previous.digest)] -= 1
+            if counts[canon(previous.digest)] == 0:
+                del counts[canon(previous.digest)]
+        latest[read.node] = read
+        counts[digest] += 1
+        if len(latest) == len(required) and len(counts) == 1:
+            if converged is None:
+                converged = read.at
+        else:
+            converged = None
+    return converged, latest
+
+
+def _divergence(latest: Mapping[str, _KvRead], limit: int = 5) -> list[dict[str, Any]]:
+    """The keys whose values differ between nodes, with each node's values."""
+    keys: set[str] = set()
+    for read in latest.values():
+        keys.update(str(k) for k in read.entries)
+    out: list[dict[str, Any]] = []
+    for key in sorted(keys):
+        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
+        if len({canon(v) for v in per_node.values()}) > 1:
+            out.append({"key": key, "values": per_node})
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _values(entries: Mapping[str, Any], key: str) -> list[Any] | None:
+    entry = entries.get(key)
+    if entry is None:
+        return None
+    values = entry.get("values") if isinstance(entry, Mapping) else entry
+    if not isinstance(values, list):
+        values = [values]
+    return sorted(values, key=canon)
+
+
+def _settle_point(index: HistoryIndex) -> tuple[float | None, str | None]:
+    """From when the kv state must converge: writes stopped and no partition still open."""
+    stop = index.writes_stopped()
+    if stop is None:
+        return None, "no key/value write was made"
+    # No state can converge across a cut: convergence is owed from the heal of a partition
+    # open at the end of the writes, or opened after it before the state had converged.
+    for cut in sorted(index.cuts, key=lambda c: c.start):
+        if cut.end <= stop:
+            continue
+        if cut.start > stop:
+            up = {n for n in index.nodes if (lf := index.life_at(n, stop)) and lf.end > cut.start}
+            if up and _convergence(_kv_reads(index, up, stop, cut.start), up)[0] is not None:
+                break  # converged before this partition: it changes nothing
+        if cut.end == INF:
+            return None, "a partition was still open after writes stopped and never healed"
+        stop = cut.end
+    return stop, None
+
+
+def writer_died_early(index: HistoryIndex, node: str, completed: float, grace_ms: float) -> bool:
+    """The acknowledging node was killed before one gossip round could carry the write
+    off it: without durable storage that write may be gone, so it counts as maybe."""
+    return any(
+        life.ready <= completed <= life.end < completed + grace_ms
+        for life in index.lives.get(node, ())
+    )
+
+
+def _unshipped_as_maybe(index: HistoryIndex, write: Write, grace_ms: float) -> Write:
+    if write.happened and writer_died_early(index, write.node, write.completed, grace_ms):
+        return replace(write, outcome="info")
+    return write
+
+
+def heal_kv(
+    index: HistoryIndex,
+    members: Sequence[str],
+    t_heal: float,
+    window_end: float,
+    deadline: float,
+    tally: Tally,
+) -> dict[str, Any] | None:
+    """Judge kv agreement after one heal, when no write muddies it."""
+    if any(t_heal <= p.invoked <= window_end for p in index.ops.get("put", [])):
+        return {"heal_ms": t_heal, "skipped": "writes continued after the heal"}
+    required = set(members)
+    reads = _kv_reads(index, required, t_heal, window_end)
+    if not reads or {r.node for r in reads} != required:
+        return None  # kv not read from everyone after this heal: membership alone is judged
+    converged, latest = _convergence(reads, required)
+    detail: dict[str, Any] = {"kv": True, "heal_ms": t_heal}
+    if converged is not None:
+        tally.observe(converged - t_heal, {**detail, "converged_ms": converged})
+        return None
+    if window_end < deadline:
+        tally.undetermined += 1
+        return None
+    tally.never(window_end - t_heal, {**detail, "diverging_keys": _divergence(latest, 3)})
+    return {"heal_ms": t_heal, "digests": {n: r.digest for n, r in sorted(latest.items())}}
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+@checker
+def check_kv_convergence(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """KV-CONVERGENCE: once writes stop, every surviving member ends with one digest."""
+    t_stop, why = _settle_point(index)
+    if t_stop is None:
+        return make_verdict(requirement, "untested", None, bound, str(why))
+    required = {
+        n
+        for n in index.nodes
+        if index.live_at(n, t_stop) and index.lives[n] and index.lives[n][-1].end == INF
+    }
+    reads = _kv_reads(index, required, t_stop)
+    if not required or not reads:
+        return make_verdict(
+            requirement,
+            "untested",
+            None,
+            bound,
+            "no kv read of a surviving member after writes stopped",
+        )
+    converged, latest = _convergence(reads, required)
+    details: dict[str, Any] = {"writes_stopped_ms": t_stop, "members": sorted(required)}
+    if converged is not None:
+        measured = max(0.0, converged - t_stop)
+        details["converged_ms"] = converged
+        details["digest"] = latest[next(iter(required))].digest
+        status = "pass" if measured <= bound else "fail"
+        relation = "<=" if status == "pass" else ">"
+        text = (
+            f"{len(required)} members' digests equal {measured:.0f} ms after writes stopped "
+            f"({relation} {bound:.0f} ms)"
+        )
+        return make_verdict(requirement, status, measured, bound, text, details)
+    observed_for = index.end_ms - t_stop
+    unread = sorted(required - set(latest))
+    details["digests"] = {node: read.digest for node, read in sorted(latest.items())}
+    details["diverging_keys"] = _divergence(latest)
+    if unread:
+        details["never_read"] = unread
+    if observed_for < bound:
+        details["inconclusive"] = True
+        return make_verdict(
+            requirement,
+            "untested",
+            None,
+            bound,
+            f"inconclusive: not yet converged when the history ended {observed_for:.0f} ms "
+            f"after writes stopped, before the {bound:.0f} ms bound",
+            details,
+        )
+    if unread:
+        text = f"no successful kv read from {', '.join(unread)} after writes stopped"
+    else:
+        distinct = len({canon(r.digest) for r in latest.values()})
+        text = (
+            f"digests never converged: {distinct} distinct digests among {len(latest)} "
+            f"members {observed_for:.0f} ms after writes stopped"
+        )
+        if details["diverging_keys"]:
+            text += f"; e.g. key {details['diverging_keys'][0]['key']!r} differs"
+    return make_verdict(requirement, "fail", max(observed_for, bound), bound, text, details)
+
+
 # --------------------------------------------------------------------------- anti-entropy
 
 
-@_checker
-def check_kv_after_partition(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_kv_after_partition(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
     """KV-AFTER-PARTITION: after a heal, every member's kv digest agrees within the bound
     (writes made on either side during the partition must cross over)."""
     heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
     if not heals:
         why = "no partition was applied and healed"
-        return _verdict(requirement, "untested", None, bound, why)
-    tally = _Tally(bound)
+        return make_verdict(requirement, "untested", None, bound, why)
+    tally = Tally(bound)
     notes: list[dict[str, Any]] = []
     starts = sorted(c.start for c in index.cuts)
     for t_heal in heals:
@@ -86,14 +282,14 @@ def check_kv_after_partition(index: _Index, requirement: Requirement, bound: flo
             for n in index.nodes
             if (life := index.life_at(n, t_heal)) is not None and life.end >= deadline
         ]
-        note = _heal_kv(index, members, t_heal, window_end, deadline, tally)
+        note = heal_kv(index, members, t_heal, window_end, deadline, tally)
         if note:
             notes.append(note)
-    verdict = _timed_verdict(
+    verdict = timed_verdict(
         requirement, tally, "post-heal kv agreements", "no heal was followed by kv reads"
     )
     if notes:
-        return _verdict(
+        return make_verdict(
             requirement,
             verdict.status,
             verdict.measured,
@@ -104,15 +300,15 @@ def check_kv_after_partition(index: _Index, requirement: Requirement, bound: flo
     return verdict
 
 
-@_checker
-def check_kv_after_restart(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_kv_after_restart(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """KV-AFTER-RESTART: a node restarted with its state lost gets the cluster's state back
     (its digest equals every live member's) within the bound of its readiness."""
-    tally = _Tally(bound)
+    tally = Tally(bound)
     skipped: list[dict[str, Any]] = []
     restarts = [life for lives in index.lives.values() for life in lives[1:]]
     if not restarts:
-        return _verdict(requirement, "untested", None, bound, "no node was restarted")
+        return make_verdict(requirement, "untested", None, bound, "no node was restarted")
     writes = sorted(p.invoked for p in index.ops.get("put", []))
     for life in restarts:
         deadline = life.ready + bound
@@ -130,7 +326,7 @@ def check_kv_after_restart(index: _Index, requirement: Requirement, bound: float
         if {r.node for r in reads} != members:
             skipped.append({"node": life.node, "skipped": "not every member's kv was read"})
             continue
-        converged, latest = _convergence_of(reads, members)
+        converged, latest = _convergence(reads, members)
         detail = {"member": life.node, "ready_ms": life.ready, "kv": True}
         if converged is not None:
             tally.observe(converged - life.ready, {**detail, "converged_ms": converged})
@@ -139,29 +335,21 @@ def check_kv_after_restart(index: _Index, requirement: Requirement, bound: float
         else:
             digests = {n: r.digest for n, r in sorted(latest.items())}
             tally.never(window_end - life.ready, {**detail, "digests": digests})
-    verdict = _timed_verdict(
+    verdict = timed_verdict(
         requirement, tally, "restarted members' states", "no restart was followed by kv reads"
     )
     if skipped:
         details = {**verdict.details, "skipped": skipped[:_LIMIT]}
-        return _verdict(
+        return make_verdict(
             requirement, verdict.status, verdict.measured, bound, verdict.evidence, details
         )
     return verdict
 
 
-def _convergence_of(
-    reads: Sequence[_KvRead], members: set[str]
-) -> tuple[float | None, dict[str, _KvRead]]:
-    from gossipcert.harness.checkers._core import _convergence
-
-    return _convergence(reads, members)
-
-
 # --------------------------------------------------------------------------- final state
 
 
-def writes_by_key(index: _Index) -> dict[str, list[Write]]:
+def writes_by_key(index: HistoryIndex) -> dict[str, list[Write]]:
     """Every put and delete as a model :class:`~harness.models.Write`, per key."""
     out: dict[str, list[Write]] = defaultdict(list)
     for name in ("put", "delete"):
@@ -191,7 +379,7 @@ def writes_by_key(index: _Index) -> dict[str, list[Write]]:
     return dict(out)
 
 
-def _survivors(index: _Index, t: float) -> set[str]:
+def _survivors(index: HistoryIndex, t: float) -> set[str]:
     return {
         n
         for n in index.nodes
@@ -199,7 +387,7 @@ def _survivors(index: _Index, t: float) -> set[str]:
     }
 
 
-def _final_reads(index: _Index) -> tuple[dict[str, _KvRead], float | None, str | None]:
+def _final_reads(index: HistoryIndex) -> tuple[dict[str, _KvRead], float | None, str | None]:
     """Each surviving member's last kv read after writes stopped (and any cut healed)."""
     t_stop, why = _settle_point(index)
     if t_stop is None:
@@ -212,7 +400,7 @@ def _final_reads(index: _Index) -> tuple[dict[str, _KvRead], float | None, str |
     return latest, t_stop, None
 
 
-def _get_contexts(index: _Index) -> dict[str, list[tuple[Any, Sequence[Any]]]]:
+def _get_contexts(index: HistoryIndex) -> dict[str, list[tuple[Any, Sequence[Any]]]]:
     """Per key, the (context, values seen) of every completed get: what a later write
     carrying that context supersedes under mv."""
     contexts: dict[str, list[tuple[Any, Sequence[Any]]]] = defaultdict(list)
@@ -223,19 +411,19 @@ def _get_contexts(index: _Index) -> dict[str, list[tuple[Any, Sequence[Any]]]]:
     return contexts
 
 
-@_checker
-def check_kv_mv(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_kv_mv(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """KV-MV: under multi-value, every member keeps exactly the causally maximal writes
     as siblings: none lost, none that a context superseded."""
     if index.conflict_policy != "mv":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'mv'"
-        return _verdict(requirement, "untested", None, bound, policy)
+        return make_verdict(requirement, "untested", None, bound, policy)
     by_key = writes_by_key(index)
     if not by_key:
-        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
+        return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     contexts = _get_contexts(index)
     bad: list[dict[str, Any]] = []
     for key in sorted(by_key):
@@ -284,12 +472,12 @@ def _count_verdict(
         reasons = "; ".join(first.get("reasons", [])) if "reasons" in first else ""
         label = first.get("key", first.get("name", "?"))
         text = f"{len(bad)} of {total} {failing}: {label!r}" + (f" ({reasons})" if reasons else "")
-        return _verdict(requirement, "fail", len(bad), bound, text, details)
-    return _verdict(requirement, "pass", len(bad), bound, passing, details)
+        return make_verdict(requirement, "fail", len(bad), bound, text, details)
+    return make_verdict(requirement, "pass", len(bad), bound, passing, details)
 
 
-@_checker
-def check_no_lost_write(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """KV-NO-LOST-WRITE: every acknowledged write is in every survivor's final state or
     superseded there by a later (lww) or causally newer (mv) write or delete.
 
@@ -299,10 +487,10 @@ def check_no_lost_write(index: _Index, requirement: Requirement, bound: float) -
     """
     by_key = writes_by_key(index)
     if not by_key:
-        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
+        return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     policy = index.conflict_policy or "lww"
     contexts = _get_contexts(index) if policy == "mv" else {}
     grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
@@ -349,8 +537,10 @@ def check_no_lost_write(index: _Index, requirement: Requirement, bound: float) -
     )
 
 
-@_checker
-def check_deletes_stay_deleted(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_deletes_stay_deleted(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
     """KV-DELETE-STAYS: a deleted key does not come back with a value written before the
     delete (deletes need tombstones, or old gossip resurrects them)."""
     grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
@@ -360,10 +550,10 @@ def check_deletes_stay_deleted(index: _Index, requirement: Requirement, bound: f
     }
     deleted = {k: ws for k, ws in by_key.items() if any(w.deleted and w.happened for w in ws)}
     if not deleted:
-        return _verdict(requirement, "untested", None, bound, "no key was deleted")
+        return make_verdict(requirement, "untested", None, bound, "no key was deleted")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     bad: list[dict[str, Any]] = []
     for key in sorted(deleted):
         for node, read in sorted(latest.items()):
@@ -388,21 +578,21 @@ def check_deletes_stay_deleted(index: _Index, requirement: Requirement, bound: f
     )
 
 
-@_checker
-def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """KV-LWW: every written key ends with one value, the same everywhere, that LWW
     allows; and every timestamp a node reported for a write lies inside the harness's
     own window of that call, widened by the allowed clock skew (a node cannot win a race
     by stamping its writes late)."""
     if index.conflict_policy != "lww":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'"
-        return _verdict(requirement, "untested", None, bound, policy)
+        return make_verdict(requirement, "untested", None, bound, policy)
     by_key = writes_by_key(index)
     if not by_key:
-        return _verdict(requirement, "untested", None, bound, "no key/value write was made")
+        return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
     latest, _, why = _final_reads(index)
     if why:
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
     clock: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for violation in _clock_violations(
@@ -443,12 +633,12 @@ def check_kv_lww(index: _Index, requirement: Requirement, bound: float) -> Verdi
         if winner is not None:
             text += f", model winner {winner['value']!r} from {winner['node']}"
         details = {"keys": len(by_key), "members": sorted(latest), "violations": bad[:_LIMIT]}
-        return _verdict(requirement, "fail", len(bad), bound, text, details)
+        return make_verdict(requirement, "fail", len(bad), bound, text, details)
     details = {"keys": len(by_key), "members": sorted(latest), "violations": []}
     text = f"all {len(by_key)} keys hold the LWW winner on {len(latest)} members"
     if any(w.timestamp for ws in by_key.values() for w in ws):
         text += f"; every write's timestamp within {index.clock_skew_ms:g} ms of its call"
-    return _verdict(requirement, "pass", len(bad), bound, text, details)
+    return make_verdict(requirement, "pass", len(bad), bound, text, details)
 
 
 def _clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str, Any]]:
@@ -473,8 +663,8 @@ def _clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str,
 # --------------------------------------------------------------------------- CRDTs
 
 
-def _crdt_ops(index: _Index, crdt_type: str) -> dict[str, list[_Op]]:
-    out: dict[str, list[_Op]] = defaultdict(list)
+def _crdt_ops(index: HistoryIndex, crdt_type: str) -> dict[str, list[Op]]:
+    out: dict[str, list[Op]] = defaultdict(list)
     for op in index.ops.get("crdt", []):
         name = op.args.get("name")
         if name is not None and op.args.get("type") == crdt_type:
@@ -483,7 +673,7 @@ def _crdt_ops(index: _Index, crdt_type: str) -> dict[str, list[_Op]]:
 
 
 def _crdt_finals(
-    index: _Index, names: Sequence[str], ops: Mapping[str, list[_Op]]
+    index: HistoryIndex, names: Sequence[str], ops: Mapping[str, list[Op]]
 ) -> tuple[dict[str, dict[str, Any]], float]:
     """Per CRDT name, each survivor's last read value after the last operation on it."""
     stop = max(
@@ -509,20 +699,20 @@ def _crdt_finals(
 
 
 def _crdt_check(
-    index: _Index,
+    index: HistoryIndex,
     requirement: Requirement,
     bound: float,
     crdt_type: str,
-    judge: Callable[[list[_Op], Any], list[str]],
+    judge: Callable[[list[Op], Any], list[str]],
     normal: Callable[[Any], str] = canon,
-    every_read: Callable[[list[_Op], list[_Op]], list[str]] | None = None,
+    every_read: Callable[[list[Op], list[Op]], list[str]] | None = None,
 ) -> Verdict:
     """Judge each CRDT's final values (agreement and ``judge``) and, with
     ``every_read``, every read of it on every node along the way."""
     ops = _crdt_ops(index, crdt_type)
     if not ops:
         why = f"no {crdt_type} operation in the history"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     finals, stop = _crdt_finals(index, sorted(ops), ops)
     params = derived_parameters(index.timing, len(index.nodes))
     settle = (
@@ -556,7 +746,7 @@ def _crdt_check(
         why = f"no {crdt_type} was read by a surviving member after its last operation"
         if pending:
             why += f" long enough to converge ({', '.join(pending)})"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     return _count_verdict(
         requirement,
         bound,
@@ -567,7 +757,7 @@ def _crdt_check(
     )
 
 
-def _crdt_reads(index: _Index, name: str) -> list[_Op]:
+def _crdt_reads(index: HistoryIndex, name: str) -> list[Op]:
     """Every completed read of one CRDT, on any member, in invocation order."""
     return [
         r
@@ -577,13 +767,13 @@ def _crdt_reads(index: _Index, name: str) -> list[_Op]:
     ]
 
 
-def _amount(op: _Op, sign: float) -> float:
+def _amount(op: Op, sign: float) -> float:
     value = op.args.get("value", 1)
     return sign * (float(value) if isinstance(value, int | float) else 1.0)
 
 
-def _counter_judge(allow_decrement: bool) -> Callable[[list[_Op], Any], list[str]]:
-    def judge(ops: list[_Op], value: Any) -> list[str]:
+def _counter_judge(allow_decrement: bool) -> Callable[[list[Op], Any], list[str]]:
+    def judge(ops: list[Op], value: Any) -> list[str]:
         steps = []
         for op in ops:
             kind = op.args.get("op")
@@ -599,14 +789,14 @@ def _counter_judge(allow_decrement: bool) -> Callable[[list[_Op], Any], list[str
     return judge
 
 
-def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[_Op], list[_Op]], list[str]]:
+def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[Op], list[Op]], list[str]]:
     """Every read of a counter on a node, against what could have happened by then: at
     most every operation begun before the read completed, in its own direction; at least
     the node's own completed operations from before the read began (a node applies its
     own operations before acknowledging them) pulling the other way; and a g-counter
     read never below an earlier completed read of the same node (merges only grow)."""
 
-    def judge(ops: list[_Op], reads: list[_Op]) -> list[str]:
+    def judge(ops: list[Op], reads: list[Op]) -> list[str]:
         signed = []
         for op in ops:
             kind = op.args.get("op")
@@ -651,8 +841,8 @@ def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[_Op], list[_Op
     return judge
 
 
-@_checker
-def check_crdt_g_counter(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_crdt_g_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-G-COUNTER: the converged value is the sum of the increments (those of unknown
     outcome may or may not count)."""
     return _crdt_check(
@@ -661,8 +851,8 @@ def check_crdt_g_counter(index: _Index, requirement: Requirement, bound: float) 
     )
 
 
-@_checker
-def check_crdt_pn_counter(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_crdt_pn_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-PN-COUNTER: increments minus decrements, within the range unknown outcomes allow."""
     return _crdt_check(
         index, requirement, bound, "pn-counter", _counter_judge(True),
@@ -670,8 +860,8 @@ def check_crdt_pn_counter(index: _Index, requirement: Requirement, bound: float)
     )
 
 
-def _set_judge(index: _Index) -> Callable[[list[_Op], Any], list[str]]:
-    def judge(ops: list[_Op], value: Any) -> list[str]:
+def _set_judge(index: HistoryIndex) -> Callable[[list[Op], Any], list[str]]:
+    def judge(ops: list[Op], value: Any) -> list[str]:
         steps = [
             SetOp(
                 op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed,
@@ -698,15 +888,15 @@ def _set_normal(value: Any) -> str:
     return canon(sorted(canon(v) for v in value)) if isinstance(value, list) else canon(value)
 
 
-@_checker
-def check_crdt_or_set(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_crdt_or_set(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-OR-SET: add-wins: an add no remove could have observed survives; nothing never
     added appears."""
     return _crdt_check(index, requirement, bound, "or-set", _set_judge(index), _set_normal)
 
 
-def _register_judge(skew_ms: float) -> Callable[[list[_Op], Any], list[str]]:
-    def judge(ops: list[_Op], value: Any) -> list[str]:
+def _register_judge(skew_ms: float) -> Callable[[list[Op], Any], list[str]]:
+    def judge(ops: list[Op], value: Any) -> list[str]:
         writes = []
         for op in ops:
             if op.args.get("op") != "set" or op.node is None:
@@ -732,8 +922,8 @@ def _register_judge(skew_ms: float) -> Callable[[list[_Op], Any], list[str]]:
     return judge
 
 
-@_checker
-def check_crdt_lww_register(index: _Index, requirement: Requirement, bound: float) -> Verdict:
+@checker
+def check_crdt_lww_register(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-LWW-REGISTER: the converged value is the last set (greatest timestamp, or not
     superseded in real time)."""
     return _crdt_check(

@@ -27,14 +27,15 @@ never failed.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.checkers._core import Requirement, Verdict, _checker, _Index, _Op, _verdict
+from gossipcert.harness.checkers.judging import checker, make_verdict
 from gossipcert.harness.history import Entry
+from gossipcert.harness.index import HistoryIndex, Op
+from gossipcert.harness.verdict import Requirement, Verdict
 
 __all__ = ["AWARENESS_MAX_MULTIPLIER", "check_timing_traffic", "traffic_windows"]
 
@@ -47,7 +48,7 @@ _COMPLETE_SCOPES = ("link", "netns")
 _SHOWN_LIMIT = 50
 
 
-def _readings(index: _Index) -> list[_Op]:
+def _readings(index: HistoryIndex) -> list[Op]:
     return [
         op
         for op in index.ops.get("traffic", [])
@@ -56,11 +57,11 @@ def _readings(index: _Index) -> list[_Op]:
     ]
 
 
-def traffic_windows(index: _Index) -> tuple[list[tuple[_Op, _Op]], list[str]]:
+def traffic_windows(index: HistoryIndex) -> tuple[list[tuple[Op, Op]], list[str]]:
     """Pairs of consecutive readings that lie inside one quiet phase with no fault between
     them, and why other pairs were left out."""
     readings = _readings(index)
-    windows: list[tuple[_Op, _Op]] = []
+    windows: list[tuple[Op, Op]] = []
     skipped: list[str] = []
     for start, end in index.phases.get("quiet", []):
         inside = [r for r in readings if r.invoked >= start and r.completed <= end]
@@ -74,7 +75,7 @@ def traffic_windows(index: _Index) -> tuple[list[tuple[_Op, _Op]], list[str]]:
     return windows, skipped
 
 
-def _count(reading: _Op, node: str) -> Mapping[str, Any] | None:
+def _count(reading: Op, node: str) -> Mapping[str, Any] | None:
     assert reading.result is not None
     found = reading.result["nodes"].get(node)
     if not isinstance(found, Mapping):
@@ -98,27 +99,21 @@ def declared_probe_ms(history: Sequence[Entry]) -> float | None:
     return float(value)
 
 
-def check_timing_traffic(
-    history: Sequence[Entry], requirement: Requirement, params: Mapping[str, float]
-) -> Verdict:
+@checker
+def check_timing_traffic(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     """TIMING-TRAFFIC: members whose relayed send rate in a quiet phase is below one
     message per ``AWARENESS_MAX_MULTIPLIER`` declared probe periods."""
-    body = functools.partial(_judge, declared_ms=declared_probe_ms(history))
-    return _checker(functools.update_wrapper(body, _judge))(history, requirement, params)
-
-
-def _judge(index: _Index, requirement: Requirement, bound: float,
-           declared_ms: float | None = None) -> Verdict:
+    declared_ms = declared_probe_ms(index.entries)
     if not _readings(index):
         why = ("no traffic reading in the history: no fault plane could count what the "
                "nodes sent (a real Toxiproxy has no counters; the packet plane needs root)")
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     windows, skipped = traffic_windows(index)
     if not windows:
         why = "no two traffic readings inside one quiet phase without a fault between them"
         if skipped:
             why += f" ({skipped[0]})"
-        return _verdict(requirement, "untested", None, bound, why)
+        return make_verdict(requirement, "untested", None, bound, why)
     # The declared period when the meta records it, else the timing the run is judged
     # at (the manifest's own, or the profile's value for one it left out).
     judged_ms = derived_parameters(index.timing, len(index.nodes))["probe_interval_ms"]
@@ -194,7 +189,7 @@ def _judge(index: _Index, requirement: Requirement, bound: float,
         text = (f"{len(flagged)} node(s) sent fewer than one message per "
                 f"{AWARENESS_MAX_MULTIPLIER} x {probe_ms:.0f} ms declared probe interval "
                 f"in a quiet phase: {shown}")
-        return _verdict(requirement, "fail", len(flagged), bound, text, details)
+        return make_verdict(requirement, "fail", len(flagged), bound, text, details)
     if judged == 0:
         if undetermined:
             why = (f"{len(set(undetermined))} node(s) below the floor on partial counts "
@@ -204,7 +199,7 @@ def _judge(index: _Index, requirement: Requirement, bound: float,
             why = (f"the quiet window ({longest:.0f} ms between readings) is shorter than "
                    f"{AWARENESS_MAX_MULTIPLIER} declared probe periods ({period_ms:.0f} ms)"
                    ", or fewer than two members were live: no floor to judge")
-        return _verdict(requirement, "untested", None, bound, why, details)
+        return make_verdict(requirement, "untested", None, bound, why, details)
     passing = [r for r in rows if r["status"] == "pass"]
     slowest = min(passing, key=lambda r: r["messages_per_s"] or 0.0)
     text = (f"every member sent at least one message per {AWARENESS_MAX_MULTIPLIER} declared "
@@ -212,7 +207,7 @@ def _judge(index: _Index, requirement: Requirement, bound: float,
             f"{_describe(slowest)}")
     if undetermined:
         text += f"; {len(set(undetermined))} undetermined on partial counts"
-    return _verdict(requirement, "pass", 0, bound, text, details)
+    return make_verdict(requirement, "pass", 0, bound, text, details)
 
 
 def _describe(row: Mapping[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The simulated network: latency with jitter, random loss, partitions and one-way cuts.
+"""The simulated network: latency with jitter, random loss, partitions and one-way cuts,
+and per-directed-link latency, jitter and loss on top of them.
 
 All randomness comes from the one generator handed in, so a run replays from its seed.
 """
@@ -18,6 +19,10 @@ class NetworkModel:
     A partition is a labelling of nodes into groups (a link between different groups
     is cut, both ways), which describes the cut links of a 10,000-node split without
     listing 5 * 10^7 pairs; `cut(a, b)` adds single directed cuts on top.
+
+    Per-link faults stand for what the link plane puts on one proxy: a latency toxic
+    (`latency_ms` +- `jitter_ms`, uniform, as Toxiproxy draws it) added to the network's
+    own delay, and a loss rate drawn after the network's own.
     """
 
     def __init__(
@@ -42,6 +47,8 @@ class NetworkModel:
         self.loss = loss
         self._group: dict[int, int] = {}
         self._cuts: set[tuple[int, int]] = set()
+        self._link_delay: dict[tuple[int, int], tuple[float, float]] = {}
+        self._link_loss: dict[tuple[int, int], float] = {}
 
     # ---- faults ------------------------------------------------------------------------
 
@@ -60,10 +67,36 @@ class NetworkModel:
         """Drop everything sent from `src` to `dst` (one direction only)."""
         self._cuts.add((src, dst))
 
+    def link_latency(self, src: int, dst: int, latency_ms: float, jitter_ms: float = 0.0) -> None:
+        """Delay everything sent from `src` to `dst` by `latency_ms` +- `jitter_ms` more
+        (replacing what this link had; zero and zero removes it)."""
+        if latency_ms < 0 or jitter_ms < 0:
+            raise ValueError("latency_ms and jitter_ms must not be negative")
+        if latency_ms or jitter_ms:
+            self._link_delay[(src, dst)] = (latency_ms, jitter_ms)
+        else:
+            self._link_delay.pop((src, dst), None)
+
+    def link_loss(self, src: int, dst: int, loss: float) -> None:
+        """Lose each message from `src` to `dst` with probability `loss` (on top of the
+        network's own loss; 1 loses all, 0 removes it)."""
+        if not 0.0 <= loss <= 1.0:
+            raise ValueError(f"loss must be in [0, 1], got {loss}")
+        if loss:
+            self._link_loss[(src, dst)] = loss
+        else:
+            self._link_loss.pop((src, dst), None)
+
+    def clear_links(self) -> None:
+        """Remove every per-link latency and loss (partitions and cuts stay)."""
+        self._link_delay = {}
+        self._link_loss = {}
+
     def heal(self) -> None:
-        """Remove the partition and every one-way cut."""
+        """Remove the partition, every one-way cut and every per-link latency and loss."""
         self._group = {}
         self._cuts = set()
+        self.clear_links()
 
     @property
     def faulted(self) -> bool:
@@ -76,11 +109,15 @@ class NetworkModel:
 
     # ---- per message -------------------------------------------------------------------
 
-    def delay_ms(self) -> int | None:
-        """The delay of one message, or None when loss drops it. Always at least 1 ms,
-        so a reply can never arrive at the instant its request was sent."""
+    def delay_ms(self, src: int = -1, dst: int = -1) -> int | None:
+        """The delay of one message from `src` to `dst`, or None when loss drops it.
+        Always at least 1 ms, so a reply can never arrive at the instant its request was
+        sent."""
         rng = self.rng
         if self.loss and rng.random() < self.loss:
+            return None
+        link_loss = self._link_loss.get((src, dst)) if self._link_loss else None
+        if link_loss is not None and rng.random() < link_loss:
             return None
         delay = self.latency_ms
         if self.jitter_ms:
@@ -90,4 +127,10 @@ class NetworkModel:
                 delay += rng.expovariate(1.0 / self.jitter_ms)
             else:
                 delay += abs(rng.gauss(0.0, self.jitter_ms))
+        link_delay = self._link_delay.get((src, dst)) if self._link_delay else None
+        if link_delay is not None:
+            latency_ms, jitter_ms = link_delay
+            delay += latency_ms
+            if jitter_ms:
+                delay += rng.uniform(-jitter_ms, jitter_ms)
         return max(1, round(delay))

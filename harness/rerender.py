@@ -1,59 +1,54 @@
-"""Every report of a run from one place: what certify calls after its run, and what
-``gossipcert report DIR`` calls to re-render a run from its history alone."""
+"""``gossipcert report DIR``: re-check a saved run against the current catalogue and
+rewrite every report from its ``history.jsonl`` alone.
+
+A suite's directory (no history at its top, one run per scenario under ``scenarios/``)
+re-renders every scenario run, then the merged report.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.errors import VERDICT_EXIT, GossipcertError
+from gossipcert.harness.checkers import run_checks
+from gossipcert.harness.errors import VERDICT_EXIT
 from gossipcert.harness.history import Entry, load_history
-from gossipcert.harness.verdict import Verdict
-from gossipcert.reports.html import write_html_report
-from gossipcert.reports.json_report import write_json_report
-from gossipcert.reports.junit import write_junit_report
-from gossipcert.reports.markdown import write_markdown_report
+from gossipcert.harness.index import HistoryIndex
+from gossipcert.harness.reporting import ReportError, report_writers, write_all
+from gossipcert.harness.run_report import build_report
+from gossipcert.harness.suite import certificate, merge_verdicts, run_summary
+from gossipcert.harness.verdict import Verdict, load_catalogue
 
-__all__ = ["ReportError", "rerender", "write_reports"]
-
-
-class ReportError(GossipcertError):
-    """A run directory cannot be re-rendered (no history, unreadable history)."""
+__all__ = ["rerender"]
 
 
-def write_reports(
-    report_dir: Path, report: Mapping[str, Any], history: Sequence[Entry]
-) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html`` and ``report.junit.xml`` next to
-    ``report.json``.
-
-    ``report`` is the dict :func:`reports.json_report.write_json_report` returned and
-    ``history`` the run's entries. Returns the paths written, by format.
-    """
-    report_dir.mkdir(parents=True, exist_ok=True)
-    write_markdown_report(report_dir / "report.md", report)
-    return {
-        "markdown": report_dir / "report.md",
-        "html": write_html_report(report_dir / "report.html", report, history),
-        "junit": write_junit_report(report_dir / "report.junit.xml", report),
-    }
+@dataclass
+class _Rerendered:
+    run_dir: Path
+    report: dict[str, Any]
+    verdicts: list[Verdict]
+    history: list[Entry]
+    index: HistoryIndex
 
 
 def rerender(run_dir: Path, print_line: Callable[[str], None] = print) -> int:
     """Re-check a run's ``history.jsonl`` (a suite's: every scenario's) against the
     current catalogue and rewrite every report; the exit code is the verdict's."""
+    report_writers()  # no writers installed: say so before any work
     if not (run_dir / "history.jsonl").is_file() and (run_dir / "scenarios").is_dir():
         report = _rerender_suite(run_dir, print_line)
     else:
-        report = _rerender_run(run_dir, print_line)[0]
+        report = _rerender_run(run_dir, print_line).report
     print_line(f"verdict: {report['verdict'].upper()}")
     print_line(f"report: {run_dir / 'report.html'} (and report.json, report.md, report.junit.xml)")
     return VERDICT_EXIT[str(report["verdict"])]
 
 
 def _previous(run_dir: Path) -> dict[str, Any]:
+    """The run's earlier report.json (what the history alone does not hold), or {}."""
     if (run_dir / "report.json").is_file():
         try:
             data = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
@@ -63,13 +58,7 @@ def _previous(run_dir: Path) -> dict[str, Any]:
     return {}
 
 
-def _rerender_run(
-    run_dir: Path, print_line: Callable[[str], None]
-) -> tuple[dict[str, Any], list[Verdict], list[Entry]]:
-    from gossipcert.harness.checkers import run_checks
-    from gossipcert.harness.suite import certificate, merge_verdicts
-    from gossipcert.harness.verdict import load_catalogue
-
+def _rerender_run(run_dir: Path, print_line: Callable[[str], None]) -> _Rerendered:
     path = run_dir / "history.jsonl"
     if not path.is_file():
         raise ReportError(f"{run_dir} holds no history.jsonl (is it a run directory?)")
@@ -82,7 +71,8 @@ def _rerender_run(
         raise ReportError(f"{path} has no meta entry: not a gossipcert history")
     previous = _previous(run_dir)
     catalogue = load_catalogue()
-    verdicts = run_checks(history, catalogue, progress=print_line)
+    index = HistoryIndex.build(history)
+    verdicts = run_checks(history, catalogue, progress=print_line, index=index)
     scenario = str(meta.args.get("scenario") or "default")
     mode = str((previous.get("certificate") or {}).get("mode") or "scenario")
     if mode != "suite":
@@ -96,7 +86,6 @@ def _rerender_run(
     run_info.setdefault("backend", meta.args.get("backend"))
     run_info["history"] = "history.jsonl"
     run_info.pop("gossipcert_version", None)
-    faults = [e for e in history if e.type == "fault"]
     cert = certificate(
         catalogue=catalogue,
         verdicts=verdicts,
@@ -106,24 +95,20 @@ def _rerender_run(
         scenarios=[scenario],
         mode=mode,
     )
-    report = write_json_report(
-        run_dir / "report.json",
+    report = build_report(
         implementation=str(meta.args.get("implementation") or "unknown"),
         seed=meta.args.get("seed"),
         verdicts=verdicts,
-        faults=faults,
+        faults=[e for e in history if e.type == "fault"],
         run=run_info,
         certificate=cert,
     )
-    write_reports(run_dir, report, history)
-    return report, verdicts, history
+    write_all(run_dir, report, history, index)
+    return _Rerendered(run_dir, report, verdicts, history, index)
 
 
 def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[str, Any]:
     """Re-render every scenario run of a suite, then the merged report."""
-    from gossipcert.harness.suite import certificate, merge_verdicts, run_summary
-    from gossipcert.harness.verdict import load_catalogue
-
     previous = _previous(run_dir)
     listed = [str(r.get("dir")) for r in previous.get("runs") or [] if r.get("dir")]
     dirs = [run_dir / d for d in listed if (run_dir / d).is_dir()] or sorted(
@@ -132,13 +117,13 @@ def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[st
     if not dirs:
         raise ReportError(f"{run_dir}/scenarios holds no scenario run with a history.jsonl")
     catalogue = load_catalogue()
-    results = []
+    results: list[_Rerendered] = []
     for sub in dirs:
         print_line(f"scenario run {sub.relative_to(run_dir)}")
-        results.append((sub, *_rerender_run(sub, print_line)))
-    first = results[0][1]
-    cert0 = first["certificate"]
-    runs = [(str(report["run"].get("scenario") or sub.name), v) for sub, report, v, _ in results]
+        results.append(_rerender_run(sub, print_line))
+    first = results[0]
+    cert0 = first.report["certificate"]
+    runs = [(str(r.report["run"].get("scenario") or r.run_dir.name), r.verdicts) for r in results]
     verdicts = merge_verdicts(catalogue, runs)
     cert = certificate(
         catalogue=catalogue,
@@ -149,20 +134,19 @@ def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[st
         scenarios=[name for name, _ in runs],
         mode="suite",
     )
-    run_info = dict(previous.get("run") or first["run"])
+    run_info = dict(previous.get("run") or first.report["run"])
     run_info.pop("gossipcert_version", None)
-    report = write_json_report(
-        run_dir / "report.json",
-        implementation=str(first["implementation"]),
-        seed=first.get("seed"),
+    report = build_report(
+        implementation=str(first.report["implementation"]),
+        seed=first.report.get("seed"),
         verdicts=verdicts,
         faults=[],
         run=run_info,
         certificate=cert,
         runs=[
-            run_summary(name, report, verdicts, sub.relative_to(run_dir))
-            for (sub, report, verdicts, _), (name, _) in zip(results, runs, strict=True)
+            run_summary(name, r.report, r.verdicts, r.run_dir.relative_to(run_dir))
+            for r, (name, _) in zip(results, runs, strict=True)
         ],
     )
-    write_reports(run_dir, report, results[0][3])
+    write_all(run_dir, report, first.history, first.index)
     return report

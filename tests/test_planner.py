@@ -1,4 +1,5 @@
-"""The nemesis: partition shapes cut what they claim, and a seed gives one schedule."""
+"""The planner: partition shapes cut what they claim, a seed gives one sequence of
+operations, and every compiled operation round-trips through its JSON form."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import random
 from typing import Any
 
 import pytest
-from gossipcert.chaos.nemesis import (
+from gossipcert.harness import operations as o
+from gossipcert.harness.bounds import derived_parameters
+from gossipcert.harness.planner import (
     SHAPES,
     PlanError,
     default_partition_ms,
@@ -15,7 +18,6 @@ from gossipcert.chaos.nemesis import (
     plan,
     seconds,
 )
-from gossipcert.harness.bounds import derived_parameters
 from gossipcert.harness.scenario import load_scenario, shipped_scenarios
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
@@ -113,12 +115,43 @@ def test_plans_never_target_a_node_that_is_down() -> None:
         {"kind": "pause"}, {"kind": "writes", "puts": 30},
     ]
     for seed in range(20):
-        actions = plan(steps, NODES, seed, PARAMS)
-        dead = {actions[0]["node"], actions[1]["node"]}
+        ops = plan(steps, NODES, seed, PARAMS)
+        dead = {op.node for op in ops if isinstance(op, o.Kill)}
         assert len(dead) == 2 and "n1" not in dead      # the first node is spared
-        assert not dead & set(sum(actions[2]["groups"], []))
-        assert actions[3]["node"] not in dead
-        assert not dead & {node for node, _, _ in actions[4]["puts"]}
+        (partition,) = [op for op in ops if isinstance(op, o.Partition)]
+        assert not dead & {n for group in partition.groups for n in group}
+        (pause,) = [op for op in ops if isinstance(op, o.Pause)]
+        assert pause.node not in dead
+        puts = [op for op in ops if isinstance(op, o.Put)]
+        assert len(puts) >= 30 and not dead & {op.node for op in puts}
+
+
+@pytest.mark.parametrize("name", sorted(shipped_scenarios()))
+def test_compiled_operations_round_trip_through_json_and_the_schema(name: str) -> None:
+    import json
+
+    import jsonschema
+    from gossipcert.specs import spec_path
+
+    schema = json.loads(spec_path("operations.schema.json").read_text())
+    assert schema == o.schema(), "specs/operations.schema.json is stale: regenerate it with " \
+        "python -m gossipcert.harness.operations > specs/operations.schema.json"
+    validator = jsonschema.Draft202012Validator(schema)
+    for op in plan(load_scenario(name).steps, NODES, 7, PARAMS):
+        data = json.loads(json.dumps(op.to_json()))
+        validator.validate(data)
+        assert o.from_json(data) == op
+
+
+def test_malformed_operations_are_named() -> None:
+    with pytest.raises(o.OperationError, match="unknown op 'teleport'"):
+        o.from_json({"op": "teleport"})
+    with pytest.raises(o.OperationError, match=r"\(put\): missing field 'key'"):
+        o.from_json({"op": "put", "node": "n1", "value": 1})
+    with pytest.raises(o.OperationError, match=r"kill\)\.node: expected str"):
+        o.from_json({"op": "kill", "node": 3})
+    with pytest.raises(o.OperationError, match="unknown field"):
+        o.from_json({"op": "heal", "everything": True})
 
 
 def test_a_target_that_is_down_is_refused() -> None:
