@@ -1,5 +1,5 @@
-"""A running cluster of one implementation: nodes on a backend, the link plane between them,
-and the history every call, fault and node-side event is written to.
+"""A running cluster of one implementation: nodes on a backend, the fault planes between
+them, and the history every call, fault and node-side event is written to.
 
 Both ``gossipcert certify`` and the pytest plugin's ``cluster`` fixture drive this class.
 """
@@ -7,6 +7,7 @@ Both ``gossipcert certify`` and the pytest plugin's ``cluster`` fixture drive th
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import threading
@@ -16,18 +17,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender
+from gossipcert.chaos.packet import Flow, PacketPlane, Sender
 from gossipcert.harness.backends import Backend, NodeAddress, make_backend
 from gossipcert.harness.control import ControlClient, Reply
-from gossipcert.harness.driver import NO_LATENCY, request_for
+from gossipcert.harness.driver import request_for
 from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.faultplanes import FaultPlane, LinkFaults, PacketFaults, choose
 from gossipcert.harness.history import History, now_ms
-from gossipcert.harness.linkplane import PARTITION_TOXIC, LinkPlane
+from gossipcert.harness.linkplane import LinkPlane
 from gossipcert.harness.manifest import Manifest, launch_argv, new_gossip_key
 from gossipcert.harness.procutil import RUN_LABEL_ENV
 from gossipcert.harness.waiting import wait_until
-
-LATENCY_TOXIC = "gossipcert_latency"
 
 
 def _wait(predicate: Callable[[], object], timeout_s: float, every_s: float = 0.02) -> bool:
@@ -71,8 +71,6 @@ class Cluster:
         # Nodes started with a wrong gossip key: not members, so never in ``node_ids`` nor
         # ``live_nodes`` (rounds, convergence and event polls skip them).
         self.intruders: set[str] = set()
-        self.packets: PacketPlane | None = None
-        self._latency_links: set[tuple[str, str]] = set()
         self._clients: dict[str, ControlClient] = {}
         self._event_cursor: dict[str, int] = {}
         self._event_clients: dict[str, ControlClient] = {}
@@ -85,6 +83,12 @@ class Cluster:
         # Every child process of the run carries this label in its environment, so a
         # sweeper (and the tests) can find whatever a crashed run left behind.
         self.run_label = f"gc-{seed}-{os.getpid()}-{int(time.time() * 1000) % 10**9}"
+        # The network fault planes, in order of preference: ``start`` puts the link plane
+        # first when the IUT is routed through it; the packet plane opens on first use.
+        self.planes: dict[str, FaultPlane] = {
+            "packet": PacketFaults(functools.partial(PacketPlane, self.run_label),
+                                   self.flow, self._sender),
+        }
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -125,6 +129,7 @@ class Cluster:
             self.routes = self.links.build(
                 {n: a.gossip_addr for n, a in self.addresses.items()}
             )
+            self.planes = {"link": LinkFaults(self.links), **self.planes}
         first, rest = self.node_ids[0], self.node_ids[1:]
         self._launch(first, seeds=[])
         self._wait_ready([first])
@@ -144,9 +149,9 @@ class Cluster:
         for client in [*self._clients.values(), *self._event_clients.values()]:
             client.close()
         try:
-            if self.packets is not None:
+            for plane in self.planes.values():
                 with contextlib.suppress(Exception):
-                    self.packets.close()
+                    plane.close()
             self.backend.stop_all()
         finally:
             if self.links is not None:
@@ -325,7 +330,7 @@ class Cluster:
 
     @property
     def has_link_plane(self) -> bool:
-        return self.links is not None
+        return "link" in self.planes
 
     @property
     def gossip_key_set(self) -> bool:
@@ -367,15 +372,14 @@ class Cluster:
         ``traffic`` operation (see :mod:`harness.history`) and return its result; None,
         with nothing recorded, when no plane can count.
 
-        The link plane (``routing: dial-map``) counts every proxy's reads from its sender
-        (``GET /stats``, our server's extension; a real Toxiproxy has none): a node sent
-        what entered the proxies of its own links (``upstream``) plus what it answered on
-        connections its peers opened to it (``downstream``). Without a link plane, the
-        packet plane counts with iptables (root only). Counters only grow: a reader takes
-        the difference between two readings.
+        The plane of first choice counts: the link plane (``routing: dial-map``) reads
+        every proxy's counters (our server's extension; a real Toxiproxy has none), else
+        the packet plane counts with iptables (root only). Counters only grow: a reader
+        takes the difference between two readings.
         """
         invoked = now_ms()
-        result = self._link_traffic() if self.links is not None else self._packet_traffic()
+        counter = next(iter(self.planes.values()), None)
+        result = counter.traffic(self.live_nodes()) if counter is not None else None
         if result is None:
             return None
         self._round += 1
@@ -384,65 +388,6 @@ class Cluster:
         self.history.append("invoke", "traffic", call=call, args=args, time_ms=invoked)
         self.history.append("ok", "traffic", call=call, args=args, result=result)
         return result
-
-    def _link_traffic(self) -> dict[str, Any] | None:
-        assert self.links is not None
-        try:
-            stats = self.links.client.stats()
-        except (OSError, ValueError):
-            return None
-        if stats is None:
-            return None
-        live = set(self.live_nodes())
-        nodes: dict[str, dict[str, Any]] = {
-            n: {"messages": 0, "bytes": 0, "scope": "link"} for n in sorted(live)}
-        links: dict[str, dict[str, int]] = {}
-        for src, dst in sorted(self.links.listen):
-            found = stats["proxies"].get(self.links.proxy_name(src, dst))
-            if not isinstance(found, dict):
-                continue
-            up, down = found.get("upstream") or {}, found.get("downstream") or {}
-            entry = {"connections": int(found.get("connections", 0)),
-                     "up_chunks": int(up.get("chunks", 0)), "up_bytes": int(up.get("bytes", 0)),
-                     "down_chunks": int(down.get("chunks", 0)),
-                     "down_bytes": int(down.get("bytes", 0))}
-            links[f"{src}->{dst}"] = entry
-            if src in nodes:
-                nodes[src]["messages"] += entry["up_chunks"]
-                nodes[src]["bytes"] += entry["up_bytes"]
-            if dst in nodes:
-                nodes[dst]["messages"] += entry["down_chunks"]
-                nodes[dst]["bytes"] += entry["down_bytes"]
-        return {"plane": "link", "unit": "chunks", "nodes": nodes, "links": links}
-
-    def _packet_traffic(self) -> dict[str, Any] | None:
-        try:
-            packets = self._packet_plane()
-            senders = []
-            for node_id in self.live_nodes():
-                addr, pid = self.addresses[node_id], self.backend.netns_pid(node_id)
-                known = packets.senders.get(node_id)
-                if known is not None and known.netns_pid == pid:
-                    continue
-                if pid is None:  # the host's namespace: its gossip socket's own packets
-                    sender = Sender(node_id, src=addr.gossip[0], sport=addr.gossip[1])
-                else:  # its own namespace: all it sends but its control API's answers
-                    sender = Sender(node_id, src=addr.gossip[0],
-                                    skip_sports=(addr.control[1],), netns_pid=pid)
-                if known is not None:  # a new namespace (restarted container): count anew
-                    packets.senders.pop(node_id)
-                senders.append(sender)
-            packets.count_senders(senders)
-            counted = packets.counters()
-        except PacketPlaneError:
-            return None
-        nodes: dict[str, dict[str, Any]] = {}
-        for node_id in sorted(set(self.live_nodes()) & set(counted)):
-            c = counted[node_id]
-            scope = "gossip-port" if packets.senders[node_id].netns_pid is None else "netns"
-            nodes[node_id] = {"messages": c["udp_packets"] + c["tcp_packets"],
-                              "bytes": c["udp_bytes"] + c["tcp_bytes"], "scope": scope, **c}
-        return {"plane": "packet", "unit": "packets", "nodes": nodes}
 
     # ---- faults ----------------------------------------------------------------------
 
@@ -453,45 +398,24 @@ class Cluster:
         self.killed.add(node_id)
         self.history.append("fault", "kill", node=node_id, args={"signal": "KILL"})
 
-    def partition(self, groups: list[list[str]]) -> None:
-        if self.links is None:
-            raise LaunchError("partitions need the link plane (manifest routing: dial-map)")
-        self.links.partition(groups)
-        if not self.links.confirm_cut():
-            raise LaunchError("the link plane did not confirm the partition")
-        self.history.append("fault", "partition", args={"groups": groups})
-
     def heal(self) -> None:
-        """Restore every link: link-plane cuts and latency, and every packet-plane rule."""
-        if self.links is not None:
-            self.links.heal()
-            self._clear_latency()
-        if self.packets is not None:
-            self.packets.heal()
-            if self.packets.active() or any(self.packets.listed(p)
-                                            for p in self.packets.namespaces()):
-                raise LaunchError("the packet plane did not confirm the heal")
-        if self.links is not None and not self._link_plane_clean():
-            raise LaunchError("the link plane did not confirm the heal")
+        """Restore every link on every plane; each confirms its own heal, and one that
+        fails keeps none of the others from healing."""
+        failed: list[Exception] = []
+        for plane in self.planes.values():
+            try:
+                plane.heal()
+            except Exception as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]
         self.history.append("fault", "heal", args={})
 
     # ---- more faults: one-way cuts, loss, latency, process plane ------------------------
 
     def plane_for(self, plane: str) -> str:
         """``auto`` is the link plane when the IUT is routed through it, else packets."""
-        if plane == "auto":
-            return "link" if self.links is not None else "packet"
-        if plane == "link" and self.links is None:
-            raise LaunchError("the link plane needs an IUT that accepts a dial map "
-                              "(manifest routing: dial-map)")
-        if plane not in ("link", "packet"):
-            raise LaunchError(f"unknown fault plane {plane!r} (link, packet or auto)")
-        return plane
-
-    def _packet_plane(self) -> PacketPlane:
-        if self.packets is None:
-            self.packets = PacketPlane(self.run_label)
-        return self.packets
+        return choose(self.planes, "cut", plane).name
 
     def flow(self, src: str, dst: str) -> Flow:
         """The packets of the directed link ``src -> dst``, as the packet plane matches them."""
@@ -511,6 +435,15 @@ class Cluster:
             return Flow(src=a.gossip[0], dst=b.gossip[0], netns_pid=src_pid, hook="OUTPUT")
         return Flow(src=a.gossip[0], dst=b.gossip[0], ports=(a.gossip[1], b.gossip[1]))
 
+    def _sender(self, node_id: str) -> Sender:
+        """The packets ``node_id`` sends, as the packet plane counts them."""
+        addr, pid = self.addresses[node_id], self.backend.netns_pid(node_id)
+        if pid is None:  # the host's namespace: its gossip socket's own packets
+            return Sender(node_id, src=addr.gossip[0], sport=addr.gossip[1])
+        # its own namespace: all it sends but its control API's answers
+        return Sender(node_id, src=addr.gossip[0], skip_sports=(addr.control[1],),
+                      netns_pid=pid)
+
     def cut(self, links: list[tuple[str, str]], *, plane: str = "auto",
             groups: list[list[str]] | None = None, shape: str | None = None) -> None:
         """Cut directed links (both ways only if both directions are listed).
@@ -518,21 +451,10 @@ class Cluster:
         Recorded as a ``partition`` fault when ``groups`` describe it exactly (every link
         between groups, both ways), else as a ``cut`` fault with its links.
         """
-        which = self.plane_for(plane)
+        chosen = choose(self.planes, "cut", plane)
         pairs = sorted(set(links))
-        if which == "link":
-            assert self.links is not None
-            for src, dst in pairs:
-                self.links.cut_link(src, dst)
-            if not self.links.confirm_cut():
-                raise LaunchError("the link plane did not confirm the cut")
-        else:
-            packets = self._packet_plane()
-            for src, dst in pairs:
-                packets.cut(self.flow(src, dst), tag=f"cut {src}->{dst}")
-            if not packets.confirm():
-                raise LaunchError("the packet plane did not confirm the cut")
-        args: dict[str, Any] = {"links": [list(p) for p in pairs], "plane": which}
+        chosen.cut(pairs)
+        args: dict[str, Any] = {"links": [list(p) for p in pairs], "plane": chosen.name}
         if shape is not None:
             args["shape"] = shape
         if groups is not None:
@@ -542,61 +464,22 @@ class Cluster:
 
     def loss(self, links: list[tuple[str, str]], probability: float) -> None:
         """Drop packets on directed links at random (packet plane, TCP and UDP)."""
-        packets = self._packet_plane()
+        chosen = choose(self.planes, "loss")
         pairs = sorted(set(links))
-        for src, dst in pairs:
-            packets.loss(self.flow(src, dst), probability, tag=f"loss {src}->{dst}")
-        if not packets.confirm():
-            raise LaunchError("the packet plane did not confirm the loss rules")
+        chosen.loss(pairs, probability)
         self.history.append("fault", "loss", args={
-            "links": [list(p) for p in pairs], "probability": probability, "plane": "packet",
+            "links": [list(p) for p in pairs], "probability": probability, "plane": chosen.name,
         })
 
     def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
         """Delay every chunk on directed links (link plane ``latency`` toxics, both streams)."""
-        if self.links is None:
-            raise LaunchError(NO_LATENCY)
+        chosen = choose(self.planes, "latency")
         pairs = sorted(set(links))
-        for src, dst in pairs:
-            name = self.links.proxy_name(src, dst)
-            for stream in ("upstream", "downstream"):
-                toxic = f"{LATENCY_TOXIC}_{stream}"
-                attrs = {"latency": latency_ms, "jitter": jitter_ms}
-                if (src, dst) in self._latency_links:
-                    self.links.client.update_toxic(name, toxic, attrs)
-                else:
-                    self.links.client.add_toxic(name, "latency", attrs, name=toxic,
-                                                stream=stream)
-            self._latency_links.add((src, dst))
-        for src, dst in pairs:
-            found = {t["name"]: t for t in self.links.client.toxics(
-                self.links.proxy_name(src, dst))}
-            applied = found.get(f"{LATENCY_TOXIC}_downstream")
-            if applied is None or applied["attributes"].get("latency") != latency_ms:
-                raise LaunchError(f"the link plane did not confirm latency on {src}->{dst}")
+        chosen.latency(pairs, latency_ms, jitter_ms)
         self.history.append("fault", "latency", args={
             "links": [list(p) for p in pairs], "latency_ms": latency_ms,
-            "jitter_ms": jitter_ms, "plane": "link",
+            "jitter_ms": jitter_ms, "plane": chosen.name,
         })
-
-    def _clear_latency(self) -> None:
-        assert self.links is not None
-        for src, dst in sorted(self._latency_links):
-            for stream in ("upstream", "downstream"):
-                with contextlib.suppress(Exception):
-                    self.links.client.remove_toxic(self.links.proxy_name(src, dst),
-                                                   f"{LATENCY_TOXIC}_{stream}")
-        self._latency_links.clear()
-
-    def _link_plane_clean(self) -> bool:
-        """Read every proxy's toxics back: none of ours may be left after a heal."""
-        assert self.links is not None
-        ours = (PARTITION_TOXIC, LATENCY_TOXIC)
-        for src, dst in self.links.listen:
-            for toxic in self.links.client.toxics(self.links.proxy_name(src, dst)):
-                if str(toxic.get("name", "")).startswith(ours):
-                    return False
-        return True
 
     def pause(self, node_id: str) -> None:
         """Freeze a node (SIGSTOP); returns once the system reports it stopped."""

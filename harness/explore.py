@@ -43,7 +43,13 @@ from gossipcert.harness.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.operations import Op
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
-from gossipcert.harness.replay import REPLAY_FORMAT, ReplayFile, defect_core, save_replay
+from gossipcert.harness.replay import (
+    REPLAY_FORMAT,
+    ReplayFile,
+    defect_core,
+    plain_timing,
+    save_replay,
+)
 from gossipcert.harness.strategies import Space, operation_sequences, with_namespace
 from gossipcert.harness.verdict import Requirement, Verdict, load_catalogue
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
@@ -296,7 +302,7 @@ class SimulationRunner:
                  core: str = "", catalogue: Sequence[Requirement] | None = None,
                  seed: int = 0) -> None:
         self.node_ids = [f"n{i + 1}" for i in range(nodes)]
-        self.timing = dict(timing)
+        self.timing = plain_timing(timing)
         self.policy = policy
         self.core = core
         self.catalogue = list(catalogue if catalogue is not None else load_catalogue())
@@ -354,6 +360,8 @@ class SearchOutcome:
     last: ExampleRun | None = None
     aborted: str | None = None
     target: list[str] = field(default_factory=list)
+    # Per requirement, how many runs judged it (passed or failed): what the search covered.
+    exercised: dict[str, int] = field(default_factory=dict)
 
     @property
     def runs(self) -> int:
@@ -379,7 +387,7 @@ class Search:
         self.clock = clock
         self.outcome = SearchOutcome()
         self._seen: dict[str, Finding | None] = {}  # by operations: the failure, if any
-        self._started = 0.0
+        self._started = clock()
         self._errors_in_a_row = 0
 
     def elapsed(self) -> float:
@@ -460,6 +468,9 @@ class Search:
                                f"{run.error}")
             return False
         self._errors_in_a_row = 0
+        for v in run.verdicts:
+            if v.status in ("pass", "fail"):
+                outcome.exercised[v.id] = outcome.exercised.get(v.id, 0) + 1
         failed = violations(run.verdicts)
         if outcome.target:
             failed = [v for v in failed if v.id in outcome.target]
@@ -704,6 +715,7 @@ def _exploration(opts: ExploreOptions, outcome: SearchOutcome, best: Finding | N
         "errors": outcome.errors,
         "stopped_by": outcome.stop,
         "reported_example": reported.number,
+        "exercised": dict(sorted(outcome.exercised.items())),
     }
     if best is not None:
         first = outcome.first or best
@@ -725,8 +737,12 @@ def _append_markdown(path: Path, exploration: dict[str, Any]) -> None:
              f"{exploration['elapsed_s']:.0f} s spent",
              f"- {exploration['examples']} examples, {exploration['shrink_steps']} shrink "
              f"steps ({exploration['shrinks']} smaller failures), "
-             f"{exploration['duplicates']} repeats judged from their first run",
-             f"- this report is example {exploration['reported_example']}'s history"]
+             f"{exploration['duplicates']} repeated sequences judged from their first run",
+             f"- this report is the history of run {exploration['reported_example']}"
+             + (" (the smallest failure)" if "minimal_sequence" in exploration else ""),
+             "- requirements judged (runs that passed or failed them): "
+             + (", ".join(f"{k} {n}" for k, n in exploration["exercised"].items())
+                or "none")]
     if "minimal_sequence" in exploration:
         lines += ["", f"Minimal failing sequence ({len(exploration['minimal_sequence'])} "
                       f"operations; replay with `gossipcert replay "

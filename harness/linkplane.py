@@ -1,4 +1,5 @@
-"""The link plane of a run: one Toxiproxy proxy per directed link, partitions as ``timeout`` toxics.
+"""The link plane of a run: one Toxiproxy proxy per directed link, partitions as ``timeout``
+toxics and delays as ``latency`` toxics.
 
 The harness starts the project's own Toxiproxy-compatible server as a child process, or
 uses a Toxiproxy given by URL. Every proxy it makes is named ``<run>:<src>-><dst>`` so
@@ -22,6 +23,7 @@ from gossipcert.harness.procutil import RUN_LABEL_ENV, child_preexec, free_port,
 from gossipcert.harness.waiting import wait_until
 
 PARTITION_TOXIC = "gossipcert_partition"
+LATENCY_TOXIC = "gossipcert_latency"
 STREAMS = ("upstream", "downstream")
 
 
@@ -103,6 +105,7 @@ class LinkPlane:
         self.listen_host = listen_host
         self.listen: dict[tuple[str, str], str] = {}
         self.cut: set[tuple[str, str]] = set()
+        self.delayed: set[tuple[str, str]] = set()  # links carrying our latency toxics
 
     @classmethod
     def open(cls, run_name: str, log_dir: Path, url: str | None = None, *,
@@ -176,6 +179,41 @@ class LinkPlane:
             names = {t["name"] for t in self.client.toxics(self.proxy_name(src, dst))}
             if not all(f"{PARTITION_TOXIC}_{s}" in names for s in STREAMS):
                 return False
+        return True
+
+    def delay_link(self, src: str, dst: str, latency_ms: int, jitter_ms: int = 0) -> None:
+        """Delay every chunk on src->dst, both streams; a delayed link takes the new values."""
+        name = self.proxy_name(src, dst)
+        attrs = {"latency": latency_ms, "jitter": jitter_ms}
+        for stream in STREAMS:
+            toxic = f"{LATENCY_TOXIC}_{stream}"
+            if (src, dst) in self.delayed:
+                self.client.update_toxic(name, toxic, attrs)
+            else:
+                self.client.add_toxic(name, "latency", attrs, name=toxic, stream=stream)
+        self.delayed.add((src, dst))
+
+    def confirm_delay(self, src: str, dst: str, latency_ms: int) -> bool:
+        """Check through the API that src->dst carries the delay asked for."""
+        found = {t["name"]: t for t in self.client.toxics(self.proxy_name(src, dst))}
+        applied = found.get(f"{LATENCY_TOXIC}_downstream")
+        return applied is not None and applied["attributes"].get("latency") == latency_ms
+
+    def clear_delays(self) -> None:
+        for src, dst in sorted(self.delayed):
+            for stream in STREAMS:
+                with contextlib.suppress(Exception):
+                    self.client.remove_toxic(self.proxy_name(src, dst),
+                                             f"{LATENCY_TOXIC}_{stream}")
+        self.delayed.clear()
+
+    def clean(self) -> bool:
+        """Read every proxy's toxics back: none of ours (cut or delay) may be left."""
+        ours = (PARTITION_TOXIC, LATENCY_TOXIC)
+        for src, dst in self.listen:
+            for toxic in self.client.toxics(self.proxy_name(src, dst)):
+                if str(toxic.get("name", "")).startswith(ours):
+                    return False
         return True
 
     def close(self) -> None:

@@ -23,6 +23,8 @@ in simulation writes; format ``gossipcert-ops/1``:
      "failure": {"requirements": ["KV-NO-LOST-WRITE"], "evidence": "...",
                  "verdicts": [{"id": "KV-NO-LOST-WRITE", "status": "fail", "...": 0}]}}
 
+``backend`` is where the sequence ran: ``process``, ``docker`` or ``simulation`` (a file
+without one comes from the simulator, as the property tests' older files do).
 ``implementation`` is what ``--impl`` was (``reference`` or a manifest path); ``manifest``
 the resolved manifest, used when that path does not resolve from where replay runs.
 ``timing`` is the timing the bounds derive from (the profile's ceilings applied);
@@ -58,6 +60,7 @@ __all__ = [
     "ReplayFile",
     "defect_core",
     "load_replay",
+    "plain_timing",
     "replay",
     "save_replay",
 ]
@@ -112,8 +115,14 @@ class ReplayFile:
         return out
 
 
-def _number(value: float) -> float | int:
+def _number(value: float) -> float:
+    """A whole number as an int (cores take counts such as ``fanout`` as ints)."""
     return int(value) if float(value).is_integer() else value
+
+
+def plain_timing(timing: Mapping[str, Any]) -> dict[str, float]:
+    """Timing with whole numbers as ints, as a manifest states them."""
+    return {str(k): _number(v) for k, v in timing.items()}
 
 
 def save_replay(path: Path, replay_file: ReplayFile) -> None:
@@ -162,7 +171,7 @@ def load_replay(path: Path) -> ReplayFile:
                     and math.isfinite(v) and v >= 0 for v in timing.values())):
         raise ReplayError(f"{path}: 'timing' must map timing names to non-negative numbers")
     strings = {name: data.get(name, default) for name, default in
-               (("implementation", "reference"), ("backend", "process"),
+               (("implementation", "reference"), ("backend", "simulation"),
                 ("timing_profile", "lan"), ("conflict_policy", "lww"), ("core", ""))}
     for name, value in strings.items():
         if not isinstance(value, str):
@@ -183,7 +192,7 @@ def load_replay(path: Path) -> ReplayFile:
         name=str(data.get("name") or ""),
         manifest=manifest if isinstance(manifest, str) else None,
         backend=strings["backend"],
-        timing={str(k): float(v) for k, v in timing.items()} if timing else None,
+        timing={str(k): _number(v) for k, v in timing.items()} if timing else None,
         timing_profile=strings["timing_profile"], conflict_policy=strings["conflict_policy"],
         core=strings["core"], seed=seed if isinstance(seed, int) else None,
         example=example if isinstance(example, int) else None, failure=failure, path=path,

@@ -138,7 +138,8 @@ def choices(space: Space) -> st.SearchStrategy[Choice]:
     caps = space.capabilities
     parts: list[st.SearchStrategy[Choice]] = [st.tuples(st.just("wait"), st.integers(0, 2))]
     if "kv" in caps:
-        parts += [st.tuples(st.just("put"), node, key),
+        # Puts twice as likely as any other call (one_of picks among distinct objects).
+        parts += [st.tuples(st.just("put"), node, key), st.tuples(st.just("put"), node, key),
                   st.tuples(st.just("delete"), node, key),
                   st.tuples(st.just("race"), key, st.integers(2, n))]
         if space.policy == "mv":
@@ -150,11 +151,10 @@ def choices(space: Space) -> st.SearchStrategy[Choice]:
         parts.append(st.tuples(st.just("broadcast"), node))
     parts.append(st.tuples(st.just("await"), st.integers(0, len(_AWAITS) - 1)))
     kinds = fault_kinds(space)
-    if kinds:
-        fault = st.tuples(st.just("fault"), st.sampled_from(kinds), node,
-                          st.integers(1, 2**n - 2), st.integers(0, 2), st.integers(0, 1),
-                          st.booleans())
-        parts += [fault, fault]
+    for _ in range(2 if kinds else 0):
+        parts.append(st.tuples(st.just("fault"), st.sampled_from(kinds), node,
+                               st.integers(1, 2**n - 2), st.integers(0, 2), st.integers(0, 1),
+                               st.booleans()))
     return st.one_of(*parts)
 
 
@@ -581,6 +581,8 @@ def sequence_problems(ops: Sequence[Op], nodes: Sequence[str]) -> list[str]:
         problems.append(f"ends with {sorted(killed | paused)} down")
     if open_faults:
         problems.append("ends with links cut or degraded (no heal after the last fault)")
-    if not any(isinstance(op, o.AwaitConvergence) for op in ops[-4:]):
-        problems.append("does not end with an await of convergence")
+    last = max((i for i, op in enumerate(ops) if isinstance(op, o.AwaitConvergence)), default=-1)
+    quiet = (o.Wait, o.AwaitCrdt, o.AwaitDelivery, o.AwaitDigests, o.AwaitMembers, o.ReadRound)
+    if last < 0 or not all(isinstance(op, quiet) for op in ops[last + 1:]):
+        problems.append("does not end with an await of convergence (then only waits and reads)")
     return problems

@@ -151,11 +151,20 @@ def _settle_point(index: HistoryIndex) -> tuple[float | None, str | None]:
 
 def writer_died_early(index: HistoryIndex, node: str, completed: float, grace_ms: float) -> bool:
     """The acknowledging node was killed before one gossip round could carry the write
-    off it: without durable storage that write may be gone, so it counts as maybe."""
-    return any(
-        life.ready <= completed <= life.end < completed + grace_ms
-        for life in index.lives.get(node, ())
-    )
+    off it: without durable storage that write may be gone, so it counts as maybe. Time
+    the node spent cut off from every other member (by the partition or cut open when it
+    acknowledged) gives it no round either."""
+    for life in index.lives.get(node, ()):
+        if not life.ready <= completed <= life.end:
+            continue
+        if life.end < completed + grace_ms:
+            return True
+        cut = index.cut_open_at(completed)
+        others = [n for n in index.nodes if n != node]
+        if (cut is not None and others and life.end < cut.end + grace_ms
+                and all(cut.separates(node, other, directed=True) for other in others)):
+            return True
+    return False
 
 
 def _unshipped_as_maybe(index: HistoryIndex, write: Write, grace_ms: float) -> Write:

@@ -733,6 +733,8 @@ class Simulation:
         nodes = self.nodes
         up = self.up
         paused = self.paused
+        metrics = self.metrics
+        wire = self.wire
         timer_at = self._timer_at
         next_check = self.now_ms
         while heap and heap[0][0] <= until_ms:
@@ -753,8 +755,14 @@ class Simulation:
                 elif paused[i]:
                     # In the receiver's socket buffer: read when it runs again.
                     self._held.setdefault(i, []).append((src, data, size, epoch))
-                else:
+                elif wire or self._links is not None:
                     self._deliver(src, i, data, size, epoch)
+                else:  # the common case, inline: a message object
+                    metrics[i].received(data.kind, size)
+                    if self.trace is not None:
+                        self._record("recv", self.ids[i], _describe(data))
+                    nodes[i].receive(data, at_ms)
+                    self._settle(i)
             elif kind == _TIMER:
                 if timer_at[i] != at_ms or not up[i]:
                     continue  # superseded by a later reschedule, crashed or paused
@@ -780,7 +788,10 @@ class Simulation:
         re-arm its timer at its next deadline."""
         node = self.nodes[i]
         effects = node.take_effects()
-        self.data_dirs[i].record(node, [e for e in effects if isinstance(e, Persist)])
+        data_dir = self.data_dirs[i]
+        persisted = [e for e in effects if type(e) is Persist] if effects else []
+        if persisted or data_dir.incarnation != node.incarnation:
+            data_dir.record(node, persisted)
         for effect in effects:
             if isinstance(effect, SendMessage):
                 self._send(i, effect)

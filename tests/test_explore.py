@@ -1,0 +1,83 @@
+"""``gossipcert explore`` on real processes: it finds a seeded defect, shrinks the failing
+sequence on the real cluster and saves it; ``gossipcert replay`` of that file fails the
+same requirement on a fresh cluster; and the reference node, explored as long, shows no
+violation (no false FAIL). Nothing is left running either way.
+
+The defects are ones a short search finds: a node that acknowledges a write it then drops
+(two writes of one key on one node) and one whose deletes leave no tombstone (a write,
+then a delete). Budgets fit CI: the whole file takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gossipcert.harness.replay import load_replay
+from gossipcert.harness.sweep import orphaned_processes
+
+IMPLS = Path(__file__).resolve().parent / "impls"
+
+
+def gossipcert(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("defect", "requirement"), [
+    ("acks_unkept_writes", "KV-NO-LOST-WRITE"),
+    ("delete_without_tombstone", "KV-DELETE-STAYS"),
+])
+def test_explore_finds_shrinks_and_saves_a_violation_that_replays(
+        tmp_path: Path, defect: str, requirement: str) -> None:
+    run_dir = tmp_path / "explore"
+    found = gossipcert("explore", "--impl", str(IMPLS / defect), "--nodes", "3",
+                       "--budget", "120s", "--seed", "1", "--report-dir", str(run_dir))
+    output = found.stdout + found.stderr[-4000:]
+    assert found.returncode == 1, output
+    assert "violation found" in found.stdout and "shrink step" in found.stderr, output
+    assert orphaned_processes() == {}, "explore left a process behind"
+
+    saved = load_replay(run_dir / "replay.json")
+    assert requirement in saved.failure["requirements"], saved.failure  # type: ignore[index]
+    assert saved.implementation == str(IMPLS / defect) and saved.backend == "process"
+    assert saved.core.endswith(f"{defect}/defect.py:installed")
+    # Shrunk: the start, the few client calls that make the failure, the settling end.
+    assert len(saved.ops) <= 8, [op.describe() for op in saved.ops]
+
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["verdict"] == "fail"
+    status = {r["id"]: r["status"] for r in report["requirements"]}
+    assert status[requirement] == "fail"
+    exploration = report["run"]["exploration"]
+    assert requirement in exploration["failing_requirements"]
+    assert exploration["minimal_sequence"] == [op.to_json() for op in saved.ops]
+    assert "## Exploration" in (run_dir / "report.md").read_text()
+    for name in ("report.html", "report.junit.xml", "history.jsonl"):
+        assert (run_dir / name).is_file(), name
+
+    again = gossipcert("replay", str(run_dir / "replay.json"), "--report-dir",
+                       str(tmp_path / "replay"))
+    assert again.returncode == 1, again.stdout + again.stderr[-3000:]
+    assert f"FAIL  {requirement}" in again.stdout
+    assert orphaned_processes() == {}, "replay left a process behind"
+
+
+@pytest.mark.slow
+def test_explore_of_the_reference_node_finds_no_violation(tmp_path: Path) -> None:
+    run_dir = tmp_path / "explore"
+    result = gossipcert("explore", "--impl", "reference", "--nodes", "3", "--budget", "60s",
+                        "--seed", "2", "--report-dir", str(run_dir))
+    output = result.stdout + result.stderr[-6000:]
+    assert result.returncode == 0, output
+    assert "no violation found in" in result.stdout and "not a certificate" in result.stdout
+    assert not (run_dir / "replay.json").exists()
+    report = json.loads((run_dir / "report.json").read_text())
+    exploration = report["run"]["exploration"]
+    assert exploration["outcome"] == "no violation found" and exploration["examples"] >= 5
+    assert report["verdict"] != "fail"
+    assert orphaned_processes() == {}, "explore left a process behind"

@@ -1,0 +1,351 @@
+"""The real cluster's network faults go through one fault-plane interface: which plane a
+fault picks, what each plane is handed, and what the history records once it is in effect.
+
+Fake planes stand in for Toxiproxy and iptables, so nothing here starts a node, a proxy
+or a rule; the slow suites run the same paths on real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gossipcert.chaos.packet import Flow, PacketPlaneError, Sender
+from gossipcert.harness.cluster import Cluster
+from gossipcert.harness.driver import NO_LATENCY
+from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.faultplanes import LinkFaults, PacketFaults, choose
+from gossipcert.harness.history import History
+from gossipcert.harness.manifest import load_manifest
+
+AB, BA, BC = ("n1", "n2"), ("n2", "n1"), ("n2", "n3")
+
+
+class FakePlane:
+    """A fault plane that records what it is asked; ``fails`` names a call that raises."""
+
+    def __init__(self, name: str, faults: set[str], fails: str = "",
+                 reading: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.faults = frozenset(faults)
+        self.fails = fails
+        self.reading = reading
+        self.calls: list[tuple[Any, ...]] = []
+
+    def _record(self, *call: Any) -> None:
+        self.calls.append(call)
+        if call[0] == self.fails:
+            raise LaunchError(f"the {self.name} plane did not confirm the {call[0]}")
+
+    def cut(self, links: Sequence[tuple[str, str]]) -> None:
+        self._record("cut", list(links))
+
+    def loss(self, links: Sequence[tuple[str, str]], probability: float) -> None:
+        self._record("loss", list(links), probability)
+
+    def latency(self, links: Sequence[tuple[str, str]], latency_ms: int, jitter_ms: int) -> None:
+        self._record("latency", list(links), latency_ms, jitter_ms)
+
+    def heal(self) -> None:
+        self._record("heal")
+
+    def traffic(self, live_nodes: Sequence[str]) -> dict[str, Any] | None:
+        self._record("traffic", list(live_nodes))
+        return self.reading
+
+    def close(self) -> None:
+        self._record("close")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster that is never started: its fault methods run on whatever planes it has."""
+    c = Cluster(load_manifest("reference"), 3, tmp_path, history=History())
+    yield c
+    c.history.close()
+
+
+def _routed(cluster: Cluster, **fails: str) -> tuple[FakePlane, FakePlane]:
+    link = FakePlane("link", {"cut", "latency"}, fails=fails.get("link", ""))
+    packet = FakePlane("packet", {"cut", "loss"}, fails=fails.get("packet", ""))
+    cluster.planes = {"link": link, "packet": packet}
+    return link, packet
+
+
+def _faults(cluster: Cluster) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.op, e.args) for e in cluster.history if e.type == "fault"]
+
+
+def test_an_unstarted_cluster_has_the_packet_plane_only(cluster: Cluster) -> None:
+    assert list(cluster.planes) == ["packet"]
+    assert not cluster.has_link_plane
+    assert cluster.plane_for("auto") == "packet"
+
+
+def test_a_routed_cluster_cuts_on_the_link_plane_and_records_after(cluster: Cluster) -> None:
+    link, packet = _routed(cluster)
+    assert cluster.has_link_plane and cluster.plane_for("auto") == "link"
+    cluster.cut([BA, AB, BA], groups=[["n1"], ["n2"]], shape="halves")
+    assert link.calls == [("cut", [AB, BA])]  # the links asked, once each, in order
+    assert packet.calls == []
+    [(op, args)] = _faults(cluster)
+    assert op == "partition"
+    assert list(args) == ["groups", "links", "plane", "shape"]
+    assert args == {"groups": [["n1"], ["n2"]], "links": [list(AB), list(BA)],
+                    "plane": "link", "shape": "halves"}
+
+
+def test_an_explicit_plane_is_the_one_used(cluster: Cluster) -> None:
+    link, packet = _routed(cluster)
+    cluster.cut([BC], plane="packet")
+    cluster.cut([AB], plane="link", shape="one-way")
+    assert packet.calls == [("cut", [BC])]
+    assert link.calls == [("cut", [AB])]
+    assert _faults(cluster) == [
+        ("cut", {"links": [list(BC)], "plane": "packet"}),
+        ("cut", {"links": [list(AB)], "plane": "link", "shape": "one-way"}),
+    ]
+
+
+def test_loss_goes_to_the_plane_that_can_drop_at_random(cluster: Cluster) -> None:
+    link, packet = _routed(cluster)
+    cluster.loss([BC, AB], 0.25)
+    assert link.calls == []
+    assert packet.calls == [("loss", [AB, BC], 0.25)]
+    [(op, args)] = _faults(cluster)
+    assert op == "loss" and list(args) == ["links", "probability", "plane"]
+    assert args == {"links": [list(AB), list(BC)], "probability": 0.25, "plane": "packet"}
+
+
+def test_latency_goes_to_the_link_plane(cluster: Cluster) -> None:
+    link, packet = _routed(cluster)
+    cluster.latency([AB], 120, 30)
+    assert link.calls == [("latency", [AB], 120, 30)]
+    assert packet.calls == []
+    [(op, args)] = _faults(cluster)
+    assert op == "latency" and list(args) == ["links", "latency_ms", "jitter_ms", "plane"]
+    assert args == {"links": [list(AB)], "latency_ms": 120, "jitter_ms": 30, "plane": "link"}
+
+
+def test_latency_without_the_link_plane_is_the_no_latency_error(cluster: Cluster) -> None:
+    packet = FakePlane("packet", {"cut", "loss"})
+    cluster.planes = {"packet": packet}
+    with pytest.raises(LaunchError) as raised:
+        cluster.latency([AB], 100)
+    assert str(raised.value) == NO_LATENCY
+    assert packet.calls == [] and _faults(cluster) == []
+
+
+def test_a_plane_that_cannot_is_refused_and_unknown_or_missing_planes_named() -> None:
+    packet = FakePlane("packet", {"cut", "loss"})
+    with pytest.raises(LaunchError, match="dial-map"):
+        choose({"packet": packet}, "cut", "link")
+    with pytest.raises(LaunchError, match="unknown fault plane 'netem'"):
+        choose({"packet": packet}, "cut", "netem")
+    with pytest.raises(LaunchError) as raised:
+        choose({"packet": packet}, "latency", "packet")
+    assert str(raised.value) == NO_LATENCY
+    link = FakePlane("link", {"cut", "latency"})
+    with pytest.raises(LaunchError, match="the link plane cannot apply loss"):
+        choose({"link": link}, "loss", "link")
+    with pytest.raises(LaunchError, match="no fault plane of this run"):
+        choose({"link": link}, "loss")
+
+
+def test_heal_reaches_every_plane_and_is_recorded_after(cluster: Cluster) -> None:
+    link, packet = _routed(cluster)
+    cluster.cut([AB])
+    cluster.loss([BC], 0.5)
+    cluster.heal()
+    assert link.calls[-1] == ("heal",) and packet.calls[-1] == ("heal",)
+    assert [op for op, _ in _faults(cluster)] == ["cut", "loss", "heal"]
+    assert _faults(cluster)[-1] == ("heal", {})
+
+
+def test_a_heal_one_plane_cannot_confirm_still_heals_the_others_and_is_not_recorded(
+    cluster: Cluster,
+) -> None:
+    link, packet = _routed(cluster, link="heal")
+    with pytest.raises(LaunchError, match="the link plane did not confirm the heal"):
+        cluster.heal()
+    assert link.calls == [("heal",)] and packet.calls == [("heal",)]
+    assert _faults(cluster) == []
+
+
+def test_a_fault_not_confirmed_is_not_recorded(cluster: Cluster) -> None:
+    _routed(cluster, packet="cut")
+    with pytest.raises(LaunchError, match="did not confirm the cut"):
+        cluster.cut([AB], plane="packet")
+    assert _faults(cluster) == []
+
+
+def test_the_plane_of_first_choice_counts_traffic(cluster: Cluster) -> None:
+    reading = {"plane": "link", "unit": "chunks", "nodes": {}, "links": {}}
+    link = FakePlane("link", {"cut", "latency"}, reading=reading)
+    packet = FakePlane("packet", {"cut", "loss"}, reading={"plane": "packet"})
+    cluster.planes = {"link": link, "packet": packet}
+    cluster.killed.add("n2")
+    assert cluster.traffic() == reading
+    assert link.calls == [("traffic", ["n1", "n3"])] and packet.calls == []
+    assert [(e.type, e.op) for e in cluster.history] == [("invoke", "traffic"),
+                                                          ("ok", "traffic")]
+    link.reading = None  # a real Toxiproxy counts nothing: no reading, nothing recorded
+    assert cluster.traffic() is None
+    assert len(cluster.history) == 2
+
+
+# ---- the adapters, over fakes of the planes they wrap --------------------------------
+
+
+class FakeLinkPlane:
+    def __init__(self, confirms: bool = True) -> None:
+        self.confirms = confirms
+        self.calls: list[tuple[Any, ...]] = []
+
+    def cut_link(self, src: str, dst: str) -> None:
+        self.calls.append(("cut_link", src, dst))
+
+    def confirm_cut(self) -> bool:
+        self.calls.append(("confirm_cut",))
+        return self.confirms
+
+    def delay_link(self, src: str, dst: str, latency_ms: int, jitter_ms: int = 0) -> None:
+        self.calls.append(("delay_link", src, dst, latency_ms, jitter_ms))
+
+    def confirm_delay(self, src: str, dst: str, latency_ms: int) -> bool:
+        self.calls.append(("confirm_delay", src, dst, latency_ms))
+        return self.confirms
+
+    def heal(self) -> None:
+        self.calls.append(("heal",))
+
+    def clear_delays(self) -> None:
+        self.calls.append(("clear_delays",))
+
+    def clean(self) -> bool:
+        self.calls.append(("clean",))
+        return self.confirms
+
+
+def test_the_link_adapter_cuts_and_delays_exactly_the_links_then_confirms() -> None:
+    proxies = FakeLinkPlane()
+    plane = LinkFaults(proxies)  # type: ignore[arg-type]
+    plane.cut([AB, BC])
+    plane.latency([BA], 80, 5)
+    plane.heal()
+    assert proxies.calls == [
+        ("cut_link", *AB), ("cut_link", *BC), ("confirm_cut",),
+        ("delay_link", *BA, 80, 5), ("confirm_delay", *BA, 80),
+        ("heal",), ("clear_delays",), ("clean",),
+    ]
+    with pytest.raises(LaunchError, match="cannot apply loss"):
+        plane.loss([AB], 0.5)
+
+
+def test_the_link_adapter_raises_what_it_cannot_confirm() -> None:
+    plane = LinkFaults(FakeLinkPlane(confirms=False))  # type: ignore[arg-type]
+    with pytest.raises(LaunchError, match="the link plane did not confirm the cut"):
+        plane.cut([AB])
+    with pytest.raises(LaunchError, match="did not confirm latency on n1->n2"):
+        plane.latency([AB], 80, 0)
+    with pytest.raises(LaunchError, match="the link plane did not confirm the heal"):
+        plane.heal()
+
+
+class FakePacketPlane:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.rules = 0
+        self.senders: dict[str, Sender] = {}
+
+    def cut(self, flow: Flow, tag: str = "cut") -> None:
+        self.calls.append(("cut", flow, tag))
+        self.rules += 1
+
+    def loss(self, flow: Flow, probability: float, tag: str = "loss") -> None:
+        self.calls.append(("loss", flow, probability, tag))
+        self.rules += 1
+
+    def confirm(self) -> bool:
+        return True
+
+    def heal(self) -> None:
+        self.calls.append(("heal",))
+        self.rules = 0
+
+    def active(self) -> int:
+        return self.rules
+
+    def namespaces(self) -> list[int | None]:
+        return []
+
+    def listed(self, pid: int | None = None) -> list[str]:
+        return []
+
+    def count_senders(self, senders: list[Sender]) -> None:
+        self.calls.append(("count_senders", [s.node for s in senders]))
+        self.senders.update({s.node: s for s in senders})
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        return {n: {"udp_packets": 2, "udp_bytes": 20, "tcp_packets": 1, "tcp_bytes": 50}
+                for n in self.senders}
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+def _flow(src: str, dst: str) -> Flow:
+    return Flow(src=src, dst=dst)
+
+
+def test_the_packet_adapter_opens_on_first_use_and_builds_a_flow_per_link() -> None:
+    opened: list[FakePacketPlane] = []
+
+    def open_plane() -> FakePacketPlane:
+        opened.append(FakePacketPlane())
+        return opened[-1]
+
+    plane = PacketFaults(open_plane, _flow, lambda n: Sender(n))  # type: ignore[arg-type]
+    plane.heal()  # nothing applied: nothing to open
+    plane.close()
+    assert opened == []
+    plane.cut([AB, BC])
+    plane.loss([BA], 0.1)
+    plane.heal()
+    [packets] = opened
+    assert packets.calls == [
+        ("cut", _flow(*AB), "cut n1->n2"), ("cut", _flow(*BC), "cut n2->n3"),
+        ("loss", _flow(*BA), 0.1, "loss n2->n1"), ("heal",),
+    ]
+    with pytest.raises(LaunchError) as raised:
+        plane.latency([AB], 100, 0)
+    assert str(raised.value) == NO_LATENCY
+
+
+def test_the_packet_adapter_counts_each_node_anew_in_a_new_namespace() -> None:
+    packets = FakePacketPlane()
+    pids = {"n1": None, "n2": 41}
+    plane = PacketFaults(lambda: packets, _flow,  # type: ignore[arg-type,return-value]
+                         lambda n: Sender(n, netns_pid=pids[n]))
+    first = plane.traffic(["n1", "n2"])
+    assert first is not None and first["plane"] == "packet" and first["unit"] == "packets"
+    assert first["nodes"]["n1"]["scope"] == "gossip-port"
+    assert first["nodes"]["n2"] == {"messages": 3, "bytes": 70, "scope": "netns",
+                                    "udp_packets": 2, "udp_bytes": 20, "tcp_packets": 1,
+                                    "tcp_bytes": 50}
+    pids["n2"] = 42  # a restarted container
+    plane.traffic(["n1", "n2"])
+    assert [c for c in packets.calls if c[0] == "count_senders"] == [
+        ("count_senders", ["n1", "n2"]), ("count_senders", ["n2"])]
+
+
+def test_the_packet_adapter_reads_no_traffic_without_iptables() -> None:
+    def unavailable() -> FakePacketPlane:
+        raise PacketPlaneError("the packet plane needs root (iptables)")
+
+    plane = PacketFaults(unavailable, _flow, lambda n: Sender(n))  # type: ignore[arg-type]
+    assert plane.traffic(["n1"]) is None
+    with pytest.raises(PacketPlaneError):
+        plane.cut([AB])
