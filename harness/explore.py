@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gossipcert.harness import __version__
 from gossipcert.harness.checkers import run_checks
@@ -57,6 +57,9 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
+
+if TYPE_CHECKING:
+    from gossipcert.harness.cluster import Cluster
 
 __all__ = [
     "ClusterRunner",
@@ -152,7 +155,7 @@ class ClusterRunner:
         self.base_port = base_port
         self.toxiproxy_url = toxiproxy_url
         self.progress = progress
-        self.cluster: Any = None
+        self.cluster: Cluster | None = None
         self.cluster_history: History | None = None
         self.clusters_started = 0
         self.dirty = False
@@ -217,6 +220,7 @@ class ClusterRunner:
                 return ExampleRun(number, list(ops), [], [], 0.0,
                                   f"the cluster could not be started again: {exc}")
         cluster = self.cluster
+        assert cluster is not None
         ops = with_namespace(ops, f"x{number}-")
         history = History()
         history.append("meta", "run", args=self._meta(number))
@@ -248,6 +252,7 @@ class ClusterRunner:
         from gossipcert.harness.interpreter import Execution
 
         cluster = self.cluster
+        assert cluster is not None
         try:
             for node_id in sorted(cluster.paused):
                 cluster.resume(node_id)
@@ -267,17 +272,18 @@ class ClusterRunner:
             self.dirty = True
 
 
-def _use_history(cluster: Any, history: History) -> None:
+def _use_history(cluster: Cluster, history: History) -> None:
     """Point the cluster's recording at ``history``, events polled so far flushed into
     the one it had, so no entry straddles two examples' histories."""
     with contextlib.suppress(Exception):
         cluster.poll_events()
+    # The event poller appends under this lock: swapped under it, no poll is cut in two.
     lock = getattr(cluster, "_event_lock", None)
     with lock if lock is not None else contextlib.nullcontext():
         cluster.history = history
 
 
-def _carry_over(cluster: Any, history: History) -> None:
+def _carry_over(cluster: Cluster, history: History) -> None:
     """Each node's start, as this example finds it: already running since an earlier
     example, ready as ``GET /v1/node`` says now. Lives begin here for the checkers."""
     from gossipcert.harness.errors import LaunchError
@@ -351,6 +357,7 @@ class SearchOutcome:
     examples: int = 0  # sequences run while searching for a first violation
     shrink_steps: int = 0  # sequences run while shrinking one
     shrinks: int = 0  # shrink steps that still failed: each a smaller failing sequence
+    unconfirmed: int = 0  # smaller sequences that failed once but not on a second run
     duplicates: int = 0  # sequences drawn again, judged from their first run
     errors: int = 0  # examples the harness could not run to the end
     elapsed_s: float = 0.0
@@ -373,16 +380,19 @@ class Search:
 
     The first violation fixes the target: later examples (shrink steps) count as failing
     only when they fail one of its requirements, so shrinking cannot wander off to
-    another failure. A sequence drawn twice is judged from its first run (shrinking
-    draws many that build to the same operations). The budget is checked before each
-    run; when it is spent the search stops where it is, keeping the smallest failure.
+    another failure, and only when they fail again on ``confirm`` more runs (a real
+    cluster is not deterministic; the simulator is, and needs none). A sequence drawn
+    twice is judged from its first run (shrinking draws many that build to the same
+    operations). The budget is checked before each run; when it is spent the search stops
+    where it is, keeping the smallest failure.
     """
 
     def __init__(self, runner: ExampleRunner, budget_s: float, *,
                  progress: Callable[[str], None] = _quiet,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, confirm: int = 1) -> None:
         self.runner = runner
         self.budget_s = budget_s
+        self.confirm = confirm
         self.progress = progress
         self.clock = clock
         self.outcome = SearchOutcome()
@@ -442,8 +452,6 @@ class Search:
         best = outcome.best
         if best is not None and ops == best.drawn:
             return True  # Hypothesis replays its smallest failure: it failed already
-        if self.elapsed() >= self.budget_s:
-            raise _BudgetSpent
         key = json.dumps([op.to_json() for op in ops], sort_keys=True)
         if key in self._seen:
             outcome.duplicates += 1
@@ -452,6 +460,56 @@ class Search:
                 outcome.best = known  # Hypothesis takes it as its smallest failure now
             return known is not None
         shrinking = best is not None
+        run, failed = self._run(ops, shrinking)
+        if run is None:
+            return False
+        size = len(ops)
+        if not failed:
+            self._seen[key] = None
+            if shrinking:
+                assert best is not None
+                self.progress(f"shrink step {outcome.shrink_steps}: {size} operations pass "
+                              f"(smallest failure: {len(best.drawn)}); {self._spent()}")
+            else:
+                self.progress(f"example {run.number}: {size} operations, {run.wall_s:.1f} s, "
+                              f"no violation; {outcome.examples} examples, {self._spent()}")
+            return False
+        ids = ", ".join(v.id for v in failed)
+        if shrinking:
+            # A real cluster does not fail a sequence every time it could: a smaller one
+            # counts only when it fails again, so the smallest failure saved reproduces.
+            for _ in range(self.confirm):
+                again, still = self._run(ops, shrinking)
+                if again is None or not still:
+                    outcome.unconfirmed += 1
+                    self._seen[key] = None
+                    self.progress(f"shrink step {outcome.shrink_steps}: {size} operations "
+                                  f"failed {ids} once but not again: not taken; "
+                                  f"{self._spent()}")
+                    return False
+        finding = Finding(list(ops), run, failed, self.elapsed())
+        self._seen[key] = finding
+        if shrinking:
+            outcome.shrinks += 1
+            self.progress(f"shrink step {outcome.shrink_steps}: {size} operations still fail "
+                          f"{ids} (shrunk {outcome.shrinks} times); {self._spent()}")
+        else:
+            outcome.first = finding
+            outcome.target = [v.id for v in failed]
+            self.progress(f"example {run.number}: {size} operations, VIOLATION of {ids}: "
+                          f"{failed[0].evidence}; shrinking; {self._spent()}")
+        outcome.best = finding
+        return True
+
+    def _spent(self) -> str:
+        return f"{self.elapsed():.0f}/{self.budget_s:.0f} s"
+
+    def _run(self, ops: list[Op], shrinking: bool) -> tuple[ExampleRun | None, list[Verdict]]:
+        """One real run of ``ops``: the run (None when the harness could not finish it)
+        and the target requirements it failed."""
+        outcome = self.outcome
+        if self.elapsed() >= self.budget_s:
+            raise _BudgetSpent
         if shrinking:
             outcome.shrink_steps += 1
         else:
@@ -462,11 +520,11 @@ class Search:
         if run.error is not None:
             outcome.errors += 1
             self._errors_in_a_row += 1
-            self.progress(f"example {number}: not run to the end: {run.error}")
+            self.progress(f"run {number}: not run to the end: {run.error}")
             if self._errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
                 raise _Aborted(f"{self._errors_in_a_row} examples in a row could not be run: "
                                f"{run.error}")
-            return False
+            return None, []
         self._errors_in_a_row = 0
         for v in run.verdicts:
             if v.status in ("pass", "fail"):
@@ -474,32 +532,7 @@ class Search:
         failed = violations(run.verdicts)
         if outcome.target:
             failed = [v for v in failed if v.id in outcome.target]
-        size = len(ops)
-        budget = f"{self.elapsed():.0f}/{self.budget_s:.0f} s"
-        if not failed:
-            self._seen[key] = None
-            if shrinking:
-                assert best is not None
-                self.progress(f"shrink step {outcome.shrink_steps}: {size} operations pass "
-                              f"(smallest failure: {len(best.drawn)}); {budget}")
-            else:
-                self.progress(f"example {number}: {size} operations, {run.wall_s:.1f} s, no "
-                              f"violation; {outcome.examples} examples, {budget}")
-            return False
-        finding = Finding(list(ops), run, failed, self.elapsed())
-        self._seen[key] = finding
-        ids = ", ".join(v.id for v in failed)
-        if shrinking:
-            outcome.shrinks += 1
-            self.progress(f"shrink step {outcome.shrink_steps}: {size} operations still fail "
-                          f"{ids} (shrunk {outcome.shrinks} times); {budget}")
-        else:
-            outcome.first = finding
-            outcome.target = [v.id for v in failed]
-            self.progress(f"example {number}: {size} operations, VIOLATION of {ids}: "
-                          f"{failed[0].evidence}; shrinking; {budget}")
-        outcome.best = finding
-        return True
+        return run, failed
 
 
 # ---- gossipcert explore --------------------------------------------------------------
@@ -711,6 +744,7 @@ def _exploration(opts: ExploreOptions, outcome: SearchOutcome, best: Finding | N
         "examples": outcome.examples,
         "shrink_steps": outcome.shrink_steps,
         "shrinks": outcome.shrinks,
+        "unconfirmed": outcome.unconfirmed,
         "duplicates": outcome.duplicates,
         "errors": outcome.errors,
         "stopped_by": outcome.stop,
@@ -736,7 +770,8 @@ def _append_markdown(path: Path, exploration: dict[str, Any]) -> None:
              f"- seed {exploration['seed']}, budget {exploration['budget_s']:.0f} s, "
              f"{exploration['elapsed_s']:.0f} s spent",
              f"- {exploration['examples']} examples, {exploration['shrink_steps']} shrink "
-             f"steps ({exploration['shrinks']} smaller failures), "
+             f"steps ({exploration['shrinks']} smaller failures, confirmed by a second run; "
+             f"{exploration['unconfirmed']} failed only once), "
              f"{exploration['duplicates']} repeated sequences judged from their first run",
              f"- this report is the history of run {exploration['reported_example']}"
              + (" (the smallest failure)" if "minimal_sequence" in exploration else ""),

@@ -24,7 +24,13 @@ what may overlap it.
 * At most a minority of the nodes is down (killed, paused or restarting) at a time, and
   client calls go to nodes that are up. A killed node comes back with ``start`` (same
   identity and data); ``restart`` is a crash-restart of a running node. Neither runs
-  while links are cut or degraded.
+  while links are cut or degraded. The first node is never killed: every other node was
+  launched with it as its seed, and one started again while it is down never gets ready.
+* A node whose writes (kv or CRDT) may not have left it yet is not crashed: a few gossip
+  rounds pass first, and one that wrote across a cut is spared until convergence has
+  been awaited after the heal. An implementation without durable storage loses what it
+  alone holds, which KV-NO-LOST-WRITE excuses for one gossip interval and the CRDT
+  checkers not at all.
 * After a start or restart only waits, awaits, broadcasts and starts of other killed
   nodes follow (MEM-REJOIN wants the node seen alive for good, KV-AFTER-RESTART digests
   equal for good, from its readiness to the end).
@@ -215,6 +221,11 @@ class SequenceBuilder:
         self.rejoined = False  # a node was started again: its windows run to the end
         self.unsettled = False  # views may still be catching up (a restart, a heal)
         self.unsynced_writes = False  # kv writes not yet awaited to equal digests
+        # Nodes whose writes may still be theirs alone (kv or CRDT), "fresh" (a few
+        # gossip rounds spread them) or "cut" (made across a cut: only an await of
+        # convergence after the heal tells they spread). Such a node is not killed:
+        # without durable storage its acknowledged writes would go with it.
+        self.unshared: dict[str, str] = {}
         self.pending_broadcasts: list[str] = []
         self.crdts_used = False
         self.set_adds: list[tuple[str, str]] = []  # or-set elements added: (element, node)
@@ -299,6 +310,14 @@ class SequenceBuilder:
 
     def _wait(self, index: int) -> None:
         self.out.append(o.Wait(self.waits[index % len(self.waits)]))
+        if not self.cut_open:
+            self.unshared = {n: how for n, how in self.unshared.items() if how == "cut"}
+
+    def _wrote(self, *nodes: str, kv: bool = True) -> None:
+        for node in nodes:
+            self.unshared[node] = "cut" if self.cut_open else self.unshared.get(node, "fresh")
+        if kv:
+            self.unsynced_writes = True
 
     def _await(self, index: int) -> None:
         what = _AWAITS[index % len(_AWAITS)]
@@ -308,9 +327,11 @@ class SequenceBuilder:
             self.out.append(o.AwaitConvergence(label="settle"))
             self.unsettled = False
             self.unsynced_writes = False
+            self.unshared.clear()
         elif what == "digests" and "kv" in self.space.capabilities:
             self.out.append(o.AwaitDigests(label="digests"))
             self.unsynced_writes = False
+            self.unshared.clear()
         elif what == "delivery" and self.pending_broadcasts:
             self.out.append(o.AwaitDelivery(self.pending_broadcasts.pop()))
         elif what == "detection" and self.killed:
@@ -326,13 +347,14 @@ class SequenceBuilder:
         if pool:
             target = self._pick(pool, node)
             self.out.append(o.Put(target, self._key(key), self._value(target)))
-            self.unsynced_writes = True
+            self._wrote(target)
 
     def _delete(self, node: int, key: int) -> None:
         pool = self._writable()
         if pool:
-            self.out.append(o.Delete(self._pick(pool, node), self._key(key)))
-            self.unsynced_writes = True
+            target = self._pick(pool, node)
+            self.out.append(o.Delete(target, self._key(key)))
+            self._wrote(target)
 
     def _race(self, key: int, count: int) -> None:
         pool = self._writable()
@@ -340,7 +362,7 @@ class SequenceBuilder:
         if len(writers) >= 2:
             self.out.append(o.Concurrent(tuple(o.Put(n, self._key(key), self._value(n))
                                                for n in writers)))
-            self.unsynced_writes = True
+            self._wrote(*writers)
 
     def _rmw(self, node: int, key: int) -> None:
         """A read-modify-write under ``mv``: a get, then a put carrying its context."""
@@ -349,7 +371,7 @@ class SequenceBuilder:
             target = self._pick(pool, node)
             self.out += [o.Get(target, self._key(key)),
                          o.Put(target, self._key(key), self._value(target), with_context=True)]
-            self.unsynced_writes = True
+            self._wrote(target)
 
     def _crdt(self, kind: int, node: int, variant: int) -> None:
         pool = self._writable()
@@ -374,6 +396,7 @@ class SequenceBuilder:
         else:
             op = o.Crdt(target, name, crdt, "set", self._value(target))
         self.out.append(op)
+        self._wrote(op.node, kv=False)
         self.crdts_used = True
 
     def _broadcast(self, node: int) -> None:
@@ -391,9 +414,25 @@ class SequenceBuilder:
         if (self.paused is not None or self.healed_net or self.rejoined
                 or self.down() >= self.space.max_down):
             return
-        victim = self._pick(self.up(), node)
-        self.killed.append(victim)
-        self.out.append(o.Kill(victim))
+        victim = self._victim(node)
+        if victim is not None:
+            self.killed.append(victim)
+            self.out.append(o.Kill(victim))
+
+    def _victim(self, node: int, *, kill: bool = True) -> str | None:
+        """A node to crash: none whose writes may be its alone since a cut; a few gossip
+        rounds first for one whose writes are fresh."""
+        pool = [n for n in self.up() if self.unshared.get(n) != "cut"]
+        if kill:
+            # The first node is every other node's seed at launch: a node started while it
+            # is down finds no one to join and never gets ready (the planner spares it too).
+            pool = [n for n in pool if n != self.nodes[0]]
+        if not pool:
+            return None
+        victim = self._pick(pool, node)
+        if victim in self.unshared:
+            self._wait(1)
+        return victim
 
     def _start(self, node: int) -> None:
         if not self.killed or self.cut_open or self.degraded:
@@ -407,9 +446,10 @@ class SequenceBuilder:
         if (self.cut_open or self.degraded or self.healed_net or self.rejoined
                 or self.down() >= self.space.max_down):
             return
-        target = self._pick(self.up(), node)
-        self.out.append(o.Restart(target))
-        self.unsettled = self.rejoined = True
+        target = self._victim(node, kill=False)
+        if target is not None:
+            self.out.append(o.Restart(target))
+            self.unsettled = self.rejoined = True
 
     def _pause(self, node: int) -> None:
         if (self.killed or self.cut_open or self.degraded or self.healed_net
@@ -449,7 +489,7 @@ class SequenceBuilder:
         if not one or not other:
             return
         self.out.append(o.Partition((tuple(one), tuple(other)), shape=shape))
-        self.cut_open, self.healed_net = True, False
+        self._open_cut()
 
     def _cut(self, mask: int) -> None:
         if self.degraded or self.rejoined:
@@ -459,7 +499,11 @@ class SequenceBuilder:
             return
         links = tuple((a, b) for a in senders for b in receivers)
         self.out.append(o.Cut(links, shape="one-way"))
+        self._open_cut()
+
+    def _open_cut(self) -> None:
         self.cut_open, self.healed_net = True, False
+        self.unshared = dict.fromkeys(self.unshared, "cut")
 
     def _heal(self) -> None:
         if self.paused is not None:
@@ -489,6 +533,7 @@ class SequenceBuilder:
             self.out.append(o.AwaitConvergence(label="before degrading links"))
             self.unsettled = False
             self.unsynced_writes = False
+            self.unshared.clear()
         return True
 
     def _latency(self, which: int, node: int, level: int) -> None:

@@ -152,3 +152,29 @@ def test_explore_bad_input_exits_2_before_any_start(tmp_path: Path, args: list[s
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("gossipcert: error:")]
     assert len(errors) == 1 and fragment in errors[0], result.stderr
+
+
+class FlakyRunner(FakeRunner):
+    """Fails like FakeRunner only on the first run of each sequence."""
+
+    def __init__(self) -> None:
+        super().__init__(kills_fail=False)
+        self.seen: set[str] = set()
+
+    def run(self, ops: Sequence[Op], number: int) -> ExampleRun:
+        run = super().run(ops, number)
+        key = repr(ops)
+        if key in self.seen:
+            run.verdicts = [verdict(v.id, "pass") if v.status == "fail" else v
+                            for v in run.verdicts]
+        self.seen.add(key)
+        return run
+
+
+def test_a_smaller_failure_counts_only_when_it_fails_again() -> None:
+    outcome = Search(FlakyRunner(), 120.0).run(operation_sequences(SPACE), 3)
+    assert outcome.first is not None and outcome.best is outcome.first
+    assert outcome.shrinks == 0 and outcome.unconfirmed > 0
+    # Without confirmation (a deterministic runner), the same failure shrinks.
+    outcome = Search(FlakyRunner(), 120.0, confirm=0).run(operation_sequences(SPACE), 3)
+    assert outcome.shrinks > 0 and outcome.unconfirmed == 0
