@@ -15,8 +15,8 @@ cluster has converged (and every CRDT and broadcast used has), whose reads are t
 final state the checkers judge. So a sequence runs the same on a fresh cluster, on one
 reused from the previous example, and in simulation.
 
-The rules below keep each requirement's checker sound on a correct implementation: a
-sequence drawn here never makes a correct node fail a MUST. Several checkers judge a
+The rules below are there so that a correct implementation does not fail a MUST on a
+sequence drawn here: each keeps a checker's assumptions true. Several checkers judge a
 window that runs from an event to the end of the history (a view must settle on alive
 for good, digests must stay equal), so what may follow an event is limited, not only
 what may overlap it.
@@ -46,6 +46,9 @@ what may overlap it.
 * After a partition or cut heals, and until another one opens, no kill, restart, pause,
   latency or loss: PARTITION-HEAL and KV-AFTER-PARTITION want every view to settle on
   alive for good after a heal.
+* No broadcast while links are cut, and every broadcast delivered before a cut opens:
+  BCAST-DELIVERY's bound counts on anti-entropy to repair what rumors missed, and a cut
+  takes peers out of it even for members on the origin's side.
 * No await that cannot end while links are cut (it would only burn its bound).
 
 Key spaces are small (``k0``, ``k1``), in a namespace given per sequence; written values
@@ -400,7 +403,7 @@ class SequenceBuilder:
         self.crdts_used = True
 
     def _broadcast(self, node: int) -> None:
-        pool = [] if self.paused is not None else self.up()
+        pool = [] if self.paused is not None or self.cut_open else self.up()
         if pool:
             origin = self._pick(pool, node)
             self.broadcasts += 1
@@ -455,9 +458,7 @@ class SequenceBuilder:
         if (self.killed or self.cut_open or self.degraded or self.healed_net
                 or self.rejoined or self.space.max_down < 1):
             return
-        for msg_id in self.pending_broadcasts:
-            self.out.append(o.AwaitDelivery(msg_id))
-        self.pending_broadcasts.clear()
+        self._deliver_pending()
         if self.unsynced_writes:
             self.out.append(o.AwaitDigests(label="before the pause"))
             self.unsynced_writes = False
@@ -488,6 +489,7 @@ class SequenceBuilder:
             other, shape = other[:-1], "bridge"  # the last node keeps links to both sides
         if not one or not other:
             return
+        self._deliver_pending()
         self.out.append(o.Partition((tuple(one), tuple(other)), shape=shape))
         self._open_cut()
 
@@ -498,12 +500,20 @@ class SequenceBuilder:
         if not senders or not receivers:
             return
         links = tuple((a, b) for a in senders for b in receivers)
+        self._deliver_pending()
         self.out.append(o.Cut(links, shape="one-way"))
         self._open_cut()
 
     def _open_cut(self) -> None:
         self.cut_open, self.healed_net = True, False
         self.unshared = dict.fromkeys(self.unshared, "cut")
+
+    def _deliver_pending(self) -> None:
+        """Await every broadcast not yet awaited: a cut (or a pause) must not slow one
+        down, as BCAST-DELIVERY's bound leaves no room for repairs through cut links."""
+        for msg_id in self.pending_broadcasts:
+            self.out.append(o.AwaitDelivery(msg_id))
+        self.pending_broadcasts.clear()
 
     def _heal(self) -> None:
         if self.paused is not None:

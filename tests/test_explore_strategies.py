@@ -234,3 +234,10 @@ def test_a_node_is_not_crashed_while_its_writes_may_be_its_alone() -> None:
     ops = build(fault("partition", mask=0b001), ("race", 0, 3), fault("restart", 0),
                 space=only_writer)
     assert "restart" not in [op.kind for op in ops]
+
+
+def test_broadcasts_are_delivered_before_a_cut_and_not_sent_across_one() -> None:
+    ops = build(("broadcast", 0), fault("partition", mask=0b00011), ("broadcast", 1))
+    kinds = [op.kind for op in ops]
+    assert kinds[1:4] == ["broadcast", "await-delivery", "partition"]
+    assert kinds.count("broadcast") == 1
