@@ -186,10 +186,9 @@ class SimulatedCluster:
     def call(self, node_id: str, op: str, args: dict[str, Any]) -> Reply:
         call = self.history.new_call()
         self.history.append("invoke", op, node=node_id, call=call, args=args)
-        status, body = self.sim.request(node_id, *request_for(op, args))
-        reply = _reply(status, body, mutating=op not in ("members", "kv", "metrics",
-                                                         "broadcasts", "get", "crdt_read",
-                                                         "node", "events"))
+        method, path, payload = request_for(op, args)
+        status, body = self.sim.request(node_id, method, path, payload)
+        reply = _reply(status, body, mutating=method != "GET")
         result = reply.body if isinstance(reply.body, dict) else {"body": reply.body}
         result = {**result, "status": reply.status}
         if reply.error:
