@@ -16,7 +16,13 @@ from gossipcert.harness.bounds import DEFAULT_TIMING
 from gossipcert.harness.errors import ManifestError
 from gossipcert.specs import spec_path
 
-REFERENCE_MANIFEST = Path(__file__).resolve().parent.parent / "reference_node" / "manifest.yaml"
+_PACKAGE = Path(__file__).resolve().parent.parent
+REFERENCE_MANIFEST = _PACKAGE / "reference_node" / "manifest.yaml"
+# Implementations named on the command line instead of by a manifest's path.
+NAMED_MANIFESTS = {
+    "reference": REFERENCE_MANIFEST,
+    "serf": _PACKAGE / "adapters" / "serf" / "manifest.yaml",
+}
 
 # memberlist's LAN profile fills the timing parameters a manifest leaves out.
 TIMING_DEFAULTS = DEFAULT_TIMING
@@ -95,8 +101,9 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 
 def load_manifest(impl: str) -> Manifest:
-    """Load ``reference`` (the shipped reference node) or the manifest at path ``impl``."""
-    path = REFERENCE_MANIFEST if impl == "reference" else Path(impl)
+    """Load a named implementation (``reference``: the shipped reference node; ``serf``:
+    HashiCorp Serf through its bridge) or the manifest at path ``impl``."""
+    path = NAMED_MANIFESTS.get(impl, Path(impl))
     if path.is_dir():
         path = path / "manifest.yaml"
     if not path.is_file():

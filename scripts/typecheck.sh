@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 tree=build/typecheck/gossipcert
 mkdir -p "$tree"
-for package in harness reference_node chaos reports specs; do
+for package in harness reference_node chaos reports specs adapters; do
     ln -sfn "../../../$package" "$tree/$package"
 done
 cd build/typecheck

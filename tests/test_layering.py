@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("harness", "chaos", "reports", "specs", "reference_node")
+PACKAGES = ("harness", "chaos", "reports", "specs", "reference_node", "adapters")
 
 # (importing package, imported package): edges that must not exist.
 FORBIDDEN = {
@@ -25,6 +25,10 @@ FORBIDDEN = {
     ("reference_node", "harness"): "the reference node is an implementation like any other",
     ("reference_node", "chaos"): "the reference node is an implementation like any other",
     ("reference_node", "reports"): "the reference node is an implementation like any other",
+    ("adapters", "harness"): "a bridge is a process of the system under test, not of the harness",
+    ("adapters", "chaos"): "a bridge is a process of the system under test, not of the harness",
+    ("adapters", "reports"): "a bridge is a process of the system under test, not of the harness",
+    ("adapters", "reference_node"): "a bridge reports what its system said, nothing of ours",
 }
 
 

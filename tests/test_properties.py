@@ -82,8 +82,12 @@ def test_seeded_tiebreak_defect_is_found_shrunk_saved_and_replayed(tmp_path: Pat
     # The file holds what ran: the shrunk sequence, then the settle (from its heal on).
     found = data["ops"][: data["ops"].index({"op": "heal"})]
     writes = [s for s in found if s["op"] in ("put", "delete")]
-    # Minimal: two writes of one key from two nodes at the same instant (a timestamp tie).
-    assert len(found) == 2 and len(writes) == 2, found
+    # Minimal: two writes of one key from two nodes at the same instant (a timestamp tie),
+    # after at most one wait (a tie needs clocks clear of the start-up traffic, and
+    # whether the search needs that wait depends on the examples it happened to draw).
+    others = [s for s in found if s not in writes]
+    assert len(writes) == 2 and len(others) <= 1, found
+    assert all(s["op"] == "wait" for s in others), found
     assert writes[0]["node"] != writes[1]["node"]
 
     assert main(["replay", str(saved)]) == 1

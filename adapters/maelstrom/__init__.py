@@ -1,0 +1,1 @@
+"""Any Maelstrom node binary behind the v1 control contract."""

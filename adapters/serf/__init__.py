@@ -1,0 +1,1 @@
+"""HashiCorp Serf (memberlist) behind the v1 control contract."""
