@@ -12,6 +12,13 @@ holds. Rules sit on the receiver's side by default, as Jepsen's do (REFERENCE.md
   the host with ``nsenter -t <pid> -n iptables ...``, so the image under test needs no
   tool of its own.
 
+Loopback has one catch: a process bound to 127.0.0.5 for listening still dials TCP from
+127.0.0.1 (the kernel's preferred source for the whole 127/8 route) unless it binds its
+dialing sockets too, and Go's dialer (Serf, memberlist) does not. For such a node the
+plane pins the source (:class:`SourcePin`): every TCP packet its cgroup sends leaves
+with the node's own address (SNAT in ``nat/POSTROUTING``), so a link's packets match by
+address and port whichever side opened the connection.
+
 A drop in ``INPUT`` is silent, like a lost packet; a drop in ``OUTPUT`` makes the
 sender's ``sendto`` fail with EPERM, so ``OUTPUT`` is only for a sender whose receiver
 has no namespace we can enter. Loopback packets cross each hook once, so a loss
@@ -98,6 +105,12 @@ class Flow:
     (a proxy's listener). ``netns_pid`` names a process in whose network namespace the
     rule goes (None: the host's); ``hook`` is where: ``INPUT`` of the receiver's
     namespace, or ``OUTPUT`` of the sender's.
+
+    ``nat_replies`` adds one more TCP match for nodes whose outgoing connections are
+    pinned to their own address (:class:`SourcePin`): the answers ``src`` sends on a
+    connection ``dst`` opened arrive with the connection's original source
+    (``127.0.0.1``) as destination, since the rewrite is undone before ``INPUT``; the
+    connection's reply tuple still names ``dst``, and that is what they are matched by.
     """
 
     src: str | None = None
@@ -107,9 +120,10 @@ class Flow:
     protocols: tuple[str, ...] = PROTOCOLS
     netns_pid: int | None = None
     hook: str = "INPUT"
+    nat_replies: bool = False
 
     def matches(self) -> list[list[str]]:
-        """One iptables match per protocol."""
+        """One iptables match per protocol (and one more for pinned TCP replies)."""
         out = []
         for proto in self.protocols:
             args: list[str] = []
@@ -117,13 +131,33 @@ class Flow:
                 args += ["-s", self.src]
             if self.dst:
                 args += ["-d", self.dst]
-            args += ["-p", proto]
-            if self.ports:
-                args += ["-m", "multiport", "--ports", ",".join(str(p) for p in self.ports)]
-            if self.dports:
-                args += ["-m", "multiport", "--dports", ",".join(str(p) for p in self.dports)]
+            args += ["-p", proto, *self._port_args()]
             out.append(args)
+        if self.nat_replies and self.src and self.dst and "tcp" in self.protocols:
+            out.append(["-s", self.src, "-p", "tcp", *self._port_args(), "-m", "conntrack",
+                        "--ctdir", "REPLY", "--ctrepldst", self.dst])
         return out
+
+    def _port_args(self) -> list[str]:
+        args: list[str] = []
+        if self.ports:
+            args += ["-m", "multiport", "--ports", ",".join(str(p) for p in self.ports)]
+        if self.dports:
+            args += ["-m", "multiport", "--dports", ",".join(str(p) for p in self.dports)]
+        return args
+
+
+@dataclass(frozen=True)
+class SourcePin:
+    """A node process that listens on its own loopback address but dials TCP from the
+    kernel's default loopback source (``127.0.0.1``), as Go's and most programs' dialers
+    do: the packet plane rewrites the source of every TCP packet its cgroup sends to
+    ``address`` (SNAT in ``nat/POSTROUTING``), so its connections match by address and
+    port like its UDP. ``cgroup``: the node's cgroup v2 path, relative to the root."""
+
+    node: str
+    cgroup: str
+    address: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +167,10 @@ class Sender:
     ``src``/``sport``: the node's address and gossip port (either may be None: any).
     ``skip_sports``: source ports left out (its control API's answers to the harness).
     ``netns_pid``: a process in the node's own namespace (None: the host's).
+    ``cgroup``: everything the node's processes send (cgroup v2 path), but to
+    ``127.0.0.1`` (the harness, and a bridge's own talk with its agent); used instead of
+    the address for a pinned node, whose connections leave from ``127.0.0.1`` before
+    the rewrite.
     """
 
     node: str
@@ -140,12 +178,15 @@ class Sender:
     sport: int | None = None
     skip_sports: tuple[int, ...] = ()
     netns_pid: int | None = None
+    cgroup: str | None = None
 
     def matches(self) -> dict[str, list[str]]:
         """One iptables match per protocol."""
         out = {}
         for proto in PROTOCOLS:
             args = ["-s", self.src] if self.src else []
+            if self.cgroup is not None:
+                args = ["-m", "cgroup", "--path", self.cgroup, "!", "-d", "127.0.0.1"]
             args += ["-p", proto, "-m", proto]
             if self.sport is not None:
                 args += ["--sport", str(self.sport)]
@@ -163,6 +204,8 @@ class Sender:
 COUNT_TABLE = "raw"
 COUNT_HOOK = "OUTPUT"
 COUNT_TAG = "gc count"
+PIN_TABLE = "nat"
+PIN_HOOK = "POSTROUTING"
 
 
 @dataclass
@@ -189,6 +232,8 @@ class PacketPlane:
         self.count_chain = f"{self.chain}-c"
         self.senders: dict[str, Sender] = {}
         self._counting: set[int | None] = set()  # namespaces holding our counting chain
+        self.pin_chain = f"{self.chain}-n"
+        self.pins: dict[str, SourcePin] = {}
 
     def _run(self, pid: int | None, args: Sequence[str], *, check: bool = True) -> str:
         return iptables(pid, args, check=check)
@@ -235,6 +280,32 @@ class PacketPlane:
                 _remove_chain(space.pid, space.hook, space.chain)
                 space.created = False
             space.rules.clear()
+
+    # ---- source pinning --------------------------------------------------------------
+
+    def pin_sources(self, pins: Iterable[SourcePin]) -> None:
+        """Rewrite the TCP source of each pinned node to its own address, from now on (so
+        before the node starts: a connection keeps the source it began with). Healing
+        leaves the pins; closing removes them."""
+        t = ["-t", PIN_TABLE]
+        for pin in pins:
+            if pin.node in self.pins:
+                continue
+            if not self.pins:
+                self._run(None, [*t, "-N", self.pin_chain])
+                comment = JUMP_COMMENT.format(label=self.run_label[:200], pid=os.getpid())
+                self._run(None, [*t, "-I", PIN_HOOK, "1", "-m", "comment", "--comment",
+                                 comment, "-j", self.pin_chain])
+            self._run(None, [*t, "-A", self.pin_chain, "-m", "cgroup", "--path", pin.cgroup,
+                             "-p", "tcp", "!", "-s", pin.address, "-m", "comment",
+                             "--comment", f"gc pin {pin.node}", "-j", "SNAT",
+                             "--to-source", pin.address])
+            self.pins[pin.node] = pin
+
+    def unpin_sources(self) -> None:
+        if self.pins:
+            _remove_chain(None, PIN_HOOK, self.pin_chain, table=PIN_TABLE)
+        self.pins.clear()
 
     # ---- counting --------------------------------------------------------------------
 
@@ -310,9 +381,10 @@ class PacketPlane:
                       key=lambda p: -1 if p is None else p)
 
     def close(self) -> None:
-        """The end of a run: heal, and remove the counting chains."""
+        """The end of a run: heal, and remove the counting chains and the pins."""
         self.heal()
         self.stop_counting()
+        self.unpin_sources()
 
 
 def _count_line(line: str) -> tuple[str, str, int, int] | None:
@@ -364,9 +436,9 @@ def _unquote(parts: Iterable[str]) -> list[str]:
 
 def our_chains() -> dict[tuple[str, str], int | None]:
     """Host chains made by gossipcert runs: ``{(hook, chain): pid of the run that made it}``
-    (the counting chain's hook is ``raw/OUTPUT``)."""
+    (the counting chain's hook is ``raw/OUTPUT``, the pins' ``nat/POSTROUTING``)."""
     found: dict[tuple[str, str], int | None] = {}
-    for hook in [*HOOKS, f"{COUNT_TABLE}/{COUNT_HOOK}"]:
+    for hook in [*HOOKS, f"{COUNT_TABLE}/{COUNT_HOOK}", f"{PIN_TABLE}/{PIN_HOOK}"]:
         table, _, name = hook.rpartition("/")
         listing = ["-t", table, "-S", name] if table else ["-S", name]
         for line in iptables(None, listing, check=False).splitlines():

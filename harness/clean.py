@@ -41,10 +41,13 @@ class Swept:
     networks: list[str] = field(default_factory=list)
     processes: list[int] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    chains: list[str] = field(default_factory=list)  # iptables chains of dead runs
+    cgroups: list[str] = field(default_factory=list)  # node cgroups of dead runs
 
     def summary(self) -> str:
         return (f"removed {len(self.containers)} container(s), {len(self.networks)} "
-                f"network(s), {len(self.images)} image(s); killed {len(self.processes)} "
+                f"network(s), {len(self.images)} image(s), {len(self.chains)} iptables "
+                f"chain(s), {len(self.cgroups)} cgroup(s); killed {len(self.processes)} "
                 "process(es)")
 
 
@@ -79,14 +82,22 @@ def sweep_docker(client: Any, *, everything: bool = False, run: str | None = Non
 
 
 def sweep_stale_processes(*, everything: bool = False, into: Swept | None = None) -> Swept:
-    """Kill labelled processes whose harness is gone (or every labelled one)."""
+    """Kill labelled processes whose harness is gone (or every labelled one); remove
+    the iptables chains and cgroups of runs that are gone."""
+    from gossipcert.chaos.packet import sweep_chains
+    from gossipcert.harness.cgroups import sweep_cgroups
+
     out = into if into is not None else Swept()
     if everything:
         out.processes += sweep()
-        return out
-    for label in sorted(set(labelled_processes().values())):
-        if label_stale(label):
-            out.processes += sweep(label)
+    else:
+        for label in sorted(set(labelled_processes().values())):
+            if label_stale(label):
+                out.processes += sweep(label)
+    # What the packet plane and the process backend leave when a run dies: chains whose
+    # run is gone, and the (then empty) cgroups of its nodes.
+    out.chains += sweep_chains()
+    out.cgroups += sweep_cgroups(lambda label: everything or label_stale(label))
     return out
 
 

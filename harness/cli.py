@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "was untested or could not be judged), 130 interrupted.",
     )
     cert.add_argument("--impl", default="reference",
-                      help="'reference' or the path of an implementation manifest (YAML)")
+                      help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a Maelstrom "
+                           "node binary) or the path of an implementation manifest (YAML)")
+    cert.add_argument("--workload", default=None, metavar="broadcast|g-counter",
+                      help="with --impl maelstrom:PATH: the Maelstrom workload the node "
+                           "implements (default: broadcast)")
     cert.add_argument("--backend", default="process", choices=["process", "docker"],
                       help="where nodes run: local processes (default) or Docker containers")
     cert.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
@@ -93,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "(not a certificate), 2 bad input, 130 interrupted.",
     )
     explore.add_argument("--impl", default="reference",
-                         help="'reference' or the path of an implementation manifest (YAML) "
-                              "or of its folder")
+                         help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a "
+                              "Maelstrom node binary) or the path of an implementation manifest "
+                              "(YAML) or of its folder")
+    explore.add_argument("--workload", default=None, metavar="broadcast|g-counter",
+                         help="with --impl maelstrom:PATH: the Maelstrom workload the node "
+                              "implements (default: broadcast)")
     explore.add_argument("--backend", default="process", choices=["process", "docker"],
                          help="where nodes run: local processes (default) or Docker containers")
     explore.add_argument("--budget", default="10m",
@@ -190,12 +198,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_BAD_INPUT
 
 
+def _impl(args: argparse.Namespace) -> str:
+    """``--impl``, with ``--workload`` folded into a Maelstrom node's (the one string every
+    later step, replay files included, names the implementation by)."""
+    if args.workload is None:
+        return str(args.impl)
+    from gossipcert.harness.manifest import maelstrom_impl
+
+    return maelstrom_impl(args.impl, args.workload)
+
+
 def _certify(args: argparse.Namespace) -> int:
     from gossipcert.harness.certify import CertifyOptions, certify, print_progress
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     result = certify(CertifyOptions(
-        impl=args.impl,
+        impl=_impl(args),
         backend=args.backend,
         nodes=args.nodes,
         seed=args.seed,
@@ -230,11 +248,17 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _explore(args: argparse.Namespace) -> int:
+    from gossipcert.harness.errors import GossipcertError
     from gossipcert.harness.explore import ExploreOptions, explore, parse_budget, print_progress
+    from gossipcert.harness.manifest import maelstrom_workload
 
+    impl = _impl(args)
+    if maelstrom_workload(impl) == "g-counter":
+        raise GossipcertError("explore writes each example to fresh CRDT names, and a Maelstrom "
+                              "g-counter node keeps one counter for its life: certify it instead")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     result = explore(ExploreOptions(
-        impl=args.impl,
+        impl=impl,
         backend=args.backend,
         budget_s=parse_budget(args.budget),
         nodes=args.nodes,

@@ -85,10 +85,9 @@ class Cluster:
         self.run_label = f"gc-{seed}-{os.getpid()}-{int(time.time() * 1000) % 10**9}"
         # The network fault planes, in order of preference: ``start`` puts the link plane
         # first when the IUT is routed through it; the packet plane opens on first use.
-        self.planes: dict[str, FaultPlane] = {
-            "packet": PacketFaults(functools.partial(PacketPlane, self.run_label),
-                                   self.flow, self._sender),
-        }
+        self.packet_faults = PacketFaults(functools.partial(PacketPlane, self.run_label),
+                                          self.flow, self._sender)
+        self.planes: dict[str, FaultPlane] = {"packet": self.packet_faults}
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -115,6 +114,9 @@ class Cluster:
         if prepare is not None:
             prepare(self.manifest, self.run_label, self.run_dir, self.progress)
         self.addresses = self.backend.allocate(self.node_ids, self.base_port)
+        source_pins = getattr(self.backend, "source_pins", None)
+        if source_pins is not None:
+            self.packet_faults.pin(source_pins(self.addresses))
         if self.manifest.accepts_dial_map:
             # A backend whose nodes cannot reach the host's loopback runs the server itself.
             open_server = getattr(self.backend, "open_link_server", None)
@@ -329,6 +331,11 @@ class Cluster:
         return list(self.manifest.capabilities)
 
     @property
+    def broadcast_ids(self) -> str:
+        """The manifest's ``broadcast_ids``: ``integer`` when its messages are integers."""
+        return self.manifest.broadcast_ids
+
+    @property
     def has_link_plane(self) -> bool:
         return "link" in self.planes
 
@@ -433,11 +440,20 @@ class Cluster:
             return Flow(src=a.gossip[0], dst=b.gossip[0], netns_pid=dst_pid)
         if src_pid is not None:
             return Flow(src=a.gossip[0], dst=b.gossip[0], netns_pid=src_pid, hook="OUTPUT")
-        return Flow(src=a.gossip[0], dst=b.gossip[0], ports=(a.gossip[1], b.gossip[1]))
+        return Flow(src=a.gossip[0], dst=b.gossip[0], ports=(a.gossip[1], b.gossip[1]),
+                    nat_replies=self._cgroup(src) is not None)
+
+    def _cgroup(self, node_id: str) -> str | None:
+        """The node's own cgroup, where the backend gives it one (pinned process nodes)."""
+        cgroup = getattr(self.backend, "cgroup", None)
+        return None if cgroup is None else cgroup(node_id)
 
     def _sender(self, node_id: str) -> Sender:
         """The packets ``node_id`` sends, as the packet plane counts them."""
         addr, pid = self.addresses[node_id], self.backend.netns_pid(node_id)
+        cgroup = self._cgroup(node_id)
+        if pid is None and cgroup is not None:  # a pinned node: whatever its processes send
+            return Sender(node_id, cgroup=cgroup)
         if pid is None:  # the host's namespace: its gossip socket's own packets
             return Sender(node_id, src=addr.gossip[0], sport=addr.gossip[1])
         # its own namespace: all it sends but its control API's answers

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender
+from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender, SourcePin
 from gossipcert.harness.driver import NO_LATENCY
 from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.linkplane import LinkPlane
@@ -176,6 +176,16 @@ class PacketFaults:
             self.packets = self._open_plane()
         return self.packets
 
+    def pin(self, pins: Sequence[SourcePin]) -> None:
+        """Pin the TCP source of nodes that dial from 127.0.0.1 (before they start)."""
+        if not pins:
+            return
+        try:
+            self._plane().pin_sources(pins)
+        except PacketPlaneError as exc:
+            raise LaunchError(f"the packet plane cannot pin the nodes' TCP sources to "
+                              f"their own addresses: {exc}") from None
+
     def cut(self, links: Sequence[Link]) -> None:
         packets = self._plane()
         for src, dst in links:
@@ -222,7 +232,9 @@ class PacketFaults:
         nodes: dict[str, dict[str, Any]] = {}
         for node_id in sorted(set(live_nodes) & set(counted)):
             c = counted[node_id]
-            scope = "gossip-port" if packets.senders[node_id].netns_pid is None else "netns"
+            sender = packets.senders[node_id]
+            scope = ("netns" if sender.netns_pid is not None
+                     else "cgroup" if sender.cgroup is not None else "gossip-port")
             nodes[node_id] = {"messages": c["udp_packets"] + c["tcp_packets"],
                               "bytes": c["udp_bytes"] + c["tcp_bytes"], "scope": scope, **c}
         return {"plane": "packet", "unit": "packets", "nodes": nodes}

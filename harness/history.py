@@ -60,8 +60,9 @@ Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called
                {connections, up_chunks, up_bytes, down_chunks, down_bytes}}``) or
                ``"packet"`` (unit ``packets``: iptables counters, UDP datagrams and TCP
                segments with PSH; ``scope: "netns"``, all the node's namespace sends but
-               its control API's answers, or ``"gossip-port"``, only packets from its
-               gossip address and port, which misses TCP connections it opens). Counters
+               its control API's answers; ``"cgroup"``, all its processes send but to
+               127.0.0.1; or ``"gossip-port"``, only packets from its gossip address
+               and port, which misses TCP connections it opens). Counters
                only grow while a node lives; readings at both ends of a quiet phase give
                each node's real send rate. Absent when no plane can count (a real
                Toxiproxy, no iptables).

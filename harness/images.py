@@ -37,12 +37,12 @@ PROJECT_IMAGES = (BASE_REPO, REFERENCE_REPO)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER_DIR = Path(__file__).resolve().parent / "docker"
-BASE_PACKAGES = ("python3", "iptables", "iproute2")
+BASE_PACKAGES = ("python3", "iptables", "iproute2", "serf")
 # The Python packages the node and the link-plane server import, at the host's versions
 # (the image build runs ``python3 -m reference_node --help``, so a missing one fails it).
-RUNTIME_DEPS = ("aiohttp", "cryptography", "pyyaml")
+RUNTIME_DEPS = ("aiohttp", "cryptography", "pyyaml", "msgpack")
 # Sources copied into the reference image (only what runs inside a container).
-IMAGE_PACKAGES = ("reference_node", "chaos", "specs")
+IMAGE_PACKAGES = ("reference_node", "chaos", "specs", "adapters")
 
 Progress = Callable[[str], None]
 

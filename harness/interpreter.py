@@ -10,17 +10,21 @@ the sequence that produced it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from gossipcert.harness.bounds import derived_parameters, evaluate
 from gossipcert.harness.driver import ClusterDriver
-from gossipcert.harness.verdict import Requirement
+from gossipcert.harness.verdict import Requirement, crdt_type_claimed
 from gossipcert.harness.waiting import wait_until
 
 WAIT_MARGIN_S = 5.0
 DEFAULT_BOUND_MS = 10_000.0
+# Broadcast ids for implementations whose messages are integers (manifest
+# ``broadcast_ids: integer``): decimal strings of integers in [0, 2**31).
+INTEGER_ID_LIMIT = 2**31
 
 
 class Step(Protocol):
@@ -52,6 +56,10 @@ class Execution:
         self.contexts: dict[tuple[str, str], Any] = {}
         self.crdt_types: dict[str, str] = {}
         self.sent_broadcasts: list[str] = []
+        # Broadcast ids as sent (see :meth:`broadcast_id`): the step's id -> the wire id.
+        self.integer_ids = getattr(driver, "broadcast_ids", "any") == "integer"
+        self._wire_ids: dict[str, str] = {}
+        self._wire_taken: set[int] = set()
         self.steps_run = 0
         self.started = driver.clock()
         # Faults a driver could not apply (latency without a link plane): the phase of
@@ -62,8 +70,28 @@ class Execution:
 
     def applies(self, op: Step) -> bool:
         when = getattr(op, "when", "")
+        crdt_type = getattr(op, "crdt_type", None)
         return ((op.needs is None or op.needs in self.capabilities)
-                and (not when or when in self.capabilities))
+                and (not when or when in self.capabilities)
+                and (crdt_type is None or crdt_type_claimed(self.capabilities, crdt_type)))
+
+    def broadcast_id(self, msg_id: str) -> str:
+        """The id a broadcast is sent with: ``msg_id`` itself, or, for an implementation
+        whose messages are integers, a decimal string of an integer below 2**31 drawn from
+        a hash of ``msg_id`` (the same on every run and every reuse of a cluster; a
+        collision within this run moves to the next free integer). The history records
+        the call with the id sent, so the checkers match what nodes report."""
+        if not self.integer_ids:
+            return msg_id
+        wire = self._wire_ids.get(msg_id)
+        if wire is None:
+            digest = hashlib.sha256(msg_id.encode("utf-8")).digest()
+            n = int.from_bytes(digest[:4], "big") % INTEGER_ID_LIMIT
+            while n in self._wire_taken:
+                n = (n + 1) % INTEGER_ID_LIMIT
+            self._wire_taken.add(n)
+            wire = self._wire_ids[msg_id] = str(n)
+        return wire
 
     def run(self, ops: Sequence[Step]) -> None:
         for op in ops:
@@ -104,7 +132,8 @@ class Execution:
         while clock() < deadline:
             now = clock()
             if now >= next_members:
-                self.driver.read_round("members")
+                if "membership" in self.capabilities:
+                    self.driver.read_round("members")
                 next_members = now + 1.0
             if "kv" in self.capabilities and now >= next_kv:
                 self.driver.read_round("kv")
@@ -135,7 +164,10 @@ class Execution:
 
     def all_see(self, expected: Sequence[str], statuses: Sequence[str] = ("alive",)) -> bool:
         """Every live node reports every one of ``expected`` in one of ``statuses``
-        (``absent``: not listed at all)."""
+        (``absent``: not listed at all). Without the membership capability there is no
+        view to wait for: true at once."""
+        if "membership" not in self.capabilities:
+            return True
         for observer, reply in self.driver.read_round("members").items():
             if not reply.ok or not isinstance(reply.body, dict):
                 return False
@@ -151,9 +183,10 @@ class Execution:
         return len(digests) == 1 and all(r.ok for r in replies.values())
 
     def has_broadcast(self, node_id: str, msg_id: str) -> bool:
+        wire = self.broadcast_id(msg_id)
         reply = self.driver.call(node_id, "broadcasts", {})
         body = reply.body if reply.ok and isinstance(reply.body, dict) else {}
-        return any(x.get("id") == msg_id for x in body.get("received", []))
+        return any(x.get("id") == wire for x in body.get("received", []))
 
     def crdts_agree(self) -> bool:
         names = sorted(self.crdt_types)
@@ -170,6 +203,9 @@ class Execution:
 
     def converge(self, label: str, requirement: str = "PARTITION-HEAL") -> float | None:
         """Wait until every live node sees every live node alive and kv digests agree."""
+        if "membership" not in self.capabilities and "kv" not in self.capabilities:
+            self.progress(f"{label}: no membership or kv state to converge")
+            return 0.0
         live = self.driver.live_nodes()
 
         def converged() -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import secrets
 import sys
 from dataclasses import dataclass, field, replace
@@ -14,6 +16,7 @@ import jsonschema
 import yaml
 from gossipcert.harness.bounds import DEFAULT_TIMING
 from gossipcert.harness.errors import ManifestError
+from gossipcert.harness.verdict import CRDT_TYPES
 from gossipcert.specs import spec_path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -22,6 +25,19 @@ REFERENCE_MANIFEST = _PACKAGE / "reference_node" / "manifest.yaml"
 NAMED_MANIFESTS = {
     "reference": REFERENCE_MANIFEST,
     "serf": _PACKAGE / "adapters" / "serf" / "manifest.yaml",
+    "serf-local": _PACKAGE / "adapters" / "serf" / "manifest-local.yaml",
+}
+
+# ``maelstrom:[WORKLOAD:]PATH``: any Maelstrom node binary behind the Maelstrom bridge,
+# from this template; the workload decides what the manifest claims.
+MAELSTROM_PREFIX = "maelstrom:"
+MAELSTROM_TEMPLATE = _PACKAGE / "adapters" / "maelstrom" / "manifest.yaml"
+MAELSTROM_WORKLOADS: dict[str, dict[str, Any]] = {
+    # Maelstrom's broadcast messages are integers; its nodes keep no payload.
+    "broadcast": {"capabilities": ["broadcast", "metrics"], "broadcast_ids": "integer"},
+    # A Maelstrom g-counter node keeps one grow-only counter and nothing else.
+    "g-counter": {"capabilities": ["crdt", "metrics"], "crdt_types": ["g-counter"],
+                  "broadcast_ids": "any"},
 }
 
 # memberlist's LAN profile fills the timing parameters a manifest leaves out.
@@ -74,6 +90,11 @@ class Manifest:
     # The timing parameters the manifest itself states (``timing`` adds defaults for the
     # launch placeholders); what a timing profile judges.
     declared_timing: dict[str, float] = field(default_factory=dict)
+    # ``integer``: broadcast ids must be decimal strings of integers (Maelstrom nodes).
+    broadcast_ids: str = "any"
+    # The CRDT types implemented; fewer than all are also listed in ``capabilities`` as
+    # ``crdt:<type>`` (see ``harness.verdict.crdt_type_claimed``).
+    crdt_types: tuple[str, ...] = CRDT_TYPES
 
     @property
     def accepts_dial_map(self) -> bool:
@@ -102,12 +123,67 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 def load_manifest(impl: str) -> Manifest:
     """Load a named implementation (``reference``: the shipped reference node; ``serf``:
-    HashiCorp Serf through its bridge) or the manifest at path ``impl``."""
+    HashiCorp Serf through its bridge; ``maelstrom:[WORKLOAD:]PATH``: a Maelstrom node
+    binary through the Maelstrom bridge) or the manifest at path ``impl``."""
+    if impl.startswith(MAELSTROM_PREFIX):
+        return _validated(_maelstrom_data(impl), MAELSTROM_TEMPLATE)
     path = NAMED_MANIFESTS.get(impl, Path(impl))
     if path.is_dir():
         path = path / "manifest.yaml"
     if not path.is_file():
         raise ManifestError(f"manifest {impl}: no such file")
+    return _validated(_read_yaml(path), path)
+
+
+def maelstrom_impl(impl: str, workload: str | None) -> str:
+    """The ``--impl`` of a Maelstrom node (``maelstrom:PATH``) run under ``workload``
+    (``--workload``; None: the one ``impl`` names, else broadcast)."""
+    if not impl.startswith(MAELSTROM_PREFIX):
+        raise ManifestError(f"--workload applies to --impl maelstrom:PATH only, not {impl!r}")
+    if workload is None:
+        return impl
+    if workload not in MAELSTROM_WORKLOADS:
+        raise ManifestError(f"unknown Maelstrom workload {workload!r} "
+                            f"(known: {', '.join(MAELSTROM_WORKLOADS)})")
+    _, binary = _maelstrom_parts(impl)
+    return f"{MAELSTROM_PREFIX}{workload}:{binary}"
+
+
+def maelstrom_workload(impl: str) -> str | None:
+    """The Maelstrom workload ``impl`` names, or None when it is no Maelstrom node."""
+    return _maelstrom_parts(impl)[0] if impl.startswith(MAELSTROM_PREFIX) else None
+
+
+def _maelstrom_parts(impl: str) -> tuple[str, str]:
+    """(workload, binary path) of ``maelstrom:[WORKLOAD:]PATH``."""
+    rest = impl.removeprefix(MAELSTROM_PREFIX)
+    head, sep, tail = rest.partition(":")
+    if sep and head in MAELSTROM_WORKLOADS:
+        return head, tail
+    return "broadcast", rest
+
+
+def _maelstrom_data(impl: str) -> dict[str, Any]:
+    """The template's manifest with the binary and the workload's claims filled in."""
+    workload, binary = _maelstrom_parts(impl)
+    if not binary:
+        raise ManifestError(f"{impl}: no Maelstrom node binary named (maelstrom:PATH)")
+    path = Path(binary).expanduser()
+    if not path.exists():
+        raise ManifestError(f"Maelstrom node {binary}: no such file")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ManifestError(f"Maelstrom node {binary}: not an executable file")
+    data = _read_yaml(MAELSTROM_TEMPLATE)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem).strip("-._") or "node"
+    data["name"] = f"maelstrom-{workload}-{stem}"
+    data.update(MAELSTROM_WORKLOADS[workload])
+    process = data["launch"]["process"]
+    process["command"] = [*process["command"], "--workload", workload,
+                          "--node", str(path.resolve())]
+    return data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -116,6 +192,11 @@ def load_manifest(impl: str) -> Manifest:
         raise ManifestError(f"manifest {path}: not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise ManifestError(f"manifest {path}: expected a mapping at the top level")
+    return data
+
+
+def _validated(data: dict[str, Any], path: Path) -> Manifest:
+    """The manifest ``data`` (read from ``path``) states, once the schema passes it."""
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -154,10 +235,16 @@ def load_manifest(impl: str) -> Manifest:
     if policy not in policies:
         raise ManifestError(f"manifest {path}: conflict_policy {policy!r} is not in "
                             f"conflict_policies {list(policies)}")
+    capabilities = [str(c) for c in data["capabilities"]]
+    crdt_types = tuple(data.get("crdt_types") or CRDT_TYPES)
+    if "crdt_types" in data and "crdt" not in capabilities:
+        raise ManifestError(f"manifest {path}: crdt_types without the crdt capability")
+    if set(crdt_types) != set(CRDT_TYPES):
+        capabilities += [f"crdt:{t}" for t in crdt_types]
     return Manifest(
         name=data["name"],
         path=path.resolve(),
-        capabilities=list(data["capabilities"]),
+        capabilities=capabilities,
         conflict_policy=policy,
         conflict_policies=policies,
         routing=data.get("routing", "none"),
@@ -166,6 +253,8 @@ def load_manifest(impl: str) -> Manifest:
         raw=data,
         docker=docker,
         declared_timing={str(k): float(v) for k, v in data["timing"].items()},
+        broadcast_ids=str(data.get("broadcast_ids", "any")),
+        crdt_types=crdt_types,
     )
 
 

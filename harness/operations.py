@@ -314,6 +314,11 @@ class Crdt(Op):
     operation: str  # increment, decrement, add, remove, set
     value: Any = None
 
+    @property
+    def crdt_type(self) -> str:
+        """The CRDT type the step needs claimed (see ``Execution.applies``)."""
+        return self.type
+
     def run(self, x: Execution) -> None:
         x.crdt_types[self.name] = self.type
         x.driver.call(self.node, "crdt", {"name": self.name, "type": self.type,
@@ -343,7 +348,8 @@ class Broadcast(Op):
 
     def run(self, x: Execution) -> None:
         payload = self.payload if self.payload is not None else {"hello": self.node}
-        x.driver.call(self.node, "broadcast", {"id": self.id, "payload": payload})
+        x.driver.call(self.node, "broadcast", {"id": x.broadcast_id(self.id),
+                                               "payload": payload})
         x.sent_broadcasts.append(self.id)
 
 
@@ -436,6 +442,9 @@ class AwaitMembers(Op):
     requirement: str = "MEM-JOIN"
 
     def run(self, x: Execution) -> None:
+        if "membership" not in x.capabilities:
+            x.progress("membership not claimed: no member views to wait for")
+            return
         expected = list(self.nodes) or x.driver.live_nodes()
         took = x.await_(lambda: x.all_see(expected, self.statuses), self.requirement, 0.1)
         what = ",".join(self.nodes) if self.nodes else f"all {len(expected)}"
@@ -522,6 +531,10 @@ class AwaitCrdtHas(Op):
     element: str
     requirement: str = "KV-CONVERGENCE"
 
+    @property
+    def crdt_type(self) -> str:
+        return "or-set"
+
     def run(self, x: Execution) -> None:
         def seen() -> bool:
             reply = x.driver.call(self.node, "crdt_read", {"name": self.name})
@@ -568,7 +581,7 @@ class Intruder(Op):
                 x.driver.call(self.node, "put", {"key": f"key-wrong-key-{self.node}",
                                                  "value": f"{self.node}/intruder"})
             if "broadcast" in x.capabilities:
-                x.driver.call(self.node, "broadcast", {"id": self.broadcast_id,
+                x.driver.call(self.node, "broadcast", {"id": x.broadcast_id(self.broadcast_id),
                                                        "payload": {"hello": self.node}})
             x.hold(self.ms / 1000)
             x.read_round("broadcasts")

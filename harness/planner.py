@@ -237,7 +237,7 @@ class _Planner:
             out += [o.Kill(victim),
                     o.AwaitMembers((victim,), DEAD, requirement="FD-DETECT")]
         elif kind == "partition":
-            out += self._partition(step, duration)
+            out += self._partition(index, step, duration)
         elif kind == "flap":
             a, b = sorted(rng.sample(sorted(up), 2))
             plane = str(step.get("plane", "auto"))
@@ -407,7 +407,13 @@ class _Planner:
                 o.Crdt(remover, name, "or-set", "remove", pinned)]
         return ops
 
-    def _partition(self, step: Mapping[str, Any], duration: float | None) -> list[Op]:
+    def _partition(self, index: int, step: Mapping[str, Any], duration: float | None
+                   ) -> list[Op]:
+        """A partition held, then healed; with ``writes``/``crdt``/``broadcasts``, that
+        workload runs while it holds. Broadcasts start on each side in turn (one-way: on
+        the side that cannot reach the other) and are read back after the heal, until
+        every live member has each one: a member cut off from the origin owes it within
+        the BCAST-DELIVERY bound counted from the heal."""
         up = self.state.up()
         plane = str(step.get("plane", "auto"))
         shape = str(step.get("shape", "random-halves"))
@@ -436,9 +442,24 @@ class _Planner:
                             self.put(node, f"key-side-{group[0]}")]
         if step.get("crdt", False):
             out += [_crdt_op(self.rng, self.rng.choice(up)) for _ in range(8)]
-        out += [o.Wait(round(hold * 1000)), o.Heal(), o.Phase("partition", "end"),
+        sent = []
+        origins_from = groups if groups is not None else (
+            [cut["from"]] if "from" in cut else [up])
+        for k in range(int(step.get("broadcasts", 0))):
+            origin = self.rng.choice(sorted(origins_from[k % len(origins_from)]))
+            sent.append(f"bcast-{self.seed}-{index}-{k}")
+            out.append(o.Broadcast(origin, sent[-1]))
+        wait_ms = round(hold * 1000)
+        if sent:
+            # One read of every node soon after: for nodes without receive times, what
+            # the origin's own side got while the partition held.
+            early = min(wait_ms, 500)
+            out += [o.Wait(early), o.ReadRound("broadcasts")]
+            wait_ms -= early
+        out += [o.Wait(wait_ms), o.Heal(), o.Phase("partition", "end"),
                 o.Note("healed; waiting for membership and state to converge"),
                 o.AwaitConvergence(label="after heal")]
+        out += [o.AwaitDelivery(msg_id) for msg_id in sent]
         return out
 
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from gossipcert.harness.errors import PortInUseError
 
@@ -25,8 +26,18 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def child_preexec() -> Callable[[], None]:
-    return _die_with_parent
+def child_preexec(cgroup_procs: Path | None = None) -> Callable[[], None]:
+    """What a child runs before exec: die with the harness, and join its cgroup (a
+    process-backend node's own, so the packet plane can match what it sends)."""
+    if cgroup_procs is None:
+        return _die_with_parent
+
+    def preexec() -> None:
+        _die_with_parent()
+        with contextlib.suppress(OSError):
+            cgroup_procs.write_text(str(os.getpid()))
+
+    return preexec
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:

@@ -11,12 +11,14 @@ import yaml
 from gossipcert.specs import spec_path
 
 __all__ = [
+    "CRDT_TYPES",
     "LEVELS",
     "STATUSES",
     "VERDICTS",
     "CatalogueError",
     "Requirement",
     "Verdict",
+    "crdt_type_claimed",
     "load_catalogue",
     "overall_verdict",
 ]
@@ -33,6 +35,8 @@ STATUSES = ("pass", "fail", "not-claimed", "untested", "error")
 # The certificate: PASS needs every claimed MUST exercised and passed; a MUST failed is
 # FAIL; a MUST left untested or in error (and none failed) is INCOMPLETE.
 VERDICTS = ("pass", "fail", "incomplete")
+# The CRDT types of the contract; requirement CRDT-<TYPE> is about type <type>.
+CRDT_TYPES = ("g-counter", "pn-counter", "or-set", "lww-register")
 _REQUIRED_FIELDS = (
     "id",
     "level",
@@ -74,12 +78,37 @@ class Requirement:
     scenario: str = "default"
     policy: str | None = None
 
+    @property
+    def crdt_type(self) -> str | None:
+        """The CRDT type this requirement is about (``CRDT-G-COUNTER``: g-counter), if any."""
+        if self.capability != "crdt" or not self.id.startswith("CRDT-"):
+            return None
+        name = self.id.removeprefix("CRDT-").lower()
+        return name if name in CRDT_TYPES else None
+
     def claimed_by(self, capabilities: Iterable[str], policies: Iterable[str]) -> bool:
         """Whether an implementation declaring these capabilities and conflict policies
         claims this requirement."""
-        if self.capability not in set(capabilities):
+        caps = set(capabilities)
+        if self.capability not in caps:
+            return False
+        if self.crdt_type is not None and not crdt_type_claimed(caps, self.crdt_type):
             return False
         return self.policy is None or self.policy in set(policies)
+
+
+def crdt_type_claimed(capabilities: Iterable[str], crdt_type: str) -> bool:
+    """Whether these capabilities claim CRDT type ``crdt_type``.
+
+    ``crdt`` alone claims every type. An implementation with only some types (a manifest's
+    ``crdt_types``) also lists each as ``crdt:<type>``, and then claims those alone: one
+    rule for which requirements are claimed and which operations run.
+    """
+    caps = set(capabilities)
+    if "crdt" not in caps:
+        return False
+    listed = {c.removeprefix("crdt:") for c in caps if c.startswith("crdt:")}
+    return not listed or crdt_type in listed
 
 
 @dataclass(frozen=True)

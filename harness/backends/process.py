@@ -1,4 +1,10 @@
-"""Each node a local subprocess on its own loopback address (127.0.0.2, 127.0.0.3, ...)."""
+"""Each node a local subprocess on its own loopback address (127.0.0.2, 127.0.0.3, ...).
+
+An implementation that takes no dial map is faulted by the packet plane, which needs to
+tell its nodes' packets apart: each node then runs in a cgroup of its own
+(:mod:`harness.cgroups`), and :meth:`ProcessBackend.source_pins` names what the plane
+pins (the TCP source of each node's cgroup, rewritten to the node's own address).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,13 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from gossipcert.chaos.packet import SourcePin
 from gossipcert.harness.backends.base import NodeAddress
+from gossipcert.harness.cgroups import RunCgroups
 from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.procutil import child_preexec, ensure_free, free_port, stop_process
 
@@ -36,6 +46,25 @@ class ProcessBackend:
         # How each node was launched, so a restart is the same node again.
         self._launch: dict[str, tuple[NodeAddress, list[str], dict[str, str], str | None,
                                       Path]] = {}
+        self.cgroups: RunCgroups | None = None
+
+    def prepare(self, manifest: Any, run_label: str, run_dir: Path,
+                progress: Callable[[str], None]) -> None:
+        """A cgroup per node when the IUT dials its peers itself (no dial map) and the
+        packet plane can work here (root, cgroup v2 writable)."""
+        if manifest.accepts_dial_map or os.geteuid() != 0:
+            return
+        self.cgroups = RunCgroups.open(run_label)
+
+    def source_pins(self, addresses: dict[str, NodeAddress]) -> list[SourcePin]:
+        """What the packet plane must pin before the nodes start (none without cgroups)."""
+        if self.cgroups is None:
+            return []
+        return [SourcePin(node_id, self.cgroups.path(node_id), addr.gossip[0])
+                for node_id, addr in sorted(addresses.items())]
+
+    def cgroup(self, node_id: str) -> str | None:
+        return None if self.cgroups is None else self.cgroups.path(node_id)
 
     def allocate(self, node_ids: list[str], base_port: int | None) -> dict[str, NodeAddress]:
         out = {}
@@ -68,7 +97,9 @@ class ProcessBackend:
                     env={**os.environ, **env},
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=child_preexec(),
+                    preexec_fn=child_preexec(
+                        None if self.cgroups is None
+                        else self.cgroups.procs_file(addr.node_id)),
                 )
             except FileNotFoundError:
                 raise LaunchError(
@@ -142,3 +173,5 @@ class ProcessBackend:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGCONT)
             stop_process(proc)
+        if self.cgroups is not None:
+            self.cgroups.remove()

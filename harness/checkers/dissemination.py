@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from gossipcert.harness.checkers.judging import Tally, checker, in_time, make_verdict, timed_verdict
-from gossipcert.harness.index import HistoryIndex, Op
+from gossipcert.harness.checkers.judging import Tally, checker, make_verdict, timed_verdict
+from gossipcert.harness.index import INF, HistoryIndex, Op
 from gossipcert.harness.models import quantiles
 from gossipcert.harness.verdict import Requirement, Verdict
 
@@ -19,10 +20,37 @@ __all__ = [
     "check_broadcast_delivery",
     "check_broadcast_latency",
     "check_messages_per_op",
+    "member_deadline",
 ]
 
 # Operations a client makes that the cluster must spread: the "operations" of msgs-per-op.
 CLIENT_OPS = ("broadcast", "put", "delete", "crdt")
+
+
+def member_deadline(
+    index: HistoryIndex, origin: str, member: str, t0: float, bound: float
+) -> tuple[float, float | None]:
+    """When ``member`` must hold a broadcast ``origin`` sent at ``t0``, and the heal it
+    was deferred to (None when it was not).
+
+    The bound counts from the call; but when a partition or cut kept ``origin`` from
+    reaching ``member`` (that direction) at some time inside the window, it counts from
+    the heal of the last such fault instead, again and again while a later fault falls
+    inside the window so deferred. A fault never healed gives ``inf``: no deadline. This
+    is a deferral, not an excuse: Maelstrom, too, asks for delivery once partitions heal.
+    """
+    start, heal = t0, None
+    while True:
+        ends = [
+            c.end for c in index.cuts
+            if c.start <= start + bound and c.end >= t0 and c.end > start
+            and c.separates(origin, member, directed=True)
+        ]
+        if not ends:
+            return start + bound, heal
+        start = heal = max(ends)
+        if start == INF:
+            return INF, None
 
 
 @checker
@@ -32,7 +60,9 @@ def check_broadcast_delivery(
     """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
 
     An ``info`` broadcast (outcome unknown) is held to the requirement only once some
-    node received it; one whose origin dies before the deadline only if another did.
+    node received it; one whose origin dies before the deadline only if another did. A
+    member the origin could not reach inside the window is held to the bound from the
+    heal (:func:`member_deadline`).
     """
     tally = Tally(bound)
     broadcasts = index.ops.get("broadcast", [])
@@ -45,36 +75,39 @@ def check_broadcast_delivery(
         received = index.deliveries.get(str(bid), {})
         if op.outcome != "ok" and not received:
             continue  # maybe never happened
-        t0, deadline = op.invoked, op.invoked + bound
+        t0 = op.invoked
         origin_life = next(
             (lf for lf in index.lives.get(origin, ()) if lf.ready <= t0 <= lf.end), None
         )
-        if (
-            origin_life is not None
-            and origin_life.end < deadline
-            and not (set(received) - {origin})
-        ):
-            tally.undetermined += 1
-            continue
+        relayed = bool(set(received) - {origin})
         for member in index.nodes:
             life = index.life_at(member, t0)
             if member == origin or life is None:
                 continue
-            detail = {"broadcast": str(bid), "origin": origin, "member": member, "sent_ms": t0}
+            detail: dict[str, Any] = {"broadcast": str(bid), "origin": origin,
+                                      "member": member, "sent_ms": t0}
             at = received.get(member)
             if at is not None and at >= life.end:
                 at = None
-            if not in_time(at, deadline) and index.separated(
-                origin, member, t0, deadline, directed=True
-            ):
-                tally.excluded += 1
+            if at is not None and not index.separated(origin, member, t0, at, directed=True):
+                deadline, heal = t0 + bound, None  # no fault stood in the way before it
+            else:
+                deadline, heal = member_deadline(index, origin, member, t0, bound)
+            if deadline == INF:
+                tally.excluded += 1  # cut off from the origin until the history ended
+                continue
+            start = t0 if heal is None else heal
+            if heal is not None:
+                detail["deferred_to_heal_ms"] = heal
+            if origin_life is not None and origin_life.end < deadline and not relayed:
+                tally.undetermined += 1  # only the origin had it, and it died
                 continue
             if at is not None and at > deadline and not index.delivery.certainly_late(
                 str(bid), member, deadline
             ):
                 tally.undetermined += 1  # first seen late, but maybe received in time
             elif at is not None:
-                tally.observe(at - t0, {**detail, "received_ms": at})
+                tally.observe(max(0.0, at - start), {**detail, "received_ms": at})
             elif (
                 life.end < deadline
                 or index.end_ms < deadline
@@ -82,14 +115,25 @@ def check_broadcast_delivery(
             ):
                 tally.undetermined += 1
             else:
-                tally.never(min(index.end_ms, life.end) - t0, detail)
-    return timed_verdict(
+                tally.never(min(index.end_ms, life.end) - start, detail)
+    verdict = timed_verdict(
         requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
     )
+    first = tally.missing[0] if tally.missing else None
+    if first is not None and "deferred_to_heal_ms" in first:
+        note = (f"; {first['member']} was cut off from {first['origin']} and still lacked it "
+                f"{first['at_least_ms']:.0f} ms after the heal at "
+                f"{first['deferred_to_heal_ms']:.0f}")
+        verdict = replace(verdict, evidence=verdict.evidence + note)
+    return verdict
 
 
 def broadcast_latencies(index: HistoryIndex) -> list[dict[str, Any]]:
-    """Per (accepted broadcast, member that received it): the latency from the call."""
+    """Per (accepted broadcast, member that received it): the latency from the call.
+
+    A member the origin could not reach at some time between the call and the receipt is
+    left out: that latency measures the fault's length, not dissemination (BCAST-DELIVERY
+    judges it from the heal)."""
     out: list[dict[str, Any]] = []
     for op in index.ops.get("broadcast", []):
         bid, origin = op.args.get("id"), op.node
@@ -100,6 +144,8 @@ def broadcast_latencies(index: HistoryIndex) -> list[dict[str, Any]]:
                 continue
             life = index.life_at(member, op.invoked)
             if life is None or at >= life.end:
+                continue
+            if index.separated(origin, member, op.invoked, at, directed=True):
                 continue
             out.append(
                 {"broadcast": str(bid), "member": member, "latency_ms": max(0.0, at - op.invoked)}

@@ -21,7 +21,7 @@ from typing import Any
 from gossipcert.harness.bounds import evaluate
 from gossipcert.harness.history import Entry
 from gossipcert.harness.index import HistoryIndex, Op
-from gossipcert.harness.verdict import Requirement, Verdict
+from gossipcert.harness.verdict import Requirement, Verdict, crdt_type_claimed
 
 __all__ = [
     "EVIDENCE_LIMIT",
@@ -144,6 +144,9 @@ def _not_claimed(index: HistoryIndex, requirement: Requirement) -> str | None:
     (or the history cannot tell: no capabilities in its meta)."""
     if index.capabilities is not None and requirement.capability not in index.capabilities:
         return f"the implementation does not declare the {requirement.capability!r} capability"
+    kind = requirement.crdt_type
+    if index.capabilities is not None and kind and not crdt_type_claimed(index.capabilities, kind):
+        return f"the implementation does not declare the {kind!r} CRDT type"
     policy, declared = requirement.policy, index.policies
     if policy is not None and declared is not None and policy not in declared:
         return f"the implementation does not declare the {policy!r} conflict policy"

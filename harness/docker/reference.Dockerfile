@@ -1,4 +1,5 @@
-# The gossipcert reference node (and the Toxiproxy-compatible server) on the base image.
+# The gossipcert reference node, the Toxiproxy-compatible server and the bridges of
+# third-party systems (serf itself comes with the base image) on the base image.
 # Built by harness/images.py, which fills BASE with the base image's content-hash tag.
 ARG BASE
 FROM ${BASE}
@@ -12,5 +13,6 @@ WORKDIR /opt/gossipcert
 # Bytecode compiled once here, not at every container start (PYTHONDONTWRITEBYTECODE
 # keeps the running containers from writing any).
 RUN python3 -m compileall -q -j 0 /opt/gossipcert
-RUN python3 -m gossipcert.reference_node --help >/dev/null && python3 -m gossipcert.chaos.toxiproxy --help >/dev/null
+RUN python3 -m gossipcert.reference_node --help >/dev/null && python3 -m gossipcert.chaos.toxiproxy --help >/dev/null \
+    && python3 -m gossipcert.adapters.serf --help >/dev/null && serf version >/dev/null
 CMD ["python3", "-m", "gossipcert.reference_node", "--help"]
