@@ -437,14 +437,12 @@ class AwaitMembers(Op):
     kind = "await-members"
     summary = ("read member views until every live node sees each of nodes (empty: every "
                "live node) in one of statuses; bounded by the requirement's bound")
+    needs = "membership"
     nodes: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ("alive",)
     requirement: str = "MEM-JOIN"
 
     def run(self, x: Execution) -> None:
-        if "membership" not in x.capabilities:
-            x.progress("membership not claimed: no member views to wait for")
-            return
         expected = list(self.nodes) or x.driver.live_nodes()
         took = x.await_(lambda: x.all_see(expected, self.statuses), self.requirement, 0.1)
         what = ",".join(self.nodes) if self.nodes else f"all {len(expected)}"

@@ -12,30 +12,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gossipcert.adapters.common import address_arg
 from gossipcert.adapters.maelstrom.bridge import WORKLOADS, Bridge, main_sync, node_command
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
 
 
 def _route(text: str) -> tuple[str, tuple[str, int]]:
     peer, sep, addr = text.partition("=")
     if not sep or not peer:
         raise argparse.ArgumentTypeError(f"expected PEER=HOST:PORT, got {text!r}")
-    return peer, _address(addr)
+    return peer, address_arg(addr)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gossipcert.adapters.maelstrom",
                                      description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--id", required=True, help="this node's id")
-    parser.add_argument("--gossip", required=True, type=_address,
+    parser.add_argument("--gossip", required=True, type=address_arg,
                         help="where this bridge takes its peers' messages, HOST:PORT")
-    parser.add_argument("--control", required=True, type=_address,
+    parser.add_argument("--control", required=True, type=address_arg,
                         help="where the control API listens, HOST:PORT")
     parser.add_argument("--route", action="append", default=[], type=_route,
                         help="PEER=HOST:PORT: how to reach a peer's bridge (repeatable)")

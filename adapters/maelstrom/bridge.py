@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from gossipcert.adapters.common import ContractError, die_with_parent
 
 __all__ = [
     "CAPABILITIES",
@@ -78,15 +78,6 @@ _STATUS = {NODE_NOT_FOUND: 502, NOT_SUPPORTED: 501, TEMPORARILY_UNAVAILABLE: 503
 
 LINE_LIMIT = 16 * 2**20  # longest envelope read from the node or a link
 LINK_BUFFER_LIMIT = 2**20  # a link that cannot take more drops what the node sends
-PR_SET_PDEATHSIG = 1
-
-
-class ContractError(Exception):
-    """A contract call that ends in an HTTP error ``{error, message}``."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
 
 
 class NodeError(Exception):
@@ -186,13 +177,6 @@ class SeqKV:
 
 def _error(code: int, text: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "text": text}
-
-
-def _die_with_parent() -> None:
-    """In the node, before exec: SIGKILL when the bridge dies, however it dies."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def log(message: str) -> None:
@@ -295,7 +279,7 @@ class Bridge:
         """Start the node as a child that cannot outlive the bridge."""
         self.proc = await asyncio.create_subprocess_exec(
             *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent, limit=LINE_LIMIT,
+            preexec_fn=die_with_parent, limit=LINE_LIMIT,
         )
         self._tasks.append(asyncio.create_task(self._read_node()))
 

@@ -9,7 +9,6 @@ or SIGINT. Exit code 2 (one line on stderr) when the agent cannot start.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
 import signal
@@ -20,24 +19,11 @@ import threading
 import time
 from pathlib import Path
 
+from gossipcert.adapters.common import address_arg, die_with_parent
 from gossipcert.adapters.serf.bridge import Bridge, serve
 from gossipcert.adapters.serf.rpc import RPCError, SerfRPC
 
 START_TIMEOUT_S = 15.0
-PR_SET_PDEATHSIG = 1
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def _die_with_parent() -> None:
-    """In the agent, before exec: SIGKILL when the bridge dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _free_port(host: str) -> int:
@@ -64,9 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gossipcert.adapters.serf",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--id", required=True, help="node name")
-    parser.add_argument("--bind", required=True, type=_address,
+    parser.add_argument("--bind", required=True, type=address_arg,
                         help="gossip address (UDP and TCP), HOST:PORT")
-    parser.add_argument("--control", required=True, type=_address,
+    parser.add_argument("--control", required=True, type=address_arg,
                         help="where the control API listens, HOST:PORT")
     parser.add_argument("--profile", choices=("lan", "local", "wan"), default="lan",
                         help="Serf's timing profile (memberlist's LAN, Local or WAN config)")
@@ -89,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
          f"-rpc-addr={rpc_addr[0]}:{rpc_addr[1]}", f"-profile={args.profile}",
          "-log-level=info"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent)
+        preexec_fn=die_with_parent)
 
     def stop(*_: object) -> None:
         if agent.poll() is None:

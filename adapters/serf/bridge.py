@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from gossipcert.adapters.common import ContractError
 from gossipcert.adapters.serf.rpc import RPCError, SerfRPC
 
 __all__ = ["CAPABILITIES", "EVENT_NAME", "Bridge", "member_status", "serve"]
@@ -55,12 +56,6 @@ class _State:
     events: list[dict[str, Any]] = field(default_factory=list)
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_members: list[dict[str, Any]] = field(default_factory=list)
-
-
-class ContractError(Exception):
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
 
 
 class Bridge:
