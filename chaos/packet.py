@@ -44,6 +44,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gossipcert.chaos.errors import ChaosError
 
@@ -89,6 +90,13 @@ def iptables(pid: int | None, args: Sequence[str], *, check: bool = True) -> str
             f"iptables ({where}) refused {' '.join(args)}: {proc.stderr.strip()}"
         )
     return proc.stdout
+
+
+class Runner(Protocol):
+    """Runs ``iptables ARGS`` in the namespace of ``pid`` (None: the host's) and returns
+    its output; a refusal raises :class:`PacketPlaneError` when ``check``."""
+
+    def __call__(self, pid: int | None, args: Sequence[str], *, check: bool = True) -> str: ...
 
 
 def chain_name(run_label: str) -> str:
@@ -222,10 +230,14 @@ class _Namespace:
 class PacketPlane:
     """Cut and degrade directed links with iptables; ``heal`` and ``close`` leave nothing."""
 
-    def __init__(self, run_label: str) -> None:
-        reason = unavailable_reason()
-        if reason is not None:
-            raise PacketPlaneError(reason)
+    def __init__(self, run_label: str, runner: Runner | None = None) -> None:
+        """``runner`` runs iptables where the namespaces are (default: on this host, with
+        nsenter for a pid); the swarm backend's goes through each node's fault agent."""
+        if runner is None:
+            reason = unavailable_reason()
+            if reason is not None:
+                raise PacketPlaneError(reason)
+        self._runner: Runner = runner or iptables
         self.run_label = run_label
         self.chain = chain_name(run_label)
         self._spaces: dict[tuple[int | None, str], _Namespace] = {}
@@ -236,7 +248,7 @@ class PacketPlane:
         self.pins: dict[str, SourcePin] = {}
 
     def _run(self, pid: int | None, args: Sequence[str], *, check: bool = True) -> str:
-        return iptables(pid, args, check=check)
+        return self._runner(pid, args, check=check)
 
     def _space(self, pid: int | None, hook: str) -> _Namespace:
         if hook not in HOOKS:
@@ -277,7 +289,7 @@ class PacketPlane:
         """Remove every rule, our chains and the jumps to them: nothing of ours is left."""
         for space in self._spaces.values():
             if space.created:
-                _remove_chain(space.pid, space.hook, space.chain)
+                _remove_chain(space.pid, space.hook, space.chain, run=self._runner)
                 space.created = False
             space.rules.clear()
 
@@ -304,7 +316,7 @@ class PacketPlane:
 
     def unpin_sources(self) -> None:
         if self.pins:
-            _remove_chain(None, PIN_HOOK, self.pin_chain, table=PIN_TABLE)
+            _remove_chain(None, PIN_HOOK, self.pin_chain, table=PIN_TABLE, run=self._runner)
         self.pins.clear()
 
     # ---- counting --------------------------------------------------------------------
@@ -350,7 +362,8 @@ class PacketPlane:
 
     def stop_counting(self) -> None:
         for pid in self._counting:
-            _remove_chain(pid, COUNT_HOOK, self.count_chain, table=COUNT_TABLE)
+            _remove_chain(pid, COUNT_HOOK, self.count_chain, table=COUNT_TABLE,
+                          run=self._runner)
         self._counting.clear()
         self.senders.clear()
 
@@ -404,15 +417,17 @@ def _count_line(line: str) -> tuple[str, str, int, int] | None:
     return None
 
 
-def _remove_chain(pid: int | None, hook: str, chain: str, table: str = "filter") -> None:
+def _remove_chain(pid: int | None, hook: str, chain: str, table: str = "filter",
+                  run: Runner | None = None) -> None:
+    run = run or iptables
     t = ["-t", table]
     with contextlib.suppress(PacketPlaneError):
-        for line in iptables(pid, [*t, "-S", hook], check=False).splitlines():
+        for line in run(pid, [*t, "-S", hook], check=False).splitlines():
             parts = line.split()
             if parts[:2] == ["-A", hook] and parts[-2:] == ["-j", chain]:
-                iptables(pid, [*t, "-D", hook, *_unquote(parts[2:])], check=False)
-        iptables(pid, [*t, "-F", chain], check=False)
-        iptables(pid, [*t, "-X", chain], check=False)
+                run(pid, [*t, "-D", hook, *_unquote(parts[2:])], check=False)
+        run(pid, [*t, "-F", chain], check=False)
+        run(pid, [*t, "-X", chain], check=False)
 
 
 def _unquote(parts: Iterable[str]) -> list[str]:

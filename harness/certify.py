@@ -18,17 +18,26 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gossipcert.chaos.errors import ChaosError
+from gossipcert.chaos.toxiproxy_client import ToxiproxyError
 from gossipcert.harness import __version__
 from gossipcert.harness.checkers import run_checks
 from gossipcert.harness.cluster import Cluster
-from gossipcert.harness.errors import VERDICT_EXIT, GossipcertError
+from gossipcert.harness.errors import (
+    USER_ERRORS,
+    VERDICT_EXIT,
+    GossipcertError,
+    HarnessError,
+    describe,
+)
 from gossipcert.harness.history import Entry, History
 from gossipcert.harness.hostlag import LagMonitor
+from gossipcert.harness.hostload import HostLoadMonitor
 from gossipcert.harness.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
 from gossipcert.harness.manifest import Manifest, load_manifest, with_run_options
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
@@ -103,13 +112,14 @@ class ScenarioRun:
     index: HistoryIndex  # of ``entries``: what the checkers judged and the figures draw
     report: dict[str, Any]
     wall_s: float
+    failure: HarnessError | None = None  # the harness failed and cut the run short
 
 
 def certify(opts: CertifyOptions) -> CertifyResult:
     if opts.nodes < 3:
         raise GossipcertError("--nodes must be at least 3 (a kill and a partition need them)")
-    if opts.backend not in ("process", "docker"):
-        raise GossipcertError(f"unknown backend {opts.backend!r} (available: process, docker)")
+    if opts.backend not in ("process", "docker", "swarm"):
+        raise GossipcertError(f"unknown backend {opts.backend!r} (process, docker or swarm)")
     if opts.quick and opts.scenario is not None:
         raise GossipcertError("--quick runs the default scenario alone: drop --scenario")
     report_writers()  # no writers installed: say so before any node starts
@@ -147,6 +157,9 @@ def certify(opts: CertifyOptions) -> CertifyResult:
             progress(f"scenario {number}/{len(plan)}: {scenario.name}")
         runs.append(_run_scenario(opts, manifest, scenario, planned, seed, run_dir, catalogue,
                                   progress, policies, mode, judged))
+        if runs[-1].failure is not None and number < len(plan):
+            progress(f"the suite stops: {len(plan) - number} scenario(s) not run")
+            break
     if mode != "suite":
         only = runs[0]
         return CertifyResult(VERDICT_EXIT[only.report["verdict"]], report_dir, only.report)
@@ -163,11 +176,13 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "gossipcert_version": __version__,
         "manifest": str(manifest.path),
     }
+    failed = next((r for r in runs if r.failure is not None), None)
     report = build_report(
         implementation=manifest.name, seed=seed,
         verdicts=verdicts, faults=[], run=run_info, certificate=cert,
         runs=[run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
               for r in runs],
+        harness_error=_error_record(failed.failure, failed.scenario) if failed else None,
     )
     write_all(report_dir, report, runs[0].entries, runs[0].index)
     progress(f"suite done: {report['verdict'].upper()} over {len(runs)} scenarios")
@@ -221,12 +236,23 @@ def _run_scenario(
     cluster = Cluster(manifest, opts.nodes, report_dir, backend=opts.backend, seed=seed,
                       base_port=opts.base_port, toxiproxy_url=opts.toxiproxy_url,
                       history=history, progress=progress)
+    started_up = False
+    failure: HarnessError | None = None
+    load = HostLoadMonitor(history)
     try:
         with cluster:
+            started_up = True
             progress(f"cluster up: {opts.nodes} nodes ready")
             lag = LagMonitor(history, judged.timing["probe_timeout_ms"])
-            with lag:
-                run_operations(cluster, catalogue, ops, judged.timing, progress)
+            try:
+                with lag, load:
+                    run_operations(cluster, catalogue, ops, judged.timing, progress)
+            except Exception as exc:
+                failure = harness_failure(exc, started_up)
+                if failure is None:
+                    raise
+                history.append("meta", "harness-error", args={"error": str(failure)})
+                progress(f"harness error: {failure}; stopping the cluster")
             if lag.episodes:
                 progress(f"the harness's host stalled {lag.episodes} time(s) beyond the probe "
                          f"timeout (worst {lag.worst_ms:.0f} ms): timing verdicts of this run "
@@ -234,6 +260,12 @@ def _run_scenario(
             else:
                 progress(f"harness scheduling lag: worst {lag.worst_ms:.0f} ms (limit "
                          f"{lag.threshold_ms:g} ms, the probe timeout)")
+            progress(_load_line(load))
+    except Exception as exc:  # the start, or the stop, failed (the cluster has stopped)
+        failure = failure or harness_failure(exc, started_up)
+        if failure is None:
+            raise
+        progress(f"harness error: {failure}")
     finally:
         history.close()
     wall_s = time.time() - started
@@ -241,6 +273,8 @@ def _run_scenario(
     entries = history.entries()
     index = HistoryIndex.build(entries)
     verdicts = run_checks(entries, catalogue, progress=progress, index=index)
+    if failure is not None:
+        verdicts = cut_short(verdicts, failure)
     if mode != "suite":
         # A single scenario certifies only what it exercised: say what it left out.
         verdicts = merge_verdicts(catalogue, [(scenario.name, verdicts)])
@@ -259,20 +293,72 @@ def _run_scenario(
         "manifest": str(manifest.path),
         "scenario": scenario.name,
         "schedule": "schedule.json",
+        "host_load": load.summary(),
     }
     cert = certificate(catalogue=catalogue, verdicts=verdicts,
                        capabilities=manifest.capabilities, policies=policies,
                        timing_profile=judged.describe(), scenarios=[scenario.name], mode=mode)
     report = build_report(implementation=manifest.name, seed=seed, verdicts=verdicts,
-                          faults=faults, run=run_info, certificate=cert)
+                          faults=faults, run=run_info, certificate=cert,
+                          harness_error=_error_record(failure, scenario.name))
     write_all(report_dir, report, entries, index)
-    if mode == "suite":
+    if failure is not None:
+        progress(f"scenario {scenario.name}: ERROR (the harness failed; partial report)")
+    elif mode == "suite":
         counts = judged_counts(verdicts)
         progress(f"scenario {scenario.name}: {counts['pass']} passed, {counts['fail']} failed, "
                  f"{counts['error']} not judged")
     else:
         progress(f"scenario {scenario.name}: {report['verdict'].upper()}")
-    return ScenarioRun(scenario.name, report_dir, verdicts, entries, index, report, wall_s)
+    return ScenarioRun(scenario.name, report_dir, verdicts, entries, index, report, wall_s,
+                       failure)
+
+
+def _load_line(load: HostLoadMonitor) -> str:
+    figures = load.summary()
+    line = (f"host CPU: {figures['host_busy_mean']:.0%} busy on average over "
+            f"{figures['cpus']} core(s); harness {figures['harness_cpu_s']} s, link plane "
+            f"{figures['link_plane_cpu_s']} s, nodes {figures['nodes_cpu_s']} s of CPU")
+    if load.episodes:
+        line += (f"; saturated {load.episodes} time(s), {figures['saturated_s']} s in all: "
+                 "timing verdicts of this run are inconclusive")
+    return line
+
+
+def harness_failure(exc: Exception, started_up: bool) -> HarnessError | None:
+    """What an exception that ended a run means: a failure of the harness's own parts
+    (a partial report, verdict ``error``), or None for an error the user acts on, which is
+    re-raised as it was (one line, exit 2): a bad scenario step, a node that would not
+    start or restart, a missing tool. A Toxiproxy that answered with an error, or any
+    fault plane's error once the run is going, is the harness's."""
+    if isinstance(exc, HarnessError):
+        return exc
+    if isinstance(exc, ToxiproxyError) or (started_up and isinstance(exc, ChaosError)):
+        return HarnessError(describe(exc))
+    if isinstance(exc, USER_ERRORS):
+        return None
+    return HarnessError(describe(exc))
+
+
+def cut_short(verdicts: Sequence[Verdict], failure: HarnessError) -> list[Verdict]:
+    """The verdicts of a run the harness could not finish: a failure may come from the
+    schedule being cut off (a partition never healed, a read round never made), so it
+    is not judged; what passed was observed and stands, but the run's verdict is
+    ``error`` whatever it holds."""
+    out = []
+    for v in verdicts:
+        if v.status == "fail":
+            v = replace(v, status="error",
+                        evidence=f"not judged: the run was cut short by a harness error "
+                                 f"({failure}); the failure was: {v.evidence}")
+        out.append(v)
+    return out
+
+
+def _error_record(failure: HarnessError | None, scenario: str) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    return {"message": str(failure), "scenario": scenario, "kind": type(failure).__name__}
 
 
 def print_progress(line: str) -> None:

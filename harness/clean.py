@@ -1,4 +1,5 @@
-"""Remove what crashed runs left behind: containers, networks, labelled processes, images.
+"""Remove what crashed runs left behind: swarm services, containers, networks, labelled
+processes, images.
 
 A run is stale when the harness process that owns it is gone. Docker objects carry the
 owner as ``gossipcert.owner=<pid>:<start time>`` (the start time guards against a reused
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ def owner_alive(owner: str) -> bool:
 
 @dataclass
 class Swept:
+    services: list[str] = field(default_factory=list)  # swarm services (nodes, agents, registry)
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     processes: list[int] = field(default_factory=list)
@@ -45,7 +48,8 @@ class Swept:
     cgroups: list[str] = field(default_factory=list)  # node cgroups of dead runs
 
     def summary(self) -> str:
-        return (f"removed {len(self.containers)} container(s), {len(self.networks)} "
+        return (f"removed {len(self.services)} swarm service(s), "
+                f"{len(self.containers)} container(s), {len(self.networks)} "
                 f"network(s), {len(self.images)} image(s), {len(self.chains)} iptables "
                 f"chain(s), {len(self.cgroups)} cgroup(s); killed {len(self.processes)} "
                 "process(es)")
@@ -62,9 +66,23 @@ def _stale(labels: dict[str, str], everything: bool) -> bool:
 
 def sweep_docker(client: Any, *, everything: bool = False, run: str | None = None,
                  into: Swept | None = None) -> Swept:
-    """Remove run-labelled containers, then networks, of dead runs (or of one run, or all)."""
+    """Remove run-labelled swarm services, containers, then networks, of dead runs (or of
+    one run, or all). Services are listed only on a swarm manager; an overlay network is
+    removed once the swarm has let go of the removed services' tasks."""
     out = into if into is not None else Swept()
     selector = f"{RUN_LABEL}={run}" if run else RUN_LABEL
+    removed: list[str] = []
+    with contextlib.suppress(Exception):  # not a swarm manager: no services to list
+        for service in client.services.list(filters={"label": selector}):
+            labels = (service.attrs.get("Spec") or {}).get("Labels") or {}
+            if run is None and not _stale(labels, everything):
+                continue
+            with contextlib.suppress(Exception):
+                service.remove()
+                out.services.append(service.name)
+                removed.append(service.id)
+    if removed:
+        wait_tasks_gone(client, removed)
     for container in client.containers.list(all=True, filters={"label": selector}):
         if run is None and not _stale(container.labels, everything):
             continue
@@ -75,10 +93,44 @@ def sweep_docker(client: Any, *, everything: bool = False, run: str | None = Non
         labels = network.attrs.get("Labels") or {}
         if run is None and not _stale(labels, everything):
             continue
-        with contextlib.suppress(Exception):
-            network.remove()
+        # An overlay stays in use until the tasks of its removed services are gone.
+        patience = 60.0 if out.services and network.attrs.get("Scope") == "swarm" else 0.0
+        if _remove_network(network, patience):
             out.networks.append(network.name)
     return out
+
+
+def wait_tasks_gone(client: Any, service_ids: list[str], timeout_s: float = 60.0) -> bool:
+    """Wait until the swarm has no task left of the (removed) services: each swarm node
+    has then stopped and removed their containers."""
+    wanted = set(service_ids)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            left = [t for t in client.api.tasks() if t.get("ServiceID") in wanted]
+        except Exception:
+            return False
+        if not left:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.3)
+
+
+def _remove_network(network: Any, patience_s: float) -> bool:
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            network.remove()
+            if patience_s:  # an overlay leaves the engine's list a moment after the swarm's
+                while network.client.networks.list(ids=[network.id]) and \
+                        time.monotonic() < deadline + 15:
+                    time.sleep(0.3)
+            return True
+        except Exception:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
 
 
 def sweep_stale_processes(*, everything: bool = False, into: Swept | None = None) -> Swept:

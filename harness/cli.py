@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from gossipcert.harness.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, USER_ERRORS
+from gossipcert.harness.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_HARNESS_ERROR,
+    EXIT_INTERRUPTED,
+    USER_ERRORS,
+    describe,
+)
 from gossipcert.harness.profiles import profile_names
 
 
@@ -44,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
              "merged into one report",
         description="Exit codes: 0 PASS (every claimed MUST exercised and passed), 1 FAIL "
                     "(a MUST failed), 2 bad input, 3 INCOMPLETE (no MUST failed, but one "
-                    "was untested or could not be judged), 130 interrupted.",
+                    "was untested or could not be judged), 4 ERROR (the harness's own parts "
+                    "failed mid-run; a partial report), 130 interrupted.",
     )
     cert.add_argument("--impl", default="reference",
                       help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a Maelstrom "
@@ -52,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--workload", default=None, metavar="broadcast|g-counter",
                       help="with --impl maelstrom:PATH: the Maelstrom workload the node "
                            "implements (default: broadcast)")
-    cert.add_argument("--backend", default="process", choices=["process", "docker"],
+    cert.add_argument("--backend", default="process", choices=["process", "docker", "swarm"],
                       help="where nodes run: local processes (default) or Docker containers")
     cert.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
     cert.add_argument("--seed", type=int, default=None,
@@ -94,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
              "and save it as a replay file",
         description="Exit codes: 1 a violation was found (a MUST failed; the smallest "
                     "failing sequence is in replay.json), 0 none was found within the budget "
-                    "(not a certificate), 2 bad input, 130 interrupted.",
+                    "(not a certificate), 2 bad input, 4 the harness failed mid-run, "
+                    "130 interrupted.",
     )
     explore.add_argument("--impl", default="reference",
                          help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a "
@@ -103,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--workload", default=None, metavar="broadcast|g-counter",
                          help="with --impl maelstrom:PATH: the Maelstrom workload the node "
                               "implements (default: broadcast)")
-    explore.add_argument("--backend", default="process", choices=["process", "docker"],
+    explore.add_argument("--backend", default="process", choices=["process", "docker", "swarm"],
                          help="where nodes run: local processes (default) or Docker containers")
     explore.add_argument("--budget", default="10m",
                          help="wall time for searching and shrinking, e.g. 90s, 10m, 1h "
@@ -125,14 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a saved sequence (gossipcert-ops/1) on a fresh cluster or in the "
              "simulator, judged by the same checkers",
         description="Exit codes: 1 a MUST still fails, 0 none does, 2 the file cannot be "
-                    "replayed, 130 interrupted.",
+                    "replayed, 4 the harness failed mid-run, 130 interrupted.",
     )
     replay.add_argument("schedule", type=Path, metavar="FILE",
                         help="a replay file (JSON), e.g. replay.json of an explore run")
     replay.add_argument("--impl", default=None,
                         help="the implementation to replay against (default: the one the "
                              "file records)")
-    replay.add_argument("--backend", default=None, choices=["process", "docker"],
+    replay.add_argument("--backend", default=None, choices=["process", "docker", "swarm"],
                         help="where nodes run (default: the file's backend)")
     replay.add_argument("--sim", action="store_true",
                         help="replay in the simulator of the reference core (or of the "
@@ -195,7 +206,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("gossipcert: interrupted; everything the run started was stopped",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a defect of the harness itself: one line, never a traceback
+        print(f"gossipcert: internal error: {describe(exc)} (traceback in "
+              f"{_save_traceback()})", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
     return EXIT_BAD_INPUT
+
+
+def _save_traceback() -> str:
+    """Write the exception being handled to a file for a bug report; its path."""
+    fd, path = tempfile.mkstemp(prefix="gossipcert-crash-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        traceback.print_exc(file=f)
+    return path
 
 
 def _impl(args: argparse.Namespace) -> str:
@@ -244,6 +267,10 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"verdict: {report['verdict'].upper()}")
     print(f"report: {result.report_dir / 'report.html'} "
           "(and report.md, report.json, report.junit.xml)")
+    failure = report.get("harness_error")
+    if failure:
+        print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
+              f"partial report in {result.report_dir} certifies nothing", file=sys.stderr)
     return result.exit_code
 
 

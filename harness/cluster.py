@@ -21,13 +21,32 @@ from gossipcert.chaos.packet import Flow, PacketPlane, Sender
 from gossipcert.harness.backends import Backend, NodeAddress, make_backend
 from gossipcert.harness.control import ControlClient, Reply
 from gossipcert.harness.driver import request_for
-from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.errors import HarnessError, HostError, LaunchError
 from gossipcert.harness.faultplanes import FaultPlane, LinkFaults, PacketFaults, choose
 from gossipcert.harness.history import History, now_ms
+from gossipcert.harness.hostload import HOST_TOO_BUSY, HostBusy
 from gossipcert.harness.linkplane import LinkPlane
 from gossipcert.harness.manifest import Manifest, launch_argv, new_gossip_key
 from gossipcert.harness.procutil import RUN_LABEL_ENV
 from gossipcert.harness.waiting import wait_until
+
+# How many nodes start at once per CPU of the host.
+START_WAVE_PER_CPU = 4
+# How often every node's events are read: at least this often, and at most one request
+# per node every this many seconds times the cluster's size.
+EVENT_POLL_S = 0.2
+# When a node is not ready within its init timeout while the host's CPUs are saturated,
+# the wait goes on this many timeouts longer before the run ends as the host's failure.
+HOST_BUSY_GRACE = 3
+EVENT_POLL_PER_NODE_S = 0.01
+
+
+def _applied(began_ms: float) -> dict[str, float]:
+    """When a network fault was confirmed in effect. The entry itself is stamped when
+    its application began: at a hundred nodes a partition is thousands of rules or
+    toxics, and links cut early must not look cut before the fault (a suspicion there
+    would pass for a false positive)."""
+    return {"applied_ms": round(now_ms(), 3), "applying_ms": round(now_ms() - began_ms, 1)}
 
 
 def _wait(predicate: Callable[[], object], timeout_s: float, every_s: float = 0.02) -> bool:
@@ -49,7 +68,7 @@ class Cluster:
         base_port: int | None = None,
         toxiproxy_url: str | None = None,
         history: History | None = None,
-        event_poll_s: float = 0.2,
+        event_poll_s: float | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.manifest = manifest
@@ -75,9 +94,17 @@ class Cluster:
         self._event_cursor: dict[str, int] = {}
         self._event_clients: dict[str, ControlClient] = {}
         self._event_lock = threading.Lock()
-        self._event_poll_s = event_poll_s
+        # Each poll is a request to every node: at a hundred nodes, five a second each
+        # would cost the nodes more CPU than their gossip. Events carry the node's own
+        # time, so a slower poll loosens only the ``polled_ms`` upper bound.
+        self._event_poll_s = (event_poll_s if event_poll_s is not None
+                              else max(EVENT_POLL_S, EVENT_POLL_PER_NODE_S * n))
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
+        # The first failure of the harness's own parts seen on a background thread (the
+        # event poller): the run stops at the next call or sleep of the main thread.
+        self._failure: HarnessError | None = None
+        self._failed = threading.Event()
         self._round = 0
         self._pending_start: dict[str, int] = {}
         # Every child process of the run carries this label in its environment, so a
@@ -85,7 +112,9 @@ class Cluster:
         self.run_label = f"gc-{seed}-{os.getpid()}-{int(time.time() * 1000) % 10**9}"
         # The network fault planes, in order of preference: ``start`` puts the link plane
         # first when the IUT is routed through it; the packet plane opens on first use.
-        self.packet_faults = PacketFaults(functools.partial(PacketPlane, self.run_label),
+        # A backend whose namespaces are elsewhere (the swarm's agents) brings its own.
+        packet_plane = getattr(self.backend, "packet_plane", PacketPlane)
+        self.packet_faults = PacketFaults(functools.partial(packet_plane, self.run_label),
                                           self.flow, self._sender)
         self.planes: dict[str, FaultPlane] = {"packet": self.packet_faults}
 
@@ -135,9 +164,16 @@ class Cluster:
         first, rest = self.node_ids[0], self.node_ids[1:]
         self._launch(first, seeds=[])
         self._wait_ready([first])
-        for node_id in rest:
-            self._launch(node_id, seeds=[self._dial(node_id, first)])
-        self._wait_ready(rest)
+        # In waves: a hundred interpreters starting at once on two cores each take longer
+        # than the init timeout, which is a node's own start, not the host's backlog.
+        wave = START_WAVE_PER_CPU * (os.cpu_count() or 1)
+        for at in range(0, len(rest), wave):
+            batch = rest[at:at + wave]
+            for node_id in batch:
+                self._launch(node_id, seeds=[self._dial(node_id, first)])
+            self._wait_ready(batch)
+            if len(rest) > wave:
+                self.progress(f"{1 + at + len(batch)} of {len(self.node_ids)} nodes ready")
         self._poller = threading.Thread(target=self._poll_loop, name="event-poller", daemon=True)
         self._poller.start()
 
@@ -273,7 +309,24 @@ class Cluster:
                                         call=self._pending_start[node_id], result=reply.body)
             return not waiting
 
+        busy = HostBusy()
         if wait_until(all_ready, timeout_s) is None:
+            share = busy.share()
+            if share >= HOST_TOO_BUSY:
+                # Not the node's fault: it has not had the CPU to start in. Wait longer;
+                # a run that goes on saturated has its timing verdicts made inconclusive.
+                self.progress(f"the host's CPUs are {share:.0%} busy ({busy.split()}): "
+                              f"waiting up to {HOST_BUSY_GRACE * timeout_s:g} s more for "
+                              f"{len(waiting)} node(s) to be ready")
+                if wait_until(all_ready, HOST_BUSY_GRACE * timeout_s) is not None:
+                    return
+                share = busy.share()
+            if share >= HOST_TOO_BUSY:
+                raise HostError(
+                    f"the host could not keep up: node {waiting[0]} was not ready after "
+                    f"{(1 + HOST_BUSY_GRACE) * timeout_s:g} s while the host's {busy.cpus} "
+                    f"CPU(s) were {share:.0%} busy with {len(self.node_ids)} nodes starting "
+                    f"or running ({busy.split()} of all cores)")
             raise LaunchError(self._start_failure(
                 waiting[0], f"not ready after {timeout_s:g} s (init timeout)"))
 
@@ -301,6 +354,7 @@ class Cluster:
     def call(self, node_id: str, op: str, args: dict[str, Any], fn: Any = None) -> Reply:
         """Run one client call and record its invoke and completion: the contract's
         request for ``op`` and ``args`` (:func:`harness.driver.request_for`), or ``fn()``."""
+        self.raise_failure()
         call = self.history.new_call()
         self.history.append("invoke", op, node=node_id, call=call, args=args)
         if fn is None:
@@ -347,7 +401,13 @@ class Cluster:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
+        if self._failed.wait(max(0.0, seconds)):
+            self.raise_failure()
+
+    def raise_failure(self) -> None:
+        """Raise the harness failure a background thread met, if one did."""
+        if self._failure is not None:
+            raise self._failure
 
     def together(self, calls: Sequence[Callable[[], None]]) -> None:
         """Run calls on threads released together by a barrier: concurrent, for real."""
@@ -469,33 +529,37 @@ class Cluster:
         """
         chosen = choose(self.planes, "cut", plane)
         pairs = sorted(set(links))
+        began = now_ms()
         chosen.cut(pairs)
-        args: dict[str, Any] = {"links": [list(p) for p in pairs], "plane": chosen.name}
+        args: dict[str, Any] = {"links": [list(p) for p in pairs], "plane": chosen.name,
+                                **_applied(began)}
         if shape is not None:
             args["shape"] = shape
         if groups is not None:
-            self.history.append("fault", "partition", args={"groups": groups, **args})
+            self.history.append("fault", "partition", args={"groups": groups, **args},
+                                time_ms=began)
         else:
-            self.history.append("fault", "cut", args=args)
+            self.history.append("fault", "cut", args=args, time_ms=began)
 
     def loss(self, links: list[tuple[str, str]], probability: float) -> None:
         """Drop packets on directed links at random (packet plane, TCP and UDP)."""
         chosen = choose(self.planes, "loss")
         pairs = sorted(set(links))
+        began = now_ms()
         chosen.loss(pairs, probability)
         self.history.append("fault", "loss", args={
             "links": [list(p) for p in pairs], "probability": probability, "plane": chosen.name,
-        })
+            **_applied(began)}, time_ms=began)
 
     def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
         """Delay every chunk on directed links (link plane ``latency`` toxics, both streams)."""
         chosen = choose(self.planes, "latency")
         pairs = sorted(set(links))
+        began = now_ms()
         chosen.latency(pairs, latency_ms, jitter_ms)
         self.history.append("fault", "latency", args={
             "links": [list(p) for p in pairs], "latency_ms": latency_ms,
-            "jitter_ms": jitter_ms, "plane": chosen.name,
-        })
+            "jitter_ms": jitter_ms, "plane": chosen.name, **_applied(began)}, time_ms=began)
 
     def pause(self, node_id: str) -> None:
         """Freeze a node (SIGSTOP); returns once the system reports it stopped."""
@@ -594,5 +658,11 @@ class Cluster:
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self._event_poll_s):
-            with contextlib.suppress(Exception):
+            try:
                 self.poll_events()
+            except HarnessError as exc:
+                self._failure = exc
+                self._failed.set()
+                return
+            except Exception:  # a node's bad answer: the reads judge the node, not this
+                pass

@@ -7,11 +7,13 @@ connection, timeouts and JSON are :class:`chaos.jsonhttp.JsonHttpClient`'s.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from gossipcert.chaos.jsonhttp import JsonHttpClient, TransportError
+from gossipcert.harness.errors import HOST_ERRNOS, HostError
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,14 @@ class ControlClient(JsonHttpClient):
         try:
             answer = self.exchange(method, path, body, timeout_s)
         except TransportError as exc:
+            cause = exc.cause
+            if isinstance(cause, OSError) and cause.errno in HOST_ERRNOS:
+                raise HostError(
+                    f"cannot reach the node at {self.address}: {cause.strerror} (errno "
+                    f"{errno.errorcode.get(cause.errno or 0, cause.errno)}), a fault of the "
+                    "harness's host, not of the node") from None
             # Sent and not a read: the node may have acted on it, so the outcome is unknown.
             outcome = "info" if exc.sent and method != "GET" else "fail"
-            cause = exc.cause
             error = f"timeout: {cause}" if exc.timed_out else f"{type(cause).__name__}: {cause}"
             return Reply(0, None, outcome, error)
         data = answer.data

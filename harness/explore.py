@@ -595,8 +595,8 @@ def space_for(manifest: Manifest, nodes: Sequence[str], judged: JudgedTiming,
 def explore(opts: ExploreOptions) -> ExploreResult:
     if opts.nodes < 3:
         raise GossipcertError("--nodes must be at least 3 (a minority down is at least one)")
-    if opts.backend not in ("process", "docker"):
-        raise GossipcertError(f"unknown backend {opts.backend!r} (available: process, docker)")
+    if opts.backend not in ("process", "docker", "swarm"):
+        raise GossipcertError(f"unknown backend {opts.backend!r} (process, docker or swarm)")
     if opts.budget_s <= 0:
         raise GossipcertError("--budget must be more than zero")
     manifest = load_manifest(opts.impl)

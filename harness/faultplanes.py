@@ -4,7 +4,7 @@
 :class:`FaultPlane` and never needs to know which one it talks to: the link plane
 (:class:`LinkFaults`, Toxiproxy proxies, :mod:`harness.linkplane`) or the packet plane
 (:class:`PacketFaults`, iptables, :mod:`chaos.packet`). Each plane says which faults it can
-apply, confirms every fault it applies and its own heal (raising :class:`LaunchError` when
+apply, confirms every fault it applies and its own heal (raising :class:`HarnessError` when
 it cannot), and may count what each node sends. The cluster records the history entries.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender, SourcePin
 from gossipcert.harness.driver import NO_LATENCY
-from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.errors import HarnessError, LaunchError
 from gossipcert.harness.linkplane import LinkPlane
 
 __all__ = ["FAULTS", "FaultPlane", "LinkFaults", "PacketFaults", "choose"]
@@ -97,7 +97,7 @@ class LinkFaults:
         for src, dst in links:
             self.links.cut_link(src, dst)
         if not self.links.confirm_cut():
-            raise LaunchError("the link plane did not confirm the cut")
+            raise HarnessError("the link plane did not confirm the cut")
 
     def loss(self, links: Sequence[Link], probability: float) -> None:
         raise LaunchError(_cannot("loss", "the link plane"))
@@ -107,13 +107,13 @@ class LinkFaults:
             self.links.delay_link(src, dst, latency_ms, jitter_ms)
         for src, dst in links:
             if not self.links.confirm_delay(src, dst, latency_ms):
-                raise LaunchError(f"the link plane did not confirm latency on {src}->{dst}")
+                raise HarnessError(f"the link plane did not confirm latency on {src}->{dst}")
 
     def heal(self) -> None:
         self.links.heal()
         self.links.clear_delays()
         if not self.links.clean():
-            raise LaunchError("the link plane did not confirm the heal")
+            raise HarnessError("the link plane did not confirm the heal")
 
     def traffic(self, live_nodes: Sequence[str]) -> dict[str, Any] | None:
         """Every proxy's reads from its sender (``GET /stats``, our server's extension; a
@@ -191,14 +191,14 @@ class PacketFaults:
         for src, dst in links:
             packets.cut(self.flow(src, dst), tag=f"cut {src}->{dst}")
         if not packets.confirm():
-            raise LaunchError("the packet plane did not confirm the cut")
+            raise HarnessError("the packet plane did not confirm the cut")
 
     def loss(self, links: Sequence[Link], probability: float) -> None:
         packets = self._plane()
         for src, dst in links:
             packets.loss(self.flow(src, dst), probability, tag=f"loss {src}->{dst}")
         if not packets.confirm():
-            raise LaunchError("the packet plane did not confirm the loss rules")
+            raise HarnessError("the packet plane did not confirm the loss rules")
 
     def latency(self, links: Sequence[Link], latency_ms: int, jitter_ms: int) -> None:
         raise LaunchError(NO_LATENCY)
@@ -209,7 +209,7 @@ class PacketFaults:
         self.packets.heal()
         if self.packets.active() or any(self.packets.listed(p)
                                         for p in self.packets.namespaces()):
-            raise LaunchError("the packet plane did not confirm the heal")
+            raise HarnessError("the packet plane did not confirm the heal")
 
     def traffic(self, live_nodes: Sequence[str]) -> dict[str, Any] | None:
         """iptables counters of what each node sends (root only); a node seen in a new

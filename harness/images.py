@@ -33,7 +33,11 @@ IMAGE_LABEL = "gossipcert.image"
 HASH_LABEL = "gossipcert.hash"
 BASE_REPO = "gossipcert-base"
 REFERENCE_REPO = "gossipcert-reference"
-PROJECT_IMAGES = (BASE_REPO, REFERENCE_REPO)
+# An image registry (Debian's docker-registry, copied from the host) that the swarm
+# backend runs as a service, so images reach every swarm node without an outside registry.
+REGISTRY_REPO = "gossipcert-registry"
+REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+PROJECT_IMAGES = (BASE_REPO, REFERENCE_REPO, REGISTRY_REPO)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER_DIR = Path(__file__).resolve().parent / "docker"
@@ -169,14 +173,30 @@ def reference_tag(base: str) -> str:
     return f"{REFERENCE_REPO}:{_digest(parts)}"
 
 
+def docker_timeout_s() -> float:
+    """How long one Docker API call may take: ``GOSSIPCERT_DOCKER_TIMEOUT_S``, default
+    120 s (an engine that takes longer has stopped answering: the run ends as a harness
+    error)."""
+    raw = os.environ.get("GOSSIPCERT_DOCKER_TIMEOUT_S", "120")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise GossipcertError(f"GOSSIPCERT_DOCKER_TIMEOUT_S must be a positive number of "
+                              f"seconds, not {raw!r}")
+    return value
+
+
 def docker_client() -> Any:
     """A client of the local engine, or one clear line on how to get one."""
     try:
         import docker
     except ImportError:  # pragma: no cover - a declared dependency
         raise GossipcertError("the 'docker' Python package is not installed") from None
+    timeout_s = docker_timeout_s()
     try:
-        client = docker.from_env(timeout=120)
+        client = docker.from_env(timeout=timeout_s)
         client.ping()
     except Exception as exc:
         raise GossipcertError(
@@ -319,6 +339,56 @@ def _drop_superseded(client: Any, kind: str, keep: str) -> None:
             continue
         with contextlib.suppress(Exception):
             client.images.remove(image.id)  # refused while a container uses it
+
+
+REGISTRY_CONFIG = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: 0.0.0.0:5000
+"""
+REGISTRY_DOCKERFILE = """ARG BASE
+FROM ${BASE}
+COPY docker-registry /usr/bin/docker-registry
+COPY config.yml /etc/docker/registry/config.yml
+CMD ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]
+"""
+
+
+def build_registry(client: Any, progress: Progress) -> str:
+    """Build (or find cached) the registry image: the base image plus the host's
+    ``docker-registry`` binary (Debian package docker-registry); returns its tag."""
+    if not REGISTRY_BINARY.is_file():
+        raise ImageError(f"the swarm backend's image registry needs {REGISTRY_BINARY} "
+                         "(apt-get install docker-registry; sh scripts/ci-setup.sh does)")
+    base = build_base(client, progress)
+    binary = REGISTRY_BINARY.read_bytes()
+    hash_ = _digest([base.encode(), REGISTRY_DOCKERFILE.encode(), REGISTRY_CONFIG.encode(),
+                     binary])
+    tag = f"{REGISTRY_REPO}:{hash_}"
+    if image_exists(client, tag):
+        return tag
+    progress(f"image {tag}: building on {base}")
+    with tempfile.TemporaryDirectory(prefix="gossipcert-registry-") as tmp:
+        ctx = Path(tmp)
+        (ctx / "Dockerfile").write_text(REGISTRY_DOCKERFILE, encoding="utf-8")
+        (ctx / "config.yml").write_text(REGISTRY_CONFIG, encoding="utf-8")
+        shutil.copy(REGISTRY_BINARY, ctx / "docker-registry")
+        errors = []
+        for chunk in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True,
+                                      decode=True, buildargs={"BASE": base},
+                                      labels={IMAGE_LABEL: "registry", HASH_LABEL: hash_}):
+            if "error" in chunk:
+                errors.append(str(chunk["error"]).strip())
+    if errors or not image_exists(client, tag):
+        raise ImageError(f"docker build of {tag} failed: {' | '.join(errors) or 'no image'}")
+    _drop_superseded(client, "registry", keep=tag)
+    return tag
 
 
 def resolve_image(client: Any, name: str, progress: Progress) -> str:

@@ -102,9 +102,10 @@ class Manifest:
 
     def launch_for(self, backend: str) -> Launch:
         """The launch section a backend uses; a missing one is a manifest error."""
-        launch: Launch | None = self.docker if backend == "docker" else self.process
+        containers = backend in ("docker", "swarm")  # both run the launch.docker image
+        launch: Launch | None = self.docker if containers else self.process
         if launch is None:
-            section = "docker" if backend == "docker" else "process"
+            section = "docker" if containers else "process"
             raise ManifestError(f"manifest {self.path}: no launch.{section} section "
                                 f"(needed by --backend {backend})")
         return launch

@@ -67,7 +67,7 @@ __all__ = [
 
 REPLAY_FORMAT = "gossipcert-ops/1"
 _OLD_FORMAT = "gossipcert-schedule/1"
-BACKENDS = ("process", "docker", "simulation")
+BACKENDS = ("process", "docker", "swarm", "simulation")
 
 
 class ReplayError(GossipcertError):
@@ -317,8 +317,8 @@ def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions,
                           f"{', '.join(expected_ids)}; the file has {', '.join(recorded.nodes)}")
     backend = opts.backend or (recorded.backend if recorded.backend != "simulation"
                                else "process")
-    if backend not in ("process", "docker"):
-        raise ReplayError(f"unknown backend {backend!r} (available: process, docker)")
+    if backend not in ("process", "docker", "swarm"):
+        raise ReplayError(f"unknown backend {backend!r} (available: process, docker, swarm)")
     spec, manifest = _manifest_for(recorded, opts.impl)
     manifest = with_run_options(manifest, conflict_policy=recorded.conflict_policy)
     manifest.launch_for(backend)

@@ -64,17 +64,25 @@ def build_report(
     run: Mapping[str, Any],
     certificate: Mapping[str, Any],
     runs: Sequence[Mapping[str, Any]] | None = None,
+    harness_error: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a dict: ``certificate`` says what it certifies
-    (:func:`harness.suite.certificate`), ``runs`` lists a suite's scenario runs."""
+    (:func:`harness.suite.certificate`), ``runs`` lists a suite's scenario runs.
+
+    ``harness_error`` (message, scenario, kind): the harness's own parts failed and cut
+    the run short. The verdict is then ``error`` and the report certifies nothing; the
+    requirements show what was observed until then."""
     counts = Counter(v.status for v in verdicts)
     run_info = dict(run)
     run_info.setdefault("gossipcert_version", __version__)
+    cert = dict(certificate)
+    if harness_error is not None:
+        cert["capabilities_certified"] = []
     report = {
         "report_version": REPORT_VERSION,
         "implementation": implementation,
-        "verdict": overall_verdict(verdicts),
-        "certificate": dict(certificate),
+        "verdict": "error" if harness_error is not None else overall_verdict(verdicts),
+        "certificate": cert,
         "seed": seed,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "summary": {status: counts.get(status, 0) for status in STATUSES},
@@ -84,5 +92,7 @@ def build_report(
     }
     if runs is not None:
         report["runs"] = [dict(r) for r in runs]
+    if harness_error is not None:
+        report["harness_error"] = dict(harness_error)
     out: dict[str, Any] = _jsonable(report)
     return out

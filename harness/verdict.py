@@ -34,7 +34,7 @@ LEVELS = ("MUST", "SHOULD")
 STATUSES = ("pass", "fail", "not-claimed", "untested", "error")
 # The certificate: PASS needs every claimed MUST exercised and passed; a MUST failed is
 # FAIL; a MUST left untested or in error (and none failed) is INCOMPLETE.
-VERDICTS = ("pass", "fail", "incomplete")
+VERDICTS = ("pass", "fail", "incomplete", "error")  # error: the harness failed mid-run
 # The CRDT types of the contract; requirement CRDT-<TYPE> is about type <type>.
 CRDT_TYPES = ("g-counter", "pn-counter", "or-set", "lww-register")
 _REQUIRED_FIELDS = (

@@ -11,7 +11,12 @@ from typing import Any
 
 from gossipcert.harness.index import HistoryIndex
 from gossipcert.harness.reporting import RunResults
-from gossipcert.reports.markdown import VERDICT_MEANING, certificate_lines, judged_text
+from gossipcert.reports.markdown import (
+    VERDICT_MEANING,
+    certificate_lines,
+    harness_error_text,
+    judged_text,
+)
 from gossipcert.reports.plots import (
     broadcast_spread_svg,
     fault_timeline_svg,
@@ -31,7 +36,8 @@ vertical-align:top;text-align:left}th{background:#f4f4f4}
 .untested{color:#9a6700}.incomplete{color:#9a6700;font-weight:600}
 .verdict{font-size:20px;padding:8px 12px;display:inline-block;border-radius:4px}
 .verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
-.verdict.incomplete{background:#fff8c5}
+.verdict.incomplete{background:#fff8c5}.verdict.error{background:#eaeef2}
+.harness-error{border-left:4px solid #6e7781;padding:4px 10px;background:#f6f8fa}
 table.cert{width:auto}table.cert th{width:200px}
 details pre{max-height:240px;overflow:auto;background:#f6f8fa;padding:6px;font-size:12px}
 svg{background:#fff;border:1px solid #eee;margin:8px 0;max-width:100%;height:auto}
@@ -122,7 +128,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 <h1>gossipcert report: {escape(str(report.get("implementation")))}</h1>
 <p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span>
 {escape(VERDICT_MEANING.get(verdict, ""))}</p>
-<h2>Certificate</h2>
+{_harness_error_html(report)}<h2>Certificate</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>
 <p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes
 {escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}
@@ -150,3 +156,8 @@ def write_html_report(path: Path | str, report: Mapping[str, Any], index: Histor
 def write(results: RunResults) -> Path:
     """The ``html`` report writer (entry point of ``gossipcert.reports``)."""
     return write_html_report(results.report_dir / "report.html", results.report, results.index)
+
+
+def _harness_error_html(report: Mapping[str, Any]) -> str:
+    text = harness_error_text(report)
+    return "" if text is None else f'<p class="harness-error">{escape(text)}</p>\n'

@@ -41,6 +41,14 @@ def render_junit(report: Mapping[str, Any]) -> str:
         value = cert.get(name)
         text = ",".join(value) if isinstance(value, list) else str(value)
         ET.SubElement(props, "property", name=f"certificate.{name}", value=text)
+    failure = report.get("harness_error")
+    if isinstance(failure, Mapping):
+        # The harness failed: one errored case CI shows above the requirements.
+        case = ET.SubElement(suite, "testcase", classname="gossipcert.harness",
+                             name="the harness ran the scenarios to their end")
+        ET.SubElement(case, "error", message=str(failure.get("message")), type="harness")
+        suite.set("tests", str(len(requirements) + 1))
+        suite.set("errors", str(counts["error"] + 1))
     for req in requirements:
         case = ET.SubElement(
             suite,

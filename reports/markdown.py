@@ -12,6 +12,7 @@ from gossipcert.harness.reporting import RunResults
 __all__ = [
     "VERDICT_MEANING",
     "certificate_lines",
+    "harness_error_text",
     "judged_text",
     "render_markdown",
     "write",
@@ -32,7 +33,17 @@ VERDICT_MEANING = {
     "fail": "at least one MUST requirement failed",
     "incomplete": "no MUST requirement failed, but at least one claimed MUST requirement "
     "was not exercised or could not be judged: this is not a certificate",
+    "error": "the harness's own parts failed mid-run: this partial report says nothing about "
+    "the implementation and certifies nothing",
 }
+
+
+def harness_error_text(report: Mapping[str, Any]) -> str | None:
+    """What cut the run short, when the harness failed (``harness_error``), else None."""
+    failure = report.get("harness_error")
+    if not isinstance(failure, Mapping):
+        return None
+    return f"harness error in scenario {failure.get('scenario', '?')}: {failure.get('message')}"
 
 
 def judged_text(run: Mapping[str, Any]) -> str:
@@ -121,6 +132,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"**Verdict: {verdict}**" + (f" ({meaning})" if meaning else ""),
         "",
+        *([f"> {_cell(harness_error_text(report) or '')}", ""]
+          if harness_error_text(report) else []),
         "## Certificate",
         "",
     ]

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install and start what the Docker backend, the packet plane and the report tests need:
 # a Docker engine, iptables, debootstrap (the offline base image), serf (a UDP gossiper to
-# fault), iproute2 (network namespaces) and chromium (renders report.html headless).
+# fault), iproute2 (network namespaces), chromium (renders report.html headless) and
+# docker-registry (the swarm backend's in-swarm image registry).
 # Idempotent: installs only what is missing and starts dockerd only when none answers.
 set -eu
 
@@ -13,6 +14,9 @@ command -v serf >/dev/null 2>&1 || missing="$missing serf"
 command -v nsenter >/dev/null 2>&1 || missing="$missing util-linux"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# The swarm backend's image registry (a run's images reach every swarm node through it).
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 if [ -n "$missing" ]; then
     echo "ci-setup: installing$missing"
     export DEBIAN_FRONTEND=noninteractive

@@ -64,11 +64,23 @@ def test_certify(name: str, out_dir: Path) -> None:
         assert code == (1 if must_failed else 3), statuses
         return
     assert code == RUNS[name][1], statuses
+    certified = report["certificate"]["capabilities_certified"]
+    if name == "maelstrom-broadcast":
+        assert statuses["BCAST-DELIVERY"] == "pass" and statuses["BCAST-LATENCY"] == "pass"
+        musts = [r["id"] for r in report["requirements"]
+                 if r["level"] == "MUST" and r["status"] != "not-claimed"]
+        assert musts == ["BCAST-DELIVERY"] and certified == ["broadcast"]
     if name == "maelstrom-noretry":
-        assert statuses["BCAST-DELIVERY"] == "fail"
+        delivery = next(r for r in report["requirements"] if r["id"] == "BCAST-DELIVERY")
+        assert delivery["status"] == "fail"
+        never = delivery["evidence"]["details"]["never"]
+        assert never and all("deferred_to_heal_ms" in d for d in never)
+        assert "after the heal" in delivery["evidence"]["summary"]
     if name == "maelstrom-g-counter":
         assert statuses["CRDT-G-COUNTER"] == "pass"
-        assert statuses["CRDT-OR-SET"] == "not-claimed"
+        for other in ("CRDT-PN-COUNTER", "CRDT-OR-SET", "CRDT-LWW-REGISTER"):
+            assert statuses[other] == "not-claimed"
+        assert certified == ["crdt"]
 
 
 def test_summary_table(out_dir: Path) -> None:

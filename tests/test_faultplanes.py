@@ -15,7 +15,7 @@ import pytest
 from gossipcert.chaos.packet import Flow, PacketPlaneError, Sender
 from gossipcert.harness.cluster import Cluster
 from gossipcert.harness.driver import NO_LATENCY
-from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.errors import HarnessError, LaunchError
 from gossipcert.harness.faultplanes import LinkFaults, PacketFaults, choose
 from gossipcert.harness.history import History
 from gossipcert.harness.manifest import load_manifest
@@ -37,7 +37,7 @@ class FakePlane:
     def _record(self, *call: Any) -> None:
         self.calls.append(call)
         if call[0] == self.fails:
-            raise LaunchError(f"the {self.name} plane did not confirm the {call[0]}")
+            raise HarnessError(f"the {self.name} plane did not confirm the {call[0]}")
 
     def cut(self, links: Sequence[tuple[str, str]]) -> None:
         self._record("cut", list(links))
@@ -75,7 +75,22 @@ def _routed(cluster: Cluster, **fails: str) -> tuple[FakePlane, FakePlane]:
 
 
 def _faults(cluster: Cluster) -> list[tuple[str, dict[str, Any]]]:
-    return [(e.op, e.args) for e in cluster.history if e.type == "fault"]
+    """The fault entries, without when a network fault was confirmed (checked apart)."""
+    return [(e.op, {k: v for k, v in e.args.items() if k not in _APPLIED})
+            for e in cluster.history if e.type == "fault"]
+
+
+_APPLIED = ("applied_ms", "applying_ms")
+
+
+def test_a_network_fault_is_stamped_when_its_application_began(cluster: Cluster) -> None:
+    """At scale a partition is thousands of toxics: its entry's time is when they began
+    to go in, and ``applied_ms`` when the plane confirmed them all."""
+    _routed(cluster)
+    cluster.cut([AB, BA], groups=[["n1"], ["n2"]])
+    [entry] = [e for e in cluster.history if e.type == "fault"]
+    assert entry.time_ms <= entry.args["applied_ms"]
+    assert entry.args["applying_ms"] >= 0
 
 
 def test_an_unstarted_cluster_has_the_packet_plane_only(cluster: Cluster) -> None:
@@ -168,7 +183,7 @@ def test_a_heal_one_plane_cannot_confirm_still_heals_the_others_and_is_not_recor
     cluster: Cluster,
 ) -> None:
     link, packet = _routed(cluster, link="heal")
-    with pytest.raises(LaunchError, match="the link plane did not confirm the heal"):
+    with pytest.raises(HarnessError, match="the link plane did not confirm the heal"):
         cluster.heal()
     assert link.calls == [("heal",)] and packet.calls == [("heal",)]
     assert _faults(cluster) == []
@@ -176,7 +191,7 @@ def test_a_heal_one_plane_cannot_confirm_still_heals_the_others_and_is_not_recor
 
 def test_a_fault_not_confirmed_is_not_recorded(cluster: Cluster) -> None:
     _routed(cluster, packet="cut")
-    with pytest.raises(LaunchError, match="did not confirm the cut"):
+    with pytest.raises(HarnessError, match="did not confirm the cut"):
         cluster.cut([AB], plane="packet")
     assert _faults(cluster) == []
 
@@ -246,11 +261,11 @@ def test_the_link_adapter_cuts_and_delays_exactly_the_links_then_confirms() -> N
 
 def test_the_link_adapter_raises_what_it_cannot_confirm() -> None:
     plane = LinkFaults(FakeLinkPlane(confirms=False))  # type: ignore[arg-type]
-    with pytest.raises(LaunchError, match="the link plane did not confirm the cut"):
+    with pytest.raises(HarnessError, match="the link plane did not confirm the cut"):
         plane.cut([AB])
-    with pytest.raises(LaunchError, match="did not confirm latency on n1->n2"):
+    with pytest.raises(HarnessError, match="did not confirm latency on n1->n2"):
         plane.latency([AB], 80, 0)
-    with pytest.raises(LaunchError, match="the link plane did not confirm the heal"):
+    with pytest.raises(HarnessError, match="the link plane did not confirm the heal"):
         plane.heal()
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from gossipcert.harness.checkers import check_failure_detection
 from gossipcert.harness.history import History
 from gossipcert.harness.hostlag import LagMonitor
@@ -62,3 +63,46 @@ def test_timing_failures_of_a_lagged_run_are_inconclusive() -> None:
     assert fine.status == "pass"
     wrong = lagged(final(writes(formed()), {"n1": ["a"], "n2": ["a"], "n3": ["a"]}))
     assert lww(wrong).status == "fail"
+
+
+def saturated(h: Hist) -> Hist:
+    h.rows.append({"time_ms": 12_000, "type": "phase", "op": "host-saturated",
+                   "args": {"edge": "start", "busy": 0.99, "cpus": 2}})
+    h.rows.append({"time_ms": 16_000, "type": "phase", "op": "host-saturated",
+                   "args": {"edge": "end", "busy": 0.5, "cpus": 2, "nodes_cpu_s": 7.5}})
+    return h
+
+
+def test_timing_failures_of_a_run_on_a_saturated_host_are_inconclusive() -> None:
+    late = killed_n3(13000, 22500)
+    verdict = check(check_failure_detection, "FD-DETECT", saturated(late).build())
+    assert verdict.status == "error"
+    assert verdict.evidence.startswith("inconclusive: the host could not keep up")
+    assert "2 CPU(s) were saturated" in verdict.evidence
+    wrong = saturated(final(writes(formed()), {"n1": ["a"], "n2": ["a"], "n3": ["a"]}))
+    assert lww(wrong).status == "fail"
+
+
+@pytest.mark.slow
+def test_a_saturated_host_is_recorded_with_who_used_the_cpu(tmp_path: Path) -> None:
+    """Two processes spinning on a two-core host (one per core) saturate it: the monitor
+    records a host-saturated phase and counts their CPU as the run's nodes (children of
+    the harness); an idle host records nothing."""
+    import os
+    import subprocess
+
+    from gossipcert.harness.hostload import SATURATED_SAMPLES, HostLoadMonitor
+
+    history = History(tmp_path / "history.jsonl")
+    spin = [sys.executable, "-c",
+            "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 6: pass"]
+    with HostLoadMonitor(history, sample_s=0.5) as monitor:
+        spinners = [subprocess.Popen(spin) for _ in range(os.cpu_count() or 1)]
+        for p in spinners:
+            p.wait()
+    history.close()
+    summary = monitor.summary()
+    assert summary["nodes_cpu_s"] >= 1.0 * len(spinners), summary
+    phases = [e for e in history.entries() if e.op == "host-saturated"]
+    assert monitor.episodes >= 1 and phases[0].args["edge"] == "start", summary
+    assert summary["saturated_s"] >= SATURATED_SAMPLES * 0.5

@@ -407,32 +407,9 @@ def _statuses(report: dict[str, Any]) -> dict[str, str]:
     return {r["id"]: r["status"] for r in report["requirements"]}
 
 
-@pytest.mark.slow
-def test_a_gossiping_broadcast_node_is_certified(tmp_path: Path) -> None:
-    result = _certify(tmp_path, "--impl", f"maelstrom:{GOSSIP}", "--workload", "broadcast",
-                      "--nodes", "5")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = _report(tmp_path)
-    claimed = {r["id"]: r["status"] for r in report["requirements"]
-               if r["status"] != "not-claimed"}
-    assert claimed["BCAST-DELIVERY"] == "pass" and claimed["BCAST-LATENCY"] == "pass"
-    musts = [r for r in report["requirements"] if r["level"] == "MUST"
-             and r["status"] != "not-claimed"]
-    assert [r["id"] for r in musts] == ["BCAST-DELIVERY"]
-    assert report["certificate"]["capabilities_certified"] == ["broadcast"]
-
-
-@pytest.mark.slow
-def test_a_node_that_never_retries_fails_delivery_after_partitions_heal(
-        tmp_path: Path) -> None:
-    result = _certify(tmp_path, "--impl", f"maelstrom:{NORETRY}", "--nodes", "5",
-                      "--scenario", "broadcast-partitions")
-    assert result.returncode == 1, result.stdout + result.stderr
-    delivery = next(r for r in _report(tmp_path)["requirements"] if r["id"] == "BCAST-DELIVERY")
-    assert delivery["status"] == "fail"
-    never = delivery["evidence"]["details"]["never"]
-    assert never and all("deferred_to_heal_ms" in d for d in never)
-    assert "after the heal" in delivery["evidence"]["summary"]
+# The certifications of the three sample nodes under their own workloads (the gossip
+# node, the g-counter node, and the node that never retries failing the partitions) are
+# in tests/test_compliance.py, which keeps their reports.
 
 
 @pytest.mark.slow
@@ -443,15 +420,3 @@ def test_a_gossiping_node_passes_the_partitions_the_other_one_fails(tmp_path: Pa
     assert statuses["BCAST-DELIVERY"] == "pass", result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
 
-
-@pytest.mark.slow
-def test_a_g_counter_node_on_seq_kv_is_certified_for_g_counters_only(tmp_path: Path) -> None:
-    result = _certify(tmp_path, "--impl", f"maelstrom:{COUNTER}", "--workload", "g-counter",
-                      "--nodes", "5")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = _report(tmp_path)
-    statuses = _statuses(report)
-    assert statuses["CRDT-G-COUNTER"] == "pass"
-    for other in ("CRDT-PN-COUNTER", "CRDT-OR-SET", "CRDT-LWW-REGISTER"):
-        assert statuses[other] == "not-claimed"
-    assert report["certificate"]["capabilities_certified"] == ["crdt"]

@@ -152,6 +152,12 @@ class Endpoint(asyncio.Protocol):
         self.peer: Endpoint | None = None
         self.count = _UNCOUNTED
         self._blocks: set[str] = set()
+        # What arrived while reading was paused: CPython before 3.11.3 (Debian bookworm's
+        # 3.11.2, the image's) starts reading after ``connection_made`` even when it paused
+        # the transport there, so a client's first bytes could come before the upstream
+        # exists. They wait here for the last block to go.
+        self._held: list[bytes] = []
+        self._held_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -161,13 +167,22 @@ class Endpoint(asyncio.Protocol):
         self.conn.endpoint_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._blocks or self._held:
+            self._held.append(data)
+            return
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
         count = self.count
         count.chunks += 1
         count.bytes += len(data)
         self.forward(data)
 
     def eof_received(self) -> bool:
-        self.forward_eof()
+        if self._blocks or self._held:
+            self._held_eof = True
+        else:
+            self.forward_eof()
         return True  # keep the socket for the other direction (half-close)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -190,6 +205,11 @@ class Endpoint(asyncio.Protocol):
         if reason not in self._blocks:
             return
         self._blocks.discard(reason)
+        while self._held and not self._blocks:
+            self._deliver(self._held.pop(0))
+        if self._held_eof and not self._held and not self._blocks:
+            self._held_eof = False
+            self.forward_eof()
         if not self._blocks:
             self.transport.resume_reading()
 

@@ -1,4 +1,5 @@
-"""Backends run nodes somewhere (local processes, Docker containers) behind one interface."""
+"""Backends run nodes somewhere (local processes, Docker containers, Docker Swarm services)
+behind one interface."""
 
 from __future__ import annotations
 
@@ -18,4 +19,8 @@ def make_backend(name: str) -> Backend:
         from gossipcert.harness.backends.docker import DockerBackend
 
         return DockerBackend()
-    raise GossipcertError(f"unknown backend {name!r} (available: process, docker)")
+    if name == "swarm":
+        from gossipcert.harness.backends.swarm import SwarmBackend
+
+        return SwarmBackend()
+    raise GossipcertError(f"unknown backend {name!r} (available: process, docker, swarm)")

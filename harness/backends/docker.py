@@ -22,6 +22,7 @@ from gossipcert.harness.backends.base import NodeAddress
 from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL, owner_label, sweep_docker
 from gossipcert.harness.errors import (
     GossipcertError,
+    HarnessError,
     LaunchError,
     ManifestError,
     ToxiproxyUnavailable,
@@ -55,6 +56,38 @@ def _local_routes() -> list[ipaddress.IPv4Network]:
             with contextlib.suppress(ValueError):
                 nets.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
     return nets
+
+
+def create_run_network(client: Any, name: str, labels: dict[str, str], *,
+                       driver: str = "bridge", attachable: bool = False,
+                       block: ipaddress.IPv4Network = SUBNET_BLOCK,
+                       ) -> tuple[Any, ipaddress.IPv4Network]:
+    """A run's network on the first free /24 of ``block``: none of the engine's networks
+    nor the host's routes overlap it (the swarm backend makes its overlay the same way)."""
+    import docker.errors
+    from docker.types import IPAMConfig, IPAMPool
+
+    taken = _local_routes()
+    for net in client.networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(ValueError, KeyError):
+                net_range = ipaddress.ip_network(cfg["Subnet"])
+                if isinstance(net_range, ipaddress.IPv4Network):
+                    taken.append(net_range)
+    last_error = "no free /24 left"
+    for subnet in block.subnets(new_prefix=24):
+        if any(subnet.overlaps(t) for t in taken):
+            continue
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet[1]))])
+        try:
+            network = client.networks.create(
+                name, driver=driver, ipam=ipam, labels=labels, check_duplicate=True,
+                attachable=attachable or None)
+        except docker.errors.APIError as exc:
+            last_error = str(exc.explanation or exc)
+            continue  # taken by a run that started meanwhile: try the next one
+        return network, subnet
+    raise GossipcertError(f"cannot create the run's Docker network ({driver}): {last_error}")
 
 
 @dataclass
@@ -137,33 +170,8 @@ class DockerBackend:
         return {RUN_LABEL: self.run_label, OWNER_LABEL: owner_label(), **extra}
 
     def _create_network(self) -> None:
-        import docker.errors
-        from docker.types import IPAMConfig, IPAMPool
-
-        taken = _local_routes()
-        for net in self.client.networks.list():
-            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
-                with contextlib.suppress(ValueError, KeyError):
-                    net_range = ipaddress.ip_network(cfg["Subnet"])
-                    if isinstance(net_range, ipaddress.IPv4Network):
-                        taken.append(net_range)
-        name = f"gossipcert-{self.run_label}"
-        last_error = "no free /24 left"
-        for subnet in SUBNET_BLOCK.subnets(new_prefix=24):
-            if any(subnet.overlaps(t) for t in taken):
-                continue
-            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet),
-                                                      gateway=str(subnet[1]))])
-            try:
-                self.network = self.client.networks.create(
-                    name, driver="bridge", ipam=ipam, labels=self._labels(),
-                    check_duplicate=True)
-            except docker.errors.APIError as exc:
-                last_error = str(exc.explanation or exc)
-                continue  # taken by a run that started meanwhile: try the next one
-            self.subnet = subnet
-            return
-        raise GossipcertError(f"cannot create the run's Docker network: {last_error}")
+        self.network, self.subnet = create_run_network(
+            self.client, f"gossipcert-{self.run_label}", self._labels())
 
     def allocate(self, node_ids: list[str], base_port: int | None) -> dict[str, NodeAddress]:
         if self.subnet is None:
@@ -274,10 +282,14 @@ class DockerBackend:
             if self._state(node_id).get("Paused"):
                 container.unpause()
         with contextlib.suppress(Exception):
-            container.kill()  # SIGKILL
+            container.kill()  # SIGKILL (refused when it already stopped: checked below)
         with contextlib.suppress(Exception):
             container.wait(timeout=10)
         self._seen.pop(node_id, None)
+        # A kill the engine never carried out must not pass for one: the history would
+        # say the node died while it ran on.
+        if self._state(node_id).get("Running"):
+            raise HarnessError(f"the Docker engine did not kill {node_id}")
 
     def pause(self, node_id: str) -> None:
         """Freeze every process of the node (cgroup freezer): it neither sends nor answers."""

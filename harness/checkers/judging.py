@@ -5,8 +5,8 @@ the verdict it returns, and the tally of a latency requirement.
 requirement whose capability (or conflict policy) is not declared is ``not-claimed``; a
 declared capability whose every call answered 501 fails; a requirement left untested
 because every read it needed failed is ``error``; a timing failure while the harness's
-own host stalled is ``error`` (inconclusive); and a timed verdict names the node-stamped
-times the index rejected (clock violations).
+own host stalled or its CPU was saturated is ``error`` (inconclusive); and a timed
+verdict names the node-stamped times the index rejected (clock violations).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from gossipcert.harness.bounds import evaluate
 from gossipcert.harness.history import Entry
+from gossipcert.harness.hostload import SATURATED_BUSY, SATURATED_SAMPLES
 from gossipcert.harness.index import HistoryIndex, Op
 from gossipcert.harness.verdict import Requirement, Verdict, crdt_type_claimed
 
@@ -251,6 +252,15 @@ def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
     does not depend on how promptly the harness ran, so those failures stand."""
     if requirement.unit != "ms" and requirement.capability != "failure-detection":
         return None
+    saturated = index.phase_args.get("host-saturated") or []
+    if saturated:
+        cpus = saturated[0].get("cpus", "?")
+        return (
+            f"the host could not keep up: its {cpus} CPU(s) were saturated (at least "
+            f"{SATURATED_BUSY:.0%} busy for {SATURATED_SAMPLES} s or more) "
+            f"{len(saturated)} time(s) during the run, so this run cannot judge timing "
+            "(run.host_load in the report says which processes used the CPU)"
+        )
     episodes = index.phase_args.get("host-lag") or []
     lags = [float(a.get("lag_ms", 0)) for a in episodes]
     if not lags:
