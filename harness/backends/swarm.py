@@ -515,6 +515,13 @@ class SwarmBackend:
             text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         if node_id in self._task_errors:
             text.append(self._task_errors[node_id])
+        else:  # where the swarm says the node is, for a node that never answered
+            task = self._task(node_id) or {}
+            status = task.get("Status") or {}
+            text.append(f"(swarm task {str(task.get('ID', '?'))[:12]}: "
+                        f"{status.get('State', 'none')} on node "
+                        f"{str(task.get('NodeID', '?'))[:12]}, overlay address "
+                        f"{self.overlay_ip(node_id) or 'none'}: {status.get('Message', '')})")
         return "\n".join(text[-lines:])
 
     def _wait_ended(self, node_id: str, timeout_s: float = 15.0) -> None:
@@ -567,6 +574,7 @@ class SwarmBackend:
         old = self._task(node_id)
         if self.exited(node_id) is None:
             self.kill(node_id)
+        self._reset_links(node_id)
         service = self._services[node_id]
         service.reload()
         service.force_update()
@@ -579,6 +587,25 @@ class SwarmBackend:
 
         if wait_until(new_task, 30.0, every_s=0.1) is None:
             raise LaunchError(f"node {node_id}: the swarm made no new task on restart")
+
+    def _reset_links(self, node_id: str) -> None:
+        """Close every proxied connection to the node (each proxy disabled and enabled
+        again, toxics kept). A restarted node gets a new overlay address, so a peer's
+        connection to its old one would hang unanswered until TCP gives up, where a
+        restart on the same address (the Docker backend) answers with a reset; the peers
+        dial again and reach the new one."""
+        if self._control_proxies is None:
+            return
+        try:
+            for name, proxy in self._control_proxies.proxies().items():
+                upstream = str(proxy.get("upstream", ""))
+                if name.startswith(f"{self.run_label}:") and \
+                        upstream.rpartition(":")[0] == node_id:
+                    self._control_proxies.disable_proxy(name)
+                    self._control_proxies.enable_proxy(name)
+        except (ToxiproxyError, OSError) as exc:
+            raise LaunchError(f"node {node_id}: the proxies to it could not be reset for "
+                              f"its restart: {exc}") from None
 
     def netns_pid(self, node_id: str) -> int | None:
         """A key of the node's network namespace for the packet plane (its agent and the
