@@ -298,6 +298,20 @@ def _pip_install_deps(target: Path) -> None:
     _run(argv + _deps_pins(), "installing the image's Python dependencies", timeout=900)
 
 
+def _build(client: Any, ctx: Path, tag: str, base: str, kind: str) -> None:
+    """``docker build`` of ``ctx`` on ``base`` as ``tag`` (``repo:hash``), labelled as an
+    image of ours of ``kind``; :class:`ImageError` with the builder's errors."""
+    hash_ = tag.partition(":")[2]
+    errors = []
+    for chunk in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True,
+                                  decode=True, buildargs={"BASE": base},
+                                  labels={IMAGE_LABEL: kind, HASH_LABEL: hash_}):
+        if "error" in chunk:
+            errors.append(str(chunk["error"]).strip())
+    if errors or not image_exists(client, tag):
+        raise ImageError(f"docker build of {tag} failed: {' | '.join(errors) or 'no image'}")
+
+
 def build_reference(client: Any, progress: Progress) -> str:
     """Build (or find cached) the reference node image; returns its tag."""
     base = build_base(client, progress)
@@ -316,15 +330,7 @@ def build_reference(client: Any, progress: Progress) -> str:
                 dest = ctx / "src" / "gossipcert" / path.relative_to(ROOT)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, dest)
-        repo, _, hash_ = tag.partition(":")
-        errors = []
-        for chunk in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True,
-                                      decode=True, buildargs={"BASE": base},
-                                      labels={IMAGE_LABEL: "reference", HASH_LABEL: hash_}):
-            if "error" in chunk:
-                errors.append(str(chunk["error"]).strip())
-    if errors or not image_exists(client, tag):
-        raise ImageError(f"docker build of {tag} failed: {' | '.join(errors) or 'no image'}")
+        _build(client, ctx, tag, base, "reference")
     size = client.images.get(tag).attrs.get("Size", 0) / 1e6
     progress(f"image {tag}: built in {time.monotonic() - started:.0f} s ({size:.0f} MB)")
     _drop_superseded(client, "reference", keep=tag)
@@ -379,14 +385,7 @@ def build_registry(client: Any, progress: Progress) -> str:
         (ctx / "Dockerfile").write_text(REGISTRY_DOCKERFILE, encoding="utf-8")
         (ctx / "config.yml").write_text(REGISTRY_CONFIG, encoding="utf-8")
         shutil.copy(REGISTRY_BINARY, ctx / "docker-registry")
-        errors = []
-        for chunk in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True,
-                                      decode=True, buildargs={"BASE": base},
-                                      labels={IMAGE_LABEL: "registry", HASH_LABEL: hash_}):
-            if "error" in chunk:
-                errors.append(str(chunk["error"]).strip())
-    if errors or not image_exists(client, tag):
-        raise ImageError(f"docker build of {tag} failed: {' | '.join(errors) or 'no image'}")
+        _build(client, ctx, tag, base, "registry")
     _drop_superseded(client, "registry", keep=tag)
     return tag
 

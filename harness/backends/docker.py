@@ -113,6 +113,19 @@ class DockerLinkServer:
             self.on_close()
 
 
+def given_link_server(url: str, reachable: str) -> DockerLinkServer:
+    """A Toxiproxy given by ``--toxiproxy-url`` to containers: it opens its proxies on the
+    address it is reached at, which must not be the host's loopback."""
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname or ""
+    if not host or host == "localhost" or host.startswith("127."):
+        raise ToxiproxyUnavailable(
+            f"--toxiproxy-url {url}: containers cannot reach the host's loopback; give "
+            f"{reachable}")
+    return DockerLinkServer(url=url, listen_host=host)
+
+
 def _save_logs(container: Any, stdout_path: Path, stderr_path: Path) -> None:
     with contextlib.suppress(Exception):
         stdout_path.parent.mkdir(parents=True, exist_ok=True)
@@ -359,15 +372,8 @@ class DockerBackend:
     def open_link_server(self, log_dir: Path, url: str | None = None) -> DockerLinkServer:
         """The Toxiproxy server the run's containers reach: given, real, or ours."""
         if url is not None:
-            from urllib.parse import urlparse
-
-            host = urlparse(url).hostname or ""
-            if not host or host == "localhost" or host.startswith("127."):
-                raise ToxiproxyUnavailable(
-                    f"--toxiproxy-url {url}: containers cannot reach the host's loopback; "
-                    "give an address on the run's network or the Docker bridge")
-            # A given Toxiproxy opens its proxies on the address it is reached at.
-            return DockerLinkServer(url=url, listen_host=host)
+            return given_link_server(url, "an address on the run's network or the Docker "
+                                          "bridge")
         assert self.subnet is not None and self.network is not None
         ip = str(self.subnet[2])
         real = self._real_toxiproxy_image()

@@ -60,6 +60,7 @@ from gossipcert.harness.backends.docker import (
     DockerBackend,
     DockerLinkServer,
     create_run_network,
+    given_link_server,
 )
 from gossipcert.harness.clean import (
     OWNER_LABEL,
@@ -543,18 +544,19 @@ class SwarmBackend:
             agent.container(cid, "kill")
         self._wait_ended(node_id)
 
-    def pause(self, node_id: str) -> None:
+    def _running(self, node_id: str) -> tuple[AgentClient, str]:
+        """The agent and container of a node that runs; LaunchError when none does."""
         found = self._container(node_id)
         if found is None:
             raise LaunchError(f"node {node_id} is not running")
-        agent, cid = found
+        return found
+
+    def pause(self, node_id: str) -> None:
+        agent, cid = self._running(node_id)
         agent.container(cid, "pause")
 
     def resume(self, node_id: str) -> None:
-        found = self._container(node_id)
-        if found is None:
-            raise LaunchError(f"node {node_id} is not running")
-        agent, cid = found
+        agent, cid = self._running(node_id)
         agent.container(cid, "unpause")
 
     def paused(self, node_id: str) -> bool:
@@ -767,12 +769,7 @@ class SwarmBackend:
     def open_link_server(self, log_dir: Path, url: str | None = None) -> DockerLinkServer:
         """The gateway's Toxiproxy server (on the overlay), or a given one."""
         if url is not None:
-            host = urlparse(url).hostname or ""
-            if not host or host == "localhost" or host.startswith("127."):
-                raise ToxiproxyUnavailable(
-                    f"--toxiproxy-url {url}: the swarm's containers cannot reach the host's "
-                    "loopback; give an address they can reach")
-            return DockerLinkServer(url=url, listen_host=host)
+            return given_link_server(url, "an address the swarm's containers can reach")
         if self.gateway is None:
             raise ToxiproxyUnavailable("the swarm backend has no link plane container")
         self._gateway_handed = True
