@@ -14,8 +14,9 @@ Run it under ``flock /tmp/gossipcert-cpu.lock``: the real searches start node pr
    ``--budget-s``, and the same search (same strategy, same seed, same space of
    operations) in the simulator of the reference core with that defect installed. For
    each: seconds and examples to the first violation, seconds until shrinking ended,
-   shrink steps, and the size of the smallest failing sequence (all operations, and the
-   client calls and faults among them).
+   shrink steps, the rerun on which the failure kept failed again, and the size of the
+   smallest failing sequence (all operations, and the client calls and faults among
+   them).
 """
 
 from __future__ import annotations
@@ -52,15 +53,24 @@ def active(ops: list[Op]) -> int:
     return sum(1 for op in ops if op.kind not in _QUIET)
 
 
+def confirmed(outcome: SearchOutcome) -> str:
+    """How the failure kept was confirmed: reruns until it failed again (real clusters)."""
+    best = outcome.best
+    if best is None or not outcome.confirm_runs:
+        return "not needed"
+    said = f"rerun {best.reruns}" if best.failed_again else "never failed again"
+    return f"{said} ({outcome.confirm_runs} runs, {outcome.unconfirmed} set aside)"
+
+
 def row(where: str, defect: str, seed: int, outcome: SearchOutcome, budget_s: float) -> str:
     best, first = outcome.best, outcome.first
     if best is None or first is None:
         return (f"| {defect} | {seed} | {where} | not found in {budget_s:.0f} s "
-                f"({outcome.runs} examples) | | | | |")
+                f"({outcome.runs} examples) | | | | | |")
     found = f"{first.found_after_s:.1f} s, {first.run.number} examples"
     return (f"| {defect} | {seed} | {where} | {found} | {outcome.elapsed_s:.1f} s"
             f"{' (budget)' if outcome.stop == 'budget' else ''} | {outcome.shrink_steps} | "
-            f"{len(best.drawn)} ({active(best.drawn)}) | "
+            f"{confirmed(outcome)} | {len(best.drawn)} ({active(best.drawn)}) | "
             f"{', '.join(v.id for v in best.failed)} |")
 
 
@@ -114,8 +124,8 @@ def main() -> int:
         rate(args.nodes, args.rate_s)
         print()
     print("| defect | seed | where | first violation | search ended after | shrink steps "
-          "| smallest sequence: ops (calls and faults) | failed |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| failed again on | smallest sequence: ops (calls and faults) | failed |")
+    print("|---|---|---|---|---|---|---|---|---|")
     firsts: dict[str, list[float]] = {}
     for defect in args.defects:
         for seed in args.seeds:

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--report-dir", type=Path, default=None,
                         help="where a real replay's reports and logs go (default: "
                              "gossipcert-runs/<stamp>...)")
+    replay.add_argument("--attempts", type=int, default=None, metavar="N",
+                        help="fresh clusters to try before a real replay passes: it stops at "
+                             "the first that fails a MUST (default 5; the simulator needs 1)")
 
     tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
     tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
@@ -317,6 +320,7 @@ def _replay(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
                                                sim=args.sim, report_dir=args.report_dir,
+                                               attempts=args.attempts,
                                                progress=print_progress))
 
 

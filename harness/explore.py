@@ -10,11 +10,13 @@ then), and is judged alone by the checkers: what it did not exercise is simply u
 
 A violation is a MUST requirement that fails (``error`` and ``untested`` are not). Then
 Hypothesis shrinks the sequence against the same real cluster, each shrink step a real
-run that counts only when it fails one of the requirements the first violation failed.
-The smallest failing sequence is saved as a replay file (``replay.json``, format
-``gossipcert-ops/1``, see :mod:`harness.replay`) and reported the way certify reports a
-run, with the sequence added. Without a violation within the budget, the report is the
-last example's, and the outcome is "no violation found in N examples": not a certificate.
+run that counts only when it fails one of the requirements the first violation failed;
+the smallest failure is then run again until it fails once more (a real cluster is not
+deterministic, see :class:`Search`). The smallest failing sequence is saved as a replay
+file (``replay.json``, format ``gossipcert-ops/1``, see :mod:`harness.replay`) and
+reported the way certify reports a run, with the sequence added. Without a violation
+within the budget, the report is the last example's, and the outcome is "no violation
+found in N examples": not a certificate.
 
 The search itself (:class:`Search`) takes any :class:`ExampleRunner`, so the same search
 runs in the simulator of the reference core (:class:`SimulationRunner`) for comparison.
@@ -78,6 +80,7 @@ __all__ = [
 
 DEFAULT_BUDGET = "10m"
 MAX_CONSECUTIVE_ERRORS = 3  # examples the harness could not run, in a row, before giving up
+CONFIRM_WALK = 3  # failures, smallest first, run again to find one that fails twice
 
 
 def parse_budget(text: str) -> float:
@@ -350,6 +353,8 @@ class Finding:
     run: ExampleRun
     failed: list[Verdict]
     found_after_s: float
+    reruns: int = 0  # runs of it again after the search, to confirm it
+    failed_again: bool = False  # one of those failed a target requirement again
 
 
 @dataclass
@@ -357,7 +362,8 @@ class SearchOutcome:
     examples: int = 0  # sequences run while searching for a first violation
     shrink_steps: int = 0  # sequences run while shrinking one
     shrinks: int = 0  # shrink steps that still failed: each a smaller failing sequence
-    unconfirmed: int = 0  # smaller sequences that failed once but not on a second run
+    confirm_runs: int = 0  # failures run again after the search, to confirm them
+    unconfirmed: int = 0  # failures set aside: they did not fail again when run again
     duplicates: int = 0  # sequences drawn again, judged from their first run
     errors: int = 0  # examples the harness could not run to the end
     elapsed_s: float = 0.0
@@ -372,7 +378,7 @@ class SearchOutcome:
 
     @property
     def runs(self) -> int:
-        return self.examples + self.shrink_steps
+        return self.examples + self.shrink_steps + self.confirm_runs
 
 
 class Search:
@@ -380,16 +386,23 @@ class Search:
 
     The first violation fixes the target: later examples (shrink steps) count as failing
     only when they fail one of its requirements, so shrinking cannot wander off to
-    another failure, and only when they fail again on ``confirm`` more runs (a real
-    cluster is not deterministic; the simulator is, and needs none). A sequence drawn
-    twice is judged from its first run (shrinking draws many that build to the same
-    operations). The budget is checked before each run; when it is spent the search stops
-    where it is, keeping the smallest failure.
+    another failure. A sequence drawn twice is judged from its first run (shrinking draws
+    many that build to the same operations). The budget is checked before each run; when
+    it is spent the search stops where it is, keeping the smallest failure.
+
+    A real cluster is not deterministic: a sequence may fail by a timing it meets only now
+    and then. Shrinking takes a smaller sequence on one failure (asking for two would
+    reject most steps of a failure that shows half the time, and shrink little); then the
+    smallest failure is run again, up to ``confirm`` times, until it fails once more. One
+    that never does is set aside for the next larger failure (at most ``CONFIRM_WALK``
+    of them), so the sequence saved is one seen failing twice whenever one was. The
+    simulator is deterministic and needs no confirmation (``confirm=0``). Confirmation
+    runs may go past the budget: a few runs of the smallest sequences.
     """
 
     def __init__(self, runner: ExampleRunner, budget_s: float, *,
                  progress: Callable[[str], None] = _quiet,
-                 clock: Callable[[], float] = time.monotonic, confirm: int = 1) -> None:
+                 clock: Callable[[], float] = time.monotonic, confirm: int = 2) -> None:
         self.runner = runner
         self.budget_s = budget_s
         self.confirm = confirm
@@ -397,6 +410,7 @@ class Search:
         self.clock = clock
         self.outcome = SearchOutcome()
         self._seen: dict[str, Finding | None] = {}  # by operations: the failure, if any
+        self._found: list[Finding] = []  # every failure taken, smallest last
         self._started = clock()
         self._errors_in_a_row = 0
 
@@ -437,8 +451,37 @@ class Search:
             # A real cluster may not fail the same sequence twice; the smallest failure
             # seen is kept all the same.
             outcome.stop = "shrunk" if outcome.best is not None else "exhausted"
+        if outcome.best is not None and self.confirm > 0 and outcome.stop != "aborted":
+            try:
+                self._confirm()
+            except _Aborted as exc:
+                outcome.aborted = f"while confirming the failure: {exc}"
         outcome.elapsed_s = self.elapsed()
         return outcome
+
+    def _confirm(self) -> None:
+        """Run the smallest failure again until it fails once more; walk back to larger
+        ones when it does not (see the class docstring)."""
+        outcome = self.outcome
+        for finding in list(reversed(self._found))[:CONFIRM_WALK]:
+            size = len(finding.drawn)
+            for _ in range(self.confirm):
+                run, failed = self._run(finding.drawn, "confirm")
+                finding.reruns += 1
+                if run is not None and failed:
+                    finding.failed_again = True
+                    outcome.best = finding
+                    self.progress(f"confirmed: the failing sequence of {size} operations "
+                                  f"failed {', '.join(v.id for v in failed)} again on rerun "
+                                  f"{finding.reruns}")
+                    return
+            outcome.unconfirmed += 1
+            self.progress(f"the failing sequence of {size} operations did not fail again in "
+                          f"{finding.reruns} reruns: set aside (its failure depends on a "
+                          f"timing it met only once)")
+        self.progress("no failure seen failed again: the smallest is kept; a replay may need "
+                      "several attempts")
+        outcome.best = self._found[-1]
 
     def _try(self, ops: list[Op]) -> None:
         # One raise for every failure: Hypothesis tells failures apart by where they
@@ -460,7 +503,7 @@ class Search:
                 outcome.best = known  # Hypothesis takes it as its smallest failure now
             return known is not None
         shrinking = best is not None
-        run, failed = self._run(ops, shrinking)
+        run, failed = self._run(ops, "shrink" if shrinking else "example")
         if run is None:
             return False
         size = len(ops)
@@ -475,20 +518,9 @@ class Search:
                               f"no violation; {outcome.examples} examples, {self._spent()}")
             return False
         ids = ", ".join(v.id for v in failed)
-        if shrinking:
-            # A real cluster does not fail a sequence every time it could: a smaller one
-            # counts only when it fails again, so the smallest failure saved reproduces.
-            for _ in range(self.confirm):
-                again, still = self._run(ops, shrinking)
-                if again is None or not still:
-                    outcome.unconfirmed += 1
-                    self._seen[key] = None
-                    self.progress(f"shrink step {outcome.shrink_steps}: {size} operations "
-                                  f"failed {ids} once but not again: not taken; "
-                                  f"{self._spent()}")
-                    return False
         finding = Finding(list(ops), run, failed, self.elapsed())
         self._seen[key] = finding
+        self._found.append(finding)
         if shrinking:
             outcome.shrinks += 1
             self.progress(f"shrink step {outcome.shrink_steps}: {size} operations still fail "
@@ -504,13 +536,16 @@ class Search:
     def _spent(self) -> str:
         return f"{self.elapsed():.0f}/{self.budget_s:.0f} s"
 
-    def _run(self, ops: list[Op], shrinking: bool) -> tuple[ExampleRun | None, list[Verdict]]:
-        """One real run of ``ops``: the run (None when the harness could not finish it)
-        and the target requirements it failed."""
+    def _run(self, ops: list[Op], purpose: str) -> tuple[ExampleRun | None, list[Verdict]]:
+        """One real run of ``ops`` (an ``example``, a ``shrink`` step or a ``confirm``
+        run): the run (None when the harness could not finish it) and the target
+        requirements it failed."""
         outcome = self.outcome
-        if self.elapsed() >= self.budget_s:
+        if purpose == "confirm":
+            outcome.confirm_runs += 1
+        elif self.elapsed() >= self.budget_s:
             raise _BudgetSpent
-        if shrinking:
+        elif purpose == "shrink":
             outcome.shrink_steps += 1
         else:
             outcome.examples += 1
@@ -689,6 +724,11 @@ def _conclude(opts: ExploreOptions, manifest: Manifest, judged: JudgedTiming,
                    f"({runs}, {outcome.elapsed_s:.0f} s)")
         if outcome.stop == "budget":
             summary += "; the budget ran out while shrinking: smaller may exist"
+        if best.failed_again:
+            summary += f"; it failed again on rerun {best.reruns}"
+        elif best.reruns:
+            summary += (f"; it did not fail again in {best.reruns} reruns (its failure "
+                        f"depends on timing: a replay tries several fresh clusters)")
     else:
         summary = (f"no violation found in {runs} ({outcome.elapsed_s:.0f} s"
                    + (f", {outcome.errors} not run to the end" if outcome.errors else "")
@@ -744,6 +784,7 @@ def _exploration(opts: ExploreOptions, outcome: SearchOutcome, best: Finding | N
         "examples": outcome.examples,
         "shrink_steps": outcome.shrink_steps,
         "shrinks": outcome.shrinks,
+        "confirm_runs": outcome.confirm_runs,
         "unconfirmed": outcome.unconfirmed,
         "duplicates": outcome.duplicates,
         "errors": outcome.errors,
@@ -757,10 +798,21 @@ def _exploration(opts: ExploreOptions, outcome: SearchOutcome, best: Finding | N
             "failing_requirements": [v.id for v in best.failed],
             "first_found_after_s": round(first.found_after_s, 2),
             "first_sequence_length": len(first.drawn),
+            "failed_again": best.failed_again,
+            "reruns": best.reruns,
             "replay_file": replay_path.name if replay_path is not None else None,
             "minimal_sequence": [op.to_json() for op in best.run.ops],
         })
     return out
+
+
+def _confirmation(exploration: dict[str, Any]) -> str:
+    runs, aside = exploration["confirm_runs"], exploration["unconfirmed"]
+    if not runs:
+        return ""
+    return (f"{runs} {'run' if runs == 1 else 'runs'} again to confirm the failure kept "
+            f"({aside} {'failure' if aside == 1 else 'failures'} set aside: "
+            f"{'it' if aside == 1 else 'they'} did not fail again), ")
 
 
 def _append_markdown(path: Path, exploration: dict[str, Any]) -> None:
@@ -770,9 +822,9 @@ def _append_markdown(path: Path, exploration: dict[str, Any]) -> None:
              f"- seed {exploration['seed']}, budget {exploration['budget_s']:.0f} s, "
              f"{exploration['elapsed_s']:.0f} s spent",
              f"- {exploration['examples']} examples, {exploration['shrink_steps']} shrink "
-             f"steps ({exploration['shrinks']} smaller failures, confirmed by a second run; "
-             f"{exploration['unconfirmed']} failed only once), "
-             f"{exploration['duplicates']} repeated sequences judged from their first run",
+             f"steps ({exploration['shrinks']} smaller failures), "
+             + _confirmation(exploration)
+             + f"{exploration['duplicates']} repeated sequences judged from their first run",
              f"- this report is the history of run {exploration['reported_example']}"
              + (" (the smallest failure)" if "minimal_sequence" in exploration else ""),
              "- requirements judged (runs that passed or failed them): "

@@ -153,3 +153,34 @@ def test_a_file_recorded_in_simulation_replays_there_by_default(tmp_path: Path) 
     result = run_replay(str(write(tmp_path, valid(backend="simulation"))))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "in simulation" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--attempts", "0"], "--attempts must be at least 1"),
+    (["--sim", "--attempts", "2"], "the simulator replays deterministically"),
+])
+def test_attempts_out_of_place_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
+    result = run_replay(str(write(tmp_path, valid())), *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_real_replay_tries_fresh_clusters_until_a_must_fails(tmp_path: Path) -> None:
+    # The reference node keeps the second write: every attempt passes, and each one ran.
+    passing = run_replay(str(write(tmp_path, valid(), "ok.json")), "--impl", "reference",
+                         "--attempts", "2", "--report-dir", str(tmp_path / "ok"))
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "attempt 2 of 2" in passing.stderr
+    assert "(2 attempts, each on a fresh cluster" in passing.stdout
+    assert "verdict: PASS (no MUST failed in 2 attempts)" in passing.stdout
+    # The defect drops the first write every time: the first attempt fails, no other runs.
+    defect = valid(implementation=str(IMPLS / "acks_unkept_writes"),
+                   failure={"requirements": ["KV-NO-LOST-WRITE"]})
+    failing = run_replay(str(write(tmp_path, defect, "defect.json")), "--attempts", "3",
+                         "--report-dir", str(tmp_path / "defect"))
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert "(attempt 1 of 3)" in failing.stdout and "attempt 2 of" not in failing.stderr
+    assert "still failing: KV-NO-LOST-WRITE" in failing.stdout
+    report = json.loads((tmp_path / "defect" / "report.json").read_text())
+    assert report["verdict"] == "fail"
