@@ -59,7 +59,8 @@ def confirmed(outcome: SearchOutcome) -> str:
     if best is None or not outcome.confirm_runs:
         return "not needed"
     said = f"rerun {best.reruns}" if best.failed_again else "never failed again"
-    return f"{said} ({outcome.confirm_runs} runs, {outcome.unconfirmed} set aside)"
+    return (f"{said} (confirm runs: {outcome.confirm_runs}, failures set aside: "
+            f"{outcome.unconfirmed})")
 
 
 def row(where: str, defect: str, seed: int, outcome: SearchOutcome, budget_s: float) -> str:

@@ -402,7 +402,7 @@ class Search:
 
     def __init__(self, runner: ExampleRunner, budget_s: float, *,
                  progress: Callable[[str], None] = _quiet,
-                 clock: Callable[[], float] = time.monotonic, confirm: int = 2) -> None:
+                 clock: Callable[[], float] = time.monotonic, confirm: int = 3) -> None:
         self.runner = runner
         self.budget_s = budget_s
         self.confirm = confirm

@@ -178,9 +178,9 @@ def test_a_failure_that_never_fails_again_is_kept_but_said_to_be_unconfirmed() -
         operation_sequences(SPACE), 3)
     assert outcome.first is not None and outcome.best is not None
     assert outcome.shrinks > 0  # one failure is enough for a shrink step
-    assert not outcome.best.failed_again and outcome.best.reruns == 2
+    assert not outcome.best.failed_again and outcome.best.reruns == 3
     assert outcome.unconfirmed == min(CONFIRM_WALK, outcome.shrinks + 1)
-    assert outcome.confirm_runs == 2 * outcome.unconfirmed
+    assert outcome.confirm_runs == 3 * outcome.unconfirmed
     assert any("no failure seen failed again" in line for line in lines), lines
     # Without confirmation (a deterministic runner) nothing is run again.
     outcome = Search(FlakyRunner(), 120.0, confirm=0).run(operation_sequences(SPACE), 3)
