@@ -119,8 +119,10 @@ def test_backdated_receipts_fail_at_the_delay_the_harness_saw(tmp_path: Path) ->
     for violation in violations:
         assert violation["kind"] == "broadcast", violation
         t0 = sent[violation["node"]]
-        # Stamped as if delivered in time; judged when the harness saw it, after the hold.
-        assert violation["claimed_ms"] - t0 < hold_ms, violation
+        # Stamped when the rumor arrived, a whole hold before the harness could see it
+        # (a member that got it from a relayer, which held it too, arrived a hold or more
+        # after the send); judged when the harness saw it. 1 ms: the node stamps whole ms.
+        assert violation["used_ms"] - violation["claimed_ms"] >= hold_ms - 1, violation
         assert violation["used_ms"] - t0 >= hold_ms, violation
     # Every member but the (killed) origin held it: each delivery judged late.
     assert {v["node"] for v in violations} == set(sent), (violations, sent)
