@@ -283,13 +283,11 @@ def test_a_node_that_exits_at_start_is_reported_with_its_stderr(tmp_path: Path) 
     assert _owned_by(os.getpid()) == ([], [])
 
 
-def _start_and_kill_midway(tmp_path: Path, seed: int) -> int:
-    """Start a docker certify run, SIGKILL its harness once its cluster is up."""
+def kill_once_cluster_up(*certify_args: str) -> int:
+    """Start ``gossipcert certify`` with these arguments and SIGKILL the harness as soon as
+    it says its cluster is up; its pid (whose run label names what it left)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossipcert.harness.cli",
-         "certify", "--impl", "reference", "--backend",
-         "docker", "--nodes", "3", "--seed", str(seed), "--report-dir",
-         str(tmp_path / f"run{seed}")],
+        [sys.executable, "-m", "gossipcert.harness.cli", "certify", *certify_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert proc.stdout is not None
@@ -304,9 +302,16 @@ def _start_and_kill_midway(tmp_path: Path, seed: int) -> int:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     proc.stdout.close()
-    containers, networks = _owned_by(proc.pid)
-    assert len(containers) == 4 and len(networks) == 1, "the kill left nothing to sweep"
     return proc.pid
+
+
+def _start_and_kill_midway(tmp_path: Path, seed: int) -> int:
+    """Start a docker certify run, SIGKILL its harness once its cluster is up."""
+    pid = kill_once_cluster_up("--impl", "reference", "--backend", "docker", "--nodes", "3",
+                               "--seed", str(seed), "--report-dir", str(tmp_path / f"run{seed}"))
+    containers, networks = _owned_by(pid)
+    assert len(containers) == 4 and len(networks) == 1, "the kill left nothing to sweep"
+    return pid
 
 
 @pytest.mark.docker

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import signal
 import socketserver
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from gossipcert.chaos.swarm_agent import AgentClient, AgentError, AgentServer
 from gossipcert.harness.backends.swarm import SwarmBackend, spread
 from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL
 from gossipcert.harness.manifest import REFERENCE_MANIFEST
+from test_docker_backend import kill_once_cluster_up
 
 REPO = Path(__file__).resolve().parent.parent
 TWO_ENGINES = REPO / "scripts" / "swarm-two-engines.sh"
@@ -377,26 +377,13 @@ def test_certify_on_two_engines_partitions_between_them(two_engines: str,
 @pytest.mark.docker
 @pytest.mark.slow
 def test_clean_sweeps_a_swarm_run_killed_midway(two_engines: str, tmp_path: Path) -> None:
-    proc = subprocess.Popen([*CLI, "certify", "--backend", "swarm", "--nodes", "3",
-                             "--seed", "41", "--report-dir", str(tmp_path / "run")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    output = []
-    for line in proc.stdout:
-        output.append(line)
-        if "cluster up" in line:
-            break
-    else:
-        proc.wait()
-        pytest.fail("the run ended before its cluster was up:\n" + "".join(output))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    proc.stdout.close()
-    left = _owned(proc.pid)
+    pid = kill_once_cluster_up("--backend", "swarm", "--nodes", "3", "--seed", "41",
+                               "--report-dir", str(tmp_path / "run"))
+    left = _owned(pid)
     assert left["services"] and left["networks"] and left["containers"], left
-    assert _owned(proc.pid, two_engines)["containers"], "no node ran on the worker"
+    assert _owned(pid, two_engines)["containers"], "no node ran on the worker"
     result = subprocess.run([*CLI, "clean"], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     assert "swarm service(s)" in result.stdout
-    assert _nothing(_owned(proc.pid)), _owned(proc.pid)
-    assert _nothing(_gone(proc.pid, two_engines)), _owned(proc.pid, two_engines)
+    assert _nothing(_owned(pid)), _owned(pid)
+    assert _nothing(_gone(pid, two_engines)), _owned(pid, two_engines)
