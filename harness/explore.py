@@ -410,7 +410,6 @@ class Search:
         self.clock = clock
         self.outcome = SearchOutcome()
         self._seen: dict[str, Finding | None] = {}  # by operations: the failure, if any
-        self._found: list[Finding] = []  # every failure taken, smallest last
         self._started = clock()
         self._errors_in_a_row = 0
 
@@ -453,17 +452,18 @@ class Search:
             outcome.stop = "shrunk" if outcome.best is not None else "exhausted"
         if outcome.best is not None and self.confirm > 0 and outcome.stop != "aborted":
             try:
-                self._confirm()
+                self._confirm(outcome.best)
             except _Aborted as exc:
                 outcome.aborted = f"while confirming the failure: {exc}"
         outcome.elapsed_s = self.elapsed()
         return outcome
 
-    def _confirm(self) -> None:
+    def _confirm(self, smallest: Finding) -> None:
         """Run the smallest failure again until it fails once more; walk back to larger
         ones when it does not (see the class docstring)."""
         outcome = self.outcome
-        for finding in list(reversed(self._found))[:CONFIRM_WALK]:
+        taken = [f for f in self._seen.values() if f is not None and f is not smallest]
+        for finding in [smallest, *reversed(taken)][:CONFIRM_WALK]:
             size = len(finding.drawn)
             for _ in range(self.confirm):
                 run, failed = self._run(finding.drawn, "confirm")
@@ -481,7 +481,7 @@ class Search:
                           f"timing it met only once)")
         self.progress("no failure seen failed again: the smallest is kept; a replay may need "
                       "several attempts")
-        outcome.best = self._found[-1]
+        outcome.best = smallest
 
     def _try(self, ops: list[Op]) -> None:
         # One raise for every failure: Hypothesis tells failures apart by where they
@@ -520,7 +520,6 @@ class Search:
         ids = ", ".join(v.id for v in failed)
         finding = Finding(list(ops), run, failed, self.elapsed())
         self._seen[key] = finding
-        self._found.append(finding)
         if shrinking:
             outcome.shrinks += 1
             self.progress(f"shrink step {outcome.shrink_steps}: {size} operations still fail "
