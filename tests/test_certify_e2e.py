@@ -1,7 +1,9 @@
 """End to end: ``gossipcert certify`` on real clusters of 5 processes behind the link
-plane. The reference node's full suite exercises every requirement of the catalogue and
-passes ten runs in a row with identical verdicts; each seeded defect fails its
-requirement in the quick run."""
+plane. The quick run certifies only what it exercises and gives the same verdicts on two
+seeds; each seeded defect fails its requirement in the quick run. The reference node's
+full suite runs once, in the compliance run (``tests/test_compliance.py``), which checks
+it with :func:`check_full_suite`; how often its verdict holds over many seeds is a
+benchmark (``benchmarks/specificity.py``), not a test."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.scenario import load_scenario, run_manifest, schedule
 from gossipcert.harness.sweep import orphaned_processes
 from gossipcert.harness.verdict import load_catalogue
 
@@ -41,26 +45,14 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
     return {r["id"]: r["status"] for r in report["requirements"]}
 
 
-def test_reference_full_suite_passes_ten_runs_in_a_row(tmp_path: Path) -> None:
-    """The default ``certify``: every scenario the catalogue names, every requirement
-    exercised and passed, PASS (exit 0), the same verdicts ten times in a row."""
-    catalogue = load_catalogue()
-    seen: list[dict[str, str]] = []
-    for seed in range(1, 11):
-        run_dir = tmp_path / f"run{seed}"
-        code, report, output = certify("reference", run_dir, seed)
-        found = statuses(report)
-        assert code == 0, (seed, {i: s for i, s in found.items() if s != "pass"},
-                           output[-3000:])
-        assert report["verdict"] == "pass"
-        assert found == {r.id: "pass" for r in catalogue}, found
-        seen.append(found)
-        if seed == 1:
-            _check_suite_layout(run_dir, report)
-    assert all(v == seen[0] for v in seen), seen
-
-
-def _check_suite_layout(run_dir: Path, report: dict[str, Any]) -> None:
+def check_full_suite(run_dir: Path, report: dict[str, Any]) -> None:
+    """What the reference node's full suite (5 nodes) must show: every scenario the
+    catalogue names run once on a fresh cluster, each the sequence its file plans from the
+    run's seed and each with its faults, every requirement exercised and passed, PASS, and
+    the suite's report directory laid out with each scenario's own run. The shipped
+    scenarios no requirement names run one by one in ``tests/test_scenarios.py``."""
+    assert report["verdict"] == "pass"
+    assert statuses(report) == {r.id: "pass" for r in load_catalogue()}, statuses(report)
     cert = report["certificate"]
     assert cert["mode"] == "suite" and cert["untested"] == []
     assert cert["capabilities_not_claimed"] == []
@@ -71,10 +63,20 @@ def _check_suite_layout(run_dir: Path, report: dict[str, Any]) -> None:
     assert set(scenarios) == {r.scenario for r in load_catalogue()}
     policies = {r["scenario"]: r["conflict_policy"] for r in report["runs"]}
     assert policies["default"] == "lww" and policies["mv"] == "mv"
+    nodes = [f"n{i}" for i in range(1, 6)]
     for run in report["runs"]:
         sub = run_dir / run["dir"]
         assert (sub / "history.jsonl").stat().st_size > 0
-        assert json.loads((sub / "report.json").read_text())["verdict"] == run["verdict"]
+        sub_report = json.loads((sub / "report.json").read_text())
+        assert sub_report["verdict"] == run["verdict"]
+        assert sub_report["faults"], f"scenario {run['scenario']} applied no fault"
+        # Each scenario ran the sequence its file plans from the run's seed.
+        scenario = load_scenario(run["scenario"])
+        planned = json.loads((sub / "schedule.json").read_text())
+        assert planned["scenario"] == run["scenario"]
+        timing = run_manifest(load_manifest("reference"), scenario).timing
+        assert planned["ops"] == [
+            op.to_json() for op in schedule(scenario, nodes, planned["seed"], timing)]
     for req in report["requirements"]:
         if req["unit"] == "ms" and req["measured"] is not None:
             assert req["measured"] <= req["bound"], req
@@ -87,19 +89,31 @@ def _check_suite_layout(run_dir: Path, report: dict[str, Any]) -> None:
     assert '<property name="verdict" value="pass"' in junit and 'failures="0"' in junit
 
 
-def test_quick_run_certifies_only_what_it_exercises(tmp_path: Path) -> None:
-    code, report, output = certify("reference", tmp_path / "run", 11, "--quick")
-    assert code == 3, output  # INCOMPLETE: its own exit code, not PASS and not FAIL
-    assert report["verdict"] == "incomplete"
-    found = statuses(report)
-    assert {i: found[i] for i in QUICK_IDS} == dict.fromkeys(QUICK_IDS, "pass")
-    untested = {i for i, s in found.items() if s == "untested"}
-    assert untested and set(report["certificate"]["untested"]) == untested
-    assert "MEM-LEAVE" in untested and "KV-MV" in untested
-    assert "untested: " in output and "verdict: INCOMPLETE" in output
-    assert [f["op"] for f in report["faults"]] == ["kill", "partition", "heal"]
-    run_dir = tmp_path / "run"
-    assert sorted(p.name for p in (run_dir / "nodes").iterdir()) == [f"n{i}" for i in range(1, 6)]
+def test_quick_run_certifies_only_what_it_exercises_the_same_on_two_seeds(
+        tmp_path: Path) -> None:
+    """The default scenario alone: what it exercises passes, the rest is untested, so
+    INCOMPLETE (exit 3), never FAIL; a second seed gives every requirement the same
+    status (a verdict that flips between seeds is a false FAIL waiting to happen)."""
+    seen = []
+    for seed in (11, 12):
+        run_dir = tmp_path / f"run{seed}"
+        code, report, output = certify("reference", run_dir, seed, "--quick")
+        assert code == 3, output  # INCOMPLETE: its own exit code, not PASS and not FAIL
+        assert report["verdict"] == "incomplete"
+        found = statuses(report)
+        assert {i: found[i] for i in QUICK_IDS} == dict.fromkeys(QUICK_IDS, "pass")
+        assert not [i for i, s in found.items() if s in ("fail", "error")], found
+        seen.append(found)
+        if seed == 12:
+            continue
+        untested = {i for i, s in found.items() if s == "untested"}
+        assert untested and set(report["certificate"]["untested"]) == untested
+        assert "MEM-LEAVE" in untested and "KV-MV" in untested
+        assert "untested: " in output and "verdict: INCOMPLETE" in output
+        assert [f["op"] for f in report["faults"]] == ["kill", "partition", "heal"]
+        assert sorted(p.name for p in (run_dir / "nodes").iterdir()) == [
+            f"n{i}" for i in range(1, 6)]
+    assert seen[0] == seen[1], seen
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ and our own reference node, keep every report, and summarise them in one table.
 Reports go to ``$GOSSIPCERT_COMPLIANCE_DIR`` (CI sets ``build/compliance`` and keeps it),
 else to a temporary directory. Each implementation's expected outcome is asserted from
 what the report says, so the run is also the test that the harness judges third-party
-software on evidence.
+software on evidence. The reference node's run is also the one test of its full suite
+(every requirement of the catalogue exercised and passed, the suite's layout).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from gossipcert.harness.cli import main
 from gossipcert.harness.summary import summary_table
+from test_certify_e2e import check_full_suite
 from test_serf import assert_judged_on_evidence
 
 pytestmark = pytest.mark.slow
@@ -64,6 +66,10 @@ def test_certify(name: str, out_dir: Path) -> None:
         assert code == (1 if must_failed else 3), statuses
         return
     assert code == RUNS[name][1], statuses
+    if name == "reference":
+        # The one full suite of the reference node the tests run (the benchmark
+        # benchmarks/specificity.py runs it many times over).
+        check_full_suite(out_dir / name, report)
     certified = report["certificate"]["capabilities_certified"]
     if name == "maelstrom-broadcast":
         assert statuses["BCAST-DELIVERY"] == "pass" and statuses["BCAST-LATENCY"] == "pass"

@@ -2,16 +2,13 @@
 operations, which runs on the simulated driver (reference cores in the simulator) and on
 the process backend, and the same checkers judge both histories.
 
-The simulated half is fast (virtual time); the process half is slow (real nodes, real
-proxies) and is the same sequence, from the same seed, that ``certify --scenario`` runs.
+The simulated half is here and fast (virtual time). The process half is slow (real nodes,
+real proxies): that the process backend runs exactly the planned sequence and passes what
+it exercises is checked for every shipped scenario by ``tests/test_scenarios.py`` (one by
+one) and ``test_certify_e2e.check_full_suite`` (the reference node's full suite).
 """
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from gossipcert.harness.manifest import load_manifest
@@ -48,26 +45,3 @@ def test_every_shipped_scenario_runs_in_simulation(name: str) -> None:
                                        if op.needs is None or op.needs in manifest.capabilities
                                        if not getattr(op, "when", "")
                                        or op.when in manifest.capabilities]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_scenario_runs_on_processes(name: str, tmp_path: Path) -> None:
-    """The same sequence on real processes: certify --scenario plans it from the same
-    seed (schedule.json holds it) and the same checkers pass what it exercises."""
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", "reference",
-         "--nodes", str(len(NODES)), "--seed", str(SEED), "--scenario", name,
-         "--report-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=600)
-    assert result.returncode in (0, 3), result.stderr[-3000:]
-    report = json.loads((run_dir / "report.json").read_text())
-    statuses = {r["id"]: r["status"] for r in report["requirements"]}
-    assert not [rid for rid, status in statuses.items() if status == "fail"]
-    for rid in _named(name):
-        assert statuses[rid] == "pass", (rid, statuses[rid])
-    scenario = load_scenario(name)
-    manifest = run_manifest(load_manifest("reference"), scenario)
-    planned = [op.to_json() for op in schedule(scenario, NODES, SEED, manifest.timing)]
-    assert json.loads((run_dir / "schedule.json").read_text())["ops"] == planned

@@ -71,7 +71,9 @@ def test_explore_finds_shrinks_and_saves_a_violation_that_replays(
 @pytest.mark.slow
 def test_explore_of_the_reference_node_finds_no_violation(tmp_path: Path) -> None:
     run_dir = tmp_path / "explore"
-    result = gossipcert("explore", "--impl", "reference", "--nodes", "3", "--budget", "60s",
+    # A short search: the pipeline's no-violation path, not a measurement of how rarely
+    # explore cries wolf (benchmarks/explore.py runs the reference for minutes).
+    result = gossipcert("explore", "--impl", "reference", "--nodes", "3", "--budget", "30s",
                         "--seed", "2", "--report-dir", str(run_dir))
     output = result.stdout + result.stderr[-6000:]
     assert result.returncode == 0, output

@@ -2,8 +2,9 @@
 the contract alone, with gossip-style heartbeat failure detection instead of SWIM.
 
 Fast tests cover its pure merge rules and its manifests. The slow ones certify it as real
-processes: the full suite passes ten times in a row with identical verdicts, and each of
-its seeded defects fails the requirement it was built to break."""
+processes: the full suite passes, and each of its seeded defects fails the requirement it
+was built to break. How often the suite's verdict holds over many seeds is measured by
+``benchmarks/specificity.py``."""
 
 from __future__ import annotations
 
@@ -218,34 +219,29 @@ def test_manifests_are_valid_and_declare_no_extension() -> None:
 
 
 @pytest.mark.slow
-def test_full_suite_passes_ten_runs_in_a_row(tmp_path: Path) -> None:
-    """The whole suite on the heartbeat node, seeds 1..10: PASS (exit 0) every time,
-    every claimed requirement passed (but those measured through an extension it does
-    not offer: untested, saying so), the same verdicts in every run."""
+def test_full_suite_passes(tmp_path: Path) -> None:
+    """The whole suite on the heartbeat node: PASS (exit 0), every claimed requirement
+    passed (but those measured through an extension it does not offer: untested, saying
+    so). How often that holds over many seeds is measured by benchmarks/specificity.py."""
     from test_certify_e2e import certify, statuses
 
-    seen: list[dict[str, str]] = []
-    for seed in range(1, 11):
-        try:
-            code, report, output = certify(str(HEARTBEAT / "manifest.yaml"),
-                                           tmp_path / f"run{seed}", seed)
-        except FileNotFoundError:
-            ran = sorted(p.name for p in (tmp_path / f"run{seed}" / "scenarios").iterdir())
-            pytest.fail(f"seed {seed}: certify ended without a report (exit 2, bad input?) "
-                        f"after starting the scenarios {ran}")
-        found = statuses(report)
-        off = {i: s for i, s in found.items()
-               if s not in ("pass", "not-claimed") and i not in NEEDS_EXTENSION}
-        assert code == 0, (seed, off, output[-3000:])
-        assert report["verdict"] == "pass"
-        assert not off, found
-        for r in report["requirements"]:
-            if r["id"] in NEEDS_EXTENSION:
-                assert r["status"] == "untested", r
-                assert NEEDS_EXTENSION[r["id"]] in r["evidence"]["summary"], r
-        seen.append(found)
-    assert all(v == seen[0] for v in seen), seen
-    assert seen[0]["KV-MV"] == "not-claimed" and seen[0]["SEC-WRONG-KEY"] == "not-claimed"
+    try:
+        code, report, output = certify(str(HEARTBEAT / "manifest.yaml"), tmp_path / "run", 1)
+    except FileNotFoundError:
+        ran = sorted(p.name for p in (tmp_path / "run" / "scenarios").iterdir())
+        pytest.fail(f"certify ended without a report (exit 2, bad input?) after starting "
+                    f"the scenarios {ran}")
+    found = statuses(report)
+    off = {i: s for i, s in found.items()
+           if s not in ("pass", "not-claimed") and i not in NEEDS_EXTENSION}
+    assert code == 0, (off, output[-3000:])
+    assert report["verdict"] == "pass"
+    assert not off, found
+    for r in report["requirements"]:
+        if r["id"] in NEEDS_EXTENSION:
+            assert r["status"] == "untested", r
+            assert NEEDS_EXTENSION[r["id"]] in r["evidence"]["summary"], r
+    assert found["KV-MV"] == "not-claimed" and found["SEC-WRONG-KEY"] == "not-claimed"
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ containers); healing and closing leave no rule behind."""
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import socket
 import subprocess
@@ -17,21 +16,12 @@ from collections.abc import Iterator
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, chain_name, sweep_chains, unavailable_reason
 from gossipcert.harness.waiting import wait_until
-
-REQUIRE_TOOLS = os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1"
-
-
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if REQUIRE_TOOLS:
-        pytest.fail(f"GOSSIPCERT_REQUIRE_TOOLS=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+from host_tools import need
 
 
 @pytest.fixture
 def plane() -> Iterator[PacketPlane]:
-    _need(unavailable_reason())
+    need(unavailable_reason())
     p = PacketPlane(f"test-{uuid.uuid4().hex}")
     try:
         yield p
@@ -168,7 +158,7 @@ def test_a_bad_probability_is_refused(plane: PacketPlane) -> None:
 
 
 def test_sweep_removes_chains_of_dead_runs_only() -> None:
-    _need(unavailable_reason())
+    need(unavailable_reason())
     code = (
         "import sys\n"
         "from chaos.packet import Flow, PacketPlane\n"
@@ -200,7 +190,7 @@ def test_sweep_removes_chains_of_dead_runs_only() -> None:
 @pytest.fixture
 def netns() -> Iterator[tuple[int, str, str]]:
     """A namespace joined to the host by a veth pair: (pid inside, host ip, inner ip)."""
-    _need(unavailable_reason())
+    need(unavailable_reason())
     tag = uuid.uuid4().hex[:6]
     name, host_if, inner_if = f"gc-t{tag}", f"gch{tag}", f"gci{tag}"
     net = random.randrange(16, 250)
@@ -220,7 +210,7 @@ def netns() -> Iterator[tuple[int, str, str]]:
         for cmd in cmds:
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
-                _need(f"cannot build a network namespace: {' '.join(cmd)}: "
+                need(f"cannot build a network namespace: {' '.join(cmd)}: "
                       f"{proc.stderr.strip()}")
         holder = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "120"])
         time.sleep(0.2)
@@ -369,7 +359,7 @@ def test_counts_each_senders_gossip_socket_before_cuts_and_through_heals(
 
 
 def test_sweep_removes_the_counting_chain_of_a_dead_run() -> None:
-    _need(unavailable_reason())
+    need(unavailable_reason())
     code = (
         "import sys\n"
         "from chaos.packet import PacketPlane, Sender\n"

@@ -4,8 +4,8 @@ requirement id, and the reference passes the very same run.
 Fast tests run each defect in simulation (the patched reference core in the simulator,
 behind the same cluster interface as real nodes, judged by the real checkers). Slow tests
 certify the patched node as real processes with the scenario its requirement names
-(every MUST requirement has one), and
-certify the reference node twenty times in a row expecting identical verdicts.
+(every MUST requirement has one). How often the reference node's verdicts hold over many
+seeds is measured by ``benchmarks/specificity.py``.
 """
 
 from __future__ import annotations
@@ -242,23 +242,6 @@ def test_seeded_defect_fails_certify(tmp_path: Path, name: str, requirement: str
     found = {r["id"]: r["status"] for r in report["requirements"]}
     assert code == 1, output
     assert found[requirement] == "fail", (found, output[-3000:])
-
-
-@pytest.mark.slow
-def test_reference_gives_identical_verdicts_twenty_runs_in_a_row(tmp_path: Path) -> None:
-    """No flaky requirement: the default scenario (``--quick``), seeds 1..20 back to
-    back, every verdict the same, everything it exercises passed (a flaky verdict on the
-    reference node is a false FAIL waiting to happen). The default scenario alone leaves
-    part of the catalogue untested, so the verdict is INCOMPLETE (exit 3), never FAIL."""
-    seen: list[dict[str, str]] = []
-    for seed in range(1, 21):
-        code, report, output = certify("reference", tmp_path / f"run{seed}", seed, quick=True)
-        verdicts = {r["id"]: r["status"] for r in report["requirements"]}
-        assert code == 3, (seed, output[-3000:])
-        assert not [i for i, s in verdicts.items() if s in ("fail", "error")], verdicts
-        seen.append(verdicts)
-    assert all(v == seen[0] for v in seen), seen
-    assert list(seen[0].values()).count("pass") >= 10
 
 
 @pytest.mark.slow

@@ -9,8 +9,6 @@ claimed requirement must be judged on evidence or named as untested with its rea
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,17 +22,7 @@ from gossipcert.adapters.serf.bridge import EVENT_NAME, _address, member_status
 from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.waiting import wait_until
-
-REQUIRE_TOOLS = os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1"
-
-
-def _need_serf() -> None:
-    if shutil.which("serf") is not None:
-        return
-    reason = "serf is not installed (Debian package: serf)"
-    if REQUIRE_TOOLS:
-        pytest.fail(f"GOSSIPCERT_REQUIRE_TOOLS=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+from host_tools import need_serf
 
 
 def test_serf_statuses_map_to_the_contract() -> None:
@@ -94,7 +82,7 @@ class Bridge:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[Bridge, Bridge]]:
-    _need_serf()
+    need_serf()
     a = Bridge("a", "127.0.0.31", tmp_path / "a")
     b: Bridge | None = None
     try:
@@ -168,7 +156,7 @@ def test_bridge_answers_from_the_agent(pair: tuple[Bridge, Bridge]) -> None:
 
 @pytest.mark.slow
 def test_bridge_refuses_a_taken_gossip_port(tmp_path: Path) -> None:
-    _need_serf()
+    need_serf()
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:

@@ -5,8 +5,6 @@ other ``failed``, and ``alive`` again once healed; no rule is left behind."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -17,19 +15,13 @@ import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, unavailable_reason
 from gossipcert.harness.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.waiting import wait_until
+from host_tools import need, need_serf
 
 pytestmark = pytest.mark.slow
 
-REQUIRE_TOOLS = os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1"
 HOSTS = ("127.0.0.2", "127.0.0.3")
 
 
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if REQUIRE_TOOLS:
-        pytest.fail(f"GOSSIPCERT_REQUIRE_TOOLS=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _udp_and_tcp_free(host: str) -> int:
@@ -87,9 +79,8 @@ def wait_status(agent: Agent, peer: str, status: str, timeout_s: float) -> float
 
 @pytest.fixture
 def agents(tmp_path: Path) -> Iterator[tuple[Agent, Agent]]:
-    if shutil.which("serf") is None:
-        _need("serf is not installed (Debian package: serf)")
-    _need(unavailable_reason())
+    need_serf()
+    need(unavailable_reason())
     a = Agent("a", HOSTS[0], tmp_path, None)
     b: Agent | None = None
     try:

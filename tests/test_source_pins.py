@@ -19,10 +19,10 @@ import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, SourcePin, unavailable_reason
 from gossipcert.harness.cgroups import RunCgroups, cgroup2_root, sweep_cgroups
 from gossipcert.harness.procutil import child_preexec, free_port
+from host_tools import need
 
 pytestmark = pytest.mark.slow
 
-REQUIRE_TOOLS = os.environ.get("GOSSIPCERT_REQUIRE_TOOLS") == "1"
 A, B = "127.0.0.21", "127.0.0.22"
 
 # A node: serves on its address (answering each connection with the peer address it
@@ -49,12 +49,6 @@ for line in sys.stdin:
 """
 
 
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if REQUIRE_TOOLS:
-        pytest.fail(f"GOSSIPCERT_REQUIRE_TOOLS=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 class Node:
@@ -79,9 +73,9 @@ class Node:
 
 @pytest.fixture
 def setup() -> Iterator[tuple[PacketPlane, RunCgroups]]:
-    _need(unavailable_reason())
+    need(unavailable_reason())
     if cgroup2_root() is None:
-        _need("cgroup v2 is not mounted writable")
+        need("cgroup v2 is not mounted writable")
     label = f"pins-{uuid.uuid4().hex[:8]}"
     plane, groups = PacketPlane(label), RunCgroups.open(label)
     assert groups is not None
@@ -140,7 +134,7 @@ def test_without_reply_matching_the_cut_leaks_answers() -> None:
 
 def test_sweep_keeps_live_runs_groups() -> None:
     if cgroup2_root() is None:
-        _need("cgroup v2 is not mounted writable")
+        need("cgroup v2 is not mounted writable")
     groups = RunCgroups.open(f"gc-1-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     assert groups is not None
     groups.path("n1")
