@@ -170,6 +170,3 @@ class ToxiproxyClient(JsonHttpClient):
                          enabled: bool = True) -> dict[str, Any]:
         body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
         return dict(self.call("POST", "/udp/proxies", body))
-
-    def udp_proxy_stats(self, name: str) -> dict[str, Any]:
-        return dict(self.call("GET", f"/udp/proxies/{_quote(name)}/stats"))

@@ -58,8 +58,6 @@ _REQUESTS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "crdt_read": lambda a: ("GET", f"/v1/crdt/{_name(a)}", None),
 }
 
-READ_ROUNDS = ("members", "kv", "metrics")
-
 # Latency can only be added per link by the proxies: this kernel has no netem.
 NO_LATENCY = "latency needs the link plane (manifest routing: dial-map); this kernel has no netem"
 

@@ -78,7 +78,6 @@ __all__ = [
     "violations",
 ]
 
-DEFAULT_BUDGET = "10m"
 MAX_CONSECUTIVE_ERRORS = 3  # examples the harness could not run, in a row, before giving up
 CONFIRM_WALK = 3  # failures, smallest first, run again to find one that fails twice
 

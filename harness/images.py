@@ -37,7 +37,6 @@ REFERENCE_REPO = "gossipcert-reference"
 # backend runs as a service, so images reach every swarm node without an outside registry.
 REGISTRY_REPO = "gossipcert-registry"
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
-PROJECT_IMAGES = (BASE_REPO, REFERENCE_REPO, REGISTRY_REPO)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER_DIR = Path(__file__).resolve().parent / "docker"

@@ -176,11 +176,6 @@ class Timeline:
         """Whether observation ``i`` was served at or after the harness time ``t``."""
         return self.earliest[i] >= t
 
-    def certainly_within(self, i: int, start: float, end: float) -> bool:
-        """Whether observation ``i`` was served inside ``[start, end]`` whatever its
-        interval hides."""
-        return self.earliest[i] >= start and self.latest[i] <= end
-
     def span(self, start: float, end: float) -> range:
         """Positions of the observations whose ``times`` fall in ``(start, end]``."""
         return range(bisect_right(self.times, start), bisect_right(self.times, end))

@@ -147,7 +147,6 @@ class DockerBackend:
         self.progress: Callable[[str], None] = lambda line: None
         self._containers: dict[str, Any] = {}
         self._log_dirs: dict[str, Path] = {}
-        self._ips: dict[str, str] = {}
         # Containers start in the background (the daemon's network set-up is slow), so a
         # cluster's nodes come up together; failures surface through exited().
         self._starter = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker-start")
@@ -194,7 +193,6 @@ class DockerBackend:
         out = {}
         for i, node_id in enumerate(node_ids):
             ip = str(self.subnet[10 + i])
-            self._ips[node_id] = ip
             out[node_id] = NodeAddress(node_id, (ip, gossip), (ip, control))
         return out
 
@@ -329,9 +327,6 @@ class DockerBackend:
         state = self._state(node_id)
         pid = int(state.get("Pid") or 0)
         return pid if pid > 0 and state.get("Running") else None
-
-    def container_ip(self, node_id: str) -> str:
-        return self._ips[node_id]
 
     def stop_all(self) -> None:
         def stop(node_id: str) -> None:

@@ -76,10 +76,6 @@ class TransmitQueue:
         for subject in cold:
             del self._hot[subject]
 
-    @property
-    def hot_count(self) -> int:
-        return len(self._hot)
-
     def hot_summary(self, limit: int = 256) -> tuple[int, ...]:
         """Digests of the `limit` newest hot updates: a bounded request; an older update
         the requester already has may come back once more, which its merge ignores."""

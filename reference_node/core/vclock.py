@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from gossipcert.reference_node.core.hlc import Timestamp
@@ -46,10 +45,6 @@ def vv_merge(*vectors: VClock) -> VClock:
             if known is None or ts > known:
                 merged[writer] = ts
     return tuple(sorted(merged.items()))
-
-
-def vv_from_dots(dots: Iterable[Dot]) -> VClock:
-    return vv_merge(tuple(dots))
 
 
 def encode_vv(vv: VClock) -> list[list[Any]]:

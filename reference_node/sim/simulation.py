@@ -669,11 +669,6 @@ class Simulation:
         self.network.link_loss(self.index[src], self.index[dst], probability)
         self._record("loss", src, f"{dst} {probability}")
 
-    def clear_link_faults(self) -> None:
-        """Remove every per-link latency and loss; partitions and cuts stay."""
-        self.network.clear_links()
-        self._record("clear-links", "", "")
-
     def heal(self) -> None:
         """Remove partitions, one-way cuts and every per-link latency and loss."""
         self.network.heal()
