@@ -15,7 +15,7 @@ passed), then the summary: the verdicts seen, whether every run gave the same st
 every requirement, each requirement that ever failed, went unjudged (error) or stayed
 untested with the seeds where it did, the wall time per run (min, median, max), and
 whether any run left a process behind. Exit 0 when every run gave the same verdicts,
-1 otherwise.
+1 otherwise, 2 when certify refuses the input (its one line is printed).
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ def main() -> int:
     runs = []
     for seed in range(1, args.runs + 1):
         run = certify_once(args.impl, seed, args.nodes, args.quick)
+        if run["exit"] == 2 and not run["statuses"]:  # bad input: every seed would say so
+            print(f"specificity: certify refused the input: {run['message']}", file=sys.stderr)
+            return 2
         runs.append(run)
         print(row(run), flush=True)
     lines, identical = summarise(runs)
