@@ -1,6 +1,6 @@
 """What every bridge needs the same way: its argument parsing of addresses, the contract's
 error, and a system-under-test child that cannot outlive its bridge. (Bridges import
-nothing of the harness, so these live here, not in ``harness.procutil``.)"""
+nothing of the harness, so these live here, not in ``harness.drivers.procutil``.)"""
 
 from __future__ import annotations
 

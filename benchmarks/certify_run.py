@@ -37,7 +37,7 @@ def main() -> int:
             report_dir = Path(tmp) / "run"
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", "reference",
+                [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", "reference",
                  "--nodes", str(args.nodes), "--seed", str(seed), "--report-dir",
                  str(report_dir), *mode],
                 capture_output=True, check=False,

@@ -1,6 +1,6 @@
 """How long the full requirement catalogue takes to check a history, by history size.
 
-Histories come from the simulated driver (harness.simulated): N nodes, a workload of
+Histories come from the simulated driver (harness.drivers.simulated): N nodes, a workload of
 puts and broadcasts with time passing, a crash, a partition and a heal, then a settle.
 Checkers index a history once and do work linear in what they check, so the time per
 entry should stay flat as histories grow.
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import time
 
-from gossipcert.harness import operations as o
-from gossipcert.harness.checkers import run_checks
-from gossipcert.harness.operations import Op
-from gossipcert.harness.properties import DEFAULT_TIMING, settle_ms, settle_ops
-from gossipcert.harness.simulated import simulate
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.drivers.simulated import simulate
+from gossipcert.harness.judging import run_checks
+from gossipcert.harness.judging.verdict import load_catalogue
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.properties import DEFAULT_TIMING, settle_ms, settle_ops
 
 
 def history(nodes: int, rounds: int) -> list:

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gossipcert.harness.cluster import Cluster
-from gossipcert.harness.images import build_reference, docker_client
+from gossipcert.harness.drivers.cluster import Cluster
+from gossipcert.harness.drivers.images import build_reference, docker_client
 from gossipcert.harness.manifest import load_manifest
 
 

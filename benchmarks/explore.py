@@ -28,7 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from gossipcert.harness.explore import (
+from gossipcert.harness.judging.verdict import load_catalogue
+from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.profiles import judged_timing
+from gossipcert.harness.run.explore import (
     ExploreOptions,
     Search,
     SearchOutcome,
@@ -36,12 +39,9 @@ from gossipcert.harness.explore import (
     explore,
     space_for,
 )
-from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.operations import Op
-from gossipcert.harness.profiles import judged_timing
-from gossipcert.harness.replay import defect_core
-from gossipcert.harness.strategies import operation_sequences
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.run.replay import defect_core
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.strategies import operation_sequences
 
 IMPLS = Path(__file__).resolve().parent.parent / "tests" / "impls"
 _QUIET = ("await-members", "await-convergence", "await-digests", "await-delivery",

@@ -22,7 +22,7 @@ def certify(backend: str, nodes: int) -> tuple[str, float, list[str]]:
         report_dir = Path(tmp) / "run"
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--backend", backend,
+            [sys.executable, "-m", "gossipcert.harness", "certify", "--backend", backend,
              "--nodes", str(nodes), "--seed", "1", "--quick", "--report-dir",
              str(report_dir)],
             capture_output=True, check=False, timeout=1800,

@@ -18,7 +18,7 @@ import sys
 import time
 
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
-from gossipcert.harness.procutil import free_port
+from gossipcert.harness.drivers.procutil import free_port
 
 ECHO = """
 import socket, sys, threading

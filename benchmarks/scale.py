@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.hostload import HostBusy, cpu_by_component
+from gossipcert.harness.drivers.hostload import HostBusy, cpu_by_component
 
 COMPONENTS = ("harness", "link-plane", "nodes")
 
@@ -61,7 +61,7 @@ def first_problem(report: dict[str, Any]) -> str:
 def run_size(nodes: int, seed: int, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         report_dir = Path(tmp) / "run"
-        argv = [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl",
+        argv = [sys.executable, "-m", "gossipcert.harness", "certify", "--impl",
                 "reference", "--nodes", str(nodes), "--seed", str(seed), "--report-dir",
                 str(report_dir)] + (["--quick"] if quick else [])
         busy = HostBusy()

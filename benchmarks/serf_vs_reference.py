@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gossipcert.harness.cluster import Cluster
+from gossipcert.harness.drivers.cluster import Cluster
 from gossipcert.harness.manifest import Manifest, launch_argv, load_manifest
 
 IMPLS = ("reference", "serf")

@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.sweep import orphaned_processes
+from gossipcert.harness.drivers.sweep import orphaned_processes
 
 NOT_PASSED = ("fail", "error", "untested")
 
@@ -40,7 +40,7 @@ def certify_once(impl: str, seed: int, nodes: int, quick: bool) -> dict[str, Any
     """One certify run as a child; what it concluded and how long it took."""
     with tempfile.TemporaryDirectory(prefix="gossipcert-spec-") as tmp:
         report_dir = Path(tmp) / "run"
-        argv = [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl,
+        argv = [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", impl,
                 "--nodes", str(nodes), "--seed", str(seed), "--report-dir", str(report_dir)]
         if quick:
             argv.append("--quick")

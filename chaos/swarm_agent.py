@@ -43,7 +43,7 @@ from gossipcert.chaos.jsonhttp import HttpStatusError, JsonHttpClient, Transport
 
 TOKEN_ENV = "GOSSIPCERT_AGENT_TOKEN"
 RUN_ENV = "GOSSIPCERT_AGENT_RUN"
-RUN_LABEL = "gossipcert.run"  # as harness.clean names it (chaos cannot import it)
+RUN_LABEL = "gossipcert.run"  # as harness.drivers.clean names it (chaos cannot import it)
 ROLE_LABEL = "gossipcert.role"  # as the swarm backend names it
 HOST_PROC = "/host/proc"
 DOCKER_SOCKET = "/var/run/docker.sock"

@@ -18,14 +18,14 @@ Entry types
             observer, ``time_ms`` is the node's own ``at_ms``, ``op`` is the event kind
             (``member``/``broadcast``) and ``args`` the whole event object plus
             ``polled_ms``, when the harness read it (the event cannot be later).
-``step``    an operation of the sequence the run executed (:mod:`harness.operations`),
+``step``    an operation of the sequence the run executed (:mod:`harness.workloads.operations`),
             written as it begins: ``op`` is its kind, ``args`` its JSON form. The calls,
             faults and phases it causes follow it; checkers judge those, and a replay
             takes the steps.
 ``phase``   a window of the workload: ``op`` names it, ``args.edge`` is ``start``/``end``.
             ``host-lag`` phases are not workload: each is a stall of the harness's own
             host beyond the probe timeout (``args.lag_ms``), which makes the run's timing
-            failures inconclusive (:mod:`harness.hostlag`).
+            failures inconclusive (:mod:`harness.drivers.hostlag`).
 
 Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called
 -----------------------------------------------------------------------------

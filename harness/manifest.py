@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema
 import yaml
-from gossipcert.harness.bounds import DEFAULT_TIMING
 from gossipcert.harness.errors import ManifestError
-from gossipcert.harness.verdict import CRDT_TYPES
+from gossipcert.harness.judging.bounds import DEFAULT_TIMING
+from gossipcert.harness.judging.verdict import CRDT_TYPES
 from gossipcert.specs import spec_path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ class Manifest:
     # ``integer``: broadcast ids must be decimal strings of integers (Maelstrom nodes).
     broadcast_ids: str = "any"
     # The CRDT types implemented; fewer than all are also listed in ``capabilities`` as
-    # ``crdt:<type>`` (see ``harness.verdict.crdt_type_claimed``).
+    # ``crdt:<type>`` (see ``harness.judging.verdict.crdt_type_claimed``).
     crdt_types: tuple[str, ...] = CRDT_TYPES
 
     @property

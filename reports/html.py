@@ -9,8 +9,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.index import HistoryIndex
-from gossipcert.harness.reporting import RunResults
+from gossipcert.harness.judging.index import HistoryIndex
+from gossipcert.harness.run.reporting import RunResults
 from gossipcert.reports.markdown import (
     VERDICT_MEANING,
     certificate_lines,

@@ -1,6 +1,6 @@
 """The machine-readable report: ``report.json``, the file a CI job gates on.
 
-The harness builds the report (:func:`harness.run_report.build_report`); this writer
+The harness builds the report (:func:`harness.run.report.build_report`); this writer
 validates it against ``specs/report.schema.json`` before writing, so a report that a tool
 downstream cannot read is never produced.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from gossipcert.harness.reporting import RunResults
-from gossipcert.harness.run_report import load_report_schema
+from gossipcert.harness.run.report import load_report_schema
+from gossipcert.harness.run.reporting import RunResults
 
 __all__ = ["render_json", "write", "write_json_report"]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.reporting import RunResults
+from gossipcert.harness.run.reporting import RunResults
 
 __all__ = ["render_junit", "write", "write_junit_report"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.reporting import RunResults
+from gossipcert.harness.run.reporting import RunResults
 
 __all__ = [
     "VERDICT_MEANING",

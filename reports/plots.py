@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
-from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.checkers.dissemination import broadcast_latencies
-from gossipcert.harness.index import HistoryIndex
+from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.judging.dissemination import broadcast_latencies
+from gossipcert.harness.judging.index import HistoryIndex
 
 __all__ = [
     "broadcast_spread_svg",

@@ -18,8 +18,8 @@ REQUIRE_DOCKER_ENV = "GOSSIPCERT_REQUIRE_DOCKER"
 @functools.cache
 def docker_unavailable() -> str | None:
     """Why Docker cannot be used here, or None when an engine answers."""
+    from gossipcert.harness.drivers.images import docker_client
     from gossipcert.harness.errors import GossipcertError
-    from gossipcert.harness.images import docker_client
 
     try:
         docker_client().close()

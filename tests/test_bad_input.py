@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gossipcert.harness.sweep import orphaned_processes
+from gossipcert.harness.drivers.sweep import orphaned_processes
 
 BASE = """
 name: broken-demo
@@ -26,7 +26,7 @@ launch:
 def certify(
     tmp_path: Path, *extra: str, manifest: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "gossipcert.harness.cli",
+    args = [sys.executable, "-m", "gossipcert.harness",
             "certify", "--nodes", "3", "--seed", "1",
             "--report-dir", str(tmp_path / "run"), *extra]
     if manifest is not None:
@@ -93,7 +93,7 @@ def test_port_already_in_use(tmp_path: Path) -> None:
 
 
 def test_too_few_nodes(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli",
+    result = subprocess.run([sys.executable, "-m", "gossipcert.harness",
                              "certify", "--nodes", "2",
                              "--report-dir", str(tmp_path / "r")],
                             capture_output=True, text=True, timeout=60)

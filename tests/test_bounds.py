@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from gossipcert.harness.bounds import BoundError, compile_bound, derived_parameters, evaluate
+from gossipcert.harness.judging.bounds import (
+    BoundError,
+    compile_bound,
+    derived_parameters,
+    evaluate,
+)
 
 LAN = {
     "probe_interval_ms": 1000,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gossipcert.harness.drivers.sweep import orphaned_processes
+from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.scenario import load_scenario, run_manifest, schedule
-from gossipcert.harness.sweep import orphaned_processes
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.workloads.scenario import load_scenario, run_manifest, schedule
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 QUICK_IDS = {
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 def certify(impl: str, report_dir: Path, seed: int, *extra: str,
             timeout: float = 600) -> tuple[int, dict[str, Any], str]:
     result = subprocess.run(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl, "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", impl, "--nodes", "5",
          "--seed", str(seed), "--report-dir", str(report_dir), *extra],
         capture_output=True, text=True, timeout=timeout,
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gossipcert.harness.checkers import CHECKERS, run_checks
 from gossipcert.harness.history import Entry
-from gossipcert.harness.verdict import Verdict, load_catalogue
+from gossipcert.harness.judging import CHECKERS, run_checks
+from gossipcert.harness.judging.verdict import Verdict, load_catalogue
 from test_checkers import ALL_CAPS, CATALOGUE, Hist, formed, params
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gossipcert.harness.cli import main
-from gossipcert.harness.summary import summary_table
+from gossipcert.harness.commands.cli import main
+from gossipcert.harness.commands.summary import summary_table
 from test_certify_e2e import check_full_suite
 from test_serf import assert_judged_on_evidence
 

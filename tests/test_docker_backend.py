@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
-from gossipcert.harness.backends.docker import DockerBackend
-from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL, owner_alive, owner_label
+from gossipcert.harness.drivers.backends.docker import DockerBackend
+from gossipcert.harness.drivers.clean import OWNER_LABEL, RUN_LABEL, owner_alive, owner_label
+from gossipcert.harness.drivers.images import AptSource, ImageError, base_tag, parse_apt_sources
+from gossipcert.harness.drivers.sweep import label_stale, labelled_processes, run_label_pid
+from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.errors import LaunchError, ManifestError
-from gossipcert.harness.images import AptSource, ImageError, base_tag, parse_apt_sources
 from gossipcert.harness.manifest import REFERENCE_MANIFEST, load_manifest
-from gossipcert.harness.sweep import label_stale, labelled_processes, run_label_pid
-from gossipcert.harness.waiting import wait_until
 
 # ---- without Docker -----------------------------------------------------------------
 
@@ -110,7 +110,7 @@ def test_docker_backend_needs_a_docker_launch_section(tmp_path: Path) -> None:
 def test_cli_rejects_docker_backend_without_docker_section(tmp_path: Path) -> None:
     path = _manifest_without("docker", tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "gossipcert.harness.cli",
+        [sys.executable, "-m", "gossipcert.harness",
          "certify", "--impl", str(path), "--backend",
          "docker", "--nodes", "3", "--report-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=60,
@@ -125,7 +125,7 @@ def test_cli_rejects_docker_backend_without_docker_section(tmp_path: Path) -> No
 
 
 def _client() -> Any:
-    from gossipcert.harness.images import docker_client
+    from gossipcert.harness.drivers.images import docker_client
 
     return docker_client()
 
@@ -143,7 +143,7 @@ def _owned_by(pid: int) -> tuple[list[str], list[str]]:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_images_are_cached_by_the_hash_of_their_inputs() -> None:
-    from gossipcert.harness.images import build_reference
+    from gossipcert.harness.drivers.images import build_reference
 
     lines: list[str] = []
     first = build_reference(_client(), lines.append)  # builds if the inputs changed
@@ -153,7 +153,7 @@ def test_images_are_cached_by_the_hash_of_their_inputs() -> None:
     assert again == first
     assert all(line.endswith(": cached") for line in lines), lines
     assert time.monotonic() - started < 10
-    cli = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "images", "build"],
+    cli = subprocess.run([sys.executable, "-m", "gossipcert.harness", "images", "build"],
                          capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.strip().splitlines()[-1] == first
@@ -165,7 +165,7 @@ def test_images_are_cached_by_the_hash_of_their_inputs() -> None:
 
 @pytest.fixture
 def docker_cluster(tmp_path: Path) -> Any:
-    from gossipcert.harness.cluster import Cluster
+    from gossipcert.harness.drivers.cluster import Cluster
 
     manifest = load_manifest("reference")
     cluster = Cluster(manifest, 3, tmp_path, backend="docker", seed=5)
@@ -234,7 +234,7 @@ def test_pause_resume_restart_and_netns(docker_cluster: Any) -> None:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_a_node_that_exits_at_start_is_reported_with_its_stderr(tmp_path: Path) -> None:
-    from gossipcert.harness.cluster import Cluster
+    from gossipcert.harness.drivers.cluster import Cluster
 
     data = yaml.safe_load(REFERENCE_MANIFEST.read_text())
     data["launch"]["docker"]["command"] = [
@@ -256,7 +256,7 @@ def kill_once_cluster_up(*certify_args: str) -> int:
     """Start ``gossipcert certify`` with these arguments and SIGKILL the harness as soon as
     it says its cluster is up; its pid (whose run label names what it left)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", *certify_args],
+        [sys.executable, "-m", "gossipcert.harness", "certify", *certify_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert proc.stdout is not None
@@ -286,10 +286,10 @@ def _start_and_kill_midway(tmp_path: Path, seed: int) -> int:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_a_run_killed_midway_is_swept_by_clean_and_by_the_next_run(tmp_path: Path) -> None:
-    from gossipcert.harness.cluster import Cluster
+    from gossipcert.harness.drivers.cluster import Cluster
 
     dead = _start_and_kill_midway(tmp_path, seed=31)
-    result = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "clean"],
+    result = subprocess.run([sys.executable, "-m", "gossipcert.harness", "clean"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "gossipcert clean: removed" in result.stdout
@@ -341,7 +341,7 @@ def test_a_loopback_toxiproxy_url_is_refused_on_docker(tmp_path: Path) -> None:
 
 
 def _shipped() -> list[str]:
-    from gossipcert.harness.scenario import shipped_scenarios
+    from gossipcert.harness.workloads.scenario import shipped_scenarios
 
     return sorted(shipped_scenarios())
 
@@ -355,7 +355,7 @@ def test_every_shipped_scenario_passes_on_docker(tmp_path: Path, name: str) -> N
     restart of the same container. Each run leaves no container, network or process."""
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--backend", "docker",
+        [sys.executable, "-m", "gossipcert.harness", "certify", "--backend", "docker",
          "--scenario", name, "--nodes", "5", "--seed", "3", "--report-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

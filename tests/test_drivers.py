@@ -11,10 +11,15 @@ one) and ``test_certify_e2e.check_full_suite`` (the reference node's full suite)
 from __future__ import annotations
 
 import pytest
+from gossipcert.harness.drivers.simulated import simulate
+from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.scenario import load_scenario, run_manifest, schedule, shipped_scenarios
-from gossipcert.harness.simulated import simulate
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.workloads.scenario import (
+    load_scenario,
+    run_manifest,
+    schedule,
+    shipped_scenarios,
+)
 
 SHIPPED = sorted(shipped_scenarios())
 NODES = [f"n{i}" for i in range(1, 6)]

@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from gossipcert.harness.replay import load_replay
-from gossipcert.harness.sweep import orphaned_processes
+from gossipcert.harness.drivers.sweep import orphaned_processes
+from gossipcert.harness.run.replay import load_replay
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 
 
 def gossipcert(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", *args],
+    return subprocess.run([sys.executable, "-m", "gossipcert.harness", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

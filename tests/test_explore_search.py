@@ -11,19 +11,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from gossipcert.harness import operations as o
 from gossipcert.harness.errors import GossipcertError
-from gossipcert.harness.explore import (
+from gossipcert.harness.judging.verdict import Verdict
+from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.run.explore import (
     CONFIRM_WALK,
     ExampleRun,
     Search,
     parse_budget,
     violations,
 )
-from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.operations import Op
-from gossipcert.harness.strategies import Space, operation_sequences
-from gossipcert.harness.verdict import Verdict
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.strategies import Space, operation_sequences
 
 REFERENCE = load_manifest("reference")
 SPACE = Space(("n1", "n2", "n3", "n4", "n5"), frozenset(REFERENCE.capabilities),
@@ -137,7 +137,7 @@ def test_bad_budgets(text: str) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", *args],
+    return subprocess.run([sys.executable, "-m", "gossipcert.harness", *args],
                           capture_output=True, text=True, timeout=60)
 
 

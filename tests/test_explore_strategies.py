@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from gossipcert.harness import operations as o
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.operations import load_ops
-from gossipcert.harness.strategies import (
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.operations import load_ops
+from gossipcert.harness.workloads.strategies import (
     DEAD,
     SequenceBuilder,
     Space,

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlaneError, Sender
-from gossipcert.harness.cluster import Cluster
-from gossipcert.harness.driver import NO_LATENCY
+from gossipcert.harness.drivers.cluster import Cluster
+from gossipcert.harness.drivers.faultplanes import LinkFaults, PacketFaults, choose
+from gossipcert.harness.drivers.interface import NO_LATENCY
 from gossipcert.harness.errors import HarnessError, LaunchError
-from gossipcert.harness.faultplanes import LinkFaults, PacketFaults, choose
 from gossipcert.harness.history import History
 from gossipcert.harness.manifest import load_manifest
 

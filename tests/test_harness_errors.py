@@ -24,18 +24,18 @@ from typing import Any
 
 import pytest
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
-from gossipcert.harness.certify import cut_short, harness_failure
-from gossipcert.harness.clean import OWNER_LABEL
+from gossipcert.harness.drivers.clean import OWNER_LABEL
+from gossipcert.harness.drivers.procutil import free_port
+from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.errors import (
     EXIT_HARNESS_ERROR,
     HarnessError,
     HostError,
     LaunchError,
 )
-from gossipcert.harness.procutil import free_port
-from gossipcert.harness.run_report import build_report, load_report_schema
-from gossipcert.harness.sweep import orphaned_processes
-from gossipcert.harness.verdict import Verdict
+from gossipcert.harness.judging.verdict import Verdict
+from gossipcert.harness.run.certify import cut_short, harness_failure
+from gossipcert.harness.run.report import build_report, load_report_schema
 
 # A partition as the first step: the link plane is called at once.
 PARTITION_FIRST = """
@@ -61,7 +61,7 @@ steps:
 
 
 def _certify_argv(tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--seed", "1",
+    return [sys.executable, "-m", "gossipcert.harness", "certify", "--seed", "1",
             "--report-dir", str(tmp_path / "run"), *extra]
 
 
@@ -164,8 +164,8 @@ def test_what_counts_as_the_harness_failing() -> None:
 
 def test_an_internal_error_is_one_line_and_exit_4(tmp_path: Path, monkeypatch: Any,
                                                   capsys: Any) -> None:
-    from gossipcert.harness import certify as certify_module
-    from gossipcert.harness import cli
+    from gossipcert.harness.commands import cli
+    from gossipcert.harness.run import certify as certify_module
 
     def broken(opts: Any) -> Any:
         raise RuntimeError("a defect of the harness")

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 import yaml
-from gossipcert.harness.bounds import derived_parameters, evaluate
+from gossipcert.harness.drivers.sweep import labelled_processes
+from gossipcert.harness.judging.bounds import derived_parameters, evaluate
+from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.profiles import DEFAULT_PROFILE, judged_timing
-from gossipcert.harness.sweep import labelled_processes
-from gossipcert.harness.verdict import load_catalogue
 from test_checkers import TIMING
 
 IMPLS = Path(__file__).resolve().parent / "impls"
@@ -38,7 +38,7 @@ NODES = 5
 def certify(impl: Path, report_dir: Path, seed: int = 5) -> tuple[int, dict[str, Any], str]:
     """``gossipcert certify --quick`` on five nodes: exit code, report.json, output."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", str(impl), "--nodes",
+        [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", str(impl), "--nodes",
          str(NODES), "--seed", str(seed), "--report-dir", str(report_dir), "--quick"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

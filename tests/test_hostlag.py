@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from gossipcert.harness.checkers import check_failure_detection
+from gossipcert.harness.drivers.hostlag import LagMonitor
 from gossipcert.harness.history import History
-from gossipcert.harness.hostlag import LagMonitor
+from gossipcert.harness.judging import check_failure_detection
 from test_checkers import Hist, check, final, formed, killed_n3, lww, writes
 
 
@@ -91,7 +91,7 @@ def test_a_saturated_host_is_recorded_with_who_used_the_cpu(tmp_path: Path) -> N
     import os
     import subprocess
 
-    from gossipcert.harness.hostload import SATURATED_SAMPLES, HostLoadMonitor
+    from gossipcert.harness.drivers.hostload import SATURATED_SAMPLES, HostLoadMonitor
 
     history = History(tmp_path / "history.jsonl")
     spin = [sys.executable, "-c",

@@ -14,14 +14,14 @@ import zlib
 from pathlib import Path
 
 import pytest
-from gossipcert.harness import operations as o
-from gossipcert.harness.cli import main
-from gossipcert.harness.properties import Schedule, run_schedule
-from gossipcert.harness.reporting import write_all
-from gossipcert.harness.run_report import build_report, load_report_schema
-from gossipcert.harness.suite import certificate
-from gossipcert.harness.sweep import labelled_processes
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.commands.cli import main
+from gossipcert.harness.drivers.sweep import labelled_processes
+from gossipcert.harness.judging.verdict import load_catalogue
+from gossipcert.harness.run.report import build_report, load_report_schema
+from gossipcert.harness.run.reporting import write_all
+from gossipcert.harness.run.suite import certificate
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.properties import Schedule, run_schedule
 from host_tools import need
 
 STEPS: list[o.Op] = [
@@ -170,7 +170,7 @@ def test_default_certify_report_renders_in_headless_chromium(tmp_path: Path) -> 
         [
             sys.executable,
             "-m",
-            "gossipcert.harness.cli",
+            "gossipcert.harness.commands.cli",
             "certify",
             "--nodes",
             "5",

@@ -15,8 +15,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.verdict import load_catalogue
 
 HEARTBEAT = Path(__file__).resolve().parent / "impls" / "heartbeat"
 DEFECT_CASES = [

@@ -15,7 +15,7 @@ import pytest
 from gossipcert.chaos.errors import ChaosError
 from gossipcert.chaos.jsonhttp import JsonHttpClient, TransportError
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
-from gossipcert.harness.control import ControlClient, Reply
+from gossipcert.harness.drivers.control_client import ControlClient, Reply
 from gossipcert.harness.errors import EXIT_BAD_INPUT
 
 

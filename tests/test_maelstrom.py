@@ -29,17 +29,17 @@ from gossipcert.adapters.maelstrom.bridge import (
     kv_host,
     parse_message_id,
 )
-from gossipcert.harness import operations as o
-from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.checkers import run_checks
+from gossipcert.harness.drivers.sweep import orphaned_processes, run_label_pid
 from gossipcert.harness.errors import ManifestError
 from gossipcert.harness.history import History, build
-from gossipcert.harness.interpreter import Execution
+from gossipcert.harness.judging import run_checks
+from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest, maelstrom_impl
-from gossipcert.harness.planner import plan
-from gossipcert.harness.suite import suite_plan
-from gossipcert.harness.sweep import orphaned_processes, run_label_pid
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.workloads.interpreter import Execution
+from gossipcert.harness.run.suite import suite_plan
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.planner import plan
 
 NODES = Path(__file__).resolve().parent / "maelstrom_nodes"
 GOSSIP, NORETRY, COUNTER = (str(NODES / f"{n}.py") for n in
@@ -351,7 +351,7 @@ def test_the_node_dies_with_its_bridge(bridges: Bridges) -> None:
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the command line; assert that nothing labelled with its run outlived it (the
     last of a node's processes get a moment to finish dying)."""
-    proc = subprocess.Popen([sys.executable, "-m", "gossipcert.harness.cli", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "gossipcert.harness", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=240)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from gossipcert.harness.models import (
+from gossipcert.harness.judging.models import (
     CounterOp,
     SetOp,
     Write,

@@ -37,11 +37,11 @@ def test_wheel_has_exactly_one_top_level_package(wheel: Path) -> None:
     # Data the package reads at run time travels with it.
     for needed in ("gossipcert/specs/requirements.yaml", "gossipcert/chaos/scenarios/default.yaml",
                    "gossipcert/reference_node/manifest.yaml",
-                   "gossipcert/harness/docker/reference.Dockerfile"):
+                   "gossipcert/harness/drivers/docker/reference.Dockerfile"):
         assert needed in names, needed
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "gossipcert = gossipcert.harness.cli:main" in text
+    assert "gossipcert = gossipcert.harness.commands.cli:main" in text
     # The report writers travel as entry points: the harness finds them only that way.
     assert "[gossipcert.reports]" in text
     for name, module in (("json", "json_report"), ("markdown", "markdown"), ("html", "html"),

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, chain_name, sweep_chains, unavailable_reason
-from gossipcert.harness.waiting import wait_until
+from gossipcert.harness.drivers.waiting import wait_until
 from host_tools import need
 
 

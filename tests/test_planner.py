@@ -8,9 +8,9 @@ import random
 from typing import Any
 
 import pytest
-from gossipcert.harness import operations as o
-from gossipcert.harness.bounds import derived_parameters
-from gossipcert.harness.planner import (
+from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.planner import (
     SHAPES,
     PlanError,
     default_partition_ms,
@@ -18,7 +18,7 @@ from gossipcert.harness.planner import (
     plan,
     seconds,
 )
-from gossipcert.harness.scenario import load_scenario, shipped_scenarios
+from gossipcert.harness.workloads.scenario import load_scenario, shipped_scenarios
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
@@ -135,7 +135,7 @@ def test_compiled_operations_round_trip_through_json_and_the_schema(name: str) -
 
     schema = json.loads(spec_path("operations.schema.json").read_text())
     assert schema == o.schema(), "specs/operations.schema.json is stale: regenerate it with " \
-        "python -m gossipcert.harness.operations > specs/operations.schema.json"
+        "python -m gossipcert.harness.workloads.operations > specs/operations.schema.json"
     validator = jsonschema.Draft202012Validator(schema)
     for op in plan(load_scenario(name).steps, NODES, 7, PARAMS):
         data = json.loads(json.dumps(op.to_json()))

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from gossipcert.harness.backends import NodeAddress
-from gossipcert.harness.backends.process import ProcessBackend, process_state
-from gossipcert.harness.cluster import Cluster
+from gossipcert.harness.drivers.backends import NodeAddress
+from gossipcert.harness.drivers.backends.process import ProcessBackend, process_state
+from gossipcert.harness.drivers.cluster import Cluster
+from gossipcert.harness.drivers.sweep import labelled_processes
+from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.sweep import labelled_processes
-from gossipcert.harness.waiting import wait_until
 
 # A node stand-in: appends its pid to a file in its data dir, then sleeps.
 WRITER = "import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()}\\n'); time.sleep(60)"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from gossipcert.harness.bounds import derived_parameters, evaluate
 from gossipcert.harness.errors import GossipcertError
+from gossipcert.harness.judging.bounds import derived_parameters, evaluate
+from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.profiles import judged_timing, profiles
-from gossipcert.harness.verdict import load_catalogue
 from test_checkers import TIMING
 
 CATALOGUE = {r.id: r for r in load_catalogue()}

@@ -13,10 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from gossipcert.harness import operations as o
-from gossipcert.harness.cli import main
-from gossipcert.harness.operations import Op
-from gossipcert.harness.properties import (
+from gossipcert.harness.commands.cli import main
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.properties import (
     ClusterMachine,
     Schedule,
     failures,

@@ -16,7 +16,7 @@ def test_options_are_registered(pytester: pytest.Pytester) -> None:
 def test_cluster_fixture_runs_a_user_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        from gossipcert.harness.waiting import wait_until
+        from gossipcert.harness.drivers.waiting import wait_until
 
         def test_put_spreads(cluster):
             assert cluster.client("n1").put("colour", "blue").ok

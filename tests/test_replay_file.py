@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gossipcert.harness import operations as o
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.replay import (
+from gossipcert.harness.run.replay import (
     REPLAY_FORMAT,
     ReplayError,
     ReplayFile,
@@ -21,6 +20,7 @@ from gossipcert.harness.replay import (
     load_replay,
     save_replay,
 )
+from gossipcert.harness.workloads import operations as o
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 NODES = ["n1", "n2", "n3"]
@@ -45,7 +45,7 @@ def write(tmp_path: Path, data: Any, name: str = "replay.json") -> Path:
 
 
 def run_replay(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "replay", *args],
+    return subprocess.run([sys.executable, "-m", "gossipcert.harness", "replay", *args],
                           capture_output=True, text=True, timeout=120)
 
 

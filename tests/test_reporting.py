@@ -12,12 +12,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from gossipcert.harness import reporting
-from gossipcert.harness.checkers import run_checks
-from gossipcert.harness.cli import main
+from gossipcert.harness.commands.cli import main
 from gossipcert.harness.history import Entry
-from gossipcert.harness.index import HistoryIndex
-from gossipcert.harness.reporting import (
+from gossipcert.harness.judging import run_checks
+from gossipcert.harness.judging.index import HistoryIndex
+from gossipcert.harness.judging.verdict import load_catalogue
+from gossipcert.harness.run import reporting
+from gossipcert.harness.run.report import build_report, load_report_schema
+from gossipcert.harness.run.reporting import (
     BUILTIN_FORMATS,
     ENTRY_POINT_GROUP,
     ReportError,
@@ -25,9 +27,7 @@ from gossipcert.harness.reporting import (
     report_writers,
     write_all,
 )
-from gossipcert.harness.run_report import build_report, load_report_schema
-from gossipcert.harness.suite import certificate
-from gossipcert.harness.verdict import load_catalogue
+from gossipcert.harness.run.suite import certificate
 from gossipcert.reports import html, json_report, junit, markdown
 from test_checkers import ALL_CAPS, formed
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from gossipcert.harness.history import build
-from gossipcert.harness.index import HistoryIndex
-from gossipcert.harness.run_report import build_report, load_report_schema
-from gossipcert.harness.verdict import Verdict, overall_verdict
+from gossipcert.harness.judging.index import HistoryIndex
+from gossipcert.harness.judging.verdict import Verdict, overall_verdict
+from gossipcert.harness.run.report import build_report, load_report_schema
 from gossipcert.reports.json_report import write_json_report
 from gossipcert.reports.markdown import render_markdown, write_markdown_report
 

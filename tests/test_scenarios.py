@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 from gossipcert.chaos.packet import our_chains, unavailable_reason
-from gossipcert.harness import operations as o
+from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.scenario import (
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.scenario import (
     ScenarioError,
     load_scenario,
     run_manifest,
     schedule,
     shipped_scenarios,
 )
-from gossipcert.harness.sweep import orphaned_processes
 from test_certify_e2e import reference_plan
 
 TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
@@ -155,13 +155,13 @@ def test_too_small_a_cluster_is_refused() -> None:
 
 
 def test_cli_lists_scenarios_and_refuses_a_bad_one(tmp_path: Path) -> None:
-    listed = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "scenarios"],
+    listed = subprocess.run([sys.executable, "-m", "gossipcert.harness", "scenarios"],
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0
     for name in SHIPPED:
         assert name in listed.stdout
     bad = write(tmp_path, "name: x\nsteps:\n  - kind: partition\n    shape: square\n")
-    run = subprocess.run([sys.executable, "-m", "gossipcert.harness.cli", "certify", "--scenario",
+    run = subprocess.run([sys.executable, "-m", "gossipcert.harness", "certify", "--scenario",
                           str(bad), "--report-dir", str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
@@ -182,7 +182,7 @@ def test_scenarios_outside_the_suite_certify_the_reference_node(tmp_path: Path,
         pytest.skip(f"scenario {name} uses the packet plane: {unavailable_reason()}")
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossipcert.harness.cli",
+        [sys.executable, "-m", "gossipcert.harness",
          "certify", "--impl", "reference", "--nodes", "5",
          "--seed", "3", "--scenario", name, "--report-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -247,9 +247,9 @@ def _admission(tmp_path: Path, right_key: bool) -> str:
     to join, and judge SEC-WRONG-KEY on the history."""
     import time
 
-    from gossipcert.harness.checkers import run_checks
-    from gossipcert.harness.cluster import Cluster
-    from gossipcert.harness.verdict import load_catalogue
+    from gossipcert.harness.drivers.cluster import Cluster
+    from gossipcert.harness.judging import run_checks
+    from gossipcert.harness.judging.verdict import load_catalogue
 
     manifest = run_manifest(load_manifest("reference"), load_scenario("security"))
     cluster = Cluster(manifest, 3, tmp_path, seed=5)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gossipcert.harness import operations as o
-from gossipcert.harness.operations import Op
-from gossipcert.harness.properties import Schedule, run_schedule
-from gossipcert.harness.sweep import labelled_processes
+from gossipcert.harness.drivers.sweep import labelled_processes
+from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.properties import Schedule, run_schedule
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 
@@ -174,7 +174,7 @@ def certify(impl: str, report_dir: Path, seed: int, scenario: str = "default",
             quick: bool = False) -> tuple[int, dict[str, Any], str]:
     which = ["--quick"] if quick else ["--scenario", scenario]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl, "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", impl, "--nodes", "5",
          "--seed", str(seed), "--report-dir", str(report_dir), *which],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -219,7 +219,7 @@ PROVEN_ELSEWHERE = {"KV-LWW": "tests/test_certify_e2e.py (lww_oldest_wins)"}
 def test_every_must_requirement_has_a_defect_failing_it_on_real_processes() -> None:
     """The catalogue's MUST requirements each have a seeded defect certified as real
     processes, with the scenario the requirement names, listed in tests/impls/README.md."""
-    from gossipcert.harness.verdict import load_catalogue
+    from gossipcert.harness.judging.verdict import load_catalogue
 
     musts = {r.id: r for r in load_catalogue() if r.level == "MUST"}
     covered = {requirement for _, requirement, _ in REAL_PROCESS} | set(PROVEN_ELSEWHERE)

@@ -19,9 +19,9 @@ from urllib.request import Request, urlopen
 
 import pytest
 from gossipcert.adapters.serf.bridge import EVENT_NAME, _address, member_status
+from gossipcert.harness.drivers.procutil import child_preexec, free_port, stop_process
+from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.procutil import child_preexec, free_port, stop_process
-from gossipcert.harness.waiting import wait_until
 from host_tools import need_serf
 
 
@@ -206,7 +206,7 @@ def assert_judged_on_evidence(report: dict[str, Any]) -> None:
 def test_certify_serf_in_docker_judges_every_claimed_requirement(tmp_path: Path) -> None:
     """In containers (serf comes with the image); the process backend's run is the
     compliance run's (tests/test_compliance.py)."""
-    from gossipcert.harness.cli import main
+    from gossipcert.harness.commands.cli import main
 
     code = main(["certify", "--impl", "serf", "--nodes", "5", "--backend", "docker",
                  "--seed", "12", "--report-dir", str(tmp_path)])

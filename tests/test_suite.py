@@ -3,9 +3,9 @@ the certificate says."""
 
 from __future__ import annotations
 
+from gossipcert.harness.judging.verdict import Verdict, load_catalogue, overall_verdict
 from gossipcert.harness.profiles import judged_timing
-from gossipcert.harness.suite import PlannedRun, certificate, merge_verdicts, suite_plan
-from gossipcert.harness.verdict import Verdict, load_catalogue, overall_verdict
+from gossipcert.harness.run.suite import PlannedRun, certificate, merge_verdicts, suite_plan
 
 CATALOGUE = load_catalogue()
 EVERYTHING = ["membership", "failure-detection", "broadcast", "kv", "crdt", "encryption"]

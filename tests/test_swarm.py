@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 import yaml
 from gossipcert.chaos.swarm_agent import AgentClient, AgentError, AgentServer
-from gossipcert.harness.backends.swarm import SwarmBackend, spread
-from gossipcert.harness.clean import OWNER_LABEL, RUN_LABEL
+from gossipcert.harness.drivers.backends.swarm import SwarmBackend, spread
+from gossipcert.harness.drivers.clean import OWNER_LABEL, RUN_LABEL
 from gossipcert.harness.manifest import REFERENCE_MANIFEST
 from test_docker_backend import kill_once_cluster_up
 
 REPO = Path(__file__).resolve().parent.parent
 TWO_ENGINES = REPO / "scripts" / "swarm-two-engines.sh"
 ENGINES_SCENARIO = Path(__file__).resolve().parent / "data" / "swarm-engines.yaml"
-CLI = [sys.executable, "-m", "gossipcert.harness.cli"]
+CLI = [sys.executable, "-m", "gossipcert.harness"]
 
 # ---- without Docker -----------------------------------------------------------------
 
@@ -278,8 +278,8 @@ def test_a_node_that_exits_at_start_is_bad_input_and_leaves_nothing(
 @pytest.mark.slow
 def test_unplaceable_nodes_fail_in_one_line(single_swarm: None, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from gossipcert.harness.backends import swarm
-    from gossipcert.harness.cluster import Cluster
+    from gossipcert.harness.drivers.backends import swarm
+    from gossipcert.harness.drivers.cluster import Cluster
     from gossipcert.harness.errors import LaunchError
     from gossipcert.harness.manifest import load_manifest
 

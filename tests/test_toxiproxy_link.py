@@ -15,7 +15,7 @@ import pytest
 from gossipcert.chaos.toxiproxy import BackgroundServer
 from gossipcert.chaos.toxiproxy.testing import EchoServer, GreeterServer, connect, recv_exactly
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
-from gossipcert.harness.waiting import wait_until
+from gossipcert.harness.drivers.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gossipcert.harness.checkers import CHECKERS
-from gossipcert.harness.checkers.traffic import AWARENESS_MAX_MULTIPLIER
-from gossipcert.harness.verdict import Verdict
+from gossipcert.harness.judging import CHECKERS
+from gossipcert.harness.judging.traffic import AWARENESS_MAX_MULTIPLIER
+from gossipcert.harness.judging.verdict import Verdict
 from test_checkers import CATALOGUE, Hist, formed, params
 
 IMPLS = Path(__file__).resolve().parent / "impls"
@@ -162,7 +162,7 @@ def test_not_claimed_without_failure_detection() -> None:
 
 def certify(impl: str, report_dir: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "gossipcert.harness.cli", "certify", "--impl", impl, "--nodes", "5",
+        [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", impl, "--nodes", "5",
          "--seed", "3", "--quick", "--report-dir", str(report_dir), *extra],
         capture_output=True, text=True, timeout=900,
     )

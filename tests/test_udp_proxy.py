@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from gossipcert.chaos.toxiproxy import BackgroundServer
-from gossipcert.harness.waiting import wait_until
+from gossipcert.harness.drivers.waiting import wait_until
 
 
 @pytest.fixture

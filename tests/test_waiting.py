@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gossipcert.harness.waiting import wait_until
+from gossipcert.harness.drivers.waiting import wait_until
 
 
 class FakeClock:

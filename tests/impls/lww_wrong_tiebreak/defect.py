@@ -1,7 +1,7 @@
 """Seeded defect: last-writer-wins breaks timestamp ties towards the *smaller* node id.
 
 ``installed()`` patches the reference core and undoes it on exit, so the in-memory
-cluster (``harness.properties``) can run it next to the unpatched core in one process.
+cluster (``harness.workloads.properties``) can run it next to the unpatched core in one process.
 """
 
 from __future__ import annotations

@@ -1,0 +1,7 @@
+"""``python -m gossipcert.harness``: the ``gossipcert`` command."""
+
+import sys
+
+from gossipcert.harness.commands.cli import main
+
+sys.exit(main())

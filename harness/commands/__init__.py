@@ -1,0 +1,1 @@
+"""The command line and the pytest plugin: thin entry points over the run pipeline."""

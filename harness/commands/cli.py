@@ -1,0 +1,373 @@
+"""The ``gossipcert`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from gossipcert.harness.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_HARNESS_ERROR,
+    EXIT_INTERRUPTED,
+    USER_ERRORS,
+    describe,
+)
+from gossipcert.harness.profiles import profile_names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65534:
+        raise argparse.ArgumentTypeError(f"not a usable port: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gossipcert",
+        description="Certify gossip implementations for convergence, failure detection "
+                    "and conflict resolution under real faults.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cert = sub.add_parser(
+        "certify",
+        help="certify an implementation: every scenario its claimed requirements need, "
+             "merged into one report",
+        description="Exit codes: 0 PASS (every claimed MUST exercised and passed), 1 FAIL "
+                    "(a MUST failed), 2 bad input, 3 INCOMPLETE (no MUST failed, but one "
+                    "was untested or could not be judged), 4 ERROR (the harness's own parts "
+                    "failed mid-run; a partial report), 130 interrupted.",
+    )
+    cert.add_argument("--impl", default="reference",
+                      help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a Maelstrom "
+                           "node binary) or the path of an implementation manifest (YAML)")
+    cert.add_argument("--workload", default=None, metavar="broadcast|g-counter",
+                      help="with --impl maelstrom:PATH: the Maelstrom workload the node "
+                           "implements (default: broadcast)")
+    cert.add_argument("--backend", default="process", choices=["process", "docker", "swarm"],
+                      help="where nodes run: local processes (default) or Docker containers")
+    cert.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
+    cert.add_argument("--seed", type=int, default=None,
+                      help="seed of every random choice in the run (default: random, reported)")
+    cert.add_argument("--report-dir", type=Path, default=None,
+                      help="where the report and logs go (default: gossipcert-runs/<stamp>...)")
+    cert.add_argument("--base-port", type=_port, default=None,
+                      help="fixed ports: gossip on BASE, control on BASE+1 of each node's "
+                           "address (default: free ports)")
+    cert.add_argument("--toxiproxy-url", default=None,
+                      help="use this Toxiproxy (or compatible) server instead of starting ours")
+    cert.add_argument("--scenario", default=None,
+                      help="run this one scenario only: a shipped scenario name (see "
+                           "'gossipcert scenarios') or the path of a scenario file (YAML) "
+                           "(default: the whole suite)")
+    cert.add_argument("--quick", action="store_true",
+                      help="run the default scenario alone (about 15 s at 5 nodes); the "
+                           "report lists the requirements it leaves untested")
+    cert.add_argument("--quiet-s", type=float, default=None,
+                      help="length of every quiet phase in seconds (default: the scenario's)")
+    cert.add_argument("--partition-s", type=float, default=None,
+                      help="how long the partition holds (default: from the timing)")
+    cert.add_argument("--profile", default="lan", choices=profile_names(),
+                      help="timing profile (memberlist's defaults): declared timing slower "
+                           "than it is judged at its ceiling, and the report says so "
+                           "(default: lan)")
+    cert.add_argument("--clock-skew-ms", type=float, default=250.0,
+                      help="how far node clocks may be from the harness's: an LWW timestamp "
+                           "outside its call by more is a clock violation (default: 250)")
+
+    sub.add_parser("scenarios", help="list the shipped scenarios")
+
+    rep = sub.add_parser("report", help="re-render a run's reports from its history")
+    rep.add_argument("run_dir", type=Path, metavar="DIR",
+                     help="a run directory holding history.jsonl")
+    explore = sub.add_parser(
+        "explore",
+        help="search for a violation with Hypothesis on one real cluster, shrink it there "
+             "and save it as a replay file",
+        description="Exit codes: 1 a violation was found (a MUST failed; the smallest "
+                    "failing sequence is in replay.json), 0 none was found within the budget "
+                    "(not a certificate), 2 bad input, 4 the harness failed mid-run, "
+                    "130 interrupted.",
+    )
+    explore.add_argument("--impl", default="reference",
+                         help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a "
+                              "Maelstrom node binary) or the path of an implementation manifest "
+                              "(YAML) or of its folder")
+    explore.add_argument("--workload", default=None, metavar="broadcast|g-counter",
+                         help="with --impl maelstrom:PATH: the Maelstrom workload the node "
+                              "implements (default: broadcast)")
+    explore.add_argument("--backend", default="process", choices=["process", "docker", "swarm"],
+                         help="where nodes run: local processes (default) or Docker containers")
+    explore.add_argument("--budget", default="10m",
+                         help="wall time for searching and shrinking, e.g. 90s, 10m, 1h "
+                              "(default: 10m)")
+    explore.add_argument("--nodes", type=_positive_int, default=5,
+                         help="cluster size (default 5)")
+    explore.add_argument("--seed", type=int, default=None,
+                         help="seed of the search (default: random, reported)")
+    explore.add_argument("--report-dir", type=Path, default=None,
+                         help="where the report, replay file and logs go (default: "
+                              "gossipcert-runs/<stamp>...)")
+    explore.add_argument("--max-steps", type=_positive_int, default=12,
+                         help="most choices drawn per sequence (default 12)")
+    explore.add_argument("--profile", default="lan", choices=profile_names(),
+                         help="timing profile the bounds are judged at (default: lan)")
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay a saved sequence (gossipcert-ops/1) on a fresh cluster or in the "
+             "simulator, judged by the same checkers",
+        description="Exit codes: 1 a MUST still fails, 0 none does, 2 the file cannot be "
+                    "replayed, 4 the harness failed mid-run, 130 interrupted.",
+    )
+    replay.add_argument("schedule", type=Path, metavar="FILE",
+                        help="a replay file (JSON), e.g. replay.json of an explore run")
+    replay.add_argument("--impl", default=None,
+                        help="the implementation to replay against (default: the one the "
+                             "file records)")
+    replay.add_argument("--backend", default=None, choices=["process", "docker", "swarm"],
+                        help="where nodes run (default: the file's backend)")
+    replay.add_argument("--sim", action="store_true",
+                        help="replay in the simulator of the reference core (or of the "
+                             "seeded defect the file records as its core)")
+    replay.add_argument("--report-dir", type=Path, default=None,
+                        help="where a real replay's reports and logs go (default: "
+                             "gossipcert-runs/<stamp>...)")
+    replay.add_argument("--attempts", type=int, default=None, metavar="N",
+                        help="fresh clusters to try before a real replay passes: it stops at "
+                             "the first that fails a MUST (default 5; the simulator needs 1)")
+
+    tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
+    tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
+    serve = tox_sub.add_parser("serve", help="serve the Toxiproxy HTTP API")
+    serve.add_argument("--listen", default="127.0.0.1:8474", help="HOST:PORT of the API")
+
+    images = sub.add_parser("images", help="the Docker images the docker backend runs")
+    images_sub = images.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
+    images_sub.add_parser("build", help="build the base and reference images (cached by a "
+                                        "hash of their inputs)")
+    images_sub.add_parser("list", help="list the images gossipcert built")
+
+    clean = sub.add_parser("clean", help="remove what crashed runs left: containers, "
+                                         "networks, processes")
+    clean.add_argument("--images", action="store_true",
+                       help="also remove every image gossipcert built")
+    clean.add_argument("--all", action="store_true", dest="everything",
+                       help="also remove what runs still going own")
+    return parser
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "certify":
+            return _certify(args)
+        if args.command == "report":
+            from gossipcert.harness.commands.rerender import rerender
+
+            return rerender(args.run_dir, print_line=print)
+        if args.command == "explore":
+            return _explore(args)
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "toxiproxy":
+            from gossipcert.chaos.toxiproxy import serve
+
+            return serve(args.listen)
+        if args.command == "scenarios":
+            return _scenarios()
+        if args.command == "images":
+            return _images(args)
+        if args.command == "clean":
+            return _clean(args)
+    except USER_ERRORS as exc:
+        print(f"gossipcert: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gossipcert: interrupted; everything the run started was stopped",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a defect of the harness itself: one line, never a traceback
+        print(f"gossipcert: internal error: {describe(exc)} (traceback in "
+              f"{_save_traceback()})", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    return EXIT_BAD_INPUT
+
+
+def _save_traceback() -> str:
+    """Write the exception being handled to a file for a bug report; its path."""
+    fd, path = tempfile.mkstemp(prefix="gossipcert-crash-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        traceback.print_exc(file=f)
+    return path
+
+
+def _impl(args: argparse.Namespace) -> str:
+    """``--impl``, with ``--workload`` folded into a Maelstrom node's (the one string every
+    later step, replay files included, names the implementation by)."""
+    if args.workload is None:
+        return str(args.impl)
+    from gossipcert.harness.manifest import maelstrom_impl
+
+    return maelstrom_impl(args.impl, args.workload)
+
+
+def _certify(args: argparse.Namespace) -> int:
+    from gossipcert.harness.run.certify import CertifyOptions, certify, print_progress
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    result = certify(CertifyOptions(
+        impl=_impl(args),
+        backend=args.backend,
+        nodes=args.nodes,
+        seed=args.seed,
+        report_dir=args.report_dir,
+        base_port=args.base_port,
+        toxiproxy_url=args.toxiproxy_url,
+        quiet_s=args.quiet_s,
+        partition_s=args.partition_s,
+        scenario=args.scenario,
+        quick=args.quick,
+        profile=args.profile,
+        clock_skew_ms=args.clock_skew_ms,
+        progress=print_progress,
+    ))
+    report = result.report
+    for req in report["requirements"]:
+        measured = req.get("measured")
+        bound = req.get("bound")
+        unit = req.get("unit", "")
+        figure = "" if measured is None else f"  measured {measured} vs bound {bound} {unit}"
+        print(f"{req['status'].upper():>14}  {req['id']:<22} {req['level']:<6}{figure}")
+    cert = report["certificate"]
+    print(f"certified: {', '.join(cert['capabilities_certified']) or 'nothing'}; "
+          f"not claimed: {', '.join(cert['capabilities_not_claimed']) or 'none'}; "
+          f"scenarios run: {', '.join(cert['scenarios'])}")
+    if cert["untested"]:
+        print(f"untested: {', '.join(cert['untested'])}")
+    print(f"verdict: {report['verdict'].upper()}")
+    print(f"report: {result.report_dir / 'report.html'} "
+          "(and report.md, report.json, report.junit.xml)")
+    failure = report.get("harness_error")
+    if failure:
+        print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
+              f"partial report in {result.report_dir} certifies nothing", file=sys.stderr)
+    return result.exit_code
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from gossipcert.harness.errors import GossipcertError
+    from gossipcert.harness.manifest import maelstrom_workload
+    from gossipcert.harness.run.explore import ExploreOptions, explore, parse_budget, print_progress
+
+    impl = _impl(args)
+    if maelstrom_workload(impl) == "g-counter":
+        raise GossipcertError("explore writes each example to fresh CRDT names, and a Maelstrom "
+                              "g-counter node keeps one counter for its life: certify it instead")
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    result = explore(ExploreOptions(
+        impl=impl,
+        backend=args.backend,
+        budget_s=parse_budget(args.budget),
+        nodes=args.nodes,
+        seed=args.seed,
+        report_dir=args.report_dir,
+        profile=args.profile,
+        max_steps=args.max_steps,
+        progress=print_progress,
+    ))
+    print(result.summary)
+    outcome = result.outcome
+    if outcome.best is not None and result.replay_path is not None:
+        for v in outcome.best.failed:
+            print(f"{v.status.upper():>6}  {v.id:<20} {v.evidence}")
+        print(f"minimal failing sequence ({len(outcome.best.run.ops)} operations):")
+        for op in outcome.best.run.ops:
+            print(f"  {op.describe()}")
+        print(f"replay: gossipcert replay {result.replay_path}")
+    if result.report is not None:
+        print(f"report: {result.report_dir / 'report.html'} "
+              "(and report.md, report.json, report.junit.xml)")
+    return result.exit_code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from gossipcert.harness.run.explore import print_progress
+    from gossipcert.harness.run.replay import ReplayOptions, replay
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
+                                               sim=args.sim, report_dir=args.report_dir,
+                                               attempts=args.attempts,
+                                               progress=print_progress))
+
+
+def _scenarios() -> int:
+    from gossipcert.harness.workloads.scenario import load_scenario, shipped_scenarios
+
+    for name in shipped_scenarios():
+        scenario = load_scenario(name)
+        kinds = ", ".join(dict.fromkeys(s["kind"] for s in scenario.steps))
+        print(f"{name:<15} {len(scenario.steps):>2} steps ({kinds}); "
+              f"at least {scenario.min_nodes} nodes")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    import time
+
+    from gossipcert.harness.drivers.images import build_reference, docker_client, project_images
+
+    client = docker_client()
+    if args.images_command == "list":
+        for image in project_images(client):
+            size = image.attrs.get("Size", 0) / 1e6
+            print(f"{', '.join(image.tags) or image.short_id}  {size:.0f} MB")
+        return 0
+    t0 = time.monotonic()
+    tag = build_reference(client, lambda line: print(f"[{time.monotonic() - t0:6.1f}s] {line}",
+                                                     flush=True))
+    print(tag)
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from gossipcert.harness.drivers.clean import clean
+
+    swept = clean(images=args.images, everything=args.everything)
+    for name in swept.containers:
+        print(f"container {name}")
+    for name in swept.networks:
+        print(f"network {name}")
+    for pid in swept.processes:
+        print(f"process {pid}")
+    for tag in swept.images:
+        print(f"image {tag}")
+    print(f"gossipcert clean: {swept.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

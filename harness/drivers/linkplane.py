@@ -1,0 +1,251 @@
+"""The link plane of a run: one Toxiproxy proxy per directed link, partitions as ``timeout``
+toxics and delays as ``latency`` toxics.
+
+The harness starts the project's own Toxiproxy-compatible server as a child process, or
+uses a Toxiproxy given by URL. Every proxy it makes is named ``<run>:<src>-><dst>`` so
+it removes exactly its own proxies at the end, even on a shared server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import selectors
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
+from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV, child_preexec, stop_process
+from gossipcert.harness.drivers.waiting import wait_until
+from gossipcert.harness.errors import ToxiproxyUnavailable
+
+PARTITION_TOXIC = "gossipcert_partition"
+LATENCY_TOXIC = "gossipcert_latency"
+STREAMS = ("upstream", "downstream")
+
+
+class ToxiproxyServer(Protocol):
+    """A Toxiproxy server the run started (and stops): a child process or a container."""
+
+    url: str
+
+    def close(self) -> None: ...
+
+
+class LocalToxiproxyServer:
+    """Our Toxiproxy-compatible server as a child process on a free loopback port."""
+
+    def __init__(self, log_dir: Path, run_label: str, startup_timeout_s: float = 15.0) -> None:
+        # Port 0: the server binds and names its port (a port picked here first could be
+        # taken before the server binds it, by the proxies of a large run for one).
+        self.url = ""
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._stderr_path = log_dir / "toxiproxy.stderr.log"
+        with self._stderr_path.open("ab") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "gossipcert.chaos.toxiproxy", "serve", "--listen",
+                 "127.0.0.1:0"],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, RUN_LABEL_ENV: run_label},
+                start_new_session=True,
+                preexec_fn=child_preexec(),
+            )
+        if not self._wait_ready(startup_timeout_s):
+            tail = self._stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
+            self.close()
+            raise ToxiproxyUnavailable(
+                "the Toxiproxy-compatible server did not start: " + " | ".join(tail)
+            )
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        """Whether the server printed its ready line within ``timeout_s`` (False as soon
+        as it exited or closed its output)."""
+        assert self._proc.stdout is not None
+        stdout = self._proc.stdout
+        sel = selectors.DefaultSelector()
+        sel.register(stdout, selectors.EVENT_READ)
+        buf = b""
+        ended = False
+
+        def listening_or_ended() -> bool:
+            nonlocal buf, ended
+            if self._proc.poll() is not None:
+                ended = True
+            elif sel.select(timeout=0.1):  # the wait between looks
+                chunk = stdout.read1(4096)  # type: ignore[attr-defined]
+                ended = not chunk
+                buf += chunk
+            return ended or re.search(rb"listening on http://\S+\n", buf) is not None
+
+        try:
+            ready = wait_until(listening_or_ended, timeout_s, every_s=0.0) is not None
+        finally:
+            sel.close()
+        found = re.search(rb"listening on (http://\S+)", buf)
+        if not ready or ended or found is None:
+            return False
+        self.url = found.group(1).decode()
+        return True
+
+    def close(self) -> None:
+        stop_process(self._proc)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class LinkPlane:
+    """Proxies for every directed pair of nodes, and the faults applied to them."""
+
+    def __init__(self, client: ToxiproxyClient, run_name: str,
+                 server: ToxiproxyServer | None = None, listen_host: str = "127.0.0.1") -> None:
+        self.client = client
+        self.run_name = run_name
+        self.server = server
+        # Where proxies listen: an address the nodes can dial (a container network's
+        # address on the Docker backend, loopback for local processes).
+        self.listen_host = listen_host
+        self.listen: dict[tuple[str, str], str] = {}
+        self.cut: set[tuple[str, str]] = set()
+        self.delayed: set[tuple[str, str]] = set()  # links carrying our latency toxics
+
+    @classmethod
+    def open(cls, run_name: str, log_dir: Path, url: str | None = None, *,
+             server: ToxiproxyServer | None = None,
+             listen_host: str = "127.0.0.1") -> LinkPlane:
+        """Reach ``url``, or the given ``server``, or start our server as a child."""
+        if server is not None:
+            url = server.url
+        elif url is None:
+            server = LocalToxiproxyServer(log_dir, run_name)
+            url = server.url
+        client = ToxiproxyClient(url)
+        try:
+            client.version()
+        except (ToxiproxyError, OSError) as exc:
+            if server is not None:
+                server.close()
+            raise ToxiproxyUnavailable(f"cannot reach Toxiproxy at {url}: {exc}") from None
+        return cls(client, run_name, server, listen_host)
+
+    def proxy_name(self, src: str, dst: str) -> str:
+        return f"{self.run_name}:{src}->{dst}"
+
+    def build(self, gossip_addrs: dict[str, str]) -> dict[str, dict[str, str]]:
+        """Make a proxy per directed link; returns each node's dial map ``{peer: addr}``."""
+        routes: dict[str, dict[str, str]] = {n: {} for n in gossip_addrs}
+        for src, dst in itertools.permutations(sorted(gossip_addrs), 2):
+            proxy = self.client.create_proxy(
+                self.proxy_name(src, dst), f"{self.listen_host}:0", gossip_addrs[dst]
+            )
+            self.listen[(src, dst)] = proxy["listen"]
+            routes[src][dst] = proxy["listen"]
+        return routes
+
+    def cut_link(self, src: str, dst: str) -> None:
+        """Drop every byte on src->dst with the connection left open (timeout 0)."""
+        if (src, dst) in self.cut:
+            return
+        for stream in STREAMS:
+            self.client.add_toxic(
+                self.proxy_name(src, dst), "timeout", {"timeout": 0},
+                name=f"{PARTITION_TOXIC}_{stream}", stream=stream,
+            )
+        self.cut.add((src, dst))
+
+    def restore_link(self, src: str, dst: str) -> None:
+        if (src, dst) not in self.cut:
+            return
+        for stream in STREAMS:
+            with contextlib.suppress(ToxiproxyError):
+                self.client.remove_toxic(self.proxy_name(src, dst), f"{PARTITION_TOXIC}_{stream}")
+        self.cut.discard((src, dst))
+
+    def partition(self, groups: list[list[str]]) -> list[tuple[str, str]]:
+        """Cut every link between groups, both ways; returns the links cut."""
+        links = []
+        for g1, g2 in itertools.permutations(range(len(groups)), 2):
+            for src in groups[g1]:
+                for dst in groups[g2]:
+                    self.cut_link(src, dst)
+                    links.append((src, dst))
+        return links
+
+    def heal(self) -> None:
+        for src, dst in sorted(self.cut):
+            self.restore_link(src, dst)
+
+    def _toxic_names(self) -> dict[tuple[str, str], set[str]]:
+        """The toxics on each of our links, read back in one ``GET /proxies`` (a
+        proxy's listing carries its toxics, in Toxiproxy as in ours): a partition of a
+        hundred nodes is five thousand links, one read per link would take minutes."""
+        listing = self.client.proxies()
+        found: dict[tuple[str, str], set[str]] = {}
+        for src, dst in self.listen:
+            proxy = listing.get(self.proxy_name(src, dst)) or {}
+            found[(src, dst)] = {str(t.get("name", "")) for t in proxy.get("toxics") or []}
+        return found
+
+    def confirm_cut(self) -> bool:
+        """Check through the API that every cut link carries its toxics."""
+        if not self.cut:
+            return True
+        names = self._toxic_names()
+        return all(f"{PARTITION_TOXIC}_{s}" in names.get(link, set())
+                   for link in self.cut for s in STREAMS)
+
+    def delay_link(self, src: str, dst: str, latency_ms: int, jitter_ms: int = 0) -> None:
+        """Delay every chunk on src->dst, both streams; a delayed link takes the new values."""
+        name = self.proxy_name(src, dst)
+        attrs = {"latency": latency_ms, "jitter": jitter_ms}
+        for stream in STREAMS:
+            toxic = f"{LATENCY_TOXIC}_{stream}"
+            if (src, dst) in self.delayed:
+                self.client.update_toxic(name, toxic, attrs)
+            else:
+                self.client.add_toxic(name, "latency", attrs, name=toxic, stream=stream)
+        self.delayed.add((src, dst))
+
+    def confirm_delay(self, src: str, dst: str, latency_ms: int) -> bool:
+        """Check through the API that src->dst carries the delay asked for."""
+        found = {t["name"]: t for t in self.client.toxics(self.proxy_name(src, dst))}
+        applied = found.get(f"{LATENCY_TOXIC}_downstream")
+        return applied is not None and applied["attributes"].get("latency") == latency_ms
+
+    def clear_delays(self) -> None:
+        for src, dst in sorted(self.delayed):
+            for stream in STREAMS:
+                with contextlib.suppress(Exception):
+                    self.client.remove_toxic(self.proxy_name(src, dst),
+                                             f"{LATENCY_TOXIC}_{stream}")
+        self.delayed.clear()
+
+    def clean(self) -> bool:
+        """Read every proxy's toxics back: none of ours (cut or delay) may be left."""
+        ours = (PARTITION_TOXIC, LATENCY_TOXIC)
+        return not any(name.startswith(ours)
+                       for names in self._toxic_names().values() for name in names)
+
+    def close(self) -> None:
+        """Remove our proxies: with the server the run started, by stopping it; on a
+        shared server one by one, giving up once the server stops answering (a frozen
+        server must not hold the end of a run for a timeout per proxy)."""
+        try:
+            if self.server is None:
+                for src, dst in list(self.listen):
+                    try:
+                        self.client.delete_proxy(self.proxy_name(src, dst))
+                    except ToxiproxyError:
+                        continue
+                    except OSError:
+                        break
+        finally:
+            self.listen.clear()
+            self.client.close()
+            if self.server is not None:
+                self.server.close()

@@ -1,0 +1,80 @@
+"""Find the processes a run left behind, by the run label every child carries, and tell
+those of dead runs from those of runs still going.
+
+A run label is ``gc-<seed>-<pid>-<stamp>``, whose pid is the harness's: the run is stale
+when that process is gone. :mod:`harness.drivers.clean` builds on this; nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields and fields[0] == "Z":
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def run_label_pid(label: str) -> int | None:
+    """The harness pid inside a run label ``gc-<seed>-<pid>-<stamp>``, None if not one."""
+    if not label.startswith("gc-"):
+        return None
+    parts = label[3:].rsplit("-", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[1])
+    except ValueError:
+        return None
+
+
+def label_stale(label: str) -> bool:
+    """Whether the harness that owns run ``label`` is gone (never this process)."""
+    pid = run_label_pid(label)
+    return pid is not None and pid != os.getpid() and process_start_time(pid) is None
+
+
+def labelled_processes(label: str | None = None) -> dict[int, str]:
+    """``{pid: label}`` of live processes carrying a gossipcert run label (or this one)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+            if ") Z " in stat:  # a zombie holds nothing
+                continue
+            for item in environ:
+                if item.startswith(RUN_LABEL_ENV.encode() + b"="):
+                    value = item.split(b"=", 1)[1].decode(errors="replace")
+                    if label is None or value == label:
+                        found[int(entry.name)] = value
+    return found
+
+
+def sweep(label: str | None = None) -> list[int]:
+    """SIGKILL every labelled process (of one run, or of every run); returns their pids."""
+    pids = [pid for pid in labelled_processes(label) if pid != os.getpid()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def orphaned_processes() -> dict[int, str]:
+    """Labelled processes whose harness is gone: what a run leaked. Processes of runs that
+    are still going (another run on the same machine) are not counted."""
+    return {pid: label for pid, label in labelled_processes().items() if label_stale(label)}

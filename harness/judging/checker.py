@@ -1,0 +1,350 @@
+"""What every checker shares: the wrapper that turns a judging function into a checker,
+the verdict it returns, and the tally of a latency requirement.
+
+:func:`checker` puts the contract's rules around each requirement's own judgement: a
+requirement whose capability (or conflict policy) is not declared is ``not-claimed``; a
+declared capability whose every call answered 501 fails; a requirement left untested
+because every read it needed failed is ``error``; a timing failure while the harness's
+own host stalled or its CPU was saturated is ``error`` (inconclusive); and a timed
+verdict names the node-stamped times the index rejected (clock violations).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import wraps
+from typing import Any
+
+from gossipcert.harness.drivers.hostload import SATURATED_BUSY, SATURATED_SAMPLES
+from gossipcert.harness.history import Entry
+from gossipcert.harness.judging.bounds import evaluate
+from gossipcert.harness.judging.index import HistoryIndex, Op
+from gossipcert.harness.judging.verdict import Requirement, Verdict, crdt_type_claimed
+
+__all__ = [
+    "EVIDENCE_LIMIT",
+    "Checker",
+    "Tally",
+    "as_index",
+    "bound_of",
+    "checker",
+    "in_time",
+    "make_verdict",
+    "timed_verdict",
+    "with_clock_violations",
+]
+
+# A checker: the history (or its index, built once by whoever checks many requirements),
+# the requirement, and the bound's parameters (:func:`harness.judging.bounds.derived_parameters`).
+Checker = Callable[[Sequence[Entry] | HistoryIndex, Requirement, Mapping[str, float]], Verdict]
+
+# Evidence lists are capped so a report stays readable whatever the cluster size.
+EVIDENCE_LIMIT = 10
+
+# Which operations exercise a capability: if all of them answered 501, it is missing.
+_CAPABILITY_OPS = {
+    "membership": ("members",),
+    "broadcast": ("broadcast", "broadcasts"),
+    "kv": ("put", "kv", "get", "delete"),
+    "crdt": ("crdt", "crdt_read"),
+}
+
+# The reads that tell whether a capability's requirements can be judged at all.
+_CAPABILITY_READS = {
+    "membership": ("members",),
+    "failure-detection": ("members",),
+    "broadcast": ("broadcasts",),
+    "kv": ("kv", "get"),
+    "crdt": ("crdt_read",),
+    "encryption": ("members",),
+}
+
+
+@dataclass
+class Tally:
+    """Latencies of the pairs a checker judged, and what it could not judge."""
+
+    bound: float
+    worst: float | None = None
+    worst_detail: dict[str, Any] | None = None
+    late: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    checked: int = 0
+    undetermined: int = 0
+    excluded: int = 0
+
+    def observe(self, latency: float, detail: dict[str, Any]) -> None:
+        self.checked += 1
+        latency = max(0.0, latency)
+        if self.worst is None or latency > self.worst:
+            self.worst, self.worst_detail = latency, {**detail, "latency_ms": round(latency, 1)}
+        if latency > self.bound:
+            self.late.append({**detail, "latency_ms": round(latency, 1)})
+
+    def never(self, at_least: float, detail: dict[str, Any]) -> None:
+        """Not seen although the deadline passed: ``at_least`` is a lower bound."""
+        self.checked += 1
+        at_least = max(at_least, self.bound)
+        self.missing.append({**detail, "at_least_ms": round(at_least, 1)})
+        if self.worst is None or at_least > self.worst:
+            self.worst = at_least
+            self.worst_detail = {**detail, "never": True, "at_least_ms": round(at_least, 1)}
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.late or self.missing)
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "checked": self.checked,
+            "undetermined": self.undetermined,
+            "excluded_partitioned": self.excluded,
+        }
+        if self.worst_detail is not None:
+            out["worst"] = self.worst_detail
+        if self.missing:
+            out["never"] = self.missing[:EVIDENCE_LIMIT]
+            out["never_count"] = len(self.missing)
+        if self.late:
+            out["late"] = sorted(self.late, key=lambda d: -d["latency_ms"])[:EVIDENCE_LIMIT]
+            out["late_count"] = len(self.late)
+        return out
+
+
+def make_verdict(
+    requirement: Requirement,
+    status: str,
+    measured: float | None,
+    bound: float | None,
+    evidence: str,
+    details: Mapping[str, Any] | None = None,
+) -> Verdict:
+    return Verdict(
+        id=requirement.id,
+        level=requirement.level,
+        title=requirement.title,
+        status=status,
+        measured=None if measured is None else round(float(measured), 3),
+        bound=bound,
+        unit=requirement.unit,
+        evidence=evidence,
+        details=dict(details or {}),
+        scenario=requirement.scenario,
+    )
+
+
+def bound_of(requirement: Requirement, params: Mapping[str, float]) -> float:
+    return evaluate(requirement.bound, {**params, **requirement.constants})
+
+
+def _not_claimed(index: HistoryIndex, requirement: Requirement) -> str | None:
+    """Why the run's implementation does not claim ``requirement``, or None when it does
+    (or the history cannot tell: no capabilities in its meta)."""
+    if index.capabilities is not None and requirement.capability not in index.capabilities:
+        return f"the implementation does not declare the {requirement.capability!r} capability"
+    kind = requirement.crdt_type
+    if index.capabilities is not None and kind and not crdt_type_claimed(index.capabilities, kind):
+        return f"the implementation does not declare the {kind!r} CRDT type"
+    policy, declared = requirement.policy, index.policies
+    if policy is not None and declared is not None and policy not in declared:
+        return f"the implementation does not declare the {policy!r} conflict policy"
+    return None
+
+
+def _capability_ops(
+    index: HistoryIndex, capability: str, names: Iterable[str] | None = None
+) -> list[Op]:
+    wanted = _CAPABILITY_OPS.get(capability, ()) if names is None else tuple(names)
+    return [op for name in wanted for op in index.ops.get(name, [])]
+
+
+def _unimplemented(index: HistoryIndex, capability: str) -> str | None:
+    """Why a declared ``capability`` is a contract violation (every call of it answered
+    501), or None."""
+    ops = _capability_ops(index, capability)
+    if (
+        ops
+        and all(op.outcome == "fail" for op in ops)
+        and any(_answered_501(op) for op in ops)
+    ):
+        return (
+            f"contract violation: the {capability!r} capability is declared, but every one "
+            f"of its {len(ops)} calls answered 501 (not implemented)"
+        )
+    return None
+
+
+def _answered_501(op: Op) -> bool:
+    """Whether a call was refused as not implemented (HTTP 501, or the contract's
+    ``not_implemented`` error code when the status was not recorded)."""
+    result = op.result if isinstance(op.result, Mapping) else {}
+    return result.get("status") == 501 or result.get("error") == "not_implemented"
+
+
+def _reads_failed(index: HistoryIndex, capability: str) -> str | None:
+    """Why nothing of ``capability`` could be judged because its reads failed: reads were
+    made and none answered, or None."""
+    reads = _capability_ops(index, capability, _CAPABILITY_READS.get(capability, ()))
+    if reads and not any(op.outcome == "ok" for op in reads):
+        outcomes = Counter(op.outcome for op in reads)
+        shown = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+        return f"every one of the {len(reads)} {capability} reads failed ({shown})"
+    return None
+
+
+_Body = Callable[[HistoryIndex, Requirement, float], Verdict]
+
+
+def as_index(history: Sequence[Entry] | HistoryIndex) -> HistoryIndex:
+    """The index of ``history``: itself when it is one, else built now."""
+    return history if isinstance(history, HistoryIndex) else HistoryIndex.build(history)
+
+
+def checker(body: _Body) -> Checker:
+    """Turn ``body(index, requirement, bound)`` into the public checker signature.
+
+    Around the body: a requirement the implementation does not claim is ``not-claimed``;
+    a declared capability that answered 501 to every call fails (the contract says a
+    declared capability is served); and a requirement the body could not exercise is
+    ``error`` rather than ``untested`` when every read it needed failed.
+    """
+
+    @wraps(body)
+    def check(
+        history: Sequence[Entry] | HistoryIndex,
+        requirement: Requirement,
+        params: Mapping[str, float],
+    ) -> Verdict:
+        index = as_index(history)
+        bound = bound_of(requirement, params)
+        why = _not_claimed(index, requirement)
+        if why is not None:
+            return make_verdict(requirement, "not-claimed", None, bound, why)
+        violation = _unimplemented(index, requirement.capability)
+        if violation is not None:
+            return make_verdict(requirement, "fail", None, bound, violation)
+        verdict = body(index, requirement, bound)
+        if verdict.status == "untested":
+            failed = _reads_failed(index, requirement.capability)
+            if failed is not None:
+                text = f"{failed}: the harness could not judge ({verdict.evidence})"
+                return replace(verdict, status="error", evidence=text)
+        lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
+        if lagged is not None:
+            text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
+            return replace(verdict, status="error", evidence=text)
+        kinds = _CLOCK_KINDS.get(requirement.capability, ())
+        if verdict.unit == "ms" and kinds:
+            seen = [v for v in index.clock_violations if v.get("kind") in kinds]
+            return with_clock_violations(verdict, seen)
+        return verdict
+
+    return check
+
+
+def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
+    """Why a timing failure says nothing about the implementation (the harness's host
+    fell behind by more than the probe timeout during the run), or None. Requirements
+    about timing are the timed ones and every failure-detection one; what a node stores
+    does not depend on how promptly the harness ran, so those failures stand."""
+    if requirement.unit != "ms" and requirement.capability != "failure-detection":
+        return None
+    saturated = index.phase_args.get("host-saturated") or []
+    if saturated:
+        cpus = saturated[0].get("cpus", "?")
+        return (
+            f"the host could not keep up: its {cpus} CPU(s) were saturated (at least "
+            f"{SATURATED_BUSY:.0%} busy for {SATURATED_SAMPLES} s or more) "
+            f"{len(saturated)} time(s) during the run, so this run cannot judge timing "
+            "(run.host_load in the report says which processes used the CPU)"
+        )
+    episodes = index.phase_args.get("host-lag") or []
+    lags = [float(a.get("lag_ms", 0)) for a in episodes]
+    if not lags:
+        return None
+    threshold = episodes[0].get("threshold_ms")
+    return (
+        f"the harness's host was overloaded ({len(lags)} scheduling stall(s) beyond the "
+        f"probe timeout of {threshold} ms, the worst {max(lags):.0f} ms), so this run "
+        "cannot judge timing; rerun on a less loaded machine"
+    )
+
+
+# Which node-stamped times a timed requirement of a capability is measured with.
+_CLOCK_KINDS = {
+    "membership": ("member",),
+    "failure-detection": ("member",),
+    "leave": ("member",),
+    "broadcast": ("broadcast",),
+}
+
+
+def _fmt(ms: float | None) -> str:
+    return "n/a" if ms is None else f"{ms:.0f}"
+
+
+def timed_verdict(requirement: Requirement, tally: Tally, what: str, nothing: str) -> Verdict:
+    """The verdict of a latency requirement from its tally."""
+    details = tally.details()
+    if tally.checked == 0:
+        why = nothing
+        if tally.undetermined or tally.excluded:
+            why += (
+                f" ({tally.undetermined} undetermined: history ended or a side was killed "
+                f"before the deadline; {tally.excluded} excluded by partitions)"
+            )
+        return make_verdict(requirement, "untested", None, tally.bound, why, details)
+    worst = tally.worst_detail or {}
+    if tally.missing:
+        first = tally.missing[0]
+        text = (
+            f"{len(tally.missing)} of {tally.checked} {what} never happened, e.g. "
+            f"{_describe(first)} (after {_fmt(first['at_least_ms'])} ms, bound "
+            f"{_fmt(tally.bound)} ms)"
+        )
+        return make_verdict(requirement, "fail", tally.worst, tally.bound, text, details)
+    if tally.late:
+        text = (
+            f"{len(tally.late)} of {tally.checked} {what} exceeded the bound: worst "
+            f"{_describe(worst)} after {_fmt(tally.worst)} ms > {_fmt(tally.bound)} ms"
+        )
+        return make_verdict(requirement, "fail", tally.worst, tally.bound, text, details)
+    text = f"all {tally.checked} {what} within bound; worst {_describe(worst)} after "
+    text += f"{_fmt(tally.worst)} ms <= {_fmt(tally.bound)} ms"
+    return make_verdict(requirement, "pass", tally.worst, tally.bound, text, details)
+
+
+def _describe(detail: Mapping[str, Any]) -> str:
+    if "broadcast" in detail:
+        return f"broadcast {detail['broadcast']!r} at {detail.get('member')}"
+    if "killed" in detail:
+        return f"{detail.get('observer')} marking {detail['killed']} dead"
+    if "observer" in detail and "member" in detail:
+        return f"{detail['observer']} seeing {detail['member']} alive"
+    if "kv" in detail:
+        return "kv digests equal"
+    return json.dumps(detail, sort_keys=True, default=str)
+
+
+
+def in_time(seen: float | None, deadline: float) -> bool:
+    """Seen by the deadline: good evidence whatever partitions happened meanwhile."""
+    return seen is not None and seen <= deadline
+
+
+def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, Any]]) -> Verdict:
+    """``verdict`` with the node-stamped times its data rejected, stated in its evidence
+    and listed in its details (the harness's observations were judged instead)."""
+    if not violations:
+        return verdict
+    first = violations[0]
+    note = (
+        f"; {len(violations)} clock violation(s): node-stamped times outside what "
+        f"the harness observed, judged at the observed time instead (e.g. {first['node']} "
+        f"stamped its {first['what']} at {first['claimed_ms']:.0f}, {first['reason']})"
+    )
+    details = {**verdict.details, "clock_violations": list(violations[:EVIDENCE_LIMIT])}
+    return replace(verdict, evidence=verdict.evidence + note, details=details)

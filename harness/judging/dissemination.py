@@ -1,0 +1,312 @@
+"""Dissemination: every accepted broadcast reaches every member in time; latency quantiles
+from node-side times, and messages per operation from node metrics (Maelstrom reports both
+as ``stable-latencies`` and ``msgs-per-op``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from gossipcert.harness.judging.checker import Tally, checker, make_verdict, timed_verdict
+from gossipcert.harness.judging.index import INF, HistoryIndex, Op
+from gossipcert.harness.judging.models import quantiles
+from gossipcert.harness.judging.verdict import Requirement, Verdict
+
+__all__ = [
+    "CLIENT_OPS",
+    "broadcast_latencies",
+    "check_broadcast_delivery",
+    "check_broadcast_latency",
+    "check_messages_per_op",
+    "member_deadline",
+]
+
+# Operations a client makes that the cluster must spread: the "operations" of msgs-per-op.
+CLIENT_OPS = ("broadcast", "put", "delete", "crdt")
+
+
+def member_deadline(
+    index: HistoryIndex, origin: str, member: str, t0: float, bound: float
+) -> tuple[float, float | None]:
+    """When ``member`` must hold a broadcast ``origin`` sent at ``t0``, and the heal it
+    was deferred to (None when it was not).
+
+    The bound counts from the call; but when a partition or cut kept ``origin`` from
+    reaching ``member`` (that direction) at some time inside the window, it counts from
+    the heal of the last such fault instead, again and again while a later fault falls
+    inside the window so deferred. A fault never healed gives ``inf``: no deadline. This
+    is a deferral, not an excuse: Maelstrom, too, asks for delivery once partitions heal.
+    """
+    start, heal = t0, None
+    while True:
+        ends = [
+            c.end for c in index.cuts
+            if c.start <= start + bound and c.end >= t0 and c.end > start
+            and c.separates(origin, member, directed=True)
+        ]
+        if not ends:
+            return start + bound, heal
+        start = heal = max(ends)
+        if start == INF:
+            return INF, None
+
+
+@checker
+def check_broadcast_delivery(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
+
+    An ``info`` broadcast (outcome unknown) is held to the requirement only once some
+    node received it; one whose origin dies before the deadline only if another did. A
+    member the origin could not reach inside the window is held to the bound from the
+    heal (:func:`member_deadline`).
+    """
+    tally = Tally(bound)
+    broadcasts = index.ops.get("broadcast", [])
+    if not broadcasts:
+        return make_verdict(requirement, "untested", None, bound, "no broadcast was sent")
+    for op in broadcasts:
+        bid, origin = op.args.get("id"), op.node
+        if bid is None or origin is None or op.outcome == "fail":
+            continue
+        received = index.deliveries.get(str(bid), {})
+        if op.outcome != "ok" and not received:
+            continue  # maybe never happened
+        t0 = op.invoked
+        origin_life = next(
+            (lf for lf in index.lives.get(origin, ()) if lf.ready <= t0 <= lf.end), None
+        )
+        relayed = bool(set(received) - {origin})
+        for member in index.nodes:
+            life = index.life_at(member, t0)
+            if member == origin or life is None:
+                continue
+            detail: dict[str, Any] = {"broadcast": str(bid), "origin": origin,
+                                      "member": member, "sent_ms": t0}
+            at = received.get(member)
+            if at is not None and at >= life.end:
+                at = None
+            if at is not None and not index.separated(origin, member, t0, at, directed=True):
+                deadline, heal = t0 + bound, None  # no fault stood in the way before it
+            else:
+                deadline, heal = member_deadline(index, origin, member, t0, bound)
+            if deadline == INF:
+                tally.excluded += 1  # cut off from the origin until the history ended
+                continue
+            start = t0 if heal is None else heal
+            if heal is not None:
+                detail["deferred_to_heal_ms"] = heal
+            if origin_life is not None and origin_life.end < deadline and not relayed:
+                tally.undetermined += 1  # only the origin had it, and it died
+                continue
+            if at is not None and at > deadline and not index.delivery.certainly_late(
+                str(bid), member, deadline
+            ):
+                tally.undetermined += 1  # first seen late, but maybe received in time
+            elif at is not None:
+                tally.observe(max(0.0, at - start), {**detail, "received_ms": at})
+            elif (
+                life.end < deadline
+                or index.end_ms < deadline
+                or not index.delivery.asked_after(member, deadline)
+            ):
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, life.end) - start, detail)
+    verdict = timed_verdict(
+        requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
+    )
+    first = tally.missing[0] if tally.missing else None
+    if first is not None and "deferred_to_heal_ms" in first:
+        note = (f"; {first['member']} was cut off from {first['origin']} and still lacked it "
+                f"{first['at_least_ms']:.0f} ms after the heal at "
+                f"{first['deferred_to_heal_ms']:.0f}")
+        verdict = replace(verdict, evidence=verdict.evidence + note)
+    return verdict
+
+
+def broadcast_latencies(index: HistoryIndex) -> list[dict[str, Any]]:
+    """Per (accepted broadcast, member that received it): the latency from the call.
+
+    A member the origin could not reach at some time between the call and the receipt is
+    left out: that latency measures the fault's length, not dissemination (BCAST-DELIVERY
+    judges it from the heal)."""
+    out: list[dict[str, Any]] = []
+    for op in index.ops.get("broadcast", []):
+        bid, origin = op.args.get("id"), op.node
+        if bid is None or origin is None or op.outcome == "fail":
+            continue
+        for member, at in index.deliveries.get(str(bid), {}).items():
+            if member == origin:
+                continue
+            life = index.life_at(member, op.invoked)
+            if life is None or at >= life.end:
+                continue
+            if index.separated(origin, member, op.invoked, at, directed=True):
+                continue
+            out.append(
+                {"broadcast": str(bid), "member": member, "latency_ms": max(0.0, at - op.invoked)}
+            )
+    return out
+
+
+def _resolution_ms(index: HistoryIndex) -> tuple[float, str]:
+    """How finely receive times were sampled: node clocks (1 ms) when the nodes reported
+    their own receive times, else the largest gap between two reads of one node."""
+    reads = index.ops.get("broadcasts", [])
+    stamped = any(
+        isinstance(r.result, Mapping)
+        and any(item.get("at_ms") is not None for item in r.result.get("received") or [])
+        for r in reads
+    )
+    if index.broadcast_events or stamped:
+        return 1.0, "node-side receive times (whole milliseconds)"
+    gaps: dict[str, list[float]] = defaultdict(list)
+    for r in reads:
+        if r.node is not None and r.outcome == "ok":
+            gaps[r.node].append(r.completed)
+    widest = 0.0
+    for times in gaps.values():
+        times.sort()
+        widest = max([widest, *(b - a for a, b in zip(times, times[1:], strict=False))])
+    return widest, "harness reads of GET /v1/broadcasts (no node-side times)"
+
+
+@checker
+def check_broadcast_latency(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """BCAST-LATENCY: the median dissemination latency stays near the push-gossip round
+    count; p90/p99/max and the sampling resolution are reported alongside."""
+    samples = broadcast_latencies(index)
+    if not samples:
+        why = "no broadcast was received by a member other than its origin"
+        return make_verdict(requirement, "untested", None, bound, why)
+    values = [s["latency_ms"] for s in samples]
+    q = quantiles(values)
+    resolution, source = _resolution_ms(index)
+    details: dict[str, Any] = {
+        "quantiles_ms": {k: round(v, 1) for k, v in q.items()},
+        "samples": len(values),
+        "broadcasts": len({s["broadcast"] for s in samples}),
+        "resolution_ms": resolution,
+        "source": source,
+        "latencies_ms": sorted(round(v, 1) for v in values)[:2000],
+    }
+    median = q["p50"]
+    status = "pass" if median <= bound else "fail"
+    relation = "<=" if status == "pass" else ">"
+    text = (
+        f"median {median:.0f} ms {relation} {bound:.0f} ms over {len(values)} deliveries; "
+        f"p90 {q['p90']:.0f}, p99 {q['p99']:.0f}, max {q['max']:.0f} ms "
+        f"(resolution {resolution:.0f} ms)"
+    )
+    return make_verdict(requirement, status, median, bound, text, details)
+
+
+def _rounds(reads: Sequence[Op]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
+    """Metrics reads grouped into rounds (``args.round``, else one read per node in a row):
+    (first invoked, last completed, node -> counters)."""
+    grouped: dict[Any, list[Op]] = defaultdict(list)
+    loose: list[Op] = []
+    for r in reads:
+        if r.outcome != "ok" or r.node is None or not isinstance(r.result, Mapping):
+            continue
+        key = r.args.get("round")
+        (grouped[key] if key is not None else loose).append(r)
+    for r in loose:  # without round labels: a new round whenever a node repeats
+        grouped[("auto", len(grouped))].append(r)
+    out = []
+    for members in grouped.values():
+        counters = {str(r.node): r.result for r in members if r.result is not None}
+        out.append((min(r.invoked for r in members), max(r.completed for r in members), counters))
+    out.sort(key=lambda x: x[0])
+    return out
+
+
+def _sent(counters: Mapping[str, Any]) -> float | None:
+    value = counters.get("messages_sent")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _delta(
+    first: dict[str, Mapping[str, Any]], last: dict[str, Mapping[str, Any]]
+) -> tuple[float, list[str]]:
+    total = 0.0
+    nodes: list[str] = []
+    for node, counters in last.items():
+        a, b = _sent(first.get(node, {})), _sent(counters)
+        if a is None or b is None or b < a:  # missing, or a restart reset its counters
+            continue
+        total += b - a
+        nodes.append(node)
+    return total, sorted(nodes)
+
+
+@checker
+def check_messages_per_op(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """BCAST-MSGS-PER-OP: messages the whole cluster sent per client operation, over the
+    window between the metrics rounds around the workload, net of the background rate
+    (probes, gossip, push-pull) measured between metrics rounds in a quiet phase."""
+    rounds = _rounds(index.ops.get("metrics", []))
+    if len(rounds) < 2:
+        why = "fewer than two rounds of GET /v1/metrics in the history"
+        return make_verdict(requirement, "untested", None, bound, why)
+    ops = sorted(
+        op.invoked for name in CLIENT_OPS for op in index.ops.get(name, []) if op.outcome != "fail"
+    )
+    best: tuple[float, float, float, int, list[str]] | None = None
+    for (_s0, e0, c0), (s1, _e1, c1) in zip(rounds, rounds[1:], strict=False):
+        count = sum(1 for t in ops if e0 <= t <= s1)
+        if count:
+            total, nodes = _delta(c0, c1)
+            if nodes and (best is None or count > best[3]):
+                best = (e0, s1, total, count, nodes)
+    if best is None:
+        why = "no client operation fell between two metrics rounds"
+        return make_verdict(requirement, "untested", None, bound, why)
+    t0, t1, total, count, nodes = best
+    background_rate = _background_rate(index, rounds, ops)
+    duration = max(t1 - t0, 1.0)
+    net = total - (background_rate or 0.0) * duration
+    measured = max(0.0, net) / count
+    details: dict[str, Any] = {
+        "window_ms": [t0, t1],
+        "operations": count,
+        "messages": total,
+        "nodes": nodes,
+        "gross_per_op": round(total / count, 2),
+    }
+    if background_rate is not None:
+        details["background_per_s"] = round(background_rate * 1000.0, 1)
+    status = "pass" if measured <= bound else "fail"
+    relation = "<=" if status == "pass" else ">"
+    text = (
+        f"{measured:.1f} messages per operation {relation} {bound:.0f} "
+        f"({count} operations, {total:.0f} messages in {duration:.0f} ms"
+        + (
+            f", net of {background_rate * 1000:.0f}/s background)"
+            if background_rate is not None
+            else ", background not measured)"
+        )
+    )
+    return make_verdict(requirement, status, measured, bound, text, details)
+
+
+def _background_rate(
+    index: HistoryIndex,
+    rounds: Sequence[tuple[float, float, dict[str, Mapping[str, Any]]]],
+    ops: Sequence[float],
+) -> float | None:
+    """Messages per ms with no client operation, between two rounds inside a quiet phase."""
+    for start, end in index.phases.get("quiet", []):
+        inside = [r for r in rounds if r[0] >= start and r[1] <= end]
+        if len(inside) >= 2:
+            (_, e0, c0), (s1, _, c1) = inside[0], inside[-1]
+            if any(e0 <= t <= s1 for t in ops) or s1 <= e0:
+                continue
+            total, nodes = _delta(c0, c1)
+            if nodes:
+                return total / (s1 - e0)
+    return None

@@ -1,0 +1,466 @@
+"""Failure detection: every member still up marks a SIGKILLed node dead in time (against
+the worst case and against SWIM's expectation), nobody live is suspected in a quiet phase,
+dead stays dead, and no false positive under latency, loss or around a paused node.
+
+Fault windows come from phases (``latency``, ``lossy``, ``paused``) when a scenario marks
+them, else from the fault entries themselves (``latency``/``loss`` until the next
+``heal``/``clear``; ``pause`` until ``resume``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.judging.checker import (
+    EVIDENCE_LIMIT,
+    Tally,
+    checker,
+    in_time,
+    make_verdict,
+    timed_verdict,
+)
+from gossipcert.harness.judging.index import DEAD_STATUSES, INF, HistoryIndex
+from gossipcert.harness.judging.verdict import Requirement, Verdict
+
+__all__ = [
+    "check_dead_stays_dead",
+    "check_detection_speed",
+    "check_failure_detection",
+    "check_no_false_positive",
+    "check_no_false_positive_latency",
+    "check_no_false_positive_loss",
+    "check_no_false_positive_pause",
+]
+
+_CLEARING_FAULTS = ("heal", "clear", "reset")
+_RESUMING_FAULTS = ("resume", "unpause", "cont")
+
+
+@checker
+def check_failure_detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DETECT: every member still up marks a SIGKILLed node dead within the bound."""
+    return _detection(index, requirement, bound)
+
+
+@checker
+def check_detection_speed(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DETECT-EXPECTED: FD-DETECT's figure against what SWIM leads one to expect (a
+    SHOULD: slow, not broken)."""
+    return _detection(index, requirement, bound)
+
+
+def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    tally = Tally(bound)
+    if not index.kills:
+        return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
+    for kill in index.kills:
+        victim, t_kill = str(kill.node), kill.time_ms
+        life = next(
+            (
+                lf
+                for lf in index.lives.get(victim, [])
+                if lf.end == t_kill and lf.end_cause == "kill"
+            ),
+            None,
+        )
+        if life is None:
+            continue  # killed a node that was not up: nothing to detect
+        deadline = t_kill + bound
+        restart = min(
+            (
+                lf.launched
+                for lf in index.lives.get(victim, [])
+                if lf.launched >= t_kill and (lf.end, lf.end_cause) != (t_kill, "kill")
+            ),
+            default=INF,
+        )
+        others = [n for n in index.nodes if n != victim and index.live_at(n, t_kill)]
+        for observer in others:
+            obs_life = index.life_at(observer, t_kill)
+            assert obs_life is not None
+            detail = {"observer": observer, "killed": victim, "kill_ms": t_kill}
+            line = index.timeline(observer, victim)
+            if line.status_at(t_kill) == "dead":
+                tally.observe(0.0, {**detail, "seen_ms": t_kill, "already_dead": True})
+                continue
+            seen = line.first(DEAD_STATUSES, t_kill)
+            cutoff = min(obs_life.end, restart)
+            if seen is not None and seen >= cutoff:
+                seen = None
+            if not in_time(seen, deadline) and any(
+                index.separated(observer, o, t_kill, deadline) for o in others
+            ):
+                tally.excluded += 1
+                continue
+            if seen is not None and seen > deadline and not line.certainly_not_yet(
+                DEAD_STATUSES, t_kill, deadline
+            ):
+                tally.undetermined += 1  # first seen late, but maybe marked dead in time
+            elif seen is not None:
+                tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
+            elif cutoff < deadline or index.end_ms < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, cutoff) - t_kill, detail)
+    return timed_verdict(
+        requirement, tally, "detections", "no member stayed up through a detection window"
+    )
+
+
+@checker
+def check_no_false_positive(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-NO-FALSE-POSITIVE: in a quiet phase, nobody live is suspected or declared dead.
+
+    Each change of a pair's reported status into ``suspect`` or ``dead`` inside a quiet
+    window counts once; a mark still standing when a window opens counts too.
+    """
+    windows = sorted(index.phases.get("quiet", []))
+    if not windows:
+        why = "the history has no quiet phase"
+        return make_verdict(requirement, "untested", None, bound, why)
+    starts = [w[0] for w in windows]
+
+    def window_of(t: float) -> int | None:
+        i = bisect_right(starts, t) - 1
+        return i if i >= 0 and t <= windows[i][1] else None
+
+    incidents: list[dict[str, Any]] = []
+    observed = 0
+    for (observer, subject), line in index.views.items():
+        last: tuple[int | None, str | None] = (None, None)
+        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
+            w = window_of(t)
+            if w is not None:
+                observed += 1
+                bad = status in ("suspect", "dead")
+                if (
+                    bad
+                    and (w, status) != last
+                    and line.certainly_after(k, windows[w][0])
+                    and index.live_through(observer, line.earliest[k], t)
+                    and index.live_through(subject, line.earliest[k], t)
+                ):
+                    incidents.append(
+                        {"observer": observer, "member": subject, "status": status, "at_ms": t}
+                    )
+            last = (w, status)
+    quiet_ms = sum(end - start for start, end in windows)
+    if observed == 0 and index.member_events == 0:
+        # Without an event feed, silence proves nothing: some view must have been read.
+        return make_verdict(
+            requirement,
+            "untested",
+            None,
+            bound,
+            "no member view was read during the quiet phase and no node reported events",
+        )
+    details: dict[str, Any] = {
+        "quiet_windows": [list(w) for w in windows],
+        "observations": observed,
+        "false_positives": sorted(incidents, key=lambda d: d["at_ms"])[:EVIDENCE_LIMIT],
+    }
+    count = len(incidents)
+    if count > bound:
+        first = min(incidents, key=lambda d: d["at_ms"])
+        text = (
+            f"{count} false positive(s) in {quiet_ms:.0f} ms of quiet: first "
+            f"{first['observer']} reported live {first['member']} {first['status']} "
+            f"at {first['at_ms']:.0f}"
+        )
+        return make_verdict(requirement, "fail", count, bound, text, details)
+    text = (
+        f"no live member suspected in {quiet_ms:.0f} ms of quiet "
+        f"({observed} observations, {index.member_events} member events in the run)"
+    )
+    return make_verdict(requirement, "pass", count, bound, text, details)
+
+
+@checker
+def check_dead_stays_dead(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """FD-DEAD-STAYS-DEAD: once a member reports a killed node dead, it never reports it
+    alive or suspect again until that node restarts (a stale alive must not resurrect it).
+
+    Only a report certainly served after the dead one counts: a read invoked before the
+    dead report could have happened may show the older status without any regression.
+    """
+    if not index.kills:
+        return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
+    incidents: list[dict[str, Any]] = []
+    judged = 0
+    for kill in index.kills:
+        victim, t_kill = str(kill.node), kill.time_ms
+        if not any(
+            lf.end == t_kill and lf.end_cause == "kill" for lf in index.lives.get(victim, [])
+        ):
+            continue  # it had left (or was not up): nothing was declared dead
+        restart = min(
+            (
+                lf.launched
+                for lf in index.lives.get(victim, [])
+                if lf.launched >= t_kill and (lf.end, lf.end_cause) != (t_kill, "kill")
+            ),
+            default=INF,
+        )
+        for observer in index.nodes:
+            life = index.life_at(observer, t_kill)
+            if observer == victim or life is None:
+                continue
+            line = index.timeline(observer, victim)
+            cutoff = min(life.end, restart)
+            dead = line.first_index(DEAD_STATUSES, t_kill)
+            if dead is None or line.times[dead] >= cutoff:
+                continue
+            judged += 1
+            dead_at = line.times[dead]
+            for i in range(dead + 1, len(line.times)):
+                t, status = line.times[i], line.statuses[i]
+                if t >= cutoff:
+                    break
+                # A read that may have been served before the dead report (it was
+                # invoked before that report could have happened) contradicts nothing.
+                if status in ("alive", "suspect") and line.served_after(i, dead):
+                    incidents.append(
+                        {
+                            "observer": observer,
+                            "member": victim,
+                            "dead_ms": dead_at,
+                            "status": status,
+                            "at_ms": t,
+                            "served_from_ms": line.earliest[i],
+                        }
+                    )
+                    break
+    if judged == 0:
+        why = "no member reported a killed node dead, so nothing could come back"
+        return make_verdict(requirement, "untested", None, bound, why)
+    details = {"judged": judged, "resurrections": incidents[:10]}
+    if len(incidents) > bound:
+        first = incidents[0]
+        text = (
+            f"{len(incidents)} of {judged} members brought a dead node back: "
+            f"{first['observer']} reported killed {first['member']} {first['status']} at "
+            f"{first['at_ms']:.0f}, {first['at_ms'] - first['dead_ms']:.0f} ms after dead"
+        )
+        return make_verdict(requirement, "fail", len(incidents), bound, text, details)
+    text = f"all {judged} members kept every killed node dead until it restarted"
+    return make_verdict(requirement, "pass", 0, bound, text, details)
+
+
+def _fault_windows(
+    index: HistoryIndex, opening: Iterable[str], closing: Sequence[str]
+) -> list[tuple[float, float, Mapping[str, Any], str | None]]:
+    """Windows from a fault in ``opening`` to the next ``closing`` fault (same node when
+    the opening names one)."""
+    wanted = set(opening)
+    out: list[tuple[float, float, Mapping[str, Any], str | None]] = []
+    for i, fault in enumerate(index.faults):
+        if fault.op not in wanted:
+            continue
+        end = index.end_ms
+        for later in index.faults[i + 1 :]:
+            if later.op in closing and (fault.node is None or later.node in (None, fault.node)):
+                end = later.time_ms
+                break
+        out.append((fault.time_ms, end, fault.args, fault.node))
+    return out
+
+
+def _windows(
+    index: HistoryIndex, phase: str, faults: Iterable[str], closing: Sequence[str]
+) -> list[tuple[float, float, Mapping[str, Any], str | None]]:
+    spans = index.phases.get(phase, [])
+    if spans:
+        args = index.phase_args.get(phase, [])
+        return [
+            (s, e, args[i] if i < len(args) else {}, _node_of(args[i] if i < len(args) else {}))
+            for i, (s, e) in enumerate(spans)
+        ]
+    return _fault_windows(index, faults, closing)
+
+
+def _node_of(args: Mapping[str, Any]) -> str | None:
+    node = args.get("node")
+    return str(node) if node is not None else None
+
+
+def _number(args: Mapping[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = args.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _false_positives(
+    index: HistoryIndex,
+    windows: Sequence[tuple[float, float, str | None]],
+    statuses: tuple[str, ...],
+    excused: list[dict[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Reports of a live member (not the window's exempt node) in ``statuses`` inside a
+    window; each change of a pair into a bad status counts once. Also the number of
+    observations inside windows. A report counts only when it was certainly served
+    inside the window, with both members live all the while it may have been served.
+
+    With ``excused`` given, a report about a member a partition or cut separated from the
+    observer between the window's start and the report is not counted but appended
+    there: that partition, not the window's fault, explains it (PARTITION-HEAL judges it).
+    So is a later report of the same member in the same window: a death declared across
+    a partition spreads to that member's own side once the partition heals.
+    """
+    incidents: list[tuple[int, dict[str, Any]]] = []
+    observed = 0
+    starts = [w[0] for w in windows]
+    for (observer, subject), line in index.views.items():
+        last: tuple[int, str] | None = None
+        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
+            i = bisect_right(starts, t) - 1
+            if i < 0 or t > windows[i][1]:
+                last = None
+                continue
+            observed += 1
+            exempt = windows[i][2]
+            if (
+                status in statuses
+                and (i, status) != last
+                and subject != exempt
+                and line.certainly_after(k, windows[i][0])
+                and index.live_through(observer, line.earliest[k], t)
+                and index.live_through(subject, line.earliest[k], t)
+            ):
+                incidents.append(
+                    (i, {"observer": observer, "member": subject, "status": status, "at_ms": t})
+                )
+            last = (i, status)
+    incidents.sort(key=lambda x: x[1]["at_ms"])
+    if excused is None:
+        return [d for _, d in incidents], observed
+    counted: list[dict[str, Any]] = []
+    explained: set[tuple[int, str]] = set()  # (window, member) a partition got declared
+    for i, d in incidents:
+        observer, subject, t = d["observer"], d["member"], d["at_ms"]
+        if (i, subject) in explained or index.separated(observer, subject, windows[i][0], t):
+            explained.add((i, subject))
+            excused.append(d)
+        else:
+            counted.append(d)
+    return counted, observed
+
+
+def _fp_verdict(
+    requirement: Requirement,
+    bound: float,
+    index: HistoryIndex,
+    windows: Sequence[tuple[float, float, str | None]],
+    what: str,
+    skipped: Sequence[str],
+    excuse_separated: bool = False,
+) -> Verdict:
+    if not windows:
+        why = f"no {what} window in the history"
+        if skipped:
+            why += f" that qualifies ({'; '.join(skipped)})"
+        return make_verdict(requirement, "untested", None, bound, why)
+    excused: list[dict[str, Any]] | None = [] if excuse_separated else None
+    dead, observed = _false_positives(index, windows, ("dead",), excused)
+    suspected, _ = _false_positives(index, windows, ("suspect",))
+    if observed == 0 and index.member_events == 0:
+        why = f"no member view was read during the {what} window and no node reported events"
+        return make_verdict(requirement, "untested", None, bound, why)
+    total_ms = sum(end - start for start, end, _ in windows)
+    details: dict[str, Any] = {
+        "windows": [[s, e] for s, e, _ in windows],
+        "observations": observed,
+        "declared_dead": dead[:10],
+        "suspicions_refuted_or_pending": len(suspected),
+    }
+    if skipped:
+        details["skipped_windows"] = list(skipped)
+    if excused is not None:
+        details["excluded_partitioned"] = len(excused)
+        details["excluded_examples"] = excused[:10]
+    if len(dead) > bound:
+        first = dead[0]
+        text = (
+            f"{len(dead)} live member(s) declared dead in {total_ms:.0f} ms of {what}: first "
+            f"{first['observer']} declared {first['member']} dead at {first['at_ms']:.0f}"
+        )
+        return make_verdict(requirement, "fail", len(dead), bound, text, details)
+    excluded = f", {len(excused)} explained by a partition or cut" if excused else ""
+    text = (
+        f"no live member declared dead in {total_ms:.0f} ms of {what} "
+        f"({observed} observations, {len(suspected)} suspicion(s) raised{excluded})"
+    )
+    return make_verdict(requirement, "pass", 0, bound, text, details)
+
+
+@checker
+def check_no_false_positive_latency(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """FD-NO-FP-LATENCY: under added latency below the probe timeout, nobody is declared
+    dead. Windows whose latency (plus jitter) reaches the probe timeout do not qualify."""
+    params = derived_parameters(index.timing, len(index.nodes))
+    timeout = params["probe_timeout_ms"]
+    windows: list[tuple[float, float, str | None]] = []
+    skipped: list[str] = []
+    for start, end, args, _ in _windows(index, "latency", ("latency",), _CLEARING_FAULTS):
+        latency = _number(args, "latency_ms", "latency")
+        jitter = _number(args, "jitter_ms", "jitter") or 0.0
+        if args.get("skipped"):
+            skipped.append(f"window at {start:.0f} skipped: {args['skipped']}")
+        elif latency is None:
+            skipped.append(f"window at {start:.0f} names no latency")
+        elif latency + jitter >= timeout:
+            skipped.append(
+                f"window at {start:.0f}: {latency + jitter:.0f} ms >= probe timeout {timeout:.0f}"
+            )
+        else:
+            windows.append((start, end, None))
+    return _fp_verdict(requirement, bound, index, windows, "latency", skipped)
+
+
+@checker
+def check_no_false_positive_loss(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """FD-NO-FP-LOSS: under up to 10% packet/message loss nobody is declared dead (a
+    suspicion may be raised, then refuted: that is SWIM working)."""
+    windows: list[tuple[float, float, str | None]] = []
+    skipped: list[str] = []
+    for start, end, args, _ in _windows(index, "lossy", ("loss",), _CLEARING_FAULTS):
+        rate = _number(args, "loss", "rate", "probability", "toxicity")
+        if rate is not None and rate > 1:
+            rate /= 100.0  # given in percent
+        if rate is None or rate > 0.1 + 1e-9:
+            skipped.append(f"window at {start:.0f}: loss {rate!r} is not within 10%")
+        else:
+            windows.append((start, end, None))
+    return _fp_verdict(requirement, bound, index, windows, "loss", skipped)
+
+
+@checker
+def check_no_false_positive_pause(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """FD-NO-FP-PAUSE: while one node is paused (SIGSTOP) and until its aftermath has had
+    time to settle, no *other* live member is declared dead by anyone, the resumed node
+    included (healthy nodes declared dead when one node is starved is a known bug).
+
+    A pair separated by a partition or cut inside the window is excluded: a death the
+    partition explains is not one the pause caused."""
+    params = derived_parameters(index.timing, len(index.nodes))
+    aftermath = params["suspicion_max_ms"] + params["dissemination_ms"]
+    windows: list[tuple[float, float, str | None]] = []
+    skipped: list[str] = []
+    for start, end, _, node in _windows(index, "paused", ("pause",), _RESUMING_FAULTS):
+        if node is None:
+            skipped.append(f"pause at {start:.0f} names no node")
+            continue
+        windows.append((start, min(end + aftermath, index.end_ms), node))
+    return _fp_verdict(
+        requirement, bound, index, windows, "pause", skipped, excuse_separated=True
+    )

@@ -1,0 +1,240 @@
+"""Membership: every member sees every other alive after the join, a graceful leave ends
+as ``left``, a restarted node rejoins, and views (and kv digests) settle after a heal."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import replace
+from typing import Any
+
+from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.judging.checker import Tally, checker, in_time, make_verdict, timed_verdict
+from gossipcert.harness.judging.index import INF, HistoryIndex, Timeline
+from gossipcert.harness.judging.state import heal_kv
+from gossipcert.harness.judging.verdict import Requirement, Verdict
+
+__all__ = [
+    "check_member_join",
+    "check_member_leave",
+    "check_member_rejoin",
+    "check_partition_heal",
+    "settled_alive",
+]
+
+
+@checker
+def check_member_join(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """MEM-JOIN: each member sees each other alive soon after both are ready.
+
+    Measured from the later of the two becoming ready: a member cannot be expected to
+    know a node before it exists itself.
+    """
+    tally = Tally(bound)
+    lives = [life for node in index.nodes for life in index.lives.get(node, [])]
+    explicit = [life for life in lives if not life.implicit]
+    if not explicit:
+        return make_verdict(requirement, "untested", None, bound, "the history has no node start")
+    for x in explicit:
+        for y in lives:
+            if y.node == x.node:
+                continue
+            ref = max(x.ready, y.ready)
+            stop = min(x.end, y.end)
+            if ref >= stop:
+                continue  # the two were never up together
+            deadline = ref + bound
+            detail = {"observer": y.node, "member": x.node, "ready_ms": ref}
+            line = index.timeline(y.node, x.node)
+            seen = line.first(("alive",), max(x.launched, y.launched))
+            if seen is not None and seen >= y.end:
+                seen = None
+            if not in_time(seen, deadline) and index.separated(x.node, y.node, ref, deadline):
+                tally.excluded += 1
+                continue
+            if seen is not None:
+                tally.observe(seen - ref, {**detail, "seen_ms": seen})
+            elif stop < deadline or index.end_ms < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(min(index.end_ms, stop) - ref, detail)
+    return timed_verdict(
+        requirement, tally, "member pairs", "no pair of members was up together long enough"
+    )
+
+
+@checker
+def check_member_leave(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """MEM-LEAVE: every live member sees a leaver as ``left`` in time, never ``dead``.
+
+    Memberlist-based systems have ended graceful leaves as ``failed``: a ``suspect`` or
+    ``dead`` report of the leaver certainly served after it asked to leave is a failure,
+    whatever the time.
+    """
+    leaves = [op for op in index.ops.get("leave", []) if op.outcome == "ok" and op.node]
+    if not leaves:
+        return make_verdict(requirement, "untested", None, bound, "no node left gracefully")
+    tally = Tally(bound)
+    failed_as_dead: list[dict[str, object]] = []
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    for op in leaves:
+        leaver, t0 = str(op.node), op.invoked
+        if any(
+            f.node == leaver and f.op in ("kill", "restart") and t0 <= f.time_ms <= t0 + grace
+            for f in index.faults
+        ):
+            tally.undetermined += 1  # killed before its leave could leave the node
+            continue
+        deadline = t0 + bound
+        rejoined = min(
+            (lf.launched for lf in index.lives.get(leaver, []) if lf.launched > t0), default=INF
+        )
+        for observer in index.nodes:
+            life = index.life_at(observer, t0)
+            if observer == leaver or life is None:
+                continue
+            line = index.timeline(observer, leaver)
+            window_end = min(life.end, rejoined, index.end_ms)
+            detail = {"observer": observer, "member": leaver, "leave_ms": t0}
+            seen_left: float | None = None
+            for i in line.span(t0, window_end):
+                t, status = line.times[i], line.statuses[i]
+                failed = status in ("suspect", "dead")
+                if failed and not line.certainly_after(i, t0):
+                    continue  # a read invoked before the leave may show the old view
+                if failed and index.separated(observer, leaver, t0, t):
+                    break  # cut off from the leaver: it could not hear the leave
+                if failed and seen_left is None:
+                    failed_as_dead.append({**detail, "status": status, "at_ms": t})
+                    break
+                if status in ("left", "absent") and seen_left is None:
+                    seen_left = t
+            if seen_left is not None:
+                tally.observe(seen_left - t0, {**detail, "seen_ms": seen_left})
+            elif index.separated(observer, leaver, t0, deadline):
+                tally.excluded += 1
+            elif window_end < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(window_end - t0, detail)
+    verdict = timed_verdict(requirement, tally, "leave observations", "no leave was followed")
+    if failed_as_dead:
+        first = failed_as_dead[0]
+        text = (
+            f"{len(failed_as_dead)} member(s) reported a leaver {first['status']} instead of "
+            f"left, e.g. {first['observer']} saw {first['member']} {first['status']}"
+        )
+        details = {**verdict.details, "reported_failed": failed_as_dead[:10]}
+        return make_verdict(requirement, "fail", verdict.measured, bound, text, details)
+    return verdict
+
+
+@checker
+def check_member_rejoin(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """MEM-REJOIN: a node restarted under the same id is seen alive again, for good.
+
+    Measured per (observer, restarted node) from the new life's readiness until the
+    observer's view settles on alive (a view shadowed by an old ``dead`` never does).
+    """
+    tally = Tally(bound)
+    restarts = [life for lives in index.lives.values() for life in lives[1:] if not life.implicit]
+    if not restarts:
+        return make_verdict(requirement, "untested", None, bound, "no node was restarted")
+    for life in restarts:
+        deadline = life.ready + bound
+        for observer in index.nodes:
+            obs = index.life_at(observer, life.ready)
+            if observer == life.node or obs is None:
+                continue
+            window_end = min(life.end, obs.end, index.end_ms)
+            detail = {"observer": observer, "member": life.node, "ready_ms": life.ready}
+            settled = settled_alive(index.timeline(observer, life.node), life.ready, window_end)
+            if settled is not None and settled <= window_end:
+                tally.observe(settled - life.ready, {**detail, "seen_ms": settled})
+            elif index.separated(observer, life.node, life.ready, deadline):
+                tally.excluded += 1
+            elif window_end < deadline:
+                tally.undetermined += 1
+            else:
+                tally.never(window_end - life.ready, detail)
+    return timed_verdict(
+        requirement, tally, "rejoin observations", "no restarted node was followed long enough"
+    )
+
+
+@checker
+def check_partition_heal(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """PARTITION-HEAL: after a heal, views settle on alive for good and kv digests agree.
+
+    A pair counts as settled from the last time its view turned alive with no later
+    non-alive report before the next partition, so flapping after a heal is caught.
+    """
+    tally = Tally(bound)
+    heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
+    if not heals:
+        return make_verdict(
+            requirement, "untested", None, bound, "no partition was applied and healed"
+        )
+    kv_checked = index.capabilities is None or "kv" in index.capabilities
+    partition_starts = sorted(c.start for c in index.cuts)
+    kv_notes: list[dict[str, Any]] = []
+    for t_heal in heals:
+        deadline = t_heal + bound
+        i = bisect_right(partition_starts, t_heal)
+        window_end = partition_starts[i] if i < len(partition_starts) else index.end_ms
+        window_end = min(window_end, index.end_ms)
+        members = [
+            n
+            for n in index.nodes
+            if (life := index.life_at(n, t_heal)) is not None and life.end >= deadline
+        ]
+        for observer in members:
+            for subject in members:
+                if observer == subject:
+                    continue
+                detail = {"observer": observer, "member": subject, "heal_ms": t_heal}
+                settled = settled_alive(index.timeline(observer, subject), t_heal, window_end)
+                if settled is not None:
+                    tally.observe(settled - t_heal, {**detail, "seen_ms": settled})
+                elif window_end < deadline:
+                    tally.undetermined += 1
+                else:
+                    tally.never(window_end - t_heal, detail)
+        if not kv_checked:
+            continue
+        note = heal_kv(index, members, t_heal, window_end, deadline, tally)
+        if note:
+            kv_notes.append(note)
+    verdict = timed_verdict(
+        requirement, tally, "post-heal checks", "no heal was followed long enough"
+    )
+    if kv_notes:
+        verdict = replace(verdict, details={**verdict.details, "kv": kv_notes})
+    return verdict
+
+
+def settled_alive(line: Timeline, t_from: float, window_end: float) -> float | None:
+    """When ``line`` turned ``alive`` for good in ``(t_from, window_end]`` (``t_from``
+    itself when it already stood alive then), or None when it did not stay alive.
+
+    A non-alive report undoes the stretch only when it was certainly served after the
+    latest alive one; one that may have been served before it (their intervals overlap)
+    contradicts nothing, but the stretch is then known to hold only from that latest
+    alive report on.
+    """
+    before = bisect_right(line.times, t_from) - 1
+    first: int | None = None  # the alive report that began the stretch
+    latest: int | None = None  # the latest alive report of the stretch
+    settled: float | None = None
+    if before >= 0 and line.statuses[before] == "alive":
+        first = latest = before
+        settled = t_from
+    for i in line.span(t_from, window_end):
+        if line.statuses[i] == "alive":
+            if settled is None:
+                first, settled = i, line.times[i]
+            latest = i
+        elif latest is None or first is None or line.served_after(i, latest):
+            first = latest = settled = None
+        elif line.served_after(i, first):
+            settled = max(t_from, line.times[latest])
+    return settled

@@ -1,0 +1,940 @@
+"""Replicated state: the kv digests converge once writes stop, anti-entropy after
+partitions and restarts, the lww, mv and CRDT models, no lost acknowledged write, deletes
+that stay deleted.
+
+Final state is what each surviving member returned in its last read after writes
+stopped; the models in :mod:`harness.judging.models` say what that state must and may hold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.judging.checker import Tally, checker, make_verdict, timed_verdict
+from gossipcert.harness.judging.index import INF, HistoryIndex, Op
+from gossipcert.harness.judging.models import (
+    CounterOp,
+    SetOp,
+    SetRead,
+    Write,
+    canon,
+    counter_range,
+    lost_writes,
+    lww_model,
+    mv_model,
+    or_set_model,
+    resurrected_deletes,
+    timestamp_violations,
+)
+from gossipcert.harness.judging.verdict import Requirement, Verdict
+
+__all__ = [
+    "check_crdt_g_counter",
+    "check_crdt_lww_register",
+    "check_crdt_or_set",
+    "check_crdt_pn_counter",
+    "check_deletes_stay_deleted",
+    "check_kv_after_partition",
+    "check_kv_after_restart",
+    "check_kv_lww",
+    "check_kv_mv",
+    "check_kv_convergence",
+    "check_no_lost_write",
+    "heal_kv",
+    "writer_died_early",
+    "writes_by_key",
+]
+
+_LIMIT = 10
+
+
+# --------------------------------------------------------------------------- kv reads
+
+
+@dataclass(frozen=True)
+class _KvRead:
+    node: str
+    at: float
+    digest: Any
+    entries: Mapping[str, Any]
+
+
+def _kv_reads(
+    index: HistoryIndex, nodes: Iterable[str], t0: float, t1: float = INF
+) -> list[_KvRead]:
+    """Successful kv reads by ``nodes`` begun at or after ``t0`` and done by ``t1``."""
+    wanted = set(nodes)
+    out: list[_KvRead] = []
+    for op in index.ops.get("kv", []):
+        if op.outcome != "ok" or op.node not in wanted or not isinstance(op.result, Mapping):
+            continue
+        if op.invoked >= t0 and op.completed <= t1:
+            entries = op.result.get("entries") or {}
+            out.append(_KvRead(str(op.node), op.completed, op.result.get("digest"), entries))
+    out.sort(key=lambda r: r.at)
+    return out
+
+
+def _convergence(
+    reads: Sequence[_KvRead], required: set[str]
+) -> tuple[float | None, dict[str, _KvRead]]:
+    """When the latest digests of all ``required`` nodes became equal for good (if ever)."""
+    latest: dict[str, _KvRead] = {}
+    counts: Counter[str] = Counter()
+    converged: float | None = None
+    for read in reads:
+        digest = canon(read.digest)
+        previous = latest.get(read.node)
+        if previous is not None:
+            counts[canon(previous.digest)] -= 1
+            if counts[canon(previous.digest)] == 0:
+                del counts[canon(previous.digest)]
+        latest[read.node] = read
+        counts[digest] += 1
+        if len(latest) == len(required) and len(counts) == 1:
+            if converged is None:
+                converged = read.at
+        else:
+            converged = None
+    return converged, latest
+
+
+def _divergence(latest: Mapping[str, _KvRead], limit: int = 5) -> list[dict[str, Any]]:
+    """The keys whose values differ between nodes, with each node's values."""
+    keys: set[str] = set()
+    for read in latest.values():
+        keys.update(str(k) for k in read.entries)
+    out: list[dict[str, Any]] = []
+    for key in sorted(keys):
+        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
+        if len({canon(v) for v in per_node.values()}) > 1:
+            out.append({"key": key, "values": per_node})
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _values(entries: Mapping[str, Any], key: str) -> list[Any] | None:
+    entry = entries.get(key)
+    if entry is None:
+        return None
+    values = entry.get("values") if isinstance(entry, Mapping) else entry
+    if not isinstance(values, list):
+        values = [values]
+    return sorted(values, key=canon)
+
+
+def _settle_point(index: HistoryIndex) -> tuple[float | None, str | None]:
+    """From when the kv state must converge: writes stopped and no partition still open."""
+    stop = index.writes_stopped()
+    if stop is None:
+        return None, "no key/value write was made"
+    # No state can converge across a cut: convergence is owed from the heal of a partition
+    # open at the end of the writes, or opened after it before the state had converged.
+    for cut in sorted(index.cuts, key=lambda c: c.start):
+        if cut.end <= stop:
+            continue
+        if cut.start > stop:
+            up = {n for n in index.nodes if (lf := index.life_at(n, stop)) and lf.end > cut.start}
+            if up and _convergence(_kv_reads(index, up, stop, cut.start), up)[0] is not None:
+                break  # converged before this partition: it changes nothing
+        if cut.end == INF:
+            return None, "a partition was still open after writes stopped and never healed"
+        stop = cut.end
+    return stop, None
+
+
+def writer_died_early(index: HistoryIndex, node: str, completed: float, grace_ms: float) -> bool:
+    """The acknowledging node was killed before one gossip round could carry the write
+    off it: without durable storage that write may be gone, so it counts as maybe. Time
+    the node spent cut off from every other member (by the partition or cut open when it
+    acknowledged) gives it no round either."""
+    for life in index.lives.get(node, ()):
+        if not life.ready <= completed <= life.end:
+            continue
+        if life.end < completed + grace_ms:
+            return True
+        cut = index.cut_open_at(completed)
+        others = [n for n in index.nodes if n != node]
+        if (cut is not None and others and life.end < cut.end + grace_ms
+                and all(cut.separates(node, other, directed=True) for other in others)):
+            return True
+    return False
+
+
+def _unshipped_as_maybe(index: HistoryIndex, write: Write, grace_ms: float) -> Write:
+    if write.happened and writer_died_early(index, write.node, write.completed, grace_ms):
+        return replace(write, outcome="info")
+    return write
+
+
+def heal_kv(
+    index: HistoryIndex,
+    members: Sequence[str],
+    t_heal: float,
+    window_end: float,
+    deadline: float,
+    tally: Tally,
+) -> dict[str, Any] | None:
+    """Judge kv agreement after one heal, when no write muddies it."""
+    if any(t_heal <= p.invoked <= window_end for p in index.ops.get("put", [])):
+        return {"heal_ms": t_heal, "skipped": "writes continued after the heal"}
+    required = set(members)
+    reads = _kv_reads(index, required, t_heal, window_end)
+    if not reads or {r.node for r in reads} != required:
+        return None  # kv not read from everyone after this heal: membership alone is judged
+    converged, latest = _convergence(reads, required)
+    detail: dict[str, Any] = {"kv": True, "heal_ms": t_heal}
+    if converged is not None:
+        tally.observe(converged - t_heal, {**detail, "converged_ms": converged})
+        return None
+    if window_end < deadline:
+        tally.undetermined += 1
+        return None
+    tally.never(window_end - t_heal, {**detail, "diverging_keys": _divergence(latest, 3)})
+    return {"heal_ms": t_heal, "digests": {n: r.digest for n, r in sorted(latest.items())}}
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+@checker
+def check_kv_convergence(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """KV-CONVERGENCE: once writes stop, every surviving member ends with one digest."""
+    t_stop, why = _settle_point(index)
+    if t_stop is None:
+        return make_verdict(requirement, "untested", None, bound, str(why))
+    required = {
+        n
+        for n in index.nodes
+        if index.live_at(n, t_stop) and index.lives[n] and index.lives[n][-1].end == INF
+    }
+    reads = _kv_reads(index, required, t_stop)
+    if not required or not reads:
+        return make_verdict(
+            requirement,
+            "untested",
+            None,
+            bound,
+            "no kv read of a surviving member after writes stopped",
+        )
+    converged, latest = _convergence(reads, required)
+    details: dict[str, Any] = {"writes_stopped_ms": t_stop, "members": sorted(required)}
+    if converged is not None:
+        measured = max(0.0, converged - t_stop)
+        details["converged_ms"] = converged
+        details["digest"] = latest[next(iter(required))].digest
+        status = "pass" if measured <= bound else "fail"
+        relation = "<=" if status == "pass" else ">"
+        text = (
+            f"{len(required)} members' digests equal {measured:.0f} ms after writes stopped "
+            f"({relation} {bound:.0f} ms)"
+        )
+        return make_verdict(requirement, status, measured, bound, text, details)
+    observed_for = index.end_ms - t_stop
+    unread = sorted(required - set(latest))
+    details["digests"] = {node: read.digest for node, read in sorted(latest.items())}
+    details["diverging_keys"] = _divergence(latest)
+    if unread:
+        details["never_read"] = unread
+    if observed_for < bound:
+        details["inconclusive"] = True
+        return make_verdict(
+            requirement,
+            "untested",
+            None,
+            bound,
+            f"inconclusive: not yet converged when the history ended {observed_for:.0f} ms "
+            f"after writes stopped, before the {bound:.0f} ms bound",
+            details,
+        )
+    if unread:
+        text = f"no successful kv read from {', '.join(unread)} after writes stopped"
+    else:
+        distinct = len({canon(r.digest) for r in latest.values()})
+        text = (
+            f"digests never converged: {distinct} distinct digests among {len(latest)} "
+            f"members {observed_for:.0f} ms after writes stopped"
+        )
+        if details["diverging_keys"]:
+            text += f"; e.g. key {details['diverging_keys'][0]['key']!r} differs"
+    return make_verdict(requirement, "fail", max(observed_for, bound), bound, text, details)
+
+
+# --------------------------------------------------------------------------- anti-entropy
+
+
+@checker
+def check_kv_after_partition(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """KV-AFTER-PARTITION: after a heal, every member's kv digest agrees within the bound
+    (writes made on either side during the partition must cross over)."""
+    heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
+    if not heals:
+        why = "no partition was applied and healed"
+        return make_verdict(requirement, "untested", None, bound, why)
+    tally = Tally(bound)
+    notes: list[dict[str, Any]] = []
+    starts = sorted(c.start for c in index.cuts)
+    for t_heal in heals:
+        deadline = t_heal + bound
+        later = [s for s in starts if s > t_heal]
+        window_end = min(later[0] if later else index.end_ms, index.end_ms)
+        members = [
+            n
+            for n in index.nodes
+            if (life := index.life_at(n, t_heal)) is not None and life.end >= deadline
+        ]
+        note = heal_kv(index, members, t_heal, window_end, deadline, tally)
+        if note:
+            notes.append(note)
+    verdict = timed_verdict(
+        requirement, tally, "post-heal kv agreements", "no heal was followed by kv reads"
+    )
+    if notes:
+        return make_verdict(
+            requirement,
+            verdict.status,
+            verdict.measured,
+            bound,
+            verdict.evidence,
+            {**verdict.details, "heals": notes},
+        )
+    return verdict
+
+
+@checker
+def check_kv_after_restart(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """KV-AFTER-RESTART: a node restarted with its state lost gets the cluster's state back
+    (its digest equals every live member's) within the bound of its readiness."""
+    tally = Tally(bound)
+    skipped: list[dict[str, Any]] = []
+    restarts = [life for lives in index.lives.values() for life in lives[1:]]
+    if not restarts:
+        return make_verdict(requirement, "untested", None, bound, "no node was restarted")
+    writes = sorted(p.invoked for p in index.ops.get("put", []))
+    for life in restarts:
+        deadline = life.ready + bound
+        members = {
+            n
+            for n in index.nodes
+            if (other := index.life_at(n, life.ready)) is not None and other.end >= deadline
+        }
+        members.add(life.node)
+        window_end = min(life.end, index.end_ms)
+        if any(life.ready <= t <= deadline for t in writes):
+            skipped.append({"node": life.node, "skipped": "writes continued after the restart"})
+            continue
+        reads = _kv_reads(index, members, life.ready, window_end)
+        if {r.node for r in reads} != members:
+            skipped.append({"node": life.node, "skipped": "not every member's kv was read"})
+            continue
+        converged, latest = _convergence(reads, members)
+        detail = {"member": life.node, "ready_ms": life.ready, "kv": True}
+        if converged is not None:
+            tally.observe(converged - life.ready, {**detail, "converged_ms": converged})
+        elif window_end < deadline:
+            tally.undetermined += 1
+        else:
+            digests = {n: r.digest for n, r in sorted(latest.items())}
+            tally.never(window_end - life.ready, {**detail, "digests": digests})
+    verdict = timed_verdict(
+        requirement, tally, "restarted members' states", "no restart was followed by kv reads"
+    )
+    if skipped:
+        details = {**verdict.details, "skipped": skipped[:_LIMIT]}
+        return make_verdict(
+            requirement, verdict.status, verdict.measured, bound, verdict.evidence, details
+        )
+    return verdict
+
+
+# --------------------------------------------------------------------------- final state
+
+
+def writes_by_key(index: HistoryIndex) -> dict[str, list[Write]]:
+    """Every put and delete as a model :class:`~harness.judging.models.Write`, per key."""
+    out: dict[str, list[Write]] = defaultdict(list)
+    for name in ("put", "delete"):
+        for op in index.ops.get(name, []):
+            key = op.args.get("key")
+            if key is None or op.node is None:
+                continue
+            result = op.result if isinstance(op.result, Mapping) else {}
+            stamp = result.get("timestamp")
+            out[str(key)].append(
+                Write(
+                    key=str(key),
+                    node=str(op.node),
+                    value=op.args.get("value"),
+                    invoked=op.invoked,
+                    completed=op.completed,
+                    outcome=op.outcome,
+                    timestamp=tuple(float(x) for x in stamp)
+                    if isinstance(stamp, list | tuple)
+                    else None,
+                    deleted=name == "delete",
+                    context=op.args.get("context"),
+                    result_context=result.get("context") if op.outcome == "ok" else None,
+                    call=op.call,
+                )
+            )
+    return dict(out)
+
+
+def _survivors(index: HistoryIndex, t: float) -> set[str]:
+    return {
+        n
+        for n in index.nodes
+        if index.live_at(n, t) and index.lives[n] and index.lives[n][-1].end == INF
+    }
+
+
+def _final_reads(index: HistoryIndex) -> tuple[dict[str, _KvRead], float | None, str | None]:
+    """Each surviving member's last kv read after writes stopped (and any cut healed)."""
+    t_stop, why = _settle_point(index)
+    if t_stop is None:
+        return {}, None, why
+    latest: dict[str, _KvRead] = {}
+    for read in _kv_reads(index, _survivors(index, t_stop), t_stop):
+        latest[read.node] = read
+    if not latest:
+        return {}, t_stop, "no kv read of a surviving member after writes stopped"
+    return latest, t_stop, None
+
+
+def _get_contexts(index: HistoryIndex) -> dict[str, list[tuple[Any, Sequence[Any]]]]:
+    """Per key, the (context, values seen) of every completed get: what a later write
+    carrying that context supersedes under mv."""
+    contexts: dict[str, list[tuple[Any, Sequence[Any]]]] = defaultdict(list)
+    for op in index.ops.get("get", []):
+        if op.outcome == "ok" and isinstance(op.result, Mapping) and op.args.get("key"):
+            values = op.result.get("values") or []
+            contexts[str(op.args["key"])].append((op.result.get("context"), values))
+    return contexts
+
+
+@checker
+def check_kv_mv(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """KV-MV: under multi-value, every member keeps exactly the causally maximal writes
+    as siblings: none lost, none that a context superseded."""
+    if index.conflict_policy != "mv":
+        policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'mv'"
+        return make_verdict(requirement, "untested", None, bound, policy)
+    by_key = writes_by_key(index)
+    if not by_key:
+        return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
+    latest, _, why = _final_reads(index)
+    if why:
+        return make_verdict(requirement, "untested", None, bound, why)
+    contexts = _get_contexts(index)
+    bad: list[dict[str, Any]] = []
+    for key in sorted(by_key):
+        model = mv_model(by_key[key], contexts.get(key, ()))
+        per_node = {n: _values(r.entries, key) for n, r in sorted(latest.items())}
+        reasons: list[str] = []
+        if len({canon(v) for v in per_node.values()}) > 1:
+            reasons.append("members disagree")
+        for node, siblings in per_node.items():
+            problems = model.violations(siblings)
+            if problems:
+                reasons.append(f"{node}: {'; '.join(problems)}")
+                break
+        if reasons:
+            bad.append(
+                {
+                    "key": key,
+                    "reasons": reasons,
+                    "values": per_node,
+                    "required": sorted(model.required),
+                },
+            )
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        len(by_key),
+        "keys violate multi-value (causally maximal siblings)",
+        f"all {len(by_key)} keys hold exactly their causally maximal writes "
+        f"on {len(latest)} members",
+    )
+
+
+def _count_verdict(
+    requirement: Requirement,
+    bound: float,
+    bad: Sequence[dict[str, Any]],
+    total: int,
+    failing: str,
+    passing: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Verdict:
+    details: dict[str, Any] = {"checked": total, "violations": list(bad[:_LIMIT]), **(extra or {})}
+    if len(bad) > bound:
+        first = bad[0]
+        reasons = "; ".join(first.get("reasons", [])) if "reasons" in first else ""
+        label = first.get("key", first.get("name", "?"))
+        text = f"{len(bad)} of {total} {failing}: {label!r}" + (f" ({reasons})" if reasons else "")
+        return make_verdict(requirement, "fail", len(bad), bound, text, details)
+    return make_verdict(requirement, "pass", len(bad), bound, passing, details)
+
+
+@checker
+def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """KV-NO-LOST-WRITE: every acknowledged write is in every survivor's final state or
+    superseded there by a later (lww) or causally newer (mv) write or delete.
+
+    A write whose acknowledging node was killed before one gossip round could carry it
+    is excused (it had no chance to leave a node without durable storage) unless some
+    other member was seen holding it.
+    """
+    by_key = writes_by_key(index)
+    if not by_key:
+        return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
+    latest, _, why = _final_reads(index)
+    if why:
+        return make_verdict(requirement, "untested", None, bound, why)
+    policy = index.conflict_policy or "lww"
+    contexts = _get_contexts(index) if policy == "mv" else {}
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    bad: list[dict[str, Any]] = []
+    acked = 0
+    excused = 0
+    for key in sorted(by_key):
+        writes = by_key[key]
+        acked += sum(1 for w in writes if w.happened and not w.deleted)
+        lost: dict[str, Write] = {}
+        for _node, read in sorted(latest.items()):
+            final = _values(read.entries, key)
+            if policy == "mv":
+                # Superseded by a write carrying a context some get returned: not lost.
+                required = mv_model(writes, contexts.get(key, ())).required
+                present = {canon(v) for v in final or []}
+                missing = [w for w in writes if w.happened and not w.deleted
+                           and canon(w.value) in required and canon(w.value) not in present]
+            else:
+                missing = lost_writes(writes, final, policy)
+            for w in missing:
+                lost.setdefault(canon(w.value), w)
+        for w in lost.values():
+            if writer_died_early(index, w.node, w.completed, grace):
+                excused += 1
+                continue
+            bad.append(
+                {
+                    "key": key,
+                    "reasons": [f"acknowledged write {w.value!r} from {w.node} is gone"],
+                    "write": w.describe(),
+                    "final": {n: _values(r.entries, key) for n, r in sorted(latest.items())},
+                }
+            )
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        acked,
+        "acknowledged writes lost",
+        f"all {acked} acknowledged writes survive or were superseded "
+        f"({len(latest)} members' final state)",
+        {"excused_writer_killed": excused},
+    )
+
+
+@checker
+def check_deletes_stay_deleted(
+    index: HistoryIndex, requirement: Requirement, bound: float
+) -> Verdict:
+    """KV-DELETE-STAYS: a deleted key does not come back with a value written before the
+    delete (deletes need tombstones, or old gossip resurrects them)."""
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    by_key = {
+        key: [_unshipped_as_maybe(index, w, grace) for w in writes]
+        for key, writes in writes_by_key(index).items()
+    }
+    deleted = {k: ws for k, ws in by_key.items() if any(w.deleted and w.happened for w in ws)}
+    if not deleted:
+        return make_verdict(requirement, "untested", None, bound, "no key was deleted")
+    latest, _, why = _final_reads(index)
+    if why:
+        return make_verdict(requirement, "untested", None, bound, why)
+    bad: list[dict[str, Any]] = []
+    for key in sorted(deleted):
+        for node, read in sorted(latest.items()):
+            final = _values(read.entries, key)
+            hits = resurrected_deletes(deleted[key], final)
+            if hits:
+                bad.append(
+                    {
+                        "key": key,
+                        "reasons": [f"{node} holds {final!r}, written before a delete"],
+                        "delete": hits[0].describe(),
+                    }
+                )
+                break
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        len(deleted),
+        "deleted keys came back",
+        f"all {len(deleted)} deleted keys stayed deleted on {len(latest)} members",
+    )
+
+
+@checker
+def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """KV-LWW: every written key ends with one value, the same everywhere, that LWW
+    allows; and every timestamp a node reported for a write lies inside the harness's
+    own window of that call, widened by the allowed clock skew (a node cannot win a race
+    by stamping its writes late)."""
+    if index.conflict_policy != "lww":
+        policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'"
+        return make_verdict(requirement, "untested", None, bound, policy)
+    by_key = writes_by_key(index)
+    if not by_key:
+        return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
+    latest, _, why = _final_reads(index)
+    if why:
+        return make_verdict(requirement, "untested", None, bound, why)
+    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    clock: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for violation in _clock_violations(
+        [w for key in sorted(by_key) for w in by_key[key]], index.clock_skew_ms
+    ):
+        clock[violation["key"]].append(violation)
+    bad: list[dict[str, Any]] = []
+    for key in sorted(by_key):
+        outcome = lww_model([_unshipped_as_maybe(index, w, grace) for w in by_key[key]])
+        per_node = {node: _values(read.entries, key) for node, read in sorted(latest.items())}
+        reasons: list[str] = [r for v in clock.get(key, []) for r in v["reasons"]][:3]
+        if len({canon(v) for v in per_node.values()}) > 1:
+            reasons.append("members disagree")
+        if any(v is not None and len(v) > 1 for v in per_node.values()):
+            reasons.append("more than one sibling under lww")
+        for values in per_node.values():
+            if values is None:
+                if not outcome.absence_ok:
+                    reasons.append("a completed write was lost")
+                    break
+            elif len(values) == 1 and canon(values[0]) not in outcome.allowed:
+                reasons.append("surviving value is not the model's winner")
+                break
+        if reasons:
+            entry: dict[str, Any] = {
+                "key": key, "reasons": reasons, "values": per_node, "model": outcome.explain()
+            }
+            if key in clock:
+                entry["clock_violations"] = clock[key][:3]
+            bad.append(entry)
+    if len(bad) > bound:
+        first = bad[0]
+        text = (
+            f"{len(bad)} of {len(by_key)} keys violate last-writer-wins: key "
+            f"{first['key']!r} ({'; '.join(first['reasons'])})"
+        )
+        winner = first.get("model", {}).get("winner")
+        if winner is not None:
+            text += f", model winner {winner['value']!r} from {winner['node']}"
+        details = {"keys": len(by_key), "members": sorted(latest), "violations": bad[:_LIMIT]}
+        return make_verdict(requirement, "fail", len(bad), bound, text, details)
+    details = {"keys": len(by_key), "members": sorted(latest), "violations": []}
+    text = f"all {len(by_key)} keys hold the LWW winner on {len(latest)} members"
+    if any(w.timestamp for ws in by_key.values() for w in ws):
+        text += f"; every write's timestamp within {index.clock_skew_ms:g} ms of its call"
+    return make_verdict(requirement, "pass", len(bad), bound, text, details)
+
+
+def _clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str, Any]]:
+    """One violation per write stamped outside its call window (widened by the skew)."""
+    return [
+        {
+            "key": w.key,
+            "reasons": [
+                f"clock violation: {w.node} stamped the write of {w.value!r} at "
+                f"{w.timestamp[0]:.0f}, outside its call "
+                f"[{w.invoked:.0f}, {w.completed:.0f}] +/- {skew_ms:g} ms"
+            ],
+            "write": w.describe(),
+            "invoked_ms": w.invoked,
+            "completed_ms": w.completed,
+        }
+        for w in timestamp_violations(writes, skew_ms)
+        if w.timestamp
+    ]
+
+
+# --------------------------------------------------------------------------- CRDTs
+
+
+def _crdt_ops(index: HistoryIndex, crdt_type: str) -> dict[str, list[Op]]:
+    out: dict[str, list[Op]] = defaultdict(list)
+    for op in index.ops.get("crdt", []):
+        name = op.args.get("name")
+        if name is not None and op.args.get("type") == crdt_type:
+            out[str(name)].append(op)
+    return dict(out)
+
+
+def _crdt_finals(
+    index: HistoryIndex, names: Sequence[str], ops: Mapping[str, list[Op]]
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """Per CRDT name, each survivor's last read value after the last operation on it."""
+    stop = max(
+        (o.completed if o.completed < INF else o.invoked for v in ops.values() for o in v),
+        default=index.begin_ms,
+    )
+    cut = index.cut_open_at(stop)
+    if cut is not None and cut.end < INF:
+        stop = cut.end
+    survivors = _survivors(index, stop)
+    finals: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for read in index.ops.get("crdt_read", []):
+        name = read.args.get("name")
+        if (
+            read.outcome == "ok"
+            and name in finals
+            and read.node in survivors
+            and read.invoked >= stop
+            and isinstance(read.result, Mapping)
+        ):
+            finals[str(name)][str(read.node)] = read.result.get("value")
+    return finals, stop
+
+
+def _crdt_check(
+    index: HistoryIndex,
+    requirement: Requirement,
+    bound: float,
+    crdt_type: str,
+    judge: Callable[[list[Op], Any], list[str]],
+    normal: Callable[[Any], str] = canon,
+    every_read: Callable[[list[Op], list[Op]], list[str]] | None = None,
+) -> Verdict:
+    """Judge each CRDT's final values (agreement and ``judge``) and, with
+    ``every_read``, every read of it on every node along the way."""
+    ops = _crdt_ops(index, crdt_type)
+    if not ops:
+        why = f"no {crdt_type} operation in the history"
+        return make_verdict(requirement, "untested", None, bound, why)
+    finals, stop = _crdt_finals(index, sorted(ops), ops)
+    params = derived_parameters(index.timing, len(index.nodes))
+    settle = (
+        params["dissemination_ms"]
+        + math.ceil(math.log2(max(2, len(index.nodes)))) * params["push_pull_interval_ms"]
+    )
+    bad: list[dict[str, Any]] = []
+    judged = 0
+    pending: list[str] = []
+    for name in sorted(ops):
+        values = finals[name]
+        if not values:
+            continue
+        reasons: list[str] = []
+        if len({normal(v) for v in values.values()}) > 1:
+            if index.end_ms - stop < settle:
+                pending.append(name)
+                continue
+            reasons.append("members disagree")
+        judged += 1
+        for node, value in sorted(values.items()):
+            problems = judge(ops[name], value)
+            if problems:
+                reasons.append(f"{node}: {'; '.join(problems)}")
+                break
+        if every_read is not None:
+            reasons += every_read(ops[name], _crdt_reads(index, name))
+        if reasons:
+            bad.append({"name": name, "reasons": reasons, "values": values})
+    if judged == 0:
+        why = f"no {crdt_type} was read by a surviving member after its last operation"
+        if pending:
+            why += f" long enough to converge ({', '.join(pending)})"
+        return make_verdict(requirement, "untested", None, bound, why)
+    return _count_verdict(
+        requirement,
+        bound,
+        bad,
+        judged,
+        f"{crdt_type}s off their sequential specification",
+        f"all {judged} {crdt_type}(s) agree and match the sequential specification",
+    )
+
+
+def _crdt_reads(index: HistoryIndex, name: str) -> list[Op]:
+    """Every completed read of one CRDT, on any member, in invocation order."""
+    return [
+        r
+        for r in index.ops.get("crdt_read", [])
+        if r.outcome == "ok" and r.node is not None and r.args.get("name") == name
+        and isinstance(r.result, Mapping)
+    ]
+
+
+def _amount(op: Op, sign: float) -> float:
+    value = op.args.get("value", 1)
+    return sign * (float(value) if isinstance(value, int | float) else 1.0)
+
+
+def _counter_judge(allow_decrement: bool) -> Callable[[list[Op], Any], list[str]]:
+    def judge(ops: list[Op], value: Any) -> list[str]:
+        steps = []
+        for op in ops:
+            kind = op.args.get("op")
+            if kind == "increment":
+                steps.append(CounterOp(_amount(op, 1.0), op.outcome))
+            elif kind == "decrement" and allow_decrement:
+                steps.append(CounterOp(_amount(op, -1.0), op.outcome))
+        span = counter_range(steps)
+        if span.admits(value):
+            return []
+        return [f"value {value!r} outside [{span.low:g}, {span.high:g}]"]
+
+    return judge
+
+
+def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[Op], list[Op]], list[str]]:
+    """Every read of a counter on a node, against what could have happened by then: at
+    most every operation begun before the read completed, in its own direction; at least
+    the node's own completed operations from before the read began (a node applies its
+    own operations before acknowledging them) pulling the other way; and a g-counter
+    read never below an earlier completed read of the same node (merges only grow)."""
+
+    def judge(ops: list[Op], reads: list[Op]) -> list[str]:
+        signed = []
+        for op in ops:
+            kind = op.args.get("op")
+            if op.outcome == "fail" or op.node is None:
+                continue
+            if kind == "increment":
+                signed.append((op, _amount(op, 1.0)))
+            elif kind == "decrement" and allow_decrement:
+                signed.append((op, _amount(op, -1.0)))
+        floor: dict[str, tuple[float, float]] = {}  # node -> (completed, value) of a read
+        for read in sorted(reads, key=lambda r: r.invoked):
+            value = read.result.get("value") if isinstance(read.result, Mapping) else None
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return [f"{read.node}: read a non-number {value!r}"]
+            node = str(read.node)
+            high = low = 0.0
+            for op, amount in signed:
+                could = op.invoked < read.completed
+                own = op.node == node and op.outcome == "ok" and op.completed < read.invoked
+                if amount >= 0:
+                    high += amount if could else 0.0
+                    low += amount if own else 0.0
+                else:
+                    low += amount if could else 0.0
+                    high += amount if own else 0.0
+            if not low <= value <= high:
+                return [
+                    f"{node}: a read at {read.completed:.0f} returned {value:g}, outside "
+                    f"[{low:g}, {high:g}] (what could have happened by then)"
+                ]
+            if not allow_decrement:
+                before = floor.get(node)
+                if before is not None and before[0] < read.invoked and value < before[1]:
+                    return [
+                        f"{node}: a read at {read.completed:.0f} returned {value:g}, below "
+                        f"its earlier read of {before[1]:g} (a grow-only counter shrank)"
+                    ]
+                if before is None or value >= before[1]:
+                    floor[node] = (read.completed, float(value))
+        return []
+
+    return judge
+
+
+@checker
+def check_crdt_g_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-G-COUNTER: the converged value is the sum of the increments (those of unknown
+    outcome may or may not count)."""
+    return _crdt_check(
+        index, requirement, bound, "g-counter", _counter_judge(False),
+        every_read=_counter_reads_judge(False),
+    )
+
+
+@checker
+def check_crdt_pn_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-PN-COUNTER: increments minus decrements, within the range unknown outcomes allow."""
+    return _crdt_check(
+        index, requirement, bound, "pn-counter", _counter_judge(True),
+        every_read=_counter_reads_judge(True),
+    )
+
+
+def _set_judge(index: HistoryIndex) -> Callable[[list[Op], Any], list[str]]:
+    def judge(ops: list[Op], value: Any) -> list[str]:
+        steps = [
+            SetOp(
+                op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed,
+                op.outcome, op.node,
+            )
+            for op in ops
+            if op.args.get("op") in ("add", "remove")
+        ]
+        if not isinstance(value, list):
+            return [f"value {value!r} is not a list"]
+        name = ops[0].args.get("name") if ops else None
+        reads = [
+            SetRead(str(r.node), r.invoked, r.completed,
+                    frozenset(canon(v) for v in (r.result or {}).get("value") or []))
+            for r in _crdt_reads(index, str(name))
+            if isinstance((r.result or {}).get("value"), list)
+        ]
+        return or_set_model(steps, reads).violations(value)
+
+    return judge
+
+
+def _set_normal(value: Any) -> str:
+    return canon(sorted(canon(v) for v in value)) if isinstance(value, list) else canon(value)
+
+
+@checker
+def check_crdt_or_set(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-OR-SET: add-wins: an add no remove could have observed survives; nothing never
+    added appears."""
+    return _crdt_check(index, requirement, bound, "or-set", _set_judge(index), _set_normal)
+
+
+def _register_judge(skew_ms: float) -> Callable[[list[Op], Any], list[str]]:
+    def judge(ops: list[Op], value: Any) -> list[str]:
+        writes = []
+        for op in ops:
+            if op.args.get("op") != "set" or op.node is None:
+                continue
+            stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
+            writes.append(
+                Write(
+                    key="register",
+                    node=op.node,
+                    value=op.args.get("value"),
+                    invoked=op.invoked,
+                    completed=op.completed,
+                    outcome=op.outcome,
+                    timestamp=tuple(float(x) for x in stamp) if isinstance(stamp, list) else None,
+                )
+            )
+        problems = [v["reasons"][0] for v in _clock_violations(writes, skew_ms)]
+        model = lww_model(writes)
+        if not model.admits(None if value is None else [value]):
+            problems.append(f"value {value!r} is not the last writer's ({model.rule})")
+        return problems
+
+    return judge
+
+
+@checker
+def check_crdt_lww_register(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+    """CRDT-LWW-REGISTER: the converged value is the last set (greatest timestamp, or not
+    superseded in real time)."""
+    return _crdt_check(
+        index, requirement, bound, "lww-register", _register_judge(index.clock_skew_ms)
+    )
