@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from gossipcert.harness.errors import GossipcertError
-from gossipcert.harness.judging.verdict import Verdict
+from gossipcert.harness.judging.verdict import Verdict, failing_musts
 from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.run.explore import (
     CONFIRM_WALK,
     ExampleRun,
     Search,
     parse_budget,
-    violations,
 )
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
@@ -66,7 +65,7 @@ class FakeRunner:
 
 
 def test_violations_are_failed_musts_only() -> None:
-    found = violations([verdict("A", "fail"), verdict("B", "error"), verdict("C", "untested"),
+    found = failing_musts([verdict("A", "fail"), verdict("B", "error"), verdict("C", "untested"),
                         verdict("D", "fail", "SHOULD"), verdict("E", "pass")])
     assert [v.id for v in found] == ["A"]
 

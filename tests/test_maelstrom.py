@@ -36,9 +36,9 @@ from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest, maelstrom_impl
-from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.run.suite import suite_plan
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.planner import plan
 
 NODES = Path(__file__).resolve().parent / "maelstrom_nodes"

@@ -19,6 +19,7 @@ __all__ = [
     "Requirement",
     "Verdict",
     "crdt_type_claimed",
+    "failing_musts",
     "load_catalogue",
     "overall_verdict",
 ]
@@ -154,13 +155,21 @@ class Verdict:
         }
 
 
+def failing_musts(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """The MUST requirements that failed: what makes a run FAIL, an explored sequence a
+    counterexample and a replay still failing. An ``error`` (not judged) and an
+    ``untested`` are not failures: they make a run incomplete, never failed."""
+    return [v for v in verdicts if v.level == "MUST" and v.status == "fail"]
+
+
 def overall_verdict(verdicts: Iterable[Verdict]) -> str:
     """``fail`` when a MUST failed; else ``incomplete`` when a claimed MUST was left
     untested or could not be judged; else ``pass``. SHOULDs only inform; a requirement
     whose capability is not claimed is outside the certificate."""
-    musts = [v for v in verdicts if v.level == "MUST"]
-    if any(v.status == "fail" for v in musts):
+    verdicts = list(verdicts)
+    if failing_musts(verdicts):
         return "fail"
+    musts = [v for v in verdicts if v.level == "MUST"]
     if any(v.status in ("untested", "error") for v in musts):
         return "incomplete"
     return "pass"

@@ -42,7 +42,12 @@ from gossipcert.harness.errors import USER_ERRORS, GossipcertError
 from gossipcert.harness.history import Entry, History
 from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
-from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
+from gossipcert.harness.judging.verdict import (
+    Requirement,
+    Verdict,
+    failing_musts,
+    load_catalogue,
+)
 from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from gossipcert.harness.run.replay import (
@@ -75,7 +80,6 @@ __all__ = [
     "SimulationRunner",
     "explore",
     "parse_budget",
-    "violations",
 ]
 
 MAX_CONSECUTIVE_ERRORS = 3  # examples the harness could not run, in a row, before giving up
@@ -96,12 +100,6 @@ def parse_budget(text: str) -> float:
     if seconds <= 0:
         raise GossipcertError(f"--budget {text!r}: must be more than zero")
     return seconds
-
-
-def violations(verdicts: Sequence[Verdict]) -> list[Verdict]:
-    """The MUST requirements that failed: what makes an example a counterexample (an
-    ``error`` is the harness's, an ``untested`` is nothing)."""
-    return [v for v in verdicts if v.level == "MUST" and v.status == "fail"]
 
 
 # ---- running one example -----------------------------------------------------------
@@ -562,7 +560,7 @@ class Search:
         for v in run.verdicts:
             if v.status in ("pass", "fail"):
                 outcome.exercised[v.id] = outcome.exercised.get(v.id, 0) + 1
-        failed = violations(run.verdicts)
+        failed = failing_musts(run.verdicts)
         if outcome.target:
             failed = [v for v in failed if v.id in outcome.target]
         return run, failed

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from gossipcert.harness.errors import EXIT_FAIL, EXIT_PASS, GossipcertError
+from gossipcert.harness.judging.verdict import failing_musts
 from gossipcert.harness.manifest import REFERENCE_MANIFEST, Manifest, load_manifest
 from gossipcert.harness.workloads.operations import Op, OperationError, load_ops
 
@@ -276,7 +277,7 @@ def replay(path: Path, opts: ReplayOptions | None = None,
             verdicts, where = _replay_in_simulation(recorded, opts, catalogue)
         else:
             verdicts, where = _replay_on_cluster(recorded, opts, catalogue)
-        failed = [v for v in verdicts if v.level == "MUST" and v.status == "fail"]
+        failed = failing_musts(verdicts)
         if failed:
             break
     tried = ("" if attempts == 1 else
