@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 
-from gossipcert.harness.drivers.simulated import simulate
 from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.verdict import load_catalogue
+from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.properties import DEFAULT_TIMING, settle_ms, settle_ops

@@ -212,7 +212,43 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {float(fault['time_ms']) - start:.0f} | {_cell(fault.get('op'))} "
                 f"| {_cell(fault.get('node') or '-')} | `{_cell(args)}` |"
             )
+    exploration = (report.get("run") or {}).get("exploration")
+    if isinstance(exploration, Mapping):
+        lines += exploration_lines(exploration)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _confirmation(exploration: Mapping[str, Any]) -> str:
+    runs, aside = exploration.get("confirm_runs", 0), exploration.get("unconfirmed", 0)
+    if not runs:
+        return ""
+    return (f"{runs} {'run' if runs == 1 else 'runs'} again to confirm the failure kept "
+            f"({aside} {'failure' if aside == 1 else 'failures'} set aside: "
+            f"{'it' if aside == 1 else 'they'} did not fail again), ")
+
+
+def exploration_lines(exploration: Mapping[str, Any]) -> list[str]:
+    """What ``gossipcert explore`` found (the report's ``run.exploration``): the outcome,
+    the search's figures, and the smallest failing sequence with how to replay it."""
+    exercised = exploration.get("exercised") or {}
+    lines = ["", "## Exploration", "", str(exploration.get("summary", "")), "",
+             f"- seed {exploration.get('seed')}, budget {exploration['budget_s']:.0f} s, "
+             f"{exploration['elapsed_s']:.0f} s spent",
+             f"- {exploration['examples']} examples, {exploration['shrink_steps']} shrink "
+             f"steps ({exploration['shrinks']} smaller failures), "
+             + _confirmation(exploration)
+             + f"{exploration['duplicates']} repeated sequences judged from their first run",
+             f"- this report is the history of run {exploration['reported_example']}"
+             + (" (the smallest failure)" if "minimal_sequence" in exploration else ""),
+             "- requirements judged (runs that passed or failed them): "
+             + (", ".join(f"{k} {n}" for k, n in exercised.items()) or "none")]
+    if "minimal_sequence" in exploration:
+        sequence = exploration["minimal_sequence"]
+        lines += ["", f"Minimal failing sequence ({len(sequence)} operations; replay with "
+                      f"`gossipcert replay {exploration.get('replay_file')}`):", "", "```json"]
+        lines += [json.dumps(op, separators=(", ", ": ")) for op in sequence]
+        lines += ["```"]
+    return lines
 
 
 def write_markdown_report(path: Path | str, report: Mapping[str, Any]) -> str:

@@ -11,9 +11,9 @@ one) and ``test_certify_e2e.check_full_suite`` (the reference node's full suite)
 from __future__ import annotations
 
 import pytest
-from gossipcert.harness.drivers.simulated import simulate
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.workloads.scenario import (
     load_scenario,
     run_manifest,

@@ -34,7 +34,7 @@ from gossipcert.harness.errors import (
     LaunchError,
 )
 from gossipcert.harness.judging.verdict import Verdict
-from gossipcert.harness.run.certify import cut_short, harness_failure
+from gossipcert.harness.run.pipeline import cut_short, harness_failure
 from gossipcert.harness.run.report import build_report, load_report_schema
 
 # A partition as the first step: the link plane is called at once.

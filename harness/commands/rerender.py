@@ -15,9 +15,9 @@ from typing import Any
 
 from gossipcert.harness.errors import VERDICT_EXIT
 from gossipcert.harness.history import Entry, load_history
-from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.judging.verdict import Verdict, load_catalogue
+from gossipcert.harness.run.pipeline import judge, recorded_failure, write_reports
 from gossipcert.harness.run.report import build_report
 from gossipcert.harness.run.reporting import ReportError, report_writers, write_all
 from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summary
@@ -71,39 +71,24 @@ def _rerender_run(run_dir: Path, print_line: Callable[[str], None]) -> _Rerender
         raise ReportError(f"{path} has no meta entry: not a gossipcert history")
     previous = _previous(run_dir)
     catalogue = load_catalogue()
-    index = HistoryIndex.build(history)
-    verdicts = run_checks(history, catalogue, progress=print_line, index=index)
-    scenario = str(meta.args.get("scenario") or "default")
+    failure = recorded_failure(history)
+    index, verdicts = judge(history, catalogue, progress=print_line, failure=failure)
     mode = str((previous.get("certificate") or {}).get("mode") or "scenario")
-    if mode != "suite":
-        verdicts = merge_verdicts(catalogue, [(scenario, verdicts)])
-    policy = meta.args.get("conflict_policy")
-    policies = list(meta.args.get("conflict_policies") or ([policy] if policy else []))
-    timing = dict(meta.args.get("timing") or {})
     run_info = dict(previous.get("run") or {})
     run_info.setdefault("nodes", list(meta.args.get("nodes") or []))
-    run_info.setdefault("timing", timing)
+    run_info.setdefault("timing", dict(meta.args.get("timing") or {}))
     run_info.setdefault("backend", meta.args.get("backend"))
     run_info["history"] = "history.jsonl"
     run_info.pop("gossipcert_version", None)
-    cert = certificate(
-        catalogue=catalogue,
-        verdicts=verdicts,
-        capabilities=list(meta.args.get("capabilities") or []),
-        policies=policies,
-        timing_profile=meta.args.get("timing_profile") or {"name": "declared", "timing": timing},
-        scenarios=[scenario],
-        mode=mode,
-    )
-    report = build_report(
-        implementation=str(meta.args.get("implementation") or "unknown"),
-        seed=meta.args.get("seed"),
-        verdicts=verdicts,
-        faults=[e for e in history if e.type == "fault"],
-        run=run_info,
-        certificate=cert,
-    )
-    write_all(run_dir, report, history, index)
+    scenario = str(meta.args.get("scenario") or "default")
+    harness_error = None
+    if failure is not None:
+        harness_error = previous.get("harness_error") or {
+            "message": str(failure), "scenario": scenario, "kind": type(failure).__name__}
+    report = write_reports(run_dir, history, index, verdicts, catalogue=catalogue, mode=mode,
+                           run_info=run_info, harness_error=harness_error)
+    if mode != "suite":
+        verdicts = merge_verdicts(catalogue, [(scenario, verdicts)])
     return _Rerendered(run_dir, report, verdicts, history, index)
 
 

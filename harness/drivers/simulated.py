@@ -27,11 +27,9 @@ from typing import Any
 
 from gossipcert.harness.drivers.control_client import Reply
 from gossipcert.harness.drivers.interface import request_for
-from gossipcert.harness.history import Entry, History
-from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
-from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.history import History
 
-__all__ = ["REFERENCE_CAPABILITIES", "SimulatedCluster", "core_context", "simulate"]
+__all__ = ["REFERENCE_CAPABILITIES", "SimulatedCluster", "core_context"]
 
 REFERENCE_CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "crdt",
                           "events", "metrics", "leave", "encryption"]
@@ -373,37 +371,6 @@ def _other_key(key: str | None) -> str:
     while other == key:
         other = new_gossip_key()
     return other
-
-
-# ---- running a sequence in simulation ------------------------------------------------
-
-
-def simulate(ops: Sequence[Op], nodes: Sequence[str], *, timing: Mapping[str, Any] | None = None,
-             policy: str = "lww", core: str = "", seed: int = 0, gossip_key: str | None = None,
-             catalogue: Sequence[Requirement] | None = None, scenario: str = "",
-             progress: Callable[[str], None] | None = None
-             ) -> tuple[list[Verdict], list[Entry]]:
-    """Run operations on a fresh simulated cluster of reference cores (inside ``core``'s
-    context) and judge its history with the checkers of real runs."""
-    from gossipcert.harness.judging import run_checks
-    from gossipcert.harness.manifest import load_manifest
-    from gossipcert.harness.workloads.interpreter import Execution
-
-    catalogue = list(catalogue if catalogue is not None else load_catalogue())
-    timing = dict(timing if timing is not None else load_manifest("reference").timing)
-    with core_context(core):
-        cluster = SimulatedCluster(nodes, timing=timing, policy=policy, seed=seed,
-                                   gossip_key=gossip_key)
-        cluster.history.append("meta", "run", args={
-            "implementation": "simulated reference core" + (f" ({core})" if core else ""),
-            "seed": seed, "nodes": list(nodes), "timing": timing,
-            "conflict_policy": policy, "capabilities": cluster.capabilities,
-            "backend": "simulation", **({"scenario": scenario} if scenario else {}),
-        })
-        with cluster:
-            Execution(cluster, catalogue, timing, progress=progress).run(ops)
-        entries = cluster.history.entries()
-    return run_checks(entries, catalogue), entries
 
 
 @contextlib.contextmanager

@@ -24,7 +24,6 @@ runs in the simulator of the reference core (:class:`SimulationRunner`) for comp
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
@@ -32,15 +31,13 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gossipcert.harness import __version__
 from gossipcert.harness.errors import USER_ERRORS, GossipcertError
 from gossipcert.harness.history import Entry, History
-from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.judging.verdict import (
     Requirement,
@@ -50,6 +47,14 @@ from gossipcert.harness.judging.verdict import (
 )
 from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
+from gossipcert.harness.run.pipeline import (
+    SIMULATION,
+    RunRecord,
+    RunSpec,
+    execute,
+    node_ids,
+    publish,
+)
 from gossipcert.harness.run.replay import (
     REPLAY_FORMAT,
     ReplayFile,
@@ -116,6 +121,7 @@ class ExampleRun:
     entries: list[Entry]
     wall_s: float
     error: str | None = None
+    record: RunRecord | None = None  # the pipeline's record, for the report
 
 
 class ExampleRunner(Protocol):
@@ -136,7 +142,8 @@ class ClusterRunner:
     Between examples the cluster is healed and must converge again; when it does not (or
     an example broke off), it is stopped and a fresh one started, so no example inherits
     the wreck of another. Each cluster's own history (start-up and the healing between
-    examples) is ``clusters/<k>/history.jsonl`` beside its node logs.
+    examples) is ``clusters/<k>/history.jsonl`` beside its node logs; each example is a
+    run of the pipeline (:func:`harness.run.pipeline.execute`) on that cluster.
     """
 
     def __init__(self, manifest: Manifest, nodes: int, report_dir: Path, *, backend: str,
@@ -144,21 +151,22 @@ class ClusterRunner:
                  clock_skew_ms: float = DEFAULT_CLOCK_SKEW_MS,
                  base_port: int | None = None, toxiproxy_url: str | None = None,
                  progress: Callable[[str], None] = _quiet) -> None:
-        self.manifest = manifest
-        self.node_ids = [f"n{i + 1}" for i in range(nodes)]
         self.report_dir = report_dir
-        self.backend = backend
-        self.seed = seed
-        self.judged = judged
-        self.catalogue = list(catalogue)
-        self.clock_skew_ms = clock_skew_ms
-        self.base_port = base_port
-        self.toxiproxy_url = toxiproxy_url
         self.progress = progress
+        # What every example shares; each one adds its operations and its number.
+        self.spec = RunSpec(backend=backend, nodes=tuple(node_ids(nodes)), seed=seed,
+                            timing=judged.timing, ops=(), scenario="explore",
+                            catalogue=tuple(catalogue), manifest=manifest,
+                            timing_profile=judged.describe(), clock_skew_ms=clock_skew_ms,
+                            base_port=base_port, toxiproxy_url=toxiproxy_url)
         self.cluster: Cluster | None = None
         self.cluster_history: History | None = None
         self.clusters_started = 0
         self.dirty = False
+
+    @property
+    def node_ids(self) -> list[str]:
+        return list(self.spec.nodes)
 
     # ---- the cluster's life ------------------------------------------------------------
 
@@ -170,18 +178,20 @@ class ClusterRunner:
         self.clusters_started += 1
         run_dir = self.report_dir / "clusters" / str(self.clusters_started)
         run_dir.mkdir(parents=True, exist_ok=True)
+        spec = self.spec
+        assert spec.manifest is not None
         self.cluster_history = History(run_dir / "history.jsonl")
-        self.cluster_history.append("meta", "run", args=self._meta(None))
-        cluster = Cluster(self.manifest, len(self.node_ids), run_dir, backend=self.backend,
-                          seed=self.seed, base_port=self.base_port,
-                          toxiproxy_url=self.toxiproxy_url, history=self.cluster_history,
+        self.cluster_history.append("meta", "run", args=spec.meta())
+        cluster = Cluster(spec.manifest, len(spec.nodes), run_dir, backend=spec.backend,
+                          seed=spec.seed, base_port=spec.base_port,
+                          toxiproxy_url=spec.toxiproxy_url, history=self.cluster_history,
                           progress=_quiet)
         started = time.monotonic()
         cluster.__enter__()  # stops whatever it started when the start fails
         self.cluster = cluster
         self.dirty = False
-        self.progress(f"cluster {self.clusters_started} up: {len(self.node_ids)} nodes of "
-                      f"{self.manifest.name} ({self.backend}) in "
+        self.progress(f"cluster {self.clusters_started} up: {len(spec.nodes)} nodes of "
+                      f"{spec.manifest.name} ({spec.backend}) in "
                       f"{time.monotonic() - started:.1f} s")
 
     def close(self) -> None:
@@ -189,30 +199,9 @@ class ClusterRunner:
         if cluster is not None:
             cluster.close()
 
-    def _meta(self, number: int | None) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "implementation": self.manifest.name,
-            "seed": self.seed,
-            "nodes": self.node_ids,
-            "timing": self.judged.timing,
-            "timing_profile": self.judged.describe(),
-            "clock_skew_ms": self.clock_skew_ms,
-            "conflict_policy": self.manifest.conflict_policy,
-            "conflict_policies": [self.manifest.conflict_policy],
-            "capabilities": self.manifest.capabilities,
-            "backend": self.backend,
-            "scenario": "explore",
-        }
-        if number is not None:
-            meta["example"] = number
-        return meta
-
     # ---- one example -------------------------------------------------------------------
 
     def run(self, ops: Sequence[Op], number: int) -> ExampleRun:
-        from gossipcert.harness.drivers.hostlag import LagMonitor
-        from gossipcert.harness.workloads.interpreter import Execution
-
         if self.cluster is None or self.dirty:
             try:
                 self.open()
@@ -222,29 +211,21 @@ class ClusterRunner:
         cluster = self.cluster
         assert cluster is not None
         ops = with_namespace(ops, f"x{number}-")
-        history = History()
-        history.append("meta", "run", args=self._meta(number))
+        spec = replace(self.spec, ops=tuple(ops), meta_extra={"example": number})
         started = time.monotonic()
-        error: str | None = None
         try:
-            _use_history(cluster, history)
-            _carry_over(cluster, history)
-            lag = LagMonitor(history, self.judged.timing["probe_timeout_ms"])
-            with lag:
-                Execution(cluster, self.catalogue, self.judged.timing).run(ops)
+            record = execute(spec, cluster=cluster)
         except USER_ERRORS as exc:
-            error = f"{type(exc).__name__}: {exc}"
             self.dirty = True
-        finally:
-            assert self.cluster_history is not None
-            _use_history(cluster, self.cluster_history)
-        wall_s = time.monotonic() - started
-        entries = history.entries()
-        if error is not None:
-            return ExampleRun(number, ops, [], entries, wall_s, error)
-        verdicts = run_checks(entries, self.catalogue)
+            return ExampleRun(number, ops, [], [], time.monotonic() - started,
+                              f"{type(exc).__name__}: {exc}")
+        if record.failure is not None:
+            self.dirty = True
+            return ExampleRun(number, ops, [], record.entries, record.wall_s,
+                              f"{type(record.failure).__name__}: {record.failure}")
         self._recover()
-        return ExampleRun(number, ops, verdicts, entries, wall_s)
+        return ExampleRun(number, ops, record.verdicts, record.entries, record.wall_s,
+                          record=record)
 
     def _recover(self) -> None:
         """Heal whatever the example left and wait until the cluster agrees again; a
@@ -259,7 +240,7 @@ class ClusterRunner:
             cluster.heal()
             for node_id in sorted(cluster.killed | cluster.departed):
                 cluster.restart(node_id)
-            x = Execution(cluster, self.catalogue, self.judged.timing)
+            x = Execution(cluster, list(self.spec.catalogue), self.spec.timing)
             live = cluster.live_nodes()
             settled = x.all_see(live) and ("kv" not in x.capabilities or x.digests_equal())
             if not settled and x.converge("between examples") is None:
@@ -270,34 +251,6 @@ class ClusterRunner:
             self.progress(f"healing after the example failed ({exc}): starting a fresh "
                           "cluster for the next")
             self.dirty = True
-
-
-def _use_history(cluster: Cluster, history: History) -> None:
-    """Point the cluster's recording at ``history``, events polled so far flushed into
-    the one it had, so no entry straddles two examples' histories."""
-    with contextlib.suppress(Exception):
-        cluster.poll_events()
-    # The event poller appends under this lock: swapped under it, no poll is cut in two.
-    lock = getattr(cluster, "_event_lock", None)
-    with lock if lock is not None else contextlib.nullcontext():
-        cluster.history = history
-
-
-def _carry_over(cluster: Cluster, history: History) -> None:
-    """Each node's start, as this example finds it: already running since an earlier
-    example, ready as ``GET /v1/node`` says now. Lives begin here for the checkers."""
-    from gossipcert.harness.errors import LaunchError
-
-    for node_id in cluster.live_nodes():
-        call = history.new_call()
-        args = {"gossip": cluster.addresses[node_id].gossip_addr, "carried_over": True}
-        history.append("invoke", "start", node=node_id, call=call, args=args)
-        reply = cluster.client(node_id).node()
-        body = reply.body if isinstance(reply.body, dict) else {}
-        if not (reply.ok and body.get("ready")):
-            raise LaunchError(f"node {node_id} is not ready at the start of an example "
-                              f"(status {reply.status})")
-        history.append("ok", "start", node=node_id, call=call, args=args, result=body)
 
 
 class SimulationRunner:
@@ -315,13 +268,12 @@ class SimulationRunner:
         self.seed = seed
 
     def run(self, ops: Sequence[Op], number: int) -> ExampleRun:
-        from gossipcert.harness.drivers.simulated import simulate
-
-        started = time.monotonic()
-        verdicts, entries = simulate(list(ops), self.node_ids, timing=self.timing,
-                                     policy=self.policy, core=self.core, seed=self.seed,
-                                     catalogue=self.catalogue, scenario="explore")
-        return ExampleRun(number, list(ops), verdicts, entries, time.monotonic() - started)
+        spec = RunSpec(backend=SIMULATION, nodes=tuple(self.node_ids), seed=self.seed,
+                       timing=self.timing, ops=tuple(ops), scenario="explore",
+                       catalogue=tuple(self.catalogue), policy=self.policy, core=self.core)
+        record = execute(spec)
+        return ExampleRun(number, list(ops), record.verdicts, record.entries, record.wall_s,
+                          record=record)
 
     def close(self) -> None:
         pass
@@ -702,9 +654,6 @@ def _conclude(opts: ExploreOptions, manifest: Manifest, judged: JudgedTiming,
               catalogue: Sequence[Requirement], seed: int, report_dir: Path,
               outcome: SearchOutcome, context: _FileContext,
               progress: Callable[[str], None]) -> ExploreResult:
-    from gossipcert.harness.run.report import build_report
-    from gossipcert.harness.run.reporting import write_all
-    from gossipcert.harness.run.suite import certificate
 
     best = outcome.best
     replay_path = _save_finding(report_dir, context, best) if best is not None else None
@@ -734,34 +683,11 @@ def _conclude(opts: ExploreOptions, manifest: Manifest, judged: JudgedTiming,
     progress(summary)
     reported = best.run if best is not None else outcome.last
     report: dict[str, Any] | None = None
-    if reported is not None and reported.verdicts:
-        entries = reported.entries
-        (report_dir / "history.jsonl").write_text(
-            "".join(e.to_json() + "\n" for e in entries), encoding="utf-8")
+    if reported is not None and reported.record is not None:
         exploration = _exploration(opts, outcome, best, reported, replay_path, summary, seed)
-        cert = certificate(catalogue=catalogue, verdicts=reported.verdicts,
-                           capabilities=manifest.capabilities,
-                           policies=[manifest.conflict_policy],
-                           timing_profile=judged.describe(), scenarios=["explore"],
-                           mode="scenario")
-        run_info = {
-            "nodes": context.node_ids,
-            "backend": opts.backend,
-            "timing": judged.timing,
-            "conflict_policy": manifest.conflict_policy,
-            "wall_time_s": round(outcome.elapsed_s, 2),
-            "gossipcert_version": __version__,
-            "history": "history.jsonl",
-            "manifest": str(manifest.path),
-            "scenario": "explore",
-            "exploration": exploration,
-        }
-        faults = [e for e in entries if e.type == "fault"]
-        report = build_report(implementation=manifest.name, seed=seed,
-                              verdicts=reported.verdicts, faults=faults, run=run_info,
-                              certificate=cert)
-        write_all(report_dir, report, entries)
-        _append_markdown(report_dir / "report.md", exploration)
+        report = publish(reported.record, report_dir, mode="scenario",
+                         run_extra={"wall_time_s": round(outcome.elapsed_s, 2),
+                                    "exploration": exploration})
     elif outcome.aborted and best is None:
         raise GossipcertError(f"explore stopped: {outcome.aborted}")
     code = 1 if best is not None else 0
@@ -800,41 +726,6 @@ def _exploration(opts: ExploreOptions, outcome: SearchOutcome, best: Finding | N
             "minimal_sequence": [op.to_json() for op in best.run.ops],
         })
     return out
-
-
-def _confirmation(exploration: dict[str, Any]) -> str:
-    runs, aside = exploration["confirm_runs"], exploration["unconfirmed"]
-    if not runs:
-        return ""
-    return (f"{runs} {'run' if runs == 1 else 'runs'} again to confirm the failure kept "
-            f"({aside} {'failure' if aside == 1 else 'failures'} set aside: "
-            f"{'it' if aside == 1 else 'they'} did not fail again), ")
-
-
-def _append_markdown(path: Path, exploration: dict[str, Any]) -> None:
-    if not path.is_file():
-        return
-    lines = ["", "## Exploration", "", str(exploration["summary"]), "",
-             f"- seed {exploration['seed']}, budget {exploration['budget_s']:.0f} s, "
-             f"{exploration['elapsed_s']:.0f} s spent",
-             f"- {exploration['examples']} examples, {exploration['shrink_steps']} shrink "
-             f"steps ({exploration['shrinks']} smaller failures), "
-             + _confirmation(exploration)
-             + f"{exploration['duplicates']} repeated sequences judged from their first run",
-             f"- this report is the history of run {exploration['reported_example']}"
-             + (" (the smallest failure)" if "minimal_sequence" in exploration else ""),
-             "- requirements judged (runs that passed or failed them): "
-             + (", ".join(f"{k} {n}" for k, n in exploration["exercised"].items())
-                or "none")]
-    if "minimal_sequence" in exploration:
-        lines += ["", f"Minimal failing sequence ({len(exploration['minimal_sequence'])} "
-                      f"operations; replay with `gossipcert replay "
-                      f"{exploration['replay_file']}`):", "", "```json"]
-        lines += [json.dumps(op, separators=(", ", ": ")) for op in
-                  exploration["minimal_sequence"]]
-        lines += ["```"]
-    with path.open("a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 def print_progress(line: str) -> None:

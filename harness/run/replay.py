@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -269,6 +268,9 @@ def replay(path: Path, opts: ReplayOptions | None = None,
         raise ReplayError("the simulator replays deterministically: --attempts applies to a "
                           "real cluster only")
     attempts = 1 if sim else (opts.attempts or DEFAULT_ATTEMPTS)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = recorded.name or Path(recorded.implementation).name
+    report_dir = opts.report_dir or Path("gossipcert-runs") / f"{stamp}-{name}-replay"
     for attempt in range(1, attempts + 1):
         if attempt > 1:
             opts.progress(f"attempt {attempt} of {attempts}: no MUST failed on attempt "
@@ -276,7 +278,7 @@ def replay(path: Path, opts: ReplayOptions | None = None,
         if sim:
             verdicts, where = _replay_in_simulation(recorded, opts, catalogue)
         else:
-            verdicts, where = _replay_on_cluster(recorded, opts, catalogue)
+            verdicts, where = _replay_on_cluster(recorded, opts, catalogue, report_dir)
         failed = failing_musts(verdicts)
         if failed:
             break
@@ -303,6 +305,8 @@ def replay(path: Path, opts: ReplayOptions | None = None,
 
 def _replay_in_simulation(recorded: ReplayFile, opts: ReplayOptions,
                           catalogue: Sequence[Any]) -> tuple[list[Any], str]:
+    from gossipcert.harness.run.pipeline import SIMULATION, RunSpec, execute
+
     if opts.impl is not None and not _is_reference(opts.impl, None):
         raise ReplayError(f"--sim replays the reference node's core only, not {opts.impl}")
     core = "" if opts.impl is not None else recorded.core
@@ -312,34 +316,28 @@ def _replay_in_simulation(recorded: ReplayFile, opts: ReplayOptions,
             f"--sim replays the reference node's core only (or a seeded defect of it, "
             f"recorded as 'core'); {recorded.path} was recorded against "
             f"{recorded.implementation} with no core")
-    try:
-        from gossipcert.harness.drivers.simulated import simulate
-    except ImportError as exc:  # pragma: no cover - the simulated driver ships with the harness
-        raise ReplayError(f"the simulator cannot be loaded: {exc}") from None
     timing = recorded.timing or dict(load_manifest("reference").timing)
+    # The simulator's own randomness: seed 0, as every sequence in simulation is judged.
+    spec = RunSpec(backend=SIMULATION, nodes=tuple(recorded.nodes), seed=0,
+                   timing=timing, ops=tuple(recorded.ops), scenario="replay",
+                   catalogue=tuple(catalogue), policy=recorded.conflict_policy, core=core)
     try:
-        verdicts, entries = simulate(recorded.ops, recorded.nodes, timing=timing,
-                                     policy=recorded.conflict_policy, core=core,
-                                     catalogue=catalogue, scenario="replay")
+        record = execute(spec)
     except ValueError as exc:
         raise ReplayError(f"{recorded.path}: {exc}") from None
-    return verdicts, (f"in simulation on {len(recorded.nodes)} reference cores "
-                      f"(core: {core or 'the reference as shipped'}); "
-                      f"{len(entries)} history entries")
+    return record.verdicts, (f"in simulation on {len(recorded.nodes)} reference cores "
+                             f"(core: {core or 'the reference as shipped'}); "
+                             f"{len(record.entries)} history entries")
 
 
-def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions,
-                       catalogue: Sequence[Any]) -> tuple[list[Any], str]:
-    from gossipcert.harness.drivers.cluster import Cluster
-    from gossipcert.harness.drivers.hostlag import LagMonitor
-    from gossipcert.harness.history import History
-    from gossipcert.harness.judging import run_checks
-    from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
+def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions, catalogue: Sequence[Any],
+                       report_dir: Path) -> tuple[list[Any], str]:
+    from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
     from gossipcert.harness.manifest import with_run_options
     from gossipcert.harness.profiles import judged_timing
-    from gossipcert.harness.workloads.interpreter import Execution
+    from gossipcert.harness.run.pipeline import RunSpec, execute, node_ids, publish
 
-    expected_ids = [f"n{i + 1}" for i in range(len(recorded.nodes))]
+    expected_ids = node_ids(len(recorded.nodes))
     if recorded.nodes != expected_ids:
         raise ReplayError(f"{recorded.path}: a real cluster names its nodes "
                           f"{', '.join(expected_ids)}; the file has {', '.join(recorded.nodes)}")
@@ -347,69 +345,26 @@ def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions,
                                else "process")
     if backend not in ("process", "docker", "swarm"):
         raise ReplayError(f"unknown backend {backend!r} (available: process, docker, swarm)")
-    spec, manifest = _manifest_for(recorded, opts.impl)
+    spec_text, manifest = _manifest_for(recorded, opts.impl)
     manifest = with_run_options(manifest, conflict_policy=recorded.conflict_policy)
     manifest.launch_for(backend)
     judged = judged_timing(manifest.declared_timing, recorded.timing_profile)
-    timing = dict(recorded.timing) if recorded.timing else dict(judged.timing)
-    skew = opts.clock_skew_ms if opts.clock_skew_ms is not None else DEFAULT_CLOCK_SKEW_MS
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report_dir = opts.report_dir or Path("gossipcert-runs") / f"{stamp}-{manifest.name}-replay"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    seed = recorded.seed if recorded.seed is not None else 0
-    history = History(report_dir / "history.jsonl")
-    history.append("meta", "run", args={
-        "implementation": manifest.name, "seed": seed, "nodes": recorded.nodes,
-        "timing": timing, "timing_profile": judged.describe(), "clock_skew_ms": skew,
-        "conflict_policy": manifest.conflict_policy,
-        "conflict_policies": [manifest.conflict_policy],
-        "capabilities": manifest.capabilities, "backend": backend, "scenario": "replay",
-    })
-    progress = opts.progress
-    progress(f"replaying {len(recorded.ops)} operations on {len(recorded.nodes)} fresh "
-             f"{backend} nodes of {manifest.name} ({manifest.conflict_policy}); run dir "
-             f"{report_dir}")
-    started = time.monotonic()
-    cluster = Cluster(manifest, len(recorded.nodes), report_dir, backend=backend, seed=seed,
-                      history=history, progress=progress)
-    try:
-        with cluster, LagMonitor(history, float(timing.get("probe_timeout_ms", 500))):
-            Execution(cluster, catalogue, timing, progress=progress).run(recorded.ops)
-    finally:
-        history.close()
-    entries = history.entries()
-    index = HistoryIndex.build(entries)
-    verdicts = run_checks(entries, catalogue, index=index)
-    _write_reports(report_dir, manifest, recorded, backend, timing, judged, verdicts, entries,
-                   index, seed, time.monotonic() - started, catalogue)
-    return verdicts, (f"on {len(recorded.nodes)} fresh {backend} nodes of {manifest.name} "
-                      f"({spec}); reports in {report_dir}")
-
-
-def _write_reports(report_dir: Path, manifest: Manifest, recorded: ReplayFile, backend: str,
-                   timing: Mapping[str, Any], judged: Any, verdicts: list[Any],
-                   entries: list[Any], index: Any, seed: int, wall_s: float,
-                   catalogue: Sequence[Any]) -> None:
-    from gossipcert.harness import __version__
-    from gossipcert.harness.run.report import build_report
-    from gossipcert.harness.run.reporting import write_all
-    from gossipcert.harness.run.suite import certificate
-
-    cert = certificate(catalogue=catalogue, verdicts=verdicts,
-                       capabilities=manifest.capabilities,
-                       policies=[manifest.conflict_policy], timing_profile=judged.describe(),
-                       scenarios=["replay"], mode="scenario")
-    run_info = {
-        "nodes": recorded.nodes, "backend": backend, "timing": dict(timing),
-        "conflict_policy": manifest.conflict_policy, "wall_time_s": round(wall_s, 2),
-        "gossipcert_version": __version__, "history": "history.jsonl",
-        "manifest": str(manifest.path), "scenario": "replay",
-        "replay_of": str(recorded.path) if recorded.path else None,
-    }
-    report = build_report(implementation=manifest.name, seed=seed, verdicts=verdicts,
-                          faults=[e for e in entries if e.type == "fault"], run=run_info,
-                          certificate=cert)
-    write_all(report_dir, report, entries, index)
+    # The recorded timing is what the run was judged at; the profile fills what it lacks.
+    timing = {**judged.timing, **(recorded.timing or {})}
+    spec = RunSpec(backend=backend, nodes=tuple(recorded.nodes),
+                   seed=recorded.seed if recorded.seed is not None else 0, timing=timing,
+                   ops=tuple(recorded.ops), scenario="replay", catalogue=tuple(catalogue),
+                   manifest=manifest, timing_profile=judged.describe(), run_dir=report_dir,
+                   clock_skew_ms=(opts.clock_skew_ms if opts.clock_skew_ms is not None
+                                  else DEFAULT_CLOCK_SKEW_MS))
+    opts.progress(f"replaying {len(recorded.ops)} operations on {len(recorded.nodes)} fresh "
+                  f"{backend} nodes of {manifest.name} ({manifest.conflict_policy}); run dir "
+                  f"{report_dir}")
+    record = execute(spec, progress=opts.progress)
+    publish(record, report_dir, mode="scenario",
+            run_extra={"replay_of": str(recorded.path) if recorded.path else None})
+    return record.verdicts, (f"on {len(recorded.nodes)} fresh {backend} nodes of "
+                             f"{manifest.name} ({spec_text}); reports in {report_dir}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.drivers.simulated import core_context, simulate
+from gossipcert.harness.drivers.simulated import core_context
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import derived_parameters, evaluate
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
+from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
 from hypothesis import settings

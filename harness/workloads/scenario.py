@@ -1,9 +1,10 @@
-"""Scenario files: load and validate them, compile them into operations, run them.
+"""Scenario files: load and validate them, and compile them into operations.
 
 A scenario (YAML in ``chaos/scenarios/``, schema ``specs/scenario.schema.json``) is a
 list of steps. :func:`harness.workloads.planner.plan` compiles the steps into operations
-(:mod:`harness.workloads.operations`) from the run's seed; :func:`run_operations` runs them through
-the one interpreter against any cluster driver (real or simulated).
+(:mod:`harness.workloads.operations`) from the run's seed; the run pipeline
+(:mod:`harness.run.pipeline`) runs them through the one interpreter against any cluster
+driver (real or simulated).
 
 Every wait is bounded by the requirement's own bound plus a margin, so a broken
 implementation makes the run fail, never hang; every fault is confirmed in effect by the
@@ -14,19 +15,16 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
-from gossipcert.harness.drivers.interface import ClusterDriver
 from gossipcert.harness.errors import GossipcertError
 from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.verdict import Requirement
 from gossipcert.harness.manifest import Manifest, with_run_options
-from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.planner import PlanError, plan
 from gossipcert.specs import spec_path
@@ -116,15 +114,3 @@ def schedule(scenario: Scenario, nodes: list[str], seed: int, timing: Mapping[st
                     partition_s=partition_s)
     except (PlanError, ValueError) as exc:
         raise ScenarioError(f"scenario {scenario.name}: {exc}") from None
-
-
-def run_operations(driver: ClusterDriver, catalogue: Sequence[Requirement],
-                   ops: Sequence[Op], timing: Mapping[str, Any],
-                   progress: Callable[[str], None] | None = None) -> Execution:
-    """Run operations on a started cluster (real or simulated), every step and its
-    outcome written into the driver's history."""
-    execution = Execution(driver, catalogue, timing, progress=progress)
-    execution.run(ops)
-    return execution
-
-
