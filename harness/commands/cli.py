@@ -235,7 +235,8 @@ def _impl(args: argparse.Namespace) -> str:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from gossipcert.harness.run.certify import CertifyOptions, certify, print_progress
+    from gossipcert.harness.run.certify import CertifyOptions, certify
+    from gossipcert.harness.run.pipeline import print_progress
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     result = certify(CertifyOptions(
@@ -280,7 +281,8 @@ def _certify(args: argparse.Namespace) -> int:
 def _explore(args: argparse.Namespace) -> int:
     from gossipcert.harness.errors import GossipcertError
     from gossipcert.harness.manifest import maelstrom_workload
-    from gossipcert.harness.run.explore import ExploreOptions, explore, parse_budget, print_progress
+    from gossipcert.harness.run.explore import ExploreOptions, explore, parse_budget
+    from gossipcert.harness.run.pipeline import print_progress
 
     impl = _impl(args)
     if maelstrom_workload(impl) == "g-counter":
@@ -314,7 +316,7 @@ def _explore(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from gossipcert.harness.run.explore import print_progress
+    from gossipcert.harness.run.pipeline import print_progress
     from gossipcert.harness.run.replay import ReplayOptions, replay
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)

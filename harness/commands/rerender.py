@@ -17,10 +17,15 @@ from gossipcert.harness.errors import VERDICT_EXIT
 from gossipcert.harness.history import Entry, load_history
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.judging.verdict import Verdict, load_catalogue
-from gossipcert.harness.run.pipeline import judge, recorded_failure, write_reports
-from gossipcert.harness.run.report import build_report
-from gossipcert.harness.run.reporting import ReportError, report_writers, write_all
-from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summary
+from gossipcert.harness.run.pipeline import (
+    PublishedRun,
+    judge,
+    recorded_failure,
+    write_reports,
+    write_suite_report,
+)
+from gossipcert.harness.run.reporting import ReportError, report_writers
+from gossipcert.harness.run.suite import merge_verdicts
 
 __all__ = ["rerender"]
 
@@ -107,31 +112,10 @@ def _rerender_suite(run_dir: Path, print_line: Callable[[str], None]) -> dict[st
         print_line(f"scenario run {sub.relative_to(run_dir)}")
         results.append(_rerender_run(sub, print_line))
     first = results[0]
-    cert0 = first.report["certificate"]
-    runs = [(str(r.report["run"].get("scenario") or r.run_dir.name), r.verdicts) for r in results]
-    verdicts = merge_verdicts(catalogue, runs)
-    cert = certificate(
-        catalogue=catalogue,
-        verdicts=verdicts,
-        capabilities=cert0["capabilities_declared"],
-        policies=cert0["conflict_policies"],
-        timing_profile=cert0["timing_profile"],
-        scenarios=[name for name, _ in runs],
-        mode="suite",
-    )
     run_info = dict(previous.get("run") or first.report["run"])
     run_info.pop("gossipcert_version", None)
-    report = build_report(
-        implementation=str(first.report["implementation"]),
-        seed=first.report.get("seed"),
-        verdicts=verdicts,
-        faults=[],
-        run=run_info,
-        certificate=cert,
-        runs=[
-            run_summary(name, r.report, r.verdicts, r.run_dir.relative_to(run_dir))
-            for r, (name, _) in zip(results, runs, strict=True)
-        ],
-    )
-    write_all(run_dir, report, first.history, first.index)
-    return report
+    return write_suite_report(
+        run_dir,
+        [PublishedRun(str(r.report["run"].get("scenario") or r.run_dir.name), r.run_dir,
+                      r.report, r.verdicts, r.history, r.index) for r in results],
+        catalogue=catalogue, run_info=run_info)

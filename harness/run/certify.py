@@ -14,11 +14,8 @@ schedule's workload and faults -> history -> verdicts per requirement -> reports
 from __future__ import annotations
 
 import random
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +29,21 @@ from gossipcert.harness.judging.verdict import Requirement, load_catalogue
 from gossipcert.harness.manifest import Manifest, load_manifest, with_run_options
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from gossipcert.harness.run.pipeline import (
+    Progress,
+    PublishedRun,
     RunRecord,
     RunSpec,
+    default_report_dir,
     error_record,
     execute,
     node_ids,
     publish,
+    write_suite_report,
 )
-from gossipcert.harness.run.report import build_report
-from gossipcert.harness.run.reporting import report_writers, write_all
+from gossipcert.harness.run.reporting import report_writers
 from gossipcert.harness.run.suite import (
     PlannedRun,
-    certificate,
     judged_counts,
-    merge_verdicts,
-    run_summary,
     suite_plan,
 )
 from gossipcert.harness.workloads.scenario import (
@@ -80,20 +77,6 @@ class CertifyResult:
     exit_code: int
     report_dir: Path
     report: dict[str, Any]
-
-
-def default_report_dir(manifest: Manifest, seed: int) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("gossipcert-runs") / f"{stamp}-{manifest.name}-s{seed}"
-
-
-class _Progress:
-    def __init__(self, sink: Callable[[str], None]) -> None:
-        self.sink = sink
-        self.t0 = time.monotonic()
-
-    def __call__(self, msg: str) -> None:
-        self.sink(f"[{time.monotonic() - self.t0:6.1f}s] {msg}")
 
 
 @dataclass
@@ -137,9 +120,9 @@ def certify(opts: CertifyOptions) -> CertifyResult:
             )
     scenarios = [load_scenario(p.scenario) for p in plan]  # every file checked before a start
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(1, 10**6)
-    report_dir = opts.report_dir or default_report_dir(manifest, seed)
+    report_dir = opts.report_dir or default_report_dir(manifest.name, f"s{seed}")
     report_dir.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(opts.progress)
+    progress = Progress(opts.progress)
     progress(judged.note())
     if mode == "suite":
         progress(f"suite of {len(plan)} scenarios for {manifest.name}: "
@@ -157,11 +140,6 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     if mode != "suite":
         only = runs[0]
         return CertifyResult(VERDICT_EXIT[only.report["verdict"]], report_dir, only.report)
-    verdicts = merge_verdicts(catalogue, [(r.scenario, r.record.verdicts) for r in runs])
-    cert = certificate(catalogue=catalogue, verdicts=verdicts,
-                       capabilities=manifest.capabilities, policies=policies,
-                       timing_profile=judged.describe(), scenarios=[r.scenario for r in runs],
-                       mode=mode)
     run_info = {
         "nodes": runs[0].report["run"].get("nodes", []),
         "backend": opts.backend,
@@ -171,14 +149,12 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "manifest": str(manifest.path),
     }
     failed = next((r for r in runs if r.record.failure is not None), None)
-    report = build_report(
-        implementation=manifest.name, seed=seed,
-        verdicts=verdicts, faults=[], run=run_info, certificate=cert,
-        runs=[run_summary(r.scenario, r.report, r.record.verdicts,
-                          r.run_dir.relative_to(report_dir)) for r in runs],
-        harness_error=error_record(failed.record) if failed else None,
-    )
-    write_all(report_dir, report, runs[0].record.entries, runs[0].record.index)
+    report = write_suite_report(
+        report_dir,
+        [PublishedRun(r.scenario, r.run_dir, r.report, r.record.verdicts, r.record.entries,
+                      r.record.index) for r in runs],
+        catalogue=catalogue, run_info=run_info,
+        harness_error=error_record(failed.record) if failed else None)
     progress(f"suite done: {report['verdict'].upper()} over {len(runs)} scenarios")
     return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
 
@@ -223,7 +199,3 @@ def _run_scenario(
     else:
         progress(f"scenario {scenario.name}: {report['verdict'].upper()}")
     return ScenarioRun(record, run_dir, report)
-
-
-def print_progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

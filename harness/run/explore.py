@@ -28,11 +28,9 @@ import hashlib
 import json
 import random
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,8 +47,10 @@ from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from gossipcert.harness.run.pipeline import (
     SIMULATION,
+    Progress,
     RunRecord,
     RunSpec,
+    default_report_dir,
     execute,
     node_ids,
     publish,
@@ -547,20 +547,6 @@ class ExploreResult:
     summary: str
 
 
-def default_report_dir(manifest: Manifest, seed: int) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("gossipcert-runs") / f"{stamp}-{manifest.name}-explore-s{seed}"
-
-
-class _Progress:
-    def __init__(self, sink: Callable[[str], None]) -> None:
-        self.sink = sink
-        self.t0 = time.monotonic()
-
-    def __call__(self, line: str) -> None:
-        self.sink(f"[{time.monotonic() - self.t0:6.1f}s] {line}")
-
-
 def space_for(manifest: Manifest, nodes: Sequence[str], judged: JudgedTiming,
               max_steps: int = 12) -> Space:
     """What explore draws from for this implementation: its capabilities and conflict
@@ -587,9 +573,9 @@ def explore(opts: ExploreOptions) -> ExploreResult:
     judged = judged_timing(manifest.declared_timing, opts.profile)
     catalogue = load_catalogue()
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(1, 10**6)
-    report_dir = opts.report_dir or default_report_dir(manifest, seed)
+    report_dir = opts.report_dir or default_report_dir(manifest.name, f"explore-s{seed}")
     report_dir.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(opts.progress)
+    progress = Progress(opts.progress)
     node_ids = [f"n{i + 1}" for i in range(opts.nodes)]
     space = space_for(manifest, node_ids, judged, opts.max_steps)
     planes = [name for name, on in (("cuts", space.network), ("latency", space.latency),
@@ -728,8 +714,4 @@ def _exploration(opts: ExploreOptions, outcome: SearchOutcome, best: Finding | N
     return out
 
 
-def print_progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-__all__ += ["REPLAY_FORMAT", "default_report_dir", "print_progress", "space_for"]
+__all__ += ["REPLAY_FORMAT", "space_for"]

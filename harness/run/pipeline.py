@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +51,16 @@ from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalo
 from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.run.report import build_report
 from gossipcert.harness.run.reporting import write_all
-from gossipcert.harness.run.suite import certificate, merge_verdicts
+from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summary
 from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.operations import Op
 
 __all__ = [
     "SIMULATION",
+    "Progress",
+    "PublishedRun",
+    "default_report_dir",
+    "print_progress",
     "RunRecord",
     "RunSpec",
     "cut_short",
@@ -67,6 +73,7 @@ __all__ = [
     "run_meta",
     "simulate",
     "write_reports",
+    "write_suite_report",
 ]
 
 SIMULATION = "simulation"  # the backend name of the simulator of the reference core
@@ -74,6 +81,29 @@ SIMULATION = "simulation"  # the backend name of the simulator of the reference 
 
 def _quiet(line: str) -> None:
     """Progress nobody reads."""
+
+
+def print_progress(line: str) -> None:
+    """Progress for a person: one line on stderr as it happens."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """A progress sink whose lines carry the seconds since the command began."""
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self.sink = sink
+        self.t0 = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        self.sink(f"[{time.monotonic() - self.t0:6.1f}s] {line}")
+
+
+def default_report_dir(implementation: str, kind: str) -> Path:
+    """Where a run's reports go when no directory is named: ``gossipcert-runs/`` under
+    the working directory, one folder per run, named by time, implementation and kind."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("gossipcert-runs") / f"{stamp}-{implementation}-{kind}"
 
 
 def node_ids(n: int) -> list[str]:
@@ -434,6 +464,42 @@ def write_reports(run_dir: Path, entries: Sequence[Entry], index: HistoryIndex,
                           faults=[e for e in entries if e.type == "fault"], run=run_info,
                           certificate=cert, harness_error=harness_error)
     write_all(run_dir, report, entries, index)
+    return report
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """One scenario run of a suite as the suite's report needs it."""
+
+    scenario: str
+    run_dir: Path
+    report: Mapping[str, Any]
+    verdicts: Sequence[Verdict]
+    entries: Sequence[Entry]
+    index: HistoryIndex
+
+
+def write_suite_report(report_dir: Path, runs: Sequence[PublishedRun], *,
+                       catalogue: Sequence[Requirement], run_info: Mapping[str, Any],
+                       harness_error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A suite's own report over its scenario runs: one verdict per requirement (the
+    merge of every run's), the certificate over them, each run listed; the figures are
+    the first run's. What the suite claimed comes from the first run's certificate."""
+    first = runs[0]
+    cert0 = first.report["certificate"]
+    verdicts = merge_verdicts(catalogue, [(r.scenario, r.verdicts) for r in runs])
+    cert = certificate(catalogue=catalogue, verdicts=verdicts,
+                       capabilities=cert0["capabilities_declared"],
+                       policies=cert0["conflict_policies"],
+                       timing_profile=cert0["timing_profile"],
+                       scenarios=[r.scenario for r in runs], mode="suite")
+    report = build_report(
+        implementation=str(first.report["implementation"]), seed=first.report.get("seed"),
+        verdicts=verdicts, faults=[], run=run_info, certificate=cert,
+        runs=[run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
+              for r in runs],
+        harness_error=harness_error)
+    write_all(report_dir, report, first.entries, first.index)
     return report
 
 

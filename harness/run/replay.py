@@ -45,7 +45,6 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -268,9 +267,10 @@ def replay(path: Path, opts: ReplayOptions | None = None,
         raise ReplayError("the simulator replays deterministically: --attempts applies to a "
                           "real cluster only")
     attempts = 1 if sim else (opts.attempts or DEFAULT_ATTEMPTS)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    from gossipcert.harness.run.pipeline import default_report_dir
+
     name = recorded.name or Path(recorded.implementation).name
-    report_dir = opts.report_dir or Path("gossipcert-runs") / f"{stamp}-{name}-replay"
+    report_dir = opts.report_dir or default_report_dir(name, "replay")
     for attempt in range(1, attempts + 1):
         if attempt > 1:
             opts.progress(f"attempt {attempt} of {attempts}: no MUST failed on attempt "
