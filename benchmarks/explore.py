@@ -33,13 +33,12 @@ from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.profiles import judged_timing
 from gossipcert.harness.run.explore import (
     ExploreOptions,
-    Search,
-    SearchOutcome,
     SimulationRunner,
     explore,
     space_for,
 )
 from gossipcert.harness.run.replay import defect_core
+from gossipcert.harness.run.search import Search, SearchOutcome
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.strategies import operation_sequences
 

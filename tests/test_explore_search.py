@@ -14,7 +14,7 @@ import pytest
 from gossipcert.harness.errors import GossipcertError
 from gossipcert.harness.judging.verdict import Verdict, failing_musts
 from gossipcert.harness.manifest import load_manifest
-from gossipcert.harness.run.explore import (
+from gossipcert.harness.run.search import (
     CONFIRM_WALK,
     ExampleRun,
     Search,

@@ -281,8 +281,9 @@ def _certify(args: argparse.Namespace) -> int:
 def _explore(args: argparse.Namespace) -> int:
     from gossipcert.harness.errors import GossipcertError
     from gossipcert.harness.manifest import maelstrom_workload
-    from gossipcert.harness.run.explore import ExploreOptions, explore, parse_budget
+    from gossipcert.harness.run.explore import ExploreOptions, explore
     from gossipcert.harness.run.pipeline import print_progress
+    from gossipcert.harness.run.search import parse_budget
 
     impl = _impl(args)
     if maelstrom_workload(impl) == "g-counter":
