@@ -46,6 +46,7 @@ from gossipcert.harness.run.pipeline import (
     SIMULATION,
     Progress,
     RunSpec,
+    cluster_for,
     default_report_dir,
     execute,
     node_ids,
@@ -119,20 +120,14 @@ class ClusterRunner:
 
     def open(self) -> None:
         """Start the cluster (a launch error here is the implementation's bad input)."""
-        from gossipcert.harness.drivers.cluster import Cluster
-
         self.close()
         self.clusters_started += 1
-        run_dir = self.report_dir / "clusters" / str(self.clusters_started)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        spec = self.spec
-        assert spec.manifest is not None
-        self.cluster_history = History(run_dir / "history.jsonl")
+        spec = replace(self.spec, run_dir=self.report_dir / "clusters" / str(self.clusters_started))
+        assert spec.run_dir is not None and spec.manifest is not None
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_history = History(spec.run_dir / "history.jsonl")
         self.cluster_history.append("meta", "run", args=spec.meta())
-        cluster = Cluster(spec.manifest, len(spec.nodes), run_dir, backend=spec.backend,
-                          seed=spec.seed, base_port=spec.base_port,
-                          toxiproxy_url=spec.toxiproxy_url, history=self.cluster_history,
-                          progress=_quiet)
+        cluster = cluster_for(spec, self.cluster_history)
         started = time.monotonic()
         cluster.__enter__()  # stops whatever it started when the start fails
         self.cluster = cluster

@@ -63,6 +63,7 @@ __all__ = [
     "print_progress",
     "RunRecord",
     "RunSpec",
+    "cluster_for",
     "cut_short",
     "execute",
     "harness_failure",
@@ -297,11 +298,8 @@ def _run_simulated(spec: RunSpec, history: History, progress: Callable[[str], No
 def _run_fresh(spec: RunSpec, history: History, progress: Callable[[str], None]
                ) -> tuple[HarnessError | None, dict[str, Any] | None]:
     """A fresh cluster for this run alone, stopped at its end whatever happens."""
-    assert spec.manifest is not None and spec.run_dir is not None
     history.append("meta", "run", args=spec.meta())
-    cluster = Cluster(spec.manifest, len(spec.nodes), spec.run_dir, backend=spec.backend,
-                      seed=spec.seed, base_port=spec.base_port,
-                      toxiproxy_url=spec.toxiproxy_url, history=history, progress=progress)
+    cluster = cluster_for(spec, history, progress)
     started_up = False
     failure: HarnessError | None = None
     load = HostLoadMonitor(history)
@@ -316,6 +314,17 @@ def _run_fresh(spec: RunSpec, history: History, progress: Callable[[str], None]
             raise
         progress(f"harness error: {failure}")
     return failure, load.summary()
+
+
+def cluster_for(spec: RunSpec, history: History,
+                progress: Callable[[str], None] = _quiet) -> Cluster:
+    """The cluster ``spec`` runs on, not yet started: its nodes' logs in the run's
+    directory, everything it does recorded in ``history``."""
+    if spec.manifest is None or spec.run_dir is None:
+        raise ValueError("a real cluster needs the implementation's manifest and a run dir")
+    return Cluster(spec.manifest, len(spec.nodes), spec.run_dir, backend=spec.backend,
+                   seed=spec.seed, base_port=spec.base_port, toxiproxy_url=spec.toxiproxy_url,
+                   history=history, progress=progress)
 
 
 def _run_on(cluster: Cluster, spec: RunSpec, history: History,
