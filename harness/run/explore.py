@@ -24,7 +24,6 @@ runs in the simulator of the reference core (:class:`SimulationRunner`) for comp
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gossipcert.harness import __version__
+from gossipcert.harness.drivers.backends import BACKENDS, unknown_backend
 from gossipcert.harness.errors import USER_ERRORS, GossipcertError
 from gossipcert.harness.history import Entry, History
 from gossipcert.harness.judging import run_checks
@@ -275,12 +275,7 @@ class ClusterRunner:
 def _use_history(cluster: Cluster, history: History) -> None:
     """Point the cluster's recording at ``history``, events polled so far flushed into
     the one it had, so no entry straddles two examples' histories."""
-    with contextlib.suppress(Exception):
-        cluster.poll_events()
-    # The event poller appends under this lock: swapped under it, no poll is cut in two.
-    lock = getattr(cluster, "_event_lock", None)
-    with lock if lock is not None else contextlib.nullcontext():
-        cluster.history = history
+    cluster.record_to(history)
 
 
 def _carry_over(cluster: Cluster, history: History) -> None:
@@ -626,8 +621,8 @@ def space_for(manifest: Manifest, nodes: Sequence[str], judged: JudgedTiming,
 def explore(opts: ExploreOptions) -> ExploreResult:
     if opts.nodes < 3:
         raise GossipcertError("--nodes must be at least 3 (a minority down is at least one)")
-    if opts.backend not in ("process", "docker", "swarm"):
-        raise GossipcertError(f"unknown backend {opts.backend!r} (process, docker or swarm)")
+    if opts.backend not in BACKENDS:
+        raise GossipcertError(unknown_backend(opts.backend))
     if opts.budget_s <= 0:
         raise GossipcertError("--budget must be more than zero")
     manifest = load_manifest(opts.impl)

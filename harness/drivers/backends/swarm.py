@@ -48,6 +48,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gossipcert.chaos.packet import PacketPlane, PacketPlaneError
+from gossipcert.chaos.procutil import free_port
+from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL, RUN_LABEL_ENV, owner_label
 from gossipcert.chaos.swarm_agent import RUN_ENV, TOKEN_ENV, AgentClient, AgentError
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 from gossipcert.harness.drivers.backends.base import NodeAddress
@@ -62,20 +64,13 @@ from gossipcert.harness.drivers.backends.docker import (
     create_run_network,
     given_link_server,
 )
-from gossipcert.harness.drivers.clean import (
-    OWNER_LABEL,
-    RUN_LABEL,
-    owner_label,
-    sweep_docker,
-    wait_tasks_gone,
-)
+from gossipcert.harness.drivers.clean import sweep_docker, wait_tasks_gone
 from gossipcert.harness.drivers.images import (
     REFERENCE_REPO,
     build_registry,
     docker_client,
     resolve_image,
 )
-from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV, free_port
 from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.errors import (
     GossipcertError,
