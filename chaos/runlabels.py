@@ -17,15 +17,18 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "OWNER_LABEL", "RUN_LABEL", "RUN_LABEL_ENV", "label_stale", "new_run_label",
-    "owner_alive", "owner_label", "process_start_time", "run_label_pid",
+    "NODE_LABEL", "OWNER_LABEL", "ROLE_LABEL", "RUN_LABEL", "RUN_LABEL_ENV", "label_stale",
+    "new_run_label", "owner_alive", "owner_label", "process_start_time", "run_label_pid",
 ]
 
 # Every child process of a run carries this variable (the run label) in its environment.
 RUN_LABEL_ENV = "GOSSIPCERT_RUN"
-# The Docker labels of every container, network and service a run creates.
+# The Docker labels of every container, network and service a run creates; a node's
+# container also names its node, and a swarm service its role.
 RUN_LABEL = "gossipcert.run"
 OWNER_LABEL = "gossipcert.owner"
+NODE_LABEL = "gossipcert.node"
+ROLE_LABEL = "gossipcert.role"  # node, agent, registry, toxiproxy
 
 
 def new_run_label(seed: int) -> str:

@@ -39,11 +39,10 @@ from urllib.parse import quote
 
 from gossipcert.chaos.errors import ChaosError
 from gossipcert.chaos.jsonhttp import HttpStatusError, JsonHttpClient, TransportError
-from gossipcert.chaos.runlabels import RUN_LABEL
+from gossipcert.chaos.runlabels import ROLE_LABEL, RUN_LABEL
 
 TOKEN_ENV = "GOSSIPCERT_AGENT_TOKEN"
 RUN_ENV = "GOSSIPCERT_AGENT_RUN"
-ROLE_LABEL = "gossipcert.role"  # as the swarm backend names it
 HOST_PROC = "/host/proc"
 DOCKER_SOCKET = "/var/run/docker.sock"
 IPTABLES_TIMEOUT_S = 15.0

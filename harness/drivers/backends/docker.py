@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from gossipcert.chaos.jsonhttp import JsonHttpClient, TransportError
-from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL, RUN_LABEL_ENV, owner_label
+from gossipcert.chaos.runlabels import (
+    NODE_LABEL,
+    OWNER_LABEL,
+    RUN_LABEL,
+    RUN_LABEL_ENV,
+    owner_label,
+)
 from gossipcert.harness.drivers.backends.base import NodeAddress
 from gossipcert.harness.drivers.clean import sweep_docker
 from gossipcert.harness.drivers.images import REFERENCE_REPO, docker_client, resolve_image
@@ -31,7 +37,6 @@ from gossipcert.harness.errors import (
     ToxiproxyUnavailable,
 )
 
-NODE_LABEL = "gossipcert.node"
 GOSSIP_PORT = 7946
 CONTROL_PORT = 7947
 TOXIPROXY_PORT = 8474

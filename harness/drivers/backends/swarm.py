@@ -49,14 +49,20 @@ from urllib.parse import urlparse
 
 from gossipcert.chaos.packet import PacketPlane, PacketPlaneError
 from gossipcert.chaos.procutil import free_port
-from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL, RUN_LABEL_ENV, owner_label
+from gossipcert.chaos.runlabels import (
+    NODE_LABEL,
+    OWNER_LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    RUN_LABEL_ENV,
+    owner_label,
+)
 from gossipcert.chaos.swarm_agent import RUN_ENV, TOKEN_ENV, AgentClient, AgentError
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 from gossipcert.harness.drivers.backends.base import NodeAddress
 from gossipcert.harness.drivers.backends.docker import (
     CONTROL_PORT,
     GOSSIP_PORT,
-    NODE_LABEL,
     STOP_GRACE_S,
     TOXIPROXY_PORT,
     DockerBackend,
@@ -79,7 +85,6 @@ from gossipcert.harness.errors import (
     ToxiproxyUnavailable,
 )
 
-ROLE_LABEL = "gossipcert.role"  # node, agent, registry, toxiproxy
 OVERLAY_BLOCK = ipaddress.IPv4Network("10.213.0.0/16")
 REGISTRY_PORT = 5000
 REGISTRY_HOST_ENV = "GOSSIPCERT_SWARM_REGISTRY_HOST"
