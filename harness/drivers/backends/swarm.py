@@ -31,7 +31,7 @@ The harness runs against a swarm manager (its local engine, or ``DOCKER_HOST``).
   unpause and the packet plane's iptables commands (run in the container's namespace).
 
 Every service, container and network carries the run label and owner label
-(:mod:`harness.drivers.clean`), so ``gossipcert clean`` and the next run sweep a crashed run's.
+(:mod:`chaos.runlabels`), so ``gossipcert clean`` and the next run sweep a crashed run's.
 """
 
 from __future__ import annotations
