@@ -1,6 +1,8 @@
 """What every bridge needs the same way: its argument parsing of addresses, the contract's
-error, and a system-under-test child that cannot outlive its bridge. (Bridges import
-nothing of the harness, so these live here, not in ``harness.drivers.procutil``.)"""
+error, and a system-under-test child that cannot outlive its bridge.
+
+Bridges import nothing of the harness nor of ``chaos``, so :func:`die_with_parent` lives
+here, and the harness's own children (``chaos.procutil``) use this one too."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
+from gossipcert.chaos.procutil import free_port
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
-from gossipcert.harness.drivers.procutil import free_port
 
 ECHO = """
 import socket, sys, threading

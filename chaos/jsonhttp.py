@@ -1,6 +1,8 @@
-"""One small JSON-over-HTTP client, the base of the control client and the Toxiproxy client.
+"""One small JSON-over-HTTP client, the base of every client of the harness: the control
+client, the Toxiproxy client, the swarm fault agent's client, and the Docker engine's
+socket (a Unix socket: :meth:`JsonHttpClient.unix`).
 
-It owns what both need and nothing more: one keep-alive connection per client (a
+It owns what they need and nothing more: one keep-alive connection per client (a
 partition of a 10-node cluster is ~180 calls), timeouts, one fresh try when a kept-alive
 connection turns out closed, JSON in and out, and the shape of the errors: a transport
 failure is a :class:`TransportError` that says whether the request went out, an error
@@ -8,20 +10,23 @@ status becomes a :class:`HttpStatusError` (or the subclass's own) with the serve
 message. Subclasses are thin: the paths of their API and what an answer means.
 
 It lives in ``chaos`` because ``chaos`` imports nothing from ``harness`` while the harness
-may import ``chaos``: the one place both clients can share it.
+may import ``chaos``: the one place all of them can share it.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-__all__ = ["HttpStatusError", "JsonHttpClient", "JsonResponse", "TransportError"]
+__all__ = [
+    "HttpStatusError", "JsonHttpClient", "JsonResponse", "TransportError", "UnixHTTPConnection",
+]
 
 # A kept-alive connection the server closed meanwhile shows up as one of these: worth one
 # fresh try. A refused connection or a timeout is an answer in itself.
@@ -32,6 +37,24 @@ RETRYABLE = (
     BrokenPipeError,
     ConnectionResetError,
 )
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (the Docker engine's), for ``localhost``."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 class TransportError(OSError):
@@ -91,12 +114,20 @@ class JsonHttpClient:
         self.port = port
         self.timeout_s = timeout_s
         self.prefix = prefix.rstrip("/")
+        self.unix_socket: str | None = None
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def unix(cls, path: str, timeout_s: float) -> Self:
+        """A client of the server on the Unix socket at ``path``."""
+        client = cls("localhost", 80, timeout_s)
+        client.unix_socket = path
+        return client
+
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.unix_socket or f"{self.host}:{self.port}"
 
     def exchange(
         self, method: str, path: str, body: Any = None, timeout_s: float | None = None
@@ -170,7 +201,9 @@ class JsonHttpClient:
         self.close()
 
     def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
-        if self._conn is None:
+        if self._conn is None and self.unix_socket is not None:
+            self._conn = UnixHTTPConnection(self.unix_socket, timeout_s)
+        elif self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
         elif self._conn.timeout != timeout_s:
             self._conn.timeout = timeout_s

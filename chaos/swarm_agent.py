@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import socket
@@ -40,11 +39,10 @@ from urllib.parse import quote
 
 from gossipcert.chaos.errors import ChaosError
 from gossipcert.chaos.jsonhttp import HttpStatusError, JsonHttpClient, TransportError
+from gossipcert.chaos.runlabels import ROLE_LABEL, RUN_LABEL
 
 TOKEN_ENV = "GOSSIPCERT_AGENT_TOKEN"
 RUN_ENV = "GOSSIPCERT_AGENT_RUN"
-RUN_LABEL = "gossipcert.run"  # as harness.drivers.clean names it (chaos cannot import it)
-ROLE_LABEL = "gossipcert.role"  # as the swarm backend names it
 HOST_PROC = "/host/proc"
 DOCKER_SOCKET = "/var/run/docker.sock"
 IPTABLES_TIMEOUT_S = 15.0
@@ -58,33 +56,13 @@ class AgentError(ChaosError):
 # ---- the agent ----------------------------------------------------------------------
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
 def engine(method: str, path: str, socket_path: str = DOCKER_SOCKET,
            timeout_s: float = 30.0) -> tuple[int, Any]:
     """One call to the host's Docker engine API: (status, decoded JSON body or text)."""
-    conn = _UnixConnection(socket_path, timeout_s)
-    try:
-        conn.request(method, path, headers={"Content-Length": "0"} if method == "POST" else {})
-        response = conn.getresponse()
-        raw = response.read()
-    finally:
-        conn.close()
-    try:
-        body: Any = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        body = raw.decode("utf-8", "replace")
-    return response.status, body
+    with JsonHttpClient.unix(socket_path, timeout_s) as client:
+        answer = client.exchange(method, path)
+    empty = not answer.text.strip()
+    return answer.status, answer.data if answer.is_json or empty else answer.text
 
 
 def run_iptables(pid: int, args: Sequence[str], proc: str = HOST_PROC) -> dict[str, Any]:

@@ -102,10 +102,12 @@ class Manifest:
 
     def launch_for(self, backend: str) -> Launch:
         """The launch section a backend uses; a missing one is a manifest error."""
-        containers = backend in ("docker", "swarm")  # both run the launch.docker image
-        launch: Launch | None = self.docker if containers else self.process
+        from gossipcert.harness.drivers.backends import BACKENDS
+
+        # docker and swarm both run the launch.docker image
+        section = BACKENDS[backend].launch if backend in BACKENDS else "process"
+        launch: Launch | None = self.docker if section == "docker" else self.process
         if launch is None:
-            section = "docker" if containers else "process"
             raise ManifestError(f"manifest {self.path}: no launch.{section} section "
                                 f"(needed by --backend {backend})")
         return launch

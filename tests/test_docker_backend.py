@@ -15,10 +15,17 @@ from typing import Any
 
 import pytest
 import yaml
+from gossipcert.chaos.runlabels import (
+    OWNER_LABEL,
+    RUN_LABEL,
+    label_stale,
+    owner_alive,
+    owner_label,
+    run_label_pid,
+)
 from gossipcert.harness.drivers.backends.docker import DockerBackend
-from gossipcert.harness.drivers.clean import OWNER_LABEL, RUN_LABEL, owner_alive, owner_label
 from gossipcert.harness.drivers.images import AptSource, ImageError, base_tag, parse_apt_sources
-from gossipcert.harness.drivers.sweep import label_stale, labelled_processes, run_label_pid
+from gossipcert.harness.drivers.sweep import labelled_processes
 from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.errors import LaunchError, ManifestError
 from gossipcert.harness.manifest import REFERENCE_MANIFEST, load_manifest

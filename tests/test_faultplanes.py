@@ -211,6 +211,21 @@ def test_the_plane_of_first_choice_counts_traffic(cluster: Cluster) -> None:
     assert len(cluster.history) == 2
 
 
+def test_record_to_switches_every_later_entry_to_the_new_history(cluster: Cluster) -> None:
+    """Explore gives each example a history of its own: after ``record_to`` faults and
+    readings go there, and the one before keeps what came earlier."""
+    _routed(cluster)
+    first = cluster.history
+    cluster.cut([AB])
+    example = History()
+    cluster.record_to(example)  # no node answers here: nothing polled, nothing lost
+    assert cluster.history is example
+    cluster.heal()
+    assert [(e.type, e.op) for e in first] == [("fault", "cut")]
+    assert [(e.type, e.op) for e in example] == [("fault", "heal")]
+    example.close()
+
+
 # ---- the adapters, over fakes of the planes they wrap --------------------------------
 
 

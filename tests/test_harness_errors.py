@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gossipcert.chaos.procutil import free_port
+from gossipcert.chaos.runlabels import OWNER_LABEL
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
-from gossipcert.harness.drivers.clean import OWNER_LABEL
-from gossipcert.harness.drivers.procutil import free_port
 from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.errors import (
     EXIT_HARNESS_ERROR,

@@ -1,15 +1,18 @@
-"""The JSON-over-HTTP client base, through its two subclasses: the control client turns
-every answer and every transport failure into a Reply whose outcome the history can trust;
-the Toxiproxy client raises. One kept-alive connection, one fresh try when it was closed."""
+"""The JSON-over-HTTP client base, through its subclasses and over a Unix socket: the
+control client turns every answer and every transport failure into a Reply whose outcome
+the history can trust; the Toxiproxy client raises. One kept-alive connection, one fresh
+try when it was closed."""
 
 from __future__ import annotations
 
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from gossipcert.chaos.errors import ChaosError
@@ -158,3 +161,30 @@ def test_the_base_is_usable_on_its_own(server: ThreadingHTTPServer) -> None:
         answer = client.exchange("POST", "/echo", {"a": 1})
         assert answer.ok and answer.is_json and answer.data["body"] == {"a": 1}
         assert client.address == f"127.0.0.1:{server.server_address[1]}"
+
+
+class UnixHandler(Handler):
+    def address_string(self) -> str:
+        return "unix"  # a Unix socket's peer has no address to log
+
+
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
+def test_the_base_speaks_over_a_unix_socket_as_the_docker_engine_does(tmp_path: Path) -> None:
+    path = str(tmp_path / "engine.sock")
+    engine = UnixServer(path, UnixHandler)
+    threading.Thread(target=engine.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        with JsonHttpClient.unix(path, timeout_s=1.0) as client:
+            assert client.address == path
+            assert client.exchange("GET", "/v1/node").data == {"id": "n1", "ready": True}
+            assert client.call("POST", "/echo", {"a": 1}) == {"method": "POST",
+                                                               "body": {"a": 1}}
+        with pytest.raises(TransportError) as refused:
+            JsonHttpClient.unix(str(tmp_path / "none.sock"), timeout_s=1.0).exchange("GET", "/")
+        assert not refused.value.sent
+    finally:
+        engine.shutdown()
+        engine.server_close()

@@ -29,7 +29,8 @@ from gossipcert.adapters.maelstrom.bridge import (
     kv_host,
     parse_message_id,
 )
-from gossipcert.harness.drivers.sweep import orphaned_processes, run_label_pid
+from gossipcert.chaos.runlabels import run_label_pid
+from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.errors import ManifestError
 from gossipcert.harness.history import History, build
 from gossipcert.harness.judging import run_checks

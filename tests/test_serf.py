@@ -19,7 +19,7 @@ from urllib.request import Request, urlopen
 
 import pytest
 from gossipcert.adapters.serf.bridge import EVENT_NAME, _address, member_status
-from gossipcert.harness.drivers.procutil import child_preexec, free_port, stop_process
+from gossipcert.chaos.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.manifest import load_manifest
 from host_tools import need_serf

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, unavailable_reason
-from gossipcert.harness.drivers.procutil import child_preexec, free_port, stop_process
+from gossipcert.chaos.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.drivers.waiting import wait_until
 from host_tools import need, need_serf
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from gossipcert.chaos.packet import Flow, PacketPlane, SourcePin, unavailable_reason
+from gossipcert.chaos.procutil import child_preexec, free_port
 from gossipcert.harness.drivers.cgroups import RunCgroups, cgroup2_root, sweep_cgroups
-from gossipcert.harness.drivers.procutil import child_preexec, free_port
 from host_tools import need
 
 pytestmark = pytest.mark.slow

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 import yaml
+from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL
 from gossipcert.chaos.swarm_agent import AgentClient, AgentError, AgentServer
 from gossipcert.harness.drivers.backends.swarm import SwarmBackend, spread
-from gossipcert.harness.drivers.clean import OWNER_LABEL, RUN_LABEL
 from gossipcert.harness.manifest import REFERENCE_MANIFEST
 from test_docker_backend import kill_once_cluster_up
 

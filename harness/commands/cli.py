@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from gossipcert.harness.drivers.backends import BACKENDS, backends_help
 from gossipcert.harness.errors import (
     EXIT_BAD_INPUT,
     EXIT_HARNESS_ERROR,
@@ -62,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--workload", default=None, metavar="broadcast|g-counter",
                       help="with --impl maelstrom:PATH: the Maelstrom workload the node "
                            "implements (default: broadcast)")
-    cert.add_argument("--backend", default="process", choices=["process", "docker", "swarm"],
-                      help="where nodes run: local processes (default) or Docker containers")
+    cert.add_argument("--backend", default="process", choices=list(BACKENDS),
+                      help=backends_help("process"))
     cert.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
     cert.add_argument("--seed", type=int, default=None,
                       help="seed of every random choice in the run (default: random, reported)")
@@ -114,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--workload", default=None, metavar="broadcast|g-counter",
                          help="with --impl maelstrom:PATH: the Maelstrom workload the node "
                               "implements (default: broadcast)")
-    explore.add_argument("--backend", default="process", choices=["process", "docker", "swarm"],
-                         help="where nodes run: local processes (default) or Docker containers")
+    explore.add_argument("--backend", default="process", choices=list(BACKENDS),
+                         help=backends_help("process"))
     explore.add_argument("--budget", default="10m",
                          help="wall time for searching and shrinking, e.g. 90s, 10m, 1h "
                               "(default: 10m)")
@@ -143,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--impl", default=None,
                         help="the implementation to replay against (default: the one the "
                              "file records)")
-    replay.add_argument("--backend", default=None, choices=["process", "docker", "swarm"],
-                        help="where nodes run (default: the file's backend)")
+    replay.add_argument("--backend", default=None, choices=list(BACKENDS),
+                        help=backends_help("the file's backend"))
     replay.add_argument("--sim", action="store_true",
                         help="replay in the simulator of the reference core (or of the "
                              "seeded defect the file records as its core)")

@@ -1,45 +1,20 @@
 """Remove what crashed runs left behind: swarm services, containers, networks, labelled
 processes, images.
 
-A run is stale when the harness process that owns it is gone. Docker objects carry the
-owner as ``gossipcert.owner=<pid>:<start time>`` (the start time guards against a reused
-pid); child processes carry the run label, ``gc-<seed>-<pid>-<stamp>``, whose pid is the
-harness's (:mod:`harness.drivers.sweep` finds and judges those). Objects of runs still going are
-left alone unless asked.
+A run is stale when the harness process that owns it is gone: Docker objects carry their
+owner, child processes the run label (:mod:`chaos.runlabels`; :mod:`harness.drivers.sweep`
+finds those processes). Objects of runs still going are left alone unless asked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gossipcert.harness.drivers.sweep import (
-    label_stale,
-    labelled_processes,
-    process_start_time,
-    sweep,
-)
-
-RUN_LABEL = "gossipcert.run"
-OWNER_LABEL = "gossipcert.owner"
-
-
-def owner_label(pid: int | None = None) -> str:
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}:{process_start_time(pid) or 0}"
-
-
-def owner_alive(owner: str) -> bool:
-    pid_text, _, started = owner.partition(":")
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    now = process_start_time(pid)
-    return now is not None and (not started or started == now)
+from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL, label_stale, owner_alive
+from gossipcert.harness.drivers.sweep import labelled_processes, sweep
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 :class:`harness.drivers.cluster.Cluster` applies cuts, loss and latency through a
 :class:`FaultPlane` and never needs to know which one it talks to: the link plane
-(:class:`LinkFaults`, Toxiproxy proxies, :mod:`harness.drivers.linkplane`) or the packet plane
+(:class:`LinkFaults`, Toxiproxy proxies, :mod:`chaos.linkplane`) or the packet plane
 (:class:`PacketFaults`, iptables, :mod:`chaos.packet`). Each plane says which faults it can
 apply, confirms every fault it applies and its own heal (raising :class:`HarnessError` when
 it cannot), and may count what each node sends. The cluster records the history entries.
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from gossipcert.chaos.linkplane import LinkPlane
 from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender, SourcePin
 from gossipcert.harness.drivers.interface import NO_LATENCY
-from gossipcert.harness.drivers.linkplane import LinkPlane
 from gossipcert.harness.errors import HarnessError, LaunchError
 
 __all__ = ["FAULTS", "FaultPlane", "LinkFaults", "PacketFaults", "choose"]

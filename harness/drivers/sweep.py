@@ -1,8 +1,8 @@
 """Find the processes a run left behind, by the run label every child carries, and tell
 those of dead runs from those of runs still going.
 
-A run label is ``gc-<seed>-<pid>-<stamp>``, whose pid is the harness's: the run is stale
-when that process is gone. :mod:`harness.drivers.clean` builds on this; nothing here imports it.
+Run labels and when a run is stale are :mod:`chaos.runlabels`'s;
+:mod:`harness.drivers.clean` builds on this; nothing here imports it.
 """
 
 from __future__ import annotations
@@ -12,38 +12,7 @@ import os
 import signal
 from pathlib import Path
 
-from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields and fields[0] == "Z":
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
-def run_label_pid(label: str) -> int | None:
-    """The harness pid inside a run label ``gc-<seed>-<pid>-<stamp>``, None if not one."""
-    if not label.startswith("gc-"):
-        return None
-    parts = label[3:].rsplit("-", 2)
-    if len(parts) != 3:
-        return None
-    try:
-        return int(parts[1])
-    except ValueError:
-        return None
-
-
-def label_stale(label: str) -> bool:
-    """Whether the harness that owns run ``label`` is gone (never this process)."""
-    pid = run_label_pid(label)
-    return pid is not None and pid != os.getpid() and process_start_time(pid) is None
+from gossipcert.chaos.runlabels import RUN_LABEL_ENV, label_stale
 
 
 def labelled_processes(label: str | None = None) -> dict[int, str]:

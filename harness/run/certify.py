@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gossipcert.harness import __version__
+from gossipcert.harness.drivers.backends import BACKENDS, unknown_backend
 from gossipcert.harness.errors import (
     VERDICT_EXIT,
     GossipcertError,
@@ -95,8 +96,8 @@ class ScenarioRun:
 def certify(opts: CertifyOptions) -> CertifyResult:
     if opts.nodes < 3:
         raise GossipcertError("--nodes must be at least 3 (a kill and a partition need them)")
-    if opts.backend not in ("process", "docker", "swarm"):
-        raise GossipcertError(f"unknown backend {opts.backend!r} (process, docker or swarm)")
+    if opts.backend not in BACKENDS:
+        raise GossipcertError(unknown_backend(opts.backend))
     if opts.quick and opts.scenario is not None:
         raise GossipcertError("--quick runs the default scenario alone: drop --scenario")
     report_writers()  # no writers installed: say so before any node starts

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gossipcert.harness.drivers.backends import BACKENDS, SIMULATION, unknown_backend
 from gossipcert.harness.errors import USER_ERRORS, GossipcertError
 from gossipcert.harness.history import History
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
@@ -43,7 +44,6 @@ from gossipcert.harness.judging.verdict import (
 from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from gossipcert.harness.run.pipeline import (
-    SIMULATION,
     Progress,
     RunSpec,
     cluster_for,
@@ -267,8 +267,8 @@ def space_for(manifest: Manifest, nodes: Sequence[str], judged: JudgedTiming,
 def explore(opts: ExploreOptions) -> ExploreResult:
     if opts.nodes < 3:
         raise GossipcertError("--nodes must be at least 3 (a minority down is at least one)")
-    if opts.backend not in ("process", "docker", "swarm"):
-        raise GossipcertError(f"unknown backend {opts.backend!r} (process, docker or swarm)")
+    if opts.backend not in BACKENDS:
+        raise GossipcertError(unknown_backend(opts.backend))
     if opts.budget_s <= 0:
         raise GossipcertError("--budget must be more than zero")
     manifest = load_manifest(opts.impl)

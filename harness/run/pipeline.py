@@ -35,6 +35,7 @@ from typing import Any
 from gossipcert.chaos.errors import ChaosError
 from gossipcert.chaos.toxiproxy_client import ToxiproxyError
 from gossipcert.harness import __version__
+from gossipcert.harness.drivers.backends import SIMULATION
 from gossipcert.harness.drivers.cluster import Cluster
 from gossipcert.harness.drivers.hostlag import LagMonitor
 from gossipcert.harness.drivers.hostload import HostLoadMonitor
@@ -56,7 +57,6 @@ from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.operations import Op
 
 __all__ = [
-    "SIMULATION",
     "Progress",
     "PublishedRun",
     "default_report_dir",
@@ -77,7 +77,6 @@ __all__ = [
     "write_suite_report",
 ]
 
-SIMULATION = "simulation"  # the backend name of the simulator of the reference core
 
 
 def _quiet(line: str) -> None:
@@ -368,22 +367,13 @@ def _operations(cluster: Cluster, spec: RunSpec, history: History,
 @contextlib.contextmanager
 def _recording(cluster: Cluster, history: History) -> Iterator[None]:
     """Point the cluster's recording at ``history`` for a while, then back; events polled
-    so far are flushed first, so no entry straddles two histories."""
+    so far go to the history they belong to, so no entry straddles two histories."""
     before = cluster.history
-    _switch_history(cluster, history)
+    cluster.record_to(history)
     try:
         yield
     finally:
-        _switch_history(cluster, before)
-
-
-def _switch_history(cluster: Cluster, history: History) -> None:
-    with contextlib.suppress(Exception):
-        cluster.poll_events()
-    # The event poller appends under this lock: swapped under it, no poll is cut in two.
-    lock = getattr(cluster, "_event_lock", None)
-    with lock if lock is not None else contextlib.nullcontext():
-        cluster.history = history
+        cluster.record_to(before)
 
 
 def _carry_over(cluster: Cluster, history: History) -> None:

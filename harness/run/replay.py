@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gossipcert.harness.drivers.backends import BACKENDS, SIMULATION, unknown_backend
 from gossipcert.harness.errors import EXIT_FAIL, EXIT_PASS, GossipcertError
 from gossipcert.harness.judging.verdict import failing_musts
 from gossipcert.harness.manifest import REFERENCE_MANIFEST, Manifest, load_manifest
@@ -66,7 +67,7 @@ __all__ = [
 
 REPLAY_FORMAT = "gossipcert-ops/1"
 _OLD_FORMAT = "gossipcert-schedule/1"
-BACKENDS = ("process", "docker", "swarm", "simulation")
+RECORDED_BACKENDS = (*BACKENDS, SIMULATION)
 
 
 class ReplayError(GossipcertError):
@@ -170,14 +171,14 @@ def load_replay(path: Path) -> ReplayFile:
                     and math.isfinite(v) and v >= 0 for v in timing.values())):
         raise ReplayError(f"{path}: 'timing' must map timing names to non-negative numbers")
     strings = {name: data.get(name, default) for name, default in
-               (("implementation", "reference"), ("backend", "simulation"),
+               (("implementation", "reference"), ("backend", SIMULATION),
                 ("timing_profile", "lan"), ("conflict_policy", "lww"), ("core", ""))}
     for name, value in strings.items():
         if not isinstance(value, str):
             raise ReplayError(f"{path}: {name!r} must be a string")
-    if strings["backend"] not in BACKENDS:
+    if strings["backend"] not in RECORDED_BACKENDS:
         raise ReplayError(f"{path}: 'backend' is {strings['backend']!r}, expected one of "
-                          f"{', '.join(BACKENDS)}")
+                          f"{', '.join(RECORDED_BACKENDS)}")
     if strings["conflict_policy"] not in ("lww", "mv"):
         raise ReplayError(f"{path}: 'conflict_policy' must be lww or mv")
     failure = data.get("failure")
@@ -260,7 +261,7 @@ def replay(path: Path, opts: ReplayOptions | None = None,
     opts = opts or ReplayOptions()
     recorded = load_replay(path)
     catalogue = load_catalogue()
-    sim = opts.sim or (opts.backend is None and recorded.backend == "simulation")
+    sim = opts.sim or (opts.backend is None and recorded.backend == SIMULATION)
     if opts.attempts is not None and opts.attempts < 1:
         raise ReplayError(f"--attempts must be at least 1, not {opts.attempts}")
     if sim and (opts.attempts or 1) > 1:
@@ -341,10 +342,10 @@ def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions, catalogue: Seq
     if recorded.nodes != expected_ids:
         raise ReplayError(f"{recorded.path}: a real cluster names its nodes "
                           f"{', '.join(expected_ids)}; the file has {', '.join(recorded.nodes)}")
-    backend = opts.backend or (recorded.backend if recorded.backend != "simulation"
+    backend = opts.backend or (recorded.backend if recorded.backend != SIMULATION
                                else "process")
-    if backend not in ("process", "docker", "swarm"):
-        raise ReplayError(f"unknown backend {backend!r} (available: process, docker, swarm)")
+    if backend not in BACKENDS:
+        raise ReplayError(unknown_backend(backend))
     spec_text, manifest = _manifest_for(recorded, opts.impl)
     manifest = with_run_options(manifest, conflict_policy=recorded.conflict_policy)
     manifest.launch_for(backend)

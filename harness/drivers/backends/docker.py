@@ -9,7 +9,6 @@ of ``<run dir>/nodes/<id>/data`` at ``/data``: a restart keeps identity, address
 from __future__ import annotations
 
 import contextlib
-import http.client
 import ipaddress
 import time
 from collections.abc import Callable
@@ -18,10 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gossipcert.chaos.jsonhttp import JsonHttpClient, TransportError
+from gossipcert.chaos.runlabels import (
+    NODE_LABEL,
+    OWNER_LABEL,
+    RUN_LABEL,
+    RUN_LABEL_ENV,
+    owner_label,
+)
 from gossipcert.harness.drivers.backends.base import NodeAddress
-from gossipcert.harness.drivers.clean import OWNER_LABEL, RUN_LABEL, owner_label, sweep_docker
+from gossipcert.harness.drivers.clean import sweep_docker
 from gossipcert.harness.drivers.images import REFERENCE_REPO, docker_client, resolve_image
-from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV
 from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.errors import (
     GossipcertError,
@@ -31,7 +37,6 @@ from gossipcert.harness.errors import (
     ToxiproxyUnavailable,
 )
 
-NODE_LABEL = "gossipcert.node"
 GOSSIP_PORT = 7946
 CONTROL_PORT = 7947
 TOXIPROXY_PORT = 8474
@@ -421,15 +426,10 @@ class DockerBackend:
 
         def answered_or_exited() -> bool:
             nonlocal exited
-            conn = http.client.HTTPConnection(host, port, timeout=1.0)
-            try:
-                conn.request("GET", path)
-                if conn.getresponse().status == 200:
+            client = JsonHttpClient(host, port, timeout_s=1.0)
+            with client, contextlib.suppress(TransportError):
+                if client.exchange("GET", path).status == 200:
                     return True
-            except OSError:
-                pass
-            finally:
-                conn.close()
             with contextlib.suppress(Exception):
                 container.reload()
                 exited = container.status in ("exited", "dead")

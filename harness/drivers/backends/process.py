@@ -11,16 +11,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gossipcert.chaos.packet import SourcePin
+from gossipcert.chaos.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.drivers.backends.base import NodeAddress
 from gossipcert.harness.drivers.cgroups import RunCgroups
-from gossipcert.harness.drivers.procutil import child_preexec, ensure_free, free_port, stop_process
-from gossipcert.harness.errors import LaunchError
+from gossipcert.harness.errors import LaunchError, PortInUseError
 
 
 def process_state(pid: int) -> str | None:
@@ -30,6 +31,15 @@ def process_state(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+def ensure_free(host: str, port: int, what: str) -> None:
+    """Fail with one clear line when ``host:port`` is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise PortInUseError(f"{host}:{port} is already in use ({what})") from None
 
 
 def loopback_host(index: int) -> str:

@@ -31,7 +31,7 @@ The harness runs against a swarm manager (its local engine, or ``DOCKER_HOST``).
   unpause and the packet plane's iptables commands (run in the container's namespace).
 
 Every service, container and network carries the run label and owner label
-(:mod:`harness.drivers.clean`), so ``gossipcert clean`` and the next run sweep a crashed run's.
+(:mod:`chaos.runlabels`), so ``gossipcert clean`` and the next run sweep a crashed run's.
 """
 
 from __future__ import annotations
@@ -48,13 +48,21 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gossipcert.chaos.packet import PacketPlane, PacketPlaneError
+from gossipcert.chaos.procutil import free_port
+from gossipcert.chaos.runlabels import (
+    NODE_LABEL,
+    OWNER_LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    RUN_LABEL_ENV,
+    owner_label,
+)
 from gossipcert.chaos.swarm_agent import RUN_ENV, TOKEN_ENV, AgentClient, AgentError
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 from gossipcert.harness.drivers.backends.base import NodeAddress
 from gossipcert.harness.drivers.backends.docker import (
     CONTROL_PORT,
     GOSSIP_PORT,
-    NODE_LABEL,
     STOP_GRACE_S,
     TOXIPROXY_PORT,
     DockerBackend,
@@ -62,20 +70,13 @@ from gossipcert.harness.drivers.backends.docker import (
     create_run_network,
     given_link_server,
 )
-from gossipcert.harness.drivers.clean import (
-    OWNER_LABEL,
-    RUN_LABEL,
-    owner_label,
-    sweep_docker,
-    wait_tasks_gone,
-)
+from gossipcert.harness.drivers.clean import sweep_docker, wait_tasks_gone
 from gossipcert.harness.drivers.images import (
     REFERENCE_REPO,
     build_registry,
     docker_client,
     resolve_image,
 )
-from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV, free_port
 from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.errors import (
     GossipcertError,
@@ -84,7 +85,6 @@ from gossipcert.harness.errors import (
     ToxiproxyUnavailable,
 )
 
-ROLE_LABEL = "gossipcert.role"  # node, agent, registry, toxiproxy
 OVERLAY_BLOCK = ipaddress.IPv4Network("10.213.0.0/16")
 REGISTRY_PORT = 5000
 REGISTRY_HOST_ENV = "GOSSIPCERT_SWARM_REGISTRY_HOST"

@@ -1,9 +1,11 @@
 """The link plane of a run: one Toxiproxy proxy per directed link, partitions as ``timeout``
 toxics and delays as ``latency`` toxics.
 
-The harness starts the project's own Toxiproxy-compatible server as a child process, or
-uses a Toxiproxy given by URL. Every proxy it makes is named ``<run>:<src>-><dst>`` so
-it removes exactly its own proxies at the end, even on a shared server.
+A run starts the project's own Toxiproxy-compatible server as a child process, or uses
+a Toxiproxy given by URL, or one its backend started (a container). Every proxy it
+makes is named ``<run>:<src>-><dst>`` so it removes exactly its own proxies at the end,
+even on a shared server. The harness hands in what it needs (the run's name, where to
+log); nothing here knows the harness.
 """
 
 from __future__ import annotations
@@ -15,17 +17,24 @@ import re
 import selectors
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Protocol
 
+from gossipcert.chaos.errors import ChaosError
+from gossipcert.chaos.procutil import child_preexec, stop_process
+from gossipcert.chaos.runlabels import RUN_LABEL_ENV
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
-from gossipcert.harness.drivers.procutil import RUN_LABEL_ENV, child_preexec, stop_process
-from gossipcert.harness.drivers.waiting import wait_until
-from gossipcert.harness.errors import ToxiproxyUnavailable
+
+__all__ = ["LinkPlane", "LinkPlaneUnavailable", "LocalToxiproxyServer", "ToxiproxyServer"]
 
 PARTITION_TOXIC = "gossipcert_partition"
 LATENCY_TOXIC = "gossipcert_latency"
 STREAMS = ("upstream", "downstream")
+
+
+class LinkPlaneUnavailable(ChaosError):
+    """The link plane's server could not be started or reached."""
 
 
 class ToxiproxyServer(Protocol):
@@ -59,7 +68,7 @@ class LocalToxiproxyServer:
         if not self._wait_ready(startup_timeout_s):
             tail = self._stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
             self.close()
-            raise ToxiproxyUnavailable(
+            raise LinkPlaneUnavailable(
                 "the Toxiproxy-compatible server did not start: " + " | ".join(tail)
             )
 
@@ -83,8 +92,11 @@ class LocalToxiproxyServer:
                 buf += chunk
             return ended or re.search(rb"listening on http://\S+\n", buf) is not None
 
-        try:
-            ready = wait_until(listening_or_ended, timeout_s, every_s=0.0) is not None
+        deadline = time.monotonic() + timeout_s
+        try:  # each look waits up to 0.1 s for output: the loop needs no sleep of its own
+            ready = listening_or_ended()
+            while not ready and time.monotonic() < deadline:
+                ready = listening_or_ended()
         finally:
             sel.close()
         found = re.search(rb"listening on (http://\S+)", buf)
@@ -130,7 +142,7 @@ class LinkPlane:
         except (ToxiproxyError, OSError) as exc:
             if server is not None:
                 server.close()
-            raise ToxiproxyUnavailable(f"cannot reach Toxiproxy at {url}: {exc}") from None
+            raise LinkPlaneUnavailable(f"cannot reach Toxiproxy at {url}: {exc}") from None
         return cls(client, run_name, server, listen_host)
 
     def proxy_name(self, src: str, dst: str) -> str:

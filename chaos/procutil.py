@@ -1,9 +1,14 @@
-"""Child processes that cannot outlive the harness, and free-port helpers."""
+"""Child processes that cannot outlive the harness (the nodes of the process backend, the
+link plane's server), and a free port to give one.
+
+The kernel's die-with-parent request is :func:`adapters.common.die_with_parent`, the one
+place both the harness and the bridges (which import neither ``harness`` nor ``chaos``)
+can reach.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -11,29 +16,19 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from gossipcert.harness.errors import PortInUseError
+from gossipcert.adapters.common import die_with_parent
 
-_PR_SET_PDEATHSIG = 1
-
-# Every child process of a run carries this variable (the run label) in its environment.
-RUN_LABEL_ENV = "GOSSIPCERT_RUN"
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this child when the harness dies, even by SIGKILL."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+__all__ = ["child_preexec", "free_port", "stop_process"]
 
 
 def child_preexec(cgroup_procs: Path | None = None) -> Callable[[], None]:
     """What a child runs before exec: die with the harness, and join its cgroup (a
     process-backend node's own, so the packet plane can match what it sends)."""
     if cgroup_procs is None:
-        return _die_with_parent
+        return die_with_parent
 
     def preexec() -> None:
-        _die_with_parent()
+        die_with_parent()
         with contextlib.suppress(OSError):
             cgroup_procs.write_text(str(os.getpid()))
 
@@ -65,11 +60,3 @@ def free_port(host: str) -> int:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
-
-def ensure_free(host: str, port: int, what: str) -> None:
-    """Fail with one clear line when ``host:port`` is taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            raise PortInUseError(f"{host}:{port} is already in use ({what})") from None
