@@ -17,7 +17,7 @@ from gossipcert.specs import spec_path
 REPO = Path(__file__).resolve().parents[1]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
-# DESIGN.md's control API table, v1: path -> methods.
+# docs/contract.md's control API table, v1: path -> methods.
 DESIGN_PATHS = {
     "/v1/node": {"get"},
     "/v1/members": {"get"},

@@ -1,0 +1,104 @@
+"""The project's documentation stands on its own: no file points outside the repository,
+and every relative link of the Markdown docs leads somewhere."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Documents that lived beside the repository, never in it; a reader of a clone cannot
+# open them, so nothing tracked may send them there. Built here rather than spelled out,
+# so this file does not name them itself.
+OUTSIDE_DOCUMENTS = tuple(f"{stem}.md" for stem in ("DESIGN", "REFERENCE", "STYLE"))
+
+LINK = re.compile(r"(?<!!)\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+IMAGE = re.compile(r"!\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$",
+                                  re.MULTILINE)
+FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+
+
+def tracked_files() -> list[Path]:
+    """Every file git tracks in this checkout (the test needs a git checkout)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                             check=True, timeout=60).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"not a git checkout: {exc}")
+    return [REPO / name for name in out.decode().split("\0") if name]
+
+
+def markdown_docs() -> list[Path]:
+    """README.md and every Markdown file under docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def prose(text: str) -> str:
+    """Markdown without code: links inside fenced blocks or backticks are not links."""
+    return INLINE_CODE.sub("", FENCE.sub("", text))
+
+
+def github_anchor(heading: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces to
+    hyphens (links and emphasis reduced to their text first)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+    text = re.sub(r"[`*_]", "", text).strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """Every heading fragment of a Markdown file, with GitHub's -1, -2 for repeats."""
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for heading in HEADING.findall(FENCE.sub("", path.read_text(encoding="utf-8"))):
+        slug = github_anchor(heading)
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def relative_targets(path: Path) -> list[str]:
+    """Every link and image target of a Markdown file that points inside the repository."""
+    text = prose(path.read_text(encoding="utf-8"))
+    targets = [*LINK.findall(text), *IMAGE.findall(text), *REFERENCE_DEFINITION.findall(text)]
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t, re.IGNORECASE)]
+
+
+def test_no_tracked_file_points_outside_the_repository() -> None:
+    offenders = []
+    for path in tracked_files():
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        offenders += [f"{path.relative_to(REPO)}: {name}" for name in OUTSIDE_DOCUMENTS
+                      if name.encode() in data]
+    assert offenders == [], "files that name documents outside the repository"
+
+
+def test_the_docs_exist_and_readme_links_them() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in ("contract.md", "protocol-notes.md"):
+        assert (REPO / "docs" / name).is_file(), name
+        assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
+
+
+@pytest.mark.parametrize("doc", markdown_docs(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_markdown_link_resolves(doc: Path) -> None:
+    broken = []
+    for target in relative_targets(doc):
+        file_part, _, fragment = target.partition("#")
+        destination = (doc.parent / file_part).resolve() if file_part else doc
+        if not destination.exists():
+            broken.append(f"{target}: no such file")
+        elif fragment and destination.suffix == ".md" and fragment not in anchors(destination):
+            broken.append(f"{target}: no heading with that anchor")
+    assert broken == [], f"{doc.relative_to(REPO)} has broken links"
