@@ -86,7 +86,7 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
 
 def test_the_docs_exist_and_readme_links_them() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    for name in ("contract.md", "protocol-notes.md"):
+    for name in ("architecture.md", "contract.md", "protocol-notes.md"):
         assert (REPO / "docs" / name).is_file(), name
         assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
 
