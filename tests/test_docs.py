@@ -42,8 +42,8 @@ def tracked_files() -> list[Path]:
 
 
 def markdown_docs() -> list[Path]:
-    """README.md and every Markdown file under docs/."""
-    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    """README.md, BENCHMARKS.md and every Markdown file under docs/."""
+    return [REPO / "README.md", REPO / "BENCHMARKS.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
 def is_module(name: str) -> bool:
