@@ -1,5 +1,5 @@
 """Failure detection of one crashed node, in the simulator with the full protocol on
-(memberlist LAN timing, REFERENCE.md), against SWIM's `e/(e-1)` periods to first
+(memberlist LAN timing, docs/protocol-notes.md), against SWIM's `e/(e-1)` periods to first
 detection and Lifeguard's suspicion timeout bounds for "every member marks it dead".
 
 Two first-detection figures per crash, T the probe interval:

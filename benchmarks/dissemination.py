@@ -1,5 +1,5 @@
 """Rounds for one broadcast to reach all n nodes, per dissemination mode, with and
-without loss, against the theory (REFERENCE.md): the push lower bound
+without loss, against the theory (docs/protocol-notes.md): the push lower bound
 `ceil(log_(1+f) n)` and Karp et al.'s push-pull `log3 n + ln ln n`.
 
 Runs in the discrete-event simulator with probing, push-pull state exchange and reaping

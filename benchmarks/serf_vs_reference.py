@@ -7,7 +7,7 @@ and the same cluster size, measured only through what the harness itself observe
 The reference node normally runs its own, faster timing; a comparison with Serf means
 anything only when both run the same probe interval, suspicion multiplier and the rest.
 So the reference manifest is rebuilt with Serf's declared timing (memberlist's
-DefaultLANConfig, REFERENCE.md); its launch template turns ``timing`` into the node's
+DefaultLANConfig, specs/timing-profiles.yaml); its launch template turns ``timing`` into the node's
 flags, and the script prints those flags as the running processes carry them.
 
 Per repetition and per implementation, interleaved (reference, Serf, reference, Serf) so

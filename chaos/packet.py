@@ -3,7 +3,7 @@
 Every rule a run adds lives in chains of its own (``GC-<hash of the run label>-i`` for
 ``INPUT``, ``-o`` for ``OUTPUT``), jumped to from the hook, so healing flushes exactly our
 rules and closing removes the chains and their jumps, whatever else the host's firewall
-holds. Rules sit on the receiver's side by default, as Jepsen's do (REFERENCE.md):
+holds. Rules sit on the receiver's side by default, as Jepsen's do (docs/protocol-notes.md):
 
 * process-backend nodes share the host's namespace on their own loopback addresses
   (127.0.0.x): the rules go into the host's tables and match source and destination

@@ -30,7 +30,7 @@ from gossipcert.reference_node.persist import (
 from gossipcert.reference_node.runtime import GossipRuntime, now_ms
 
 PROG = "reference_node"
-# memberlist's LAN profile (REFERENCE.md).
+# memberlist's LAN profile (specs/timing-profiles.yaml).
 LAN = NodeConfig(node_id="-", gossip_address="-")
 
 

@@ -1,4 +1,4 @@
-"""The v1 control API (DESIGN.md, specs/control-api.yaml) as one sans-IO function.
+"""The v1 control API (docs/contract.md, specs/control-api.yaml) as one sans-IO function.
 
 `handle(host, method, target, body)` turns a request into a reply over a core `Node`
 and a small `Host`: what only a driver has (its clock, the durability of acknowledged

@@ -43,7 +43,7 @@ FAULT_COLOURS = {
 
 
 def serf_model_fraction(rounds: float, n: int, fanout: float, loss: float = 0.0) -> float:
-    """Serf's convergence model (REFERENCE.md): ``I(r)/n = 1 / (1 + (n+1) e^(-b n r))``
+    """Serf's convergence model (docs/protocol-notes.md): ``I(r)/n = 1 / (1 + (n+1) e^(-b n r))``
     with ``b = (f/n)(1 - loss)/2``."""
     b = (fanout / max(n, 1)) * (1.0 - loss) / 2.0
     return 1.0 / (1.0 + (n + 1) * math.exp(-b * n * rounds))

@@ -98,7 +98,7 @@ def test_compiled_bound_can_be_reused() -> None:
 
 
 def test_suspicion_timeouts_match_memberlist_lan_figures() -> None:
-    # REFERENCE.md: LAN, N <= 10 gives 4 s / 24 s; N = 100 gives 8 s / 48 s.
+    # docs/protocol-notes.md: LAN, N <= 10 gives 4 s / 24 s; N = 100 gives 8 s / 48 s.
     small = derived_parameters(LAN, 10)
     assert small["suspicion_min_ms"] == pytest.approx(4000)
     assert small["suspicion_max_ms"] == pytest.approx(24000)

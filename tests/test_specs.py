@@ -17,7 +17,7 @@ from gossipcert.specs import spec_path
 REPO = Path(__file__).resolve().parents[1]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
-# DESIGN.md's control API table, v1: path -> methods.
+# The control API v1 without its extensions (docs/contract.md): path -> methods.
 DESIGN_PATHS = {
     "/v1/node": {"get"},
     "/v1/members": {"get"},

@@ -1,6 +1,6 @@
 """UDP proxying: an extension of the Toxiproxy API, which is TCP only (its issue #39).
 
-Marked so a client can tell (REFERENCE.md: extensions are new endpoints or new toxic
+Marked so a client can tell (docs/protocol-notes.md: extensions are new endpoints or new toxic
 types): UDP proxies live under their own endpoint family, ``/udp/proxies``, which a real
 Toxiproxy answers with 404, and every UDP proxy reads back ``"protocol": "udp"``.
 

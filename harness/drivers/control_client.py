@@ -1,4 +1,4 @@
-"""Client of the control API v1 (DESIGN.md): one small HTTP/JSON client per node.
+"""Client of the control API v1 (docs/contract.md): one small HTTP/JSON client per node.
 
 Every call returns a :class:`Reply`; transport failures are classified so the history can
 record them as ``fail`` (certainly not applied) or ``info`` (outcome unknown). The

@@ -59,7 +59,7 @@ _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
 # Guard against expressions like 10 ** 10 ** 10 that would hang the checker.
 _MAX_EXPONENT = 64
 
-# memberlist's LAN profile (REFERENCE.md), used for any timing parameter a manifest omits,
+# memberlist's LAN profile (specs/timing-profiles.yaml), for any timing parameter a manifest omits,
 # so an IUT that declares nothing is held to the defaults most SWIM deployments run with.
 DEFAULT_TIMING: dict[str, float] = {
     "probe_interval_ms": 1000,
@@ -184,7 +184,7 @@ def derived_parameters(
     ``constants`` (default: the shipped catalogue's, such as ``slack_ms``) are included so
     the result alone evaluates any catalogue bound.
 
-    The formulas are memberlist's (REFERENCE.md): suspicion timeouts scale with log10(n),
+    The formulas are memberlist's (docs/protocol-notes.md): suspicion timeouts scale with log10(n),
     piggybacked updates are retransmitted ``retransmit_mult * ceil(log10(n + 1))`` times.
     ``dissemination_ms`` is the time a rumor needs to reach everyone, plus one
     anti-entropy round to repair the residue rumor mongering always leaves.

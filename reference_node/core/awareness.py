@@ -1,4 +1,4 @@
-"""Lifeguard's local health awareness (REFERENCE.md).
+"""Lifeguard's local health awareness (docs/protocol-notes.md, "Lifeguard").
 
 A node that misses acks may be the slow one. Its score rises on failed probes that no
 helper explained with a nack and on having to refute a suspicion of itself, falls on

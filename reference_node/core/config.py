@@ -11,7 +11,7 @@ MODES = ("push", "pull", "push-pull")
 class NodeConfig:
     """Timing and sizing of the protocol.
 
-    Defaults are memberlist's LAN profile (REFERENCE.md), except where a field has no
+    Defaults are memberlist's LAN profile (specs/timing-profiles.yaml), except where a field has no
     memberlist counterpart.
     """
 
@@ -37,7 +37,7 @@ class NodeConfig:
     # How many recently delivered broadcasts travel in a push-pull state.
     push_pull_broadcasts: int = 256
     # Lifeguard: probe interval and timeout stretch by up to this factor (memberlist's
-    # AwarenessMaxMultiplier, REFERENCE.md).
+    # AwarenessMaxMultiplier, docs/protocol-notes.md).
     awareness_max_multiplier: int = 8
     # Dead and left members are forgotten this long after they went down
     # (memberlist's GossipToTheDeadTime is 30 s).

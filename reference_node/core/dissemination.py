@@ -21,7 +21,7 @@ from gossipcert.reference_node.core.messages import Update
 
 
 def retransmit_limit(retransmit_mult: int, n: int) -> int:
-    """memberlist: RetransmitMult * ceil(log10(N + 1)) (REFERENCE.md)."""
+    """memberlist: RetransmitMult * ceil(log10(N + 1)) (docs/protocol-notes.md)."""
     return retransmit_mult * max(1, math.ceil(math.log10(n + 1)))
 
 

@@ -1,4 +1,4 @@
-"""Suspicion timers with Lifeguard's confirmations (REFERENCE.md).
+"""Suspicion timers with Lifeguard's confirmations (docs/protocol-notes.md, "Lifeguard").
 
 A suspicion starts at `max` and shrinks as independent members report the same
 suspicion: `T(c) = max - ln(c+1)/ln(k+1) * (max - min)`, floored at `min`, where `k`
