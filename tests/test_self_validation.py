@@ -158,10 +158,17 @@ def test_every_defect_folder_is_a_complete_implementation() -> None:
     # heartbeat/ is a correct, independent implementation (its defects are in its own
     # defects/ folder and tests/test_independent_impl.py).
     folders.remove("heartbeat")
+    reference = load_manifest("reference")
     for name in folders:
         manifest = load_manifest(str(IMPLS / name / "manifest.yaml"))
         assert manifest.name.startswith("broken-")
-        assert (IMPLS / name / "node.py").is_file()
+        # One launcher runs every defect: the manifest names its patch, NAME/defect.py.
+        assert (IMPLS / name / "defect.py").is_file()
+        assert manifest.process is not None
+        assert manifest.process.command[1:3] == ["{manifest_dir}/../defect_node.py",
+                                                 f"--defect={name}"], name
+        # Every defect declares the reference timing (declares_fast_timing lies about it).
+        assert manifest.declared_timing == reference.declared_timing, name
     readme = (IMPLS / "README.md").read_text()
     for name in folders:
         assert f"`{name}/`" in readme, name
