@@ -11,8 +11,17 @@ import functools
 import os
 
 import pytest
+from hypothesis import settings
 
 REQUIRE_DOCKER_ENV = "GOSSIPCERT_REQUIRE_DOCKER"
+
+
+# Hypothesis budgets (``HYPOTHESIS_PROFILE`` picks one in the property tests): ``ci`` a
+# fixed, derandomized budget; ``dev`` a quick look; ``long`` a deep local search.
+_COMMON_PROFILE: dict[str, object] = {"deadline": None, "print_blob": True}
+settings.register_profile("ci", max_examples=25, derandomize=True, **_COMMON_PROFILE)
+settings.register_profile("dev", max_examples=10, **_COMMON_PROFILE)
+settings.register_profile("long", max_examples=1000, **_COMMON_PROFILE)
 
 
 @functools.cache

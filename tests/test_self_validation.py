@@ -20,9 +20,7 @@ import pytest
 from gossipcert.harness.drivers.sweep import labelled_processes
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.properties import Schedule, run_schedule
-
-IMPLS = Path(__file__).resolve().parent / "impls"
+from simulated_runs import IMPLS, defect_core, run_settled
 
 N3 = ["n1", "n2", "n3"]
 # defect folder -> (requirement it must fail, cluster, policy, steps)
@@ -134,8 +132,8 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
 
 def statuses(name: str, defect: bool) -> dict[str, Any]:
     requirement, nodes, policy, ops = CASES[name]
-    core = f"{IMPLS / name / 'defect.py'}:installed" if defect else ""
-    verdicts, _ = run_schedule(Schedule(nodes=nodes, ops=ops, core=core, policy=policy))
+    verdicts, _ = run_settled(ops, nodes, core=defect_core(name) if defect else "",
+                              policy=policy)
     return {v.id: v for v in verdicts}
 
 
