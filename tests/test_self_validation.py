@@ -172,6 +172,37 @@ def test_every_defect_folder_is_a_complete_implementation() -> None:
         assert f"`{name}/`" in readme, name
 
 
+def test_one_launcher_runs_each_defect_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``defect_node.py``: ``--defect`` picks the patch, which is on while the node runs and
+    off after; ``--defect-flag`` reaches ``installed()``; ``node_args`` rewrites the node's
+    arguments; everything else goes to the node unchanged."""
+    import importlib.util
+
+    from gossipcert.reference_node.core.node import Node
+
+    spec = importlib.util.spec_from_file_location("defect_node", IMPLS / "defect_node.py")
+    assert spec is not None and spec.loader is not None
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    seen: list[Any] = []
+
+    def node(argv: list[str]) -> int:
+        seen.append((argv, Node.__dict__["tick"] is not shipped_tick))
+        return 0
+
+    shipped_tick = Node.__dict__["tick"]
+    monkeypatch.setattr(launcher, "main", node)
+    assert launcher.run(["--defect=backdates_receipts", "--defect-flag=honest", "--id", "n1"]) == 0
+    assert seen.pop() == (["--id", "n1"], True)
+    assert Node.__dict__["tick"] is shipped_tick
+    assert launcher.run(["--defect=declares_fast_timing", "--id", "n1",
+                         "--probe-interval-ms", "300", "--probe-timeout-ms", "150"]) == 0
+    assert seen.pop() == (["--id", "n1", "--probe-interval-ms", "300000",
+                           "--probe-timeout-ms", "150"], False)
+    with pytest.raises(SystemExit, match="no seeded defect 'nope'"):
+        launcher.run(["--defect=nope", "--id", "n1"])
+
+
 # ---------------------------------------------------------------- real processes (slow)
 
 
