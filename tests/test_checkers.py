@@ -23,19 +23,10 @@ from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.judging.dissemination import broadcast_latencies, member_deadline
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
+from simulated_runs import reference_timing
 
 # The reference node's manifest timing.
-TIMING = {
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "indirect_checks": 3,
-    "suspicion_mult": 4,
-    "suspicion_max_timeout_mult": 6,
-    "gossip_interval_ms": 100,
-    "fanout": 3,
-    "retransmit_mult": 4,
-    "push_pull_interval_ms": 1000,
-}
+TIMING = reference_timing()
 ALL_CAPS = ["membership", "failure-detection", "broadcast", "kv", "events", "metrics"]
 CATALOGUE = {r.id: r for r in load_catalogue()}
 # With n = 3 and TIMING: MEM-JOIN 4000, FD-DETECT 11850, BCAST-DELIVERY 3000,

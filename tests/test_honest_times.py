@@ -98,7 +98,7 @@ def receipts_manifest(tmp_path: Path, *, honest: bool) -> Path:
     manifest = yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8"))
     process = manifest["launch"]["process"]
     command = [str(word).replace("{manifest_dir}", str(folder)) for word in process["command"]]
-    process["command"] = command + (["--honest-stamps"] if honest else [])
+    process["command"] = command + (["--defect-flag=honest"] if honest else [])
     return write_manifest(tmp_path / ("honest.yaml" if honest else "lying.yaml"), manifest)
 
 

@@ -21,8 +21,8 @@ from gossipcert.harness.run.report import build_report, load_report_schema
 from gossipcert.harness.run.reporting import write_all
 from gossipcert.harness.run.suite import certificate
 from gossipcert.harness.workloads import operations as o
-from gossipcert.harness.workloads.properties import Schedule, run_schedule
 from host_tools import need
+from simulated_runs import run_settled
 
 STEPS: list[o.Op] = [
     o.Broadcast("n1", "b1"),
@@ -38,7 +38,7 @@ FIGURES = {"broadcast-spread", "latency-histogram", "member-views", "fault-timel
 
 
 def simulated_run(tmp_path: Path) -> tuple[Path, dict[str, object]]:
-    verdicts, entries = run_schedule(Schedule(nodes=[f"n{i}" for i in range(1, 6)], ops=STEPS))
+    verdicts, entries = run_settled(STEPS, [f"n{i}" for i in range(1, 6)])
     report = build_report(
         implementation="simulated",
         seed=1,

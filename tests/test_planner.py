@@ -21,10 +21,12 @@ from gossipcert.harness.workloads.planner import (
 from gossipcert.harness.workloads.scenario import load_scenario, shipped_scenarios
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
-TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
-          "suspicion_max_timeout_mult": 6, "gossip_interval_ms": 100, "fanout": 3,
-          "retransmit_mult": 4, "push_pull_interval_ms": 1000, "indirect_checks": 3}
-PARAMS = derived_parameters(TIMING, len(NODES))
+
+
+@pytest.fixture
+def params(reference_timing: dict[str, Any]) -> dict[str, float]:
+    """What the bounds derive from, for the reference timing and NODES."""
+    return derived_parameters(reference_timing, len(NODES))
 
 
 def reachable(links: list[tuple[str, str]], nodes: list[str]) -> dict[str, set[str]]:
@@ -90,32 +92,34 @@ def test_unknown_shape_and_too_few_nodes_are_clear_errors() -> None:
                            "bridge", "one-way"}
 
 
-def test_durations_in_seconds_or_timing_expressions() -> None:
-    assert seconds(3, PARAMS) == 3.0
-    assert seconds({"ms": "2 * probe_interval_ms"}, PARAMS) == 0.6
-    assert default_partition_ms(PARAMS) == pytest.approx(
-        PARAMS["suspicion_min_ms"] + 3 * 300 + 2000)
+def test_durations_in_seconds_or_timing_expressions(params: dict[str, float]) -> None:
+    assert seconds(3, params) == 3.0
+    assert seconds({"ms": "2 * probe_interval_ms"}, params) == 0.6
+    assert default_partition_ms(params) == pytest.approx(
+        params["suspicion_min_ms"] + 3 * 300 + 2000)
     with pytest.raises(PlanError):
-        seconds("three", PARAMS)
+        seconds("three", params)
 
 
 @pytest.mark.parametrize("name", sorted(shipped_scenarios()))
-def test_same_seed_same_schedule_other_seed_other_schedule(name: str) -> None:
+def test_same_seed_same_schedule_other_seed_other_schedule(
+    name: str, params: dict[str, float],
+) -> None:
     steps = load_scenario(name).steps
-    first = plan(steps, NODES, 42, PARAMS)
-    again = plan(steps, NODES, 42, PARAMS)
+    first = plan(steps, NODES, 42, params)
+    again = plan(steps, NODES, 42, params)
     assert first == again
-    others = [plan(steps, NODES, seed, PARAMS) for seed in range(1, 6)]
+    others = [plan(steps, NODES, seed, params) for seed in range(1, 6)]
     assert any(other != first for other in others)
 
 
-def test_plans_never_target_a_node_that_is_down() -> None:
+def test_plans_never_target_a_node_that_is_down(params: dict[str, float]) -> None:
     steps: list[dict[str, Any]] = [
         {"kind": "kill"}, {"kind": "kill"}, {"kind": "partition", "shape": "halves"},
         {"kind": "pause"}, {"kind": "writes", "puts": 30},
     ]
     for seed in range(20):
-        ops = plan(steps, NODES, seed, PARAMS)
+        ops = plan(steps, NODES, seed, params)
         dead = {op.node for op in ops if isinstance(op, o.Kill)}
         assert len(dead) == 2 and "n1" not in dead      # the first node is spared
         (partition,) = [op for op in ops if isinstance(op, o.Partition)]
@@ -127,7 +131,9 @@ def test_plans_never_target_a_node_that_is_down() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(shipped_scenarios()))
-def test_compiled_operations_round_trip_through_json_and_the_schema(name: str) -> None:
+def test_compiled_operations_round_trip_through_json_and_the_schema(
+    name: str, params: dict[str, float],
+) -> None:
     import json
 
     import jsonschema
@@ -137,7 +143,7 @@ def test_compiled_operations_round_trip_through_json_and_the_schema(name: str) -
     assert schema == o.schema(), "specs/operations.schema.json is stale: regenerate it with " \
         "python -m gossipcert.harness.workloads.operations > specs/operations.schema.json"
     validator = jsonschema.Draft202012Validator(schema)
-    for op in plan(load_scenario(name).steps, NODES, 7, PARAMS):
+    for op in plan(load_scenario(name).steps, NODES, 7, params):
         data = json.loads(json.dumps(op.to_json()))
         validator.validate(data)
         assert o.from_json(data) == op
@@ -154,7 +160,7 @@ def test_malformed_operations_are_named() -> None:
         o.from_json({"op": "heal", "everything": True})
 
 
-def test_a_target_that_is_down_is_refused() -> None:
+def test_a_target_that_is_down_is_refused(params: dict[str, float]) -> None:
     with pytest.raises(PlanError, match="not up"):
         plan([{"kind": "kill", "target": "n2"}, {"kind": "pause", "target": "n2"}],
-             NODES, 1, PARAMS)
+             NODES, 1, params)

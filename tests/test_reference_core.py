@@ -34,15 +34,10 @@ from gossipcert.reference_node.core.messages import (
 from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
 from gossipcert.reference_node.framing import FrameDecoder, FrameError, encode_frame
 from gossipcert.reference_node.sim import Simulation
+from simulated_runs import reference_timing
 
-# The harness's timing (reference_node/manifest.yaml).
-TIMING: dict[str, int] = {
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "suspicion_mult": 4,
-    "gossip_interval_ms": 100,
-    "push_pull_interval_ms": 1000,
-}
+# The harness's timing (the reference manifest's).
+TIMING = reference_timing()
 LATENCY_MS = 2
 START_MS = 1_000_000
 

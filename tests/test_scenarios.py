@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gossipcert.chaos.packet import our_chains, unavailable_reason
@@ -24,9 +25,6 @@ from gossipcert.harness.workloads.scenario import (
 )
 from test_certify_e2e import reference_plan
 
-TIMING = {"probe_interval_ms": 300, "probe_timeout_ms": 150, "suspicion_mult": 4,
-          "suspicion_max_timeout_mult": 6, "gossip_interval_ms": 100, "fanout": 3,
-          "retransmit_mult": 4, "push_pull_interval_ms": 1000, "indirect_checks": 3}
 SHIPPED = sorted(shipped_scenarios())
 
 
@@ -67,19 +65,19 @@ def test_scenario_overrides_the_conflict_policy_only_when_supported() -> None:
     assert run_manifest(only_lww, load_scenario("mv")).conflict_policy == "lww"
 
 
-def test_the_plan_draws_deletes_crdt_ops_and_mv_rounds() -> None:
+def test_the_plan_draws_deletes_crdt_ops_and_mv_rounds(reference_timing: dict[str, Any]) -> None:
     nodes = [f"n{i}" for i in range(1, 6)]
-    default = schedule(load_scenario("default"), nodes, 7, TIMING)
+    default = schedule(load_scenario("default"), nodes, 7, reference_timing)
     deletes = [op for op in default if isinstance(op, o.Delete)]
     races = [op for op in default if isinstance(op, o.Concurrent)]
     assert len(deletes) == 3 and len(races) == 3
     raced = {put.key for race in races for put in race.ops if isinstance(put, o.Put)}
     assert not {op.key for op in deletes} & raced
     assert all(len(race.ops) == 5 for race in races)  # every node writes the key
-    crdt = schedule(load_scenario("crdt"), nodes, 7, TIMING)
+    crdt = schedule(load_scenario("crdt"), nodes, 7, reference_timing)
     types = {op.type for op in crdt if isinstance(op, o.Crdt)}
     assert types == {"g-counter", "pn-counter", "or-set", "lww-register"}
-    mv = schedule(load_scenario("mv"), nodes, 7, TIMING)
+    mv = schedule(load_scenario("mv"), nodes, 7, reference_timing)
     gets = [op for op in mv if isinstance(op, o.Get)]
     assert gets
     for get in gets:
@@ -95,11 +93,11 @@ def test_the_plan_draws_deletes_crdt_ops_and_mv_rounds() -> None:
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_scenarios_validate_and_plan(name: str) -> None:
+def test_shipped_scenarios_validate_and_plan(name: str, reference_timing: dict[str, Any]) -> None:
     scenario = load_scenario(name)
     assert scenario.name == name
     nodes = [f"n{i}" for i in range(1, 6)]
-    ops = schedule(scenario, nodes, 7, TIMING)
+    ops = schedule(scenario, nodes, 7, reference_timing)
     assert ops and all(isinstance(op, o.Op) for op in ops)
     json.dumps([op.to_json() for op in ops])  # the sequence is written to schedule.json
 
@@ -109,12 +107,14 @@ def test_default_scenario_is_the_v1_run() -> None:
     assert kinds == ["join", "quiet", "writes", "broadcast", "partition"]
 
 
-def test_a_broadcast_that_kills_its_origin_plans_the_origin_down() -> None:
+def test_a_broadcast_that_kills_its_origin_plans_the_origin_down(
+    reference_timing: dict[str, Any],
+) -> None:
     """The kill of the default run is the broadcast's origin, killed after one hop: never
     the first node, and no later step targets it."""
     nodes = [f"n{i}" for i in range(1, 6)]
     for seed in range(20):
-        ops = schedule(load_scenario("default"), nodes, seed, TIMING)
+        ops = schedule(load_scenario("default"), nodes, seed, reference_timing)
         cast = next(op for op in ops if isinstance(op, o.Broadcast))
         after = ops[ops.index(cast) + 1:]
         # First the first hop, then the kill, then delivery to the rest by relay.
@@ -123,7 +123,7 @@ def test_a_broadcast_that_kills_its_origin_plans_the_origin_down() -> None:
         assert isinstance(after[3], o.AwaitDelivery) and not after[3].any_of
         cut = next(op for op in ops if isinstance(op, o.Partition))
         assert cast.node not in {n for group in cut.groups for n in group}
-    plain = schedule(load_scenario("flapping"), nodes, 3, TIMING)
+    plain = schedule(load_scenario("flapping"), nodes, 3, reference_timing)
     assert not any(isinstance(op, o.Kill) for op in plain)
 
 
@@ -149,9 +149,9 @@ def test_bad_scenarios_are_refused_with_the_field_named(tmp_path: Path, text: st
     assert "\n" not in str(info.value)
 
 
-def test_too_small_a_cluster_is_refused() -> None:
+def test_too_small_a_cluster_is_refused(reference_timing: dict[str, Any]) -> None:
     with pytest.raises(ScenarioError, match="at least 5 nodes"):
-        schedule(load_scenario("partitions"), ["n1", "n2", "n3"], 1, TIMING)
+        schedule(load_scenario("partitions"), ["n1", "n2", "n3"], 1, reference_timing)
 
 
 def test_cli_lists_scenarios_and_refuses_a_bad_one(tmp_path: Path) -> None:
@@ -204,21 +204,24 @@ def test_scenarios_outside_the_suite_certify_the_reference_node(tmp_path: Path,
         assert left == [], "the run left iptables rules behind"
 
 
-def test_the_security_scenario_plans_a_wrong_key_node() -> None:
+def test_the_security_scenario_plans_a_wrong_key_node(reference_timing: dict[str, Any]) -> None:
     nodes = [f"n{i}" for i in range(1, 6)]
     scenario = load_scenario("security")
     assert scenario.encryption
-    step = next(op for op in schedule(scenario, nodes, 7, TIMING) if isinstance(op, o.Intruder))
+    ops = schedule(scenario, nodes, 7, reference_timing)
+    step = next(op for op in ops if isinstance(op, o.Intruder))
     assert step.node == "x1" and step.node not in nodes and step.seed in nodes
-    # two probe intervals and three push-pull intervals of the timing above
+    # two probe intervals and three push-pull intervals of the reference timing
     assert step.ms == 3600
 
 
-def test_a_wrong_key_node_may_not_take_a_members_id(tmp_path: Path) -> None:
+def test_a_wrong_key_node_may_not_take_a_members_id(
+    tmp_path: Path, reference_timing: dict[str, Any],
+) -> None:
     path = write(tmp_path, "name: x\nencryption: true\nsteps:\n"
                  "  - kind: wrong-key-node\n    id: n2\n")
     with pytest.raises(ScenarioError, match="n2"):
-        schedule(load_scenario(path), ["n1", "n2", "n3"], 1, TIMING)
+        schedule(load_scenario(path), ["n1", "n2", "n3"], 1, reference_timing)
     bad = write(tmp_path, "name: x\nsteps:\n  - kind: wrong-key-node\n    shape: halves\n")
     with pytest.raises(ScenarioError, match="shape"):
         load_scenario(bad)

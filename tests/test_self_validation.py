@@ -20,9 +20,7 @@ import pytest
 from gossipcert.harness.drivers.sweep import labelled_processes
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.properties import Schedule, run_schedule
-
-IMPLS = Path(__file__).resolve().parent / "impls"
+from simulated_runs import IMPLS, defect_core, run_settled
 
 N3 = ["n1", "n2", "n3"]
 # defect folder -> (requirement it must fail, cluster, policy, steps)
@@ -134,8 +132,8 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
 
 def statuses(name: str, defect: bool) -> dict[str, Any]:
     requirement, nodes, policy, ops = CASES[name]
-    core = f"{IMPLS / name / 'defect.py'}:installed" if defect else ""
-    verdicts, _ = run_schedule(Schedule(nodes=nodes, ops=ops, core=core, policy=policy))
+    verdicts, _ = run_settled(ops, nodes, core=defect_core(name) if defect else "",
+                              policy=policy)
     return {v.id: v for v in verdicts}
 
 
@@ -158,13 +156,51 @@ def test_every_defect_folder_is_a_complete_implementation() -> None:
     # heartbeat/ is a correct, independent implementation (its defects are in its own
     # defects/ folder and tests/test_independent_impl.py).
     folders.remove("heartbeat")
+    reference = load_manifest("reference")
     for name in folders:
         manifest = load_manifest(str(IMPLS / name / "manifest.yaml"))
         assert manifest.name.startswith("broken-")
-        assert (IMPLS / name / "node.py").is_file()
+        # One launcher runs every defect: the manifest names its patch, NAME/defect.py.
+        assert (IMPLS / name / "defect.py").is_file()
+        assert manifest.process is not None
+        assert manifest.process.command[1:3] == ["{manifest_dir}/../defect_node.py",
+                                                 f"--defect={name}"], name
+        # Every defect declares the reference timing (declares_fast_timing lies about it).
+        assert manifest.declared_timing == reference.declared_timing, name
     readme = (IMPLS / "README.md").read_text()
     for name in folders:
         assert f"`{name}/`" in readme, name
+
+
+def test_one_launcher_runs_each_defect_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``defect_node.py``: ``--defect`` picks the patch, which is on while the node runs and
+    off after; ``--defect-flag`` reaches ``installed()``; ``node_args`` rewrites the node's
+    arguments; everything else goes to the node unchanged."""
+    import importlib.util
+
+    from gossipcert.reference_node.core.node import Node
+
+    spec = importlib.util.spec_from_file_location("defect_node", IMPLS / "defect_node.py")
+    assert spec is not None and spec.loader is not None
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    seen: list[Any] = []
+
+    def node(argv: list[str]) -> int:
+        seen.append((argv, Node.__dict__["tick"] is not shipped_tick))
+        return 0
+
+    shipped_tick = Node.__dict__["tick"]
+    monkeypatch.setattr(launcher, "main", node)
+    assert launcher.run(["--defect=backdates_receipts", "--defect-flag=honest", "--id", "n1"]) == 0
+    assert seen.pop() == (["--id", "n1"], True)
+    assert Node.__dict__["tick"] is shipped_tick
+    assert launcher.run(["--defect=declares_fast_timing", "--id", "n1",
+                         "--probe-interval-ms", "300", "--probe-timeout-ms", "150"]) == 0
+    assert seen.pop() == (["--id", "n1", "--probe-interval-ms", "300000",
+                           "--probe-timeout-ms", "150"], False)
+    with pytest.raises(SystemExit, match="no seeded defect 'nope'"):
+        launcher.run(["--defect=nope", "--id", "n1"])
 
 
 # ---------------------------------------------------------------- real processes (slow)

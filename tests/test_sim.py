@@ -14,15 +14,10 @@ from gossipcert.reference_node.core.messages import MemberUpdate
 from gossipcert.reference_node.core.probing import ProbeOrder
 from gossipcert.reference_node.core.suspicion import suspicion_timeout_ms
 from gossipcert.reference_node.sim import Simulation, gossip_only
+from simulated_runs import reference_timing
 
-# Fast SWIM timing, as the harness runs the reference node.
-SWIM = {
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "suspicion_mult": 4,
-    "gossip_interval_ms": 100,
-    "push_pull_interval_ms": 1000,
-}
+# Fast SWIM timing, as the harness runs the reference node (its manifest's).
+SWIM = reference_timing()
 
 
 def _run_with_faults(seed: int) -> Simulation:

@@ -23,15 +23,10 @@ from gossipcert.reference_node.durable import COMPACT_EVERY
 from gossipcert.reference_node.sim import Simulation
 from gossipcert.reference_node.sim.simulation import RECONNECT_BACKOFF_MS, TIMEOUT, UNREACHABLE
 from gossipcert.specs import spec_path
+from simulated_runs import reference_timing
 from test_reference_runtime import Proc, http, spawn, stop, wait_for
 
-TIMING: dict[str, Any] = {
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "suspicion_mult": 4,
-    "gossip_interval_ms": 100,
-    "push_pull_interval_ms": 1000,
-}
+TIMING = reference_timing()  # the reference manifest's, as the harness runs the node
 START_MS = 1_700_000_000_000
 KEY = base64.b64encode(bytes(range(16))).decode()
 OTHER_KEY = base64.b64encode(bytes(range(100, 116))).decode()

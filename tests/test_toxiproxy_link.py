@@ -12,24 +12,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from gossipcert.chaos.toxiproxy import BackgroundServer
 from gossipcert.chaos.toxiproxy.testing import EchoServer, GreeterServer, connect, recv_exactly
 from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
 from gossipcert.harness.drivers.waiting import wait_until
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[BackgroundServer]:
-    with BackgroundServer("127.0.0.1:0") as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server: BackgroundServer) -> Iterator[ToxiproxyClient]:
-    with ToxiproxyClient(server.url) as c:
-        yield c
-        for name in c.proxies():
-            c.delete_proxy(name)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +24,9 @@ def echo() -> Iterator[EchoServer]:
 
 
 @pytest.fixture
-def listen(client: ToxiproxyClient, echo: EchoServer) -> str:
+def listen(proxy_client: ToxiproxyClient, echo: EchoServer) -> str:
     """A proxy in front of the echo server; its listen address."""
-    return str(client.create_proxy("echo", "127.0.0.1:0", echo.address)["listen"])
+    return str(proxy_client.create_proxy("echo", "127.0.0.1:0", echo.address)["listen"])
 
 
 def ping_ms(sock: socket.socket, payload: bytes = b"x") -> float:
@@ -83,8 +68,8 @@ def test_bytes_pass_unchanged_both_ways(listen: str) -> None:
     assert echo_through(listen, payload) == payload
 
 
-def test_half_close_travels_after_the_data(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "latency", {"latency": 20}, stream="upstream")
+def test_half_close_travels_after_the_data(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "latency", {"latency": 20}, stream="upstream")
     with connect(listen) as sock:
         sock.sendall(b"last words")
         sock.shutdown(socket.SHUT_WR)
@@ -92,11 +77,11 @@ def test_half_close_travels_after_the_data(client: ToxiproxyClient, listen: str)
         assert sock.recv(10) == b""
 
 
-def test_unreachable_upstream_closes_the_client(client: ToxiproxyClient) -> None:
+def test_unreachable_upstream_closes_the_client(proxy_client: ToxiproxyClient) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: refused
-        listen = client.create_proxy("dead", "127.0.0.1:0", dead)["listen"]
+        listen = proxy_client.create_proxy("dead", "127.0.0.1:0", dead)["listen"]
         with connect(listen) as conn:
             expect_closed(conn)
 
@@ -104,50 +89,52 @@ def test_unreachable_upstream_closes_the_client(client: ToxiproxyClient) -> None
 # --- latency ----------------------------------------------------------------------------
 
 
-def test_latency_within_tolerance(client: ToxiproxyClient, listen: str) -> None:
+def test_latency_within_tolerance(proxy_client: ToxiproxyClient, listen: str) -> None:
     with connect(listen) as sock:
         baseline = median_ping_ms(sock)
-        client.add_toxic("echo", "latency", {"latency": 100})
+        proxy_client.add_toxic("echo", "latency", {"latency": 100})
         delayed = median_ping_ms(sock)
     assert 100 - 10 <= delayed <= 100 + 10 + baseline, (baseline, delayed)
 
 
-def test_latency_with_jitter(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "latency", {"latency": 100, "jitter": 20})
+def test_latency_with_jitter(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "latency", {"latency": 100, "jitter": 20})
     with connect(listen) as sock:
         pings = [ping_ms(sock) for _ in range(6)]
     assert all(100 - 30 <= p <= 100 + 30 + 5 for p in pings), pings
 
 
-def test_latency_both_streams_adds_up(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "latency", {"latency": 50}, stream="upstream")
-    client.add_toxic("echo", "latency", {"latency": 50}, stream="downstream")
+def test_latency_both_streams_adds_up(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "latency", {"latency": 50}, stream="upstream")
+    proxy_client.add_toxic("echo", "latency", {"latency": 50}, stream="downstream")
     with connect(listen) as sock:
         assert 90 <= median_ping_ms(sock, 3) <= 125
 
 
-def test_latency_keeps_throughput(client: ToxiproxyClient, listen: str) -> None:
+def test_latency_keeps_throughput(proxy_client: ToxiproxyClient, listen: str) -> None:
     """Delays are pipelined: 16 MB under 100 ms latency is far from 100 ms per chunk."""
-    client.add_toxic("echo", "latency", {"latency": 100})
+    proxy_client.add_toxic("echo", "latency", {"latency": 100})
     payload = os.urandom(16 * 1024 * 1024)
     started = time.perf_counter()
     assert echo_through(listen, payload) == payload
     assert time.perf_counter() - started < 1.5
 
 
-def test_toxic_changes_apply_to_an_open_connection(client: ToxiproxyClient, listen: str) -> None:
+def test_toxic_changes_apply_to_an_open_connection(
+    proxy_client: ToxiproxyClient, listen: str,
+) -> None:
     with connect(listen) as sock:
         assert median_ping_ms(sock) < 50
-        client.add_toxic("echo", "latency", {"latency": 100}, name="lag")
+        proxy_client.add_toxic("echo", "latency", {"latency": 100}, name="lag")
         assert median_ping_ms(sock, 3) >= 90
-        client.update_toxic("echo", "lag", {"latency": 200})
+        proxy_client.update_toxic("echo", "lag", {"latency": 200})
         assert median_ping_ms(sock, 3) >= 190
-        client.remove_toxic("echo", "lag")
+        proxy_client.remove_toxic("echo", "lag")
         assert median_ping_ms(sock) < 50
 
 
-def test_toxicity_zero_never_applies(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "latency", {"latency": 500}, toxicity=0.0)
+def test_toxicity_zero_never_applies(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "latency", {"latency": 500}, toxicity=0.0)
     with connect(listen) as sock:
         assert median_ping_ms(sock, 3) < 100
 
@@ -155,27 +142,30 @@ def test_toxicity_zero_never_applies(client: ToxiproxyClient, listen: str) -> No
 # --- timeout: the partition -----------------------------------------------------------
 
 
-def test_timeout_zero_blackholes_then_removal_closes(client: ToxiproxyClient, listen: str) -> None:
+def test_timeout_zero_blackholes_then_removal_closes(
+    proxy_client: ToxiproxyClient, listen: str,
+) -> None:
     with connect(listen) as sock:
         assert ping_ms(sock) < 100
         for stream in ("upstream", "downstream"):
-            client.add_toxic("echo", "timeout", {"timeout": 0}, name=f"cut_{stream}", stream=stream)
+            proxy_client.add_toxic("echo", "timeout", {"timeout": 0}, name=f"cut_{stream}",
+                                   stream=stream)
         sock.sendall(b"into the void")
         sock.settimeout(0.5)
         with pytest.raises(TimeoutError):
             sock.recv(100)  # no data and no EOF: the connection stays open
-        client.remove_toxic("echo", "cut_upstream")
-        client.remove_toxic("echo", "cut_downstream")
+        proxy_client.remove_toxic("echo", "cut_upstream")
+        proxy_client.remove_toxic("echo", "cut_downstream")
         expect_closed(sock)
     with connect(listen) as fresh:
         assert ping_ms(fresh) < 100  # new connections pass again
 
 
-def test_timeout_positive_closes_after_it(client: ToxiproxyClient, listen: str) -> None:
+def test_timeout_positive_closes_after_it(proxy_client: ToxiproxyClient, listen: str) -> None:
     with connect(listen) as sock:
         ping_ms(sock)
         started = time.perf_counter()
-        client.add_toxic("echo", "timeout", {"timeout": 300})
+        proxy_client.add_toxic("echo", "timeout", {"timeout": 300})
         sock.sendall(b"dropped")
         expect_closed(sock, within_s=3)
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -186,31 +176,31 @@ def test_timeout_positive_closes_after_it(client: ToxiproxyClient, listen: str) 
 
 
 def test_disable_closes_connections_and_refuses_new_ones(
-    client: ToxiproxyClient, listen: str
+    proxy_client: ToxiproxyClient, listen: str
 ) -> None:
     with connect(listen) as sock:
         ping_ms(sock)
-        client.disable_proxy("echo")
+        proxy_client.disable_proxy("echo")
         expect_closed(sock)
     with pytest.raises(ConnectionRefusedError):
         connect(listen, timeout_s=1).close()
-    client.enable_proxy("echo")
+    proxy_client.enable_proxy("echo")
     with connect(listen) as sock:
         assert ping_ms(sock) < 100
 
 
-def test_delete_closes_connections(client: ToxiproxyClient, listen: str) -> None:
+def test_delete_closes_connections(proxy_client: ToxiproxyClient, listen: str) -> None:
     with connect(listen) as sock:
         ping_ms(sock)
-        client.delete_proxy("echo")
+        proxy_client.delete_proxy("echo")
         expect_closed(sock)
 
 
-def test_reset_heals(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "latency", {"latency": 300})
-    client.disable_proxy("echo")
-    client.reset()
-    assert client.get_proxy("echo")["enabled"] is True
+def test_reset_heals(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "latency", {"latency": 300})
+    proxy_client.disable_proxy("echo")
+    proxy_client.reset()
+    assert proxy_client.get_proxy("echo")["enabled"] is True
     with connect(listen) as sock:
         assert median_ping_ms(sock, 3) < 100
 
@@ -218,8 +208,8 @@ def test_reset_heals(client: ToxiproxyClient, listen: str) -> None:
 # --- the other toxics -------------------------------------------------------------------
 
 
-def test_bandwidth_paces_the_stream(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "bandwidth", {"rate": 1000})  # 1000 KB/s downstream
+def test_bandwidth_paces_the_stream(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "bandwidth", {"rate": 1000})  # 1000 KB/s downstream
     payload = os.urandom(200_000)
     started = time.perf_counter()
     assert echo_through(listen, payload) == payload
@@ -227,16 +217,18 @@ def test_bandwidth_paces_the_stream(client: ToxiproxyClient, listen: str) -> Non
     assert 190 <= elapsed_ms <= 250, elapsed_ms
 
 
-def test_limit_data_passes_that_much_then_closes(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "limit_data", {"bytes": 100})
+def test_limit_data_passes_that_much_then_closes(
+    proxy_client: ToxiproxyClient, listen: str,
+) -> None:
+    proxy_client.add_toxic("echo", "limit_data", {"bytes": 100})
     with connect(listen) as sock:
         sock.sendall(bytes(range(200)) + bytes(100))
         assert recv_exactly(sock, 100) == bytes(range(100))
         expect_closed(sock)
 
 
-def test_reset_peer_sends_rst(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "reset_peer", {"timeout": 0}, stream="upstream")
+def test_reset_peer_sends_rst(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "reset_peer", {"timeout": 0}, stream="upstream")
     with connect(listen) as sock:
         sock.sendall(b"hello")
         sock.settimeout(2)
@@ -244,10 +236,10 @@ def test_reset_peer_sends_rst(client: ToxiproxyClient, listen: str) -> None:
             sock.recv(10)
 
 
-def test_slow_close_delays_the_close(client: ToxiproxyClient) -> None:
+def test_slow_close_delays_the_close(proxy_client: ToxiproxyClient) -> None:
     with GreeterServer(b"hi") as greeter:
-        listen = client.create_proxy("greet", "127.0.0.1:0", greeter.address)["listen"]
-        client.add_toxic("greet", "slow_close", {"delay": 300})
+        listen = proxy_client.create_proxy("greet", "127.0.0.1:0", greeter.address)["listen"]
+        proxy_client.add_toxic("greet", "slow_close", {"delay": 300})
         with connect(listen) as sock:
             started = time.perf_counter()
             assert recv_exactly(sock, 2) == b"hi"
@@ -257,8 +249,8 @@ def test_slow_close_delays_the_close(client: ToxiproxyClient) -> None:
     assert 250 <= elapsed_ms <= 600, elapsed_ms
 
 
-def test_slicer_keeps_the_bytes(client: ToxiproxyClient, listen: str) -> None:
-    client.add_toxic("echo", "slicer", {"average_size": 10, "size_variation": 5, "delay": 50})
+def test_slicer_keeps_the_bytes(proxy_client: ToxiproxyClient, listen: str) -> None:
+    proxy_client.add_toxic("echo", "slicer", {"average_size": 10, "size_variation": 5, "delay": 50})
     payload = os.urandom(5000)
     with connect(listen) as sock:
         sock.sendall(payload)
@@ -276,7 +268,7 @@ def test_slicer_keeps_the_bytes(client: ToxiproxyClient, listen: str) -> None:
 # --- ordering while toxics change -----------------------------------------------------
 
 
-def _churn_while_writing(client: ToxiproxyClient, listen: str, writes: int) -> None:
+def _churn_while_writing(proxy_client: ToxiproxyClient, listen: str, writes: int) -> None:
     """Many small writes, echoed back, while toxics come and go on both streams."""
     expected = b"".join(struct.pack(">I", i) for i in range(writes))
     done = threading.Event()
@@ -295,11 +287,11 @@ def _churn_while_writing(client: ToxiproxyClient, listen: str, writes: int) -> N
             toxic_type, attributes = kinds[step % len(kinds)]
             stream = ("upstream", "downstream")[step % 2]
             name = f"{toxic_type}_{stream}"
-            client.add_toxic("echo", toxic_type, attributes, name=name, stream=stream)
+            proxy_client.add_toxic("echo", toxic_type, attributes, name=name, stream=stream)
             time.sleep(0.002)
             if step % 3 == 0:
-                client.update_toxic("echo", name, toxicity=0.5)
-            client.remove_toxic("echo", name)
+                proxy_client.update_toxic("echo", name, toxicity=0.5)
+            proxy_client.remove_toxic("echo", name)
             step += 1
             steps[0] = step
 
@@ -326,19 +318,19 @@ def _churn_while_writing(client: ToxiproxyClient, listen: str, writes: int) -> N
 
 
 def test_no_byte_lost_or_reordered_while_toxics_change(
-    client: ToxiproxyClient, listen: str
+    proxy_client: ToxiproxyClient, listen: str
 ) -> None:
-    _churn_while_writing(client, listen, 5000)
+    _churn_while_writing(proxy_client, listen, 5000)
 
 
 @pytest.mark.slow
-def test_65535_writes_survive_toxic_churn(client: ToxiproxyClient, listen: str) -> None:
-    _churn_while_writing(client, listen, 65535)
+def test_65535_writes_survive_toxic_churn(proxy_client: ToxiproxyClient, listen: str) -> None:
+    _churn_while_writing(proxy_client, listen, 65535)
 
 
-def test_bandwidth_pushes_back_on_the_sender(client: ToxiproxyClient, listen: str) -> None:
+def test_bandwidth_pushes_back_on_the_sender(proxy_client: ToxiproxyClient, listen: str) -> None:
     """A slow link queues ~200 ms of data in the proxy; past that the sender waits."""
-    client.add_toxic("echo", "bandwidth", {"rate": 100}, stream="upstream")  # 100 KB/s
+    proxy_client.add_toxic("echo", "bandwidth", {"rate": 100}, stream="upstream")  # 100 KB/s
     with connect(listen) as sock:
         sock.settimeout(0.05)
         sent = 0
@@ -354,7 +346,7 @@ def test_bandwidth_pushes_back_on_the_sender(client: ToxiproxyClient, listen: st
 # --- traffic counters (an extension: GET /proxies/{name}/stats, GET /stats) --------------
 
 
-def test_counters_count_connections_reads_and_bytes_each_way(client: ToxiproxyClient,
+def test_counters_count_connections_reads_and_bytes_each_way(proxy_client: ToxiproxyClient,
                                                              listen: str) -> None:
     with connect(listen) as sock:
         for i in range(5):
@@ -364,38 +356,38 @@ def test_counters_count_connections_reads_and_bytes_each_way(client: ToxiproxyCl
     with connect(listen) as sock:
         sock.sendall(b"hello")
         assert recv_exactly(sock, 5) == b"hello"
-    stats = client.proxy_stats("echo")
+    stats = proxy_client.proxy_stats("echo")
     assert stats["protocol"] == "tcp" and stats["connections"] == 2
     sent = sum(10 + i for i in range(5)) + 5
     assert stats["upstream"] == {"chunks": 6, "bytes": sent}
     assert stats["downstream"] == {"chunks": 6, "bytes": sent}
-    every = client.stats()
+    every = proxy_client.stats()
     assert every is not None and every["proxies"]["echo"] == stats
     assert every["udp_proxies"] == {}
 
 
-def test_counters_count_what_the_sender_sent_through_a_partition(client: ToxiproxyClient,
+def test_counters_count_what_the_sender_sent_through_a_partition(proxy_client: ToxiproxyClient,
                                                                  listen: str) -> None:
     """A blackhole drops the bytes, yet they count: the sender's pace is what is measured;
     disabling, enabling and POST /reset keep the counters."""
     with connect(listen) as sock:
         assert ping_ms(sock) >= 0
-        client.add_toxic("echo", "timeout", {"timeout": 0}, stream="upstream")
+        proxy_client.add_toxic("echo", "timeout", {"timeout": 0}, stream="upstream")
         time.sleep(0.05)
         sock.sendall(b"lost")
-        wait_until(lambda: client.proxy_stats("echo")["upstream"]["bytes"] >= 5, 2.0, 0.01)
-    assert client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
-    client.disable_proxy("echo")
-    client.enable_proxy("echo")
-    client.reset()
-    assert client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
+        wait_until(lambda: proxy_client.proxy_stats("echo")["upstream"]["bytes"] >= 5, 2.0, 0.01)
+    assert proxy_client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
+    proxy_client.disable_proxy("echo")
+    proxy_client.enable_proxy("echo")
+    proxy_client.reset()
+    assert proxy_client.proxy_stats("echo")["upstream"] == {"chunks": 2, "bytes": 5}
 
 
-def test_counters_of_an_unknown_proxy_are_404(client: ToxiproxyClient) -> None:
+def test_counters_of_an_unknown_proxy_are_404(proxy_client: ToxiproxyClient) -> None:
     from gossipcert.chaos.toxiproxy_client import ToxiproxyError
 
     with pytest.raises(ToxiproxyError) as caught:
-        client.proxy_stats("nope")
+        proxy_client.proxy_stats("nope")
     assert caught.value.status == 404
 
 

@@ -24,22 +24,16 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 
 @pytest.fixture
-def server() -> Iterator[BackgroundServer]:
-    with BackgroundServer("127.0.0.1:0") as srv:
-        yield srv
-
-
-@pytest.fixture
 def echo() -> Iterator[EchoServer]:
     with EchoServer() as upstream:
         yield upstream
 
 
 @pytest.fixture
-def tp(server: BackgroundServer, monkeypatch: pytest.MonkeyPatch) -> Toxiproxy:
+def tp(proxy_server: BackgroundServer, monkeypatch: pytest.MonkeyPatch) -> Toxiproxy:
     """toxiproxy-python pointed at our server (its host/port are class attributes)."""
-    monkeypatch.setattr(toxiproxy.api.APIConsumer, "host", server.host)
-    monkeypatch.setattr(toxiproxy.api.APIConsumer, "port", server.port)
+    monkeypatch.setattr(toxiproxy.api.APIConsumer, "host", proxy_server.host)
+    monkeypatch.setattr(toxiproxy.api.APIConsumer, "port", proxy_server.port)
     return Toxiproxy()
 
 
@@ -80,14 +74,14 @@ def free_port() -> int:
 # --- proxies -------------------------------------------------------------------------
 
 
-def test_version_is_json(server: BackgroundServer) -> None:
-    status, body = call(server, "GET", "/version")
+def test_version_is_json(proxy_server: BackgroundServer) -> None:
+    status, body = call(proxy_server, "GET", "/version")
     assert status == 200
     assert isinstance(body["version"], str) and body["version"]
 
 
-def test_create_returns_201_and_reads_back_the_real_port(server: BackgroundServer) -> None:
-    body = make(server, "db", "127.0.0.1:5432")
+def test_create_returns_201_and_reads_back_the_real_port(proxy_server: BackgroundServer) -> None:
+    body = make(proxy_server, "db", "127.0.0.1:5432")
     assert body["name"] == "db"
     assert body["upstream"] == "127.0.0.1:5432"
     assert body["enabled"] is True
@@ -98,10 +92,10 @@ def test_create_returns_201_and_reads_back_the_real_port(server: BackgroundServe
         pass  # really listening there
 
 
-def test_index_is_an_object_keyed_by_name(server: BackgroundServer) -> None:
-    make(server, "a")
-    make(server, "b", enabled=False)
-    status, body = call(server, "GET", "/proxies")
+def test_index_is_an_object_keyed_by_name(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "a")
+    make(proxy_server, "b", enabled=False)
+    status, body = call(proxy_server, "GET", "/proxies")
     assert status == 200
     assert set(body) == {"a", "b"}
     assert body["b"]["enabled"] is False
@@ -117,76 +111,79 @@ def test_index_is_an_object_keyed_by_name(server: BackgroundServer) -> None:
     ],
 )
 def test_create_missing_fields_is_400(
-    server: BackgroundServer, payload: dict[str, Any], message: str
+    proxy_server: BackgroundServer, payload: dict[str, Any], message: str
 ) -> None:
-    assert call(server, "POST", "/proxies", payload) == (400, {"error": message, "status": 400})
+    assert call(proxy_server, "POST", "/proxies", payload) == (
+        400, {"error": message, "status": 400})
 
 
-def test_create_bad_json_is_400(server: BackgroundServer) -> None:
-    status, body = call(server, "POST", "/proxies", raw=b"{not json")
+def test_create_bad_json_is_400(proxy_server: BackgroundServer) -> None:
+    status, body = call(proxy_server, "POST", "/proxies", raw=b"{not json")
     assert status == 400
     assert body["error"].startswith("bad request body")
 
 
-def test_create_existing_is_409(server: BackgroundServer) -> None:
-    make(server, "dup")
-    status, body = call(server, "POST", "/proxies", {"name": "dup", "upstream": "127.0.0.1:2"})
+def test_create_existing_is_409(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "dup")
+    status, body = call(proxy_server, "POST", "/proxies",
+                        {"name": "dup", "upstream": "127.0.0.1:2"})
     assert (status, body) == (409, {"error": "proxy already exists", "status": 409})
 
 
-def test_create_on_a_taken_address_is_500(server: BackgroundServer) -> None:
+def test_create_on_a_taken_address_is_500(proxy_server: BackgroundServer) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         status, body = call(
-            server,
+            proxy_server,
             "POST",
             "/proxies",
             {"name": "clash", "upstream": "127.0.0.1:1", "listen": f"127.0.0.1:{port}"},
         )
     assert status == 500
     assert body["status"] == 500 and "in use" in body["error"]
-    assert call(server, "GET", "/proxies/clash")[0] == 404
+    assert call(proxy_server, "GET", "/proxies/clash")[0] == 404
 
 
-def test_show_update_delete(server: BackgroundServer) -> None:
-    created = make(server, "p")
-    assert call(server, "GET", "/proxies/p") == (200, created)
-    status, body = call(server, "POST", "/proxies/p", {"enabled": False})
+def test_show_update_delete(proxy_server: BackgroundServer) -> None:
+    created = make(proxy_server, "p")
+    assert call(proxy_server, "GET", "/proxies/p") == (200, created)
+    status, body = call(proxy_server, "POST", "/proxies/p", {"enabled": False})
     assert status == 200 and body["enabled"] is False
-    status, body = call(server, "PATCH", "/proxies/p", {"enabled": True})
+    status, body = call(proxy_server, "PATCH", "/proxies/p", {"enabled": True})
     assert status == 200 and body["enabled"] is True
     assert body["listen"] == created["listen"]  # re-listens on the same port
-    status, body = call(server, "PATCH", "/proxies/p", {"upstream": "127.0.0.1:7"})
+    status, body = call(proxy_server, "PATCH", "/proxies/p", {"upstream": "127.0.0.1:7"})
     assert status == 200 and body["upstream"] == "127.0.0.1:7" and body["enabled"] is True
-    assert call(server, "DELETE", "/proxies/p") == (204, None)
+    assert call(proxy_server, "DELETE", "/proxies/p") == (204, None)
     missing = (404, {"error": "proxy not found", "status": 404})
-    assert call(server, "GET", "/proxies/p") == missing
-    assert call(server, "POST", "/proxies/p", {"enabled": True}) == missing
-    assert call(server, "DELETE", "/proxies/p") == missing
+    assert call(proxy_server, "GET", "/proxies/p") == missing
+    assert call(proxy_server, "POST", "/proxies/p", {"enabled": True}) == missing
+    assert call(proxy_server, "DELETE", "/proxies/p") == missing
 
 
-def test_update_to_a_new_listen_address(server: BackgroundServer) -> None:
-    make(server, "mover")
+def test_update_to_a_new_listen_address(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "mover")
     port = free_port()
-    status, body = call(server, "POST", "/proxies/mover", {"listen": f"127.0.0.1:{port}"})
+    status, body = call(proxy_server, "POST", "/proxies/mover", {"listen": f"127.0.0.1:{port}"})
     assert status == 200 and body["listen"] == f"127.0.0.1:{port}"
 
 
-def test_names_with_path_characters(server: BackgroundServer) -> None:
-    make(server, "run1:a->b")
-    status, body = call(server, "GET", "/proxies/run1%3Aa-%3Eb")
+def test_names_with_path_characters(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "run1:a->b")
+    status, body = call(proxy_server, "GET", "/proxies/run1%3Aa-%3Eb")
     assert status == 200 and body["name"] == "run1:a->b"
 
 
 # --- toxics --------------------------------------------------------------------------
 
 
-def test_toxic_create_defaults_and_200(server: BackgroundServer) -> None:
-    make(server, "p")
+def test_toxic_create_defaults_and_200(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "p")
     status, body = call(
-        server, "POST", "/proxies/p/toxics", {"type": "latency", "attributes": {"latency": 50}}
+        proxy_server, "POST", "/proxies/p/toxics",
+        {"type": "latency", "attributes": {"latency": 50}},
     )
     assert status == 200
     assert body == {
@@ -197,7 +194,7 @@ def test_toxic_create_defaults_and_200(server: BackgroundServer) -> None:
         "attributes": {"latency": 50, "jitter": 0},
     }
     status, body = call(
-        server,
+        proxy_server,
         "POST",
         "/proxies/p/toxics",
         {
@@ -216,66 +213,67 @@ def test_toxic_create_defaults_and_200(server: BackgroundServer) -> None:
         "toxicity": 0.5,
         "attributes": {"timeout": 0},
     }
-    status, listed = call(server, "GET", "/proxies/p/toxics")
+    status, listed = call(proxy_server, "GET", "/proxies/p/toxics")
     assert status == 200
     assert [t["name"] for t in listed] == ["cut", "latency_downstream"]  # upstream first
-    assert call(server, "GET", "/proxies/p")[1]["toxics"] == listed
+    assert call(proxy_server, "GET", "/proxies/p")[1]["toxics"] == listed
 
 
-def test_toxic_errors(server: BackgroundServer) -> None:
-    make(server, "p")
-    call(server, "POST", "/proxies/p/toxics", {"type": "latency"})
-    assert call(server, "POST", "/proxies/p/toxics", {"type": "latency"}) == (
+def test_toxic_errors(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "p")
+    call(proxy_server, "POST", "/proxies/p/toxics", {"type": "latency"})
+    assert call(proxy_server, "POST", "/proxies/p/toxics", {"type": "latency"}) == (
         409,
         {"error": "toxic already exists", "status": 409},
     )
-    assert call(server, "POST", "/proxies/p/toxics", {"type": "nope"}) == (
+    assert call(proxy_server, "POST", "/proxies/p/toxics", {"type": "nope"}) == (
         400,
         {"error": "invalid toxic type", "status": 400},
     )
     status, body = call(
-        server, "POST", "/proxies/p/toxics", {"type": "latency", "stream": "sideways"}
+        proxy_server, "POST", "/proxies/p/toxics", {"type": "latency", "stream": "sideways"}
     )
     assert status == 400 and "stream" in body["error"]
     status, body = call(
-        server,
+        proxy_server,
         "POST",
         "/proxies/p/toxics",
         {"type": "latency", "name": "neg", "attributes": {"latency": -1}},
     )
     assert status == 400 and body["error"].startswith("bad request body")
-    assert call(server, "POST", "/proxies/nope/toxics", {"type": "latency"}) == (
+    assert call(proxy_server, "POST", "/proxies/nope/toxics", {"type": "latency"}) == (
         404,
         {"error": "proxy not found", "status": 404},
     )
     missing = (404, {"error": "toxic not found", "status": 404})
-    assert call(server, "GET", "/proxies/p/toxics/nope") == missing
-    assert call(server, "POST", "/proxies/p/toxics/nope", {"toxicity": 1}) == missing
-    assert call(server, "DELETE", "/proxies/p/toxics/nope") == missing
+    assert call(proxy_server, "GET", "/proxies/p/toxics/nope") == missing
+    assert call(proxy_server, "POST", "/proxies/p/toxics/nope", {"toxicity": 1}) == missing
+    assert call(proxy_server, "DELETE", "/proxies/p/toxics/nope") == missing
 
 
-def test_toxic_update_merges_and_delete(server: BackgroundServer) -> None:
-    make(server, "p")
+def test_toxic_update_merges_and_delete(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "p")
     call(
-        server,
+        proxy_server,
         "POST",
         "/proxies/p/toxics",
         {"type": "latency", "name": "lag", "attributes": {"latency": 10, "jitter": 5}},
     )
-    status, body = call(server, "POST", "/proxies/p/toxics/lag", {"attributes": {"latency": 30}})
+    status, body = call(proxy_server, "POST", "/proxies/p/toxics/lag",
+                        {"attributes": {"latency": 30}})
     assert status == 200
     assert body["attributes"] == {"latency": 30, "jitter": 5}
     assert body["toxicity"] == 1.0
-    status, body = call(server, "PATCH", "/proxies/p/toxics/lag", {"toxicity": 0.25})
+    status, body = call(proxy_server, "PATCH", "/proxies/p/toxics/lag", {"toxicity": 0.25})
     assert status == 200
     assert body["toxicity"] == 0.25 and body["attributes"] == {"latency": 30, "jitter": 5}
-    assert call(server, "GET", "/proxies/p/toxics/lag") == (200, body)
-    assert call(server, "DELETE", "/proxies/p/toxics/lag") == (204, None)
-    assert call(server, "GET", "/proxies/p/toxics") == (200, [])
+    assert call(proxy_server, "GET", "/proxies/p/toxics/lag") == (200, body)
+    assert call(proxy_server, "DELETE", "/proxies/p/toxics/lag") == (204, None)
+    assert call(proxy_server, "GET", "/proxies/p/toxics") == (200, [])
 
 
-def test_every_toxic_type_is_accepted(server: BackgroundServer) -> None:
-    make(server, "p")
+def test_every_toxic_type_is_accepted(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "p")
     for toxic_type in (
         "latency",
         "bandwidth",
@@ -285,40 +283,40 @@ def test_every_toxic_type_is_accepted(server: BackgroundServer) -> None:
         "slicer",
         "limit_data",
     ):
-        status, body = call(server, "POST", "/proxies/p/toxics", {"type": toxic_type})
+        status, body = call(proxy_server, "POST", "/proxies/p/toxics", {"type": toxic_type})
         assert status == 200, body
         assert all(v == 0 for v in body["attributes"].values())
 
 
-def test_reset_enables_and_clears(server: BackgroundServer) -> None:
-    make(server, "a")
-    make(server, "b", enabled=False)
-    call(server, "POST", "/proxies/a/toxics", {"type": "timeout"})
-    assert call(server, "POST", "/reset") == (204, None)
-    _, body = call(server, "GET", "/proxies")
+def test_reset_enables_and_clears(proxy_server: BackgroundServer) -> None:
+    make(proxy_server, "a")
+    make(proxy_server, "b", enabled=False)
+    call(proxy_server, "POST", "/proxies/a/toxics", {"type": "timeout"})
+    assert call(proxy_server, "POST", "/reset") == (204, None)
+    _, body = call(proxy_server, "GET", "/proxies")
     assert all(p["enabled"] and p["toxics"] == [] for p in body.values())
 
 
 # --- populate ------------------------------------------------------------------------
 
 
-def test_populate_creates_keeps_and_replaces(server: BackgroundServer) -> None:
+def test_populate_creates_keeps_and_replaces(proxy_server: BackgroundServer) -> None:
     keep_port, change_port = free_port(), free_port()
     first = [
         {"name": "keep", "listen": f"127.0.0.1:{keep_port}", "upstream": "127.0.0.1:1"},
         {"name": "change", "listen": f"127.0.0.1:{change_port}", "upstream": "127.0.0.1:1"},
     ]
-    status, body = call(server, "POST", "/populate", first)
+    status, body = call(proxy_server, "POST", "/populate", first)
     assert status == 201
     assert [p["name"] for p in body["proxies"]] == ["keep", "change"]
     for name in ("keep", "change"):
-        call(server, "POST", f"/proxies/{name}/toxics", {"type": "latency"})
+        call(proxy_server, "POST", f"/proxies/{name}/toxics", {"type": "latency"})
     second = [
         first[0],
         {**first[1], "upstream": "127.0.0.1:2"},
         {"name": "new", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:3"},
     ]
-    status, body = call(server, "POST", "/populate", second)
+    status, body = call(proxy_server, "POST", "/populate", second)
     assert status == 201
     by_name = {p["name"]: p for p in body["proxies"]}
     assert set(by_name) == {"keep", "change", "new"}
@@ -326,9 +324,9 @@ def test_populate_creates_keeps_and_replaces(server: BackgroundServer) -> None:
     assert by_name["change"]["toxics"] == [] and by_name["change"]["upstream"] == "127.0.0.1:2"
 
 
-def test_populate_validates_everything_first(server: BackgroundServer) -> None:
+def test_populate_validates_everything_first(proxy_server: BackgroundServer) -> None:
     status, body = call(
-        server,
+        proxy_server,
         "POST",
         "/populate",
         [
@@ -338,8 +336,8 @@ def test_populate_validates_everything_first(server: BackgroundServer) -> None:
     )
     assert status == 400
     assert body["error"] == "missing required field: upstream at proxy 2"
-    assert call(server, "GET", "/proxies") == (200, {})
-    status, _ = call(server, "POST", "/populate", {"name": "not a list"})
+    assert call(proxy_server, "GET", "/proxies") == (200, {})
+    status, _ = call(proxy_server, "POST", "/populate", {"name": "not a list"})
     assert status == 400
 
 

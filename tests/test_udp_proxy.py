@@ -17,12 +17,6 @@ from gossipcert.chaos.toxiproxy import BackgroundServer
 from gossipcert.harness.drivers.waiting import wait_until
 
 
-@pytest.fixture
-def server() -> Iterator[BackgroundServer]:
-    with BackgroundServer() as srv:
-        yield srv
-
-
 def api(srv: BackgroundServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(srv.url + path, data=data, method=method,
@@ -91,9 +85,9 @@ def make(srv: BackgroundServer, echo: socket.socket, name: str = "u1") -> tuple[
     return host, int(port)
 
 
-def test_relays_datagrams_both_ways_per_client(server: BackgroundServer,
+def test_relays_datagrams_both_ways_per_client(proxy_server: BackgroundServer,
                                                echo: socket.socket) -> None:
-    target = make(server, echo)
+    target = make(proxy_server, echo)
     a, b = client(), client()
     try:
         assert exchange(a, echo, target, [b"a1", b"a2"]) == [b"echo:a1", b"echo:a2"]
@@ -105,30 +99,30 @@ def test_relays_datagrams_both_ways_per_client(server: BackgroundServer,
 
 
 def test_the_extension_is_marked_and_kept_apart_from_tcp_proxies(
-    server: BackgroundServer, echo: socket.socket,
+    proxy_server: BackgroundServer, echo: socket.socket,
 ) -> None:
-    make(server, echo)
-    status, tcp = api(server, "GET", "/proxies")
+    make(proxy_server, echo)
+    status, tcp = api(proxy_server, "GET", "/proxies")
     assert status == 200 and tcp == {}                    # not a TCP proxy
-    status, udp = api(server, "GET", "/udp/proxies")
+    status, udp = api(proxy_server, "GET", "/udp/proxies")
     assert status == 200 and udp["u1"]["protocol"] == "udp"
-    status, body = api(server, "POST", "/udp/proxies", {"name": "u1", "upstream": "x:1"})
+    status, body = api(proxy_server, "POST", "/udp/proxies", {"name": "u1", "upstream": "x:1"})
     assert (status, body["error"]) == (409, "proxy already exists")
-    status, body = api(server, "POST", "/udp/proxies", {"name": "u2"})
+    status, body = api(proxy_server, "POST", "/udp/proxies", {"name": "u2"})
     assert (status, body["error"]) == (400, "missing required field: upstream")
-    status, body = api(server, "POST", "/udp/proxies/u1/toxics", {"type": "slicer"})
+    status, body = api(proxy_server, "POST", "/udp/proxies/u1/toxics", {"type": "slicer"})
     assert status == 400 and "invalid toxic type" in body["error"]
-    status, body = api(server, "GET", "/udp/proxies/nope")
+    status, body = api(proxy_server, "GET", "/udp/proxies/nope")
     assert (status, body["error"]) == (404, "proxy not found")
 
 
-def test_latency_toxic_delays_each_datagram(server: BackgroundServer,
+def test_latency_toxic_delays_each_datagram(proxy_server: BackgroundServer,
                                             echo: socket.socket) -> None:
-    target = make(server, echo)
+    target = make(proxy_server, echo)
     c = client()
     try:
         exchange(c, echo, target, [b"warm"])
-        status, toxic = api(server, "POST", "/udp/proxies/u1/toxics",
+        status, toxic = api(proxy_server, "POST", "/udp/proxies/u1/toxics",
                             {"type": "latency", "attributes": {"latency": 150}})
         assert status == 200 and toxic["name"] == "latency_downstream"
         t0 = time.monotonic()
@@ -138,79 +132,82 @@ def test_latency_toxic_delays_each_datagram(server: BackgroundServer,
         c.close()
 
 
-def test_timeout_toxic_drops_everything_until_removed(server: BackgroundServer,
+def test_timeout_toxic_drops_everything_until_removed(proxy_server: BackgroundServer,
                                                       echo: socket.socket) -> None:
-    target = make(server, echo)
+    target = make(proxy_server, echo)
     c = client()
     try:
         assert exchange(c, echo, target, [b"x"]) == [b"echo:x"]
-        status, _ = api(server, "POST", "/udp/proxies/u1/toxics",
+        status, _ = api(proxy_server, "POST", "/udp/proxies/u1/toxics",
                         {"type": "timeout", "stream": "upstream", "attributes": {"timeout": 0}})
         assert status == 200
         assert exchange(c, echo, target, [b"y"] * 5, window_s=0.3) == []
-        status, _ = api(server, "DELETE", "/udp/proxies/u1/toxics/timeout_upstream")
+        status, _ = api(proxy_server, "DELETE", "/udp/proxies/u1/toxics/timeout_upstream")
         assert status == 204
         assert exchange(c, echo, target, [b"z"]) == [b"echo:z"]
     finally:
         c.close()
 
 
-def test_loss_toxic_drops_about_its_share(server: BackgroundServer, echo: socket.socket) -> None:
-    target = make(server, echo)
+def test_loss_toxic_drops_about_its_share(
+    proxy_server: BackgroundServer, echo: socket.socket,
+) -> None:
+    target = make(proxy_server, echo)
     c = client()
     try:
-        status, toxic = api(server, "POST", "/udp/proxies/u1/toxics",
+        status, toxic = api(proxy_server, "POST", "/udp/proxies/u1/toxics",
                             {"type": "loss", "stream": "upstream", "attributes": {"percent": 50}})
         assert status == 200 and toxic["attributes"] == {"percent": 50}
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         got = len(exchange(c, echo, target, [f"p{j}".encode() for j in range(400)],
                            window_s=0.5))
         assert 100 < got < 300, got
-        status, body = api(server, "POST", "/udp/proxies/u1/toxics",
+        status, body = api(proxy_server, "POST", "/udp/proxies/u1/toxics",
                            {"name": "bad", "type": "loss", "attributes": {"percent": 101}})
         assert status == 400
     finally:
         c.close()
 
 
-def test_disable_and_reset(server: BackgroundServer, echo: socket.socket) -> None:
-    target = make(server, echo)
+def test_disable_and_reset(proxy_server: BackgroundServer, echo: socket.socket) -> None:
+    target = make(proxy_server, echo)
     c = client()
     try:
-        api(server, "POST", "/udp/proxies/u1/toxics", {"type": "timeout"})
-        status, proxy = api(server, "POST", "/udp/proxies/u1", {"enabled": False})
+        api(proxy_server, "POST", "/udp/proxies/u1/toxics", {"type": "timeout"})
+        status, proxy = api(proxy_server, "POST", "/udp/proxies/u1", {"enabled": False})
         assert status == 200 and proxy["enabled"] is False
-        status, _ = api(server, "POST", "/reset")
+        status, _ = api(proxy_server, "POST", "/reset")
         assert status == 204
-        status, proxy = api(server, "GET", "/udp/proxies/u1")
+        status, proxy = api(proxy_server, "GET", "/udp/proxies/u1")
         assert proxy["enabled"] is True and proxy["toxics"] == []
         new_target = (target[0], int(proxy["listen"].rpartition(":")[2]))
         assert exchange(c, echo, new_target, [b"back"]) == [b"echo:back"]
-        status, _ = api(server, "DELETE", "/udp/proxies/u1")
+        status, _ = api(proxy_server, "DELETE", "/udp/proxies/u1")
         assert status == 204
-        assert api(server, "GET", "/udp/proxies")[1] == {}
+        assert api(proxy_server, "GET", "/udp/proxies")[1] == {}
     finally:
         c.close()
 
 
-def test_counters_count_datagrams_bytes_forwarded_and_dropped(server: BackgroundServer,
+def test_counters_count_datagrams_bytes_forwarded_and_dropped(proxy_server: BackgroundServer,
                                                               echo: socket.socket) -> None:
-    target = make(server, echo)
+    target = make(proxy_server, echo)
     c = client()
     try:
         assert len(exchange(c, echo, target, [b"abc", b"defg"])) == 2
-        status, stats = api(server, "GET", "/udp/proxies/u1/stats")
+        status, stats = api(proxy_server, "GET", "/udp/proxies/u1/stats")
         assert status == 200 and stats["protocol"] == "udp"
         assert stats["upstream"] == {"datagrams": 2, "bytes": 7, "forwarded": 2, "dropped": 0}
         assert stats["downstream"] == {"datagrams": 2, "bytes": 17, "forwarded": 2,
                                        "dropped": 0}
-        api(server, "POST", "/udp/proxies/u1/toxics", {"type": "timeout", "stream": "upstream"})
+        api(proxy_server, "POST", "/udp/proxies/u1/toxics",
+            {"type": "timeout", "stream": "upstream"})
         assert exchange(c, echo, target, [b"xy"], window_s=0.2) == []
-        status, every = api(server, "GET", "/stats")
+        status, every = api(proxy_server, "GET", "/stats")
         assert status == 200 and every["proxies"] == {}
         assert every["udp_proxies"]["u1"]["upstream"] == {"datagrams": 3, "bytes": 9,
                                                           "forwarded": 2, "dropped": 1}
     finally:
         c.close()
-    status, body = api(server, "GET", "/udp/proxies/nope/stats")
+    status, body = api(proxy_server, "GET", "/udp/proxies/nope/stats")
     assert (status, body["error"]) == (404, "proxy not found")

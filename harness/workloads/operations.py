@@ -1,8 +1,9 @@
 """One vocabulary of operations: every workload and fault step as a frozen value.
 
-Scenario files compile to these (:mod:`harness.workloads.planner`), Hypothesis generates them
-(:mod:`harness.workloads.properties`, :mod:`harness.run.explore`), replay files hold them and the
-history records each one as it starts (a ``step`` entry). One interpreter runs them:
+Scenario files compile to these (:mod:`harness.workloads.planner`), Hypothesis generates
+them (:mod:`harness.workloads.strategies`, for :mod:`harness.run.explore` and the property
+tests), replay files hold them and the history records each one as it starts (a ``step``
+entry). One interpreter runs them:
 each operation's own ``run`` against an :class:`~harness.workloads.interpreter.Execution`, which
 reaches the cluster through the one cluster interface (:mod:`harness.drivers.interface`), whether
 the cluster is real processes, Docker containers or the simulator.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 import gossipcert.reference_node.__main__ as entry
 from aiohttp import web
@@ -25,8 +26,5 @@ def control_patched(middleware: Middleware) -> Iterator[None]:
         app.middlewares.append(middleware)
         return app
 
-    entry.build_app = build  # type: ignore[assignment]
-    try:
+    with patch.object(entry, "build_app", build):
         yield
-    finally:
-        entry.build_app = original

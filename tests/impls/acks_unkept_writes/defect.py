@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.kv import write
 from gossipcert.reference_node.core.messages import KvState, Sibling
@@ -28,8 +29,5 @@ def installed() -> Iterator[None]:
         sibling = Sibling(self.id, self.clock.now(now_ms), value, False)
         return write(self.kv.get(key), key, sibling, seen, self.kv.policy)  # never stored
 
-    Node.kv_put = coalescing_put  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "kv_put", coalescing_put):
         yield
-    finally:
-        Node.kv_put = kv_put  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import BroadcastUpdate
 from gossipcert.reference_node.core.node import Node
@@ -53,12 +54,9 @@ def installed(honest: bool = False) -> Iterator[None]:
         releases = [at + HOLD_MS for _, at in held.get(self, {}).values()]
         return min([deadline, *releases])
 
-    Node._apply_broadcast = apply_late  # type: ignore[method-assign]
-    Node.tick = tick_releasing  # type: ignore[method-assign]
-    Node.next_deadline_ms = next_deadline_releasing  # type: ignore[method-assign]
-    try:
+    with (
+        patch.object(Node, "_apply_broadcast", apply_late),
+        patch.object(Node, "tick", tick_releasing),
+        patch.object(Node, "next_deadline_ms", next_deadline_releasing),
+    ):
         yield
-    finally:
-        Node._apply_broadcast = apply  # type: ignore[method-assign]
-        Node.tick = tick  # type: ignore[method-assign]
-        Node.next_deadline_ms = next_deadline  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import MemberUpdate, Status
 from gossipcert.reference_node.core.node import Node
@@ -24,9 +25,5 @@ def _give_up(self: Node, probe: ActiveProbe, now_ms: int) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Node._send_indirect_probes
-    Node._send_indirect_probes = _give_up  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_send_indirect_probes", _give_up):
         yield
-    finally:
-        Node._send_indirect_probes = original  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.kv import write
 from gossipcert.reference_node.core.messages import KvState, Sibling
@@ -15,8 +16,6 @@ from gossipcert.reference_node.core.vclock import VClock
 
 @contextmanager
 def installed() -> Iterator[None]:
-    kv_delete = Node.kv_delete
-
     def forget(self: Node, key: str, now_ms: int, context: VClock | None = None) -> KvState:
         store = self.kv
         answer = write(store.get(key), key, Sibling(self.id, self.clock.now(now_ms), None, True),
@@ -28,8 +27,5 @@ def installed() -> Iterator[None]:
                 store._on_change(key, None)
         return answer
 
-    Node.kv_delete = forget  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "kv_delete", forget):
         yield
-    finally:
-        Node.kv_delete = kv_delete  # type: ignore[method-assign]

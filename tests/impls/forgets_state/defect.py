@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node
 
@@ -13,7 +14,6 @@ from gossipcert.reference_node.core.node import Node
 @contextmanager
 def installed() -> Iterator[None]:
     init, apply_kv = Node.__init__, Node._apply_kv
-    restore, restore_writes = Node.restore, Node.restore_writes
 
     def born(self: Node, config: Any, now_ms: int) -> None:
         init(self, config, now_ms)
@@ -27,14 +27,10 @@ def installed() -> Iterator[None]:
     def nothing(self: Node, *args: Any) -> None:
         return None
 
-    Node.__init__ = born  # type: ignore[method-assign]
-    Node._apply_kv = only_new  # type: ignore[method-assign]
-    Node.restore = nothing  # type: ignore[method-assign,assignment]
-    Node.restore_writes = nothing  # type: ignore[method-assign,assignment]
-    try:
+    with (
+        patch.object(Node, "__init__", born),
+        patch.object(Node, "_apply_kv", only_new),
+        patch.object(Node, "restore", nothing),
+        patch.object(Node, "restore_writes", nothing),
+    ):
         yield
-    finally:
-        Node.__init__ = init  # type: ignore[method-assign]
-        Node._apply_kv = apply_kv  # type: ignore[method-assign]
-        Node.restore = restore  # type: ignore[method-assign]
-        Node.restore_writes = restore_writes  # type: ignore[method-assign]

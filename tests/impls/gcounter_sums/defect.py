@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.crdt import GCounter
 
@@ -19,9 +20,5 @@ def _summed(self: GCounter, other: GCounter) -> GCounter:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = GCounter.merge
-    GCounter.merge = _summed  # type: ignore[method-assign]
-    try:
+    with patch.object(GCounter, "merge", _summed):
         yield
-    finally:
-        GCounter.merge = original  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import Ack
 from gossipcert.reference_node.core.node import Node
@@ -21,8 +22,5 @@ def installed() -> Iterator[None]:
             return
         on_ack(self, ack, now_ms)
 
-    Node._on_ack = lossy_ring  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_on_ack", lossy_ring):
         yield
-    finally:
-        Node._on_ack = on_ack  # type: ignore[method-assign]

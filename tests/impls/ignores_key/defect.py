@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gossipcert.reference_node.core.keyring import KEY_SIZES, Keyring, KeyringError
@@ -22,9 +23,5 @@ def _install(self: Keyring, key: bytes) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Keyring.install
-    Keyring.install = _install  # type: ignore[method-assign]
-    try:
+    with patch.object(Keyring, "install", _install):
         yield
-    finally:
-        Keyring.install = original  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import MemberUpdate, Message
 from gossipcert.reference_node.core.node import Node
@@ -34,10 +35,8 @@ def installed() -> Iterator[None]:
             return
         apply_member(self, update, now_ms, **kwargs)
 
-    Node.receive = remembering_sender  # type: ignore[method-assign]
-    Node._apply_member = first_hand  # type: ignore[method-assign]
-    try:
+    with (
+        patch.object(Node, "receive", remembering_sender),
+        patch.object(Node, "_apply_member", first_hand),
+    ):
         yield
-    finally:
-        Node.receive = receive  # type: ignore[method-assign]
-        Node._apply_member = apply_member  # type: ignore[method-assign]

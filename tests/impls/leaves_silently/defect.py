@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.membership import Status
 from gossipcert.reference_node.core.node import Node
@@ -23,9 +24,5 @@ def _quit(self: Node, now_ms: int) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Node.leave
-    Node.leave = _quit  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "leave", _quit):
         yield
-    finally:
-        Node.leave = original  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core import kv
 
@@ -17,8 +18,5 @@ def installed() -> Iterator[None]:
     def one_sibling(key: str, siblings: Any, context: Any, policy: Any) -> Any:
         return normalize(key, siblings, context, "lww")
 
-    kv.normalize = one_sibling
-    try:
+    with patch.object(kv, "normalize", one_sibling):
         yield
-    finally:
-        kv.normalize = normalize

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import Sibling
 
@@ -17,9 +18,5 @@ def _oldest_first(self: Sibling) -> tuple[int, int, str]:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Sibling.__dict__["version"]
-    Sibling.version = property(_oldest_first)  # type: ignore[assignment,method-assign]
-    try:
+    with patch.object(Sibling, "version", property(_oldest_first)):
         yield
-    finally:
-        Sibling.version = original  # type: ignore[method-assign]

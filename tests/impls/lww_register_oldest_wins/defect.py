@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.crdt import LWWRegister
 
@@ -19,9 +20,5 @@ def _oldest(self: LWWRegister, other: LWWRegister) -> LWWRegister:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = LWWRegister.merge
-    LWWRegister.merge = _oldest  # type: ignore[method-assign]
-    try:
+    with patch.object(LWWRegister, "merge", _oldest):
         yield
-    finally:
-        LWWRegister.merge = original  # type: ignore[method-assign]

@@ -1,7 +1,7 @@
 """Seeded defect: last-writer-wins breaks timestamp ties towards the *smaller* node id.
 
-``installed()`` patches the reference core and undoes it on exit, so the in-memory
-cluster (``harness.workloads.properties``) can run it next to the unpatched core in one process.
+``installed()`` patches the reference core and undoes it on exit, so the simulator
+(``harness.drivers.simulated``) can run it next to the unpatched core in one process.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import Sibling
 
@@ -37,9 +38,5 @@ def _wrong_version(self: Sibling) -> tuple[int, int, Any]:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Sibling.__dict__["version"]
-    Sibling.version = property(_wrong_version)  # type: ignore[assignment,method-assign]
-    try:
+    with patch.object(Sibling, "version", property(_wrong_version)):
         yield
-    finally:
-        Sibling.version = original  # type: ignore[method-assign]

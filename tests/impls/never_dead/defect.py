@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.suspicion import Suspicion
 
@@ -17,9 +18,5 @@ def _never(self: Suspicion) -> int:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Suspicion.__dict__["deadline_ms"]
-    Suspicion.deadline_ms = _never  # type: ignore[method-assign]
-    try:
+    with patch.object(Suspicion, "deadline_ms", _never):
         yield
-    finally:
-        Suspicion.deadline_ms = original  # type: ignore[method-assign]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node
 
@@ -14,9 +15,5 @@ def _silent(self: Node, update: object, now_ms: int) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Node._about_self
-    Node._about_self = _silent  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_about_self", _silent):
         yield
-    finally:
-        Node._about_self = original  # type: ignore[method-assign]

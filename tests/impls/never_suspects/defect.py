@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node
 
@@ -14,9 +15,5 @@ def _ignore(self: Node, probe: object, now_ms: int) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Node._probe_failed
-    Node._probe_failed = _ignore  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_probe_failed", _ignore):
         yield
-    finally:
-        Node._probe_failed = original  # type: ignore[method-assign]

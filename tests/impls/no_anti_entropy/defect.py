@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node, _advance
 
@@ -17,9 +18,5 @@ def _never(self: Node, now_ms: int) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Node._tick_push_pull
-    Node._tick_push_pull = _never  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_tick_push_pull", _never):
         yield
-    finally:
-        Node._tick_push_pull = original  # type: ignore[method-assign]

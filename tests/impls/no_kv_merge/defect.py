@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node
 
@@ -17,9 +18,5 @@ def _dropped(self: Node, entry: Any, now_ms: int, **kwargs: Any) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = Node._apply_kv
-    Node._apply_kv = _dropped  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_apply_kv", _dropped):
         yield
-    finally:
-        Node._apply_kv = original  # type: ignore[method-assign]

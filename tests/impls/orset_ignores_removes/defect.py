@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.crdt import ORSet
 from gossipcert.reference_node.core.hlc import Timestamp
@@ -20,8 +21,5 @@ def installed() -> Iterator[None]:
             return self
         return apply(self, op, value, writer, ts)
 
-    ORSet.apply = grow_only  # type: ignore[method-assign]
-    try:
+    with patch.object(ORSet, "apply", grow_only):
         yield
-    finally:
-        ORSet.apply = apply  # type: ignore[method-assign]

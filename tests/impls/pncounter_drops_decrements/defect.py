@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.crdt import PNCounter, _merge_counts
 
@@ -15,9 +16,5 @@ def _own_decrements(self: PNCounter, other: PNCounter) -> PNCounter:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    original = PNCounter.merge
-    PNCounter.merge = _own_decrements  # type: ignore[method-assign]
-    try:
+    with patch.object(PNCounter, "merge", _own_decrements):
         yield
-    finally:
-        PNCounter.merge = original  # type: ignore[method-assign]

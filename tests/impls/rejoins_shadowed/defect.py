@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node
 
@@ -17,11 +18,8 @@ def _ignored(self: Node, *args: object) -> None:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    about_self, restore_incarnation = Node._about_self, Node.restore_incarnation
-    Node._about_self = _ignored  # type: ignore[method-assign,assignment]
-    Node.restore_incarnation = _ignored  # type: ignore[method-assign,assignment]
-    try:
+    with (
+        patch.object(Node, "_about_self", _ignored),
+        patch.object(Node, "restore_incarnation", _ignored),
+    ):
         yield
-    finally:
-        Node._about_self = about_self  # type: ignore[method-assign]
-        Node.restore_incarnation = restore_incarnation  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core import membership
 from gossipcert.reference_node.core.messages import Status
@@ -33,10 +34,8 @@ def installed() -> Iterator[None]:
         )
         return replace(full, members=members)
 
-    membership.supersedes = stale_alive_wins
-    Node._state = dead_as_alive  # type: ignore[method-assign]
-    try:
+    with (
+        patch.object(membership, "supersedes", stale_alive_wins),
+        patch.object(Node, "_state", dead_as_alive),
+    ):
         yield
-    finally:
-        membership.supersedes = supersedes
-        Node._state = state  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import BroadcastUpdate
 from gossipcert.reference_node.core.node import Node
@@ -24,10 +25,8 @@ def installed() -> Iterator[None]:
     def no_broadcasts(self: Node) -> object:
         return replace(state(self), broadcasts=())
 
-    Node._apply_broadcast = no_relay  # type: ignore[method-assign]
-    Node._state = no_broadcasts  # type: ignore[assignment,method-assign]
-    try:
+    with (
+        patch.object(Node, "_apply_broadcast", no_relay),
+        patch.object(Node, "_state", no_broadcasts),
+    ):
         yield
-    finally:
-        Node._apply_broadcast = apply  # type: ignore[method-assign]
-        Node._state = state  # type: ignore[method-assign]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.node import Node
 
@@ -28,8 +29,5 @@ def installed() -> Iterator[None]:
                      seen: Any) -> Any:
         return original(self, key, value, deleted, now_ms + AHEAD_MS, seen)
 
-    Node._local_write = stamped_late  # type: ignore[method-assign]
-    try:
+    with patch.object(Node, "_local_write", stamped_late):
         yield
-    finally:
-        Node._local_write = original  # type: ignore[method-assign]

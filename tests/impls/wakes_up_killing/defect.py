@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest.mock import patch
 
 from gossipcert.reference_node.core.messages import MemberUpdate, Message, Status
 from gossipcert.reference_node.core.node import Node
@@ -40,10 +41,8 @@ def installed() -> Iterator[None]:
         _sweep_after_stall(self, now_ms)
         tick(self, now_ms)
 
-    Node.receive = receive_late  # type: ignore[method-assign]
-    Node.tick = tick_late  # type: ignore[method-assign]
-    try:
+    with (
+        patch.object(Node, "receive", receive_late),
+        patch.object(Node, "tick", tick_late),
+    ):
         yield
-    finally:
-        Node.receive = receive  # type: ignore[method-assign]
-        Node.tick = tick  # type: ignore[method-assign]
