@@ -18,7 +18,7 @@ from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.properties import settle_ms, settle_ops
+from gossipcert.harness.workloads.settle import settle_ms, settle_ops
 
 
 def history(nodes: int, rounds: int) -> list:

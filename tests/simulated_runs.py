@@ -1,6 +1,6 @@
 """Sequences of operations run on reference cores in the simulator, for the tests.
 
-Hand-written sequences get the settle of :mod:`harness.workloads.properties` appended, so
+Hand-written sequences get the settle of :mod:`harness.workloads.settle` appended, so
 every timed requirement's deadline has passed when the history is judged. Generated ones
 come from the harness's one generator (:mod:`harness.workloads.strategies`), whose
 sequences end settled on their own and run as drawn. Either saves as a replay file
@@ -19,7 +19,7 @@ from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.run.replay import ReplayFile, save_replay
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.properties import settle_ms, settle_ops
+from gossipcert.harness.workloads.settle import settle_ms, settle_ops
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 
