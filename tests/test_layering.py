@@ -158,3 +158,54 @@ def test_no_import_cycle() -> None:
         ]
         described.append(" <-> ".join(component) + "\n" + "\n".join(edges))
     assert not described, "import cycles:\n" + "\n".join(described)
+
+
+# Inside the harness: a run goes commands -> run -> workloads -> drivers | judging, and
+# nothing imports a layer above its own. The modules at the top of the harness (errors,
+# history, manifest, profiles) are shared by every layer and import none of the upper ones.
+HARNESS_LAYERS = ("commands", "run", "workloads", "drivers", "judging")
+# Same-level layers that must not know each other: nodes and fault planes on one side,
+# verdicts on the other, so a history judged from disk needs no driver.
+APART = {("drivers", "judging"), ("judging", "drivers")}
+
+
+def _harness_layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[1] != "harness":
+        return None
+    if len(parts) > 2 and parts[2] in HARNESS_LAYERS:
+        return parts[2]
+    return "top"
+
+
+def _layer_edge_allowed(importer: str, imported: str) -> bool:
+    if importer == imported or imported == "top":
+        return True
+    if importer == "top":
+        return imported in ("judging", "drivers")  # the catalogue's bounds, the backend table
+    if (importer, imported) in APART:
+        return False
+    return HARNESS_LAYERS.index(importer) < HARNESS_LAYERS.index(imported)
+
+
+def test_harness_layers_import_only_downwards() -> None:
+    edges = [
+        f"{_where(module, line)} ({_harness_layer(module)}) imports {target} "
+        f"({_harness_layer(target)})"
+        for module, targets in GRAPH.items()
+        if _harness_layer(module) is not None and not module.endswith("__main__")
+        for target, line in targets
+        if _harness_layer(target) is not None
+        and not _layer_edge_allowed(str(_harness_layer(module)), str(_harness_layer(target)))
+    ]
+    assert not edges, ("harness layers: " + " -> ".join(HARNESS_LAYERS)
+                       + " (drivers and judging apart):\n" + "\n".join(edges))
+
+
+def test_no_harness_folder_holds_more_than_fifteen_modules() -> None:
+    folders: dict[Path, int] = {}
+    for path in MODULES.values():
+        if path.is_relative_to(REPO / "harness") and path.name != "__init__.py":
+            folders[path.parent] = folders.get(path.parent, 0) + 1
+    crowded = {str(f.relative_to(REPO)): n for f, n in folders.items() if n > 15}
+    assert not crowded, f"folders over 15 modules: {crowded}"

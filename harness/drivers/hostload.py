@@ -184,7 +184,9 @@ class HostLoadMonitor:
                     self.episodes += 1
                     self.history.append("phase", "host-saturated", time_ms=start_ms,
                                         args={"edge": "start", "busy": round(share, 3),
-                                              "cpus": self.cpus})
+                                              "cpus": self.cpus,
+                                              "threshold_busy": SATURATED_BUSY,
+                                              "samples": SATURATED_SAMPLES})
             else:
                 if run >= SATURATED_SAMPLES:
                     self.history.append("phase", "host-saturated",

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
-from gossipcert.harness.drivers.hostload import SATURATED_BUSY, SATURATED_SAMPLES
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import evaluate
 from gossipcert.harness.judging.index import HistoryIndex, Op
@@ -254,10 +253,14 @@ def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
         return None
     saturated = index.phase_args.get("host-saturated") or []
     if saturated:
-        cpus = saturated[0].get("cpus", "?")
+        first = saturated[0]
+        cpus = first.get("cpus", "?")
+        how = ""
+        if "threshold_busy" in first and "samples" in first:
+            how = (f" (at least {float(first['threshold_busy']):.0%} busy for "
+                   f"{first['samples']} s or more)")
         return (
-            f"the host could not keep up: its {cpus} CPU(s) were saturated (at least "
-            f"{SATURATED_BUSY:.0%} busy for {SATURATED_SAMPLES} s or more) "
+            f"the host could not keep up: its {cpus} CPU(s) were saturated{how} "
             f"{len(saturated)} time(s) during the run, so this run cannot judge timing "
             "(run.host_load in the report says which processes used the CPU)"
         )
