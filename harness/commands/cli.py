@@ -20,7 +20,8 @@ from gossipcert.harness.errors import (
     USER_ERRORS,
     describe,
 )
-from gossipcert.harness.profiles import profile_names
+from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
+from gossipcert.harness.profiles import DEFAULT_PROFILE, profile_names
 
 
 def _positive_int(text: str) -> int:
@@ -40,6 +41,40 @@ def _port(text: str) -> int:
     return value
 
 
+def _run_arguments(command: argparse.ArgumentParser, report_dir_help: str) -> None:
+    """The options of every command that starts a cluster of an implementation."""
+    command.add_argument("--impl", default="reference",
+                         help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a "
+                              "Maelstrom node binary) or the path of an implementation "
+                              "manifest (YAML) or of its folder")
+    command.add_argument("--workload", default=None, metavar="broadcast|g-counter",
+                         help="with --impl maelstrom:PATH: the Maelstrom workload the node "
+                              "implements (default: broadcast)")
+    command.add_argument("--backend", default="process", choices=list(BACKENDS),
+                         help=backends_help("process"))
+    command.add_argument("--nodes", type=_positive_int, default=5,
+                         help="cluster size (default 5)")
+    command.add_argument("--seed", type=int, default=None,
+                         help="seed of every random choice in the run (default: random, "
+                              "reported)")
+    command.add_argument("--report-dir", type=Path, default=None,
+                         help=f"{report_dir_help} (default: gossipcert-runs/<stamp>...)")
+    command.add_argument("--base-port", type=_port, default=None,
+                         help="fixed ports: gossip on BASE, control on BASE+1 of each node's "
+                              "address (default: free ports)")
+    command.add_argument("--toxiproxy-url", default=None,
+                         help="use this Toxiproxy (or compatible) server instead of starting "
+                              "ours")
+    command.add_argument("--profile", default=DEFAULT_PROFILE, choices=profile_names(),
+                         help="timing profile (memberlist's defaults): declared timing slower "
+                              "than it is judged at its ceiling, and the report says so "
+                              f"(default: {DEFAULT_PROFILE})")
+    command.add_argument("--clock-skew-ms", type=float, default=DEFAULT_CLOCK_SKEW_MS,
+                         help="how far node clocks may be from the harness's: an LWW "
+                              "timestamp outside its call by more is a clock violation "
+                              f"(default: {DEFAULT_CLOCK_SKEW_MS:g})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gossipcert",
@@ -57,24 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "was untested or could not be judged), 4 ERROR (the harness's own parts "
                     "failed mid-run; a partial report), 130 interrupted.",
     )
-    cert.add_argument("--impl", default="reference",
-                      help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a Maelstrom "
-                           "node binary) or the path of an implementation manifest (YAML)")
-    cert.add_argument("--workload", default=None, metavar="broadcast|g-counter",
-                      help="with --impl maelstrom:PATH: the Maelstrom workload the node "
-                           "implements (default: broadcast)")
-    cert.add_argument("--backend", default="process", choices=list(BACKENDS),
-                      help=backends_help("process"))
-    cert.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
-    cert.add_argument("--seed", type=int, default=None,
-                      help="seed of every random choice in the run (default: random, reported)")
-    cert.add_argument("--report-dir", type=Path, default=None,
-                      help="where the report and logs go (default: gossipcert-runs/<stamp>...)")
-    cert.add_argument("--base-port", type=_port, default=None,
-                      help="fixed ports: gossip on BASE, control on BASE+1 of each node's "
-                           "address (default: free ports)")
-    cert.add_argument("--toxiproxy-url", default=None,
-                      help="use this Toxiproxy (or compatible) server instead of starting ours")
+    _run_arguments(cert, "where the report and logs go")
     cert.add_argument("--scenario", default=None,
                       help="run this one scenario only: a shipped scenario name (see "
                            "'gossipcert scenarios') or the path of a scenario file (YAML) "
@@ -86,13 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="length of every quiet phase in seconds (default: the scenario's)")
     cert.add_argument("--partition-s", type=float, default=None,
                       help="how long the partition holds (default: from the timing)")
-    cert.add_argument("--profile", default="lan", choices=profile_names(),
-                      help="timing profile (memberlist's defaults): declared timing slower "
-                           "than it is judged at its ceiling, and the report says so "
-                           "(default: lan)")
-    cert.add_argument("--clock-skew-ms", type=float, default=250.0,
-                      help="how far node clocks may be from the harness's: an LWW timestamp "
-                           "outside its call by more is a clock violation (default: 250)")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
 
@@ -108,29 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "(not a certificate), 2 bad input, 4 the harness failed mid-run, "
                     "130 interrupted.",
     )
-    explore.add_argument("--impl", default="reference",
-                         help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' (a "
-                              "Maelstrom node binary) or the path of an implementation manifest "
-                              "(YAML) or of its folder")
-    explore.add_argument("--workload", default=None, metavar="broadcast|g-counter",
-                         help="with --impl maelstrom:PATH: the Maelstrom workload the node "
-                              "implements (default: broadcast)")
-    explore.add_argument("--backend", default="process", choices=list(BACKENDS),
-                         help=backends_help("process"))
+    _run_arguments(explore, "where the report, replay file and logs go")
     explore.add_argument("--budget", default="10m",
                          help="wall time for searching and shrinking, e.g. 90s, 10m, 1h "
                               "(default: 10m)")
-    explore.add_argument("--nodes", type=_positive_int, default=5,
-                         help="cluster size (default 5)")
-    explore.add_argument("--seed", type=int, default=None,
-                         help="seed of the search (default: random, reported)")
-    explore.add_argument("--report-dir", type=Path, default=None,
-                         help="where the report, replay file and logs go (default: "
-                              "gossipcert-runs/<stamp>...)")
     explore.add_argument("--max-steps", type=_positive_int, default=12,
                          help="most choices drawn per sequence (default 12)")
-    explore.add_argument("--profile", default="lan", choices=profile_names(),
-                         help="timing profile the bounds are judged at (default: lan)")
 
     replay = sub.add_parser(
         "replay",
@@ -299,7 +293,10 @@ def _explore(args: argparse.Namespace) -> int:
         seed=args.seed,
         report_dir=args.report_dir,
         profile=args.profile,
+        clock_skew_ms=args.clock_skew_ms,
         max_steps=args.max_steps,
+        base_port=args.base_port,
+        toxiproxy_url=args.toxiproxy_url,
         progress=print_progress,
     ))
     print(result.summary)
