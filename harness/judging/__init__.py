@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import BoundError, derived_parameters
-from gossipcert.harness.judging.checker import Checker, as_index, bound_of, make_verdict
+from gossipcert.harness.judging.checker import Checker, bound_of, make_verdict
 from gossipcert.harness.judging.dissemination import (
     check_broadcast_delivery,
     check_broadcast_latency,
@@ -73,7 +73,6 @@ __all__ = [
     "Checker",
     "resolve_checker",
     "run_checks",
-    "run_parameters",
     "check_broadcast_delivery",
     "check_broadcast_latency",
     "check_crdt_g_counter",
@@ -143,12 +142,6 @@ def resolve_checker(name: str) -> Checker:
         raise KeyError(f"no checker named {name!r} (known: {known})") from None
 
 
-def run_parameters(history: Sequence[Entry] | HistoryIndex) -> dict[str, float]:
-    """The bound names for a history: its meta's timing and cluster size."""
-    index = as_index(history)
-    return derived_parameters(index.timing, len(index.nodes))
-
-
 def run_checks(
     history: Sequence[Entry],
     catalogue: Sequence[Requirement],
@@ -164,6 +157,7 @@ def run_checks(
     """
     if index is None:
         index = HistoryIndex.build(history)
+    # Derived once per judged history, from the timing in its meta, for every checker.
     params = derived_parameters(index.timing, len(index.nodes))
     verdicts: list[Verdict] = []
     for number, requirement in enumerate(catalogue, 1):

@@ -21,12 +21,13 @@ from typing import Any
 from gossipcert.harness.drivers.hostload import SATURATED_BUSY, SATURATED_SAMPLES
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import evaluate
-from gossipcert.harness.judging.index import HistoryIndex, Op
+from gossipcert.harness.judging.index import HistoryIndex, PairedOp
 from gossipcert.harness.judging.verdict import Requirement, Verdict, crdt_type_claimed
 
 __all__ = [
     "EVIDENCE_LIMIT",
     "Checker",
+    "JudgingContext",
     "Tally",
     "as_index",
     "bound_of",
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 # A checker: the history (or its index, built once by whoever checks many requirements),
-# the requirement, and the bound's parameters (:func:`harness.judging.bounds.derived_parameters`).
+# the requirement, and the bound's parameters (:func:`harness.judging.bounds.derived_parameters`),
+# derived once per judged history by whoever checks it.
 Checker = Callable[[Sequence[Entry] | HistoryIndex, Requirement, Mapping[str, float]], Verdict]
 
 # Evidence lists are capped so a report stays readable whatever the cluster size.
@@ -156,7 +158,7 @@ def _not_claimed(index: HistoryIndex, requirement: Requirement) -> str | None:
 
 def _capability_ops(
     index: HistoryIndex, capability: str, names: Iterable[str] | None = None
-) -> list[Op]:
+) -> list[PairedOp]:
     wanted = _CAPABILITY_OPS.get(capability, ()) if names is None else tuple(names)
     return [op for name in wanted for op in index.ops.get(name, [])]
 
@@ -177,7 +179,7 @@ def _unimplemented(index: HistoryIndex, capability: str) -> str | None:
     return None
 
 
-def _answered_501(op: Op) -> bool:
+def _answered_501(op: PairedOp) -> bool:
     """Whether a call was refused as not implemented (HTTP 501, or the contract's
     ``not_implemented`` error code when the status was not recorded)."""
     result = op.result if isinstance(op.result, Mapping) else {}
@@ -195,7 +197,17 @@ def _reads_failed(index: HistoryIndex, capability: str) -> str | None:
     return None
 
 
-_Body = Callable[[HistoryIndex, Requirement, float], Verdict]
+@dataclass(frozen=True)
+class JudgingContext:
+    """What every requirement of one history is judged against: the history's index and
+    the timing's derived parameters, computed once for all of them, so no checker
+    derives them again (and none can derive them from a different timing)."""
+
+    index: HistoryIndex
+    params: Mapping[str, float]
+
+
+_Body = Callable[[JudgingContext, Requirement, float], Verdict]
 
 
 def as_index(history: Sequence[Entry] | HistoryIndex) -> HistoryIndex:
@@ -204,7 +216,7 @@ def as_index(history: Sequence[Entry] | HistoryIndex) -> HistoryIndex:
 
 
 def checker(body: _Body) -> Checker:
-    """Turn ``body(index, requirement, bound)`` into the public checker signature.
+    """Turn ``body(judging, requirement, bound)`` into the public checker signature.
 
     Around the body: a requirement the implementation does not claim is ``not-claimed``;
     a declared capability that answered 501 to every call fails (the contract says a
@@ -226,7 +238,7 @@ def checker(body: _Body) -> Checker:
         violation = _unimplemented(index, requirement.capability)
         if violation is not None:
             return make_verdict(requirement, "fail", None, bound, violation)
-        verdict = body(index, requirement, bound)
+        verdict = body(JudgingContext(index, params), requirement, bound)
         if verdict.status == "untested":
             failed = _reads_failed(index, requirement.capability)
             if failed is not None:

@@ -9,8 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from gossipcert.harness.judging.checker import Tally, checker, make_verdict, timed_verdict
-from gossipcert.harness.judging.index import INF, HistoryIndex, Op
+from gossipcert.harness.judging.checker import (
+    JudgingContext,
+    Tally,
+    checker,
+    make_verdict,
+    timed_verdict,
+)
+from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import quantiles
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 
@@ -55,7 +61,7 @@ def member_deadline(
 
 @checker
 def check_broadcast_delivery(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
 
@@ -64,6 +70,7 @@ def check_broadcast_delivery(
     member the origin could not reach inside the window is held to the bound from the
     heal (:func:`member_deadline`).
     """
+    index = judging.index
     tally = Tally(bound)
     broadcasts = index.ops.get("broadcast", [])
     if not broadcasts:
@@ -176,9 +183,12 @@ def _resolution_ms(index: HistoryIndex) -> tuple[float, str]:
 
 
 @checker
-def check_broadcast_latency(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_broadcast_latency(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """BCAST-LATENCY: the median dissemination latency stays near the push-gossip round
     count; p90/p99/max and the sampling resolution are reported alongside."""
+    index = judging.index
     samples = broadcast_latencies(index)
     if not samples:
         why = "no broadcast was received by a member other than its origin"
@@ -205,11 +215,11 @@ def check_broadcast_latency(index: HistoryIndex, requirement: Requirement, bound
     return make_verdict(requirement, status, median, bound, text, details)
 
 
-def _rounds(reads: Sequence[Op]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
+def _rounds(reads: Sequence[PairedOp]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
     """Metrics reads grouped into rounds (``args.round``, else one read per node in a row):
     (first invoked, last completed, node -> counters)."""
-    grouped: dict[Any, list[Op]] = defaultdict(list)
-    loose: list[Op] = []
+    grouped: dict[Any, list[PairedOp]] = defaultdict(list)
+    loose: list[PairedOp] = []
     for r in reads:
         if r.outcome != "ok" or r.node is None or not isinstance(r.result, Mapping):
             continue
@@ -245,10 +255,13 @@ def _delta(
 
 
 @checker
-def check_messages_per_op(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_messages_per_op(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """BCAST-MSGS-PER-OP: messages the whole cluster sent per client operation, over the
     window between the metrics rounds around the workload, net of the background rate
     (probes, gossip, push-pull) measured between metrics rounds in a quiet phase."""
+    index = judging.index
     rounds = _rounds(index.ops.get("metrics", []))
     if len(rounds) < 2:
         why = "fewer than two rounds of GET /v1/metrics in the history"

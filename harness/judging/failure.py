@@ -13,9 +13,9 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.judging.checker import (
     EVIDENCE_LIMIT,
+    JudgingContext,
     Tally,
     checker,
     in_time,
@@ -40,15 +40,21 @@ _RESUMING_FAULTS = ("resume", "unpause", "cont")
 
 
 @checker
-def check_failure_detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_failure_detection(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """FD-DETECT: every member still up marks a SIGKILLed node dead within the bound."""
+    index = judging.index
     return _detection(index, requirement, bound)
 
 
 @checker
-def check_detection_speed(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_detection_speed(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """FD-DETECT-EXPECTED: FD-DETECT's figure against what SWIM leads one to expect (a
     SHOULD: slow, not broken)."""
+    index = judging.index
     return _detection(index, requirement, bound)
 
 
@@ -111,12 +117,15 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
 
 
 @checker
-def check_no_false_positive(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_no_false_positive(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """FD-NO-FALSE-POSITIVE: in a quiet phase, nobody live is suspected or declared dead.
 
     Each change of a pair's reported status into ``suspect`` or ``dead`` inside a quiet
     window counts once; a mark still standing when a window opens counts too.
     """
+    index = judging.index
     windows = sorted(index.phases.get("quiet", []))
     if not windows:
         why = "the history has no quiet phase"
@@ -179,13 +188,16 @@ def check_no_false_positive(index: HistoryIndex, requirement: Requirement, bound
 
 
 @checker
-def check_dead_stays_dead(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_dead_stays_dead(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """FD-DEAD-STAYS-DEAD: once a member reports a killed node dead, it never reports it
     alive or suspect again until that node restarts (a stale alive must not resurrect it).
 
     Only a report certainly served after the dead one counts: a read invoked before the
     dead report could have happened may show the older status without any regression.
     """
+    index = judging.index
     if not index.kills:
         return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
     incidents: list[dict[str, Any]] = []
@@ -399,12 +411,12 @@ def _fp_verdict(
 
 @checker
 def check_no_false_positive_latency(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """FD-NO-FP-LATENCY: under added latency below the probe timeout, nobody is declared
     dead. Windows whose latency (plus jitter) reaches the probe timeout do not qualify."""
-    params = derived_parameters(index.timing, len(index.nodes))
-    timeout = params["probe_timeout_ms"]
+    index = judging.index
+    timeout = judging.params["probe_timeout_ms"]
     windows: list[tuple[float, float, str | None]] = []
     skipped: list[str] = []
     for start, end, args, _ in _windows(index, "latency", ("latency",), _CLEARING_FAULTS):
@@ -425,10 +437,11 @@ def check_no_false_positive_latency(
 
 @checker
 def check_no_false_positive_loss(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """FD-NO-FP-LOSS: under up to 10% packet/message loss nobody is declared dead (a
     suspicion may be raised, then refuted: that is SWIM working)."""
+    index = judging.index
     windows: list[tuple[float, float, str | None]] = []
     skipped: list[str] = []
     for start, end, args, _ in _windows(index, "lossy", ("loss",), _CLEARING_FAULTS):
@@ -444,7 +457,7 @@ def check_no_false_positive_loss(
 
 @checker
 def check_no_false_positive_pause(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """FD-NO-FP-PAUSE: while one node is paused (SIGSTOP) and until its aftermath has had
     time to settle, no *other* live member is declared dead by anyone, the resumed node
@@ -452,7 +465,8 @@ def check_no_false_positive_pause(
 
     A pair separated by a partition or cut inside the window is excluded: a death the
     partition explains is not one the pause caused."""
-    params = derived_parameters(index.timing, len(index.nodes))
+    index = judging.index
+    params = judging.params
     aftermath = params["suspicion_max_ms"] + params["dissemination_ms"]
     windows: list[tuple[float, float, str | None]] = []
     skipped: list[str] = []

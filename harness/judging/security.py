@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gossipcert.harness.judging.checker import checker, make_verdict
-from gossipcert.harness.judging.index import HistoryIndex
+from gossipcert.harness.judging.checker import JudgingContext, checker, make_verdict
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 
 __all__ = ["check_wrong_key_rejected"]
@@ -13,11 +12,12 @@ __all__ = ["check_wrong_key_rejected"]
 
 @checker
 def check_wrong_key_rejected(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """SEC-WRONG-KEY: no member holding the right key ever lists an intruder (a node
     started with a wrong key: ``start`` args ``key: wrong``) as alive or suspect, and no
     broadcast from an intruder reaches one."""
+    index = judging.index
     intruders = index.intruders
     if not intruders:
         why = "no node was started with a wrong key"

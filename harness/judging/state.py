@@ -14,9 +14,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.checker import Tally, checker, make_verdict, timed_verdict
-from gossipcert.harness.judging.index import INF, HistoryIndex, Op
+from gossipcert.harness.judging.checker import (
+    JudgingContext,
+    Tally,
+    checker,
+    make_verdict,
+    timed_verdict,
+)
+from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import (
     CounterOp,
     SetOp,
@@ -204,8 +209,11 @@ def heal_kv(
 
 
 @checker
-def check_kv_convergence(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_convergence(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """KV-CONVERGENCE: once writes stop, every surviving member ends with one digest."""
+    index = judging.index
     t_stop, why = _settle_point(index)
     if t_stop is None:
         return make_verdict(requirement, "untested", None, bound, str(why))
@@ -271,10 +279,11 @@ def check_kv_convergence(index: HistoryIndex, requirement: Requirement, bound: f
 
 @checker
 def check_kv_after_partition(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """KV-AFTER-PARTITION: after a heal, every member's kv digest agrees within the bound
     (writes made on either side during the partition must cross over)."""
+    index = judging.index
     heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
     if not heals:
         why = "no partition was applied and healed"
@@ -310,9 +319,12 @@ def check_kv_after_partition(
 
 
 @checker
-def check_kv_after_restart(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_after_restart(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """KV-AFTER-RESTART: a node restarted with its state lost gets the cluster's state back
     (its digest equals every live member's) within the bound of its readiness."""
+    index = judging.index
     tally = Tally(bound)
     skipped: list[dict[str, Any]] = []
     restarts = [life for lives in index.lives.values() for life in lives[1:]]
@@ -421,9 +433,10 @@ def _get_contexts(index: HistoryIndex) -> dict[str, list[tuple[Any, Sequence[Any
 
 
 @checker
-def check_kv_mv(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_mv(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """KV-MV: under multi-value, every member keeps exactly the causally maximal writes
     as siblings: none lost, none that a context superseded."""
+    index = judging.index
     if index.conflict_policy != "mv":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'mv'"
         return make_verdict(requirement, "untested", None, bound, policy)
@@ -486,7 +499,7 @@ def _count_verdict(
 
 
 @checker
-def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_no_lost_write(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """KV-NO-LOST-WRITE: every acknowledged write is in every survivor's final state or
     superseded there by a later (lww) or causally newer (mv) write or delete.
 
@@ -494,6 +507,7 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
     is excused (it had no chance to leave a node without durable storage) unless some
     other member was seen holding it.
     """
+    index = judging.index
     by_key = writes_by_key(index)
     if not by_key:
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
@@ -502,7 +516,7 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
         return make_verdict(requirement, "untested", None, bound, why)
     policy = index.conflict_policy or "lww"
     contexts = _get_contexts(index) if policy == "mv" else {}
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    grace = judging.params["gossip_interval_ms"]
     bad: list[dict[str, Any]] = []
     acked = 0
     excused = 0
@@ -548,11 +562,12 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
 
 @checker
 def check_deletes_stay_deleted(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """KV-DELETE-STAYS: a deleted key does not come back with a value written before the
     delete (deletes need tombstones, or old gossip resurrects them)."""
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    index = judging.index
+    grace = judging.params["gossip_interval_ms"]
     by_key = {
         key: [_unshipped_as_maybe(index, w, grace) for w in writes]
         for key, writes in writes_by_key(index).items()
@@ -588,11 +603,12 @@ def check_deletes_stay_deleted(
 
 
 @checker
-def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_lww(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """KV-LWW: every written key ends with one value, the same everywhere, that LWW
     allows; and every timestamp a node reported for a write lies inside the harness's
     own window of that call, widened by the allowed clock skew (a node cannot win a race
     by stamping its writes late)."""
+    index = judging.index
     if index.conflict_policy != "lww":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'"
         return make_verdict(requirement, "untested", None, bound, policy)
@@ -602,7 +618,7 @@ def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) ->
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    grace = judging.params["gossip_interval_ms"]
     clock: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for violation in _clock_violations(
         [w for key in sorted(by_key) for w in by_key[key]], index.clock_skew_ms
@@ -672,8 +688,8 @@ def _clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str,
 # --------------------------------------------------------------------------- CRDTs
 
 
-def _crdt_ops(index: HistoryIndex, crdt_type: str) -> dict[str, list[Op]]:
-    out: dict[str, list[Op]] = defaultdict(list)
+def _crdt_ops(index: HistoryIndex, crdt_type: str) -> dict[str, list[PairedOp]]:
+    out: dict[str, list[PairedOp]] = defaultdict(list)
     for op in index.ops.get("crdt", []):
         name = op.args.get("name")
         if name is not None and op.args.get("type") == crdt_type:
@@ -682,7 +698,7 @@ def _crdt_ops(index: HistoryIndex, crdt_type: str) -> dict[str, list[Op]]:
 
 
 def _crdt_finals(
-    index: HistoryIndex, names: Sequence[str], ops: Mapping[str, list[Op]]
+    index: HistoryIndex, names: Sequence[str], ops: Mapping[str, list[PairedOp]]
 ) -> tuple[dict[str, dict[str, Any]], float]:
     """Per CRDT name, each survivor's last read value after the last operation on it."""
     stop = max(
@@ -708,22 +724,22 @@ def _crdt_finals(
 
 
 def _crdt_check(
-    index: HistoryIndex,
+    judging: JudgingContext,
     requirement: Requirement,
     bound: float,
     crdt_type: str,
-    judge: Callable[[list[Op], Any], list[str]],
+    judge: Callable[[list[PairedOp], Any], list[str]],
     normal: Callable[[Any], str] = canon,
-    every_read: Callable[[list[Op], list[Op]], list[str]] | None = None,
+    every_read: Callable[[list[PairedOp], list[PairedOp]], list[str]] | None = None,
 ) -> Verdict:
     """Judge each CRDT's final values (agreement and ``judge``) and, with
     ``every_read``, every read of it on every node along the way."""
+    index, params = judging.index, judging.params
     ops = _crdt_ops(index, crdt_type)
     if not ops:
         why = f"no {crdt_type} operation in the history"
         return make_verdict(requirement, "untested", None, bound, why)
     finals, stop = _crdt_finals(index, sorted(ops), ops)
-    params = derived_parameters(index.timing, len(index.nodes))
     settle = (
         params["dissemination_ms"]
         + math.ceil(math.log2(max(2, len(index.nodes)))) * params["push_pull_interval_ms"]
@@ -766,7 +782,7 @@ def _crdt_check(
     )
 
 
-def _crdt_reads(index: HistoryIndex, name: str) -> list[Op]:
+def _crdt_reads(index: HistoryIndex, name: str) -> list[PairedOp]:
     """Every completed read of one CRDT, on any member, in invocation order."""
     return [
         r
@@ -776,13 +792,13 @@ def _crdt_reads(index: HistoryIndex, name: str) -> list[Op]:
     ]
 
 
-def _amount(op: Op, sign: float) -> float:
+def _amount(op: PairedOp, sign: float) -> float:
     value = op.args.get("value", 1)
     return sign * (float(value) if isinstance(value, int | float) else 1.0)
 
 
-def _counter_judge(allow_decrement: bool) -> Callable[[list[Op], Any], list[str]]:
-    def judge(ops: list[Op], value: Any) -> list[str]:
+def _counter_judge(allow_decrement: bool) -> Callable[[list[PairedOp], Any], list[str]]:
+    def judge(ops: list[PairedOp], value: Any) -> list[str]:
         steps = []
         for op in ops:
             kind = op.args.get("op")
@@ -798,14 +814,16 @@ def _counter_judge(allow_decrement: bool) -> Callable[[list[Op], Any], list[str]
     return judge
 
 
-def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[Op], list[Op]], list[str]]:
+def _counter_reads_judge(
+    allow_decrement: bool,
+) -> Callable[[list[PairedOp], list[PairedOp]], list[str]]:
     """Every read of a counter on a node, against what could have happened by then: at
     most every operation begun before the read completed, in its own direction; at least
     the node's own completed operations from before the read began (a node applies its
     own operations before acknowledging them) pulling the other way; and a g-counter
     read never below an earlier completed read of the same node (merges only grow)."""
 
-    def judge(ops: list[Op], reads: list[Op]) -> list[str]:
+    def judge(ops: list[PairedOp], reads: list[PairedOp]) -> list[str]:
         signed = []
         for op in ops:
             kind = op.args.get("op")
@@ -851,26 +869,30 @@ def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[Op], list[Op]]
 
 
 @checker
-def check_crdt_g_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_crdt_g_counter(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """CRDT-G-COUNTER: the converged value is the sum of the increments (those of unknown
     outcome may or may not count)."""
     return _crdt_check(
-        index, requirement, bound, "g-counter", _counter_judge(False),
+        judging, requirement, bound, "g-counter", _counter_judge(False),
         every_read=_counter_reads_judge(False),
     )
 
 
 @checker
-def check_crdt_pn_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_crdt_pn_counter(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """CRDT-PN-COUNTER: increments minus decrements, within the range unknown outcomes allow."""
     return _crdt_check(
-        index, requirement, bound, "pn-counter", _counter_judge(True),
+        judging, requirement, bound, "pn-counter", _counter_judge(True),
         every_read=_counter_reads_judge(True),
     )
 
 
-def _set_judge(index: HistoryIndex) -> Callable[[list[Op], Any], list[str]]:
-    def judge(ops: list[Op], value: Any) -> list[str]:
+def _set_judge(index: HistoryIndex) -> Callable[[list[PairedOp], Any], list[str]]:
+    def judge(ops: list[PairedOp], value: Any) -> list[str]:
         steps = [
             SetOp(
                 op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed,
@@ -898,14 +920,15 @@ def _set_normal(value: Any) -> str:
 
 
 @checker
-def check_crdt_or_set(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_crdt_or_set(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """CRDT-OR-SET: add-wins: an add no remove could have observed survives; nothing never
     added appears."""
-    return _crdt_check(index, requirement, bound, "or-set", _set_judge(index), _set_normal)
+    index = judging.index
+    return _crdt_check(judging, requirement, bound, "or-set", _set_judge(index), _set_normal)
 
 
-def _register_judge(skew_ms: float) -> Callable[[list[Op], Any], list[str]]:
-    def judge(ops: list[Op], value: Any) -> list[str]:
+def _register_judge(skew_ms: float) -> Callable[[list[PairedOp], Any], list[str]]:
+    def judge(ops: list[PairedOp], value: Any) -> list[str]:
         writes = []
         for op in ops:
             if op.args.get("op") != "set" or op.node is None:
@@ -932,9 +955,12 @@ def _register_judge(skew_ms: float) -> Callable[[list[Op], Any], list[str]]:
 
 
 @checker
-def check_crdt_lww_register(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_crdt_lww_register(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """CRDT-LWW-REGISTER: the converged value is the last set (greatest timestamp, or not
     superseded in real time)."""
+    index = judging.index
     return _crdt_check(
-        index, requirement, bound, "lww-register", _register_judge(index.clock_skew_ms)
+        judging, requirement, bound, "lww-register", _register_judge(index.clock_skew_ms)
     )

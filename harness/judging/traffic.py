@@ -32,9 +32,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gossipcert.harness.history import Entry
-from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.checker import checker, make_verdict
-from gossipcert.harness.judging.index import HistoryIndex, Op
+from gossipcert.harness.judging.checker import JudgingContext, checker, make_verdict
+from gossipcert.harness.judging.index import HistoryIndex, PairedOp
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 
 __all__ = ["AWARENESS_MAX_MULTIPLIER", "check_timing_traffic", "traffic_windows"]
@@ -48,7 +47,7 @@ _COMPLETE_SCOPES = ("link", "netns")
 _SHOWN_LIMIT = 50
 
 
-def _readings(index: HistoryIndex) -> list[Op]:
+def _readings(index: HistoryIndex) -> list[PairedOp]:
     return [
         op
         for op in index.ops.get("traffic", [])
@@ -57,11 +56,11 @@ def _readings(index: HistoryIndex) -> list[Op]:
     ]
 
 
-def traffic_windows(index: HistoryIndex) -> tuple[list[tuple[Op, Op]], list[str]]:
+def traffic_windows(index: HistoryIndex) -> tuple[list[tuple[PairedOp, PairedOp]], list[str]]:
     """Pairs of consecutive readings that lie inside one quiet phase with no fault between
     them, and why other pairs were left out."""
     readings = _readings(index)
-    windows: list[tuple[Op, Op]] = []
+    windows: list[tuple[PairedOp, PairedOp]] = []
     skipped: list[str] = []
     for start, end in index.phases.get("quiet", []):
         inside = [r for r in readings if r.invoked >= start and r.completed <= end]
@@ -75,7 +74,7 @@ def traffic_windows(index: HistoryIndex) -> tuple[list[tuple[Op, Op]], list[str]
     return windows, skipped
 
 
-def _count(reading: Op, node: str) -> Mapping[str, Any] | None:
+def _count(reading: PairedOp, node: str) -> Mapping[str, Any] | None:
     assert reading.result is not None
     found = reading.result["nodes"].get(node)
     if not isinstance(found, Mapping):
@@ -100,9 +99,12 @@ def declared_probe_ms(history: Sequence[Entry]) -> float | None:
 
 
 @checker
-def check_timing_traffic(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_timing_traffic(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """TIMING-TRAFFIC: members whose relayed send rate in a quiet phase is below one
     message per ``AWARENESS_MAX_MULTIPLIER`` declared probe periods."""
+    index = judging.index
     declared_ms = declared_probe_ms(index.entries)
     if not _readings(index):
         why = ("no traffic reading in the history: no fault plane could count what the "
@@ -116,7 +118,7 @@ def check_timing_traffic(index: HistoryIndex, requirement: Requirement, bound: f
         return make_verdict(requirement, "untested", None, bound, why)
     # The declared period when the meta records it, else the timing the run is judged
     # at (the manifest's own, or the profile's value for one it left out).
-    judged_ms = derived_parameters(index.timing, len(index.nodes))["probe_interval_ms"]
+    judged_ms = judging.params["probe_interval_ms"]
     probe_ms = declared_ms if declared_ms is not None else judged_ms
     period_ms = AWARENESS_MAX_MULTIPLIER * probe_ms
     members = [n for n in index.nodes if n not in index.intruders]
