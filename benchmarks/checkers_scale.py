@@ -15,13 +15,15 @@ import time
 from gossipcert.harness.drivers.simulated import simulate
 from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.verdict import load_catalogue
+from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.properties import DEFAULT_TIMING, settle_ms, settle_ops
+from gossipcert.harness.workloads.properties import settle_ms, settle_ops
 
 
 def history(nodes: int, rounds: int) -> list:
     ids = [f"n{i}" for i in range(1, nodes + 1)]
+    timing = load_manifest("reference").timing
     ops: list[Op] = []
     for r in range(rounds):
         ops += [o.Put(node, f"k{(r + i) % 20}", f"{node}-{r}") for i, node in enumerate(ids)]
@@ -30,8 +32,8 @@ def history(nodes: int, rounds: int) -> list:
             ops += [o.ReadRound("members"), o.ReadRound("kv"), o.ReadRound("broadcasts")]
     ops += [o.Kill(ids[-1]), o.Partition((tuple(ids[: nodes // 2]), tuple(ids[nodes // 2 : -1]))),
             o.Wait(4000, observe=False), o.Heal(),
-            *settle_ops(settle_ms(DEFAULT_TIMING, nodes, load_catalogue()))]
-    _, entries = simulate(ops, ids, timing=DEFAULT_TIMING)
+            *settle_ops(settle_ms(timing, nodes, load_catalogue()))]
+    _, entries = simulate(ops, ids, timing=timing)
     return entries
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 from gossipcert.harness.errors import ManifestError
-from gossipcert.harness.judging.bounds import DEFAULT_TIMING
 from gossipcert.harness.judging.verdict import CRDT_TYPES
+from gossipcert.harness.profiles import default_timing
 from gossipcert.specs import spec_path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -39,9 +39,6 @@ MAELSTROM_WORKLOADS: dict[str, dict[str, Any]] = {
     "g-counter": {"capabilities": ["crdt", "metrics"], "crdt_types": ["g-counter"],
                   "broadcast_ids": "any"},
 }
-
-# memberlist's LAN profile fills the timing parameters a manifest leaves out.
-TIMING_DEFAULTS = DEFAULT_TIMING
 
 
 @dataclass(frozen=True)
@@ -206,7 +203,8 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
         raise ManifestError(
             f"manifest {path}: {_where(first)}: {first.message}{more}"
         )
-    timing = {**TIMING_DEFAULTS, **data["timing"]}
+    # The default profile (memberlist's LAN) fills the timing parameters left out.
+    timing = {**default_timing(), **data["timing"]}
     process = None
     if "process" in data["launch"]:
         p = data["launch"]["process"]

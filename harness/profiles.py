@@ -18,7 +18,14 @@ import yaml
 from gossipcert.harness.errors import GossipcertError
 from gossipcert.specs import spec_path
 
-__all__ = ["DEFAULT_PROFILE", "JudgedTiming", "judged_timing", "profile_names", "profiles"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "JudgedTiming",
+    "default_timing",
+    "judged_timing",
+    "profile_names",
+    "profiles",
+]
 
 DEFAULT_PROFILE = "lan"
 
@@ -46,6 +53,13 @@ def _load() -> dict[str, dict[str, Any]]:
 def profiles() -> dict[str, dict[str, float]]:
     """Every shipped profile's timing, by name."""
     return {name: {k: float(v) for k, v in p["timing"].items()} for name, p in _load().items()}
+
+
+def default_timing() -> dict[str, Any]:
+    """The default profile's timing as the file writes it: what fills every timing
+    parameter a manifest leaves out, and what a bound is derived with when a history
+    names none (the one place these defaults are written is the profiles file)."""
+    return dict(_load()[DEFAULT_PROFILE]["timing"])
 
 
 def profile_names() -> list[str]:
