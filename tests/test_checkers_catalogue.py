@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from gossipcert.harness.history import Entry
-from gossipcert.harness.judging import CHECKERS, run_checks
+from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.verdict import Verdict, load_catalogue
+from gossipcert.harness.workloads.capabilities import CHECKERS
 from test_checkers import ALL_CAPS, CATALOGUE, Hist, formed, params
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.faults import Kill, Partition, Pause
+from gossipcert.harness.workloads.kv import Put
 from gossipcert.harness.workloads.planner import (
     SHAPES,
     PlanError,
@@ -116,13 +118,13 @@ def test_plans_never_target_a_node_that_is_down() -> None:
     ]
     for seed in range(20):
         ops = plan(steps, NODES, seed, PARAMS)
-        dead = {op.node for op in ops if isinstance(op, o.Kill)}
+        dead = {op.node for op in ops if isinstance(op, Kill)}
         assert len(dead) == 2 and "n1" not in dead      # the first node is spared
-        (partition,) = [op for op in ops if isinstance(op, o.Partition)]
+        (partition,) = [op for op in ops if isinstance(op, Partition)]
         assert not dead & {n for group in partition.groups for n in group}
-        (pause,) = [op for op in ops if isinstance(op, o.Pause)]
+        (pause,) = [op for op in ops if isinstance(op, Pause)]
         assert pause.node not in dead
-        puts = [op for op in ops if isinstance(op, o.Put)]
+        puts = [op for op in ops if isinstance(op, Put)]
         assert len(puts) >= 30 and not dead & {op.node for op in puts}
 
 

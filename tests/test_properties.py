@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from gossipcert.harness.commands.cli import main
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.faults import Kill, Partition, Restart
+from gossipcert.harness.workloads.kv import Put
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.properties import (
     ClusterMachine,
@@ -133,12 +136,12 @@ def test_replay_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_a_schedule_replays_to_identical_verdicts() -> None:
     ops: list[Op] = [
-        o.Put("n1", "k", "a"),
-        o.Kill("n3"),
-        o.Broadcast("n2", "b"),
+        Put("n1", "k", "a"),
+        Kill("n3"),
+        Broadcast("n2", "b"),
         o.Wait(200, observe=False),
-        o.Partition((("n1",), ("n2", "n3"))),
-        o.Restart("n3"),
+        Partition((("n1",), ("n2", "n3"))),
+        Restart("n3"),
     ]
     schedule = Schedule(nodes=["n1", "n2", "n3"], ops=ops)
     first, _ = run_schedule(schedule)

@@ -22,6 +22,7 @@ from gossipcert.harness.drivers.hostload import SATURATED_BUSY, SATURATED_SAMPLE
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import evaluate
 from gossipcert.harness.judging.index import HistoryIndex, PairedOp
+from gossipcert.harness.judging.models import Write, timestamp_violations
 from gossipcert.harness.judging.verdict import Requirement, Verdict, crdt_type_claimed
 
 __all__ = [
@@ -33,9 +34,11 @@ __all__ = [
     "bound_of",
     "checker",
     "in_time",
+    "count_verdict",
     "make_verdict",
     "timed_verdict",
     "with_clock_violations",
+    "write_clock_violations",
 ]
 
 # A checker: the history (or its index, built once by whoever checks many requirements),
@@ -360,3 +363,47 @@ def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, An
     )
     details = {**verdict.details, "clock_violations": list(violations[:EVIDENCE_LIMIT])}
     return replace(verdict, evidence=verdict.evidence + note, details=details)
+
+
+def count_verdict(
+    requirement: Requirement,
+    bound: float,
+    bad: Sequence[dict[str, Any]],
+    total: int,
+    failing: str,
+    passing: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Pass while at most ``bound`` of ``total`` checked items are ``bad``; the first bad
+    one is the evidence of a failure."""
+    details: dict[str, Any] = {
+        "checked": total,
+        "violations": list(bad[:EVIDENCE_LIMIT]),
+        **(extra or {}),
+    }
+    if len(bad) > bound:
+        first = bad[0]
+        reasons = "; ".join(first.get("reasons", [])) if "reasons" in first else ""
+        label = first.get("key", first.get("name", "?"))
+        text = f"{len(bad)} of {total} {failing}: {label!r}" + (f" ({reasons})" if reasons else "")
+        return make_verdict(requirement, "fail", len(bad), bound, text, details)
+    return make_verdict(requirement, "pass", len(bad), bound, passing, details)
+
+
+def write_clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str, Any]]:
+    """One violation per write stamped outside its call window (widened by the skew)."""
+    return [
+        {
+            "key": w.key,
+            "reasons": [
+                f"clock violation: {w.node} stamped the write of {w.value!r} at "
+                f"{w.timestamp[0]:.0f}, outside its call "
+                f"[{w.invoked:.0f}, {w.completed:.0f}] +/- {skew_ms:g} ms"
+            ],
+            "write": w.describe(),
+            "invoked_ms": w.invoked,
+            "completed_ms": w.completed,
+        }
+        for w in timestamp_violations(writes, skew_ms)
+        if w.timestamp
+    ]

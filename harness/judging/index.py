@@ -257,6 +257,15 @@ class HistoryIndex:
                 return cut
         return None
 
+    def survivors(self, t: float) -> set[str]:
+        """The nodes live at ``t`` whose last life never ended: the ones whose final
+        state the history holds."""
+        return {
+            n
+            for n in self.nodes
+            if self.live_at(n, t) and self.lives[n] and self.lives[n][-1].end == INF
+        }
+
     def timeline(self, observer: str, subject: str) -> Timeline:
         return self.views.get((observer, subject)) or Timeline()
 

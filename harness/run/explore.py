@@ -57,8 +57,9 @@ from gossipcert.harness.run.replay import (
     plain_timing,
     save_replay,
 )
+from gossipcert.harness.workloads.capabilities import operation_sequences
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import Space, operation_sequences, with_namespace
+from gossipcert.harness.workloads.strategies import Space, with_namespace
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st

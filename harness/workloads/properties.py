@@ -28,6 +28,10 @@ from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import derived_parameters, evaluate
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.faults import Heal, Kill, Partition, Restart
+from gossipcert.harness.workloads.kv import Delete, Put
+from gossipcert.harness.workloads.membership import Leave
 from gossipcert.harness.workloads.operations import Op
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -144,7 +148,7 @@ def settle_ops(settle: int) -> list[Op]:
     """Heal, end the workload, let every deadline pass while reading member views and kv
     digests as certify holds do (a convergence is seen when it happens, not seconds
     later), and read everything at the end."""
-    return [o.Heal(), o.Phase("writes", "end"), o.ReadRound("broadcasts"), o.Wait(settle),
+    return [Heal(), o.Phase("writes", "end"), o.ReadRound("broadcasts"), o.Wait(settle),
             o.ReadRound("members"), o.ReadRound("kv"), o.ReadRound("broadcasts")]
 
 
@@ -173,16 +177,16 @@ def workload_ops(nodes: Sequence[str], keys: Sequence[str] = ("k0", "k1")
     node = st.sampled_from(list(nodes))
     key = st.sampled_from(list(keys))
     return st.one_of(
-        st.builds(lambda n, k, v: o.Put(n, k, f"{n}-{v}"), node, key, st.integers(0, 3)),
-        st.builds(o.Delete, node, key),
-        st.builds(lambda n, i: o.Broadcast(n, f"b{i}", {"from": n}), node, st.integers(0, 3)),
+        st.builds(lambda n, k, v: Put(n, k, f"{n}-{v}"), node, key, st.integers(0, 3)),
+        st.builds(Delete, node, key),
+        st.builds(lambda n, i: Broadcast(n, f"b{i}", {"from": n}), node, st.integers(0, 3)),
         st.builds(lambda ms: o.Wait(ms, observe=False), st.sampled_from(WAIT_CHOICES_MS)),
     )
 
 
 def membership_ops(nodes: Sequence[str]) -> st.SearchStrategy[Op]:
     """Leaves of any node but the first (it is every restart's seed)."""
-    return st.builds(o.Leave, st.sampled_from(list(nodes[1:])))
+    return st.builds(Leave, st.sampled_from(list(nodes[1:])))
 
 
 def fault_ops(nodes: Sequence[str]) -> st.SearchStrategy[Op]:
@@ -194,10 +198,10 @@ def fault_ops(nodes: Sequence[str]) -> st.SearchStrategy[Op]:
     def split(chosen: set[str]) -> Op:
         left = tuple(sorted(chosen))
         right = tuple(n for n in nodes if n not in chosen)
-        return o.Partition((left, right))
+        return Partition((left, right))
 
-    return st.one_of(st.builds(o.Kill, node), st.builds(o.Restart, node), side.map(split),
-                     st.just(o.Heal()))
+    return st.one_of(st.builds(Kill, node), st.builds(Restart, node), side.map(split),
+                     st.just(Heal()))
 
 
 def _runnable(ops: list[Op]) -> list[Op]:
@@ -210,13 +214,13 @@ def _runnable(ops: list[Op]) -> list[Op]:
         node = getattr(op, "node", None)
         if node in gone:
             continue
-        if isinstance(op, o.Kill):
+        if isinstance(op, Kill):
             if node in down:
                 continue
             down.add(op.node)
-        elif isinstance(op, o.Restart):
+        elif isinstance(op, Restart):
             down.discard(op.node)
-        elif isinstance(op, o.Leave):
+        elif isinstance(op, Leave):
             gone.add(op.node)
         out.append(op)
     return out

@@ -1,15 +1,28 @@
 """Dissemination: every accepted broadcast reaches every member in time; latency quantiles
 from node-side times, and messages per operation from node metrics (Maelstrom reports both
-as ``stable-latencies`` and ``msgs-per-op``)."""
+as ``stable-latencies`` and ``msgs-per-op``).
+
+It also owns the broadcast operation and the rule that draws it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from gossipcert.harness.judging.checker import (
+    Checker,
     JudgingContext,
     Tally,
     checker,
@@ -21,13 +34,68 @@ from gossipcert.harness.judging.models import quantiles
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 
 __all__ = [
+    "OPERATIONS",
+    "CHECKERS",
     "CLIENT_OPS",
+    "GENERATOR",
+    "Broadcast",
     "broadcast_latencies",
     "check_broadcast_delivery",
     "check_broadcast_latency",
     "check_messages_per_op",
     "member_deadline",
 ]
+
+
+# ---- operations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broadcast(Op):
+    kind = "broadcast"
+    needs = "broadcast"
+    client_call = True
+    summary = "disseminate a message from a node (its id unique in the run)"
+    node: str
+    id: str
+    payload: Any = None
+
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, id=prefix + self.id)
+
+    def run(self, x: Execution) -> None:
+        payload = self.payload if self.payload is not None else {"hello": self.node}
+        x.driver.call(self.node, "broadcast", {"id": x.broadcast_id(self.id),
+                                               "payload": payload})
+        x.sent_broadcasts.append(self.id)
+
+
+# ---- generator rules ------------------------------------------------------------------
+
+
+def _choices(
+    space: Space, node: st.SearchStrategy[int], key: st.SearchStrategy[int]
+) -> list[st.SearchStrategy[Choice]]:
+    if "broadcast" not in space.capabilities:
+        return []
+    return [st.tuples(st.just("broadcast"), node)]
+
+
+def _broadcast(b: SequenceBuilder, node: int) -> None:
+    pool = [] if b.paused is not None or b.cut_open else b.up()
+    if pool:
+        origin = b.pick(pool, node)
+        b.broadcasts += 1
+        msg_id = f"{b.ns}b{b.broadcasts}"
+        b.out.append(Broadcast(origin, msg_id, {"from": origin}))
+        b.pending_broadcasts.append(msg_id)
+
+
+GENERATOR = GeneratorRules(_choices, {"broadcast": _broadcast})
+
+
+# ---- checkers --------------------------------------------------------------------------
+
 
 # Operations a client makes that the cluster must spread: the "operations" of msgs-per-op.
 CLIENT_OPS = ("broadcast", "put", "delete", "crdt")
@@ -323,3 +391,15 @@ def _background_rate(
             if nodes:
                 return total / (s1 - e0)
     return None
+
+
+# The operations this capability adds to the vocabulary.
+OPERATIONS: tuple[type[Op], ...] = (Broadcast,)
+
+
+# The checkers of this capability's requirements, by the name the catalogue gives.
+CHECKERS: dict[str, Checker] = {
+    "check_broadcast_delivery": check_broadcast_delivery,
+    "check_broadcast_latency": check_broadcast_latency,
+    "check_messages_per_op": check_messages_per_op,
+}

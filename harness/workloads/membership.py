@@ -1,13 +1,25 @@
 """Membership: every member sees every other alive after the join, a graceful leave ends
-as ``left``, a restarted node rejoins, and views (and kv digests) settle after a heal."""
+as ``left``, a restarted node rejoins, and views (and kv digests) settle after a heal.
+
+It also owns the membership operations: a graceful leave and a join.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gossipcert.harness.workloads.operations import Op
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
 
 from bisect import bisect_right
 from dataclasses import replace
 from typing import Any
 
 from gossipcert.harness.judging.checker import (
+    Checker,
     JudgingContext,
     Tally,
     checker,
@@ -16,16 +28,48 @@ from gossipcert.harness.judging.checker import (
     timed_verdict,
 )
 from gossipcert.harness.judging.index import INF, Timeline
-from gossipcert.harness.judging.state import heal_kv
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.kv import heal_kv
 
 __all__ = [
+    "OPERATIONS",
+    "CHECKERS",
+    "Join",
+    "Leave",
     "check_member_join",
     "check_member_leave",
     "check_member_rejoin",
     "check_partition_heal",
     "settled_alive",
 ]
+
+
+# ---- operations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leave(Op):
+    kind = "leave"
+    summary = "ask a node to leave gracefully (POST /v1/leave); it is gone afterwards"
+    node: str
+
+    def run(self, x: Execution) -> None:
+        x.driver.leave(self.node)
+        x.progress(f"{self.node} left gracefully")
+
+
+@dataclass(frozen=True)
+class Join(Op):
+    kind = "join"
+    summary = "ask a running node to join through every other live node (POST /v1/join)"
+    node: str
+
+    def run(self, x: Execution) -> None:
+        x.driver.join(self.node)
+
+
+# ---- checkers --------------------------------------------------------------------------
+
 
 
 @checker
@@ -250,3 +294,16 @@ def settled_alive(line: Timeline, t_from: float, window_end: float) -> float | N
         elif line.served_after(i, first):
             settled = max(t_from, line.times[latest])
     return settled
+
+
+# The operations this capability adds to the vocabulary.
+OPERATIONS: tuple[type[Op], ...] = (Join, Leave)
+
+
+# The checkers of this capability's requirements, by the name the catalogue gives.
+CHECKERS: dict[str, Checker] = {
+    "check_member_join": check_member_join,
+    "check_member_leave": check_member_leave,
+    "check_member_rejoin": check_member_rejoin,
+    "check_partition_heal": check_partition_heal,
+}
