@@ -446,10 +446,15 @@ def schema() -> dict[str, Any]:
         "title": "gossipcert operation",
         "description": ("One workload or fault step, as scenario files compile to, Hypothesis "
                         "generates, replay files hold and the history records (entry type "
-                        "step). Generated from harness/workloads/operations.py."),
+                        "step). Generated from the operation classes of "
+                        "harness/workloads/."),
         "oneOf": variants,
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(schema(), indent=1))
+    # Run as a script this file is a second module: ask the package's own copy, which the
+    # capability modules registered their operations with.
+    from gossipcert.harness.workloads import operations
+
+    print(json.dumps(operations.schema(), indent=1))

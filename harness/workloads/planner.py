@@ -31,15 +31,12 @@ from gossipcert.harness.workloads.broadcast import Broadcast
 from gossipcert.harness.workloads.crdt import Crdt
 from gossipcert.harness.workloads.faults import (
     Cut,
-    Heal,
     Kill,
     Latency,
     Loss,
     Partition,
     Pause,
     Restart,
-    Resume,
-    Start,
 )
 from gossipcert.harness.workloads.kv import Delete, Get, Put
 from gossipcert.harness.workloads.membership import Leave
@@ -263,29 +260,32 @@ class _Planner:
             cycles = int(step.get("cycles", 3))
             out.append(o.Note(f"flapping link {a} <-> {b}: {cycles} cycles of {down_s:.1f} s "
                               f"down / {up_s:.1f} s up"))
+            flap = Partition(((a,), (b,)), plane=plane, shape="flap")
             for _ in range(cycles):
-                out += [Partition(((a,), (b,)), plane=plane, shape="flap"),
-                        o.Wait(round(down_s * 1000)), Heal(), o.Wait(round(up_s * 1000))]
+                out += [flap, o.Wait(round(down_s * 1000)), flap.heal(),
+                        o.Wait(round(up_s * 1000))]
             out.append(o.AwaitConvergence(label="after flapping"))
         elif kind == "latency-storm":
             links = tuple(_random_links(up, rng, float(step.get("fraction", 0.5))))
             ms = {name: round(seconds(_as_ms(step.get(name, default)), params) * 1000)
                   for name, default in (("latency_ms", 100), ("jitter_ms", 0))}
             hold = duration if duration is not None else 5.0
-            out += [Latency(links, ms["latency_ms"], ms["jitter_ms"]),
+            storm = Latency(links, ms["latency_ms"], ms["jitter_ms"])
+            out += [storm,
                     o.Phase("latency", "start", {"links": [list(x) for x in links], **ms}),
                     o.Note(f"latency storm: {ms['latency_ms']} ms (jitter {ms['jitter_ms']}) "
                            f"on {len(links)} links for {hold:.1f} s")]
             if step.get("writes", False):
                 out += [self.put(n, f"key-storm-{n}") for n in up]
-            out += [o.Wait(round(hold * 1000)), Heal(), o.Phase("latency", "end"),
+            out += [o.Wait(round(hold * 1000)), storm.heal(), o.Phase("latency", "end"),
                     o.AwaitConvergence(label="after the storm")]
         elif kind == "loss":
             links = tuple(_random_links(up, rng, float(step.get("fraction", 1.0))))
             probability = float(step.get("probability", 0.1))
             origin = _pick(state, rng, "random") if step.get("broadcast", False) else None
             hold = duration if duration is not None else 5.0
-            out += [Loss(links, probability),
+            lossy = Loss(links, probability)
+            out += [lossy,
                     o.Phase("lossy", "start", {"links": [list(x) for x in links],
                                                "probability": probability})]
             if step.get("writes", False):
@@ -293,7 +293,7 @@ class _Planner:
             msg_id = f"bcast-lossy-{index}"
             if origin is not None:
                 out.append(Broadcast(origin, msg_id))
-            out += [o.Wait(round(hold * 1000)), Heal(), o.Phase("lossy", "end"),
+            out += [o.Wait(round(hold * 1000)), lossy.heal(), o.Phase("lossy", "end"),
                     o.AwaitConvergence(label="after loss")]
             if origin is not None:
                 # Read back: the evidence of delivery for nodes that report no events.
@@ -302,14 +302,16 @@ class _Planner:
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
             down_s = seconds(step.get("down", 1.0), params)
             up_s = seconds(step.get("up", 2.0), params)
+            crash = Kill(node)
             for _ in range(int(step.get("cycles", 2))):
-                out += [Kill(node), o.Wait(round(down_s * 1000)), Start(node),
+                out += [crash, o.Wait(round(down_s * 1000)), crash.heal(),
                         o.Wait(round(up_s * 1000))]
             out.append(o.AwaitConvergence(label="after crash-restart"))
         elif kind == "pause":
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
             hold = duration if duration is not None else default_partition_ms(params) / 1000
-            out += [Pause(node), o.Wait(round(hold * 1000)), Resume(node),
+            pause = Pause(node)
+            out += [pause, o.Wait(round(hold * 1000)), pause.heal(),
                     o.AwaitConvergence(label="after resume")]
         elif kind == "restart":
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
@@ -443,12 +445,13 @@ class _Planner:
             return [o.Note(f"{shape}: nothing to cut among {len(up)} nodes")]
         groups = cut.get("groups")
         phase: dict[str, Any] = {"shape": shape, "links": [list(x) for x in links]}
-        out: list[Op] = []
         if groups is not None:
             phase["groups"] = groups
-            out.append(Partition(tuple(tuple(g) for g in groups), plane=plane, shape=shape))
+            fault: Partition | Cut = Partition(tuple(tuple(g) for g in groups), plane=plane,
+                                               shape=shape)
         else:
-            out.append(Cut(tuple((a, b) for a, b in links), plane=plane, shape=shape))
+            fault = Cut(tuple((a, b) for a, b in links), plane=plane, shape=shape)
+        out: list[Op] = [fault]
         out += [o.Phase("partition", "start", phase),
                 o.Note(f"{shape} partition: {_describe_cut(cut)} for {hold:.1f} s")]
         if step.get("writes", False):
@@ -473,7 +476,7 @@ class _Planner:
             early = min(wait_ms, 500)
             out += [o.Wait(early), o.ReadRound("broadcasts")]
             wait_ms -= early
-        out += [o.Wait(wait_ms), Heal(), o.Phase("partition", "end"),
+        out += [o.Wait(wait_ms), fault.heal(), o.Phase("partition", "end"),
                 o.Note("healed; waiting for membership and state to converge"),
                 o.AwaitConvergence(label="after heal")]
         out += [o.AwaitDelivery(msg_id) for msg_id in sent]
