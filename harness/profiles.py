@@ -24,6 +24,7 @@ __all__ = [
     "default_timing",
     "judged_timing",
     "profile_names",
+    "profile_timing",
     "profiles",
 ]
 
@@ -55,11 +56,21 @@ def profiles() -> dict[str, dict[str, float]]:
     return {name: {k: float(v) for k, v in p["timing"].items()} for name, p in _load().items()}
 
 
+def profile_timing(name: str) -> dict[str, Any]:
+    """A shipped profile's timing as the profiles file writes it (the one place a
+    profile's numbers are written); GossipcertError names the known ones."""
+    known = _load()
+    if name not in known:
+        raise GossipcertError(
+            f"unknown timing profile {name!r} (available: {', '.join(sorted(known))})"
+        )
+    return dict(known[name]["timing"])
+
+
 def default_timing() -> dict[str, Any]:
-    """The default profile's timing as the file writes it: what fills every timing
-    parameter a manifest leaves out, and what a bound is derived with when a history
-    names none (the one place these defaults are written is the profiles file)."""
-    return dict(_load()[DEFAULT_PROFILE]["timing"])
+    """The default profile's timing: what fills every timing parameter a manifest leaves
+    out, and what a bound is derived with when a history names none."""
+    return profile_timing(DEFAULT_PROFILE)
 
 
 def profile_names() -> list[str]:

@@ -7,19 +7,10 @@ It also owns the broadcast operation and the rule that draws it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
-from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
-from hypothesis import strategies as st
-
-if TYPE_CHECKING:
-    from gossipcert.harness.workloads.interpreter import Execution
-
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from gossipcert.harness.judging.checker import (
     Checker,
@@ -32,6 +23,13 @@ from gossipcert.harness.judging.checker import (
 from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import quantiles
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
     "OPERATIONS",

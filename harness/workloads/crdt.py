@@ -10,20 +10,11 @@ It also owns the CRDT operations and the rule that draws them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
-from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
-from hypothesis import strategies as st
-
-if TYPE_CHECKING:
-    from gossipcert.harness.workloads.interpreter import Execution
-
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from gossipcert.harness.judging.checker import (
     Checker,
@@ -45,6 +36,13 @@ from gossipcert.harness.judging.models import (
     or_set_model,
 )
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
     "OPERATIONS",

@@ -18,7 +18,7 @@ word; readings at both ends of a quiet phase give each node's real send rate.
 The rule is a floor, not an estimate. A failure detector with protocol period
 ``probe_interval_ms`` sends at least one message each period (a SWIM probe, a heartbeat),
 acks and gossip besides. Lifeguard's local health awareness stretches a node's own
-period by up to ``AwarenessMaxMultiplier`` = 8 (memberlist; REFERENCE.md), so a correct
+period by up to ``AwarenessMaxMultiplier`` = 8 (memberlist), so a correct
 node sends at least once every ``8 * probe_interval_ms``, and any window of length ``T``
 holds at least ``floor(T / (8 * probe_interval_ms))`` of its sends. ``T`` is the shortest
 span the two readings can bound (from the end of the first to the start of the second),
@@ -517,8 +517,7 @@ def check_no_false_positive_pause(
 # ---- TIMING-TRAFFIC: what the planes counted against the declared timing ------------
 
 # memberlist's AwarenessMaxMultiplier: the most Lifeguard stretches a node's own probe
-# period (REFERENCE.md). A correct failure detector sends at least once per this many
-# declared periods.
+# period. A correct failure detector sends at least once per this many declared periods.
 AWARENESS_MAX_MULTIPLIER = 8
 # Counts whose plane sees everything the node sends; others can only show a floor is met.
 _COMPLETE_SCOPES = ("link", "netns")

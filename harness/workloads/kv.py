@@ -10,19 +10,10 @@ It also owns the kv operations (put, get, delete) and the rules that draw them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
-from gossipcert.harness.workloads.operations import Concurrent, Op
-from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
-from hypothesis import strategies as st
-
-if TYPE_CHECKING:
-    from gossipcert.harness.workloads.interpreter import Execution
-
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from gossipcert.harness.judging.checker import (
     Checker,
@@ -44,6 +35,13 @@ from gossipcert.harness.judging.models import (
     resurrected_deletes,
 )
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.operations import Concurrent, Op
+from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
     "OPERATIONS",

@@ -6,17 +6,9 @@ It also owns the membership operations: a graceful leave and a join.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from gossipcert.harness.workloads.operations import Op
-
-if TYPE_CHECKING:
-    from gossipcert.harness.workloads.interpreter import Execution
-
 from bisect import bisect_right
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from gossipcert.harness.judging.checker import (
     Checker,
@@ -30,6 +22,11 @@ from gossipcert.harness.judging.checker import (
 from gossipcert.harness.judging.index import INF, Timeline
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 from gossipcert.harness.workloads.kv import heal_kv
+from gossipcert.harness.workloads.operations import Op
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
     "OPERATIONS",

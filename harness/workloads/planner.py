@@ -6,7 +6,7 @@ tracks which nodes are still up. So a scenario and a seed give exactly one seque
 operations (:mod:`harness.workloads.operations`): ``plan(...)`` twice gives equal lists, and a run
 replays from its seed. The interpreter (:mod:`harness.workloads.interpreter`) only executes it.
 
-Shapes (Jepsen's, REFERENCE.md), over the nodes up at that point:
+Shapes (Jepsen's), over the nodes up at that point:
 
 ``halves``          first half | second half, in id order
 ``random-halves``   a random half | the rest

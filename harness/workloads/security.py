@@ -6,17 +6,15 @@ It also owns the operation that starts such a node (an intruder with a key of it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from gossipcert.harness.judging.checker import Checker, JudgingContext, checker, make_verdict
+from gossipcert.harness.judging.verdict import Requirement, Verdict
 from gossipcert.harness.workloads.operations import Op
 
 if TYPE_CHECKING:
     from gossipcert.harness.workloads.interpreter import Execution
 
-from typing import Any
-
-from gossipcert.harness.judging.checker import Checker, JudgingContext, checker, make_verdict
-from gossipcert.harness.judging.verdict import Requirement, Verdict
 
 __all__ = [
     "OPERATIONS",

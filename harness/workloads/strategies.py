@@ -163,7 +163,10 @@ def wait_lengths_ms(timing: Mapping[str, Any], n: int) -> tuple[int, int, int]:
     """The waits a sequence chooses from: a couple of gossip rounds, a couple of probe
     periods, and long enough for a suspicion to run out (a partition held that long
     makes each side declare the other dead, as the shipped partition step does)."""
-    params = derived_parameters(dict(timing), n)
+    return _wait_lengths(derived_parameters(dict(timing), n))
+
+
+def _wait_lengths(params: Mapping[str, float]) -> tuple[int, int, int]:
     short = max(100, round(2 * params["gossip_interval_ms"]))
     medium = max(short + 100, round(2 * params["probe_interval_ms"]))
     long = min(params["suspicion_max_ms"],
@@ -202,8 +205,8 @@ class SequenceBuilder:
         self.rules = rules  # each capability's client-call rules, by kind of choice
         self.nodes = list(space.nodes)
         self.ns = space.namespace
-        self.waits = wait_lengths_ms(space.timing, len(self.nodes))
         params = derived_parameters(dict(space.timing), len(self.nodes))
+        self.waits = _wait_lengths(params)
         self.probe_timeout_ms = params["probe_timeout_ms"]
         self.killed: list[str] = []
         self.paused: str | None = None
