@@ -160,3 +160,16 @@ def test_a_target_that_is_down_is_refused() -> None:
     with pytest.raises(PlanError, match="not up"):
         plan([{"kind": "kill", "target": "n2"}, {"kind": "pause", "target": "n2"}],
              NODES, 1, PARAMS)
+
+
+def test_every_fault_comes_with_its_heal() -> None:
+    """Each fault the plan may inject is packaged with the operation that undoes it."""
+    from gossipcert.harness.workloads.faults import FAULTS, Cut, Heal, Latency, Loss, Resume, Start
+
+    assert set(FAULTS) == {"kill", "restart", "pause", "partition", "cut", "latency", "loss"}
+    assert Kill("n2").heal() == Start("n2")
+    assert Pause("n2").heal() == Resume("n2")
+    assert FAULTS["restart"]("n2").heal() is None  # a restart undoes itself
+    link = (("n1", "n2"),)
+    for fault in (Partition((("n1",), ("n2",))), Cut(link), Latency(link, 50), Loss(link, 0.1)):
+        assert fault.heal() == Heal()

@@ -269,21 +269,6 @@ class HistoryIndex:
     def timeline(self, observer: str, subject: str) -> Timeline:
         return self.views.get((observer, subject)) or Timeline()
 
-    def writes_stopped(self) -> float | None:
-        """When the kv workload stopped: the later of the writes phase's end and the last put.
-
-        A put of unknown outcome counts from its invocation; taking the latest point keeps
-        a write made outside the phase from being charged to convergence.
-        """
-        points = [end for _, end in self.phases.get("writes", [])]
-        points += [
-            p.completed if p.completed < INF else p.invoked
-            for name in ("put", "delete")
-            for p in self.ops.get(name, [])
-        ]
-        return max(points, default=None)
-
-
 
 def _build_index(history: Sequence[Entry]) -> HistoryIndex:
     meta = next((e for e in history if e.type == "meta"), None)

@@ -60,6 +60,7 @@ __all__ = [
     "heal_kv",
     "writer_died_early",
     "writes_by_key",
+    "writes_stopped",
 ]
 
 
@@ -257,9 +258,24 @@ def _values(entries: Mapping[str, Any], key: str) -> list[Any] | None:
     return sorted(values, key=canon)
 
 
+def writes_stopped(index: HistoryIndex) -> float | None:
+    """When the kv workload stopped: the later of the writes phase's end and the last put.
+
+    A put of unknown outcome counts from its invocation; taking the latest point keeps
+    a write made outside the phase from being charged to convergence.
+    """
+    points = [end for _, end in index.phases.get("writes", [])]
+    points += [
+        p.completed if p.completed < INF else p.invoked
+        for name in ("put", "delete")
+        for p in index.ops.get(name, [])
+    ]
+    return max(points, default=None)
+
+
 def _settle_point(index: HistoryIndex) -> tuple[float | None, str | None]:
     """From when the kv state must converge: writes stopped and no partition still open."""
-    stop = index.writes_stopped()
+    stop = writes_stopped(index)
     if stop is None:
         return None, "no key/value write was made"
     # No state can converge across a cut: convergence is owed from the heal of a partition

@@ -9,6 +9,11 @@ Hypothesis shrinks the choices, so every shrunk sequence is still one a cluster 
 and a step that needs an earlier one (a resume, a start of a killed node) disappears with
 it.
 
+This module is the machinery every capability shares: the builder's state, the waits,
+awaits and faults, and the rules that keep a sequence sound. Each capability's client
+calls (puts, CRDT operations, broadcasts) are drawn and built by the rules in its own
+module (:class:`GeneratorRules`), which :mod:`harness.workloads.capabilities` gathers.
+
 Every sequence starts with every node seeing every other alive and ends healed: the
 paused node resumed, links restored, killed nodes started again, then waits until the
 cluster has converged (and every CRDT and broadcast used has), whose reads are the
@@ -198,7 +203,11 @@ def fault_kinds(space: Space) -> tuple[str, ...]:
 
 
 class SequenceBuilder:
-    """Turns raw choices into a runnable sequence, tracking the cluster's state."""
+    """Turns raw choices into a runnable sequence, tracking the cluster's state.
+
+    ``rules`` turn the capabilities' client-call choices into operations; they read the
+    state through the public helpers (:meth:`writable`, :meth:`pick`, :meth:`key`,
+    :meth:`value`) and record their writes with :meth:`wrote`."""
 
     def __init__(self, space: Space, rules: Mapping[str, Rule]) -> None:
         self.space = space
