@@ -1,7 +1,7 @@
 """What every checker shares: the wrapper that turns a judging function into a checker,
 the verdict it returns, and the tally of a latency requirement.
 
-:func:`checker` puts the contract's rules around each requirement's own judgement: a
+:func:`capability_checker` puts the contract's rules around each requirement's own judgement: a
 requirement whose capability (or conflict policy) is not declared is ``not-claimed``; a
 declared capability whose every call answered 501 fails; a requirement left untested
 because every read it needed failed is ``error``; a timing failure while the harness's
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
@@ -32,7 +32,7 @@ __all__ = [
     "Tally",
     "as_index",
     "bound_of",
-    "checker",
+    "capability_checker",
     "in_time",
     "count_verdict",
     "make_verdict",
@@ -48,25 +48,6 @@ Checker = Callable[[Sequence[Entry] | HistoryIndex, Requirement, Mapping[str, fl
 
 # Evidence lists are capped so a report stays readable whatever the cluster size.
 EVIDENCE_LIMIT = 10
-
-# Which operations exercise a capability: if all of them answered 501, it is missing.
-_CAPABILITY_OPS = {
-    "membership": ("members",),
-    "broadcast": ("broadcast", "broadcasts"),
-    "kv": ("put", "kv", "get", "delete"),
-    "crdt": ("crdt", "crdt_read"),
-}
-
-# The reads that tell whether a capability's requirements can be judged at all.
-_CAPABILITY_READS = {
-    "membership": ("members",),
-    "failure-detection": ("members",),
-    "broadcast": ("broadcasts",),
-    "kv": ("kv", "get"),
-    "crdt": ("crdt_read",),
-    "encryption": ("members",),
-}
-
 
 @dataclass
 class Tally:
@@ -159,17 +140,10 @@ def _not_claimed(index: HistoryIndex, requirement: Requirement) -> str | None:
     return None
 
 
-def _capability_ops(
-    index: HistoryIndex, capability: str, names: Iterable[str] | None = None
-) -> list[PairedOp]:
-    wanted = _CAPABILITY_OPS.get(capability, ()) if names is None else tuple(names)
-    return [op for name in wanted for op in index.ops.get(name, [])]
-
-
-def _unimplemented(index: HistoryIndex, capability: str) -> str | None:
-    """Why a declared ``capability`` is a contract violation (every call of it answered
-    501), or None."""
-    ops = _capability_ops(index, capability)
+def _unimplemented(index: HistoryIndex, capability: str, calls: Sequence[str]) -> str | None:
+    """Why a declared ``capability`` is a contract violation (every one of its ``calls``
+    answered 501), or None."""
+    ops = [op for name in calls for op in index.ops.get(name, [])]
     if (
         ops
         and all(op.outcome == "fail" for op in ops)
@@ -189,14 +163,14 @@ def _answered_501(op: PairedOp) -> bool:
     return result.get("status") == 501 or result.get("error") == "not_implemented"
 
 
-def _reads_failed(index: HistoryIndex, capability: str) -> str | None:
-    """Why nothing of ``capability`` could be judged because its reads failed: reads were
-    made and none answered, or None."""
-    reads = _capability_ops(index, capability, _CAPABILITY_READS.get(capability, ()))
-    if reads and not any(op.outcome == "ok" for op in reads):
-        outcomes = Counter(op.outcome for op in reads)
+def _reads_failed(index: HistoryIndex, capability: str, reads: Sequence[str]) -> str | None:
+    """Why nothing of ``capability`` could be judged because its ``reads`` failed: reads
+    were made and none answered, or None."""
+    made = [op for name in reads for op in index.ops.get(name, [])]
+    if made and not any(op.outcome == "ok" for op in made):
+        outcomes = Counter(op.outcome for op in made)
         shown = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
-        return f"every one of the {len(reads)} {capability} reads failed ({shown})"
+        return f"every one of the {len(made)} {capability} reads failed ({shown})"
     return None
 
 
@@ -218,46 +192,56 @@ def as_index(history: Sequence[Entry] | HistoryIndex) -> HistoryIndex:
     return history if isinstance(history, HistoryIndex) else HistoryIndex.build(history)
 
 
-def checker(body: _Body) -> Checker:
-    """Turn ``body(judging, requirement, bound)`` into the public checker signature.
+def capability_checker(
+    *, calls: Sequence[str] = (), reads: Sequence[str] = (), clock_kinds: Sequence[str] = ()
+) -> Callable[[_Body], Checker]:
+    """The decorator a capability's module puts on its judging functions, given what
+    exercises that capability: ``calls`` (if every one answered 501, the declared
+    capability is missing), ``reads`` (if every one failed, nothing could be judged) and
+    ``clock_kinds`` (the node-stamped times its timed requirements are measured with)."""
 
-    Around the body: a requirement the implementation does not claim is ``not-claimed``;
-    a declared capability that answered 501 to every call fails (the contract says a
-    declared capability is served); and a requirement the body could not exercise is
-    ``error`` rather than ``untested`` when every read it needed failed.
-    """
+    def checker(body: _Body) -> Checker:
+        """Turn ``body(judging, requirement, bound)`` into the public checker signature.
 
-    @wraps(body)
-    def check(
-        history: Sequence[Entry] | HistoryIndex,
-        requirement: Requirement,
-        params: Mapping[str, float],
-    ) -> Verdict:
-        index = as_index(history)
-        bound = bound_of(requirement, params)
-        why = _not_claimed(index, requirement)
-        if why is not None:
-            return make_verdict(requirement, "not-claimed", None, bound, why)
-        violation = _unimplemented(index, requirement.capability)
-        if violation is not None:
-            return make_verdict(requirement, "fail", None, bound, violation)
-        verdict = body(JudgingContext(index, params), requirement, bound)
-        if verdict.status == "untested":
-            failed = _reads_failed(index, requirement.capability)
-            if failed is not None:
-                text = f"{failed}: the harness could not judge ({verdict.evidence})"
+        Around the body: a requirement the implementation does not claim is
+        ``not-claimed``; a declared capability that answered 501 to every call fails (the
+        contract says a declared capability is served); and a requirement the body could
+        not exercise is ``error`` rather than ``untested`` when every read it needed
+        failed.
+        """
+
+        @wraps(body)
+        def check(
+            history: Sequence[Entry] | HistoryIndex,
+            requirement: Requirement,
+            params: Mapping[str, float],
+        ) -> Verdict:
+            index = as_index(history)
+            bound = bound_of(requirement, params)
+            why = _not_claimed(index, requirement)
+            if why is not None:
+                return make_verdict(requirement, "not-claimed", None, bound, why)
+            violation = _unimplemented(index, requirement.capability, calls)
+            if violation is not None:
+                return make_verdict(requirement, "fail", None, bound, violation)
+            verdict = body(JudgingContext(index, params), requirement, bound)
+            if verdict.status == "untested":
+                failed = _reads_failed(index, requirement.capability, reads)
+                if failed is not None:
+                    text = f"{failed}: the harness could not judge ({verdict.evidence})"
+                    return replace(verdict, status="error", evidence=text)
+            lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
+            if lagged is not None:
+                text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
                 return replace(verdict, status="error", evidence=text)
-        lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
-        if lagged is not None:
-            text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
-            return replace(verdict, status="error", evidence=text)
-        kinds = _CLOCK_KINDS.get(requirement.capability, ())
-        if verdict.unit == "ms" and kinds:
-            seen = [v for v in index.clock_violations if v.get("kind") in kinds]
-            return with_clock_violations(verdict, seen)
-        return verdict
+            if verdict.unit == "ms" and clock_kinds:
+                seen = [v for v in index.clock_violations if v.get("kind") in clock_kinds]
+                return with_clock_violations(verdict, seen)
+            return verdict
 
-    return check
+        return check
+
+    return checker
 
 
 def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
@@ -286,15 +270,6 @@ def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
         f"probe timeout of {threshold} ms, the worst {max(lags):.0f} ms), so this run "
         "cannot judge timing; rerun on a less loaded machine"
     )
-
-
-# Which node-stamped times a timed requirement of a capability is measured with.
-_CLOCK_KINDS = {
-    "membership": ("member",),
-    "failure-detection": ("member",),
-    "leave": ("member",),
-    "broadcast": ("broadcast",),
-}
 
 
 def _fmt(ms: float | None) -> str:

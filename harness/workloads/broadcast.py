@@ -16,7 +16,7 @@ from gossipcert.harness.judging.checker import (
     Checker,
     JudgingContext,
     Tally,
-    checker,
+    capability_checker,
     make_verdict,
     timed_verdict,
 )
@@ -123,6 +123,12 @@ def member_deadline(
         start = heal = max(ends)
         if start == INF:
             return INF, None
+
+
+# What exercises broadcast: sends and reads of what arrived (see capability_checker).
+checker = capability_checker(
+    calls=("broadcast", "broadcasts"), reads=("broadcasts",), clock_kinds=("broadcast",)
+)
 
 
 @checker

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gossipcert.harness.judging.checker import (
     Checker,
     JudgingContext,
-    checker,
+    capability_checker,
     count_verdict,
     make_verdict,
     write_clock_violations,
@@ -334,6 +334,10 @@ def _counter_reads_judge(
         return []
 
     return judge
+
+
+# What exercises CRDTs: their operations and reads (see capability_checker).
+checker = capability_checker(calls=("crdt", "crdt_read"), reads=("crdt_read",))
 
 
 @checker

@@ -47,7 +47,7 @@ from gossipcert.harness.judging.checker import (
     Checker,
     JudgingContext,
     Tally,
-    checker,
+    capability_checker,
     in_time,
     make_verdict,
     timed_verdict,
@@ -71,6 +71,10 @@ __all__ = [
 
 _CLEARING_FAULTS = ("heal", "clear", "reset")
 _RESUMING_FAULTS = ("resume", "unpause", "cont")
+
+
+# What exercises failure detection: it is judged from member views (see capability_checker).
+checker = capability_checker(reads=("members",), clock_kinds=("member",))
 
 
 @checker

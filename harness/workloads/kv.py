@@ -19,7 +19,7 @@ from gossipcert.harness.judging.checker import (
     Checker,
     JudgingContext,
     Tally,
-    checker,
+    capability_checker,
     count_verdict,
     make_verdict,
     timed_verdict,
@@ -345,6 +345,10 @@ def heal_kv(
 
 
 # --------------------------------------------------------------------------- convergence
+
+
+# What exercises kv: writes, reads and digests (see capability_checker).
+checker = capability_checker(calls=("put", "kv", "get", "delete"), reads=("kv", "get"))
 
 
 @checker

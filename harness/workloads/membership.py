@@ -14,7 +14,7 @@ from gossipcert.harness.judging.checker import (
     Checker,
     JudgingContext,
     Tally,
-    checker,
+    capability_checker,
     in_time,
     make_verdict,
     timed_verdict,
@@ -67,6 +67,10 @@ class Join(Op):
 
 # ---- checkers --------------------------------------------------------------------------
 
+
+
+# What exercises membership: its member views (see capability_checker).
+checker = capability_checker(calls=("members",), reads=("members",), clock_kinds=("member",))
 
 
 @checker

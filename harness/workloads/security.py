@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gossipcert.harness.judging.checker import Checker, JudgingContext, checker, make_verdict
+from gossipcert.harness.judging.checker import (
+    Checker,
+    JudgingContext,
+    capability_checker,
+    make_verdict,
+)
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 from gossipcert.harness.workloads.operations import Op
 
@@ -72,6 +77,10 @@ class Intruder(Op):
 
 # ---- checkers --------------------------------------------------------------------------
 
+
+
+# What exercises encryption: it is judged from the members' views (see capability_checker).
+checker = capability_checker(reads=("members",))
 
 
 @checker
