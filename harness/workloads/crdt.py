@@ -35,7 +35,7 @@ from gossipcert.harness.judging.models import (
     lww_model,
     or_set_model,
 )
-from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.judging.verdict import CRDT_TYPES, Requirement, Verdict
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
 from hypothesis import strategies as st
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = [
     "OPERATIONS",
     "CHECKERS",
-    "CRDT_KINDS",
     "GENERATOR",
     "Crdt",
     "CrdtRead",
@@ -58,7 +57,7 @@ __all__ = [
 ]
 
 
-CRDT_KINDS = ("g-counter", "pn-counter", "or-set", "lww-register")
+# The name a drawn sequence gives the one CRDT of each type it uses.
 _CRDT_NAMES = {"g-counter": "hits", "pn-counter": "stock", "or-set": "tags",
                "lww-register": "owner"}
 
@@ -116,7 +115,7 @@ def _choices(
 ) -> list[st.SearchStrategy[Choice]]:
     if "crdt" not in space.capabilities:
         return []
-    return [st.tuples(st.just("crdt"), st.integers(0, len(CRDT_KINDS) - 1), node,
+    return [st.tuples(st.just("crdt"), st.integers(0, len(CRDT_TYPES) - 1), node,
                       st.integers(0, 3))]
 
 
@@ -125,7 +124,7 @@ def _crdt(b: SequenceBuilder, kind: int, node: int, variant: int) -> None:
     if not pool:
         return
     target = b.pick(pool, node)
-    crdt = CRDT_KINDS[kind % len(CRDT_KINDS)]
+    crdt = CRDT_TYPES[kind % len(CRDT_TYPES)]
     name = f"{b.ns}{_CRDT_NAMES[crdt]}"
     if crdt == "g-counter":
         op = Crdt(target, name, crdt, "increment", variant % 2 + 1)

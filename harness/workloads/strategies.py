@@ -75,6 +75,7 @@ from hypothesis import strategies as st
 
 __all__ = [
     "DEAD",
+    "Choice",
     "GeneratorRules",
     "Rule",
     "SequenceBuilder",
