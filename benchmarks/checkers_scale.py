@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import time
 
-from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.capabilities import run_checks
+from gossipcert.harness.workloads.faults import Heal, Kill, Partition
+from gossipcert.harness.workloads.kv import Put
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.settle import settle_ms, settle_ops
 
@@ -24,14 +27,15 @@ from gossipcert.harness.workloads.settle import settle_ms, settle_ops
 def history(nodes: int, rounds: int) -> list:
     timing = load_manifest("reference").timing
     ids = [f"n{i}" for i in range(1, nodes + 1)]
+    timing = load_manifest("reference").timing
     ops: list[Op] = []
     for r in range(rounds):
-        ops += [o.Put(node, f"k{(r + i) % 20}", f"{node}-{r}") for i, node in enumerate(ids)]
-        ops += [o.Broadcast(ids[r % nodes], f"b{r}"), o.Wait(100, observe=False)]
+        ops += [Put(node, f"k{(r + i) % 20}", f"{node}-{r}") for i, node in enumerate(ids)]
+        ops += [Broadcast(ids[r % nodes], f"b{r}"), o.Wait(100, observe=False)]
         if r % 10 == 0:
             ops += [o.ReadRound("members"), o.ReadRound("kv"), o.ReadRound("broadcasts")]
-    ops += [o.Kill(ids[-1]), o.Partition((tuple(ids[: nodes // 2]), tuple(ids[nodes // 2 : -1]))),
-            o.Wait(4000, observe=False), o.Heal(),
+    ops += [Kill(ids[-1]), Partition((tuple(ids[: nodes // 2]), tuple(ids[nodes // 2 : -1]))),
+            o.Wait(4000, observe=False), Heal(),
             *settle_ops(settle_ms(timing, nodes, load_catalogue()))]
     _, entries = simulate(ops, ids, timing=timing)
     return entries

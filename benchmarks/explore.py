@@ -39,8 +39,8 @@ from gossipcert.harness.run.explore import (
 )
 from gossipcert.harness.run.replay import defect_core
 from gossipcert.harness.run.search import Search, SearchOutcome
+from gossipcert.harness.workloads.capabilities import operation_sequences
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import operation_sequences
 
 IMPLS = Path(__file__).resolve().parent.parent / "tests" / "impls"
 _QUIET = ("await-members", "await-convergence", "await-digests", "await-delivery",

@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema
 import yaml
-from gossipcert.harness.errors import ManifestError
-from gossipcert.harness.judging.bounds import DEFAULT_TIMING
+from gossipcert.harness.errors import GossipcertError, ManifestError
 from gossipcert.harness.judging.verdict import CRDT_TYPES
+from gossipcert.harness.profiles import default_timing, profile_timing
 from gossipcert.specs import spec_path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -39,9 +39,6 @@ MAELSTROM_WORKLOADS: dict[str, dict[str, Any]] = {
     "g-counter": {"capabilities": ["crdt", "metrics"], "crdt_types": ["g-counter"],
                   "broadcast_ids": "any"},
 }
-
-# memberlist's LAN profile fills the timing parameters a manifest leaves out.
-TIMING_DEFAULTS = DEFAULT_TIMING
 
 
 @dataclass(frozen=True)
@@ -198,6 +195,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _declared_timing(timing: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The timing parameters a manifest declares: those it writes, over the shipped
+    profile it names (``profile: lan`` for an implementation that runs memberlist's LAN
+    configuration as it is), so a profile's numbers are written only in its file."""
+    own = {k: v for k, v in timing.items() if k != "profile"}
+    if "profile" not in timing:
+        return own
+    try:
+        return {**profile_timing(str(timing["profile"])), **own}
+    except GossipcertError as exc:
+        raise ManifestError(f"manifest {path}: timing: {exc}") from None
+
+
 def _validated(data: dict[str, Any], path: Path) -> Manifest:
     """The manifest ``data`` (read from ``path``) states, once the schema passes it."""
     validator = jsonschema.Draft202012Validator(_schema())
@@ -208,7 +218,9 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
         raise ManifestError(
             f"manifest {path}: {_where(first)}: {first.message}{more}"
         )
-    timing = {**TIMING_DEFAULTS, **data["timing"]}
+    declared = _declared_timing(data["timing"], path)
+    # The default profile (memberlist's LAN) fills the timing parameters left out.
+    timing = {**default_timing(), **declared}
     process = None
     if "process" in data["launch"]:
         p = data["launch"]["process"]
@@ -255,7 +267,7 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
         process=process,
         raw=data,
         docker=docker,
-        declared_timing={str(k): float(v) for k, v in data["timing"].items()},
+        declared_timing={str(k): float(v) for k, v in declared.items()},
         broadcast_ids=str(data.get("broadcast_ids", "any")),
         crdt_types=crdt_types,
     )

@@ -18,7 +18,15 @@ import yaml
 from gossipcert.harness.errors import GossipcertError
 from gossipcert.specs import spec_path
 
-__all__ = ["DEFAULT_PROFILE", "JudgedTiming", "judged_timing", "profile_names", "profiles"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "JudgedTiming",
+    "default_timing",
+    "judged_timing",
+    "profile_names",
+    "profile_timing",
+    "profiles",
+]
 
 DEFAULT_PROFILE = "lan"
 
@@ -46,6 +54,23 @@ def _load() -> dict[str, dict[str, Any]]:
 def profiles() -> dict[str, dict[str, float]]:
     """Every shipped profile's timing, by name."""
     return {name: {k: float(v) for k, v in p["timing"].items()} for name, p in _load().items()}
+
+
+def profile_timing(name: str) -> dict[str, Any]:
+    """A shipped profile's timing as the profiles file writes it (the one place a
+    profile's numbers are written); GossipcertError names the known ones."""
+    known = _load()
+    if name not in known:
+        raise GossipcertError(
+            f"unknown timing profile {name!r} (available: {', '.join(sorted(known))})"
+        )
+    return dict(known[name]["timing"])
+
+
+def default_timing() -> dict[str, Any]:
+    """The default profile's timing: what fills every timing parameter a manifest leaves
+    out, and what a bound is derived with when a history names none."""
+    return profile_timing(DEFAULT_PROFILE)
 
 
 def profile_names() -> list[str]:

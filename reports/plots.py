@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.dissemination import broadcast_latencies
 from gossipcert.harness.judging.index import HistoryIndex
+from gossipcert.harness.workloads.broadcast import broadcast_latencies
 
 __all__ = [
     "broadcast_spread_svg",

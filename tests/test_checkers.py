@@ -8,21 +8,21 @@ from typing import Any
 
 import pytest
 from gossipcert.harness.history import Entry, build
-from gossipcert.harness.judging import (
-    CHECKERS,
-    check_broadcast_delivery,
-    check_failure_detection,
-    check_kv_convergence,
-    check_kv_lww,
-    check_member_join,
-    check_no_false_positive,
-    check_partition_heal,
-    run_checks,
-)
 from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.dissemination import broadcast_latencies, member_deadline
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
+from gossipcert.harness.workloads.broadcast import (
+    broadcast_latencies,
+    check_broadcast_delivery,
+    member_deadline,
+)
+from gossipcert.harness.workloads.capabilities import CHECKERS, run_checks
+from gossipcert.harness.workloads.failure_detection import (
+    check_failure_detection,
+    check_no_false_positive,
+)
+from gossipcert.harness.workloads.kv import check_kv_convergence, check_kv_lww
+from gossipcert.harness.workloads.membership import check_member_join, check_partition_heal
 from simulated_runs import reference_timing
 
 # The reference node's manifest timing.
@@ -313,7 +313,7 @@ def test_a_detection_within_the_worst_case_but_slow_fails_the_should() -> None:
     """4 s at n = 3 meets FD-DETECT's worst case (11.85 s) but not what SWIM leads one to
     expect (1.582 periods + timeout + minimum suspicion + dissemination + slack, 4.82 s
     here) once it is 6 s: slow, not broken."""
-    from gossipcert.harness.judging import check_detection_speed
+    from gossipcert.harness.workloads.failure_detection import check_detection_speed
 
     fast = check(check_detection_speed, "FD-DETECT-EXPECTED", killed_n3(13000, 14000).build())
     assert fast.status == "pass" and fast.bound == pytest.approx(4824.6, abs=0.1)
@@ -723,7 +723,7 @@ def racing(survivor: str, late: tuple[float, float] | None = None) -> Hist:
 
 
 def test_concurrent_writes_without_timestamps_are_superseded_not_lost() -> None:
-    from gossipcert.harness.judging import check_no_lost_write
+    from gossipcert.harness.workloads.kv import check_no_lost_write
 
     for survivor in ("from-n1", "from-n2", "from-n3"):
         history = racing(survivor).build()

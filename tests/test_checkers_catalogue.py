@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from gossipcert.harness.history import Entry
-from gossipcert.harness.judging import CHECKERS, run_checks
 from gossipcert.harness.judging.verdict import Verdict, load_catalogue
+from gossipcert.harness.workloads.capabilities import CHECKERS, run_checks
 from test_checkers import ALL_CAPS, CATALOGUE, Hist, formed, params
 
 
@@ -618,3 +618,26 @@ def test_pause_excuses_a_partition_death_that_spreads_after_the_heal() -> None:
     h.member("n1", "n2", "dead", 6500)  # before any partition: the pause's doing
     v = verdict_of("FD-NO-FP-PAUSE", h.until(20000).build())
     assert v.status == "fail" and "n1 declared n2 dead" in v.evidence
+
+
+def test_each_requirement_is_checked_by_the_module_of_its_capability() -> None:
+    """The capabilities table is the one registry: a requirement's checker is listed by
+    the capability the catalogue files it under, and by no other."""
+    from gossipcert.harness.workloads.capabilities import CAPABILITIES
+
+    owners = {name: c.name for c in CAPABILITIES for name in c.checkers}
+    assert sum(len(c.checkers) for c in CAPABILITIES) == len(owners) == len(CHECKERS)
+    for requirement in load_catalogue():
+        assert owners[requirement.checker] == requirement.capability, requirement.id
+
+
+def test_no_checker_derives_the_timing_itself() -> None:
+    """The derived parameters come once per judged history through the judging context;
+    a checker that derived them again could judge with a timing of its own."""
+    import inspect
+
+    from gossipcert.harness.workloads.capabilities import CAPABILITIES
+
+    for capability in CAPABILITIES:
+        module = inspect.getmodule(next(iter(capability.checkers.values())))
+        assert "derived_parameters" not in inspect.getsource(module), capability.name

@@ -21,8 +21,11 @@ from gossipcert.harness.run.search import (
     parse_budget,
 )
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.capabilities import operation_sequences
+from gossipcert.harness.workloads.faults import Kill
+from gossipcert.harness.workloads.kv import Put
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import Space, operation_sequences
+from gossipcert.harness.workloads.strategies import Space
 
 REFERENCE = load_manifest("reference")
 SPACE = Space(("n1", "n2", "n3", "n4", "n5"), frozenset(REFERENCE.capabilities),
@@ -33,9 +36,9 @@ def verdict(rid: str, status: str, level: str = "MUST") -> Verdict:
     return Verdict(rid, level, rid, status, None, None, "count", f"{rid} {status}")
 
 
-def puts(ops: Sequence[Op]) -> list[o.Put]:
+def puts(ops: Sequence[Op]) -> list[Put]:
     return [p for op in ops for p in (op.ops if isinstance(op, o.Concurrent) else (op,))
-            if isinstance(p, o.Put)]
+            if isinstance(p, Put)]
 
 
 class FakeRunner:
@@ -56,7 +59,7 @@ class FakeRunner:
         written = [(p.node, p.key) for p in puts(ops)]
         if len(written) != len(set(written)):
             verdicts[0] = verdict("KV-LWW", "fail")
-        if self.kills_fail and any(isinstance(op, o.Kill) for op in ops):
+        if self.kills_fail and any(isinstance(op, Kill) for op in ops):
             verdicts[1] = verdict("FD-DETECT", "fail")
         return ExampleRun(number, list(ops), verdicts, [], 0.01)
 
@@ -92,8 +95,8 @@ def test_shrinking_keeps_to_the_first_failure() -> None:
     runner = FakeRunner()
     search = Search(runner, 120.0)
     search.outcome.target = ["KV-LWW"]
-    assert search._fails([o.AwaitMembers(), o.Kill("n2"), o.AwaitConvergence()]) is False
-    assert search._fails([o.AwaitMembers(), o.Put("n1", "k0", "a"), o.Put("n1", "k0", "b"),
+    assert search._fails([o.AwaitMembers(), Kill("n2"), o.AwaitConvergence()]) is False
+    assert search._fails([o.AwaitMembers(), Put("n1", "k0", "a"), Put("n1", "k0", "b"),
                           o.AwaitConvergence()]) is True
 
 

@@ -9,15 +9,30 @@ import json
 import pytest
 from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.capabilities import (
+    operation_sequences,
+    sequence_builder,
+    simulation_sequences,
+)
+from gossipcert.harness.workloads.crdt import Crdt
+from gossipcert.harness.workloads.faults import (
+    Cut,
+    Kill,
+    Latency,
+    Loss,
+    Partition,
+    Pause,
+    Resume,
+    Start,
+)
+from gossipcert.harness.workloads.kv import Put
 from gossipcert.harness.workloads.operations import load_ops
 from gossipcert.harness.workloads.strategies import (
     DEAD,
-    SequenceBuilder,
     Space,
     fault_kinds,
-    operation_sequences,
     sequence_problems,
-    simulation_sequences,
     wait_lengths_ms,
     with_namespace,
 )
@@ -64,10 +79,10 @@ def test_sequences_round_trip_through_json(ops: list[o.Op]) -> None:
 def test_never_more_than_a_minority_down(ops: list[o.Op]) -> None:
     down: set[str] = set()
     for op in ops:
-        assert not (isinstance(op, o.Kill) and op.node == "n1")  # every node's launch seed
-        if isinstance(op, o.Kill | o.Pause):
+        assert not (isinstance(op, Kill) and op.node == "n1")  # every node's launch seed
+        if isinstance(op, Kill | Pause):
             down.add(op.node)
-        elif isinstance(op, o.Start | o.Resume):
+        elif isinstance(op, Start | Resume):
             down.discard(op.node)
         assert len(down) <= 2  # of 5: never every node, never a majority
     assert down == set()
@@ -85,17 +100,17 @@ def test_capabilities_decide_the_workload(ops: list[o.Op]) -> None:
 @given(ops=operation_sequences(SPACES[0]))
 def test_values_are_unique_and_latency_stays_below_the_probe_timeout(ops: list[o.Op]) -> None:
     puts = [p for op in ops for p in (op.ops if isinstance(op, o.Concurrent) else (op,))
-            if isinstance(p, o.Put)]
+            if isinstance(p, Put)]
     assert len({p.value for p in puts}) == len(puts)
     for op in ops:
-        if isinstance(op, o.Latency):
+        if isinstance(op, Latency):
             assert op.latency_ms + op.jitter_ms < TIMING["probe_timeout_ms"]
-        if isinstance(op, o.Loss):
+        if isinstance(op, Loss):
             assert op.probability <= 0.1
 
 
 def build(*choices: tuple[object, ...], space: Space = SPACES[0]) -> list[o.Op]:
-    return SequenceBuilder(space).build(list(choices))
+    return sequence_builder(space).build(list(choices))
 
 
 def fault(kind: str, node: int = 0, mask: int = 1, which: int = 0, level: int = 0,
@@ -107,14 +122,14 @@ def test_the_end_heals_resumes_and_starts_what_is_down() -> None:
     ops = build(fault("kill", 0), fault("partition", mask=0b00011), ("put", 0, 0))
     kinds = [op.kind for op in ops]
     assert kinds[-3:] == ["heal", "start", "await-convergence"]
-    assert ops[-2] == o.Start("n2")
+    assert ops[-2] == Start("n2")
     ops = build(fault("pause", 2), ("wait", 2))
     assert [op.kind for op in ops][-2:] == ["resume", "await-convergence"]
 
 
 def test_at_most_a_minority_is_killed() -> None:
     ops = build(fault("kill", 0), fault("kill", 0), fault("kill", 0))
-    assert [op.node for op in ops if isinstance(op, o.Kill)] == ["n2", "n3"]  # n1 spared
+    assert [op.node for op in ops if isinstance(op, Kill)] == ["n2", "n3"]  # n1 spared
     three = Space(("n1", "n2", "n3"), CAPS, TIMING)
     ops = build(fault("kill", 0), fault("kill", 0), fault("restart", 0), space=three)
     assert [op.kind for op in ops].count("kill") == 1
@@ -147,7 +162,7 @@ def test_latency_and_loss_never_overlap_a_cut_and_wait_for_views_to_settle() -> 
     ops = build(fault("latency"), fault("partition"), fault("loss", level=1))
     kinds = [op.kind for op in ops]
     assert "partition" not in kinds and kinds.count("heal") == 1
-    loss = next(op for op in ops if isinstance(op, o.Loss))
+    loss = next(op for op in ops if isinstance(op, Loss))
     assert loss.probability == 0.1
     ops = build(fault("kill"), fault("start"), fault("latency"))
     assert "latency" not in [op.kind for op in ops]  # a rejoined node's window runs on
@@ -158,20 +173,20 @@ def test_after_a_heal_no_process_fault_until_another_cut() -> None:
                 fault("pause", 1), fault("cut", mask=0b00110), fault("kill", 1))
     kinds = [op.kind for op in ops]
     assert kinds[1:5] == ["partition", "heal", "cut", "kill"]
-    cut = next(op for op in ops if isinstance(op, o.Cut))
+    cut = next(op for op in ops if isinstance(op, Cut))
     assert set(cut.links) == {(a, b) for a in ("n2", "n3") for b in ("n1", "n4", "n5")}
 
 
 def test_partition_shapes() -> None:
     ops = build(fault("partition", mask=0b00101, bridge=True))
-    partition = next(op for op in ops if isinstance(op, o.Partition))
+    partition = next(op for op in ops if isinstance(op, Partition))
     assert partition.groups == (("n1", "n3"), ("n2", "n4"))  # n5 bridges both sides
     assert partition.shape == "bridge"
 
 
 def test_or_set_removes_go_where_the_element_was_added() -> None:
     ops = build(("crdt", 2, 3, 0), ("crdt", 2, 0, 2))
-    adds = [op for op in ops if isinstance(op, o.Crdt)]
+    adds = [op for op in ops if isinstance(op, Crdt)]
     assert [(op.node, op.operation, op.value) for op in adds] == [
         ("n4", "add", "e0"), ("n4", "remove", "e0")]
 
@@ -189,12 +204,12 @@ def test_namespaces_rename_keys_crdts_and_broadcasts_only() -> None:
     renamed = with_namespace(ops, "x7-")
     keys = {p.key for op in renamed
             for p in (op.ops if isinstance(op, o.Concurrent) else (op,))
-            if isinstance(p, o.Put)}
+            if isinstance(p, Put)}
     assert keys == {"x7-k1", "x7-k0"}
-    assert {op.name for op in renamed if isinstance(op, o.Crdt)} == {"x7-hits"}
-    assert {op.id for op in renamed if isinstance(op, o.Broadcast | o.AwaitDelivery)} == {
+    assert {op.name for op in renamed if isinstance(op, Crdt)} == {"x7-hits"}
+    assert {op.id for op in renamed if isinstance(op, Broadcast | o.AwaitDelivery)} == {
         "x7-b1"}
-    assert [op for op in renamed if isinstance(op, o.Kill)] == [o.Kill("n2")]
+    assert [op for op in renamed if isinstance(op, Kill)] == [Kill("n2")]
 
 
 def test_fault_kinds_follow_the_planes() -> None:
@@ -229,7 +244,7 @@ def test_a_node_is_not_crashed_while_its_writes_may_be_its_alone() -> None:
     assert kinds[1:4] == ["crdt", "wait", "kill"]  # gossip rounds before the crash
     # Written across a cut: another node is crashed instead, until an await after a heal.
     ops = build(fault("partition", mask=0b00001), ("put", 0, 0), fault("kill", 0))
-    assert [op.node for op in ops if isinstance(op, o.Kill)] == ["n2"]
+    assert [op.node for op in ops if isinstance(op, Kill)] == ["n2"]
     only_writer = Space(("n1", "n2", "n3"), CAPS, TIMING)
     ops = build(fault("partition", mask=0b001), ("race", 0, 3), fault("restart", 0),
                 space=only_writer)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gossipcert.harness.drivers.hostlag import LagMonitor
 from gossipcert.harness.history import History
-from gossipcert.harness.judging import check_failure_detection
+from gossipcert.harness.workloads.failure_detection import check_failure_detection
 from test_checkers import Hist, check, final, formed, killed_n3, lww, writes
 
 

@@ -21,18 +21,21 @@ from gossipcert.harness.run.report import build_report, load_report_schema
 from gossipcert.harness.run.reporting import write_all
 from gossipcert.harness.run.suite import certificate
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.faults import Heal, Kill, Partition
+from gossipcert.harness.workloads.kv import Put
 from host_tools import need
 from simulated_runs import run_settled
 
 STEPS: list[o.Op] = [
-    o.Broadcast("n1", "b1"),
+    Broadcast("n1", "b1"),
     o.Wait(1000, observe=False),
-    o.Put("n1", "k", "a"),
-    o.Kill("n3"),
+    Put("n1", "k", "a"),
+    Kill("n3"),
     o.Wait(3000, observe=False),
-    o.Partition((("n1", "n2"), ("n4", "n5"))),
+    Partition((("n1", "n2"), ("n4", "n5"))),
     o.Wait(4000, observe=False),
-    o.Heal(),
+    Heal(),
 ]
 FIGURES = {"broadcast-spread", "latency-histogram", "member-views", "fault-timeline"}
 

@@ -33,12 +33,15 @@ from gossipcert.chaos.runlabels import run_label_pid
 from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.errors import ManifestError
 from gossipcert.harness.history import History, build
-from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest, maelstrom_impl
 from gossipcert.harness.run.suite import suite_plan
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.capabilities import run_checks
+from gossipcert.harness.workloads.crdt import Crdt
+from gossipcert.harness.workloads.faults import Cut
 from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.planner import plan
 
@@ -170,8 +173,8 @@ def test_a_manifest_claims_crdt_types_one_by_one(tmp_path: Path) -> None:
     every = {r.id for r in CATALOGUE if r.claimed_by(["crdt"], ["lww"])}
     assert every >= {"CRDT-G-COUNTER", "CRDT-PN-COUNTER", "CRDT-OR-SET", "CRDT-LWW-REGISTER"}
     x = _execution(tmp_path, caps)
-    assert x.applies(o.Crdt("n1", "hits", "g-counter", "increment", 1))
-    assert not x.applies(o.Crdt("n1", "stock", "pn-counter", "increment", 1))
+    assert x.applies(Crdt("n1", "hits", "g-counter", "increment", 1))
+    assert not x.applies(Crdt("n1", "stock", "pn-counter", "increment", 1))
     assert not x.applies(o.AwaitCrdtHas("n1", "tags", "e1"))
     assert _execution(tmp_path, ["crdt"]).applies(o.AwaitCrdtHas("n1", "tags", "e1"))
     meta = {"time_ms": 0, "type": "meta", "op": "run",
@@ -190,7 +193,7 @@ def test_broadcasts_while_a_partition_holds_are_read_back_after_the_heal() -> No
     steps = [{"kind": "partition", "shape": "halves", "broadcasts": 2, "duration": 1}]
     ops = plan(steps, ["n1", "n2", "n3", "n4"], 5, timing)
     kinds = [op.kind for op in ops]
-    sent = [op for op in ops if isinstance(op, o.Broadcast)]
+    sent = [op for op in ops if isinstance(op, Broadcast)]
     assert [op.node in ("n1", "n2") for op in sent] == [True, False]  # one per side
     assert kinds.index("partition") < kinds.index("broadcast") < kinds.index("heal")
     awaited = [op.id for op in ops if isinstance(op, o.AwaitDelivery)]
@@ -198,9 +201,9 @@ def test_broadcasts_while_a_partition_holds_are_read_back_after_the_heal() -> No
     assert kinds.index("heal") < kinds.index("await-delivery")
     one_way = plan([{"kind": "partition", "shape": "one-way", "broadcasts": 3}],
                    ["n1", "n2", "n3", "n4"], 5, timing)
-    cut = next(op for op in one_way if isinstance(op, o.Cut))
+    cut = next(op for op in one_way if isinstance(op, Cut))
     senders = {a for a, _ in cut.links}
-    assert all(op.node in senders for op in one_way if isinstance(op, o.Broadcast))
+    assert all(op.node in senders for op in one_way if isinstance(op, Broadcast))
 
 
 # ---------------------------------------------------------------- bridges on real processes

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from gossipcert.harness.errors import ManifestError
-from gossipcert.harness.manifest import TIMING_DEFAULTS, load_manifest, process_argv
+from gossipcert.harness.manifest import load_manifest, process_argv
+from gossipcert.harness.profiles import default_timing, profile_timing, profiles
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -31,14 +32,27 @@ def test_reference_manifest_is_valid() -> None:
     manifest = load_manifest("reference")
     assert manifest.accepts_dial_map
     assert manifest.conflict_policy == "lww"
-    assert set(TIMING_DEFAULTS) <= set(manifest.timing)
+    assert set(default_timing()) <= set(manifest.timing)
 
 
 def test_defaults_fill_missing_timing(tmp_path: Path) -> None:
     manifest = load_manifest(str(write(tmp_path, GOOD)))
     assert manifest.timing["probe_interval_ms"] == 500
-    assert manifest.timing["push_pull_interval_ms"] == TIMING_DEFAULTS["push_pull_interval_ms"]
+    assert manifest.timing["push_pull_interval_ms"] == default_timing()["push_pull_interval_ms"]
     assert not manifest.accepts_dial_map
+
+
+def test_timing_may_name_a_shipped_profile(tmp_path: Path) -> None:
+    """A manifest names the profile its implementation runs instead of copying it."""
+    assert load_manifest("serf").declared_timing == profiles()["lan"]
+    assert load_manifest("serf-local").declared_timing == profiles()["local"]
+    named = GOOD.replace("timing: {probe_interval_ms: 500, suspicion_mult: 3, "
+                         "gossip_interval_ms: 100, fanout: 2}",
+                         "timing: {profile: local, probe_interval_ms: 500}")
+    manifest = load_manifest(str(write(tmp_path, named)))
+    assert manifest.timing == {**profile_timing("local"), "probe_interval_ms": 500}
+    with pytest.raises(ManifestError, match="unknown timing profile 'slow'"):
+        load_manifest(str(write(tmp_path, named.replace("local", "slow"))))
 
 
 def test_templates_expand(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.faults import Kill, Partition, Pause
+from gossipcert.harness.workloads.kv import Put
 from gossipcert.harness.workloads.planner import (
     SHAPES,
     PlanError,
@@ -120,13 +122,13 @@ def test_plans_never_target_a_node_that_is_down(params: dict[str, float]) -> Non
     ]
     for seed in range(20):
         ops = plan(steps, NODES, seed, params)
-        dead = {op.node for op in ops if isinstance(op, o.Kill)}
+        dead = {op.node for op in ops if isinstance(op, Kill)}
         assert len(dead) == 2 and "n1" not in dead      # the first node is spared
-        (partition,) = [op for op in ops if isinstance(op, o.Partition)]
+        (partition,) = [op for op in ops if isinstance(op, Partition)]
         assert not dead & {n for group in partition.groups for n in group}
-        (pause,) = [op for op in ops if isinstance(op, o.Pause)]
+        (pause,) = [op for op in ops if isinstance(op, Pause)]
         assert pause.node not in dead
-        puts = [op for op in ops if isinstance(op, o.Put)]
+        puts = [op for op in ops if isinstance(op, Put)]
         assert len(puts) >= 30 and not dead & {op.node for op in puts}
 
 
@@ -164,3 +166,16 @@ def test_a_target_that_is_down_is_refused(params: dict[str, float]) -> None:
     with pytest.raises(PlanError, match="not up"):
         plan([{"kind": "kill", "target": "n2"}, {"kind": "pause", "target": "n2"}],
              NODES, 1, params)
+
+
+def test_every_fault_comes_with_its_heal() -> None:
+    """Each fault the plan may inject is packaged with the operation that undoes it."""
+    from gossipcert.harness.workloads.faults import FAULTS, Cut, Heal, Latency, Loss, Resume, Start
+
+    assert set(FAULTS) == {"kill", "restart", "pause", "partition", "cut", "latency", "loss"}
+    assert Kill("n2").heal() == Start("n2")
+    assert Pause("n2").heal() == Resume("n2")
+    assert FAULTS["restart"]("n2").heal() is None  # a restart undoes itself
+    link = (("n1", "n2"),)
+    for fault in (Partition((("n1",), ("n2",))), Cut(link), Latency(link, 50), Loss(link, 0.1)):
+        assert fault.heal() == Heal()

@@ -20,12 +20,12 @@ from gossipcert.harness.judging.verdict import Verdict, failing_musts
 from gossipcert.harness.run.pipeline import simulate
 from gossipcert.harness.run.replay import REPLAY_FORMAT, load_replay, save_replay
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.capabilities import operation_sequences, simulation_sequences
+from gossipcert.harness.workloads.faults import Kill, Partition, Restart
+from gossipcert.harness.workloads.kv import Delete, Put
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import (
-    Space,
-    operation_sequences,
-    simulation_sequences,
-)
+from gossipcert.harness.workloads.strategies import Space
 from hypothesis import given, settings
 from simulated_runs import defect_core, reference_timing, run_settled, save_run
 
@@ -74,7 +74,7 @@ def writes(ops: list[Op]) -> list[Op]:
     out: list[Op] = []
     for op in ops:
         out += writes(list(op.ops)) if isinstance(op, o.Concurrent) else [op]
-    return [op for op in out if isinstance(op, (o.Put, o.Delete))]
+    return [op for op in out if isinstance(op, (Put, Delete))]
 
 
 @pytest.mark.slow
@@ -137,12 +137,12 @@ def test_replay_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_a_sequence_replays_to_identical_verdicts() -> None:
     ops: list[Op] = [
-        o.Put("n1", "k", "a"),
-        o.Kill("n3"),
-        o.Broadcast("n2", "b"),
+        Put("n1", "k", "a"),
+        Kill("n3"),
+        Broadcast("n2", "b"),
         o.Wait(200, observe=False),
-        o.Partition((("n1",), ("n2", "n3"))),
-        o.Restart("n3"),
+        Partition((("n1",), ("n2", "n3"))),
+        Restart("n3"),
     ]
     first, _ = run_settled(ops, N3)
     second, _ = run_settled(ops, N3)

@@ -10,9 +10,9 @@ the read came after the event and read as a resurrection; it was not one.
 from __future__ import annotations
 
 from gossipcert.harness.history import Entry
-from gossipcert.harness.judging import CHECKERS
 from gossipcert.harness.judging.index import HistoryIndex, clock_resolution
 from gossipcert.harness.judging.verdict import Verdict
+from gossipcert.harness.workloads.capabilities import CHECKERS
 from test_checkers import CATALOGUE, Hist, formed, params
 
 # Epoch milliseconds as in the run that failed: the kill, and n3's dead event for n2.

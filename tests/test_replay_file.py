@@ -21,13 +21,15 @@ from gossipcert.harness.run.replay import (
     save_replay,
 )
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.faults import Kill
+from gossipcert.harness.workloads.kv import Put
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 NODES = ["n1", "n2", "n3"]
 TIMING = {k: int(v) for k, v in load_manifest("reference").timing.items()}
 # Two writes of one key on one node: the reference keeps the second; a node that drops
 # a write while the first is still queued for gossip (acks_unkept_writes) loses it.
-TWO_WRITES = [o.AwaitMembers(), o.Put("n1", "k0", "n1/w1"), o.Put("n1", "k0", "n1/w2"),
+TWO_WRITES = [o.AwaitMembers(), Put("n1", "k0", "n1/w1"), Put("n1", "k0", "n1/w2"),
               o.AwaitConvergence(label="end")]
 
 
@@ -113,7 +115,7 @@ def test_a_missing_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_real_clusters_need_nodes_named_as_they_name_them(tmp_path: Path) -> None:
-    ops = [o.AwaitMembers(), o.Kill("b")]
+    ops = [o.AwaitMembers(), Kill("b")]
     path = write(tmp_path, valid(nodes=["a", "b", "c"], ops=[op.to_json() for op in ops]))
     result = run_replay(str(path), "--report-dir", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr

@@ -14,7 +14,6 @@ import jsonschema
 import pytest
 from gossipcert.harness.commands.cli import main
 from gossipcert.harness.history import Entry
-from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.run import reporting
@@ -28,6 +27,7 @@ from gossipcert.harness.run.reporting import (
     write_all,
 )
 from gossipcert.harness.run.suite import certificate
+from gossipcert.harness.workloads.capabilities import run_checks
 from gossipcert.reports import html, json_report, junit, markdown
 from test_checkers import ALL_CAPS, formed
 

@@ -16,6 +16,10 @@ from gossipcert.chaos.packet import our_chains, unavailable_reason
 from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.manifest import load_manifest
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.crdt import Crdt
+from gossipcert.harness.workloads.faults import Kill, Partition
+from gossipcert.harness.workloads.kv import Delete, Get, Put
 from gossipcert.harness.workloads.scenario import (
     ScenarioError,
     load_scenario,
@@ -23,6 +27,7 @@ from gossipcert.harness.workloads.scenario import (
     schedule,
     shipped_scenarios,
 )
+from gossipcert.harness.workloads.security import Intruder
 from test_certify_e2e import reference_plan
 
 SHIPPED = sorted(shipped_scenarios())
@@ -68,27 +73,27 @@ def test_scenario_overrides_the_conflict_policy_only_when_supported() -> None:
 def test_the_plan_draws_deletes_crdt_ops_and_mv_rounds(reference_timing: dict[str, Any]) -> None:
     nodes = [f"n{i}" for i in range(1, 6)]
     default = schedule(load_scenario("default"), nodes, 7, reference_timing)
-    deletes = [op for op in default if isinstance(op, o.Delete)]
+    deletes = [op for op in default if isinstance(op, Delete)]
     races = [op for op in default if isinstance(op, o.Concurrent)]
     assert len(deletes) == 3 and len(races) == 3
-    raced = {put.key for race in races for put in race.ops if isinstance(put, o.Put)}
+    raced = {put.key for race in races for put in race.ops if isinstance(put, Put)}
     assert not {op.key for op in deletes} & raced
     assert all(len(race.ops) == 5 for race in races)  # every node writes the key
     crdt = schedule(load_scenario("crdt"), nodes, 7, reference_timing)
-    types = {op.type for op in crdt if isinstance(op, o.Crdt)}
+    types = {op.type for op in crdt if isinstance(op, Crdt)}
     assert types == {"g-counter", "pn-counter", "or-set", "lww-register"}
     mv = schedule(load_scenario("mv"), nodes, 7, reference_timing)
-    gets = [op for op in mv if isinstance(op, o.Get)]
+    gets = [op for op in mv if isinstance(op, Get)]
     assert gets
     for get in gets:
         blind = next(r for r in mv if isinstance(r, o.Concurrent)
-                     and all(isinstance(p, o.Put) and p.key == get.key and not p.with_context
+                     and all(isinstance(p, Put) and p.key == get.key and not p.with_context
                              for p in r.ops))
         rmw = next(r for r in mv if isinstance(r, o.Concurrent)
-                   and any(isinstance(p, o.Put) and p.key == get.key and p.with_context
+                   and any(isinstance(p, Put) and p.key == get.key and p.with_context
                            for p in r.ops))
-        blind_nodes = {p.node for p in blind.ops if isinstance(p, o.Put)}
-        racer = next(p.node for p in rmw.ops if isinstance(p, o.Put) and not p.with_context)
+        blind_nodes = {p.node for p in blind.ops if isinstance(p, Put)}
+        racer = next(p.node for p in rmw.ops if isinstance(p, Put) and not p.with_context)
         assert get.node not in blind_nodes and racer in blind_nodes
 
 
@@ -115,16 +120,16 @@ def test_a_broadcast_that_kills_its_origin_plans_the_origin_down(
     nodes = [f"n{i}" for i in range(1, 6)]
     for seed in range(20):
         ops = schedule(load_scenario("default"), nodes, seed, reference_timing)
-        cast = next(op for op in ops if isinstance(op, o.Broadcast))
+        cast = next(op for op in ops if isinstance(op, Broadcast))
         after = ops[ops.index(cast) + 1:]
         # First the first hop, then the kill, then delivery to the rest by relay.
         assert isinstance(after[0], o.AwaitDelivery) and after[0].any_of
-        assert after[1] == o.Kill(cast.node) and cast.node != "n1"
+        assert after[1] == Kill(cast.node) and cast.node != "n1"
         assert isinstance(after[3], o.AwaitDelivery) and not after[3].any_of
-        cut = next(op for op in ops if isinstance(op, o.Partition))
+        cut = next(op for op in ops if isinstance(op, Partition))
         assert cast.node not in {n for group in cut.groups for n in group}
     plain = schedule(load_scenario("flapping"), nodes, 3, reference_timing)
-    assert not any(isinstance(op, o.Kill) for op in plain)
+    assert not any(isinstance(op, Kill) for op in plain)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -209,7 +214,7 @@ def test_the_security_scenario_plans_a_wrong_key_node(reference_timing: dict[str
     scenario = load_scenario("security")
     assert scenario.encryption
     ops = schedule(scenario, nodes, 7, reference_timing)
-    step = next(op for op in ops if isinstance(op, o.Intruder))
+    step = next(op for op in ops if isinstance(op, Intruder))
     assert step.node == "x1" and step.node not in nodes and step.seed in nodes
     # two probe intervals and three push-pull intervals of the reference timing
     assert step.ms == 3600
@@ -251,8 +256,8 @@ def _admission(tmp_path: Path, right_key: bool) -> str:
     import time
 
     from gossipcert.harness.drivers.cluster import Cluster
-    from gossipcert.harness.judging import run_checks
     from gossipcert.harness.judging.verdict import load_catalogue
+    from gossipcert.harness.workloads.capabilities import run_checks
 
     manifest = run_manifest(load_manifest("reference"), load_scenario("security"))
     cluster = Cluster(manifest, 3, tmp_path, seed=5)

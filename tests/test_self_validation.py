@@ -19,22 +19,26 @@ from typing import Any
 import pytest
 from gossipcert.harness.drivers.sweep import labelled_processes
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.faults import Heal, Kill, Partition, Restart
+from gossipcert.harness.workloads.kv import Delete, Put
+from gossipcert.harness.workloads.membership import Leave
 from gossipcert.harness.workloads.operations import Op
 from simulated_runs import IMPLS, defect_core, run_settled
 
 N3 = ["n1", "n2", "n3"]
 # defect folder -> (requirement it must fail, cluster, policy, steps)
 CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
-    "never_suspects": ("FD-DETECT", N3, "lww", [o.Kill("n3")]),
-    "resurrects_dead": ("FD-DEAD-STAYS-DEAD", N3, "lww", [o.Kill("n3")]),
+    "never_suspects": ("FD-DETECT", N3, "lww", [Kill("n3")]),
+    "resurrects_dead": ("FD-DEAD-STAYS-DEAD", N3, "lww", [Kill("n3")]),
     "never_refutes": (
         "PARTITION-HEAL",
         N3,
         "lww",
         [
-            o.Partition((("n1",), ("n2", "n3"))),
+            Partition((("n1",), ("n2", "n3"))),
             o.Wait(6000, observe=False),
-            o.Heal(),
+            Heal(),
         ],
     ),
     "lww_wrong_tiebreak": (
@@ -44,25 +48,25 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
         [
             # Clear of start-up traffic, so both clocks stand at logical 0: a tie.
             o.Wait(1000, observe=False),
-            o.Put("n1", "k", "from-n1"),
-            o.Put("n2", "k", "from-n2"),
+            Put("n1", "k", "from-n1"),
+            Put("n2", "k", "from-n2"),
         ],
     ),
     "rumors_one_hop": (
         "BCAST-DELIVERY",
         [f"n{i}" for i in range(1, 25)],
         "lww",
-        [o.Broadcast("n1", "b")],
+        [Broadcast("n1", "b")],
     ),
     "no_anti_entropy": (
         "KV-AFTER-PARTITION",
         N3,
         "lww",
         [
-            o.Partition((("n1",), ("n2", "n3"))),
-            o.Put("n1", "k", "one-side"),
+            Partition((("n1",), ("n2", "n3"))),
+            Put("n1", "k", "one-side"),
             o.Wait(6000, observe=False),
-            o.Heal(),
+            Heal(),
             o.Wait(100, observe=False),
         ],
     ),
@@ -71,9 +75,9 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
         N3,
         "lww",
         [
-            o.Put("n1", "k", "before"),
+            Put("n1", "k", "before"),
             o.Wait(1000, observe=False),
-            o.Restart("n3"),
+            Restart("n3"),
             o.Wait(100, observe=False),
         ],
     ),
@@ -82,20 +86,20 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
         N3,
         "mv",
         [
-            o.Put("n1", "k", "a"),
-            o.Put("n2", "k", "b"),
+            Put("n1", "k", "a"),
+            Put("n2", "k", "b"),
         ],
     ),
     "knows_only_seeds": ("MEM-JOIN", [f"n{i}" for i in range(1, 6)], "lww",
                          [o.Wait(100, observe=False)]),
-    "leaves_silently": ("MEM-LEAVE", N3, "lww", [o.Leave("n3")]),
+    "leaves_silently": ("MEM-LEAVE", N3, "lww", [Leave("n3")]),
     "no_kv_merge": (
         "KV-CONVERGENCE",
         N3,
         "lww",
         [
-            o.Put("n1", "k", "a"),
-            o.Put("n2", "j", "b"),
+            Put("n1", "k", "a"),
+            Put("n2", "j", "b"),
         ],
     ),
     "acks_unkept_writes": (
@@ -103,8 +107,8 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
         N3,
         "lww",
         [
-            o.Put("n1", "k", "a"),
-            o.Put("n1", "k", "b"),
+            Put("n1", "k", "a"),
+            Put("n1", "k", "b"),
         ],
     ),
     "delete_without_tombstone": (
@@ -112,9 +116,9 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
         N3,
         "lww",
         [
-            o.Put("n1", "k", "a"),
+            Put("n1", "k", "a"),
             o.Wait(1000, observe=False),
-            o.Delete("n2", "k"),
+            Delete("n2", "k"),
         ],
     ),
     "rejoins_shadowed": (
@@ -122,9 +126,9 @@ CASES: dict[str, tuple[str, list[str], str, list[Op]]] = {
         N3,
         "lww",
         [
-            o.Kill("n3"),
+            Kill("n3"),
             o.Wait(6000, observe=False),
-            o.Restart("n3"),
+            Restart("n3"),
         ],
     ),
 }

@@ -9,9 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from gossipcert.harness.judging import CHECKERS, resolve_checker
 from gossipcert.harness.judging.bounds import derived_parameters, evaluate
 from gossipcert.harness.judging.verdict import CatalogueError, load_catalogue
+from gossipcert.harness.workloads.capabilities import CHECKERS, resolve_checker
 from gossipcert.specs import spec_path
 
 REPO = Path(__file__).resolve().parents[1]

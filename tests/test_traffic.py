@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gossipcert.harness.judging import CHECKERS
-from gossipcert.harness.judging.traffic import AWARENESS_MAX_MULTIPLIER
 from gossipcert.harness.judging.verdict import Verdict
+from gossipcert.harness.workloads.capabilities import CHECKERS
+from gossipcert.harness.workloads.failure_detection import AWARENESS_MAX_MULTIPLIER
 from test_checkers import CATALOGUE, Hist, formed, params
 
 IMPLS = Path(__file__).resolve().parent / "impls"

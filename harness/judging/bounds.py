@@ -15,11 +15,11 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
+from gossipcert.harness.profiles import default_timing
 from gossipcert.specs import spec_path
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
-    "DEFAULT_TIMING",
     "BoundError",
     "catalogue_constants",
     "compile_bound",
@@ -58,20 +58,6 @@ _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
 
 # Guard against expressions like 10 ** 10 ** 10 that would hang the checker.
 _MAX_EXPONENT = 64
-
-# memberlist's LAN profile (specs/timing-profiles.yaml), for any timing parameter a manifest omits,
-# so an IUT that declares nothing is held to the defaults most SWIM deployments run with.
-DEFAULT_TIMING: dict[str, float] = {
-    "probe_interval_ms": 1000,
-    "probe_timeout_ms": 500,
-    "indirect_checks": 3,
-    "suspicion_mult": 4,
-    "suspicion_max_timeout_mult": 6,
-    "gossip_interval_ms": 200,
-    "fanout": 3,
-    "retransmit_mult": 4,
-    "push_pull_interval_ms": 30000,
-}
 
 
 def compile_bound(expression: str) -> ast.Expression:
@@ -184,6 +170,9 @@ def derived_parameters(
     ``constants`` (default: the shipped catalogue's, such as ``slack_ms``) are included so
     the result alone evaluates any catalogue bound.
 
+    A parameter ``timing`` leaves out takes the default profile's value
+    (:func:`harness.profiles.default_timing`), memberlist's LAN configuration.
+
     The formulas are memberlist's (docs/protocol-notes.md): suspicion timeouts scale with log10(n),
     piggybacked updates are retransmitted ``retransmit_mult * ceil(log10(n + 1))`` times.
     ``dissemination_ms`` is the time a rumor needs to reach everyone, plus one
@@ -191,7 +180,7 @@ def derived_parameters(
     """
     params: dict[str, float] = {
         **(catalogue_constants() if constants is None else dict(constants)),
-        **DEFAULT_TIMING,
+        **default_timing(),
     }
     for name, value in timing.items():
         if isinstance(value, bool) or not isinstance(value, int | float):

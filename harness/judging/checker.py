@@ -1,7 +1,7 @@
 """What every checker shares: the wrapper that turns a judging function into a checker,
 the verdict it returns, and the tally of a latency requirement.
 
-:func:`checker` puts the contract's rules around each requirement's own judgement: a
+:func:`capability_checker` puts the contract's rules around each requirement's own judgement: a
 requirement whose capability (or conflict policy) is not declared is ``not-claimed``; a
 declared capability whose every call answered 501 fails; a requirement left untested
 because every read it needed failed is ``error``; a timing failure while the harness's
@@ -13,54 +13,40 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import evaluate
-from gossipcert.harness.judging.index import HistoryIndex, Op
+from gossipcert.harness.judging.index import HistoryIndex, PairedOp
+from gossipcert.harness.judging.models import Write, timestamp_violations
 from gossipcert.harness.judging.verdict import Requirement, Verdict, crdt_type_claimed
 
 __all__ = [
     "EVIDENCE_LIMIT",
     "Checker",
+    "JudgingContext",
     "Tally",
     "as_index",
     "bound_of",
-    "checker",
+    "capability_checker",
     "in_time",
+    "count_verdict",
     "make_verdict",
     "timed_verdict",
     "with_clock_violations",
+    "write_clock_violations",
 ]
 
 # A checker: the history (or its index, built once by whoever checks many requirements),
-# the requirement, and the bound's parameters (:func:`harness.judging.bounds.derived_parameters`).
+# the requirement, and the bound's parameters (:func:`harness.judging.bounds.derived_parameters`),
+# derived once per judged history by whoever checks it.
 Checker = Callable[[Sequence[Entry] | HistoryIndex, Requirement, Mapping[str, float]], Verdict]
 
 # Evidence lists are capped so a report stays readable whatever the cluster size.
 EVIDENCE_LIMIT = 10
-
-# Which operations exercise a capability: if all of them answered 501, it is missing.
-_CAPABILITY_OPS = {
-    "membership": ("members",),
-    "broadcast": ("broadcast", "broadcasts"),
-    "kv": ("put", "kv", "get", "delete"),
-    "crdt": ("crdt", "crdt_read"),
-}
-
-# The reads that tell whether a capability's requirements can be judged at all.
-_CAPABILITY_READS = {
-    "membership": ("members",),
-    "failure-detection": ("members",),
-    "broadcast": ("broadcasts",),
-    "kv": ("kv", "get"),
-    "crdt": ("crdt_read",),
-    "encryption": ("members",),
-}
-
 
 @dataclass
 class Tally:
@@ -153,17 +139,10 @@ def _not_claimed(index: HistoryIndex, requirement: Requirement) -> str | None:
     return None
 
 
-def _capability_ops(
-    index: HistoryIndex, capability: str, names: Iterable[str] | None = None
-) -> list[Op]:
-    wanted = _CAPABILITY_OPS.get(capability, ()) if names is None else tuple(names)
-    return [op for name in wanted for op in index.ops.get(name, [])]
-
-
-def _unimplemented(index: HistoryIndex, capability: str) -> str | None:
-    """Why a declared ``capability`` is a contract violation (every call of it answered
-    501), or None."""
-    ops = _capability_ops(index, capability)
+def _unimplemented(index: HistoryIndex, capability: str, calls: Sequence[str]) -> str | None:
+    """Why a declared ``capability`` is a contract violation (every one of its ``calls``
+    answered 501), or None."""
+    ops = [op for name in calls for op in index.ops.get(name, [])]
     if (
         ops
         and all(op.outcome == "fail" for op in ops)
@@ -176,25 +155,35 @@ def _unimplemented(index: HistoryIndex, capability: str) -> str | None:
     return None
 
 
-def _answered_501(op: Op) -> bool:
+def _answered_501(op: PairedOp) -> bool:
     """Whether a call was refused as not implemented (HTTP 501, or the contract's
     ``not_implemented`` error code when the status was not recorded)."""
     result = op.result if isinstance(op.result, Mapping) else {}
     return result.get("status") == 501 or result.get("error") == "not_implemented"
 
 
-def _reads_failed(index: HistoryIndex, capability: str) -> str | None:
-    """Why nothing of ``capability`` could be judged because its reads failed: reads were
-    made and none answered, or None."""
-    reads = _capability_ops(index, capability, _CAPABILITY_READS.get(capability, ()))
-    if reads and not any(op.outcome == "ok" for op in reads):
-        outcomes = Counter(op.outcome for op in reads)
+def _reads_failed(index: HistoryIndex, capability: str, reads: Sequence[str]) -> str | None:
+    """Why nothing of ``capability`` could be judged because its ``reads`` failed: reads
+    were made and none answered, or None."""
+    made = [op for name in reads for op in index.ops.get(name, [])]
+    if made and not any(op.outcome == "ok" for op in made):
+        outcomes = Counter(op.outcome for op in made)
         shown = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
-        return f"every one of the {len(reads)} {capability} reads failed ({shown})"
+        return f"every one of the {len(made)} {capability} reads failed ({shown})"
     return None
 
 
-_Body = Callable[[HistoryIndex, Requirement, float], Verdict]
+@dataclass(frozen=True)
+class JudgingContext:
+    """What every requirement of one history is judged against: the history's index and
+    the timing's derived parameters, computed once for all of them, so no checker
+    derives them again (and none can derive them from a different timing)."""
+
+    index: HistoryIndex
+    params: Mapping[str, float]
+
+
+_Body = Callable[[JudgingContext, Requirement, float], Verdict]
 
 
 def as_index(history: Sequence[Entry] | HistoryIndex) -> HistoryIndex:
@@ -202,46 +191,56 @@ def as_index(history: Sequence[Entry] | HistoryIndex) -> HistoryIndex:
     return history if isinstance(history, HistoryIndex) else HistoryIndex.build(history)
 
 
-def checker(body: _Body) -> Checker:
-    """Turn ``body(index, requirement, bound)`` into the public checker signature.
+def capability_checker(
+    *, calls: Sequence[str] = (), reads: Sequence[str] = (), clock_kinds: Sequence[str] = ()
+) -> Callable[[_Body], Checker]:
+    """The decorator a capability's module puts on its judging functions, given what
+    exercises that capability: ``calls`` (if every one answered 501, the declared
+    capability is missing), ``reads`` (if every one failed, nothing could be judged) and
+    ``clock_kinds`` (the node-stamped times its timed requirements are measured with)."""
 
-    Around the body: a requirement the implementation does not claim is ``not-claimed``;
-    a declared capability that answered 501 to every call fails (the contract says a
-    declared capability is served); and a requirement the body could not exercise is
-    ``error`` rather than ``untested`` when every read it needed failed.
-    """
+    def checker(body: _Body) -> Checker:
+        """Turn ``body(judging, requirement, bound)`` into the public checker signature.
 
-    @wraps(body)
-    def check(
-        history: Sequence[Entry] | HistoryIndex,
-        requirement: Requirement,
-        params: Mapping[str, float],
-    ) -> Verdict:
-        index = as_index(history)
-        bound = bound_of(requirement, params)
-        why = _not_claimed(index, requirement)
-        if why is not None:
-            return make_verdict(requirement, "not-claimed", None, bound, why)
-        violation = _unimplemented(index, requirement.capability)
-        if violation is not None:
-            return make_verdict(requirement, "fail", None, bound, violation)
-        verdict = body(index, requirement, bound)
-        if verdict.status == "untested":
-            failed = _reads_failed(index, requirement.capability)
-            if failed is not None:
-                text = f"{failed}: the harness could not judge ({verdict.evidence})"
+        Around the body: a requirement the implementation does not claim is
+        ``not-claimed``; a declared capability that answered 501 to every call fails (the
+        contract says a declared capability is served); and a requirement the body could
+        not exercise is ``error`` rather than ``untested`` when every read it needed
+        failed.
+        """
+
+        @wraps(body)
+        def check(
+            history: Sequence[Entry] | HistoryIndex,
+            requirement: Requirement,
+            params: Mapping[str, float],
+        ) -> Verdict:
+            index = as_index(history)
+            bound = bound_of(requirement, params)
+            why = _not_claimed(index, requirement)
+            if why is not None:
+                return make_verdict(requirement, "not-claimed", None, bound, why)
+            violation = _unimplemented(index, requirement.capability, calls)
+            if violation is not None:
+                return make_verdict(requirement, "fail", None, bound, violation)
+            verdict = body(JudgingContext(index, params), requirement, bound)
+            if verdict.status == "untested":
+                failed = _reads_failed(index, requirement.capability, reads)
+                if failed is not None:
+                    text = f"{failed}: the harness could not judge ({verdict.evidence})"
+                    return replace(verdict, status="error", evidence=text)
+            lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
+            if lagged is not None:
+                text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
                 return replace(verdict, status="error", evidence=text)
-        lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
-        if lagged is not None:
-            text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
-            return replace(verdict, status="error", evidence=text)
-        kinds = _CLOCK_KINDS.get(requirement.capability, ())
-        if verdict.unit == "ms" and kinds:
-            seen = [v for v in index.clock_violations if v.get("kind") in kinds]
-            return with_clock_violations(verdict, seen)
-        return verdict
+            if verdict.unit == "ms" and clock_kinds:
+                seen = [v for v in index.clock_violations if v.get("kind") in clock_kinds]
+                return with_clock_violations(verdict, seen)
+            return verdict
 
-    return check
+        return check
+
+    return checker
 
 
 def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
@@ -274,15 +273,6 @@ def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
         f"probe timeout of {threshold} ms, the worst {max(lags):.0f} ms), so this run "
         "cannot judge timing; rerun on a less loaded machine"
     )
-
-
-# Which node-stamped times a timed requirement of a capability is measured with.
-_CLOCK_KINDS = {
-    "membership": ("member",),
-    "failure-detection": ("member",),
-    "leave": ("member",),
-    "broadcast": ("broadcast",),
-}
 
 
 def _fmt(ms: float | None) -> str:
@@ -351,3 +341,47 @@ def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, An
     )
     details = {**verdict.details, "clock_violations": list(violations[:EVIDENCE_LIMIT])}
     return replace(verdict, evidence=verdict.evidence + note, details=details)
+
+
+def count_verdict(
+    requirement: Requirement,
+    bound: float,
+    bad: Sequence[dict[str, Any]],
+    total: int,
+    failing: str,
+    passing: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Pass while at most ``bound`` of ``total`` checked items are ``bad``; the first bad
+    one is the evidence of a failure."""
+    details: dict[str, Any] = {
+        "checked": total,
+        "violations": list(bad[:EVIDENCE_LIMIT]),
+        **(extra or {}),
+    }
+    if len(bad) > bound:
+        first = bad[0]
+        reasons = "; ".join(first.get("reasons", [])) if "reasons" in first else ""
+        label = first.get("key", first.get("name", "?"))
+        text = f"{len(bad)} of {total} {failing}: {label!r}" + (f" ({reasons})" if reasons else "")
+        return make_verdict(requirement, "fail", len(bad), bound, text, details)
+    return make_verdict(requirement, "pass", len(bad), bound, passing, details)
+
+
+def write_clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str, Any]]:
+    """One violation per write stamped outside its call window (widened by the skew)."""
+    return [
+        {
+            "key": w.key,
+            "reasons": [
+                f"clock violation: {w.node} stamped the write of {w.value!r} at "
+                f"{w.timestamp[0]:.0f}, outside its call "
+                f"[{w.invoked:.0f}, {w.completed:.0f}] +/- {skew_ms:g} ms"
+            ],
+            "write": w.describe(),
+            "invoked_ms": w.invoked,
+            "completed_ms": w.completed,
+        }
+        for w in timestamp_violations(writes, skew_ms)
+        if w.timestamp
+    ]

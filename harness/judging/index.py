@@ -41,7 +41,7 @@ __all__ = [
     "Deliveries",
     "HistoryIndex",
     "Life",
-    "Op",
+    "PairedOp",
     "Timeline",
     "clock_resolution",
 ]
@@ -72,7 +72,7 @@ class Life:
 
 
 @dataclass(frozen=True)
-class Op:
+class PairedOp:
     """An invoke paired with its completion (``info`` when it never completed)."""
 
     op: str
@@ -201,7 +201,7 @@ class HistoryIndex:
     heals: list[float]
     cuts: list[Cut]
     phases: dict[str, list[tuple[float, float]]]
-    ops: dict[str, list[Op]]
+    ops: dict[str, list[PairedOp]]
     views: dict[tuple[str, str], Timeline]
     # Node-stamped times the harness's own observations contradict (see _deliveries).
     clock_violations: list[dict[str, Any]]
@@ -216,7 +216,7 @@ class HistoryIndex:
     clock_skew_ms: float = DEFAULT_CLOCK_SKEW_MS
     # What was asked of intruders (but their start): kept apart so that requirements about
     # the cluster's own members never expect an intruder's write or broadcast to spread.
-    intruder_ops: dict[str, list[Op]] = field(default_factory=dict)
+    intruder_ops: dict[str, list[PairedOp]] = field(default_factory=dict)
     # The history itself, for what is read straight from it (a meta field, a figure).
     entries: Sequence[Entry] = ()
 
@@ -257,23 +257,17 @@ class HistoryIndex:
                 return cut
         return None
 
+    def survivors(self, t: float) -> set[str]:
+        """The nodes live at ``t`` whose last life never ended: the ones whose final
+        state the history holds."""
+        return {
+            n
+            for n in self.nodes
+            if self.live_at(n, t) and self.lives[n] and self.lives[n][-1].end == INF
+        }
+
     def timeline(self, observer: str, subject: str) -> Timeline:
         return self.views.get((observer, subject)) or Timeline()
-
-    def writes_stopped(self) -> float | None:
-        """When the kv workload stopped: the later of the writes phase's end and the last put.
-
-        A put of unknown outcome counts from its invocation; taking the latest point keeps
-        a write made outside the phase from being charged to convergence.
-        """
-        points = [end for _, end in self.phases.get("writes", [])]
-        points += [
-            p.completed if p.completed < INF else p.invoked
-            for name in ("put", "delete")
-            for p in self.ops.get(name, [])
-        ]
-        return max(points, default=None)
-
 
 
 def _build_index(history: Sequence[Entry]) -> HistoryIndex:
@@ -307,11 +301,11 @@ def _build_index(history: Sequence[Entry]) -> HistoryIndex:
         elif e.type in ("ok", "fail", "info") and e.call is not None:
             completions.setdefault(e.call, e)
 
-    ops: dict[str, list[Op]] = defaultdict(list)
+    ops: dict[str, list[PairedOp]] = defaultdict(list)
     for call, inv in invokes.items():
         done = completions.get(call)
         ops[inv.op].append(
-            Op(
+            PairedOp(
                 op=inv.op,
                 node=inv.node if inv.node is not None else (done.node if done else None),
                 call=call,
@@ -326,7 +320,7 @@ def _build_index(history: Sequence[Entry]) -> HistoryIndex:
     for call, done in completions.items():  # a completion logged without its invoke
         if call not in invokes:
             ops[done.op].append(
-                Op(
+                PairedOp(
                     done.op,
                     done.node,
                     call,
@@ -340,7 +334,7 @@ def _build_index(history: Sequence[Entry]) -> HistoryIndex:
             )
     for inv in orphans:
         ops[inv.op].append(
-            Op(inv.op, inv.node, None, inv.time_ms, "info", INF, inv.args, None, inv.index)
+            PairedOp(inv.op, inv.node, None, inv.time_ms, "info", INF, inv.args, None, inv.index)
         )
     for op_list in ops.values():
         op_list.sort(key=lambda o: (o.invoked, o.completed))
@@ -349,7 +343,7 @@ def _build_index(history: Sequence[Entry]) -> HistoryIndex:
         for op in ops.get("start", [])
         if op.node is not None and (op.args.get("key") == "wrong" or op.args.get("wrong_key"))
     )
-    intruder_ops: dict[str, list[Op]] = defaultdict(list)
+    intruder_ops: dict[str, list[PairedOp]] = defaultdict(list)
     if intruders:
         for name in list(ops):
             if name == "start":
@@ -421,7 +415,7 @@ def _phase_args(history: Sequence[Entry]) -> dict[str, list[Mapping[str, Any]]]:
 
 
 def _lives(
-    nodes: Sequence[str], starts: Sequence[Op], kills: Sequence[Entry], begin: float
+    nodes: Sequence[str], starts: Sequence[PairedOp], kills: Sequence[Entry], begin: float
 ) -> dict[str, list[Life]]:
     # (time, history index, kind, launched): same-time entries keep their history order,
     # so a kill logged right after a restart's start ends the new life.
@@ -519,7 +513,7 @@ _CONTRADICTS = {"alive": ("absent",), "dead": ("alive", "suspect"), "left": ("al
 
 
 def _views(
-    history: Sequence[Entry], reads: Sequence[Op], nodes: Sequence[str]
+    history: Sequence[Entry], reads: Sequence[PairedOp], nodes: Sequence[str]
 ) -> tuple[dict[tuple[str, str], Timeline], list[dict[str, Any]]]:
     """Per (observer, subject): member events plus members reads, in time order; and the
     events whose node-stamped time the harness's observations contradict.
@@ -638,7 +632,7 @@ def _event_contradiction(
 
 
 def _deliveries(
-    history: Sequence[Entry], reads: Sequence[Op], sends: Sequence[Op]
+    history: Sequence[Entry], reads: Sequence[PairedOp], sends: Sequence[PairedOp]
 ) -> tuple[Deliveries, list[dict[str, Any]]]:
     """Per broadcast id and member, when it received the broadcast; and every clock
     violation found on the way.
@@ -677,7 +671,7 @@ def _deliveries(
             if isinstance(at, int | float):
                 after[key] = max(after.get(key, -INF), float(at))
     seen_by: dict[tuple[str, str], float] = {}  # first listing read's completion
-    by_node: dict[str, list[Op]] = defaultdict(list)
+    by_node: dict[str, list[PairedOp]] = defaultdict(list)
     for read in reads:
         if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
             continue

@@ -6,8 +6,8 @@ two questions about a key or a CRDT: what the final state *must* contain and wha
 happened (Jepsen's rule), so they widen what is allowed and never add obligations;
 failed operations never happened.
 
-The checkers in :mod:`harness.judging.state` feed these models from the history and
-compare every surviving member's final read against them.
+The kv and CRDT checkers (:mod:`harness.workloads.kv`, :mod:`harness.workloads.crdt`)
+feed these models from the history and compare every surviving member's final read against them.
 """
 
 from __future__ import annotations

@@ -64,8 +64,9 @@ from gossipcert.harness.run.search import (
     Search,
     SearchOutcome,
 )
+from gossipcert.harness.workloads.capabilities import operation_sequences
 from gossipcert.harness.workloads.operations import Op
-from gossipcert.harness.workloads.strategies import Space, operation_sequences, with_namespace
+from gossipcert.harness.workloads.strategies import Space, with_namespace
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 if TYPE_CHECKING:

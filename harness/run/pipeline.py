@@ -46,13 +46,13 @@ from gossipcert.harness.drivers.simulated import (
 )
 from gossipcert.harness.errors import USER_ERRORS, HarnessError, LaunchError, describe
 from gossipcert.harness.history import Entry, History
-from gossipcert.harness.judging import run_checks
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
 from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.run.report import build_report
 from gossipcert.harness.run.reporting import write_all
 from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summary
+from gossipcert.harness.workloads.capabilities import run_checks
 from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.operations import Op
 

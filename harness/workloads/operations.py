@@ -9,8 +9,14 @@ reaches the cluster through the one cluster interface (:mod:`harness.drivers.int
 the cluster is real processes, Docker containers or the simulator.
 
 The JSON form of an operation is ``{"op": kind, <field>: <value>, ...}``; tuples become
-lists. ``specs/operations.schema.json`` is generated from these classes
-(``python -m gossipcert.harness.workloads.operations``), so a new kind of step is one class here.
+lists. ``specs/operations.schema.json`` is generated from every subclass of :class:`Op`
+(``python -m gossipcert.harness.workloads.operations``).
+
+This module holds what every capability shares: the base class, the JSON form, and the
+generic steps (waits, reads, phases, awaits of an outcome, concurrent calls). Each
+capability's own client calls live with its checkers (:mod:`harness.workloads.kv` and
+the others, gathered in :mod:`harness.workloads.capabilities`), and the faults with the
+operation that heals each (:mod:`harness.workloads.faults`).
 
 Operations name nodes and links but never durations of the implementation's own timing:
 waits for an outcome (:class:`AwaitMembers` and friends) are bounded by the bound of the
@@ -22,21 +28,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from gossipcert.harness.drivers.interface import NO_LATENCY
 
 if TYPE_CHECKING:
     from gossipcert.harness.workloads.interpreter import Execution
 
 __all__ = ["KINDS", "Op", "OperationError", "from_json", "load_ops", "schema", "to_json"]
-
-Link = tuple[str, str]
 
 KINDS: dict[str, type[Op]] = {}
 
@@ -54,6 +55,8 @@ class Op:
     kind: ClassVar[str] = ""
     needs: ClassVar[str | None] = None
     summary: ClassVar[str] = ""
+    # A client call goes to its ``node``, which must be up (see sequence_problems).
+    client_call: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -69,6 +72,11 @@ class Op:
 
     def to_json(self) -> dict[str, Any]:
         return to_json(self)
+
+    def with_namespace(self, prefix: str) -> Op:
+        """This step with every key, CRDT name and broadcast id it names prefixed (a
+        fresh namespace on a cluster that holds an earlier sequence's state)."""
+        return self
 
     def node_names(self) -> set[str]:
         """Every node this step names (for checking a replay file against its nodes)."""
@@ -92,266 +100,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# ---- process faults and membership ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Kill(Op):
-    kind = "kill"
-    summary = "SIGKILL a node (docker kill); it stays down until start or restart"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.kill(self.node)
-        x.progress(f"killed {self.node} with SIGKILL")
-
-
-@dataclass(frozen=True)
-class Start(Op):
-    kind = "start"
-    summary = "start a node that is down again as itself (same id and data); it joins the live"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.restart(self.node)
-        x.progress(f"started {self.node} again with the same identity")
-
-
-@dataclass(frozen=True)
-class Restart(Op):
-    kind = "restart"
-    summary = "SIGKILL a node if it runs and start it again as itself; it joins the live"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.restart(self.node)
-        x.progress(f"restarted {self.node} with the same identity")
-
-
-@dataclass(frozen=True)
-class Pause(Op):
-    kind = "pause"
-    summary = "freeze a node (SIGSTOP, docker pause): it answers nothing until resume"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.pause(self.node)
-        x.progress(f"paused {self.node}")
-
-
-@dataclass(frozen=True)
-class Resume(Op):
-    kind = "resume"
-    summary = "continue a paused node"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.resume(self.node)
-        x.progress(f"resumed {self.node}")
-
-
-@dataclass(frozen=True)
-class Leave(Op):
-    kind = "leave"
-    summary = "ask a node to leave gracefully (POST /v1/leave); it is gone afterwards"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.leave(self.node)
-        x.progress(f"{self.node} left gracefully")
-
-
-@dataclass(frozen=True)
-class Join(Op):
-    kind = "join"
-    summary = "ask a running node to join through every other live node (POST /v1/join)"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.join(self.node)
-
-
-# ---- network faults --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Partition(Op):
-    kind = "partition"
-    summary = "cut every link between the groups, both ways (nodes in no group keep theirs)"
-    groups: tuple[tuple[str, ...], ...]
-    plane: str = "auto"
-    shape: str = ""
-    links: tuple[Link, ...] = ()  # the links to cut, when not every pair between groups
-
-    def cut_links(self) -> list[Link]:
-        if self.links:
-            return list(self.links)
-        return sorted((a, b) for g1 in self.groups for g2 in self.groups if g1 is not g2
-                      for a in g1 for b in g2)
-
-    def run(self, x: Execution) -> None:
-        links = self.cut_links()
-        if not links:
-            x.progress(f"{self.shape or 'partition'}: nothing to cut")
-            return
-        x.driver.cut(links, plane=self.plane, groups=[list(g) for g in self.groups],
-                     shape=self.shape or None)
-        text = " | ".join(",".join(g) for g in self.groups)
-        x.progress(f"{self.shape or 'partition'} ({x.driver.plane_for(self.plane)} plane): "
-                   f"{text}")
-
-
-@dataclass(frozen=True)
-class Cut(Op):
-    kind = "cut"
-    summary = "cut exactly these directed links (one-way cuts, rings)"
-    links: tuple[Link, ...]
-    plane: str = "auto"
-    shape: str = ""
-
-    def run(self, x: Execution) -> None:
-        if not self.links:
-            return
-        x.driver.cut(list(self.links), plane=self.plane, shape=self.shape or None)
-        x.progress(f"{self.shape or 'cut'} ({x.driver.plane_for(self.plane)} plane): "
-                   f"{len(self.links)} directed links")
-
-
-@dataclass(frozen=True)
-class Heal(Op):
-    kind = "heal"
-    summary = "restore every link: cuts, latency and loss, on every plane"
-
-    def run(self, x: Execution) -> None:
-        x.driver.heal()
-        x.progress("healed every link")
-
-
-@dataclass(frozen=True)
-class Latency(Op):
-    kind = "latency"
-    summary = "delay every byte on these directed links (link plane only; none -> skipped)"
-    links: tuple[Link, ...]
-    latency_ms: int
-    jitter_ms: int = 0
-
-    def run(self, x: Execution) -> None:
-        if not x.driver.has_link_plane:
-            # Nothing on this kernel delays packets (no netem) without per-link proxies.
-            x.skipped["latency"] = NO_LATENCY
-            x.progress(f"latency skipped: {NO_LATENCY}")
-            return
-        x.driver.latency(list(self.links), self.latency_ms, self.jitter_ms)
-        x.progress(f"latency {self.latency_ms} ms (jitter {self.jitter_ms}) on "
-                   f"{len(self.links)} links")
-
-
-@dataclass(frozen=True)
-class Loss(Op):
-    kind = "loss"
-    summary = "drop packets on these directed links at random"
-    links: tuple[Link, ...]
-    probability: float
-
-    def run(self, x: Execution) -> None:
-        x.driver.loss(list(self.links), self.probability)
-        x.progress(f"packet loss {self.probability:.0%} on {len(self.links)} links")
-
-
-# ---- workload ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Put(Op):
-    kind = "put"
-    needs = "kv"
-    summary = "write a key on a node (with_context: the context of this node's last get)"
-    node: str
-    key: str
-    value: Any
-    with_context: bool = False
-
-    def run(self, x: Execution) -> None:
-        args: dict[str, Any] = {"key": self.key, "value": self.value}
-        if self.with_context:
-            args["context"] = x.contexts.get((self.node, self.key))
-        x.driver.call(self.node, "put", args)
-
-
-@dataclass(frozen=True)
-class Get(Op):
-    kind = "get"
-    needs = "kv"
-    summary = "read one key on a node; its context is kept for a later put with_context"
-    node: str
-    key: str
-
-    def run(self, x: Execution) -> None:
-        reply = x.driver.call(self.node, "get", {"key": self.key})
-        if reply.ok and isinstance(reply.body, dict):
-            x.contexts[(self.node, self.key)] = reply.body.get("context")
-
-
-@dataclass(frozen=True)
-class Delete(Op):
-    kind = "delete"
-    needs = "kv"
-    summary = "delete a key on a node"
-    node: str
-    key: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.call(self.node, "delete", {"key": self.key})
-
-
-@dataclass(frozen=True)
-class Crdt(Op):
-    kind = "crdt"
-    needs = "crdt"
-    summary = "one CRDT operation on a node (g-counter, pn-counter, or-set, lww-register)"
-    node: str
-    name: str
-    type: str
-    operation: str  # increment, decrement, add, remove, set
-    value: Any = None
-
-    @property
-    def crdt_type(self) -> str:
-        """The CRDT type the step needs claimed (see ``Execution.applies``)."""
-        return self.type
-
-    def run(self, x: Execution) -> None:
-        x.crdt_types[self.name] = self.type
-        x.driver.call(self.node, "crdt", {"name": self.name, "type": self.type,
-                                          "op": self.operation, "value": self.value})
-
-
-@dataclass(frozen=True)
-class CrdtRead(Op):
-    kind = "crdt-read"
-    needs = "crdt"
-    summary = "read one CRDT's value on a node"
-    node: str
-    name: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.call(self.node, "crdt_read", {"name": self.name})
-
-
-@dataclass(frozen=True)
-class Broadcast(Op):
-    kind = "broadcast"
-    needs = "broadcast"
-    summary = "disseminate a message from a node (its id unique in the run)"
-    node: str
-    id: str
-    payload: Any = None
-
-    def run(self, x: Execution) -> None:
-        payload = self.payload if self.payload is not None else {"hello": self.node}
-        x.driver.call(self.node, "broadcast", {"id": x.broadcast_id(self.id),
-                                               "payload": payload})
-        x.sent_broadcasts.append(self.id)
+# ---- composition ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -359,6 +108,9 @@ class Concurrent(Op):
     kind = "concurrent"
     summary = "client calls released together on threads: a real race"
     ops: tuple[Op, ...]
+
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, ops=tuple(op.with_namespace(prefix) for op in self.ops))
 
     def run(self, x: Execution) -> None:
         runnable = [op for op in self.ops if x.applies(op)]
@@ -487,6 +239,9 @@ class AwaitDelivery(Op):
     any_of: tuple[str, ...] = ()
     requirement: str = "BCAST-DELIVERY"
 
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, id=prefix + self.id)
+
     def run(self, x: Execution) -> None:
         if self.any_of:
             took = x.await_(lambda: any(x.has_broadcast(n, self.id) for n in self.any_of),
@@ -534,6 +289,9 @@ class AwaitCrdtHas(Op):
     def crdt_type(self) -> str:
         return "or-set"
 
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, name=prefix + self.name)
+
     def run(self, x: Execution) -> None:
         def seen() -> bool:
             reply = x.driver.call(self.node, "crdt_read", {"name": self.name})
@@ -543,52 +301,6 @@ class AwaitCrdtHas(Op):
 
         if x.await_(seen, self.requirement, 0.1) is None:
             x.progress(f"{self.node} never read {self.element} in {self.name}")
-
-
-# ---- a node that is not a member -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Intruder(Op):
-    kind = "intruder"
-    needs = "encryption"
-    summary = ("SEC-WRONG-KEY: an extra node with a gossip key of its own, seeded with a "
-               "member, tries a write and a broadcast while members are read for ms; then "
-               "it is stopped")
-    node: str
-    seed: str
-    ms: int
-    broadcast_id: str
-
-    def run(self, x: Execution) -> None:
-        if not x.driver.gossip_key_set:
-            x.progress("wrong-key node: skipped (the run has no gossip key: the scenario "
-                       "needs encryption, the manifest capability encryption and key_args)")
-            return
-        live = x.driver.live_nodes()
-        seed = self.seed if self.seed in live else (live[0] if live else None)
-        if seed is None:
-            x.progress("wrong-key node: skipped (no member is up to seed it)")
-            return
-        x.driver.start_intruder(self.node, seed)
-        x.driver.history.append("phase", "wrong-key",
-                                args={"edge": "start", "node": self.node, "seed": seed})
-        x.progress(f"wrong-key node {self.node} started, seeded with {seed}; holding "
-                   f"{self.ms / 1000:.1f} s")
-        try:
-            if "kv" in x.capabilities:
-                x.driver.call(self.node, "put", {"key": f"key-wrong-key-{self.node}",
-                                                 "value": f"{self.node}/intruder"})
-            if "broadcast" in x.capabilities:
-                x.driver.call(self.node, "broadcast", {"id": x.broadcast_id(self.broadcast_id),
-                                                       "payload": {"hello": self.node}})
-            x.hold(self.ms / 1000)
-            x.read_round("broadcasts")
-            x.read_round("metrics")
-        finally:
-            x.driver.stop_intruder(self.node)
-            x.driver.history.append("phase", "wrong-key", args={"edge": "end", "node": self.node})
-        x.progress(f"wrong-key node {self.node} stopped")
 
 
 # ---- the JSON form -------------------------------------------------------------------
@@ -617,7 +329,8 @@ def _plain(value: Any) -> Any:
 
 
 def _hints(cls: type[Op]) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(sys.modules[__name__]))
+    """Field types of ``cls``, each resolved in the module that defines it."""
+    return typing.get_type_hints(cls)
 
 
 def from_json(data: Any, where: str = "operation") -> Op:
@@ -678,6 +391,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 
 
 def load_ops(items: Sequence[Any], where: str = "ops") -> list[Op]:
+    """The operations of a JSON list (every kind is known once
+    :mod:`harness.workloads` is imported, which gathers the capabilities)."""
     return [from_json(item, f"{where}[{i}]") for i, item in enumerate(items)]
 
 
@@ -732,10 +447,15 @@ def schema() -> dict[str, Any]:
         "title": "gossipcert operation",
         "description": ("One workload or fault step, as scenario files compile to, Hypothesis "
                         "generates, replay files hold and the history records (entry type "
-                        "step). Generated from harness/workloads/operations.py."),
+                        "step). Generated from the operation classes of "
+                        "harness/workloads/."),
         "oneOf": variants,
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(schema(), indent=1))
+    # Run as a script this file is a second module: ask the package's own copy, which the
+    # capability modules registered their operations with.
+    from gossipcert.harness.workloads import operations
+
+    print(json.dumps(operations.schema(), indent=1))

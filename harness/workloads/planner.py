@@ -27,7 +27,21 @@ from typing import Any
 
 from gossipcert.harness.judging.bounds import evaluate
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.broadcast import Broadcast
+from gossipcert.harness.workloads.crdt import Crdt
+from gossipcert.harness.workloads.faults import (
+    Cut,
+    Kill,
+    Latency,
+    Loss,
+    Partition,
+    Pause,
+    Restart,
+)
+from gossipcert.harness.workloads.kv import Delete, Get, Put
+from gossipcert.harness.workloads.membership import Leave
 from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.security import Intruder
 
 SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge", "one-way")
 
@@ -157,19 +171,19 @@ CRDT_NAMES = {"g-counter": "hits", "pn-counter": "stock", "or-set": "tags",
               "lww-register": "owner"}
 
 
-def _crdt_op(rng: random.Random, node: str) -> o.Crdt:
+def _crdt_op(rng: random.Random, node: str) -> Crdt:
     """One CRDT operation on ``node``, every type in turn likely."""
     kind = rng.choice(sorted(CRDT_NAMES))
     name = CRDT_NAMES[kind]
     if kind == "g-counter":
-        return o.Crdt(node, name, kind, "increment", rng.randint(1, 3))
+        return Crdt(node, name, kind, "increment", rng.randint(1, 3))
     if kind == "pn-counter":
-        return o.Crdt(node, name, kind, rng.choice(["increment", "decrement"]),
+        return Crdt(node, name, kind, rng.choice(["increment", "decrement"]),
                       rng.randint(1, 3))
     if kind == "or-set":
-        return o.Crdt(node, name, kind, rng.choice(["add", "add", "remove"]),
+        return Crdt(node, name, kind, rng.choice(["add", "add", "remove"]),
                       f"e{rng.randrange(3)}")
-    return o.Crdt(node, name, kind, "set", f"{node}-{rng.randrange(1000)}")
+    return Crdt(node, name, kind, "set", f"{node}-{rng.randrange(1000)}")
 
 
 DEAD = ("dead", "left", "absent")
@@ -193,8 +207,8 @@ class _Planner:
         self.writes += 1
         return f"{node}/w{self.writes}"
 
-    def put(self, node: str, key: str) -> o.Put:
-        return o.Put(node, key, self.value(node))
+    def put(self, node: str, key: str) -> Put:
+        return Put(node, key, self.value(node))
 
     def step(self, index: int, step: Mapping[str, Any]) -> list[Op]:
         kind = str(step["kind"])
@@ -234,7 +248,7 @@ class _Planner:
         elif kind == "kill":
             victim = _pick(state, rng, step.get("target", "random"), spare_first=True)
             state.down.add(victim)
-            out += [o.Kill(victim),
+            out += [Kill(victim),
                     o.AwaitMembers((victim,), DEAD, requirement="FD-DETECT")]
         elif kind == "partition":
             out += self._partition(index, step, duration)
@@ -246,37 +260,40 @@ class _Planner:
             cycles = int(step.get("cycles", 3))
             out.append(o.Note(f"flapping link {a} <-> {b}: {cycles} cycles of {down_s:.1f} s "
                               f"down / {up_s:.1f} s up"))
+            flap = Partition(((a,), (b,)), plane=plane, shape="flap")
             for _ in range(cycles):
-                out += [o.Partition(((a,), (b,)), plane=plane, shape="flap"),
-                        o.Wait(round(down_s * 1000)), o.Heal(), o.Wait(round(up_s * 1000))]
+                out += [flap, o.Wait(round(down_s * 1000)), flap.heal(),
+                        o.Wait(round(up_s * 1000))]
             out.append(o.AwaitConvergence(label="after flapping"))
         elif kind == "latency-storm":
             links = tuple(_random_links(up, rng, float(step.get("fraction", 0.5))))
             ms = {name: round(seconds(_as_ms(step.get(name, default)), params) * 1000)
                   for name, default in (("latency_ms", 100), ("jitter_ms", 0))}
             hold = duration if duration is not None else 5.0
-            out += [o.Latency(links, ms["latency_ms"], ms["jitter_ms"]),
+            storm = Latency(links, ms["latency_ms"], ms["jitter_ms"])
+            out += [storm,
                     o.Phase("latency", "start", {"links": [list(x) for x in links], **ms}),
                     o.Note(f"latency storm: {ms['latency_ms']} ms (jitter {ms['jitter_ms']}) "
                            f"on {len(links)} links for {hold:.1f} s")]
             if step.get("writes", False):
                 out += [self.put(n, f"key-storm-{n}") for n in up]
-            out += [o.Wait(round(hold * 1000)), o.Heal(), o.Phase("latency", "end"),
+            out += [o.Wait(round(hold * 1000)), storm.heal(), o.Phase("latency", "end"),
                     o.AwaitConvergence(label="after the storm")]
         elif kind == "loss":
             links = tuple(_random_links(up, rng, float(step.get("fraction", 1.0))))
             probability = float(step.get("probability", 0.1))
             origin = _pick(state, rng, "random") if step.get("broadcast", False) else None
             hold = duration if duration is not None else 5.0
-            out += [o.Loss(links, probability),
+            lossy = Loss(links, probability)
+            out += [lossy,
                     o.Phase("lossy", "start", {"links": [list(x) for x in links],
                                                "probability": probability})]
             if step.get("writes", False):
                 out += [self.put(n, f"key-lossy-{n}") for n in up]
             msg_id = f"bcast-lossy-{index}"
             if origin is not None:
-                out.append(o.Broadcast(origin, msg_id))
-            out += [o.Wait(round(hold * 1000)), o.Heal(), o.Phase("lossy", "end"),
+                out.append(Broadcast(origin, msg_id))
+            out += [o.Wait(round(hold * 1000)), lossy.heal(), o.Phase("lossy", "end"),
                     o.AwaitConvergence(label="after loss")]
             if origin is not None:
                 # Read back: the evidence of delivery for nodes that report no events.
@@ -285,22 +302,24 @@ class _Planner:
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
             down_s = seconds(step.get("down", 1.0), params)
             up_s = seconds(step.get("up", 2.0), params)
+            crash = Kill(node)
             for _ in range(int(step.get("cycles", 2))):
-                out += [o.Kill(node), o.Wait(round(down_s * 1000)), o.Start(node),
+                out += [crash, o.Wait(round(down_s * 1000)), crash.heal(),
                         o.Wait(round(up_s * 1000))]
             out.append(o.AwaitConvergence(label="after crash-restart"))
         elif kind == "pause":
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
             hold = duration if duration is not None else default_partition_ms(params) / 1000
-            out += [o.Pause(node), o.Wait(round(hold * 1000)), o.Resume(node),
+            pause = Pause(node)
+            out += [pause, o.Wait(round(hold * 1000)), pause.heal(),
                     o.AwaitConvergence(label="after resume")]
         elif kind == "restart":
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
-            out += [o.Restart(node), o.AwaitConvergence(label="after restart")]
+            out += [Restart(node), o.AwaitConvergence(label="after restart")]
         elif kind == "leave":
             node = _pick(state, rng, step.get("target", "random"), spare_first=True)
             state.down.add(node)
-            out += [o.Leave(node),
+            out += [Leave(node),
                     o.AwaitMembers((node,), ("left", "absent"), requirement="FD-DETECT")]
         elif kind == "wrong-key-node":
             node = str(step.get("id", "x1"))
@@ -310,7 +329,7 @@ class _Planner:
             # Long enough for a join and a few push-pull exchanges to have happened.
             hold = duration if duration is not None else (
                 2 * params["probe_interval_ms"] + 3 * params["push_pull_interval_ms"]) / 1000
-            out.append(o.Intruder(node, seed_from, round(hold * 1000),
+            out.append(Intruder(node, seed_from, round(hold * 1000),
                                   f"bcast-{self.seed}-{index}-wrong-key"))
         else:
             raise PlanError(f"unknown step kind {kind!r}")
@@ -328,11 +347,11 @@ class _Planner:
         origin = _pick(self.state, self.rng, step.get("origin", "random"),
                        spare_first=kill_origin)
         msg_id = f"bcast-{self.seed}-{index}"
-        out: list[Op] = [o.Broadcast(origin, msg_id)]
+        out: list[Op] = [Broadcast(origin, msg_id)]
         if kill_origin:
             others = tuple(n for n in self.state.up() if n != origin)
             self.state.down.add(origin)
-            out += [o.AwaitDelivery(msg_id, any_of=others), o.Kill(origin),
+            out += [o.AwaitDelivery(msg_id, any_of=others), Kill(origin),
                     o.Note(f"killed the origin {origin}: the rest must get {msg_id} by relay"),
                     o.AwaitDelivery(msg_id),
                     o.AwaitMembers((origin,), DEAD, requirement="FD-DETECT")]
@@ -351,7 +370,7 @@ class _Planner:
         # Deletes go to keys no concurrent write touches later, so a key that comes back
         # is a resurrection, not a newer write.
         spare = keys[len(concurrent):] or keys
-        deletes: list[Op] = [o.Delete(self.rng.choice(up), self.rng.choice(spare))
+        deletes: list[Op] = [Delete(self.rng.choice(up), self.rng.choice(spare))
                              for _ in range(int(step.get("deletes", 0)))]
         races: list[Op] = [o.Concurrent(tuple(self.put(n, key) for n in up))
                            for key in concurrent]
@@ -380,8 +399,8 @@ class _Planner:
             out.append(o.Concurrent(tuple(self.put(n, key) for n in blind)))
         out.append(o.AwaitDigests(label="blind writes"))
         for key, _, rmw, racer in rounds:
-            out += [o.Get(rmw, key),
-                    o.Concurrent((o.Put(rmw, key, self.value(rmw), with_context=True),
+            out += [Get(rmw, key),
+                    o.Concurrent((Put(rmw, key, self.value(rmw), with_context=True),
                                   self.put(racer, key)))]
         out += [o.Phase("writes", "end", when="kv"),
                 o.AwaitDigests(label=f"mv writes on {len(rounds)} keys")]
@@ -398,13 +417,13 @@ class _Planner:
         a, b = self.rng.sample(up, 2)
         element = f"e{self.rng.randrange(3)}"
         name = CRDT_NAMES["or-set"]
-        ops.append(o.Concurrent((o.Crdt(a, name, "or-set", "add", element),
-                                 o.Crdt(b, name, "or-set", "remove", element))))
+        ops.append(o.Concurrent((Crdt(a, name, "or-set", "add", element),
+                                 Crdt(b, name, "or-set", "remove", element))))
         adder, remover = self.rng.sample(up, 2)
         pinned = f"pinned-{index}"
-        ops += [o.Crdt(adder, name, "or-set", "add", pinned),
+        ops += [Crdt(adder, name, "or-set", "add", pinned),
                 o.AwaitCrdtHas(remover, name, pinned),
-                o.Crdt(remover, name, "or-set", "remove", pinned)]
+                Crdt(remover, name, "or-set", "remove", pinned)]
         return ops
 
     def _partition(self, index: int, step: Mapping[str, Any], duration: float | None
@@ -426,12 +445,13 @@ class _Planner:
             return [o.Note(f"{shape}: nothing to cut among {len(up)} nodes")]
         groups = cut.get("groups")
         phase: dict[str, Any] = {"shape": shape, "links": [list(x) for x in links]}
-        out: list[Op] = []
         if groups is not None:
             phase["groups"] = groups
-            out.append(o.Partition(tuple(tuple(g) for g in groups), plane=plane, shape=shape))
+            fault: Partition | Cut = Partition(tuple(tuple(g) for g in groups), plane=plane,
+                                               shape=shape)
         else:
-            out.append(o.Cut(tuple((a, b) for a, b in links), plane=plane, shape=shape))
+            fault = Cut(tuple((a, b) for a, b in links), plane=plane, shape=shape)
+        out: list[Op] = [fault]
         out += [o.Phase("partition", "start", phase),
                 o.Note(f"{shape} partition: {_describe_cut(cut)} for {hold:.1f} s")]
         if step.get("writes", False):
@@ -448,7 +468,7 @@ class _Planner:
         for k in range(int(step.get("broadcasts", 0))):
             origin = self.rng.choice(sorted(origins_from[k % len(origins_from)]))
             sent.append(f"bcast-{self.seed}-{index}-{k}")
-            out.append(o.Broadcast(origin, sent[-1]))
+            out.append(Broadcast(origin, sent[-1]))
         wait_ms = round(hold * 1000)
         if sent:
             # One read of every node soon after: for nodes without receive times, what
@@ -456,7 +476,7 @@ class _Planner:
             early = min(wait_ms, 500)
             out += [o.Wait(early), o.ReadRound("broadcasts")]
             wait_ms -= early
-        out += [o.Wait(wait_ms), o.Heal(), o.Phase("partition", "end"),
+        out += [o.Wait(wait_ms), fault.heal(), o.Phase("partition", "end"),
                 o.Note("healed; waiting for membership and state to converge"),
                 o.AwaitConvergence(label="after heal")]
         out += [o.AwaitDelivery(msg_id) for msg_id in sent]

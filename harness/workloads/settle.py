@@ -18,6 +18,7 @@ from typing import Any
 from gossipcert.harness.judging.bounds import derived_parameters, evaluate
 from gossipcert.harness.judging.verdict import Requirement
 from gossipcert.harness.workloads import operations as o
+from gossipcert.harness.workloads.faults import Heal
 from gossipcert.harness.workloads.operations import Op
 
 __all__ = ["settle_ms", "settle_ops"]
@@ -34,5 +35,5 @@ def settle_ops(settle: int) -> list[Op]:
     """Heal, end the workload, let every deadline pass while reading member views and kv
     digests as certify holds do (a convergence is seen when it happens, not seconds
     later), and read everything at the end."""
-    return [o.Heal(), o.Phase("writes", "end"), o.ReadRound("broadcasts"), o.Wait(settle),
+    return [Heal(), o.Phase("writes", "end"), o.ReadRound("broadcasts"), o.Wait(settle),
             o.ReadRound("members"), o.ReadRound("kv"), o.ReadRound("broadcasts")]

@@ -9,6 +9,11 @@ Hypothesis shrinks the choices, so every shrunk sequence is still one a cluster 
 and a step that needs an earlier one (a resume, a start of a killed node) disappears with
 it.
 
+This module is the machinery every capability shares: the builder's state, the waits,
+awaits and faults, and the rules that keep a sequence sound. Each capability's client
+calls (puts, CRDT operations, broadcasts) are drawn and built by the rules in its own
+module (:class:`GeneratorRules`), which :mod:`harness.workloads.capabilities` gathers.
+
 Every sequence starts with every node seeing every other alive and ends healed: the
 paused node resumed, links restored, killed nodes started again, then waits until the
 cluster has converged (and every CRDT and broadcast used has), whose reads are the
@@ -58,33 +63,33 @@ are unique (``n2/w3``: node and write number), so a model can tell every write a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from gossipcert.harness.judging.bounds import derived_parameters
+from gossipcert.harness.workloads import faults
 from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.operations import Op
 from hypothesis import strategies as st
 
 __all__ = [
     "DEAD",
-    "Space",
+    "Choice",
+    "GeneratorRules",
+    "Rule",
     "SequenceBuilder",
+    "Space",
     "choices",
     "fault_kinds",
-    "operation_sequences",
     "sequence_problems",
-    "simulation_sequences",
+    "sequences",
     "wait_lengths_ms",
     "with_namespace",
 ]
 
 # What a member may report of a node that is gone (as the planner's kill step waits for).
 DEAD = ("dead", "left", "absent")
-CRDT_KINDS = ("g-counter", "pn-counter", "or-set", "lww-register")
-_CRDT_NAMES = {"g-counter": "hits", "pn-counter": "stock", "or-set": "tags",
-               "lww-register": "owner"}
 # Process faults and network faults, for the pause rule.
 _FAULT_KINDS = ("kill", "restart", "start", "pause", "partition", "cut", "latency", "loss")
 _AWAITS = ("settle", "digests", "delivery", "detection")
@@ -123,41 +128,34 @@ class Space:
         return (len(self.nodes) - 1) // 2
 
 
-def wait_lengths_ms(timing: Mapping[str, Any], n: int) -> tuple[int, int, int]:
-    """The waits a sequence chooses from: a couple of gossip rounds, a couple of probe
-    periods, and long enough for a suspicion to run out (a partition held that long
-    makes each side declare the other dead, as the shipped partition step does)."""
-    params = derived_parameters(dict(timing), n)
-    short = max(100, round(2 * params["gossip_interval_ms"]))
-    medium = max(short + 100, round(2 * params["probe_interval_ms"]))
-    long = min(params["suspicion_max_ms"],
-               params["suspicion_min_ms"] + 3 * params["probe_interval_ms"] + 2000)
-    return short, medium, max(medium + 100, round(long))
+Rule = Callable[..., None]
 
 
-def choices(space: Space) -> st.SearchStrategy[Choice]:
+@dataclass(frozen=True)
+class GeneratorRules:
+    """What one capability adds to drawn sequences: the raw choices it offers over a
+    space (none when the space does not claim it; ``node`` and ``key`` are the shared
+    integer strategies), and the rule that turns each kind of its choices into
+    operations on a :class:`SequenceBuilder`."""
+
+    choices: Callable[[Space, st.SearchStrategy[int], st.SearchStrategy[int]],
+                      list[st.SearchStrategy[Choice]]]
+    rules: Mapping[str, Rule]
+
+
+def choices(space: Space, generators: Sequence[GeneratorRules]) -> st.SearchStrategy[Choice]:
     """One raw choice: a wait, a client call, an await or a fault (the kind of fault and
     its arguments in one tuple, so faults as a whole are about as likely as a put, and
-    more so, two alternatives out of the rest). Earlier alternatives and smaller integers
+    more so, two alternatives out of the rest; each capability in ``generators`` adds
+    its own client calls when ``space`` claims it). Earlier alternatives and smaller integers
     are simpler, so a shrunk sequence waits and writes rather than faults, on the first
     node and key."""
     n = len(space.nodes)
     node = st.integers(0, n - 1)
     key = st.integers(0, max(0, space.keys - 1))
-    caps = space.capabilities
     parts: list[st.SearchStrategy[Choice]] = [st.tuples(st.just("wait"), st.integers(0, 2))]
-    if "kv" in caps:
-        # Puts twice as likely as any other call (one_of picks among distinct objects).
-        parts += [st.tuples(st.just("put"), node, key), st.tuples(st.just("put"), node, key),
-                  st.tuples(st.just("delete"), node, key),
-                  st.tuples(st.just("race"), key, st.integers(2, n))]
-        if space.policy == "mv":
-            parts.append(st.tuples(st.just("rmw"), node, key))
-    if "crdt" in caps:
-        parts.append(st.tuples(st.just("crdt"), st.integers(0, len(CRDT_KINDS) - 1), node,
-                               st.integers(0, 3)))
-    if "broadcast" in caps:
-        parts.append(st.tuples(st.just("broadcast"), node))
+    for generator in generators:
+        parts += generator.choices(space, node, key)
     parts.append(st.tuples(st.just("await"), st.integers(0, len(_AWAITS) - 1)))
     kinds = fault_kinds(space)
     for _ in range(2 if kinds else 0):
@@ -165,6 +163,29 @@ def choices(space: Space) -> st.SearchStrategy[Choice]:
                                st.integers(1, 2**n - 2), st.integers(0, 2), st.integers(0, 1),
                                st.booleans()))
     return st.one_of(*parts)
+
+
+def wait_lengths_ms(timing: Mapping[str, Any], n: int) -> tuple[int, int, int]:
+    """The waits a sequence chooses from: a couple of gossip rounds, a couple of probe
+    periods, and long enough for a suspicion to run out (a partition held that long
+    makes each side declare the other dead, as the shipped partition step does)."""
+    return _wait_lengths(derived_parameters(dict(timing), n))
+
+
+def _wait_lengths(params: Mapping[str, float]) -> tuple[int, int, int]:
+    short = max(100, round(2 * params["gossip_interval_ms"]))
+    medium = max(short + 100, round(2 * params["probe_interval_ms"]))
+    long = min(params["suspicion_max_ms"],
+               params["suspicion_min_ms"] + 3 * params["probe_interval_ms"] + 2000)
+    return short, medium, max(medium + 100, round(long))
+
+
+def sequences(space: Space, generators: Sequence[GeneratorRules]) -> st.SearchStrategy[list[Op]]:
+    """Sequences of operations over ``space``, with the client calls of ``generators``
+    (see the module docstring for the rules)."""
+    rules = {kind: rule for generator in generators for kind, rule in generator.rules.items()}
+    return st.lists(choices(space, generators), min_size=1, max_size=space.max_steps).map(
+        lambda raw: SequenceBuilder(space, rules).build(raw))
 
 
 def fault_kinds(space: Space) -> tuple[str, ...]:
@@ -182,38 +203,20 @@ def fault_kinds(space: Space) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-def operation_sequences(space: Space) -> st.SearchStrategy[list[Op]]:
-    """Sequences of operations over ``space`` (see the module docstring for the rules)."""
-    return st.lists(choices(space), min_size=1, max_size=space.max_steps).map(
-        lambda raw: SequenceBuilder(space).build(raw))
-
-
-def simulation_sequences(nodes: Sequence[str] = ("n1", "n2", "n3"), *,
-                         timing: Mapping[str, Any] | None = None, policy: str = "lww",
-                         capabilities: Sequence[str] | None = None, max_steps: int = 12,
-                         faults: bool = True) -> st.SearchStrategy[list[Op]]:
-    """The same sequences for the simulator of the reference core: every capability it
-    has and every fault plane (its network delays, drops and cuts any directed link)."""
-    from gossipcert.harness.drivers.simulated import REFERENCE_CAPABILITIES
-
-    if timing is None:
-        from gossipcert.harness.manifest import load_manifest
-
-        timing = load_manifest("reference").timing
-    caps = frozenset(capabilities if capabilities is not None else REFERENCE_CAPABILITIES)
-    return operation_sequences(Space(tuple(nodes), caps, dict(timing), policy=policy,
-                                     max_steps=max_steps, faults=faults))
-
-
 class SequenceBuilder:
-    """Turns raw choices into a runnable sequence, tracking the cluster's state."""
+    """Turns raw choices into a runnable sequence, tracking the cluster's state.
 
-    def __init__(self, space: Space) -> None:
+    ``rules`` turn the capabilities' client-call choices into operations; they read the
+    state through the public helpers (:meth:`writable`, :meth:`pick`, :meth:`key`,
+    :meth:`value`) and record their writes with :meth:`wrote`."""
+
+    def __init__(self, space: Space, rules: Mapping[str, Rule]) -> None:
         self.space = space
+        self.rules = rules  # each capability's client-call rules, by kind of choice
         self.nodes = list(space.nodes)
         self.ns = space.namespace
-        self.waits = wait_lengths_ms(space.timing, len(self.nodes))
         params = derived_parameters(dict(space.timing), len(self.nodes))
+        self.waits = _wait_lengths(params)
         self.probe_timeout_ms = params["probe_timeout_ms"]
         self.killed: list[str] = []
         self.paused: str | None = None
@@ -244,15 +247,15 @@ class SequenceBuilder:
     def down(self) -> int:
         return len(self.killed) + (self.paused is not None)
 
-    def _value(self, node: str) -> str:
+    def value(self, node: str) -> str:
         self.writes += 1
         return f"{node}/w{self.writes}"
 
-    def _key(self, index: int) -> str:
+    def key(self, index: int) -> str:
         return f"{self.ns}k{index}"
 
     @staticmethod
-    def _pick(pool: Sequence[str], index: int) -> str:
+    def pick(pool: Sequence[str], index: int) -> str:
         return pool[index % len(pool)]
 
     # ---- building --------------------------------------------------------------------
@@ -268,6 +271,10 @@ class SequenceBuilder:
         kind, args = choice[0], choice[1:]
         if kind == "fault":
             self.fault(*args)
+            return
+        rule = self.rules.get(kind)
+        if rule is not None:
+            rule(self, *args)
             return
         handler = getattr(self, f"_{kind}", None)
         if handler is None:
@@ -298,7 +305,7 @@ class SequenceBuilder:
         if self.cut_open or self.degraded:
             self._heal()
         for node in list(self.killed):
-            self.out.append(o.Start(node))
+            self.out.append(faults.Kill(node).heal())
         self.killed.clear()
         self.out.append(o.AwaitConvergence(label="end of the sequence"))
         if self.crdts_used:
@@ -316,7 +323,7 @@ class SequenceBuilder:
         if not self.cut_open:
             self.unshared = {n: how for n, how in self.unshared.items() if how == "cut"}
 
-    def _wrote(self, *nodes: str, kv: bool = True) -> None:
+    def wrote(self, *nodes: str, kv: bool = True) -> None:
         for node in nodes:
             self.unshared[node] = "cut" if self.cut_open else self.unshared.get(node, "fresh")
         if kv:
@@ -342,74 +349,8 @@ class SequenceBuilder:
 
     # ---- workload --------------------------------------------------------------------
 
-    def _writable(self) -> list[str]:
+    def writable(self) -> list[str]:
         return [] if self.paused is not None or self.rejoined else self.up()
-
-    def _put(self, node: int, key: int) -> None:
-        pool = self._writable()
-        if pool:
-            target = self._pick(pool, node)
-            self.out.append(o.Put(target, self._key(key), self._value(target)))
-            self._wrote(target)
-
-    def _delete(self, node: int, key: int) -> None:
-        pool = self._writable()
-        if pool:
-            target = self._pick(pool, node)
-            self.out.append(o.Delete(target, self._key(key)))
-            self._wrote(target)
-
-    def _race(self, key: int, count: int) -> None:
-        pool = self._writable()
-        writers = pool[:count]
-        if len(writers) >= 2:
-            self.out.append(o.Concurrent(tuple(o.Put(n, self._key(key), self._value(n))
-                                               for n in writers)))
-            self._wrote(*writers)
-
-    def _rmw(self, node: int, key: int) -> None:
-        """A read-modify-write under ``mv``: a get, then a put carrying its context."""
-        pool = self._writable()
-        if pool:
-            target = self._pick(pool, node)
-            self.out += [o.Get(target, self._key(key)),
-                         o.Put(target, self._key(key), self._value(target), with_context=True)]
-            self._wrote(target)
-
-    def _crdt(self, kind: int, node: int, variant: int) -> None:
-        pool = self._writable()
-        if not pool:
-            return
-        target = self._pick(pool, node)
-        crdt = CRDT_KINDS[kind % len(CRDT_KINDS)]
-        name = f"{self.ns}{_CRDT_NAMES[crdt]}"
-        if crdt == "g-counter":
-            op = o.Crdt(target, name, crdt, "increment", variant % 2 + 1)
-        elif crdt == "pn-counter":
-            op = o.Crdt(target, name, crdt, "decrement" if variant % 2 else "increment", 1)
-        elif crdt == "or-set" and variant >= 2 and self.set_adds:
-            # A remove of the element added last, where it was added when that node is up:
-            # a remove that certainly observed the add, so the element must go.
-            element, adder = self.set_adds.pop()
-            op = o.Crdt(adder if adder in pool else target, name, crdt, "remove", element)
-        elif crdt == "or-set":
-            element = f"e{variant % 2}"
-            self.set_adds.append((element, target))
-            op = o.Crdt(target, name, crdt, "add", element)
-        else:
-            op = o.Crdt(target, name, crdt, "set", self._value(target))
-        self.out.append(op)
-        self._wrote(op.node, kv=False)
-        self.crdts_used = True
-
-    def _broadcast(self, node: int) -> None:
-        pool = [] if self.paused is not None or self.cut_open else self.up()
-        if pool:
-            origin = self._pick(pool, node)
-            self.broadcasts += 1
-            msg_id = f"{self.ns}b{self.broadcasts}"
-            self.out.append(o.Broadcast(origin, msg_id, {"from": origin}))
-            self.pending_broadcasts.append(msg_id)
 
     # ---- process faults --------------------------------------------------------------
 
@@ -420,7 +361,7 @@ class SequenceBuilder:
         victim = self._victim(node)
         if victim is not None:
             self.killed.append(victim)
-            self.out.append(o.Kill(victim))
+            self.out.append(faults.Kill(victim))
 
     def _victim(self, node: int, *, kill: bool = True) -> str | None:
         """A node to crash: none whose writes may be its alone since a cut; a few gossip
@@ -432,7 +373,7 @@ class SequenceBuilder:
             pool = [n for n in pool if n != self.nodes[0]]
         if not pool:
             return None
-        victim = self._pick(pool, node)
+        victim = self.pick(pool, node)
         if victim in self.unshared:
             self._wait(1)
         return victim
@@ -440,9 +381,9 @@ class SequenceBuilder:
     def _start(self, node: int) -> None:
         if not self.killed or self.cut_open or self.degraded:
             return
-        target = self._pick(self.killed, node)
+        target = self.pick(self.killed, node)
         self.killed.remove(target)
-        self.out.append(o.Start(target))
+        self.out.append(faults.Start(target))
         self.unsettled = self.rejoined = True
 
     def _restart(self, node: int) -> None:
@@ -451,7 +392,7 @@ class SequenceBuilder:
             return
         target = self._victim(node, kill=False)
         if target is not None:
-            self.out.append(o.Restart(target))
+            self.out.append(faults.Restart(target))
             self.unsettled = self.rejoined = True
 
     def _pause(self, node: int) -> None:
@@ -462,14 +403,14 @@ class SequenceBuilder:
         if self.unsynced_writes:
             self.out.append(o.AwaitDigests(label="before the pause"))
             self.unsynced_writes = False
-        target = self._pick(self.up(), node)
-        self.out.append(o.Pause(target))
+        target = self.pick(self.up(), node)
+        self.out.append(faults.Pause(target))
         self.paused = target
         self.paused_ever = True
 
     def _resume(self) -> None:
         if self.paused is not None:
-            self.out.append(o.Resume(self.paused))
+            self.out.append(faults.Pause(self.paused).heal())
             self.paused = None
             self.unsettled = True
 
@@ -490,7 +431,7 @@ class SequenceBuilder:
         if not one or not other:
             return
         self._deliver_pending()
-        self.out.append(o.Partition((tuple(one), tuple(other)), shape=shape))
+        self.out.append(faults.Partition((tuple(one), tuple(other)), shape=shape))
         self._open_cut()
 
     def _cut(self, mask: int) -> None:
@@ -501,7 +442,7 @@ class SequenceBuilder:
             return
         links = tuple((a, b) for a in senders for b in receivers)
         self._deliver_pending()
-        self.out.append(o.Cut(links, shape="one-way"))
+        self.out.append(faults.Cut(links, shape="one-way"))
         self._open_cut()
 
     def _open_cut(self) -> None:
@@ -520,7 +461,7 @@ class SequenceBuilder:
             self._resume()
         if not (self.cut_open or self.degraded):
             return
-        self.out.append(o.Heal())
+        self.out.append(faults.Heal())
         if self.cut_open:
             self.healed_net = True
             self.unsettled = True
@@ -531,7 +472,7 @@ class SequenceBuilder:
         if which % 3 == 0:
             return tuple(itertools.permutations(self.nodes, 2))
         if which % 3 == 1:
-            one = self._pick(self.nodes, node)
+            one = self.pick(self.nodes, node)
             return tuple(p for p in itertools.permutations(self.nodes, 2) if one in p)
         half = len(self.nodes) // 2
         return tuple((a, b) for a in self.nodes[:half] for b in self.nodes[half:])
@@ -552,13 +493,13 @@ class SequenceBuilder:
         timeout = self.probe_timeout_ms
         latency = max(1, round(timeout * (0.25 if level == 0 else 0.5)))
         jitter = round(timeout * 0.1) if level else 0
-        self.out.append(o.Latency(self._links(which, node), latency, jitter))
+        self.out.append(faults.Latency(self._links(which, node), latency, jitter))
         self.degraded = True
 
     def _loss(self, which: int, node: int, level: int) -> None:
         if not self._degrade():
             return
-        self.out.append(o.Loss(self._links(which, node), 0.05 if level == 0 else 0.1))
+        self.out.append(faults.Loss(self._links(which, node), 0.05 if level == 0 else 0.1))
         self.degraded = True
 
 
@@ -568,19 +509,7 @@ class SequenceBuilder:
 def with_namespace(ops: Sequence[Op], prefix: str) -> list[Op]:
     """``ops`` with every key, CRDT name and broadcast id prefixed: a fresh namespace for
     a sequence run on a cluster that still holds an earlier one's state."""
-    return [_renamed(op, prefix) for op in ops]
-
-
-def _renamed(op: Op, prefix: str) -> Op:
-    if isinstance(op, o.Concurrent):
-        return replace(op, ops=tuple(_renamed(inner, prefix) for inner in op.ops))
-    if isinstance(op, o.Put | o.Get | o.Delete):
-        return replace(op, key=prefix + op.key)
-    if isinstance(op, o.Crdt | o.CrdtRead | o.AwaitCrdtHas):
-        return replace(op, name=prefix + op.name)
-    if isinstance(op, o.Broadcast | o.AwaitDelivery):
-        return replace(op, id=prefix + op.id)
-    return op
+    return [op.with_namespace(prefix) for op in ops]
 
 
 # ---- validity ------------------------------------------------------------------------
@@ -603,31 +532,31 @@ def sequence_problems(ops: Sequence[Op], nodes: Sequence[str]) -> list[str]:
             problems.append(f"{where}: unknown node(s) {sorted(unknown)}")
         calls = op.ops if isinstance(op, o.Concurrent) else (op,)
         for call in calls:
-            if (isinstance(call, o.Put | o.Get | o.Delete | o.Crdt | o.Broadcast)
-                    and call.node in killed | paused):
-                problems.append(f"{where}: a call to {call.node}, which is down")
-        if isinstance(op, o.Kill):
+            node = getattr(call, "node", None) if call.client_call else None
+            if node is not None and node in killed | paused:
+                problems.append(f"{where}: a call to {node}, which is down")
+        if isinstance(op, faults.Kill):
             if op.node in killed | paused:
                 problems.append(f"{where}: {op.node} is already down")
             killed.add(op.node)
-        elif isinstance(op, o.Start):
+        elif isinstance(op, faults.Start):
             if op.node not in killed:
                 problems.append(f"{where}: {op.node} is not down")
             killed.discard(op.node)
-        elif isinstance(op, o.Restart):
+        elif isinstance(op, faults.Restart):
             if op.node in killed | paused:
                 problems.append(f"{where}: {op.node} is down (start it instead)")
-        elif isinstance(op, o.Pause):
+        elif isinstance(op, faults.Pause):
             if op.node in killed | paused:
                 problems.append(f"{where}: {op.node} is already down")
             paused.add(op.node)
-        elif isinstance(op, o.Resume):
+        elif isinstance(op, faults.Resume):
             if op.node not in paused:
                 problems.append(f"{where}: {op.node} is not paused")
             paused.discard(op.node)
-        elif isinstance(op, o.Partition | o.Cut | o.Latency | o.Loss):
+        elif isinstance(op, faults.Partition | faults.Cut | faults.Latency | faults.Loss):
             open_faults += 1
-        elif isinstance(op, o.Heal):
+        elif isinstance(op, faults.Heal):
             open_faults = 0
         if len(killed) + len(paused) > limit:
             problems.append(f"{where}: {len(killed) + len(paused)} of {len(nodes)} nodes "

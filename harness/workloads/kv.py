@@ -1,54 +1,183 @@
-"""Replicated state: the kv digests converge once writes stop, anti-entropy after
-partitions and restarts, the lww, mv and CRDT models, no lost acknowledged write, deletes
-that stay deleted.
+"""The key-value store: the kv digests converge once writes stop, anti-entropy after
+partitions and restarts, the lww and mv models, no lost acknowledged write, deletes that
+stay deleted.
 
 Final state is what each surviving member returned in its last read after writes
 stopped; the models in :mod:`harness.judging.models` say what that state must and may hold.
+
+It also owns the kv operations (put, get, delete) and the rules that draw them.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.checker import Tally, checker, make_verdict, timed_verdict
-from gossipcert.harness.judging.index import INF, HistoryIndex, Op
+from gossipcert.harness.judging.checker import (
+    Checker,
+    JudgingContext,
+    Tally,
+    capability_checker,
+    count_verdict,
+    make_verdict,
+    timed_verdict,
+    write_clock_violations,
+)
+from gossipcert.harness.judging.index import INF, HistoryIndex
 from gossipcert.harness.judging.models import (
-    CounterOp,
-    SetOp,
-    SetRead,
     Write,
     canon,
-    counter_range,
     lost_writes,
     lww_model,
     mv_model,
-    or_set_model,
     resurrected_deletes,
-    timestamp_violations,
 )
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.operations import Concurrent, Op
+from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
-    "check_crdt_g_counter",
-    "check_crdt_lww_register",
-    "check_crdt_or_set",
-    "check_crdt_pn_counter",
+    "OPERATIONS",
+    "CHECKERS",
+    "GENERATOR",
+    "Delete",
+    "Get",
+    "Put",
     "check_deletes_stay_deleted",
     "check_kv_after_partition",
     "check_kv_after_restart",
+    "check_kv_convergence",
     "check_kv_lww",
     "check_kv_mv",
-    "check_kv_convergence",
     "check_no_lost_write",
     "heal_kv",
     "writer_died_early",
     "writes_by_key",
+    "writes_stopped",
 ]
+
+
+# ---- operations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Put(Op):
+    kind = "put"
+    needs = "kv"
+    client_call = True
+    summary = "write a key on a node (with_context: the context of this node's last get)"
+    node: str
+    key: str
+    value: Any
+    with_context: bool = False
+
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, key=prefix + self.key)
+
+    def run(self, x: Execution) -> None:
+        args: dict[str, Any] = {"key": self.key, "value": self.value}
+        if self.with_context:
+            args["context"] = x.contexts.get((self.node, self.key))
+        x.driver.call(self.node, "put", args)
+
+
+@dataclass(frozen=True)
+class Get(Op):
+    kind = "get"
+    needs = "kv"
+    client_call = True
+    summary = "read one key on a node; its context is kept for a later put with_context"
+    node: str
+    key: str
+
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, key=prefix + self.key)
+
+    def run(self, x: Execution) -> None:
+        reply = x.driver.call(self.node, "get", {"key": self.key})
+        if reply.ok and isinstance(reply.body, dict):
+            x.contexts[(self.node, self.key)] = reply.body.get("context")
+
+
+@dataclass(frozen=True)
+class Delete(Op):
+    kind = "delete"
+    needs = "kv"
+    client_call = True
+    summary = "delete a key on a node"
+    node: str
+    key: str
+
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, key=prefix + self.key)
+
+    def run(self, x: Execution) -> None:
+        x.driver.call(self.node, "delete", {"key": self.key})
+
+
+# ---- generator rules ------------------------------------------------------------------
+
+
+def _choices(
+    space: Space, node: st.SearchStrategy[int], key: st.SearchStrategy[int]
+) -> list[st.SearchStrategy[Choice]]:
+    if "kv" not in space.capabilities:
+        return []
+    # Puts twice as likely as any other call (one_of picks among distinct objects).
+    parts = [st.tuples(st.just("put"), node, key), st.tuples(st.just("put"), node, key),
+             st.tuples(st.just("delete"), node, key),
+             st.tuples(st.just("race"), key, st.integers(2, len(space.nodes)))]
+    if space.policy == "mv":
+        parts.append(st.tuples(st.just("rmw"), node, key))
+    return parts
+
+
+def _put(b: SequenceBuilder, node: int, key: int) -> None:
+    pool = b.writable()
+    if pool:
+        target = b.pick(pool, node)
+        b.out.append(Put(target, b.key(key), b.value(target)))
+        b.wrote(target)
+
+
+def _delete(b: SequenceBuilder, node: int, key: int) -> None:
+    pool = b.writable()
+    if pool:
+        target = b.pick(pool, node)
+        b.out.append(Delete(target, b.key(key)))
+        b.wrote(target)
+
+
+def _race(b: SequenceBuilder, key: int, count: int) -> None:
+    writers = b.writable()[:count]
+    if len(writers) >= 2:
+        b.out.append(Concurrent(tuple(Put(n, b.key(key), b.value(n)) for n in writers)))
+        b.wrote(*writers)
+
+
+def _rmw(b: SequenceBuilder, node: int, key: int) -> None:
+    """A read-modify-write under ``mv``: a get, then a put carrying its context."""
+    pool = b.writable()
+    if pool:
+        target = b.pick(pool, node)
+        b.out += [Get(target, b.key(key)),
+                  Put(target, b.key(key), b.value(target), with_context=True)]
+        b.wrote(target)
+
+
+GENERATOR = GeneratorRules(_choices, {"put": _put, "delete": _delete, "race": _race,
+                                      "rmw": _rmw})
+
+
+# ---- checkers --------------------------------------------------------------------------
+
 
 _LIMIT = 10
 
@@ -129,9 +258,24 @@ def _values(entries: Mapping[str, Any], key: str) -> list[Any] | None:
     return sorted(values, key=canon)
 
 
+def writes_stopped(index: HistoryIndex) -> float | None:
+    """When the kv workload stopped: the later of the writes phase's end and the last put.
+
+    A put of unknown outcome counts from its invocation; taking the latest point keeps
+    a write made outside the phase from being charged to convergence.
+    """
+    points = [end for _, end in index.phases.get("writes", [])]
+    points += [
+        p.completed if p.completed < INF else p.invoked
+        for name in ("put", "delete")
+        for p in index.ops.get(name, [])
+    ]
+    return max(points, default=None)
+
+
 def _settle_point(index: HistoryIndex) -> tuple[float | None, str | None]:
     """From when the kv state must converge: writes stopped and no partition still open."""
-    stop = index.writes_stopped()
+    stop = writes_stopped(index)
     if stop is None:
         return None, "no key/value write was made"
     # No state can converge across a cut: convergence is owed from the heal of a partition
@@ -203,9 +347,16 @@ def heal_kv(
 # --------------------------------------------------------------------------- convergence
 
 
+# What exercises kv: writes, reads and digests (see capability_checker).
+checker = capability_checker(calls=("put", "kv", "get", "delete"), reads=("kv", "get"))
+
+
 @checker
-def check_kv_convergence(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_convergence(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """KV-CONVERGENCE: once writes stop, every surviving member ends with one digest."""
+    index = judging.index
     t_stop, why = _settle_point(index)
     if t_stop is None:
         return make_verdict(requirement, "untested", None, bound, str(why))
@@ -271,10 +422,11 @@ def check_kv_convergence(index: HistoryIndex, requirement: Requirement, bound: f
 
 @checker
 def check_kv_after_partition(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """KV-AFTER-PARTITION: after a heal, every member's kv digest agrees within the bound
     (writes made on either side during the partition must cross over)."""
+    index = judging.index
     heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
     if not heals:
         why = "no partition was applied and healed"
@@ -310,9 +462,12 @@ def check_kv_after_partition(
 
 
 @checker
-def check_kv_after_restart(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_after_restart(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """KV-AFTER-RESTART: a node restarted with its state lost gets the cluster's state back
     (its digest equals every live member's) within the bound of its readiness."""
+    index = judging.index
     tally = Tally(bound)
     skipped: list[dict[str, Any]] = []
     restarts = [life for lives in index.lives.values() for life in lives[1:]]
@@ -388,21 +543,13 @@ def writes_by_key(index: HistoryIndex) -> dict[str, list[Write]]:
     return dict(out)
 
 
-def _survivors(index: HistoryIndex, t: float) -> set[str]:
-    return {
-        n
-        for n in index.nodes
-        if index.live_at(n, t) and index.lives[n] and index.lives[n][-1].end == INF
-    }
-
-
 def _final_reads(index: HistoryIndex) -> tuple[dict[str, _KvRead], float | None, str | None]:
     """Each surviving member's last kv read after writes stopped (and any cut healed)."""
     t_stop, why = _settle_point(index)
     if t_stop is None:
         return {}, None, why
     latest: dict[str, _KvRead] = {}
-    for read in _kv_reads(index, _survivors(index, t_stop), t_stop):
+    for read in _kv_reads(index, index.survivors(t_stop), t_stop):
         latest[read.node] = read
     if not latest:
         return {}, t_stop, "no kv read of a surviving member after writes stopped"
@@ -421,9 +568,10 @@ def _get_contexts(index: HistoryIndex) -> dict[str, list[tuple[Any, Sequence[Any
 
 
 @checker
-def check_kv_mv(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_mv(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """KV-MV: under multi-value, every member keeps exactly the causally maximal writes
     as siblings: none lost, none that a context superseded."""
+    index = judging.index
     if index.conflict_policy != "mv":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'mv'"
         return make_verdict(requirement, "untested", None, bound, policy)
@@ -455,7 +603,7 @@ def check_kv_mv(index: HistoryIndex, requirement: Requirement, bound: float) -> 
                     "required": sorted(model.required),
                 },
             )
-    return _count_verdict(
+    return count_verdict(
         requirement,
         bound,
         bad,
@@ -466,27 +614,8 @@ def check_kv_mv(index: HistoryIndex, requirement: Requirement, bound: float) -> 
     )
 
 
-def _count_verdict(
-    requirement: Requirement,
-    bound: float,
-    bad: Sequence[dict[str, Any]],
-    total: int,
-    failing: str,
-    passing: str,
-    extra: Mapping[str, Any] | None = None,
-) -> Verdict:
-    details: dict[str, Any] = {"checked": total, "violations": list(bad[:_LIMIT]), **(extra or {})}
-    if len(bad) > bound:
-        first = bad[0]
-        reasons = "; ".join(first.get("reasons", [])) if "reasons" in first else ""
-        label = first.get("key", first.get("name", "?"))
-        text = f"{len(bad)} of {total} {failing}: {label!r}" + (f" ({reasons})" if reasons else "")
-        return make_verdict(requirement, "fail", len(bad), bound, text, details)
-    return make_verdict(requirement, "pass", len(bad), bound, passing, details)
-
-
 @checker
-def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_no_lost_write(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """KV-NO-LOST-WRITE: every acknowledged write is in every survivor's final state or
     superseded there by a later (lww) or causally newer (mv) write or delete.
 
@@ -494,6 +623,7 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
     is excused (it had no chance to leave a node without durable storage) unless some
     other member was seen holding it.
     """
+    index = judging.index
     by_key = writes_by_key(index)
     if not by_key:
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
@@ -502,7 +632,7 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
         return make_verdict(requirement, "untested", None, bound, why)
     policy = index.conflict_policy or "lww"
     contexts = _get_contexts(index) if policy == "mv" else {}
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    grace = judging.params["gossip_interval_ms"]
     bad: list[dict[str, Any]] = []
     acked = 0
     excused = 0
@@ -534,7 +664,7 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
                     "final": {n: _values(r.entries, key) for n, r in sorted(latest.items())},
                 }
             )
-    return _count_verdict(
+    return count_verdict(
         requirement,
         bound,
         bad,
@@ -548,11 +678,12 @@ def check_no_lost_write(index: HistoryIndex, requirement: Requirement, bound: fl
 
 @checker
 def check_deletes_stay_deleted(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """KV-DELETE-STAYS: a deleted key does not come back with a value written before the
     delete (deletes need tombstones, or old gossip resurrects them)."""
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    index = judging.index
+    grace = judging.params["gossip_interval_ms"]
     by_key = {
         key: [_unshipped_as_maybe(index, w, grace) for w in writes]
         for key, writes in writes_by_key(index).items()
@@ -577,7 +708,7 @@ def check_deletes_stay_deleted(
                     }
                 )
                 break
-    return _count_verdict(
+    return count_verdict(
         requirement,
         bound,
         bad,
@@ -588,11 +719,12 @@ def check_deletes_stay_deleted(
 
 
 @checker
-def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_kv_lww(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """KV-LWW: every written key ends with one value, the same everywhere, that LWW
     allows; and every timestamp a node reported for a write lies inside the harness's
     own window of that call, widened by the allowed clock skew (a node cannot win a race
     by stamping its writes late)."""
+    index = judging.index
     if index.conflict_policy != "lww":
         policy = f"the declared conflict policy is {index.conflict_policy!r}, not 'lww'"
         return make_verdict(requirement, "untested", None, bound, policy)
@@ -602,9 +734,9 @@ def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) ->
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    grace = judging.params["gossip_interval_ms"]
     clock: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for violation in _clock_violations(
+    for violation in write_clock_violations(
         [w for key in sorted(by_key) for w in by_key[key]], index.clock_skew_ms
     ):
         clock[violation["key"]].append(violation)
@@ -650,291 +782,17 @@ def check_kv_lww(index: HistoryIndex, requirement: Requirement, bound: float) ->
     return make_verdict(requirement, "pass", len(bad), bound, text, details)
 
 
-def _clock_violations(writes: Sequence[Write], skew_ms: float) -> list[dict[str, Any]]:
-    """One violation per write stamped outside its call window (widened by the skew)."""
-    return [
-        {
-            "key": w.key,
-            "reasons": [
-                f"clock violation: {w.node} stamped the write of {w.value!r} at "
-                f"{w.timestamp[0]:.0f}, outside its call "
-                f"[{w.invoked:.0f}, {w.completed:.0f}] +/- {skew_ms:g} ms"
-            ],
-            "write": w.describe(),
-            "invoked_ms": w.invoked,
-            "completed_ms": w.completed,
-        }
-        for w in timestamp_violations(writes, skew_ms)
-        if w.timestamp
-    ]
+# The operations this capability adds to the vocabulary.
+OPERATIONS: tuple[type[Op], ...] = (Put, Get, Delete)
 
 
-# --------------------------------------------------------------------------- CRDTs
-
-
-def _crdt_ops(index: HistoryIndex, crdt_type: str) -> dict[str, list[Op]]:
-    out: dict[str, list[Op]] = defaultdict(list)
-    for op in index.ops.get("crdt", []):
-        name = op.args.get("name")
-        if name is not None and op.args.get("type") == crdt_type:
-            out[str(name)].append(op)
-    return dict(out)
-
-
-def _crdt_finals(
-    index: HistoryIndex, names: Sequence[str], ops: Mapping[str, list[Op]]
-) -> tuple[dict[str, dict[str, Any]], float]:
-    """Per CRDT name, each survivor's last read value after the last operation on it."""
-    stop = max(
-        (o.completed if o.completed < INF else o.invoked for v in ops.values() for o in v),
-        default=index.begin_ms,
-    )
-    cut = index.cut_open_at(stop)
-    if cut is not None and cut.end < INF:
-        stop = cut.end
-    survivors = _survivors(index, stop)
-    finals: dict[str, dict[str, Any]] = {name: {} for name in names}
-    for read in index.ops.get("crdt_read", []):
-        name = read.args.get("name")
-        if (
-            read.outcome == "ok"
-            and name in finals
-            and read.node in survivors
-            and read.invoked >= stop
-            and isinstance(read.result, Mapping)
-        ):
-            finals[str(name)][str(read.node)] = read.result.get("value")
-    return finals, stop
-
-
-def _crdt_check(
-    index: HistoryIndex,
-    requirement: Requirement,
-    bound: float,
-    crdt_type: str,
-    judge: Callable[[list[Op], Any], list[str]],
-    normal: Callable[[Any], str] = canon,
-    every_read: Callable[[list[Op], list[Op]], list[str]] | None = None,
-) -> Verdict:
-    """Judge each CRDT's final values (agreement and ``judge``) and, with
-    ``every_read``, every read of it on every node along the way."""
-    ops = _crdt_ops(index, crdt_type)
-    if not ops:
-        why = f"no {crdt_type} operation in the history"
-        return make_verdict(requirement, "untested", None, bound, why)
-    finals, stop = _crdt_finals(index, sorted(ops), ops)
-    params = derived_parameters(index.timing, len(index.nodes))
-    settle = (
-        params["dissemination_ms"]
-        + math.ceil(math.log2(max(2, len(index.nodes)))) * params["push_pull_interval_ms"]
-    )
-    bad: list[dict[str, Any]] = []
-    judged = 0
-    pending: list[str] = []
-    for name in sorted(ops):
-        values = finals[name]
-        if not values:
-            continue
-        reasons: list[str] = []
-        if len({normal(v) for v in values.values()}) > 1:
-            if index.end_ms - stop < settle:
-                pending.append(name)
-                continue
-            reasons.append("members disagree")
-        judged += 1
-        for node, value in sorted(values.items()):
-            problems = judge(ops[name], value)
-            if problems:
-                reasons.append(f"{node}: {'; '.join(problems)}")
-                break
-        if every_read is not None:
-            reasons += every_read(ops[name], _crdt_reads(index, name))
-        if reasons:
-            bad.append({"name": name, "reasons": reasons, "values": values})
-    if judged == 0:
-        why = f"no {crdt_type} was read by a surviving member after its last operation"
-        if pending:
-            why += f" long enough to converge ({', '.join(pending)})"
-        return make_verdict(requirement, "untested", None, bound, why)
-    return _count_verdict(
-        requirement,
-        bound,
-        bad,
-        judged,
-        f"{crdt_type}s off their sequential specification",
-        f"all {judged} {crdt_type}(s) agree and match the sequential specification",
-    )
-
-
-def _crdt_reads(index: HistoryIndex, name: str) -> list[Op]:
-    """Every completed read of one CRDT, on any member, in invocation order."""
-    return [
-        r
-        for r in index.ops.get("crdt_read", [])
-        if r.outcome == "ok" and r.node is not None and r.args.get("name") == name
-        and isinstance(r.result, Mapping)
-    ]
-
-
-def _amount(op: Op, sign: float) -> float:
-    value = op.args.get("value", 1)
-    return sign * (float(value) if isinstance(value, int | float) else 1.0)
-
-
-def _counter_judge(allow_decrement: bool) -> Callable[[list[Op], Any], list[str]]:
-    def judge(ops: list[Op], value: Any) -> list[str]:
-        steps = []
-        for op in ops:
-            kind = op.args.get("op")
-            if kind == "increment":
-                steps.append(CounterOp(_amount(op, 1.0), op.outcome))
-            elif kind == "decrement" and allow_decrement:
-                steps.append(CounterOp(_amount(op, -1.0), op.outcome))
-        span = counter_range(steps)
-        if span.admits(value):
-            return []
-        return [f"value {value!r} outside [{span.low:g}, {span.high:g}]"]
-
-    return judge
-
-
-def _counter_reads_judge(allow_decrement: bool) -> Callable[[list[Op], list[Op]], list[str]]:
-    """Every read of a counter on a node, against what could have happened by then: at
-    most every operation begun before the read completed, in its own direction; at least
-    the node's own completed operations from before the read began (a node applies its
-    own operations before acknowledging them) pulling the other way; and a g-counter
-    read never below an earlier completed read of the same node (merges only grow)."""
-
-    def judge(ops: list[Op], reads: list[Op]) -> list[str]:
-        signed = []
-        for op in ops:
-            kind = op.args.get("op")
-            if op.outcome == "fail" or op.node is None:
-                continue
-            if kind == "increment":
-                signed.append((op, _amount(op, 1.0)))
-            elif kind == "decrement" and allow_decrement:
-                signed.append((op, _amount(op, -1.0)))
-        floor: dict[str, tuple[float, float]] = {}  # node -> (completed, value) of a read
-        for read in sorted(reads, key=lambda r: r.invoked):
-            value = read.result.get("value") if isinstance(read.result, Mapping) else None
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                return [f"{read.node}: read a non-number {value!r}"]
-            node = str(read.node)
-            high = low = 0.0
-            for op, amount in signed:
-                could = op.invoked < read.completed
-                own = op.node == node and op.outcome == "ok" and op.completed < read.invoked
-                if amount >= 0:
-                    high += amount if could else 0.0
-                    low += amount if own else 0.0
-                else:
-                    low += amount if could else 0.0
-                    high += amount if own else 0.0
-            if not low <= value <= high:
-                return [
-                    f"{node}: a read at {read.completed:.0f} returned {value:g}, outside "
-                    f"[{low:g}, {high:g}] (what could have happened by then)"
-                ]
-            if not allow_decrement:
-                before = floor.get(node)
-                if before is not None and before[0] < read.invoked and value < before[1]:
-                    return [
-                        f"{node}: a read at {read.completed:.0f} returned {value:g}, below "
-                        f"its earlier read of {before[1]:g} (a grow-only counter shrank)"
-                    ]
-                if before is None or value >= before[1]:
-                    floor[node] = (read.completed, float(value))
-        return []
-
-    return judge
-
-
-@checker
-def check_crdt_g_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
-    """CRDT-G-COUNTER: the converged value is the sum of the increments (those of unknown
-    outcome may or may not count)."""
-    return _crdt_check(
-        index, requirement, bound, "g-counter", _counter_judge(False),
-        every_read=_counter_reads_judge(False),
-    )
-
-
-@checker
-def check_crdt_pn_counter(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
-    """CRDT-PN-COUNTER: increments minus decrements, within the range unknown outcomes allow."""
-    return _crdt_check(
-        index, requirement, bound, "pn-counter", _counter_judge(True),
-        every_read=_counter_reads_judge(True),
-    )
-
-
-def _set_judge(index: HistoryIndex) -> Callable[[list[Op], Any], list[str]]:
-    def judge(ops: list[Op], value: Any) -> list[str]:
-        steps = [
-            SetOp(
-                op.args.get("value"), op.args.get("op") == "add", op.invoked, op.completed,
-                op.outcome, op.node,
-            )
-            for op in ops
-            if op.args.get("op") in ("add", "remove")
-        ]
-        if not isinstance(value, list):
-            return [f"value {value!r} is not a list"]
-        name = ops[0].args.get("name") if ops else None
-        reads = [
-            SetRead(str(r.node), r.invoked, r.completed,
-                    frozenset(canon(v) for v in (r.result or {}).get("value") or []))
-            for r in _crdt_reads(index, str(name))
-            if isinstance((r.result or {}).get("value"), list)
-        ]
-        return or_set_model(steps, reads).violations(value)
-
-    return judge
-
-
-def _set_normal(value: Any) -> str:
-    return canon(sorted(canon(v) for v in value)) if isinstance(value, list) else canon(value)
-
-
-@checker
-def check_crdt_or_set(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
-    """CRDT-OR-SET: add-wins: an add no remove could have observed survives; nothing never
-    added appears."""
-    return _crdt_check(index, requirement, bound, "or-set", _set_judge(index), _set_normal)
-
-
-def _register_judge(skew_ms: float) -> Callable[[list[Op], Any], list[str]]:
-    def judge(ops: list[Op], value: Any) -> list[str]:
-        writes = []
-        for op in ops:
-            if op.args.get("op") != "set" or op.node is None:
-                continue
-            stamp = op.result.get("timestamp") if isinstance(op.result, Mapping) else None
-            writes.append(
-                Write(
-                    key="register",
-                    node=op.node,
-                    value=op.args.get("value"),
-                    invoked=op.invoked,
-                    completed=op.completed,
-                    outcome=op.outcome,
-                    timestamp=tuple(float(x) for x in stamp) if isinstance(stamp, list) else None,
-                )
-            )
-        problems = [v["reasons"][0] for v in _clock_violations(writes, skew_ms)]
-        model = lww_model(writes)
-        if not model.admits(None if value is None else [value]):
-            problems.append(f"value {value!r} is not the last writer's ({model.rule})")
-        return problems
-
-    return judge
-
-
-@checker
-def check_crdt_lww_register(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
-    """CRDT-LWW-REGISTER: the converged value is the last set (greatest timestamp, or not
-    superseded in real time)."""
-    return _crdt_check(
-        index, requirement, bound, "lww-register", _register_judge(index.clock_skew_ms)
-    )
+# The checkers of this capability's requirements, by the name the catalogue gives.
+CHECKERS: dict[str, Checker] = {
+    "check_kv_convergence": check_kv_convergence,
+    "check_kv_after_partition": check_kv_after_partition,
+    "check_kv_after_restart": check_kv_after_restart,
+    "check_kv_mv": check_kv_mv,
+    "check_no_lost_write": check_no_lost_write,
+    "check_deletes_stay_deleted": check_deletes_stay_deleted,
+    "check_kv_lww": check_kv_lww,
+}

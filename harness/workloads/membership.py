@@ -1,19 +1,38 @@
 """Membership: every member sees every other alive after the join, a graceful leave ends
-as ``left``, a restarted node rejoins, and views (and kv digests) settle after a heal."""
+as ``left``, a restarted node rejoins, and views (and kv digests) settle after a heal.
+
+It also owns the membership operations: a graceful leave and a join.
+"""
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from gossipcert.harness.judging.bounds import derived_parameters
-from gossipcert.harness.judging.checker import Tally, checker, in_time, make_verdict, timed_verdict
-from gossipcert.harness.judging.index import INF, HistoryIndex, Timeline
-from gossipcert.harness.judging.state import heal_kv
+from gossipcert.harness.judging.checker import (
+    Checker,
+    JudgingContext,
+    Tally,
+    capability_checker,
+    in_time,
+    make_verdict,
+    timed_verdict,
+)
+from gossipcert.harness.judging.index import INF, Timeline
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.kv import heal_kv
+from gossipcert.harness.workloads.operations import Op
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
+    "OPERATIONS",
+    "CHECKERS",
+    "Join",
+    "Leave",
     "check_member_join",
     "check_member_leave",
     "check_member_rejoin",
@@ -22,13 +41,46 @@ __all__ = [
 ]
 
 
+# ---- operations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leave(Op):
+    kind = "leave"
+    summary = "ask a node to leave gracefully (POST /v1/leave); it is gone afterwards"
+    node: str
+
+    def run(self, x: Execution) -> None:
+        x.driver.leave(self.node)
+        x.progress(f"{self.node} left gracefully")
+
+
+@dataclass(frozen=True)
+class Join(Op):
+    kind = "join"
+    summary = "ask a running node to join through every other live node (POST /v1/join)"
+    node: str
+
+    def run(self, x: Execution) -> None:
+        x.driver.join(self.node)
+
+
+# ---- checkers --------------------------------------------------------------------------
+
+
+
+# What exercises membership: its member views (see capability_checker).
+checker = capability_checker(calls=("members",), reads=("members",), clock_kinds=("member",))
+
+
 @checker
-def check_member_join(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_member_join(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """MEM-JOIN: each member sees each other alive soon after both are ready.
 
     Measured from the later of the two becoming ready: a member cannot be expected to
     know a node before it exists itself.
     """
+    index = judging.index
     tally = Tally(bound)
     lives = [life for node in index.nodes for life in index.lives.get(node, [])]
     explicit = [life for life in lives if not life.implicit]
@@ -63,19 +115,20 @@ def check_member_join(index: HistoryIndex, requirement: Requirement, bound: floa
 
 
 @checker
-def check_member_leave(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_member_leave(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """MEM-LEAVE: every live member sees a leaver as ``left`` in time, never ``dead``.
 
     Memberlist-based systems have ended graceful leaves as ``failed``: a ``suspect`` or
     ``dead`` report of the leaver certainly served after it asked to leave is a failure,
     whatever the time.
     """
+    index = judging.index
     leaves = [op for op in index.ops.get("leave", []) if op.outcome == "ok" and op.node]
     if not leaves:
         return make_verdict(requirement, "untested", None, bound, "no node left gracefully")
     tally = Tally(bound)
     failed_as_dead: list[dict[str, object]] = []
-    grace = derived_parameters(index.timing, len(index.nodes))["gossip_interval_ms"]
+    grace = judging.params["gossip_interval_ms"]
     for op in leaves:
         leaver, t0 = str(op.node), op.invoked
         if any(
@@ -129,12 +182,13 @@ def check_member_leave(index: HistoryIndex, requirement: Requirement, bound: flo
 
 
 @checker
-def check_member_rejoin(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_member_rejoin(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
     """MEM-REJOIN: a node restarted under the same id is seen alive again, for good.
 
     Measured per (observer, restarted node) from the new life's readiness until the
     observer's view settles on alive (a view shadowed by an old ``dead`` never does).
     """
+    index = judging.index
     tally = Tally(bound)
     restarts = [life for lives in index.lives.values() for life in lives[1:] if not life.implicit]
     if not restarts:
@@ -162,12 +216,15 @@ def check_member_rejoin(index: HistoryIndex, requirement: Requirement, bound: fl
 
 
 @checker
-def check_partition_heal(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_partition_heal(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """PARTITION-HEAL: after a heal, views settle on alive for good and kv digests agree.
 
     A pair counts as settled from the last time its view turned alive with no later
     non-alive report before the next partition, so flapping after a heal is caught.
     """
+    index = judging.index
     tally = Tally(bound)
     heals = [h for h in index.heals if any(c.end == h for c in index.cuts)]
     if not heals:
@@ -238,3 +295,16 @@ def settled_alive(line: Timeline, t_from: float, window_end: float) -> float | N
         elif line.served_after(i, first):
             settled = max(t_from, line.times[latest])
     return settled
+
+
+# The operations this capability adds to the vocabulary.
+OPERATIONS: tuple[type[Op], ...] = (Join, Leave)
+
+
+# The checkers of this capability's requirements, by the name the catalogue gives.
+CHECKERS: dict[str, Checker] = {
+    "check_member_join": check_member_join,
+    "check_member_leave": check_member_leave,
+    "check_member_rejoin": check_member_rejoin,
+    "check_partition_heal": check_partition_heal,
+}

@@ -1,27 +1,99 @@
 """Dissemination: every accepted broadcast reaches every member in time; latency quantiles
 from node-side times, and messages per operation from node metrics (Maelstrom reports both
-as ``stable-latencies`` and ``msgs-per-op``)."""
+as ``stable-latencies`` and ``msgs-per-op``).
+
+It also owns the broadcast operation and the rule that draws it.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from gossipcert.harness.judging.checker import Tally, checker, make_verdict, timed_verdict
-from gossipcert.harness.judging.index import INF, HistoryIndex, Op
+from gossipcert.harness.judging.checker import (
+    Checker,
+    JudgingContext,
+    Tally,
+    capability_checker,
+    make_verdict,
+    timed_verdict,
+)
+from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import quantiles
 from gossipcert.harness.judging.verdict import Requirement, Verdict
+from gossipcert.harness.workloads.operations import Op
+from gossipcert.harness.workloads.strategies import Choice, GeneratorRules, SequenceBuilder, Space
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from gossipcert.harness.workloads.interpreter import Execution
+
 
 __all__ = [
+    "OPERATIONS",
+    "CHECKERS",
     "CLIENT_OPS",
+    "GENERATOR",
+    "Broadcast",
     "broadcast_latencies",
     "check_broadcast_delivery",
     "check_broadcast_latency",
     "check_messages_per_op",
     "member_deadline",
 ]
+
+
+# ---- operations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broadcast(Op):
+    kind = "broadcast"
+    needs = "broadcast"
+    client_call = True
+    summary = "disseminate a message from a node (its id unique in the run)"
+    node: str
+    id: str
+    payload: Any = None
+
+    def with_namespace(self, prefix: str) -> Op:
+        return replace(self, id=prefix + self.id)
+
+    def run(self, x: Execution) -> None:
+        payload = self.payload if self.payload is not None else {"hello": self.node}
+        x.driver.call(self.node, "broadcast", {"id": x.broadcast_id(self.id),
+                                               "payload": payload})
+        x.sent_broadcasts.append(self.id)
+
+
+# ---- generator rules ------------------------------------------------------------------
+
+
+def _choices(
+    space: Space, node: st.SearchStrategy[int], key: st.SearchStrategy[int]
+) -> list[st.SearchStrategy[Choice]]:
+    if "broadcast" not in space.capabilities:
+        return []
+    return [st.tuples(st.just("broadcast"), node)]
+
+
+def _broadcast(b: SequenceBuilder, node: int) -> None:
+    pool = [] if b.paused is not None or b.cut_open else b.up()
+    if pool:
+        origin = b.pick(pool, node)
+        b.broadcasts += 1
+        msg_id = f"{b.ns}b{b.broadcasts}"
+        b.out.append(Broadcast(origin, msg_id, {"from": origin}))
+        b.pending_broadcasts.append(msg_id)
+
+
+GENERATOR = GeneratorRules(_choices, {"broadcast": _broadcast})
+
+
+# ---- checkers --------------------------------------------------------------------------
+
 
 # Operations a client makes that the cluster must spread: the "operations" of msgs-per-op.
 CLIENT_OPS = ("broadcast", "put", "delete", "crdt")
@@ -53,9 +125,15 @@ def member_deadline(
             return INF, None
 
 
+# What exercises broadcast: sends and reads of what arrived (see capability_checker).
+checker = capability_checker(
+    calls=("broadcast", "broadcasts"), reads=("broadcasts",), clock_kinds=("broadcast",)
+)
+
+
 @checker
 def check_broadcast_delivery(
-    index: HistoryIndex, requirement: Requirement, bound: float
+    judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
 
@@ -64,6 +142,7 @@ def check_broadcast_delivery(
     member the origin could not reach inside the window is held to the bound from the
     heal (:func:`member_deadline`).
     """
+    index = judging.index
     tally = Tally(bound)
     broadcasts = index.ops.get("broadcast", [])
     if not broadcasts:
@@ -176,9 +255,12 @@ def _resolution_ms(index: HistoryIndex) -> tuple[float, str]:
 
 
 @checker
-def check_broadcast_latency(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_broadcast_latency(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """BCAST-LATENCY: the median dissemination latency stays near the push-gossip round
     count; p90/p99/max and the sampling resolution are reported alongside."""
+    index = judging.index
     samples = broadcast_latencies(index)
     if not samples:
         why = "no broadcast was received by a member other than its origin"
@@ -205,11 +287,11 @@ def check_broadcast_latency(index: HistoryIndex, requirement: Requirement, bound
     return make_verdict(requirement, status, median, bound, text, details)
 
 
-def _rounds(reads: Sequence[Op]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
+def _rounds(reads: Sequence[PairedOp]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:
     """Metrics reads grouped into rounds (``args.round``, else one read per node in a row):
     (first invoked, last completed, node -> counters)."""
-    grouped: dict[Any, list[Op]] = defaultdict(list)
-    loose: list[Op] = []
+    grouped: dict[Any, list[PairedOp]] = defaultdict(list)
+    loose: list[PairedOp] = []
     for r in reads:
         if r.outcome != "ok" or r.node is None or not isinstance(r.result, Mapping):
             continue
@@ -245,10 +327,13 @@ def _delta(
 
 
 @checker
-def check_messages_per_op(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
+def check_messages_per_op(
+    judging: JudgingContext, requirement: Requirement, bound: float
+) -> Verdict:
     """BCAST-MSGS-PER-OP: messages the whole cluster sent per client operation, over the
     window between the metrics rounds around the workload, net of the background rate
     (probes, gossip, push-pull) measured between metrics rounds in a quiet phase."""
+    index = judging.index
     rounds = _rounds(index.ops.get("metrics", []))
     if len(rounds) < 2:
         why = "fewer than two rounds of GET /v1/metrics in the history"
@@ -310,3 +395,15 @@ def _background_rate(
             if nodes:
                 return total / (s1 - e0)
     return None
+
+
+# The operations this capability adds to the vocabulary.
+OPERATIONS: tuple[type[Op], ...] = (Broadcast,)
+
+
+# The checkers of this capability's requirements, by the name the catalogue gives.
+CHECKERS: dict[str, Checker] = {
+    "check_broadcast_delivery": check_broadcast_delivery,
+    "check_broadcast_latency": check_broadcast_latency,
+    "check_messages_per_op": check_messages_per_op,
+}
