@@ -146,3 +146,18 @@ def test_every_name_a_python_example_imports_exists(doc: Path) -> None:
                             if not hasattr(module, alias.name)
                             and not is_module(f"{node.module}.{alias.name}")]
     assert missing == [], f"{doc.relative_to(REPO)} imports names that do not exist"
+
+
+SOURCE_PATH = re.compile(
+    r"`((?:harness|chaos|reference_node|reports|adapters|specs|benchmarks|scripts|tests)"
+    r"/[\w./-]*\.(?:py|yaml|json|sh|md))`")
+
+
+@pytest.mark.parametrize("doc", markdown_docs(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_source_file_a_doc_names_exists(doc: Path) -> None:
+    """A file named in backticks (``harness/run/pipeline.py``) is one a reader can open:
+    a restructuring that moves it moves the docs with it."""
+    text = doc.read_text(encoding="utf-8")
+    missing = sorted({p for p in SOURCE_PATH.findall(text)
+                      if "<" not in p and "*" not in p and not (REPO / p).exists()})
+    assert missing == [], f"{doc.relative_to(REPO)} names files that do not exist: {missing}"
