@@ -19,17 +19,13 @@ import argparse
 import statistics
 from typing import Any
 
+from gossipcert.harness.manifest import load_manifest
 from gossipcert.reference_node.core import Status
 from gossipcert.reference_node.core.events import Event, MemberEvent
 from gossipcert.reference_node.sim.simulation import Simulation
 
-TIMING: dict[str, Any] = {
-    "probe_interval_ms": 300,
-    "probe_timeout_ms": 150,
-    "suspicion_mult": 4,
-    "gossip_interval_ms": 100,
-    "push_pull_interval_ms": 1000,
-}
+# The reference node's declared timing (its manifest), the one its tests run at.
+TIMING: dict[str, Any] = dict(load_manifest("reference").timing)
 FAULT_MS = 10_000
 OFF: dict[str, Any] = {"awareness_max_multiplier": 1, "suspicion_max_timeout_mult": 1}
 
