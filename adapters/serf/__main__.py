@@ -129,7 +129,9 @@ async def _serve(bridge: Bridge, agent: subprocess.Popen[bytes], control: tuple[
         await web.TCPSite(runner, *control).start()
     except OSError as exc:
         agent.kill()
-        fail(f"control API on {control[0]}:{control[1]}: {exc.strerror or exc}")
+        # asyncio words a bind error its own way; the system's words are the ones to show.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        fail(f"control API on {control[0]}:{control[1]}: {reason}")
     if seeds:
         threading.Thread(target=_join_until_answered, args=(bridge, seeds),
                          name="join", daemon=True).start()
