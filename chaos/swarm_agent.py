@@ -19,24 +19,29 @@ in the host's pid namespace, so a container's namespace is entered by path:
 
 ``<token>`` is a secret the harness gives the agent's service (the agent listens on the
 host's network); container calls are refused for a container without the run's label,
-so an agent can touch nothing but its own run. Standard library only: it runs from the
-image of the run's nodes.
+so an agent can touch nothing but its own run. The API is served by aiohttp, and each
+call, which waits on the engine or on iptables, runs on a worker thread, so calls are
+answered side by side and the event loop never blocks. It runs from the image of the
+run's nodes, which carries the package's runtime dependencies.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
+from aiohttp import web
 from gossipcert.chaos.errors import ChaosError
 from gossipcert.chaos.jsonhttp import HttpStatusError, JsonHttpClient, TransportError
 from gossipcert.chaos.runlabels import ROLE_LABEL, RUN_LABEL
@@ -47,6 +52,8 @@ HOST_PROC = "/host/proc"
 DOCKER_SOCKET = "/var/run/docker.sock"
 IPTABLES_TIMEOUT_S = 15.0
 CONTAINER_ACTIONS = ("kill", "pause", "unpause")
+# Calls answered at once: each waits on the engine or on iptables, on a thread of its own.
+CALL_THREADS = 32
 
 
 class AgentError(ChaosError):
@@ -74,117 +81,146 @@ def run_iptables(pid: int, args: Sequence[str], proc: str = HOST_PROC) -> dict[s
     return {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
 
 
-class AgentHandler(BaseHTTPRequestHandler):
-    server: AgentServer
-    protocol_version = "HTTP/1.1"
+class Refused(Exception):
+    """A call the agent answers with an error status and ``{"error": "agent", message}``."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        sys.stderr.write("agent: " + (format % args) + "\n")
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
-    def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _error(self, status: int, message: str) -> None:
-        self._reply(status, {"error": "agent", "message": message})
+class Agent:
+    """The calls of one agent, answered from its host's engine and ``/proc``.
 
-    def _parts(self) -> list[str] | None:
-        parts = [p for p in self.path.split("?")[0].split("/") if p]
-        if not parts or parts[0] != self.server.token:
-            self._error(403, "wrong or missing token")
-            return None
+    :meth:`answer` blocks (engine calls, iptables): the server runs it on a worker thread.
+    """
+
+    def __init__(self, token: str, run: str, socket_path: str = DOCKER_SOCKET,
+                 proc: str = HOST_PROC) -> None:
+        self.token = token
+        self.run = run
+        self.socket_path = socket_path
+        self.proc = proc
+
+    def answer(self, method: str, target: str, raw_body: bytes) -> tuple[int, Any]:
+        """(status, JSON body) of one ``GET`` or ``POST`` of ``target`` (path and query,
+        as the request line has them)."""
+        try:
+            parts = self._parts(target)
+            if method == "GET":
+                return 200, self._get(parts, target)
+            return 200, self._post(parts, _json_body(raw_body), target)
+        except Refused as exc:
+            return exc.status, {"error": "agent", "message": exc.message}
+
+    def _parts(self, target: str) -> list[str]:
+        parts = [p for p in target.split("?")[0].split("/") if p]
+        if not parts or parts[0] != self.token:
+            raise Refused(403, "wrong or missing token")
         return parts[1:]
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        return json.loads(raw) if raw.strip() else {}
-
-    def _container(self, cid: str) -> dict[str, Any] | None:
-        """The container's inspect, or None (answered) when missing or not the run's."""
-        status, body = engine("GET", f"/containers/{quote(cid)}/json",
-                              self.server.socket_path)
+    def _container(self, cid: str) -> dict[str, Any]:
+        """The container's inspect; refused when missing or not the run's."""
+        status, body = engine("GET", f"/containers/{quote(cid)}/json", self.socket_path)
         if status != 200 or not isinstance(body, dict):
-            self._error(404, f"no container {cid} on this node")
-            return None
+            raise Refused(404, f"no container {cid} on this node")
         labels = (body.get("Config") or {}).get("Labels") or {}
-        if labels.get(RUN_LABEL) != self.server.run:
-            self._error(403, f"container {cid} is not of run {self.server.run}")
-            return None
+        if labels.get(RUN_LABEL) != self.run:
+            raise Refused(403, f"container {cid} is not of run {self.run}")
         return body
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        parts = self._parts()
-        if parts is None:
-            return
+    def _get(self, parts: list[str], target: str) -> Any:
         if parts == ["health"]:
-            status, info = engine("GET", "/info", self.server.socket_path)
+            _, info = engine("GET", "/info", self.socket_path)
             swarm = (info or {}).get("Swarm") or {} if isinstance(info, dict) else {}
-            self._reply(200, {"node_id": swarm.get("NodeID"), "hostname": socket.gethostname()})
-        elif parts == ["containers"]:
-            self._reply(200, self._run_containers())
-        elif len(parts) == 2 and parts[0] == "containers":
-            found = self._container(parts[1])
-            if found is not None:
-                self._reply(200, found.get("State") or {})
-        else:
-            self._error(404, f"no such path {self.path}")
+            return {"node_id": swarm.get("NodeID"), "hostname": socket.gethostname()}
+        if parts == ["containers"]:
+            return self._run_containers()
+        if len(parts) == 2 and parts[0] == "containers":
+            return self._container(parts[1]).get("State") or {}
+        raise Refused(404, f"no such path {target}")
 
     def _run_containers(self) -> list[dict[str, Any]]:
         """The run's containers on this host but the agents' own (any state)."""
-        query = quote(json.dumps({"label": [f"{RUN_LABEL}={self.server.run}"]}))
+        query = quote(json.dumps({"label": [f"{RUN_LABEL}={self.run}"]}))
         status, listed = engine("GET", f"/containers/json?all=1&filters={query}",
-                                self.server.socket_path)
+                                self.socket_path)
         if status != 200 or not isinstance(listed, list):
             return []
         return [{"id": c.get("Id"), "name": (c.get("Names") or ["?"])[0].lstrip("/"),
                  "state": c.get("State")}
                 for c in listed if (c.get("Labels") or {}).get(ROLE_LABEL) != "agent"]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        parts = self._parts()
-        if parts is None:
-            return
-        try:
-            body = self._body()
-        except ValueError:
-            self._error(400, "body is not JSON")
-            return
+    def _post(self, parts: list[str], body: Any, target: str) -> Any:
         if parts == ["iptables"]:
-            pid, args = body.get("pid"), body.get("args")
+            pid = body.get("pid") if isinstance(body, dict) else None
+            args = body.get("args") if isinstance(body, dict) else None
             if not isinstance(pid, int) or pid <= 0 or not isinstance(args, list):
-                self._error(400, "iptables needs {pid: int > 0, args: [str]}")
-                return
-            self._reply(200, run_iptables(pid, [str(a) for a in args], self.server.proc))
-        elif len(parts) == 3 and parts[0] == "containers" and parts[2] in CONTAINER_ACTIONS:
-            if self._container(parts[1]) is None:
-                return
-            query = "?signal=KILL" if parts[2] == "kill" else ""
-            status, answer = engine("POST", f"/containers/{quote(parts[1])}/{parts[2]}{query}",
-                                    self.server.socket_path)
+                raise Refused(400, "iptables needs {pid: int > 0, args: [str]}")
+            return run_iptables(pid, [str(a) for a in args], self.proc)
+        if len(parts) == 3 and parts[0] == "containers" and parts[2] in CONTAINER_ACTIONS:
+            cid, action = parts[1], parts[2]
+            self._container(cid)
+            query = "?signal=KILL" if action == "kill" else ""
+            status, answer = engine("POST", f"/containers/{quote(cid)}/{action}{query}",
+                                    self.socket_path)
             if status >= 400:
                 message = answer.get("message") if isinstance(answer, dict) else answer
-                self._error(status, f"{parts[2]} {parts[1]}: {message}")
-            else:
-                self._reply(200, {"done": parts[2]})
-        else:
-            self._error(404, f"no such path {self.path}")
+                raise Refused(status, f"{action} {cid}: {message}")
+            return {"done": action}
+        raise Refused(404, f"no such path {target}")
 
 
-class AgentServer(ThreadingHTTPServer):
-    daemon_threads = True
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise Refused(400, "body is not JSON") from None
 
-    def __init__(self, address: tuple[str, int], token: str, run: str,
-                 socket_path: str = DOCKER_SOCKET, proc: str = HOST_PROC) -> None:
-        super().__init__(address, AgentHandler)
-        self.token = token
-        self.run = run
-        self.socket_path = socket_path
-        self.proc = proc
+
+def build_app(agent: Agent) -> web.Application:
+    """The agent's API: every ``GET`` and ``POST`` goes to :meth:`Agent.answer`, on the
+    loop's executor."""
+
+    async def call(request: web.Request) -> web.Response:
+        raw = await request.read()
+        loop = asyncio.get_running_loop()
+        status, body = await loop.run_in_executor(None, agent.answer, request.method,
+                                                  request.raw_path, raw)
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_route("GET", "/{path:.*}", call)
+    app.router.add_route("POST", "/{path:.*}", call)
+    return app
+
+
+def _access_log() -> logging.Logger:
+    """Each request's line and status on stderr, after ``agent:``."""
+    log = logging.getLogger("gossipcert.chaos.swarm_agent.access")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("agent: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+async def serve(agent: Agent, host: str, port: int) -> None:
+    """Serve the API on ``host:port`` until the process ends (SIGTERM's default action
+    ends it at once, as nothing here needs cleaning up)."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="agent"))
+    runner = web.AppRunner(build_app(agent), access_log=_access_log(),
+                           access_log_format='"%r" %s %b', handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        print(f"agent listening on {host}:{port}", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,10 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if not token or not run:
         parser.error(f"{TOKEN_ENV} and {RUN_ENV} must be set")
     host, _, port = args.listen.rpartition(":")
-    server = AgentServer((host or "0.0.0.0", int(port)), token, run)
-    print(f"agent listening on {args.listen}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+        asyncio.run(serve(Agent(token, run), host or "0.0.0.0", int(port)))
     return 0
 
 

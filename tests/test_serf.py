@@ -18,7 +18,8 @@ from typing import Any
 from urllib.request import Request, urlopen
 
 import pytest
-from gossipcert.adapters.serf.bridge import EVENT_NAME, _address, member_status
+from gossipcert.adapters.serf.bridge import EVENT_NAME, _address, handle, member_status
+from gossipcert.adapters.serf.bridge import Bridge as SerfBridge
 from gossipcert.chaos.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.drivers.waiting import wait_until
 from gossipcert.harness.manifest import load_manifest
@@ -36,6 +37,35 @@ def test_member_addresses_from_serf_bytes() -> None:
     assert _address({"Addr": bytes([127, 0, 0, 9]), "Port": 7946}) == "127.0.0.9:7946"
     mapped = b"\x00" * 10 + b"\xff\xff" + bytes([10, 1, 2, 3])
     assert _address({"Addr": mapped, "Port": 1}) == "10.1.2.3:1"
+
+
+class _QuietRPC:
+    """An agent's RPC that streams nothing and answers ``members`` with one member."""
+
+    def stream(self, event_filter: str, on_event: Any) -> None:
+        pass
+
+    def call(self, command: str, body: Any = None, timeout_s: float | None = None) -> Any:
+        assert command == "members"
+        return {"Members": [{"Name": "a", "Addr": bytes([127, 0, 0, 9]), "Port": 7946,
+                             "Status": "alive"}]}
+
+
+def test_the_control_api_routes_and_refuses_as_the_contract_says() -> None:
+    bridge = SerfBridge("a", _QuietRPC(), "0.9")  # type: ignore[arg-type]
+    assert handle(bridge, "GET", "/v1/node/", b"")[1]["id"] == "a"
+    assert handle(bridge, "GET", "/v1/members", b"") == (200, {"members": [
+        {"id": "a", "address": "127.0.0.9:7946", "status": "alive", "incarnation": 0}]})
+    assert handle(bridge, "GET", "/v1/events?after=0", b"") == (200, {"events": [], "next": 0})
+    assert handle(bridge, "GET", "/v1/events?after=x", b"")[1]["error"] == "bad_request"
+    assert handle(bridge, "POST", "/v1/broadcast", b"{bad") == (
+        400, {"error": "bad_json", "message": "the body is not JSON"})
+    assert handle(bridge, "POST", "/v1/join", b"[]")[1]["message"] == (
+        "the body must be a JSON object")
+    assert handle(bridge, "PUT", "/v1/kv/k", b"{}") == (
+        501, {"error": "not_implemented", "message": "Serf has no kv (not claimed)"})
+    assert handle(bridge, "GET", "/v1/join", b"") == (
+        404, {"error": "not_found", "message": "no route GET /v1/join"})
 
 
 def test_named_manifests_are_serfs_real_profiles() -> None:

@@ -8,6 +8,8 @@ as a worker), so nodes really sit on two engines and the overlay carries their t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http.server
 import json
 import os
@@ -22,8 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL
-from gossipcert.chaos.swarm_agent import AgentClient, AgentError, AgentServer
+from gossipcert.chaos.swarm_agent import Agent, AgentClient, AgentError, build_app
 from gossipcert.harness.drivers.backends.swarm import SwarmBackend, spread
 from gossipcert.harness.manifest import REFERENCE_MANIFEST
 from test_docker_backend import kill_once_cluster_up
@@ -87,6 +90,25 @@ def _fake_engine(path: Path, containers: dict[str, dict[str, Any]],
     return server
 
 
+@contextlib.contextmanager
+def _serving(app: web.Application) -> Iterator[int]:
+    """``app`` on a free loopback port, on an event loop of its own thread; yields the port."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    port = int(runner.addresses[0][1])
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
 def test_the_agent_touches_only_containers_of_its_run(tmp_path: Path) -> None:
     calls: list[str] = []
     containers = {
@@ -95,28 +117,28 @@ def test_the_agent_touches_only_containers_of_its_run(tmp_path: Path) -> None:
         "theirs": {"Config": {"Labels": {RUN_LABEL: "gc-other"}}, "State": {}},
     }
     engine = _fake_engine(tmp_path / "docker.sock", containers, calls)
-    agent = AgentServer(("127.0.0.1", 0), "secret", "gc-1-2-3",
-                        socket_path=str(tmp_path / "docker.sock"))
-    threading.Thread(target=agent.serve_forever, daemon=True).start()
-    port = agent.server_address[1]
+    agent = Agent("secret", "gc-1-2-3", socket_path=str(tmp_path / "docker.sock"))
     try:
-        client = AgentClient("127.0.0.1", port, "secret")
-        assert client.health()["node_id"] == "node-a"
-        assert client.state("ours")["Pid"] == 4242
-        client.container("ours", "kill")
-        client.container("ours", "pause")
-        assert calls == ["/containers/ours/kill?signal=KILL", "/containers/ours/pause"]
-        with pytest.raises(AgentError, match="not of run gc-1-2-3"):
-            client.container("theirs", "kill")
-        with pytest.raises(AgentError, match="no container missing"):
-            client.state("missing")
-        with pytest.raises(AgentError, match="iptables needs"):
-            client._call("POST", "/iptables", {"pid": "1", "args": []})
-        with pytest.raises(AgentError, match="wrong or missing token"):
-            AgentClient("127.0.0.1", port, "guess").health()
-        assert calls == ["/containers/ours/kill?signal=KILL", "/containers/ours/pause"]
+        with _serving(build_app(agent)) as port:
+            client = AgentClient("127.0.0.1", port, "secret")
+            assert client.health()["node_id"] == "node-a"
+            assert client.state("ours")["Pid"] == 4242
+            client.container("ours", "kill")
+            client.container("ours", "pause")
+            assert calls == ["/containers/ours/kill?signal=KILL", "/containers/ours/pause"]
+            with pytest.raises(AgentError, match="not of run gc-1-2-3"):
+                client.container("theirs", "kill")
+            with pytest.raises(AgentError, match="no container missing"):
+                client.state("missing")
+            with pytest.raises(AgentError, match="iptables needs"):
+                client._call("POST", "/iptables", {"pid": "1", "args": []})
+            with pytest.raises(AgentError, match="wrong or missing token"):
+                AgentClient("127.0.0.1", port, "guess").health()
+            with pytest.raises(AgentError, match="no such path /secret/nothing"):
+                client._call("GET", "/nothing")
+            assert calls == ["/containers/ours/kill?signal=KILL", "/containers/ours/pause"]
+            client.close()
     finally:
-        agent.shutdown()
         engine.shutdown()
 
 

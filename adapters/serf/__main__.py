@@ -9,6 +9,7 @@ or SIGINT. Exit code 2 (one line on stderr) when the agent cannot start.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
@@ -17,13 +18,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from aiohttp import web
 from gossipcert.adapters.common import address_arg, die_with_parent
-from gossipcert.adapters.serf.bridge import Bridge, serve
+from gossipcert.adapters.serf.bridge import Bridge, build_app
 from gossipcert.adapters.serf.rpc import RPCError, SerfRPC
 
 START_TIMEOUT_S = 15.0
+# Control calls answered at once, each on a worker thread of its own.
+CALL_THREADS = 32
 
 
 def _free_port(host: str) -> int:
@@ -104,22 +110,39 @@ def main(argv: list[str] | None = None) -> None:
                      f"within {START_TIMEOUT_S:g} s")
             time.sleep(0.05)
     bridge = Bridge(args.id, rpc, serf_version(binary))
+    asyncio.run(_serve(bridge, agent, args.control, args.seed, stop))
+
+
+async def _serve(bridge: Bridge, agent: subprocess.Popen[bytes], control: tuple[str, int],
+                 seeds: list[str], stop: Callable[[], object]) -> None:
+    """Serve the control API for as long as the agent lives, then ``stop`` the process.
+
+    The signal handlers set before stay in charge: SIGTERM or SIGINT stop the process
+    while it serves as before. Each call runs on a worker thread (it may wait on the
+    agent's RPC), so calls are answered side by side and the loop never waits.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="control"))
+    runner = web.AppRunner(build_app(bridge), access_log=None, handle_signals=False)
+    await runner.setup()
     try:
-        serve(bridge, args.control)
+        await web.TCPSite(runner, *control).start()
     except OSError as exc:
         agent.kill()
-        fail(f"control API on {args.control[0]}:{args.control[1]}: {exc.strerror or exc}")
-    if args.seed:
-        threading.Thread(target=_join_until_answered, args=(bridge, args.seed),
+        # asyncio words a bind error its own way; the system's words are the ones to show.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        fail(f"control API on {control[0]}:{control[1]}: {reason}")
+    if seeds:
+        threading.Thread(target=_join_until_answered, args=(bridge, seeds),
                          name="join", daemon=True).start()
     else:
         bridge.state.ready = True
     # The bridge lives as long as its agent: a left or crashed agent ends it too (the
     # control API keeps answering a little after a graceful leave, for the harness).
     while agent.poll() is None:
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
     if bridge.state.left:
-        time.sleep(3600)  # keep the last view answerable until the harness stops the node
+        await asyncio.sleep(3600)  # the last view stays answerable until the harness stops it
     stop()
 
 

@@ -10,18 +10,19 @@ decides a member's status: Serf does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from aiohttp import web
 from gossipcert.adapters.common import ContractError
 from gossipcert.adapters.serf.rpc import RPCError, SerfRPC
 
-__all__ = ["CAPABILITIES", "EVENT_NAME", "Bridge", "member_status", "serve"]
+__all__ = ["CAPABILITIES", "EVENT_NAME", "Bridge", "build_app", "handle", "member_status"]
 
 EVENT_NAME = "gossipcert"
 CAPABILITIES = ("membership", "failure-detection", "broadcast", "events", "leave")
@@ -176,94 +177,77 @@ class Bridge:
 
 
 _NOT_CLAIMED = ("/v1/kv", "/v1/crdt", "/v1/metrics", "/v1/keyring")
+# The methods the control API answers, on any path (others get aiohttp's 405).
+_METHODS = ("GET", "POST", "PUT", "DELETE")
 
 
-def _handler(bridge: Bridge) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass  # the harness records every call; the agent's log is the one that matters
-
-        def _reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _body(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if not raw:
-                return {}
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise ContractError(400, "bad_json", "the body is not JSON") from None
-            if not isinstance(body, dict):
-                raise ContractError(400, "bad_json", "the body must be a JSON object")
-            return body
-
-        def _dispatch(self, method: str) -> None:
-            url = urlsplit(self.path)
-            path = url.path.rstrip("/") or "/"
-            try:
-                body = self._body() if method in ("POST", "PUT", "DELETE") else {}
-                status, answer = self._route(method, path, url.query, body)
-            except ContractError as exc:
-                status, answer = exc.status, {"error": exc.error, "message": exc.message}
-            self._reply(status, answer)
-
-        def _route(self, method: str, path: str, query: str,
-                   body: dict[str, Any]) -> tuple[int, Any]:
-            if (method, path) == ("GET", "/v1/node"):
-                return 200, bridge.node()
-            if (method, path) == ("GET", "/v1/members"):
-                return 200, bridge.members()
-            if (method, path) == ("POST", "/v1/join"):
-                seeds = body.get("seeds")
-                if not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds):
-                    raise ContractError(400, "bad_request", "seeds must be a list of HOST:PORT")
-                return bridge.join(seeds)
-            if (method, path) == ("POST", "/v1/leave"):
-                return 202, bridge.leave()
-            if (method, path) == ("POST", "/v1/broadcast"):
-                return 202, bridge.broadcast(body)
-            if (method, path) == ("GET", "/v1/broadcasts"):
-                return 200, bridge.broadcasts()
-            if (method, path) == ("GET", "/v1/events"):
-                query_args = dict(parse_qsl(query))
-                try:
-                    after = int(query_args.get("after", "0"))
-                except ValueError:
-                    raise ContractError(400, "bad_request", "after must be an integer") from None
-                return 200, bridge.events(after)
-            if path.startswith(_NOT_CLAIMED):
-                raise ContractError(501, "not_implemented",
-                                    f"Serf has no {path.split('/')[2]} (not claimed)")
-            raise ContractError(404, "not_found", f"no route {method} {path}")
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._dispatch("POST")
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._dispatch("PUT")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._dispatch("DELETE")
-
-    return Handler
+def _json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ContractError(400, "bad_json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ContractError(400, "bad_json", "the body must be a JSON object")
+    return body
 
 
-def serve(bridge: Bridge, address: tuple[str, int]) -> ThreadingHTTPServer:
-    """The control API on ``address``, served on threads until ``shutdown``."""
-    server = ThreadingHTTPServer(address, _handler(bridge))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="control-api", daemon=True).start()
-    return server
+def handle(bridge: Bridge, method: str, target: str, raw_body: bytes) -> tuple[int, Any]:
+    """(status, JSON body) of one contract call to ``target`` (path and query, as the
+    request line has them). Blocks on the agent's RPC: the server runs it on a worker
+    thread."""
+    url = urlsplit(target)
+    path = url.path.rstrip("/") or "/"
+    try:
+        body = _json_object(raw_body) if method in ("POST", "PUT", "DELETE") else {}
+        return _route(bridge, method, path, url.query, body)
+    except ContractError as exc:
+        return exc.status, {"error": exc.error, "message": exc.message}
 
+
+def _route(bridge: Bridge, method: str, path: str, query: str,
+           body: dict[str, Any]) -> tuple[int, Any]:
+    if (method, path) == ("GET", "/v1/node"):
+        return 200, bridge.node()
+    if (method, path) == ("GET", "/v1/members"):
+        return 200, bridge.members()
+    if (method, path) == ("POST", "/v1/join"):
+        seeds = body.get("seeds")
+        if not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds):
+            raise ContractError(400, "bad_request", "seeds must be a list of HOST:PORT")
+        return bridge.join(seeds)
+    if (method, path) == ("POST", "/v1/leave"):
+        return 202, bridge.leave()
+    if (method, path) == ("POST", "/v1/broadcast"):
+        return 202, bridge.broadcast(body)
+    if (method, path) == ("GET", "/v1/broadcasts"):
+        return 200, bridge.broadcasts()
+    if (method, path) == ("GET", "/v1/events"):
+        query_args = dict(parse_qsl(query))
+        try:
+            after = int(query_args.get("after", "0"))
+        except ValueError:
+            raise ContractError(400, "bad_request", "after must be an integer") from None
+        return 200, bridge.events(after)
+    if path.startswith(_NOT_CLAIMED):
+        raise ContractError(501, "not_implemented",
+                            f"Serf has no {path.split('/')[2]} (not claimed)")
+    raise ContractError(404, "not_found", f"no route {method} {path}")
+
+
+def build_app(bridge: Bridge) -> web.Application:
+    """The control API: every call goes to :func:`handle`, on the loop's executor, so a
+    call waiting on the agent holds up neither the loop nor the other calls."""
+
+    async def call(request: web.Request) -> web.Response:
+        raw = await request.read()
+        loop = asyncio.get_running_loop()
+        status, body = await loop.run_in_executor(None, handle, bridge, request.method,
+                                                  request.raw_path, raw)
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    for method in _METHODS:
+        app.router.add_route(method, "/{path:.*}", call)
+    return app

@@ -41,8 +41,9 @@ REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = Path(__file__).resolve().parent / "docker"
 BASE_PACKAGES = ("python3", "iptables", "iproute2", "serf")
-# The Python packages the node and the link-plane server import, at the host's versions
-# (the image build runs ``python3 -m reference_node --help``, so a missing one fails it).
+# The Python packages the node, the link-plane server, the fault agent and the bridges
+# import (aiohttp serves each one's HTTP API), at the host's versions (the image build runs
+# the node's, both servers' and the serf bridge's ``--help``, so a missing one fails it).
 RUNTIME_DEPS = ("aiohttp", "cryptography", "pyyaml", "msgpack")
 # Sources copied into the reference image (only what runs inside a container).
 IMAGE_PACKAGES = ("reference_node", "chaos", "specs", "adapters")

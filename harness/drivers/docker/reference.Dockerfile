@@ -1,5 +1,6 @@
-# The gossipcert reference node, the Toxiproxy-compatible server and the bridges of
-# third-party systems (serf itself comes with the base image) on the base image.
+# The gossipcert reference node, the Toxiproxy-compatible server, the swarm backend's fault
+# agent and the bridges of third-party systems (serf itself comes with the base image) on
+# the base image.
 # Built by harness/drivers/images.py, which fills BASE with the base image's content-hash tag.
 ARG BASE
 FROM ${BASE}
@@ -14,5 +15,6 @@ WORKDIR /opt/gossipcert
 # keeps the running containers from writing any).
 RUN python3 -m compileall -q -j 0 /opt/gossipcert
 RUN python3 -m gossipcert.reference_node --help >/dev/null && python3 -m gossipcert.chaos.toxiproxy --help >/dev/null \
-    && python3 -m gossipcert.adapters.serf --help >/dev/null && serf version >/dev/null
+    && python3 -m gossipcert.adapters.serf --help >/dev/null && serf version >/dev/null \
+    && python3 -m gossipcert.chaos.swarm_agent --help >/dev/null
 CMD ["python3", "-m", "gossipcert.reference_node", "--help"]
