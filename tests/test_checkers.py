@@ -27,7 +27,7 @@ from simulated_runs import reference_timing
 
 # The reference node's manifest timing.
 TIMING = reference_timing()
-ALL_CAPS = ["membership", "failure-detection", "broadcast", "kv", "events", "metrics"]
+ALL_CAPS = ["membership", "failure-detection", "broadcast", "kv", "events", "metrics", "leave"]
 CATALOGUE = {r.id: r for r in load_catalogue()}
 # With n = 3 and TIMING: MEM-JOIN 4000, FD-DETECT 11850, BCAST-DELIVERY 3000,
 # KV-CONVERGENCE 5000, PARTITION-HEAL 6500 (ms).

@@ -64,6 +64,42 @@ def test_leave_fails_when_never_seen_and_na_without_leave() -> None:
     assert verdict_of("MEM-LEAVE", formed().until(9000).build()).status == "untested"
 
 
+def test_leave_fails_when_a_leaver_seen_left_later_turns_dead() -> None:
+    """A member that reported the leaver left and later reports it dead (it never came
+    back) turned a graceful leave into a failure, only later: the same failure."""
+    v = verdict_of("MEM-LEAVE", leaving([("left", 3200), ("dead", 6000)]).build())
+    assert v.status == "fail", v.evidence
+    assert "after reporting it left" in v.evidence
+    assert v.details["reported_failed"][0]["after_left_ms"] == 3200
+    # Forgotten (no longer listed), then dead: the same.
+    v = verdict_of("MEM-LEAVE", leaving([("absent", 3200), ("suspect", 6000)]).build())
+    assert v.status == "fail", v.evidence
+
+
+def test_leave_after_the_leaver_starts_again_is_its_new_life() -> None:
+    """Once the leaver is started again, what members say of it is no longer about the
+    leave."""
+    h = leaving([("left", 3200)])
+    h.op("start", "n3", 7000, 7100)
+    h.member("n1", "n3", "dead", 7050)
+    assert verdict_of("MEM-LEAVE", h.build()).status == "pass"
+
+
+def test_leave_is_its_own_capability() -> None:
+    """Membership without a graceful leave claims no MEM-LEAVE; a declared leave that
+    answered 501 to every call breaks the contract."""
+    h = Hist(caps=["membership", "failure-detection"]).start_all().all_alive(1500)
+    h.op("leave", "n3", 3000, 3010, "fail",
+         result={"status": 501, "error": "not_implemented", "message": "no leave"})
+    v = verdict_of("MEM-LEAVE", h.until(9000).build())
+    assert v.status == "not-claimed", v.evidence
+    h = Hist(caps=["membership", "failure-detection", "leave"]).start_all().all_alive(1500)
+    h.op("leave", "n3", 3000, 3010, "fail",
+         result={"status": 501, "error": "not_implemented", "message": "no leave"})
+    v = verdict_of("MEM-LEAVE", h.until(9000).build())
+    assert v.status == "fail" and "contract violation" in v.evidence, v.evidence
+
+
 # ---------------------------------------------------------------- MEM-REJOIN
 
 

@@ -50,3 +50,28 @@ def test_every_shipped_scenario_runs_in_simulation(name: str) -> None:
                                        if op.needs is None or op.needs in manifest.capabilities
                                        if not getattr(op, "when", "")
                                        or op.when in manifest.capabilities]
+
+
+def test_a_step_of_a_capability_not_claimed_is_skipped_not_refused() -> None:
+    """An implementation without a graceful leave gets no leave call: the churn
+    scenario's leave step is skipped, the run goes on, and MEM-LEAVE is not claimed."""
+    from gossipcert.harness.drivers.simulated import REFERENCE_CAPABILITIES, SimulatedCluster
+    from gossipcert.harness.workloads.capabilities import run_checks
+    from gossipcert.harness.workloads.interpreter import Execution
+
+    timing = dict(load_manifest("reference").timing)
+    nodes = ["n1", "n2", "n3", "n4"]
+    ops = schedule(load_scenario("churn"), nodes, 1, timing)
+    catalogue = load_catalogue()
+    without_leave = [c for c in REFERENCE_CAPABILITIES if c != "leave"]
+    with SimulatedCluster(nodes, timing=timing, capabilities=without_leave) as cluster:
+        cluster.history.append("meta", "run", args={
+            "implementation": "no leave", "nodes": nodes, "timing": timing,
+            "capabilities": without_leave, "conflict_policy": "lww"})
+        Execution(cluster, catalogue, timing).run(ops)
+        entries = cluster.history.entries()
+    assert not [e for e in entries if e.op == "leave"]
+    assert sorted(cluster.live_nodes()) == nodes
+    verdicts = {v.id: v for v in run_checks(entries, catalogue)}
+    assert verdicts["MEM-LEAVE"].status == "not-claimed"
+    assert verdicts["KV-CONVERGENCE"].status == "pass", verdicts["KV-CONVERGENCE"].evidence

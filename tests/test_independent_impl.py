@@ -26,6 +26,8 @@ DEFECT_CASES = [
     ("g-set", "CRDT-OR-SET", "crdt"),
     ("silent-leave", "MEM-LEAVE", "churn"),
     ("one-hop-broadcast", "BCAST-DELIVERY", "default"),
+    ("refuses-leave", "MEM-LEAVE", "churn"),
+    ("left-turns-dead", "MEM-LEAVE", "churn"),
 ]
 # Requirements a full suite cannot exercise on this node because they are measured
 # through an optional extension it does not offer: BCAST-MSGS-PER-OP reads the nodes'
@@ -213,6 +215,11 @@ def test_manifests_are_valid_and_declare_no_extension() -> None:
         assert m.process.route_args == main.process.route_args
         assert [a.replace("{manifest_dir}/../", "{manifest_dir}/")
                 for a in m.process.command] == [*main.process.command, "--defect", defect]
+    # The variant without a graceful leave: the same node, not declaring it.
+    bare = load_manifest(str(HEARTBEAT / "without-leave.yaml"))
+    assert set(bare.capabilities) == set(main.capabilities) - {"leave"}
+    assert bare.timing == main.timing and bare.process is not None
+    assert bare.process.command == [*main.process.command, "--without-leave"]
 
 
 # ---------------------------------------------------------------- real processes (slow)
@@ -257,3 +264,23 @@ def test_seeded_defect_fails_its_requirement(tmp_path: Path, defect: str, requir
     assert report["verdict"] == "fail"
     assert found[requirement] == "fail", (found, output[-3000:])
     assert found["MEM-JOIN"] == "pass", found
+
+
+@pytest.mark.slow
+def test_a_node_without_a_graceful_leave_gets_its_report(tmp_path: Path) -> None:
+    """A node that does not declare ``leave`` (it answers 501 to a leave) run through the
+    churn scenario: the leave step is skipped, the run goes on to its report, MEM-LEAVE is
+    not claimed, and what the node does claim is judged. (A leave step used to be sent
+    anyway, and the refusal ended certify with no report.)"""
+    from test_self_validation import certify
+
+    code, report, output = certify(str(HEARTBEAT / "without-leave.yaml"), tmp_path / "run", 5,
+                                   "churn")
+    found = {r["id"]: r["status"] for r in report["requirements"]}
+    assert code == 3, output[-3000:]  # one scenario alone: incomplete, never an abort
+    assert found["MEM-LEAVE"] == "not-claimed", found
+    assert found["MEM-JOIN"] == "pass" and found["KV-CONVERGENCE"] == "pass", found
+    history = (tmp_path / "run" / "history.jsonl").read_text(encoding="utf-8")
+    assert '"op": "leave"' not in history and '"op":"leave"' not in history
+    assert "leave" not in report["certificate"]["capabilities_declared"]
+

@@ -22,7 +22,7 @@ from gossipcert.harness.workloads import operations as o
 from gossipcert.harness.workloads.broadcast import Broadcast
 from gossipcert.harness.workloads.faults import Heal, Kill, Partition, Restart
 from gossipcert.harness.workloads.kv import Delete, Put
-from gossipcert.harness.workloads.membership import Leave
+from gossipcert.harness.workloads.leave import Leave
 from gossipcert.harness.workloads.operations import Op
 from simulated_runs import IMPLS, defect_core, run_settled
 

@@ -191,7 +191,7 @@ def test_catalogue_has_every_field_and_required_id() -> None:
             assert entry.get(name) not in (None, ""), (entry.get("id"), name)
         assert entry["level"] in ("MUST", "SHOULD")
         assert entry["capability"] in (
-            "membership", "failure-detection", "broadcast", "kv", "crdt", "encryption"
+            "membership", "failure-detection", "broadcast", "kv", "crdt", "encryption", "leave"
         )
         assert entry["scenario"] in SCENARIOS, entry["id"]
     catalogue = load_catalogue()

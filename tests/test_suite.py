@@ -8,7 +8,9 @@ from gossipcert.harness.profiles import judged_timing
 from gossipcert.harness.run.suite import PlannedRun, certificate, merge_verdicts, suite_plan
 
 CATALOGUE = load_catalogue()
-EVERYTHING = ["membership", "failure-detection", "broadcast", "kv", "crdt", "encryption"]
+EVERYTHING = [
+    "membership", "failure-detection", "broadcast", "kv", "crdt", "encryption", "leave",
+]
 
 
 def v(rid: str, status: str) -> Verdict:
@@ -28,7 +30,11 @@ def test_the_suite_leaves_out_what_is_not_claimed() -> None:
     plan = suite_plan(CATALOGUE, ["membership", "failure-detection"], ["lww"])
     names = {p.scenario for p in plan}
     assert "crdt" not in names and "mv" not in names and "security" not in names
-    assert {"default", "churn", "crash-restart", "paused-node"} <= names
+    assert {"default", "crash-restart", "paused-node"} <= names
+    # A graceful leave is a capability of its own: without it, no churn run and no leave.
+    assert "churn" not in names
+    assert "churn" in {p.scenario for p in suite_plan(CATALOGUE, ["membership", "leave"],
+                                                      ["lww"])}
     only_mv = suite_plan(CATALOGUE, ["kv"], ["mv"])
     assert PlannedRun("mv", "mv") in only_mv
     assert all(p.policy != "lww" for p in only_mv)  # KV-LWW is not claimed
@@ -69,7 +75,7 @@ def test_certificate_names_what_was_certified_and_what_was_not() -> None:
         mode="quick",
     )
     assert cert["capabilities_certified"] == ["membership", "failure-detection", "broadcast"]
-    assert cert["capabilities_not_claimed"] == ["crdt", "encryption"]
+    assert cert["capabilities_not_claimed"] == ["leave", "crdt", "encryption"]
     assert "KV-LWW" in cert["untested"] and "KV-MV" not in cert["untested"]  # mv not claimed
     profile = cert["timing_profile"]
     assert profile["name"] == "lan" and profile["timing"]["probe_interval_ms"] == 1000

@@ -274,8 +274,10 @@ class SimulatedCluster:
         self.paused.discard(node_id)
         self.history.append("fault", "resume", node=node_id, args={"signal": "CONT"})
 
-    def leave(self, node_id: str) -> None:
+    def leave(self, node_id: str) -> bool:
         reply = self.call(node_id, "leave", {})
+        if reply.status == 501:
+            return False
         confirmed = False
         if reply.ok:
             limit = self.sim.now_ms + 5000
@@ -289,6 +291,7 @@ class SimulatedCluster:
         self.poll_events()
         self.departed.add(node_id)
         self.history.append("fault", "leave", node=node_id, args={"confirmed": confirmed})
+        return True
 
     def join(self, node_id: str) -> None:
         seeds = [self.sim.address(p) for p in self.live_nodes() if p != node_id]

@@ -27,6 +27,7 @@ from gossipcert.harness.workloads import (
     crdt,
     failure_detection,
     kv,
+    leave,
     membership,
     security,
 )
@@ -66,6 +67,7 @@ class Capability:
 # table order, so the order is part of what a seed draws.
 CAPABILITIES: tuple[Capability, ...] = (
     Capability("membership", membership.OPERATIONS, None, membership.CHECKERS),
+    Capability("leave", leave.OPERATIONS, None, leave.CHECKERS),
     Capability("failure-detection", (), None, failure_detection.CHECKERS),
     Capability("kv", kv.OPERATIONS, kv.GENERATOR, kv.CHECKERS),
     Capability("crdt", crdt.OPERATIONS, crdt.GENERATOR, crdt.CHECKERS),

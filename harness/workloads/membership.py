@@ -1,7 +1,8 @@
-"""Membership: every member sees every other alive after the join, a graceful leave ends
-as ``left``, a restarted node rejoins, and views (and kv digests) settle after a heal.
+"""Membership: every member sees every other alive after the join, a restarted node
+rejoins, and views (and kv digests) settle after a heal.
 
-It also owns the membership operations: a graceful leave and a join.
+It also owns the join operation. A graceful leave is a capability of its own
+(:mod:`harness.workloads.leave`): an implementation may have membership without it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gossipcert.harness.judging.checker import (
     make_verdict,
     timed_verdict,
 )
-from gossipcert.harness.judging.index import INF, Timeline
+from gossipcert.harness.judging.index import Timeline
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 from gossipcert.harness.workloads.kv import heal_kv
 from gossipcert.harness.workloads.operations import Op
@@ -32,9 +33,7 @@ __all__ = [
     "OPERATIONS",
     "CHECKERS",
     "Join",
-    "Leave",
     "check_member_join",
-    "check_member_leave",
     "check_member_rejoin",
     "check_partition_heal",
     "settled_alive",
@@ -42,17 +41,6 @@ __all__ = [
 
 
 # ---- operations -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Leave(Op):
-    kind = "leave"
-    summary = "ask a node to leave gracefully (POST /v1/leave); it is gone afterwards"
-    node: str
-
-    def run(self, x: Execution) -> None:
-        x.driver.leave(self.node)
-        x.progress(f"{self.node} left gracefully")
 
 
 @dataclass(frozen=True)
@@ -112,73 +100,6 @@ def check_member_join(judging: JudgingContext, requirement: Requirement, bound: 
     return timed_verdict(
         requirement, tally, "member pairs", "no pair of members was up together long enough"
     )
-
-
-@checker
-def check_member_leave(judging: JudgingContext, requirement: Requirement, bound: float) -> Verdict:
-    """MEM-LEAVE: every live member sees a leaver as ``left`` in time, never ``dead``.
-
-    Memberlist-based systems have ended graceful leaves as ``failed``: a ``suspect`` or
-    ``dead`` report of the leaver certainly served after it asked to leave is a failure,
-    whatever the time.
-    """
-    index = judging.index
-    leaves = [op for op in index.ops.get("leave", []) if op.outcome == "ok" and op.node]
-    if not leaves:
-        return make_verdict(requirement, "untested", None, bound, "no node left gracefully")
-    tally = Tally(bound)
-    failed_as_dead: list[dict[str, object]] = []
-    grace = judging.params["gossip_interval_ms"]
-    for op in leaves:
-        leaver, t0 = str(op.node), op.invoked
-        if any(
-            f.node == leaver and f.op in ("kill", "restart") and t0 <= f.time_ms <= t0 + grace
-            for f in index.faults
-        ):
-            tally.undetermined += 1  # killed before its leave could leave the node
-            continue
-        deadline = t0 + bound
-        rejoined = min(
-            (lf.launched for lf in index.lives.get(leaver, []) if lf.launched > t0), default=INF
-        )
-        for observer in index.nodes:
-            life = index.life_at(observer, t0)
-            if observer == leaver or life is None:
-                continue
-            line = index.timeline(observer, leaver)
-            window_end = min(life.end, rejoined, index.end_ms)
-            detail = {"observer": observer, "member": leaver, "leave_ms": t0}
-            seen_left: float | None = None
-            for i in line.span(t0, window_end):
-                t, status = line.times[i], line.statuses[i]
-                failed = status in ("suspect", "dead")
-                if failed and not line.certainly_after(i, t0):
-                    continue  # a read invoked before the leave may show the old view
-                if failed and index.separated(observer, leaver, t0, t):
-                    break  # cut off from the leaver: it could not hear the leave
-                if failed and seen_left is None:
-                    failed_as_dead.append({**detail, "status": status, "at_ms": t})
-                    break
-                if status in ("left", "absent") and seen_left is None:
-                    seen_left = t
-            if seen_left is not None:
-                tally.observe(seen_left - t0, {**detail, "seen_ms": seen_left})
-            elif index.separated(observer, leaver, t0, deadline):
-                tally.excluded += 1
-            elif window_end < deadline:
-                tally.undetermined += 1
-            else:
-                tally.never(window_end - t0, detail)
-    verdict = timed_verdict(requirement, tally, "leave observations", "no leave was followed")
-    if failed_as_dead:
-        first = failed_as_dead[0]
-        text = (
-            f"{len(failed_as_dead)} member(s) reported a leaver {first['status']} instead of "
-            f"left, e.g. {first['observer']} saw {first['member']} {first['status']}"
-        )
-        details = {**verdict.details, "reported_failed": failed_as_dead[:10]}
-        return make_verdict(requirement, "fail", verdict.measured, bound, text, details)
-    return verdict
 
 
 @checker
@@ -298,13 +219,12 @@ def settled_alive(line: Timeline, t_from: float, window_end: float) -> float | N
 
 
 # The operations this capability adds to the vocabulary.
-OPERATIONS: tuple[type[Op], ...] = (Join, Leave)
+OPERATIONS: tuple[type[Op], ...] = (Join,)
 
 
 # The checkers of this capability's requirements, by the name the catalogue gives.
 CHECKERS: dict[str, Checker] = {
     "check_member_join": check_member_join,
-    "check_member_leave": check_member_leave,
     "check_member_rejoin": check_member_rejoin,
     "check_partition_heal": check_partition_heal,
 }

@@ -39,7 +39,7 @@ from gossipcert.harness.workloads.faults import (
     Restart,
 )
 from gossipcert.harness.workloads.kv import Delete, Get, Put
-from gossipcert.harness.workloads.membership import Leave
+from gossipcert.harness.workloads.leave import Leave
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.security import Intruder
 

@@ -48,7 +48,8 @@ IMPL = "heartbeat"
 VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
-           "one-hop-broadcast")
+           "one-hop-broadcast", "refuses-leave", "left-turns-dead")
+LEFT_TURNS_DEAD_S = 2.0  # the left-turns-dead defect: a left row reads dead after this
 MAX_DATAGRAM = 60_000  # below the 65,507-byte UDP limit, with room for the envelope
 JOIN_GRACE_S = 3.0  # ready without a seed's answer after this long (the seed may be down)
 LEAVE_REPEATS = 3
@@ -160,6 +161,11 @@ class Node:
         self.routed_addrs = set(self.routes.values())
         self.links: dict[str, StreamLink] = {}
         self.defect: str | None = args.defect
+        # Without a graceful leave (--without-leave, a variant that does not declare it),
+        # or declaring one and refusing it (the refuses-leave defect), leave answers 501.
+        self.serves_leave = not args.without_leave and self.defect != "refuses-leave"
+        self.capabilities = [c for c in CAPABILITIES
+                             if c != "leave" or not args.without_leave]
         self.probe_s = args.probe_interval_ms / 1000.0
         self.probe_timeout_s = args.probe_timeout_ms / 1000.0
         self.suspicion_mult: float = args.suspicion_mult
@@ -384,6 +390,9 @@ class Node:
         if (m.status == ALIVE and self.defect != "eager-fd"
                 and now - m.seen > self.probe_timeout_s):
             return "suspect"
+        if (m.status == LEFT and self.defect == "left-turns-dead"
+                and now - m.seen > LEFT_TURNS_DEAD_S):
+            return DEAD  # seeded defect: a leaver's tombstone ages into a failure
         return m.status
 
     # ------------------------------------------------------------------ gossip rounds
@@ -552,7 +561,7 @@ class Node:
         if res == "node" and not rest:
             self.need(method, "GET")
             return 200, {"id": self.id, "impl": IMPL, "version": VERSION,
-                         "capabilities": CAPABILITIES, "ready": self.ready}
+                         "capabilities": self.capabilities, "ready": self.ready}
         if res == "members" and not rest:
             self.need(method, "GET")
             return 200, {"members": self.members_view()}
@@ -561,6 +570,8 @@ class Node:
             return await self.api_join(data)
         if res == "leave" and not rest:
             self.need(method, "POST")
+            if not self.serves_leave:
+                raise HttpError(501, "not_implemented", "this node has no graceful leave")
             return self.api_leave()
         if res == "broadcast" and not rest:
             self.need(method, "POST")
@@ -793,6 +804,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--push-pull-interval-ms", type=float, default=1000)
     p.add_argument("--defect", choices=DEFECTS, default=None,
                    help="run with one seeded bug (for the harness's own tests)")
+    p.add_argument("--without-leave", action="store_true",
+                   help="offer no graceful leave: POST /v1/leave answers 501 and the node "
+                        "does not list the capability")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Node(args).run())
