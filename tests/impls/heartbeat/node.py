@@ -49,7 +49,7 @@ VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
            "one-hop-broadcast", "refuses-leave", "left-turns-dead")
-LEFT_TURNS_DEAD_S = 2.0  # the left-turns-dead defect: a left row reads dead after this
+LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
 MAX_DATAGRAM = 60_000  # below the 65,507-byte UDP limit, with room for the envelope
 JOIN_GRACE_S = 3.0  # ready without a seed's answer after this long (the seed may be down)
 LEAVE_REPEATS = 3
