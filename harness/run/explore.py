@@ -113,10 +113,6 @@ class ClusterRunner:
         self.clusters_started = 0
         self.dirty = False
 
-    @property
-    def node_ids(self) -> list[str]:
-        return list(self.spec.nodes)
-
     # ---- the cluster's life ------------------------------------------------------------
 
     def open(self) -> None:

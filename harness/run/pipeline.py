@@ -278,10 +278,12 @@ def execute(spec: RunSpec, *, progress: Callable[[str], None] = _quiet,
         history.close()
     wall_s = time.time() - started
     entries = history.entries()
-    if spec.backend != SIMULATION and cluster is None:
+    # A fresh real cluster is a run a person waits for: say where it is up to.
+    fresh = spec.backend != SIMULATION and cluster is None
+    if fresh:
         progress(f"cluster stopped after {wall_s:.1f} s; checking requirements")
-    judged_progress = progress if cluster is None and spec.backend != SIMULATION else None
-    index, verdicts = judge(entries, spec.catalogue, progress=judged_progress, failure=failure)
+    index, verdicts = judge(entries, spec.catalogue, progress=progress if fresh else None,
+                            failure=failure)
     return RunRecord(spec, entries, index, verdicts, wall_s, failure, host_load)
 
 
