@@ -161,6 +161,14 @@ class Hist:
         start = at - 5 if invoked is None else invoked
         return self.op("members", node, start, at, result={"members": members})
 
+    def look(self, at: float, nodes: tuple[str, ...] | None = None) -> Hist:
+        """Each of ``nodes`` (every node) reads its member list at ``at``, listing every
+        other node alive: the harness's own evidence that a window was watched."""
+        nodes = nodes or self.nodes
+        for node in nodes:
+            self.members_read(node, at, {m: "alive" for m in self.nodes if m != node})
+        return self
+
     def kv_read(
         self, node: str, at: float, entries: dict[str, list[Any]], digest: str | None = None
     ) -> Hist:
@@ -854,6 +862,7 @@ def full_run() -> list[Entry]:
         h.kv_read(node, 7000, {"k": ["b"]})
     h.fault("kill", 10000, "n3").member("n1", "n3", "dead", 14000).member("n2", "n3", "dead", 14500)
     h.fault("partition", 25000, groups=[["n1"], ["n2"]]).fault("heal", 30000)
+    h.members_read("n1", 32000, {"n2": "alive"}).members_read("n2", 32000, {"n1": "alive"})
     return h.until(40000).build()
 
 

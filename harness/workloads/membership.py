@@ -37,6 +37,7 @@ __all__ = [
     "check_member_rejoin",
     "check_partition_heal",
     "settled_alive",
+    "unconfirmed_alive",
 ]
 
 
@@ -107,7 +108,9 @@ def check_member_rejoin(judging: JudgingContext, requirement: Requirement, bound
     """MEM-REJOIN: a node restarted under the same id is seen alive again, for good.
 
     Measured per (observer, restarted node) from the new life's readiness until the
-    observer's view settles on alive (a view shadowed by an old ``dead`` never does).
+    observer's view settles on alive (a view shadowed by an old ``dead`` never does). An
+    alive standing from before the new life with no report since says nothing of the new
+    life: unobserved (undetermined), never settled.
     """
     index = judging.index
     tally = Tally(bound)
@@ -122,12 +125,13 @@ def check_member_rejoin(judging: JudgingContext, requirement: Requirement, bound
                 continue
             window_end = min(life.end, obs.end, index.end_ms)
             detail = {"observer": observer, "member": life.node, "ready_ms": life.ready}
-            settled = settled_alive(index.timeline(observer, life.node), life.ready, window_end)
+            line = index.timeline(observer, life.node)
+            settled = settled_alive(line, life.ready, window_end)
             if settled is not None and settled <= window_end:
                 tally.observe(settled - life.ready, {**detail, "seen_ms": settled})
             elif index.separated(observer, life.node, life.ready, deadline):
                 tally.excluded += 1
-            elif window_end < deadline:
+            elif window_end < deadline or unconfirmed_alive(line, life.ready, window_end):
                 tally.undetermined += 1
             else:
                 tally.never(window_end - life.ready, detail)
@@ -143,7 +147,9 @@ def check_partition_heal(
     """PARTITION-HEAL: after a heal, views settle on alive for good and kv digests agree.
 
     A pair counts as settled from the last time its view turned alive with no later
-    non-alive report before the next partition, so flapping after a heal is caught.
+    non-alive report before the next partition, so flapping after a heal is caught; it
+    must be seen alive after the heal: an alive standing from before it with no report
+    since is unobserved (undetermined), never settled.
     """
     index = judging.index
     tally = Tally(bound)
@@ -170,10 +176,11 @@ def check_partition_heal(
                 if observer == subject:
                     continue
                 detail = {"observer": observer, "member": subject, "heal_ms": t_heal}
-                settled = settled_alive(index.timeline(observer, subject), t_heal, window_end)
+                line = index.timeline(observer, subject)
+                settled = settled_alive(line, t_heal, window_end)
                 if settled is not None:
                     tally.observe(settled - t_heal, {**detail, "seen_ms": settled})
-                elif window_end < deadline:
+                elif window_end < deadline or unconfirmed_alive(line, t_heal, window_end):
                     tally.undetermined += 1
                 else:
                     tally.never(window_end - t_heal, detail)
@@ -198,6 +205,10 @@ def settled_alive(line: Timeline, t_from: float, window_end: float) -> float | N
     latest alive one; one that may have been served before it (their intervals overlap)
     contradicts nothing, but the stretch is then known to hold only from that latest
     alive report on.
+
+    The stretch must be seen to hold after ``t_from``: its latest alive report must have
+    been served after it. An alive that stood before ``t_from`` with nothing reported
+    since is not a settled view but an unobserved one (:func:`unconfirmed_alive`).
     """
     before = bisect_right(line.times, t_from) - 1
     first: int | None = None  # the alive report that began the stretch
@@ -215,7 +226,18 @@ def settled_alive(line: Timeline, t_from: float, window_end: float) -> float | N
             first = latest = settled = None
         elif line.served_after(i, first):
             settled = max(t_from, line.times[latest])
+    if latest is None or not line.certainly_after(latest, t_from):
+        return None
     return settled
+
+
+def unconfirmed_alive(line: Timeline, t_from: float, window_end: float) -> bool:
+    """Whether ``line`` stood alive at ``t_from`` and nothing certainly served after it, up
+    to ``window_end``, says what it was then: neither settled nor failed, unobserved."""
+    before = bisect_right(line.times, t_from) - 1
+    if before < 0 or line.statuses[before] != "alive":
+        return False
+    return not any(line.certainly_after(i, t_from) for i in line.span(t_from, window_end))
 
 
 # The operations this capability adds to the vocabulary.
