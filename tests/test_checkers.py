@@ -377,6 +377,7 @@ def test_quiet_fails_when_a_live_member_is_suspected() -> None:
         "member": "n1",
         "status": "suspect",
         "at_ms": 7000.0,
+        "window": "quiet",
     }
 
 
@@ -393,6 +394,7 @@ def test_quiet_ignores_suspicion_outside_the_window_and_of_dead_nodes() -> None:
     h = formed().member("n1", "n2", "suspect", 4000).member("n1", "n2", "alive", 4500)
     h.fault("kill", 4600, "n3").member("n1", "n3", "dead", 6000)
     h.phase("quiet", 5000, 10000).member("n2", "n1", "alive", 6000)
+    h.members_read("n2", 7000, {"n1": "alive"})
     verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.until(12000).build())
     assert verdict.status == "pass", verdict.evidence
 
@@ -405,10 +407,14 @@ def test_quiet_untested_without_quiet_phase_or_any_observation() -> None:
     assert verdict.status == "untested"
 
 
-def test_quiet_with_a_silent_event_feed_passes() -> None:
+def test_quiet_with_a_silent_event_feed_passes_once_views_were_read() -> None:
+    """A silent feed is evidence only next to the harness's own reads: a quiet phase with
+    no read in it observed nothing, whatever the feeds said elsewhere in the run."""
     h = formed().phase("quiet", 5000, 10000).until(12000)
     verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.build())
-    assert verdict.status == "pass"
+    assert verdict.status == "untested", verdict.evidence
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", h.look(7000).build())
+    assert verdict.status == "pass", verdict.evidence
 
 
 # ---------------------------------------------------------------- BCAST-DELIVERY
@@ -855,7 +861,7 @@ def test_heal_untested_without_partition_or_heal() -> None:
 
 
 def full_run() -> list[Entry]:
-    h = formed().phase("quiet", 2000, 4000)
+    h = formed().phase("quiet", 2000, 4000).look(3000)
     broadcast(h).delivered("n2", "b1", 5100).delivered("n3", "b1", 5200)
     writes(h)
     for node in h.nodes:

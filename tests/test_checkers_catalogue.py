@@ -170,7 +170,7 @@ def windowed(phase: str, args: dict[str, Any], dead_at: float | None) -> Hist:
         {"time_ms": 3000, "type": "phase", "op": phase, "args": {"edge": "start", **args}}
     )
     h.rows.append({"time_ms": 8000, "type": "phase", "op": phase, "args": {"edge": "end"}})
-    h.member("n1", "n2", "suspect", 4000).member("n1", "n2", "alive", 4200)
+    h.member("n1", "n2", "suspect", 4000).member("n1", "n2", "alive", 4200).look(3500)
     if dead_at is not None:
         h.member("n2", "n3", "dead", dead_at)
     return h.until(9000)
@@ -202,7 +202,7 @@ def test_false_positive_windows_that_do_not_qualify_are_untested() -> None:
 
 
 def test_pause_window_from_faults_exempts_the_paused_node() -> None:
-    h = formed().fault("pause", 3000, node="n3").fault("resume", 6000, node="n3")
+    h = formed().fault("pause", 3000, node="n3").fault("resume", 6000, node="n3").look(3500)
     h.member("n1", "n3", "dead", 5500).until(9000)
     assert verdict_of("FD-NO-FP-PAUSE", h.build()).status == "pass"
     h.member("n3", "n1", "dead", 6100)  # the resumed node declares a healthy one dead
@@ -612,7 +612,7 @@ def test_wrong_key_node_is_kept_out() -> None:
 def paused_then_partitioned(fault: str, dead: tuple[str, str, float]) -> list[Entry]:
     """n3 paused 3000..6000, then n1 cut off from n2 at 7000 (inside the aftermath), and
     ``dead`` = (observer, member, at) one death declaration."""
-    h = formed().fault("pause", 3000, node="n3").fault("resume", 6000, node="n3")
+    h = formed().fault("pause", 3000, node="n3").fault("resume", 6000, node="n3").look(3500)
     if fault == "partition":
         h.fault("partition", 7000, groups=[["n1", "n3"], ["n2"]])
     else:
@@ -641,7 +641,7 @@ def test_pause_still_fails_a_death_no_partition_explains(fault: str) -> None:
 
 
 def test_pause_excuses_a_partition_death_that_spreads_after_the_heal() -> None:
-    h = formed().fault("pause", 3000, node="n3").fault("resume", 6000, node="n3")
+    h = formed().fault("pause", 3000, node="n3").fault("resume", 6000, node="n3").look(3500)
     h.fault("partition", 7000, groups=[["n1", "n3"], ["n2"]])
     h.member("n2", "n1", "dead", 9000).fault("heal", 12000)
     h.member("n3", "n1", "dead", 12050)  # n1's own side hears n2's verdict after the heal

@@ -1,6 +1,14 @@
 """Failure detection: every member still up marks a SIGKILLed node dead in time (against
-the worst case and against SWIM's expectation), nobody live is suspected in a quiet phase,
-dead stays dead, and no false positive under latency, loss or around a paused node.
+the worst case and against SWIM's expectation), nobody live is suspected in a quiet phase
+nor declared dead or dropped from a list wherever no fault touches the pair, dead stays
+dead, and no false positive under latency, loss or around a paused node.
+
+A false positive is a live member reported ``dead`` or ``absent`` (a members read that
+no longer lists it): dropping a live peer silently is the same failure as declaring it
+dead. ``absent`` is legitimate before the observer first reported the member alive (a
+joiner not learnt yet) and after the member asked to leave. A window is judged only on
+what members reads certainly served inside it showed: a node's silent event feed is
+evidence only next to the harness's own reads.
 
 Fault windows come from phases (``latency``, ``lossy``, ``paused``) when a scenario marks
 them, else from the fault entries themselves (``latency``/``loss`` until the next
@@ -37,8 +45,9 @@ never failed.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gossipcert.harness.history import Entry
@@ -52,7 +61,13 @@ from gossipcert.harness.judging.checker import (
     make_verdict,
     timed_verdict,
 )
-from gossipcert.harness.judging.index import DEAD_STATUSES, INF, HistoryIndex, PairedOp
+from gossipcert.harness.judging.index import (
+    DEAD_STATUSES,
+    INF,
+    HistoryIndex,
+    PairedOp,
+    Timeline,
+)
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 
 __all__ = [
@@ -67,6 +82,8 @@ __all__ = [
     "check_no_false_positive_latency",
     "check_no_false_positive_loss",
     "check_no_false_positive_pause",
+    "fault_grace",
+    "untouched_stretches",
 ]
 
 _CLEARING_FAULTS = ("heal", "clear", "reset")
@@ -98,6 +115,7 @@ def check_detection_speed(
 
 def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     tally = Tally(bound)
+    early: list[dict[str, Any]] = []  # victims some observer held dead before the kill
     if not index.kills:
         return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
     for kill in index.kills:
@@ -128,7 +146,12 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
             detail = {"observer": observer, "killed": victim, "kill_ms": t_kill}
             line = index.timeline(observer, victim)
             if line.status_at(t_kill) == "dead":
-                tally.observe(0.0, {**detail, "seen_ms": t_kill, "already_dead": True})
+                # Declared dead while it was still up: that is no detection of this kill
+                # (FD-NO-FALSE-POSITIVE judges the early declaration), and what follows
+                # measures nothing about it.
+                tally.undetermined += 1
+                held = line.times[bisect_right(line.times, t_kill) - 1]
+                early.append({**detail, "dead_ms": held})
                 continue
             seen = line.first(DEAD_STATUSES, t_kill)
             cutoff = min(obs_life.end, restart)
@@ -149,80 +172,295 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
                 tally.undetermined += 1
             else:
                 tally.never(min(index.end_ms, cutoff) - t_kill, detail)
-    return timed_verdict(
+    verdict = timed_verdict(
         requirement, tally, "detections", "no member stayed up through a detection window"
     )
+    if early:
+        details = {**verdict.details, "dead_before_kill": early[:EVIDENCE_LIMIT]}
+        verdict = replace(verdict, details=details)
+    return verdict
 
 
 @checker
 def check_no_false_positive(
     judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
-    """FD-NO-FALSE-POSITIVE: in a quiet phase, nobody live is suspected or declared dead.
+    """FD-NO-FALSE-POSITIVE: nobody live is declared dead or dropped from a member list
+    wherever no fault touches the pair, and nobody live is even suspected in a quiet phase.
 
-    Each change of a pair's reported status into ``suspect`` or ``dead`` inside a quiet
-    window counts once; a mark still standing when a window opens counts too.
+    Two kinds of windows: the quiet phases (no fault, no workload: a suspicion is a
+    failure too), and every stretch of the run in which no fault touches the pair (see
+    :func:`untouched_stretches`), where a workload may load the machine, so a suspicion
+    refuted in time is SWIM working and only ``dead`` or ``absent`` counts. Each change
+    of a pair's reported status into a counted status inside one window counts once; a
+    mark still standing when a window opens counts too. An ``absent`` before the
+    observer first reported the subject alive (a joiner not learnt yet) or after the
+    subject asked to leave is no false positive. A window judges only what members reads
+    certainly served inside it showed: without any, nothing was observed there.
     """
     index = judging.index
-    windows = sorted(index.phases.get("quiet", []))
-    if not windows:
-        why = "the history has no quiet phase"
-        return make_verdict(requirement, "untested", None, bound, why)
-    starts = [w[0] for w in windows]
-
-    def window_of(t: float) -> int | None:
-        i = bisect_right(starts, t) - 1
-        return i if i >= 0 and t <= windows[i][1] else None
-
+    quiet = sorted(index.phases.get("quiet", []))
+    stretches = untouched_stretches(index, judging.params)
     incidents: list[dict[str, Any]] = []
-    observed = 0
+    quiet_reads = 0
+    stretch_reads = 0
     for (observer, subject), line in index.views.items():
-        last: tuple[int | None, str | None] = (None, None)
-        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
-            w = window_of(t)
-            if w is not None:
-                observed += 1
-                bad = status in ("suspect", "dead")
-                if (
-                    bad
-                    and (w, status) != last
-                    and line.certainly_after(k, windows[w][0])
-                    and index.live_through(observer, line.earliest[k], t)
-                    and index.live_through(subject, line.earliest[k], t)
-                ):
-                    incidents.append(
-                        {"observer": observer, "member": subject, "status": status, "at_ms": t}
-                    )
-            last = (w, status)
-    quiet_ms = sum(end - start for start, end in windows)
-    if observed == 0 and index.member_events == 0:
-        # Without an event feed, silence proves nothing: some view must have been read.
-        return make_verdict(
-            requirement,
-            "untested",
-            None,
-            bound,
-            "no member view was read during the quiet phase and no node reported events",
+        if observer in index.intruders or subject in index.intruders:
+            continue
+        found, reads = _bad_reports(
+            index, observer, subject, line, [(s, e, "quiet") for s, e in quiet],
+            ("suspect", *_GONE),
         )
+        quiet_reads += reads
+        incidents += found
+        pair = stretches.get((observer, subject), [])
+        found, reads = _bad_reports(
+            index, observer, subject, line, [(s, e, "untouched") for s, e in pair], _GONE
+        )
+        stretch_reads += reads
+        # A mark the quiet phase already counted is not counted again.
+        counted = {(d["observer"], d["member"], d["at_ms"]) for d in incidents}
+        incidents += [d for d in found if (d["observer"], d["member"], d["at_ms"]) not in counted]
+    quiet_ms = sum(end - start for start, end in quiet)
+    judged_ms = sum(e - s for pair in stretches.values() for s, e in pair)
     details: dict[str, Any] = {
-        "quiet_windows": [list(w) for w in windows],
-        "observations": observed,
+        "quiet_windows": [list(w) for w in quiet],
+        "quiet_observations": quiet_reads,
+        "untouched_pair_ms": round(judged_ms),
+        "untouched_observations": stretch_reads,
+        "grace_ms": {k: round(v, 1) for k, v in fault_grace(judging.params).items()},
         "false_positives": sorted(incidents, key=lambda d: d["at_ms"])[:EVIDENCE_LIMIT],
     }
     count = len(incidents)
     if count > bound:
         first = min(incidents, key=lambda d: d["at_ms"])
+        where = "a quiet phase" if first["window"] == "quiet" else "a stretch no fault touched"
         text = (
-            f"{count} false positive(s) in {quiet_ms:.0f} ms of quiet: first "
-            f"{first['observer']} reported live {first['member']} {first['status']} "
-            f"at {first['at_ms']:.0f}"
+            f"{count} false positive(s): first {first['observer']} reported live "
+            f"{first['member']} {first['status']} at {first['at_ms']:.0f} in {where}"
         )
         return make_verdict(requirement, "fail", count, bound, text, details)
+    if quiet_reads + stretch_reads == 0:
+        why = (
+            "no member view was read inside a quiet phase or a stretch no fault touched"
+            if quiet or stretches
+            else "the history has no quiet phase and no stretch in which no fault touched "
+            "a pair of live members"
+        )
+        return make_verdict(requirement, "untested", None, bound, why, details)
     text = (
-        f"no live member suspected in {quiet_ms:.0f} ms of quiet "
-        f"({observed} observations, {index.member_events} member events in the run)"
+        f"no live member declared dead or dropped in {judged_ms:.0f} pair-ms no fault "
+        f"touched ({stretch_reads} observations)"
     )
+    if quiet:
+        text = (
+            f"no live member suspected in {quiet_ms:.0f} ms of quiet ({quiet_reads} "
+            f"observations); {text}"
+        )
     return make_verdict(requirement, "pass", count, bound, text, details)
+
+
+# A member declared dead, or a live member dropped from the observer's list.
+_GONE = ("dead", "absent")
+
+
+def _bad_reports(
+    index: HistoryIndex,
+    observer: str,
+    subject: str,
+    line: Timeline,
+    windows: Sequence[tuple[float, float, str]],
+    statuses: tuple[str, ...],
+) -> tuple[list[dict[str, Any]], int]:
+    """One pair's reports in ``statuses`` certainly served inside one of ``windows``
+    (sorted, disjoint) with both members live all the while, each change into a counted
+    status once per window; and how many members reads were served inside them."""
+    if not windows:
+        return [], 0
+    starts = [w[0] for w in windows]
+    found: list[dict[str, Any]] = []
+    reads = 0
+    last: tuple[int, str] | None = None
+    for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
+        w = bisect_right(starts, line.earliest[k]) - 1
+        if w < 0 or t > windows[w][1]:
+            # Not certainly inside (it may straddle a window's edge): no count, but it
+            # still tells whether the next report inside is a change.
+            last = (bisect_right(starts, t) - 1, status)
+            continue
+        if not line.from_feed[k]:
+            reads += 1
+        if (
+            status in statuses
+            and (w, status) != last
+            and index.live_through(observer, line.earliest[k], t)
+            and index.live_through(subject, line.earliest[k], t)
+            and not _excused(index, observer, subject, line, k)
+        ):
+            found.append({"observer": observer, "member": subject, "status": status,
+                          "at_ms": t, "window": windows[w][2]})
+        last = (w, status)
+    return found, reads
+
+
+def _excused(index: HistoryIndex, observer: str, subject: str, line: Timeline, k: int) -> bool:
+    """Whether report ``k`` marks the subject gone for a reason of its own: it had not been
+    reported alive yet in the two members' current lives (it was not learnt yet, or only
+    an old life's record stood), or it asked to leave (``absent`` only: a leaver
+    reported suspect or dead is MEM-LEAVE's failure)."""
+    obs, sub = index.life_at(observer, line.earliest[k]), index.life_at(subject, line.earliest[k])
+    if obs is None or sub is None:
+        return True
+    since = max(obs.launched, sub.launched)
+    if not any(
+        line.earliest[j] >= since and line.served_after(k, j)
+        for j in line.by_status.get("alive", [])[: bisect_left(line.by_status.get("alive", []), k)]
+    ):
+        return True
+    return line.statuses[k] == "absent" and any(
+        op.node == subject and op.outcome != "fail" and since <= op.invoked <= line.latest[k]
+        for op in index.ops.get("leave", [])
+    )
+
+
+def fault_grace(params: Mapping[str, float]) -> dict[str, float]:
+    """How long after a fault ends a correct implementation may still show its effects,
+    by the kind of fault, from the judged timing and the catalogue's ``slack_ms``:
+
+    * ``heal`` (a partition, a cut or a link toxic cleared): PARTITION-HEAL's bound, the
+      time by which views must settle on alive again after a heal;
+    * ``restart`` (a node killed and started again): MEM-REJOIN's bound, the time by which
+      every member sees the new life alive for good (and, a fortiori, the time a node
+      started without state takes to learn the others, MEM-JOIN's smaller bound);
+    * ``resume`` (a paused node continued): the longer of MEM-REJOIN's bound (a paused
+      node declared dead refutes like a restarted one) and FD-NO-FP-PAUSE's aftermath,
+      ``suspicion_max_ms + dissemination_ms``, plus the slack.
+    """
+    n, probe = params["n"], params["probe_interval_ms"]
+    push_pull, spread = params["push_pull_interval_ms"], params["dissemination_ms"]
+    slack = params["slack_ms"]
+    rejoin = (2 * n - 1) * probe + push_pull + spread + slack
+    heal = (2 * n - 1) * probe + math.ceil(math.log2(n)) * push_pull + spread + slack
+    return {
+        "heal": heal,
+        "restart": rejoin,
+        "resume": max(rejoin, params["suspicion_max_ms"] + spread + slack),
+    }
+
+
+def untouched_stretches(
+    index: HistoryIndex, params: Mapping[str, float]
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Per (observer, subject) pair of members, the stretches of the run in which both
+    were live and no fault touched the pair, sorted.
+
+    A fault touches a pair from the step that issued it (the fault entry is written once
+    the fault is confirmed, a little later) until :func:`fault_grace` after it ended:
+
+    * a kill, restart or stop of either member: until its next life is ready, plus the
+      ``restart`` grace (for good when it never comes back); a leave likewise, from the
+      leave call;
+    * a pause of either member: until its resume, plus the ``resume`` grace;
+    * a partition, a cut, latency or loss with either member among the nodes it names
+      (a partition's groups, the ends of its links; every node when it names none): until
+      the heal that clears it, plus the ``heal`` grace. A death declared on one side of a
+      partition spreads to the other once it heals, so one member is enough.
+
+    Any other fault touches its node, or every pair when it names none, until the end.
+    """
+    grace = fault_grace(params)
+    step_times = sorted(e.time_ms for e in index.entries if e.type == "step")
+
+    def issued(t: float) -> float:
+        i = bisect_right(step_times, t) - 1
+        return step_times[i] if i >= 0 else t
+
+    def back(node: str, t: float) -> float:
+        """When ``node``'s next life after ``t`` was ready, plus the restart grace."""
+        ready = min((lf.ready for lf in index.lives.get(node, []) if lf.launched >= t),
+                    default=INF)
+        return ready + grace["restart"]
+
+    def until(i: int, closing: Iterable[str], node: str | None, extra: float) -> float:
+        wanted = set(closing)
+        for later in index.faults[i + 1 :]:
+            if later.op in wanted and (node is None or later.node in (None, node)):
+                return later.time_ms + extra
+        return INF
+
+    touches: list[tuple[float, float, frozenset[str] | None]] = []
+    for i, fault in enumerate(index.faults):
+        op, node = fault.op, fault.node
+        begin = issued(fault.time_ms)
+        if op in ("heal", "leave", "start", *_CLEARING_FAULTS, *_RESUMING_FAULTS):
+            continue  # an end of a fault (a leave is taken from its call, below)
+        if op in ("kill", "restart", "stop") and node is not None:
+            touches.append((begin, back(node, fault.time_ms), frozenset({node})))
+        elif op == "pause" and node is not None:
+            end = until(i, _RESUMING_FAULTS, node, grace["resume"])
+            touches.append((begin, end, frozenset({node})))
+        elif op in ("partition", "cut", "latency", "loss"):
+            closing = ("heal",) if op in ("partition", "cut") else _CLEARING_FAULTS
+            touches.append((begin, until(i, closing, None, grace["heal"]), _named(fault.args)))
+        else:
+            touches.append((begin, INF, frozenset({node}) if node is not None else None))
+    for leave in index.ops.get("leave", []):
+        if leave.node is not None and leave.outcome != "fail":
+            leaver = str(leave.node)
+            touches.append((issued(leave.invoked), back(leaver, leave.invoked),
+                            frozenset({leaver})))
+    members = [n for n in index.nodes if n not in index.intruders]
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for observer in members:
+        for subject in members:
+            if observer == subject:
+                continue
+            blocked = sorted(
+                (s, e) for s, e, who in touches
+                if who is None or observer in who or subject in who
+            )
+            spans = [
+                (max(a.ready, b.ready), min(a.end, b.end, index.end_ms))
+                for a in index.lives.get(observer, [])
+                for b in index.lives.get(subject, [])
+            ]
+            free = _subtract(sorted(sp for sp in spans if sp[0] < sp[1]), blocked)
+            if free:
+                out[(observer, subject)] = free
+    return out
+
+
+def _named(args: Mapping[str, Any]) -> frozenset[str] | None:
+    """The nodes a network fault names (a partition's groups when there are two or more,
+    the ends of its links), None when it names none (it touches everyone)."""
+    named: set[str] = set()
+    groups = args.get("groups")
+    if isinstance(groups, list) and len(groups) > 1:
+        named |= {str(n) for g in groups if isinstance(g, list | tuple) for n in g}
+    for link in args.get("links") or []:
+        if isinstance(link, list | tuple):
+            named |= {str(n) for n in link}
+    return frozenset(named) if named else None
+
+
+def _subtract(
+    spans: Sequence[tuple[float, float]], blocked: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """``spans`` (sorted, disjoint) less every interval of ``blocked``."""
+    out: list[tuple[float, float]] = []
+    for start, end in spans:
+        cursor = start
+        for b0, b1 in blocked:
+            if b1 <= cursor or b0 >= end:
+                continue
+            if b0 > cursor:
+                out.append((cursor, b0))
+            cursor = max(cursor, b1)
+            if cursor >= end:
+                break
+        if cursor < end:
+            out.append((cursor, end))
+    return out
 
 
 @checker
@@ -349,11 +587,12 @@ def _false_positives(
     windows: Sequence[tuple[float, float, str | None]],
     statuses: tuple[str, ...],
     excused: list[dict[str, Any]] | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], list[int]]:
     """Reports of a live member (not the window's exempt node) in ``statuses`` inside a
-    window; each change of a pair into a bad status counts once. Also the number of
-    observations inside windows. A report counts only when it was certainly served
-    inside the window, with both members live all the while it may have been served.
+    window; each change of a pair into a bad status counts once. Also, per window, the
+    number of members reads certainly served inside it. A report counts only when it was
+    certainly served inside the window, with both members live all the while it may have
+    been served, and not excused (:func:`_excused`: a member not learnt yet, a leaver).
 
     With ``excused`` given, a report about a member a partition or cut separated from the
     observer between the window's start and the report is not counted but appended
@@ -362,24 +601,27 @@ def _false_positives(
     a partition spreads to that member's own side once the partition heals.
     """
     incidents: list[tuple[int, dict[str, Any]]] = []
-    observed = 0
+    reads = [0] * len(windows)
     starts = [w[0] for w in windows]
     for (observer, subject), line in index.views.items():
+        if observer in index.intruders or subject in index.intruders:
+            continue
         last: tuple[int, str] | None = None
         for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
-            i = bisect_right(starts, t) - 1
+            i = bisect_right(starts, line.earliest[k]) - 1
             if i < 0 or t > windows[i][1]:
-                last = None
+                last = (bisect_right(starts, t) - 1, status)
                 continue
-            observed += 1
+            if not line.from_feed[k]:
+                reads[i] += 1
             exempt = windows[i][2]
             if (
                 status in statuses
                 and (i, status) != last
                 and subject != exempt
-                and line.certainly_after(k, windows[i][0])
                 and index.live_through(observer, line.earliest[k], t)
                 and index.live_through(subject, line.earliest[k], t)
+                and not _excused(index, observer, subject, line, k)
             ):
                 incidents.append(
                     (i, {"observer": observer, "member": subject, "status": status, "at_ms": t})
@@ -387,7 +629,7 @@ def _false_positives(
             last = (i, status)
     incidents.sort(key=lambda x: x[1]["at_ms"])
     if excused is None:
-        return [d for _, d in incidents], observed
+        return [d for _, d in incidents], reads
     counted: list[dict[str, Any]] = []
     explained: set[tuple[int, str]] = set()  # (window, member) a partition got declared
     for i, d in incidents:
@@ -397,7 +639,7 @@ def _false_positives(
             excused.append(d)
         else:
             counted.append(d)
-    return counted, observed
+    return counted, reads
 
 
 def _fp_verdict(
@@ -415,11 +657,15 @@ def _fp_verdict(
             why += f" that qualifies ({'; '.join(skipped)})"
         return make_verdict(requirement, "untested", None, bound, why)
     excused: list[dict[str, Any]] | None = [] if excuse_separated else None
-    dead, observed = _false_positives(index, windows, ("dead",), excused)
+    dead, reads = _false_positives(index, windows, _GONE, excused)
     suspected, _ = _false_positives(index, windows, ("suspect",))
-    if observed == 0 and index.member_events == 0:
-        why = f"no member view was read during the {what} window and no node reported events"
-        return make_verdict(requirement, "untested", None, bound, why)
+    unread = [[s, e] for (s, e, _), r in zip(windows, reads, strict=True) if r == 0]
+    observed = sum(reads)
+    if observed == 0 and len(dead) <= bound:
+        why = f"no member view was read inside the {what} window"
+        if len(windows) > 1:
+            why = f"no member view was read inside any of the {len(windows)} {what} windows"
+        return make_verdict(requirement, "untested", None, bound, why, {"unread_windows": unread})
     total_ms = sum(end - start for start, end, _ in windows)
     details: dict[str, Any] = {
         "windows": [[s, e] for s, e, _ in windows],
@@ -427,6 +673,8 @@ def _fp_verdict(
         "declared_dead": dead[:10],
         "suspicions_refuted_or_pending": len(suspected),
     }
+    if unread:
+        details["unread_windows"] = unread
     if skipped:
         details["skipped_windows"] = list(skipped)
     if excused is not None:
@@ -434,14 +682,18 @@ def _fp_verdict(
         details["excluded_examples"] = excused[:10]
     if len(dead) > bound:
         first = dead[0]
+        how = (
+            f"declared {first['member']} dead" if first["status"] == "dead"
+            else f"dropped live {first['member']} from its list"
+        )
         text = (
-            f"{len(dead)} live member(s) declared dead in {total_ms:.0f} ms of {what}: first "
-            f"{first['observer']} declared {first['member']} dead at {first['at_ms']:.0f}"
+            f"{len(dead)} live member(s) declared dead or dropped in {total_ms:.0f} ms of "
+            f"{what}: first {first['observer']} {how} at {first['at_ms']:.0f}"
         )
         return make_verdict(requirement, "fail", len(dead), bound, text, details)
     excluded = f", {len(excused)} explained by a partition or cut" if excused else ""
     text = (
-        f"no live member declared dead in {total_ms:.0f} ms of {what} "
+        f"no live member declared dead or dropped in {total_ms:.0f} ms of {what} "
         f"({observed} observations, {len(suspected)} suspicion(s) raised{excluded})"
     )
     return make_verdict(requirement, "pass", 0, bound, text, details)
