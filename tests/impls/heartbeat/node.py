@@ -48,8 +48,12 @@ IMPL = "heartbeat"
 VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
-           "one-hop-broadcast", "refuses-leave", "left-turns-dead")
+           "one-hop-broadcast", "refuses-leave", "left-turns-dead", "drops-live-peers")
 LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
+# The drops-live-peers defect: about once in this long a node forgets a live peer, and
+# ignores rows about it for DROPPED_S (a reaper with a "recently removed" filter).
+DROP_EVERY_S = 2.0
+DROPPED_S = 1.0
 MAX_DATAGRAM = 60_000  # below the 65,507-byte UDP limit, with room for the envelope
 JOIN_GRACE_S = 3.0  # ready without a seed's answer after this long (the seed may be down)
 LEAVE_REPEATS = 3
@@ -192,6 +196,7 @@ class Node:
         self.puts = 0
         self.ready = not self.seeds
         self.left = False
+        self.dropped: dict[str, float] = {}  # drops-live-peers: id -> ignored until
         self.welcomed = asyncio.Event()
         self._digest: str | None = None
         self.transport: asyncio.DatagramTransport | None = None
@@ -333,6 +338,8 @@ class Node:
             if m.id == self.id:
                 self.about_me(m)
                 continue
+            if self.dropped.get(m.id, 0.0) > now:
+                continue  # seeded defect: a peer it dropped is not learnt again yet
             local = self.members.get(m.id)
             if local is None:
                 m.seen = now
@@ -378,6 +385,12 @@ class Node:
         now = time.monotonic()
         self.check_stall(now)
         limit = self.fail_after_s()
+        live = self.peers(ALIVE)
+        if (self.defect == "drops-live-peers" and live
+                and self.rng.random() < self.probe_s / DROP_EVERY_S):
+            gone = self.rng.choice(live)  # seeded defect: a live peer silently forgotten
+            del self.members[gone.id]
+            self.dropped[gone.id] = now + DROPPED_S
         for m in self.peers(ALIVE):
             if now - m.seen > limit:
                 m.status = DEAD
