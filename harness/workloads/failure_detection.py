@@ -51,6 +51,7 @@ from gossipcert.harness.judging.checker import (
     in_time,
     make_verdict,
     timed_verdict,
+    unsettled,
 )
 from gossipcert.harness.judging.index import DEAD_STATUSES, INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.verdict import Requirement, Verdict
@@ -98,6 +99,7 @@ def check_detection_speed(
 
 def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     tally = Tally(bound)
+    gaps = 0  # first seen dead after the deadline, after a gap in the harness's reads
     if not index.kills:
         return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
     for kill in index.kills:
@@ -143,15 +145,17 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
                 DEAD_STATUSES, t_kill, deadline
             ):
                 tally.undetermined += 1  # first seen late, but maybe marked dead in time
+                gaps += 1
             elif seen is not None:
                 tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
             elif cutoff < deadline or index.end_ms < deadline:
                 tally.undetermined += 1
             else:
                 tally.never(min(index.end_ms, cutoff) - t_kill, detail)
-    return timed_verdict(
+    verdict = timed_verdict(
         requirement, tally, "detections", "no member stayed up through a detection window"
     )
+    return unsettled(verdict, gaps, "detection(s)")
 
 
 @checker
