@@ -15,8 +15,13 @@ What it takes from the history, and how:
   (:class:`Timeline`).
 * A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
   ``kill``/``restart``/``stop`` fault or completed ``leave`` ended that life since.
-* A node-stamped time outside what the harness observed is a clock violation: it is
-  listed (``clock_violations``) and the observed time is used instead.
+* Every node-stamped time is bounded on both sides by what the harness observed: no
+  later than the poll or read that first showed it, no sooner than a read that
+  certainly followed it and did not show it. A read the node failed to answer (an error,
+  a timeout) bounds nothing in its favour: it counts as one that did not show it, unless
+  the harness itself kept the node from answering (a ``pause``). A stamp outside those
+  bounds is a clock violation: it is listed (``clock_violations``) and the latest time
+  the observations allow is used instead.
 * Building is ``O(m log m)`` for ``m`` entries; every query after that is proportional to
   what it asks, so nothing scans the history per pair.
 """
