@@ -101,7 +101,11 @@ class Hist:
             self.op("start", node, at + i * step - 50, at + i * step)
         return self
 
-    def member(self, observer: str, subject: str, status: str, at: float) -> Hist:
+    def member(
+        self, observer: str, subject: str, status: str, at: float, polled: float | None = None
+    ) -> Hist:
+        """A member event of ``observer``'s feed stamped ``at`` (read by the harness's
+        event poll at ``polled`` when given: the event cannot be later)."""
         self.rows.append(
             {
                 "time_ms": at,
@@ -115,6 +119,7 @@ class Hist:
                     "member": subject,
                     "status": status,
                     "incarnation": 0,
+                    **({} if polled is None else {"polled_ms": polled}),
                 },
             }
         )
@@ -499,16 +504,45 @@ def test_broadcast_fails_when_one_member_misses_it() -> None:
 
 def test_a_receipt_first_seen_late_after_a_gap_is_not_a_late_receipt() -> None:
     """No node times: n3's reads skip from 5100 (without it) to 20000 (with it). It may
-    have received it at 5200, so that is no FAIL; a read without it after the deadline
-    makes the lateness certain."""
+    have received it at 5200, so that is no FAIL, and no PASS either (it used to pass):
+    nobody saw it in time. A read without it after the deadline makes the lateness
+    certain, and so does a read n3 failed to answer then: that gap is n3's own."""
     h = broadcast(formed()).delivered("n2", "b1", 5200)
     h.op("broadcasts", "n3", 5095, 5100, result={"received": []})
     h.op("broadcasts", "n3", 19_995, 20_000, result={"received": [{"id": "b1"}]})
     gap = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(30_000).build())
-    assert gap.status == "pass" and gap.details["undetermined"] == 1, gap.evidence
+    assert gap.status == "untested" and gap.details["undetermined"] == 1, gap.evidence
+    assert gap.details["unsettled"] == 1 and "no pass" in gap.evidence
     late = check(check_broadcast_delivery, "BCAST-DELIVERY", asked(h, at=12_000).until(30_000)
                  .build())
     assert late.status == "fail" and late.measured == pytest.approx(15_000)
+    for outcome, result in (("fail", {"status": 500}), ("info", None)):
+        refused = h.op("broadcasts", "n3", 11_995, 12_000, outcome, result=result)
+        verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", refused.until(30_000).build())
+        assert verdict.status == "fail" and verdict.measured == pytest.approx(15_000), outcome
+
+
+def test_a_backdated_receipt_behind_failed_reads_is_judged_when_seen() -> None:
+    """n3 stamps its receipt at 5200 while its broadcasts reads at 6000 to 12000 fail and
+    the one at 15000 lists it: it passed on the stamp; a failed read bounds nothing in the
+    node's favour, so the stamp is a clock violation and the receipt counts at 15000.
+    With those reads answered and listing it, the stamp stands."""
+    def history(outcome: str, listed: bool = False) -> list[Entry]:
+        h = broadcast(formed()).delivered("n2", "b1", 5200)
+        h.op("broadcasts", "n3", 5095, 5100, result={"received": []})
+        for at in range(6000, 13_000, 2000):
+            body = {"received": [{"id": "b1", "at_ms": 5200}] if listed else []}
+            h.op("broadcasts", "n3", at - 5, at, outcome, result=body if outcome == "ok" else None)
+        h.op("broadcasts", "n3", 14_995, 15_000, result={"received": [{"id": "b1", "at_ms": 5200}]})
+        return h.until(30_000).build()
+
+    for outcome in ("fail", "info"):
+        verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", history(outcome))
+        assert verdict.status == "fail" and verdict.measured == pytest.approx(10_000), outcome
+        violation = verdict.details["clock_violations"][0]
+        assert (violation["node"], violation["used_ms"]) == ("n3", 15_000), violation
+    honest = check(check_broadcast_delivery, "BCAST-DELIVERY", history("ok", listed=True))
+    assert honest.status == "pass" and honest.measured == pytest.approx(200), honest.evidence
 
 
 def test_broadcast_fails_when_late() -> None:

@@ -8,6 +8,11 @@ Real processes, default scenario (``--quick``), five nodes:
   receipt with the time the rumor reached it: BCAST-DELIVERY fails at the delay the
   harness saw, the stamps listed as clock violations; told to stamp honestly, the same
   node fails the same way, so lying gained it nothing.
+* ``backdates_deaths/`` takes 16 s to declare a killed node dead, stamps the death with
+  the time it began to suspect it and answers 500 to every members read meanwhile:
+  FD-DETECT fails at the detection the harness saw (it passed at the stamp, about the
+  suspicion, when only reads that answered bounded a stamp), the stamps listed as clock
+  violations.
 * a manifest declaring timing far slower than the default profile (and leaving one
   parameter out) while its nodes run fast is judged at the profile: every bound derives
   from the profile's timing, none from the declaration.
@@ -137,6 +142,31 @@ def test_backdated_receipts_fail_at_the_delay_the_harness_saw(tmp_path: Path) ->
     assert "clock violation" not in honest["evidence"]["summary"]
     # The lie gained nothing: the honest node is judged late at the same hold.
     assert honest["measured"] >= hold_ms, honest
+
+
+# ---------------------------------------------- deaths backdated behind failing reads
+
+
+@pytest.mark.slow
+def test_deaths_backdated_behind_failing_reads_fail_at_the_detection_seen(
+    tmp_path: Path,
+) -> None:
+    hold_ms = defect("backdates_deaths").HOLD_MS
+    manifest = IMPLS / "backdates_deaths" / "manifest.yaml"
+    code, report, output = certify(manifest, tmp_path / "run")
+    assert code == 1 and report["verdict"] == "fail", output[-3000:]
+    detect = by_id(report)["FD-DETECT"]
+    assert detect["status"] == "fail", detect
+    assert hold_ms > detect["bound"], detect["bound"]
+    assert detect["measured"] >= hold_ms, detect
+    violations = detect["evidence"]["details"].get("clock_violations")
+    assert violations, detect["evidence"]
+    assert "clock violation" in detect["evidence"]["summary"]
+    for violation in violations:
+        assert (violation["kind"], violation["status"]) == ("member", "dead"), violation
+        assert "failed a members read" in violation["reason"], violation
+        # Stamped at the suspicion, counted when the harness could see it: a hold later.
+        assert violation["used_ms"] - violation["claimed_ms"] >= hold_ms - 1000, violation
 
 
 # ----------------------------------------------------------- declared slower than the profile

@@ -16,7 +16,10 @@ read is :mod:`harness.judging.index`. Conventions, shared by all:
   reason, never a silent pass (``not-claimed`` when its capability is not declared,
   ``error`` when every read it needed failed).
 * A pair whose deadline falls after the history ends, or after one side was killed, is
-  *undetermined*: it neither passes nor fails.
+  *undetermined*: it neither passes nor fails. One first seen after its deadline, after
+  a gap in the harness's own reads, is undetermined too, and keeps its requirement from
+  passing (``untested``, :func:`.checker.unsettled`); a gap the node made by failing
+  reads is its own, and the pair is judged late.
 * A member cut off by a partition (or a one-way ``cut``, either direction) inside a
   window, and not seen in time, is *excluded* from that window: partitions and cuts are
   judged by PARTITION-HEAL, not by every other requirement. Whatever is seen in time

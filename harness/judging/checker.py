@@ -36,6 +36,7 @@ __all__ = [
     "count_verdict",
     "make_verdict",
     "timed_verdict",
+    "unsettled",
     "with_clock_violations",
     "write_clock_violations",
 ]
@@ -326,6 +327,22 @@ def _describe(detail: Mapping[str, Any]) -> str:
 def in_time(seen: float | None, deadline: float) -> bool:
     """Seen by the deadline: good evidence whatever partitions happened meanwhile."""
     return seen is not None and seen <= deadline
+
+
+def unsettled(verdict: Verdict, pairs: int, what: str) -> Verdict:
+    """``verdict``, made ``untested`` when it passed while ``pairs`` of its ``what`` were
+    first seen after their deadline with a gap in the harness's own reads before it: each
+    may have been in time or not, so the run holds no evidence that all were. Counting
+    them as failures would blame the node for the harness's gap; passing would certify
+    what nobody saw (a gap the node made by failing reads is its own, and judged late)."""
+    if pairs == 0 or verdict.status != "pass":
+        return verdict
+    text = (
+        f"{pairs} {what} first seen after the deadline, after a gap in the harness's reads "
+        f"that may hide a timely one: not judged, so no pass ({verdict.evidence})"
+    )
+    details = {**verdict.details, "unsettled": pairs}
+    return replace(verdict, status="untested", evidence=text, details=details)
 
 
 def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, Any]]) -> Verdict:

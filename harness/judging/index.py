@@ -15,8 +15,13 @@ What it takes from the history, and how:
   (:class:`Timeline`).
 * A node is live at ``t`` when a ``start`` of it completed ``ok`` before ``t`` and no
   ``kill``/``restart``/``stop`` fault or completed ``leave`` ended that life since.
-* A node-stamped time outside what the harness observed is a clock violation: it is
-  listed (``clock_violations``) and the observed time is used instead.
+* Every node-stamped time is bounded on both sides by what the harness observed: no
+  later than the poll or read that first showed it, no sooner than a read that
+  certainly followed it and did not show it. A read the node failed to answer (an error,
+  a timeout) bounds nothing in its favour: it counts as one that did not show it, unless
+  the harness itself kept the node from answering (a ``pause``). A stamp outside those
+  bounds is a clock violation: it is listed (``clock_violations``) and the latest time
+  the observations allow is used instead.
 * Building is ``O(m log m)`` for ``m`` entries; every query after that is proportional to
   what it asks, so nothing scans the history per pair.
 """
@@ -128,6 +133,9 @@ class Timeline:
     latest: list[float] = field(default_factory=list)
     from_feed: list[bool] = field(default_factory=list)
     by_status: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # When the observer was asked for its members and did not answer (sorted): a gap in
+    # its reads that these fall in is the node's own, not the harness's.
+    failed: list[float] = field(default_factory=list)
 
     def status_at(self, t: float) -> str | None:
         """The last status reported at or before ``t``."""
@@ -159,18 +167,24 @@ class Timeline:
         return self.earliest[later] >= self.latest[earlier]
 
     def certainly_not_yet(self, statuses: Iterable[str], after: float, t: float) -> bool:
-        """Whether, at harness time ``t``, the observer certainly had not yet reported one
-        of ``statuses`` (first reported after ``after``): that first report is the node's
-        own event (its word, checked against the polls), or some other report was
-        certainly served at or after ``t``. A first report that is only a read after a
-        gap in the reads says nothing of when the change happened inside the gap."""
+        """Whether, at harness time ``t``, the observer is held not to have reported one
+        of ``statuses`` yet (first reported after ``after``): that first report is the
+        node's own event (its word, bounded by the polls), or some other report was
+        certainly served at or after ``t``, or the observer failed a read asked at or
+        after ``t`` before that first report: the harness asked, the node did not show
+        it, and the gap its failure made is the node's. A first report that is only a read
+        after a gap in the harness's own reads says nothing of when the change happened
+        inside the gap."""
         i = self.first_index(statuses, after)
         if i is None:
             return True
         if self.from_feed[i]:
             return self.times[i] > t
         j = bisect_left(self.times, t)
-        return any(self.earliest[k] >= t for k in range(j, i))
+        if any(self.earliest[k] >= t for k in range(j, i)):
+            return True
+        k = bisect_left(self.failed, t)
+        return k < len(self.failed) and self.failed[k] < self.earliest[i]
 
     def certainly_after(self, i: int, t: float) -> bool:
         """Whether observation ``i`` was served at or after the harness time ``t``."""
@@ -507,9 +521,14 @@ def clock_resolution(stamps: Sequence[float]) -> float:
 
 # A status a read may show while an event's status still holds (the feed reports every
 # change, so a read between two events shows the first one's status): a member seen
-# absent after the observer reported it alive, or seen alive or suspect after it
-# reported it dead or left, contradicts the event's time.
-_CONTRADICTS = {"alive": ("absent",), "dead": ("alive", "suspect"), "left": ("alive", "suspect")}
+# absent after the observer reported it alive, alive after it reported it suspect, or
+# alive or suspect after it reported it dead or left, contradicts the event's time.
+_CONTRADICTS = {
+    "alive": ("absent",),
+    "suspect": ("alive",),
+    "dead": ("alive", "suspect"),
+    "left": ("alive", "suspect"),
+}
 
 
 def _views(
@@ -520,19 +539,27 @@ def _views(
 
     A read is the interval ``[invoked, completed]``; an event is its ``at_ms`` widened by
     the resolution of its node's clock on both sides. An event is accepted only inside
-    what the harness saw: not after the poll that returned it, and not before a read of
-    the same node that certainly followed it and, before the feed's next change of that
-    member, still showed what the event says had ended. A contradicted event is a clock
-    violation: it counts from the earliest time the observations allow (the last
-    contradicting read's completion), or not at all when none is left.
+    what the harness saw (:func:`_event_contradiction`): no later than the poll that
+    returned it or a read that already showed it, no sooner than a read that certainly
+    followed it and still showed what it says had ended, or a read the node failed to
+    answer after it and before any read showed it. A contradicted event is a clock
+    violation: it counts from the latest time the observations allow (the first read
+    showing it, or the poll that returned it), or not at all when none is left before the
+    feed's next change.
     """
     # (time, history index, status, earliest, latest, from the node's feed)
     raw: dict[tuple[str, str], list[tuple[float, int, str, float, float, bool]]] = defaultdict(
         list
     )
     everyone = set(nodes)
+    stopped = _stopped_by_harness(history)
+    failed: dict[str, list[float]] = defaultdict(list)
     for read in reads:
-        if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
+        if read.node is None:
+            continue
+        if read.outcome != "ok" or not isinstance(read.result, Mapping):
+            if not any(s <= read.invoked < e for s, e in stopped.get(read.node, ())):
+                failed[read.node].append(read.invoked)
             continue
         listed: set[str] = set()
         span = (read.completed, -1)
@@ -545,6 +572,8 @@ def _views(
             raw[(read.node, str(subject))].append((*span, str(status), *interval))
         for subject in everyone - listed - {read.node}:
             raw[(read.node, subject)].append((*span, "absent", *interval))
+    for times in failed.values():
+        times.sort()
     by_invoked = {
         pair: sorted((o[3], o[4], o[2]) for o in observations)
         for pair, observations in raw.items()
@@ -564,8 +593,13 @@ def _views(
         for i, e in enumerate(events):
             status = str(e.args["status"])
             after = events[i + 1].time_ms - res if i + 1 < len(events) else INF
+            before = (
+                (events[i - 1].time_ms + res, str(events[i - 1].args["status"])) if i else None
+            )
             at = e.time_ms
-            contradiction = _event_contradiction(e, status, res, after, by_invoked.get(pair, []))
+            contradiction = _event_contradiction(
+                e, status, res, before, after, by_invoked.get(pair, []), failed.get(pair[0], [])
+            )
             if contradiction is not None:
                 why, at = contradiction
                 violations.append(
@@ -586,7 +620,7 @@ def _views(
     views: dict[tuple[str, str], Timeline] = {}
     for pair, observations in raw.items():
         observations.sort(key=lambda o: (o[0], o[1]))
-        line = Timeline()
+        line = Timeline(failed=failed.get(pair[0], []))
         for t, _, status, earliest, latest, from_feed in observations:
             line.by_status[status].append(len(line.times))
             line.times.append(t)
@@ -598,37 +632,84 @@ def _views(
     return views, violations
 
 
+def _stopped_by_harness(history: Sequence[Entry]) -> dict[str, list[tuple[float, float]]]:
+    """Per node, when the harness itself kept it from answering (a ``pause`` until its
+    ``resume``): a read failing then is the harness's doing, not the node's."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    paused: dict[str, float] = {}
+    for e in sorted((e for e in history if e.type == "fault"), key=lambda e: e.time_ms):
+        if e.node is None:
+            continue
+        if e.op == "pause":
+            paused.setdefault(e.node, e.time_ms)
+        elif e.op in ("resume", "unpause", "cont") and e.node in paused:
+            out[e.node].append((paused.pop(e.node), e.time_ms))
+    for node, start in paused.items():
+        out[node].append((start, INF))
+    return dict(out)
+
+
 def _event_contradiction(
     event: Entry,
     status: str,
     res: float,
+    before: tuple[float, str] | None,
     next_change: float,
     reads: Sequence[tuple[float, float, str]],
+    failed: Sequence[float],
 ) -> tuple[str, float] | None:
-    """Why the harness's own observations rule out ``event``'s time, and the earliest
-    time they allow (``inf``: none before the poll or the feed's next change); or None."""
+    """Why the harness's own observations rule out ``event``'s time, and the latest time
+    they allow (``inf``: none before the feed's next change); or None.
+
+    ``reads`` are the pair's successful reads ``(invoked, completed, shown)`` by
+    invocation, ``failed`` when the observer's failed reads were invoked, ``before`` the
+    feed's previous change (its stamp plus the resolution, and its status). The stamp is
+    too late when the poll that returned it, or a read certainly served after the
+    previous change, already showed it; too early when a read invoked after it, before
+    the feed's next change and the poll, still showed what it ended, or when the node
+    failed a read asked after it before anything showed it (the harness asked and saw
+    nothing: a failed read bounds nothing in the node's favour)."""
+    t = event.time_ms
     polled = event.args.get("polled_ms")
-    if isinstance(polled, int | float) and event.time_ms > float(polled) + res:
-        return f"stamped after the harness read it at {float(polled):.0f}", float(polled)
+    upper = float(polled) if isinstance(polled, int | float) else INF
+    # Reads that showed the status after the previous change could have ended it.
+    shown_at = [
+        (invoked, completed)
+        for invoked, completed, shown in reads
+        if shown == status
+        and (before is None or (before[1] != status and invoked >= before[0]))
+        and invoked < next_change
+    ]
+    if before is not None:
+        late = [c for inv, c in shown_at if c < t - res]
+        if late:
+            return f"a read completed at {min(late):.0f}, before the stamp, showed it", min(late)
+    if t > upper + res:
+        return f"stamped after the harness read it at {upper:.0f}", upper
+    why, lower = "", -INF
     seen = event.args.get("observed_after_ms")
-    if isinstance(seen, int | float) and event.time_ms < float(seen) - res:
-        return f"stamped before the harness saw it happen at {float(seen):.0f}", float(seen)
+    if isinstance(seen, int | float) and t < float(seen) - res:
+        why, lower = f"stamped before the harness saw it happen at {float(seen):.0f}", float(seen)
+    limit = min(next_change, upper)
     stale = _CONTRADICTS.get(status, ())
-    if not stale:
-        return None
-    why, earliest = "", -INF
-    i = bisect_left(reads, (event.time_ms + res, -INF, ""))
-    for invoked, completed, shown in reads[i:]:
-        if invoked > next_change:
+    for invoked, completed, shown in reads[bisect_left(reads, (t + res, -INF, "")) :]:
+        if invoked >= limit:
             break
         if completed <= next_change and shown in stale:
             if not why:
                 why = f"a read invoked at {invoked:.0f}, after the stamp, still showed {shown}"
-            earliest = completed
+            lower = max(lower, completed)
+    shown_after = min((c for _, c in shown_at if c >= t - res), default=INF)
+    for invoked in failed[bisect_left(failed, t + res) :]:
+        if invoked >= min(limit, shown_after):
+            break
+        if not why:
+            why = f"the node failed a members read invoked at {invoked:.0f}, after the stamp"
+        lower = max(lower, invoked)
     if not why:
         return None
-    limit = min(next_change, float(polled) if isinstance(polled, int | float) else INF)
-    return why, earliest if earliest < limit else INF
+    latest = min([upper] + [c for _, c in shown_at if c >= lower])
+    return why, latest if latest < next_change else INF
 
 
 def _deliveries(
@@ -640,8 +721,9 @@ def _deliveries(
     A node may say when it received a broadcast (``at_ms`` in ``GET /v1/broadcasts`` or
     its event feed), but that time is accepted only inside what the harness saw: after
     the broadcast call began and after the last read of that node that did not list it
-    (invoked), before the first read that did list it (completed) and before the event
-    poll that returned it, each give or take the node clock's resolution. A stamp
+    or that it failed to answer (invoked), before the first read that did list it
+    (completed) and before the event poll that returned it, each give or take the node
+    clock's resolution. A stamp
     outside that window is a clock violation: it is reported, and the time the harness
     observed (the first listing read's completion) is used instead.
     """
@@ -672,8 +754,14 @@ def _deliveries(
                 after[key] = max(after.get(key, -INF), float(at))
     seen_by: dict[tuple[str, str], float] = {}  # first listing read's completion
     by_node: dict[str, list[PairedOp]] = defaultdict(list)
+    failed: dict[str, list[PairedOp]] = defaultdict(list)  # reads the node did not answer
+    stopped = _stopped_by_harness(history)
     for read in reads:
-        if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
+        if read.node is None:
+            continue
+        if read.outcome != "ok" or not isinstance(read.result, Mapping):
+            if not any(s <= read.invoked < e for s, e in stopped.get(read.node, ())):
+                failed[read.node].append(read)
             continue
         by_node[read.node].append(read)
         for item in read.result.get("received") or []:
@@ -717,6 +805,14 @@ def _deliveries(
         if before:
             lower = max(lower, latest_start[node][before - 1])
             unseen[key] = latest_start[node][before - 1]
+        # A read the node failed to answer before the harness saw the receipt shows it
+        # no more than one that did not list it: the gap it made is the node's.
+        refused = max(
+            (r.invoked for r in failed.get(node, ()) if r.completed < upper), default=-INF
+        )
+        if refused > unseen.get(key, -INF):
+            lower = max(lower, refused)
+            unseen[key] = refused
         if key not in claimed:
             out[bid][node] = upper
             continue

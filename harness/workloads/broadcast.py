@@ -19,6 +19,7 @@ from gossipcert.harness.judging.checker import (
     capability_checker,
     make_verdict,
     timed_verdict,
+    unsettled,
 )
 from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import quantiles
@@ -144,6 +145,7 @@ def check_broadcast_delivery(
     """
     index = judging.index
     tally = Tally(bound)
+    gaps = 0  # first seen after the deadline, after a gap in the harness's reads
     broadcasts = index.ops.get("broadcast", [])
     if not broadcasts:
         return make_verdict(requirement, "untested", None, bound, "no broadcast was sent")
@@ -185,6 +187,7 @@ def check_broadcast_delivery(
                 str(bid), member, deadline
             ):
                 tally.undetermined += 1  # first seen late, but maybe received in time
+                gaps += 1
             elif at is not None:
                 tally.observe(max(0.0, at - start), {**detail, "received_ms": at})
             elif (
@@ -198,6 +201,7 @@ def check_broadcast_delivery(
     verdict = timed_verdict(
         requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
     )
+    verdict = unsettled(verdict, gaps, "delivery(ies)")
     first = tally.missing[0] if tally.missing else None
     if first is not None and "deferred_to_heal_ms" in first:
         note = (f"; {first['member']} was cut off from {first['origin']} and still lacked it "

@@ -60,6 +60,7 @@ from gossipcert.harness.judging.checker import (
     in_time,
     make_verdict,
     timed_verdict,
+    unsettled,
 )
 from gossipcert.harness.judging.index import (
     DEAD_STATUSES,
@@ -116,6 +117,7 @@ def check_detection_speed(
 def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> Verdict:
     tally = Tally(bound)
     early: list[dict[str, Any]] = []  # victims some observer held dead before the kill
+    gaps = 0  # first seen dead after the deadline, after a gap in the harness's reads
     if not index.kills:
         return make_verdict(requirement, "untested", None, bound, "no kill fault was applied")
     for kill in index.kills:
@@ -166,6 +168,7 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
                 DEAD_STATUSES, t_kill, deadline
             ):
                 tally.undetermined += 1  # first seen late, but maybe marked dead in time
+                gaps += 1
             elif seen is not None:
                 tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
             elif cutoff < deadline or index.end_ms < deadline:
@@ -178,7 +181,7 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
     if early:
         details = {**verdict.details, "dead_before_kill": early[:EVIDENCE_LIMIT]}
         verdict = replace(verdict, details=details)
-    return verdict
+    return unsettled(verdict, gaps, "detection(s)")
 
 
 @checker
