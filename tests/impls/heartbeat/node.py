@@ -48,7 +48,7 @@ IMPL = "heartbeat"
 VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
-           "one-hop-broadcast", "refuses-leave", "left-turns-dead")
+           "one-hop-broadcast", "refuses-leave", "left-turns-dead", "mangles-relays")
 LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
 MAX_DATAGRAM = 60_000  # below the 65,507-byte UDP limit, with room for the envelope
 JOIN_GRACE_S = 3.0  # ready without a seed's answer after this long (the seed may be down)
@@ -289,8 +289,11 @@ class Node:
                 changed = self.kv.merge(item[1], entry)
         elif kind == "bc" and len(item) == 4 and isinstance(item[1], str):
             if item[1] not in self.broadcasts:
+                payload = item[3]
+                if self.defect == "mangles-relays" and item[2] != self.id:
+                    payload = json.dumps(payload)  # seeded defect: a relay encodes it again
                 self.broadcasts[item[1]] = {"id": item[1], "origin": item[2],
-                                            "payload": item[3], "at_ms": time.time() * 1000}
+                                            "payload": payload, "at_ms": time.time() * 1000}
                 changed = True
         elif kind == "crdt" and len(item) == 4 and isinstance(item[1], str):
             name, ctype, st = item[1], item[2], item[3]
