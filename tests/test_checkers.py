@@ -563,6 +563,79 @@ def test_broadcast_skips_failed_sends_and_members_cut_off_for_good() -> None:
     assert verdict.details["excluded_partitioned"] == 1
 
 
+def delivered_as(payload: Any = 1, origin: Any = "n1", twice: bool = False) -> Hist:
+    """b1 sent by n1 with payload 1 reaches n2 (event) and n3 (a read listing it as
+    ``payload`` from ``origin``, twice when ``twice``), both in time."""
+    item = {"id": "b1", "origin": origin, "payload": payload, "at_ms": 5300}
+    h = broadcast(formed()).delivered("n2", "b1", 5200)
+    return h.op("broadcasts", "n3", 6000, 6005,
+                result={"received": [item, item] if twice else [item]})
+
+
+def test_a_broadcast_delivered_with_another_payload_fails() -> None:
+    """Broadcasts were matched by id only: a member holding b1 with a payload the origin
+    never sent passed."""
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY",
+                 delivered_as().until(20000).build()).status == "pass"
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY",
+                    delivered_as({"mangled": 1}).until(20000).build())
+    assert verdict.status == "fail", verdict.evidence
+    assert "payload {'mangled': 1}" in verdict.evidence and "sent as 1" in verdict.evidence
+    wrong = verdict.details["not_as_sent"]
+    assert wrong == [{"kind": "payload", "member": "n3", "broadcast": "b1", "sent": 1,
+                      "received": {"mangled": 1}, "read_ms": 6005}]
+    # A member that reports no payload (a Maelstrom node's messages carry none) is not
+    # judged on it.
+    assert check(check_broadcast_delivery, "BCAST-DELIVERY",
+                 delivered_as(None, None).until(20000).build()).status == "pass"
+
+
+def test_a_broadcast_reported_from_another_origin_fails() -> None:
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY",
+                    delivered_as(origin="n2").until(20000).build())
+    assert verdict.status == "fail", verdict.evidence
+    assert verdict.details["not_as_sent"][0]["kind"] == "origin"
+    assert "reported from 'n2', sent from 'n1'" in verdict.evidence
+    h = delivered_as()
+    h.rows[-3]["args"]["origin"] = "n3"  # n2's delivery event
+    assert h.rows[-3]["op"] == "broadcast" and h.rows[-3]["type"] == "event"
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    assert verdict.status == "fail" and verdict.details["not_as_sent"][0]["member"] == "n2"
+
+
+def test_a_broadcast_delivered_twice_to_one_member_fails() -> None:
+    """Listed twice in one read, or two deliveries in one life's event feed: each a
+    duplicate. One event recorded twice (the same seq), or a new life's delivery after a
+    restart, is not."""
+    twice = check(check_broadcast_delivery, "BCAST-DELIVERY",
+                  delivered_as(twice=True).until(20000).build())
+    assert twice.status == "fail", twice.evidence
+    assert twice.details["not_as_sent"][0] == {
+        "kind": "duplicate", "member": "n3", "broadcast": "b1", "times": 2, "read_ms": 6005}
+
+    def with_events(*deliveries: tuple[float, int]) -> Hist:
+        h = delivered_as()
+        h.rows = [r for r in h.rows if r["type"] != "event" or r["op"] != "broadcast"]
+        for at, seq in deliveries:
+            h.delivered("n2", "b1", at)
+            h.rows[-1]["args"]["seq"] = seq
+        return h
+
+    again = check(check_broadcast_delivery, "BCAST-DELIVERY",
+                  with_events((5200, 7), (7000, 9)).until(20000).build())
+    assert again.status == "fail", again.evidence
+    assert again.details["not_as_sent"][0]["source"] == "event feed"
+    once = check(check_broadcast_delivery, "BCAST-DELIVERY",
+                 with_events((5200, 7)).until(20000).build())
+    assert once.status == "pass", once.evidence
+    restarted = with_events((5200, 7))
+    restarted.op("kill", "n2", 8000, 8010).op("start", "n2", 9000, 9100)
+    restarted.delivered("n2", "b1", 9500)
+    restarted.rows[-1]["args"]["seq"] = 7
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", restarted.until(20000).build())
+    assert "not_as_sent" not in verdict.details, verdict.evidence
+
+
 def cut_off_until_heal() -> Hist:
     """n1 broadcasts b1 at 5000 while a partition (4000 to 15000) cuts n3 off from it;
     n2 gets it at once. The bound is 3000 ms, so n3 owes it by 18000."""

@@ -29,6 +29,7 @@ DEFECT_CASES = [
     ("refuses-leave", "MEM-LEAVE", "churn"),
     ("left-turns-dead", "MEM-LEAVE", "churn"),
     ("drops-live-peers", "FD-NO-FALSE-POSITIVE", "default"),
+    ("mangles-relays", "BCAST-DELIVERY", "default"),
 ]
 # Requirements a full suite cannot exercise on this node because they are measured
 # through an optional extension it does not offer: BCAST-MSGS-PER-OP reads the nodes'
@@ -265,6 +266,10 @@ def test_seeded_defect_fails_its_requirement(tmp_path: Path, defect: str, requir
     assert report["verdict"] == "fail"
     assert found[requirement] == "fail", (found, output[-3000:])
     assert found["MEM-JOIN"] == "pass", found
+    if defect == "mangles-relays":  # failed for what it delivered, not for its timing
+        delivery = next(r for r in report["requirements"] if r["id"] == requirement)
+        wrong = delivery["evidence"]["details"]["not_as_sent"]
+        assert {w["kind"] for w in wrong} == {"payload"}, wrong
 
 
 @pytest.mark.slow

@@ -60,8 +60,10 @@ class Requirement:
     """One entry of ``specs/requirements.yaml``.
 
     ``constants`` carries the catalogue-wide constants (such as ``slack_ms``) so that a
-    requirement alone is enough to evaluate its bound. ``scenario`` names the shipped
-    scenario (``chaos/scenarios/<name>.yaml``) that exercises it. ``policy``, when set,
+    requirement alone is enough to evaluate its bound. ``scenarios`` names the shipped
+    scenarios (``chaos/scenarios/<name>.yaml``) that exercise it, the first its own: a
+    certification runs each of them and the requirement passes only when it passed in
+    every one (a partition shape is certified only where it ran). ``policy``, when set,
     is the conflict policy the requirement is about: it is claimed only by a manifest
     that declares that policy.
     """
@@ -76,8 +78,13 @@ class Requirement:
     derivation: str
     checker: str
     constants: Mapping[str, float] = field(default_factory=dict)
-    scenario: str = "default"
+    scenarios: tuple[str, ...] = ("default",)
     policy: str | None = None
+
+    @property
+    def scenario(self) -> str:
+        """The requirement's own scenario: the first it names."""
+        return self.scenarios[0]
 
     @property
     def crdt_type(self) -> str | None:
@@ -212,10 +219,24 @@ def _requirement(raw: Any, constants: Mapping[str, float], source: Path) -> Requ
     if level not in LEVELS:
         raise CatalogueError(f"{source}: requirement {raw['id']!r} has level {level!r}")
     values = {name: " ".join(str(raw[name]).split()) for name in _REQUIRED_FIELDS}
-    scenario = raw.get("scenario", "default")
-    if not isinstance(scenario, str) or not scenario:
-        raise CatalogueError(f"{source}: requirement {raw['id']!r} has a bad scenario {scenario!r}")
+    scenarios = _scenarios(raw, source)
     policy = raw.get("policy")
     if policy is not None and policy not in ("lww", "mv"):
         raise CatalogueError(f"{source}: requirement {raw['id']!r} has a bad policy {policy!r}")
-    return Requirement(**values, constants=dict(constants), scenario=scenario, policy=policy)
+    return Requirement(**values, constants=dict(constants), scenarios=scenarios, policy=policy)
+
+
+def _scenarios(raw: Mapping[str, Any], source: Path) -> tuple[str, ...]:
+    """The scenarios a requirement names: ``scenarios`` (a list, its own first), or one
+    ``scenario`` (a name); never both. Without either, the default scenario."""
+    if "scenario" in raw and "scenarios" in raw:
+        raise CatalogueError(f"{source}: requirement {raw['id']!r} has both 'scenario' and "
+                             "'scenarios': name them all in 'scenarios'")
+    value = raw.get("scenarios", [raw.get("scenario", "default")])
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v for v in value)):
+        raise CatalogueError(f"{source}: requirement {raw['id']!r} has bad scenarios {value!r}")
+    if len(set(value)) != len(value):
+        raise CatalogueError(f"{source}: requirement {raw['id']!r} names a scenario twice: "
+                             f"{value!r}")
+    return tuple(value)

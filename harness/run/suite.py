@@ -3,10 +3,14 @@ the certificate that says what the result certifies.
 
 A requirement is claimed when the manifest declares its capability (and its conflict
 policy, for the policy-specific ones). ``gossipcert certify`` runs every scenario a
-claimed requirement names, each under the policy that requirement needs, and merges the
-per-scenario verdicts into one per requirement: a failure anywhere is a failure, else a
-pass anywhere is a pass, else the requirement could not be judged (``error``) or was not
-exercised (``untested``). Pure functions: no cluster, no files.
+claimed requirement names (a requirement may name several: PARTITION-HEAL is judged
+after a random split, after each of Jepsen's shapes and under a flapping link), each
+under the policy that requirement needs, and merges the per-scenario verdicts into one
+per requirement: a failure anywhere is a failure; else a pass needs a pass in every
+scenario the requirement names that ran (one of them left unexercised or unjudged makes
+the requirement so, a pass elsewhere does not cover for it); else a pass anywhere is a
+pass, else the requirement could not be judged (``error``) or was not exercised
+(``untested``). Pure functions: no cluster, no files.
 """
 
 from __future__ import annotations
@@ -51,11 +55,12 @@ def suite_plan(
     for requirement in catalogue:
         if not requirement.claimed_by(caps, pols):
             continue
-        if requirement.scenario not in policy_of:
-            order.append(requirement.scenario)
-            policy_of[requirement.scenario] = None
-        if requirement.policy is not None:
-            policy_of[requirement.scenario] = requirement.policy
+        for scenario in requirement.scenarios:
+            if scenario not in policy_of:
+                order.append(scenario)
+                policy_of[scenario] = None
+            if requirement.policy is not None:
+                policy_of[scenario] = requirement.policy
     return [PlannedRun(name, policy_of[name]) for name in order]
 
 
@@ -91,8 +96,40 @@ def merge_verdicts(
                 evidence=f"not exercised: scenario {requirement.scenario!r}, which exercises "
                 f"it, was not run ({best.evidence})",
             )
+        if best.status == "pass":
+            best = _pass_in_every_named(requirement, candidates, best)
+        judged_in = {v.scenario: v.status for v in candidates if v.status != "not-claimed"}
+        if len(judged_in) > 1:
+            best = replace(best, details={**best.details, "judged_in": judged_in})
         merged.append(best)
     return merged
+
+
+def _pass_in_every_named(
+    requirement: Requirement, candidates: Sequence[Verdict], best: Verdict
+) -> Verdict:
+    """A requirement that passed somewhere, checked against each scenario it names that
+    ran: one where it was not exercised or not judged speaks for it, with the pass it
+    would otherwise have had named. Else the pass of a named scenario that came closest
+    to its bound (the figure the certificate rests on)."""
+    named = [v for v in candidates if v.scenario in requirement.scenarios]
+    short = [v for v in named if v.status in ("untested", "error")]
+    if short:
+        gap = min(short, key=lambda v: (_PRECEDENCE.get(v.status, 9),
+                                        requirement.scenarios.index(v.scenario)))
+        passed = sorted({v.scenario for v in named if v.status == "pass"})
+        return replace(gap, evidence=f"passed in {', '.join(passed) or 'other scenarios'} but "
+                       f"not in {gap.scenario!r}, which the requirement names: {gap.evidence}")
+    passes = [v for v in named if v.status == "pass"]
+    if not passes:
+        return best
+
+    def closeness(v: Verdict) -> float:
+        if v.measured is None or not v.bound:
+            return -1.0
+        return v.measured / v.bound
+
+    return max(passes, key=lambda v: (closeness(v), -requirement.scenarios.index(v.scenario)))
 
 
 def judged_counts(verdicts: Iterable[Verdict]) -> dict[str, int]:

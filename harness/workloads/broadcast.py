@@ -7,15 +7,19 @@ It also owns the broadcast operation and the rule that draws it.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
+from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.checker import (
+    EVIDENCE_LIMIT,
     Checker,
     JudgingContext,
     Tally,
+    as_index,
     capability_checker,
     make_verdict,
     timed_verdict,
@@ -38,6 +42,7 @@ __all__ = [
     "CLIENT_OPS",
     "GENERATOR",
     "Broadcast",
+    "broadcast_integrity",
     "broadcast_latencies",
     "check_broadcast_delivery",
     "check_broadcast_latency",
@@ -132,11 +137,112 @@ checker = capability_checker(
 )
 
 
+def broadcast_integrity(index: HistoryIndex) -> list[dict[str, Any]]:
+    """Every delivery that is not the broadcast that was sent, from what the members
+    reported: a payload other than the one the harness sent (``payload``), an origin
+    other than the node the harness called (``origin``), and one broadcast delivered
+    twice to one member in one life (``duplicate``: listed twice in one read of
+    ``GET /v1/broadcasts``, or two deliveries in its event feed; an event's origin is
+    checked too). A member that reports no
+    payload or origin (null: a Maelstrom node's messages carry neither) is not judged on
+    it; one that reports them must report what was sent."""
+    sent = {
+        str(op.args["id"]): op for op in index.ops.get("broadcast", [])
+        if op.args.get("id") is not None and op.node is not None
+    }
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def note(kind: str, member: str, bid: str, **detail: Any) -> None:
+        found.setdefault((kind, member, bid),
+                         {"kind": kind, "member": member, "broadcast": bid, **detail})
+
+    for read in index.ops.get("broadcasts", []):
+        if read.outcome != "ok" or read.node is None or not isinstance(read.result, Mapping):
+            continue
+        items = [i for i in read.result.get("received") or [] if isinstance(i, Mapping)]
+        listed = Counter(str(i.get("id")) for i in items if i.get("id") is not None)
+        for bid, times in listed.items():
+            if times > 1:
+                note("duplicate", read.node, bid, times=times, read_ms=read.completed)
+        for item in items:
+            op = sent.get(str(item.get("id")))
+            if op is None:
+                continue
+            bid = str(item.get("id"))
+            payload = item.get("payload")
+            if payload is not None and "payload" in op.args and payload != op.args["payload"]:
+                note("payload", read.node, bid, sent=op.args["payload"], received=payload,
+                     read_ms=read.completed)
+            origin = item.get("origin")
+            if origin is not None and str(origin) != op.node:
+                note("origin", read.node, bid, sent_from=op.node, reported=origin,
+                     read_ms=read.completed)
+    events: dict[tuple[str, str, float | None], set[Any]] = defaultdict(set)
+    for e in index.entries:
+        if e.type != "event" or e.op != "broadcast" or e.node is None:
+            continue
+        if e.args.get("id") is None:
+            continue
+        event_id = str(e.args["id"])
+        sent_op, origin = sent.get(event_id), e.args.get("origin")
+        if sent_op is not None and origin is not None and str(origin) != sent_op.node:
+            note("origin", e.node, event_id, sent_from=sent_op.node, reported=origin,
+                 source="event feed")
+        life = index.life_at(e.node, e.time_ms)
+        key = (e.node, event_id, None if life is None else life.ready)
+        # Two entries of one event (the same seq) are one delivery recorded twice.
+        events[key].add(e.args.get("seq", (e.time_ms, len(events[key]))))
+    for (node, bid, _), seqs in events.items():
+        if len(seqs) > 1:
+            note("duplicate", node, bid, times=len(seqs), source="event feed")
+    return sorted(found.values(), key=lambda d: (d["kind"], d["broadcast"], d["member"]))
+
+
+def _describe_integrity(first: Mapping[str, Any]) -> str:
+    where = f"broadcast {first['broadcast']!r} at {first['member']}"
+    if first["kind"] == "payload":
+        return (f"{where} was delivered with payload {first['received']!r}, sent as "
+                f"{first['sent']!r}")
+    if first["kind"] == "origin":
+        return (f"{where} was reported from {first['reported']!r}, sent from "
+                f"{first['sent_from']!r}")
+    return f"{where} was delivered {first['times']} times"
+
+
+def _with_integrity(check: Checker) -> Checker:
+    """BCAST-DELIVERY also asks that what arrives is what was sent, once: a delivery with
+    another payload or origin, or a second one, fails it whatever the timing showed.
+    Applied around the contract's wrapper, so such a failure (a count of what members
+    reported, no timing in it) is never made inconclusive by a stalled host."""
+
+    @wraps(check)
+    def checked(history: Sequence[Entry] | HistoryIndex, requirement: Requirement,
+                params: Mapping[str, float]) -> Verdict:
+        index = as_index(history)
+        verdict = check(index, requirement, params)
+        if verdict.status == "not-claimed":
+            return verdict
+        wrong = broadcast_integrity(index)
+        if not wrong:
+            return verdict
+        kinds = Counter(w["kind"] for w in wrong)
+        shown = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        text = (f"{len(wrong)} deliveries not as sent ({shown}), e.g. "
+                f"{_describe_integrity(wrong[0])}; timing: {verdict.evidence}")
+        details = {**verdict.details, "not_as_sent": wrong[:EVIDENCE_LIMIT],
+                   "not_as_sent_count": len(wrong)}
+        return replace(verdict, status="fail", evidence=text, details=details)
+
+    return checked
+
+
+@_with_integrity
 @checker
 def check_broadcast_delivery(
     judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
-    """BCAST-DELIVERY: every accepted broadcast reaches every member up through its window.
+    """BCAST-DELIVERY: every accepted broadcast reaches every member up through its
+    window, as sent (:func:`broadcast_integrity`).
 
     An ``info`` broadcast (outcome unknown) is held to the requirement only once some
     node received it; one whose origin dies before the deadline only if another did. A

@@ -48,7 +48,8 @@ IMPL = "heartbeat"
 VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
-           "one-hop-broadcast", "refuses-leave", "left-turns-dead", "drops-live-peers")
+           "one-hop-broadcast", "refuses-leave", "left-turns-dead", "drops-live-peers",
+           "mangles-relays")
 LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
 # The drops-live-peers defect: about once in this long a node forgets a live peer, and
 # ignores rows about it for DROPPED_S (a reaper with a "recently removed" filter).
@@ -294,8 +295,11 @@ class Node:
                 changed = self.kv.merge(item[1], entry)
         elif kind == "bc" and len(item) == 4 and isinstance(item[1], str):
             if item[1] not in self.broadcasts:
+                payload = item[3]
+                if self.defect == "mangles-relays" and item[2] != self.id:
+                    payload = json.dumps(payload)  # seeded defect: a relay encodes it again
                 self.broadcasts[item[1]] = {"id": item[1], "origin": item[2],
-                                            "payload": item[3], "at_ms": time.time() * 1000}
+                                            "payload": payload, "at_ms": time.time() * 1000}
                 changed = True
         elif kind == "crdt" and len(item) == 4 and isinstance(item[1], str):
             name, ctype, st = item[1], item[2], item[3]
