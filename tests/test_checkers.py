@@ -638,7 +638,8 @@ def test_a_broadcast_delivered_twice_to_one_member_fails() -> None:
 
 def cut_off_until_heal() -> Hist:
     """n1 broadcasts b1 at 5000 while a partition (4000 to 15000) cuts n3 off from it;
-    n2 gets it at once. The bound is 3000 ms, so n3 owes it by 18000."""
+    n2 gets it at once. The bound is 3000 ms, counted from the heal plus heal_repair_ms
+    (3500 at n = 3 with the reference timing), so n3 owes it by 21500."""
     h = formed().fault("partition", 4000, groups=[["n1", "n2"], ["n3"]])
     return broadcast(h).delivered("n2", "b1", 5200).fault("heal", 15_000)
 
@@ -646,12 +647,13 @@ def cut_off_until_heal() -> Hist:
 def test_a_member_cut_off_from_the_origin_owes_the_broadcast_after_the_heal() -> None:
     """Deferred, not excused: never delivered after the heal is a FAIL, whose evidence
     says so."""
-    never = asked(cut_off_until_heal(), at=19_000).until(25_000).build()
+    never = asked(cut_off_until_heal(), at=22_000).until(25_000).build()
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", never)
     assert verdict.status == "fail", verdict.evidence
     missing = verdict.details["never"][0]
     assert missing["member"] == "n3" and missing["deferred_to_heal_ms"] == 15_000
-    assert missing["at_least_ms"] == pytest.approx(10_000)  # the history's end, from the heal
+    assert missing["counted_from_ms"] == 18_500  # the heal, plus the time to repair
+    assert missing["at_least_ms"] == pytest.approx(6500)  # the history's end, from then
     assert "after the heal at 15000" in verdict.evidence
     # Read only before the deferred deadline: a miss is not yet evidence.
     early = asked(cut_off_until_heal(), at=17_000).until(25_000).build()
@@ -660,22 +662,25 @@ def test_a_member_cut_off_from_the_origin_owes_the_broadcast_after_the_heal() ->
 
 
 def test_a_member_cut_off_from_the_origin_passes_when_it_gets_it_soon_after_the_heal() -> None:
-    h = cut_off_until_heal().delivered("n3", "b1", 16_500)
+    assert params()["heal_repair_ms"] == 3500  # 5 probe rounds and 2 push-pull exchanges
+    h = cut_off_until_heal().delivered("n3", "b1", 20_000)
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(25_000).build())
     assert verdict.status == "pass", verdict.evidence
-    assert verdict.measured == pytest.approx(1500)  # counted from the heal
-    late = cut_off_until_heal().delivered("n3", "b1", 18_500)
+    assert verdict.measured == pytest.approx(1500)  # counted from the heal plus the repair
+    late = cut_off_until_heal().delivered("n3", "b1", 22_000)
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", late.until(25_000).build())
     assert verdict.status == "fail" and verdict.measured == pytest.approx(3500)
 
 
 def test_a_later_cut_inside_the_deferred_window_defers_again() -> None:
-    """Healed at 15000, cut again 16000 to 30000 (inside 15000 + 3000): n3 owes b1 by
-    33000; the broadcast's latency plot leaves n3 out (it measured the partition)."""
+    """Healed at 15000, cut again 16000 to 30000 (inside the deferred window): n3 owes b1
+    by 30000 + 3500 + 3000; the broadcast's latency plot leaves n3 out (it measured the
+    partition)."""
     h = cut_off_until_heal().fault("cut", 16_000, links=[["n1", "n3"]])
     h = h.fault("heal", 30_000).delivered("n3", "b1", 31_000)
     index = HistoryIndex.build(h.until(40_000).build())
     assert member_deadline(index, "n1", "n3", 5000, 3000) == (33_000, 30_000)
+    assert member_deadline(index, "n1", "n3", 5000, 3000, 3500) == (36_500, 30_000)
     assert member_deadline(index, "n1", "n2", 5000, 3000) == (8000, None)
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(40_000).build())
     assert verdict.status == "pass", verdict.evidence
@@ -1137,11 +1142,11 @@ def test_a_one_way_cut_excludes_join_pairs_in_both_directions() -> None:
 
 def test_a_cut_defers_a_broadcast_only_on_the_way_from_its_origin() -> None:
     h = broadcast(cut(formed(), 4000, ("n1", "n3"), heal=15000)).delivered("n2", "b1", 5200)
-    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(20000).build())
+    verdict = check(check_broadcast_delivery, "BCAST-DELIVERY", h.until(23000).build())
     assert verdict.status == "pass", verdict.evidence
-    assert verdict.details["undetermined"] == 1  # owed by 18000; not asked since
+    assert verdict.details["undetermined"] == 1  # owed by 21500; not asked since
     verdict = check(check_broadcast_delivery, "BCAST-DELIVERY",
-                    asked(h, at=19_000).until(20000).build())
+                    asked(h, at=22_000).until(23000).build())
     assert verdict.status == "fail"
     assert verdict.details["never"][0]["deferred_to_heal_ms"] == 15000
     h = broadcast(cut(formed(), 4000, ("n3", "n1"), heal=15000)).delivered("n2", "b1", 5200)

@@ -207,4 +207,12 @@ def derived_parameters(
     params["dissemination_ms"] = (rounds + retransmit_limit) * params[
         "gossip_interval_ms"
     ] + params["push_pull_interval_ms"]
+    # After a partition heals, the two sides first have to see each other again (up to
+    # 2n - 1 probe rounds, as PARTITION-HEAL derives), and what rumor mongering retired
+    # while they were apart then crosses only by anti-entropy: random push-pull reaches
+    # every member within ceil(log2 n) exchanges (Demers et al.). KV-AFTER-PARTITION's
+    # bound is this plus a dissemination; BCAST-DELIVERY defers a cut-off member by it.
+    params["heal_repair_ms"] = (2 * size - 1) * params["probe_interval_ms"] + math.ceil(
+        math.log2(size)
+    ) * params["push_pull_interval_ms"]
     return params

@@ -106,29 +106,34 @@ CLIENT_OPS = ("broadcast", "put", "delete", "crdt")
 
 
 def member_deadline(
-    index: HistoryIndex, origin: str, member: str, t0: float, bound: float
+    index: HistoryIndex, origin: str, member: str, t0: float, bound: float,
+    repair: float = 0.0,
 ) -> tuple[float, float | None]:
     """When ``member`` must hold a broadcast ``origin`` sent at ``t0``, and the heal it
     was deferred to (None when it was not).
 
     The bound counts from the call; but when a partition or cut kept ``origin`` from
     reaching ``member`` (that direction) at some time inside the window, it counts from
-    the heal of the last such fault instead, again and again while a later fault falls
-    inside the window so deferred. A fault never healed gives ``inf``: no deadline. This
-    is a deferral, not an excuse: Maelstrom, too, asks for delivery once partitions heal.
+    ``repair`` after the heal of the last such fault instead (the time the healed sides
+    need to find each other and run anti-entropy: ``heal_repair_ms``), again and again
+    while a later fault falls inside the window so deferred. A fault never healed gives
+    ``inf``: no deadline. This is a deferral, not an excuse: Maelstrom, too, asks for
+    delivery once partitions heal.
     """
     start, heal = t0, None
     while True:
+        after = t0 if heal is None else heal
         ends = [
             c.end for c in index.cuts
-            if c.start <= start + bound and c.end >= t0 and c.end > start
+            if c.start <= start + bound and c.end > after
             and c.separates(origin, member, directed=True)
         ]
         if not ends:
             return start + bound, heal
-        start = heal = max(ends)
-        if start == INF:
+        heal = max(ends)
+        if heal == INF:
             return INF, None
+        start = heal + repair
 
 
 # What exercises broadcast: sends and reads of what arrived (see capability_checker).
@@ -246,11 +251,13 @@ def check_broadcast_delivery(
 
     An ``info`` broadcast (outcome unknown) is held to the requirement only once some
     node received it; one whose origin dies before the deadline only if another did. A
-    member the origin could not reach inside the window is held to the bound from the
-    heal (:func:`member_deadline`).
+    member the origin could not reach inside the window is held to the bound counted
+    from the heal plus the time the healed sides need to repair by anti-entropy
+    (:func:`member_deadline`).
     """
     index = judging.index
     tally = Tally(bound)
+    repair = judging.params["heal_repair_ms"]
     gaps = 0  # first seen after the deadline, after a gap in the harness's reads
     broadcasts = index.ops.get("broadcast", [])
     if not broadcasts:
@@ -279,13 +286,14 @@ def check_broadcast_delivery(
             if at is not None and not index.separated(origin, member, t0, at, directed=True):
                 deadline, heal = t0 + bound, None  # no fault stood in the way before it
             else:
-                deadline, heal = member_deadline(index, origin, member, t0, bound)
+                deadline, heal = member_deadline(index, origin, member, t0, bound, repair)
             if deadline == INF:
                 tally.excluded += 1  # cut off from the origin until the history ended
                 continue
-            start = t0 if heal is None else heal
+            start = t0 if heal is None else heal + repair
             if heal is not None:
                 detail["deferred_to_heal_ms"] = heal
+                detail["counted_from_ms"] = start
             if origin_life is not None and origin_life.end < deadline and not relayed:
                 tally.undetermined += 1  # only the origin had it, and it died
                 continue

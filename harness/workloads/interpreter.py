@@ -111,10 +111,10 @@ class Execution:
         return self.bounds_ms.get(requirement, DEFAULT_BOUND_MS) / 1000.0 + WAIT_MARGIN_S
 
     def await_(self, predicate: Callable[[], bool], requirement: str,
-               every_s: float) -> float | None:
+               every_s: float, *, extra_s: float = 0.0) -> float | None:
         """Seconds (on the driver's clock) until ``predicate`` held, or None once the
-        requirement's bound and a margin have passed."""
-        return wait_until(predicate, self.wait_s(requirement),
+        requirement's bound, ``extra_s`` and a margin have passed."""
+        return wait_until(predicate, self.wait_s(requirement) + extra_s,
                           max(every_s, self.driver.min_sleep_s),
                           clock=self.driver.clock, sleep=self.driver.sleep)
 

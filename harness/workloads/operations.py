@@ -238,6 +238,9 @@ class AwaitDelivery(Op):
     id: str
     any_of: tuple[str, ...] = ()
     requirement: str = "BCAST-DELIVERY"
+    # Sent while a partition held: members cut off from the origin owe it only after the
+    # healed sides have had time to repair (heal_repair_ms), so the wait allows for that.
+    after_heal: bool = False
 
     def with_namespace(self, prefix: str) -> Op:
         return replace(self, id=prefix + self.id)
@@ -256,7 +259,8 @@ class AwaitDelivery(Op):
                 ok = x.has_broadcast(node_id, self.id) and ok
             return ok
 
-        took = x.await_(delivered, self.requirement, 0.2)
+        extra_s = x.params["heal_repair_ms"] / 1000.0 if self.after_heal else 0.0
+        took = x.await_(delivered, self.requirement, 0.2, extra_s=extra_s)
         x.progress(f"broadcast {self.id}: " + (f"delivered everywhere in {took:.1f} s"
                                                 if took is not None
                                                 else "not delivered everywhere"))

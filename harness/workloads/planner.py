@@ -432,7 +432,7 @@ class _Planner:
         workload runs while it holds. Broadcasts start on each side in turn (one-way: on
         the side that cannot reach the other) and are read back after the heal, until
         every live member has each one: a member cut off from the origin owes it within
-        the BCAST-DELIVERY bound counted from the heal."""
+        the BCAST-DELIVERY bound counted from the heal plus ``heal_repair_ms``."""
         up = self.state.up()
         plane = str(step.get("plane", "auto"))
         shape = str(step.get("shape", "random-halves"))
@@ -479,7 +479,7 @@ class _Planner:
         out += [o.Wait(wait_ms), fault.heal(), o.Phase("partition", "end"),
                 o.Note("healed; waiting for membership and state to converge"),
                 o.AwaitConvergence(label="after heal")]
-        out += [o.AwaitDelivery(msg_id) for msg_id in sent]
+        out += [o.AwaitDelivery(msg_id, after_heal=True) for msg_id in sent]
         return out
 
 
