@@ -5,8 +5,9 @@ A requirement is claimed when the manifest declares its capability (and its conf
 policy, for the policy-specific ones). ``gossipcert certify`` runs every scenario a
 claimed requirement names, each under the policy that requirement needs, and merges the
 per-scenario verdicts into one per requirement: a failure anywhere is a failure, else a
-pass anywhere is a pass, else the requirement could not be judged (``error``) or was not
-exercised (``untested``). Pure functions: no cluster, no files.
+scenario that could not judge it (``error``: an inconclusive timing failure, reads that
+all failed) leaves it unjudged whatever another scenario saw, else a pass anywhere is a
+pass, else it was not exercised (``untested``). Pure functions: no cluster, no files.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ __all__ = [
     "suite_plan",
 ]
 
-# Which of several verdicts on one requirement speaks for it: the strongest evidence.
-_PRECEDENCE = {"fail": 0, "pass": 1, "error": 2, "untested": 3, "not-claimed": 4}
+# Which of several verdicts on one requirement speaks for it. A fail is evidence of a
+# defect wherever it was seen. An error (most often a failure made inconclusive because
+# the host stalled) may hide a failure, so a pass elsewhere cannot outvote it: the
+# requirement stays unjudged and the certification incomplete, never PASS.
+_PRECEDENCE = {"fail": 0, "error": 1, "pass": 2, "untested": 3, "not-claimed": 4}
 
 
 @dataclass(frozen=True)
