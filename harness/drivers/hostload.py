@@ -7,9 +7,12 @@ bound missed says nothing about the implementation. A thread samples the host's 
 server it started and of everything else it started (the nodes, on the process backend;
 on Docker the nodes run outside the harness's process tree and show in the host's total
 only). Sustained saturation (:data:`SATURATED_BUSY` of every core for
-:data:`SATURATED_SAMPLES` samples in a row) is recorded as a ``host-saturated`` phase;
-the checkers report timing failures of such a run as inconclusive, as they do for the
-harness's own scheduling stalls (:mod:`harness.drivers.hostlag`). The totals go into the report
+:data:`SATURATED_SAMPLES` samples in a row) is recorded as a ``host-saturated`` phase,
+with the share of the busy CPU the nodes under test used during it (``nodes_share``) and
+whether that makes the saturation theirs (``by_nodes``: at least :data:`NODES_OWN_SHARE`).
+A timing failure inside a saturation the nodes did not cause is inconclusive, as one
+inside the harness's own scheduling stalls (:mod:`harness.drivers.hostlag`); a node that
+spins saturates the host itself and its failures stand. The totals go into the report
 (``run.host_load``), which is how a benchmark tells where the time went.
 """
 
@@ -26,11 +29,16 @@ from typing import Any
 
 from gossipcert.harness.history import History, now_ms
 
-__all__ = ["HOST_TOO_BUSY", "HostBusy", "HostLoadMonitor", "cpu_by_component"]
+__all__ = ["HOST_TOO_BUSY", "NODES_OWN_SHARE", "HostBusy", "HostLoadMonitor",
+           "cpu_by_component"]
 
 SAMPLE_S = 1.0
 SATURATED_BUSY = 0.95  # the share of all cores busy that counts as saturated
 SATURATED_SAMPLES = 3  # consecutive saturated samples before it counts (not a blip)
+# A saturation is the nodes' own when they used at least this share of the busy CPU:
+# then they, not the harness or another tenant of the host, kept it busy (half: the
+# nodes used more than everything else together).
+NODES_OWN_SHARE = 0.5
 # Over a wait of many seconds (a node's start), this share of all cores busy means the
 # host, not the node, is why the wait ran out.
 HOST_TOO_BUSY = 0.9
@@ -122,6 +130,13 @@ def cpu_by_component(root: int) -> dict[int, tuple[str, float]]:
     return out
 
 
+def _whose(nodes_cpu_s: float, busy_cpu_s: float) -> dict[str, Any]:
+    """The phase arguments that say whose a saturation was: the nodes' share of the
+    host's busy CPU over it, and whether that makes it theirs."""
+    share = min(1.0, nodes_cpu_s / busy_cpu_s) if busy_cpu_s > 0 else 0.0
+    return {"nodes_share": round(share, 3), "by_nodes": share >= NODES_OWN_SHARE}
+
+
 @dataclass
 class _Totals:
     started: float = field(default_factory=time.monotonic)
@@ -164,7 +179,10 @@ class HostLoadMonitor:
         except OSError:
             return  # no /proc: nothing to tell
         run = 0  # consecutive saturated samples
-        start_ms = 0.0
+        # Host busy CPU seconds and the nodes' CPU seconds since the current run of
+        # saturated samples began: whose the saturation was.
+        run_busy = run_nodes = 0.0
+        nodes_before = self._component_cpu()["nodes"]
         while not self._stop.wait(self.sample_s):
             busy1, total1 = _host_times()
             share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
@@ -176,9 +194,13 @@ class HostLoadMonitor:
             t.busy_max = max(t.busy_max, share)
             for pid, reading in cpu_by_component(os.getpid()).items():
                 t.seen[pid] = reading
+            nodes_now = self._component_cpu()["nodes"]
+            nodes_step, nodes_before = nodes_now - nodes_before, nodes_now
             if share >= SATURATED_BUSY:
                 run += 1
                 t.saturated_s += elapsed
+                run_busy += share * elapsed * self.cpus
+                run_nodes += nodes_step
                 if run == SATURATED_SAMPLES:
                     start_ms = now_ms() - SATURATED_SAMPLES * elapsed * 1000.0
                     self.episodes += 1
@@ -186,23 +208,32 @@ class HostLoadMonitor:
                                         args={"edge": "start", "busy": round(share, 3),
                                               "cpus": self.cpus,
                                               "threshold_busy": SATURATED_BUSY,
-                                              "samples": SATURATED_SAMPLES})
+                                              "samples": SATURATED_SAMPLES,
+                                              **_whose(run_nodes, run_busy)})
             else:
                 if run >= SATURATED_SAMPLES:
                     self.history.append("phase", "host-saturated",
                                         args={"edge": "end", "busy": round(share, 3),
-                                              "cpus": self.cpus, **self._shares()})
+                                              "cpus": self.cpus, **self._shares(),
+                                              **_whose(run_nodes, run_busy)})
                 run = 0
+                run_busy = run_nodes = 0.0
         if run >= SATURATED_SAMPLES:
             self.history.append("phase", "host-saturated",
-                                args={"edge": "end", "cpus": self.cpus, **self._shares()})
+                                args={"edge": "end", "cpus": self.cpus, **self._shares(),
+                                      **_whose(run_nodes, run_busy)})
 
-    def _shares(self) -> dict[str, float]:
-        """CPU seconds per component since the monitor opened."""
+    def _component_cpu(self) -> dict[str, float]:
+        """CPU seconds per component since the monitor opened, from the last readings."""
         out = {"harness": 0.0, "link-plane": 0.0, "nodes": 0.0}
         for pid, (component, cpu) in self._totals.seen.items():
             out[component] += max(0.0, cpu - self._base.get(pid, 0.0))
-        return {f"{k.replace('-', '_')}_cpu_s": round(v, 1) for k, v in out.items()}
+        return out
+
+    def _shares(self) -> dict[str, float]:
+        """CPU seconds per component since the monitor opened."""
+        return {f"{k.replace('-', '_')}_cpu_s": round(v, 1)
+                for k, v in self._component_cpu().items()}
 
     def summary(self) -> dict[str, Any]:
         """What the report keeps (``run.host_load``): CPU seconds per component and of
