@@ -5,6 +5,7 @@ never is."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import replace
@@ -129,7 +130,8 @@ def test_timing_failures_on_a_host_others_saturated_are_inconclusive() -> None:
     verdict = fd_detect(saturated(late))
     assert verdict.status == "error"
     assert verdict.evidence.startswith("inconclusive: the host, not the implementation")
-    assert "2 CPU(s) saturated from 12000 to 16000" in verdict.evidence
+    assert re.search(r"2 CPU\(s\) saturated from [\d.]+ s to [\d.]+ s, the nodes under "
+                     r"test using 10% of it", verdict.evidence), verdict.evidence
     wrong = saturated(final(writes(formed()), {"n1": ["a"], "n2": ["a"], "n3": ["a"]}))
     assert lww(wrong).status == "fail"
 

@@ -28,6 +28,7 @@ DEFECT_CASES = [
     ("one-hop-broadcast", "BCAST-DELIVERY", "default"),
     ("refuses-leave", "MEM-LEAVE", "churn"),
     ("left-turns-dead", "MEM-LEAVE", "churn"),
+    ("spins-slow-fd", "FD-DETECT", "default"),
 ]
 # Requirements a full suite cannot exercise on this node because they are measured
 # through an optional extension it does not offer: BCAST-MSGS-PER-OP reads the nodes'
@@ -264,6 +265,11 @@ def test_seeded_defect_fails_its_requirement(tmp_path: Path, defect: str, requir
     assert report["verdict"] == "fail"
     assert found[requirement] == "fail", (found, output[-3000:])
     assert found["MEM-JOIN"] == "pass", found
+    load = report["run"].get("host_load") or {}
+    if defect == "spins-slow-fd" and load.get("saturation_episodes"):
+        # The host was saturated, by the spinning nodes: that excuses nothing.
+        evidence = next(r for r in report["requirements"] if r["id"] == requirement)
+        assert "saturated by the nodes under test themselves" in evidence["evidence"]["summary"]
 
 
 @pytest.mark.slow

@@ -155,6 +155,7 @@ class HostLoadMonitor:
         self.sample_s = sample_s
         self.cpus = os.cpu_count() or 1
         self.episodes = 0
+        self.by_nodes = 0  # episodes the nodes under test caused (known at their end)
         self._totals = _Totals()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="gossipcert-load",
@@ -212,16 +213,18 @@ class HostLoadMonitor:
                                               **_whose(run_nodes, run_busy)})
             else:
                 if run >= SATURATED_SAMPLES:
-                    self.history.append("phase", "host-saturated",
-                                        args={"edge": "end", "busy": round(share, 3),
-                                              "cpus": self.cpus, **self._shares(),
-                                              **_whose(run_nodes, run_busy)})
+                    self._end_episode(run_nodes, run_busy, busy=round(share, 3))
                 run = 0
                 run_busy = run_nodes = 0.0
         if run >= SATURATED_SAMPLES:
-            self.history.append("phase", "host-saturated",
-                                args={"edge": "end", "cpus": self.cpus, **self._shares(),
-                                      **_whose(run_nodes, run_busy)})
+            self._end_episode(run_nodes, run_busy)
+
+    def _end_episode(self, nodes_cpu_s: float, busy_cpu_s: float, **extra: Any) -> None:
+        whose = _whose(nodes_cpu_s, busy_cpu_s)
+        self.by_nodes += int(whose["by_nodes"])
+        self.history.append("phase", "host-saturated",
+                            args={"edge": "end", **extra, "cpus": self.cpus,
+                                  **self._shares(), **whose})
 
     def _component_cpu(self) -> dict[str, float]:
         """CPU seconds per component since the monitor opened, from the last readings."""

@@ -286,15 +286,17 @@ class HostEpisode:
         """A saturation the nodes under test caused: it excuses none of their failures."""
         return self.kind == "host-saturated" and bool(self.args.get("by_nodes"))
 
-    def describe(self) -> str:
+    def describe(self, begin: float = 0.0) -> str:
+        """One phrase for evidence, times in seconds from ``begin`` (the history's)."""
+        at = f"{(self.start - begin) / 1000:.1f} s"
         if self.kind == "host-lag":
             return (f"a scheduling stall of the harness of {float(self.args.get('lag_ms', 0)):.0f}"
                     f" ms (beyond the probe timeout of {self.args.get('threshold_ms')} ms) "
-                    f"at {self.start:.0f}")
+                    f"at {at}")
         share = self.args.get("nodes_share")
         whose = "" if share is None else f", the nodes under test using {float(share):.0%} of it"
-        return (f"the host's {self.args.get('cpus', '?')} CPU(s) saturated from "
-                f"{self.start:.0f} to {self.end:.0f}{whose}")
+        return (f"the host's {self.args.get('cpus', '?')} CPU(s) saturated from {at} to "
+                f"{(self.end - begin) / 1000:.1f} s{whose}")
 
 
 def host_episodes(index: HistoryIndex) -> list[HostEpisode]:
@@ -351,23 +353,24 @@ def _host_excuse(index: HistoryIndex, verdict: Verdict, bound: float) -> Verdict
     windows = verdict.windows
     if windows is None:  # the checker does not say: any episode of the run
         if excusing:
-            return _inconclusive(verdict, excusing, "during the run")
-        return _noted(verdict, own, [])
+            return _inconclusive(index, verdict, excusing, "during the run")
+        return _noted(index, verdict, own, [])
     if not windows:  # not about timing: no stall excuses it
         return verdict
     overlapping = [ep for ep in excusing if any(ep.start < b and ep.end > a for a, b in windows)]
     unexcused = [w for w in windows if (w[1] - w[0]) - _lost(w, excusing) > bound + 1e-6]
     if not unexcused:
-        return _inconclusive(verdict, overlapping, "inside the failing window(s)")
+        return _inconclusive(index, verdict, overlapping, "inside the failing window(s)")
     mine = [ep for ep in own if any(ep.start < b and ep.end > a for a, b in windows)]
-    return _noted(verdict, mine, overlapping, len(unexcused), len(windows))
+    return _noted(index, verdict, mine, overlapping, len(unexcused), len(windows))
 
 
-def _inconclusive(verdict: Verdict, episodes: Sequence[HostEpisode], where: str) -> Verdict:
+def _inconclusive(index: HistoryIndex, verdict: Verdict, episodes: Sequence[HostEpisode],
+                  where: str) -> Verdict:
     first = episodes[0]
     text = (
         f"inconclusive: the host, not the implementation, may have set the pace {where}: "
-        f"{len(episodes)} episode(s), e.g. {first.describe()}; this run cannot judge "
+        f"{len(episodes)} episode(s), e.g. {first.describe(index.begin_ms)}; this run cannot judge "
         f"timing there (run.host_load in the report says which processes used the CPU; "
         f"rerun on a less loaded machine); the failure was: {verdict.evidence}"
     )
@@ -376,13 +379,14 @@ def _inconclusive(verdict: Verdict, episodes: Sequence[HostEpisode], where: str)
     return replace(verdict, status="error", evidence=text, details=details)
 
 
-def _noted(verdict: Verdict, own: Sequence[HostEpisode], other: Sequence[HostEpisode],
-           unexcused: int = 0, total: int = 0) -> Verdict:
+def _noted(index: HistoryIndex, verdict: Verdict, own: Sequence[HostEpisode],
+           other: Sequence[HostEpisode], unexcused: int = 0, total: int = 0) -> Verdict:
     """The failure as it stands, saying why the host's episodes did not excuse it."""
     notes = []
     if own:
         notes.append(f"the host was saturated by the nodes under test themselves "
-                     f"({own[0].describe()}), which excuses none of their failures")
+                     f"({own[0].describe(index.begin_ms)}), which excuses none of their "
+                     "failures")
     if other and unexcused:
         notes.append(f"{unexcused} of {total} failing observation(s) are late beyond "
                      "what the host's stalls inside their windows account for")
