@@ -180,3 +180,25 @@ def test_a_saturated_host_is_recorded_with_who_used_the_cpu(tmp_path: Path) -> N
     phases = [e for e in history.entries() if e.op == "host-saturated"]
     assert monitor.episodes >= 1 and phases[0].args["edge"] == "start", summary
     assert summary["saturated_s"] >= SATURATED_SAMPLES * 0.5
+    # The spinners are the harness's children, counted as the nodes: the saturation is
+    # theirs, and the phase says so.
+    end = next(e for e in phases if e.args["edge"] == "end")
+    assert end.args["by_nodes"] is True and end.args["nodes_share"] >= 0.5, end.args
+    assert end.args["busiest_node_cores"] >= 0.5, end.args
+
+
+def test_whose_saturation_a_many_honest_nodes_or_one_spinning() -> None:
+    """The nodes' share alone cannot tell a spinning node from a cluster too large for
+    its host: the busiest node process can. A hundred nodes at 1.5% of a core each
+    saturating two cores is the host's limit (inconclusive); one node at a whole core
+    is the implementation (its failures stand); other tenants are never the nodes'."""
+    from gossipcert.harness.drivers.hostload import _Episode
+
+    many = _Episode(wall_s=10, busy_s=20, nodes_s=15,
+                    node_pids={pid: 0.15 for pid in range(100)})
+    assert many.whose()["by_nodes"] is False
+    spinner = _Episode(wall_s=10, busy_s=20, nodes_s=11,
+                       node_pids={1: 10.0, **{pid: 0.25 for pid in range(2, 6)}})
+    assert spinner.whose() == {"nodes_share": 0.55, "busiest_node_cores": 1.0, "by_nodes": True}
+    others = _Episode(wall_s=10, busy_s=20, nodes_s=2, node_pids={1: 2.0})
+    assert others.whose()["by_nodes"] is False

@@ -8,8 +8,9 @@ server it started and of everything else it started (the nodes, on the process b
 on Docker the nodes run outside the harness's process tree and show in the host's total
 only). Sustained saturation (:data:`SATURATED_BUSY` of every core for
 :data:`SATURATED_SAMPLES` samples in a row) is recorded as a ``host-saturated`` phase,
-with the share of the busy CPU the nodes under test used during it (``nodes_share``) and
-whether that makes the saturation theirs (``by_nodes``: at least :data:`NODES_OWN_SHARE`).
+with the share of the busy CPU the nodes under test used during it (``nodes_share``), the
+CPU of the busiest node process (``busiest_node_cores``) and whether that makes the
+saturation theirs (``by_nodes``: see :data:`NODES_OWN_SHARE`).
 A timing failure inside a saturation the nodes did not cause is inconclusive, as one
 inside the harness's own scheduling stalls (:mod:`harness.drivers.hostlag`); a node that
 spins saturates the host itself and its failures stand. The totals go into the report
@@ -29,16 +30,22 @@ from typing import Any
 
 from gossipcert.harness.history import History, now_ms
 
-__all__ = ["HOST_TOO_BUSY", "NODES_OWN_SHARE", "HostBusy", "HostLoadMonitor",
-           "cpu_by_component"]
+__all__ = ["HOST_TOO_BUSY", "NODES_OWN_SHARE", "NODE_BUSY_CORES", "HostBusy",
+           "HostLoadMonitor", "cpu_by_component"]
 
 SAMPLE_S = 1.0
 SATURATED_BUSY = 0.95  # the share of all cores busy that counts as saturated
 SATURATED_SAMPLES = 3  # consecutive saturated samples before it counts (not a blip)
-# A saturation is the nodes' own when they used at least this share of the busy CPU:
-# then they, not the harness or another tenant of the host, kept it busy (half: the
-# nodes used more than everything else together).
+# A saturation is the nodes' own when they used at least this share of the busy CPU
+# (more than everything else together: the harness, the link plane, other tenants) and
+# one node process alone kept at least NODE_BUSY_CORES of a core busy throughout. The
+# second condition tells a node that spins from a cluster too large for its host: a
+# gossip node's work is a few messages per probe interval, a few percent of a core (the
+# reference node at 100 processes on two cores uses about 1.5% each), so a quarter of a
+# core is ten times what the busiest honest node needs; a busy loop takes a whole core,
+# or its fair share of one (0.4 with five spinning nodes on two cores).
 NODES_OWN_SHARE = 0.5
+NODE_BUSY_CORES = 0.25
 # Over a wait of many seconds (a node's start), this share of all cores busy means the
 # host, not the node, is why the wait ran out.
 HOST_TOO_BUSY = 0.9
@@ -130,11 +137,23 @@ def cpu_by_component(root: int) -> dict[int, tuple[str, float]]:
     return out
 
 
-def _whose(nodes_cpu_s: float, busy_cpu_s: float) -> dict[str, Any]:
-    """The phase arguments that say whose a saturation was: the nodes' share of the
-    host's busy CPU over it, and whether that makes it theirs."""
-    share = min(1.0, nodes_cpu_s / busy_cpu_s) if busy_cpu_s > 0 else 0.0
-    return {"nodes_share": round(share, 3), "by_nodes": share >= NODES_OWN_SHARE}
+@dataclass
+class _Episode:
+    """What the host and the nodes used over one run of saturated samples."""
+
+    wall_s: float = 0.0
+    busy_s: float = 0.0  # host CPU seconds, all cores
+    nodes_s: float = 0.0  # the nodes' CPU seconds
+    node_pids: dict[int, float] = field(default_factory=dict)  # CPU seconds per node process
+
+    def whose(self) -> dict[str, Any]:
+        """The phase arguments that say whose the saturation was: the nodes' share of the
+        host's busy CPU, the busiest node process's CPU in cores, and whether that makes
+        the saturation theirs (see :data:`NODES_OWN_SHARE`, :data:`NODE_BUSY_CORES`)."""
+        share = min(1.0, self.nodes_s / self.busy_s) if self.busy_s > 0 else 0.0
+        busiest = max(self.node_pids.values(), default=0.0) / self.wall_s if self.wall_s else 0.0
+        return {"nodes_share": round(share, 3), "busiest_node_cores": round(busiest, 3),
+                "by_nodes": share >= NODES_OWN_SHARE and busiest >= NODE_BUSY_CORES}
 
 
 @dataclass
@@ -180,10 +199,7 @@ class HostLoadMonitor:
         except OSError:
             return  # no /proc: nothing to tell
         run = 0  # consecutive saturated samples
-        # Host busy CPU seconds and the nodes' CPU seconds since the current run of
-        # saturated samples began: whose the saturation was.
-        run_busy = run_nodes = 0.0
-        nodes_before = self._component_cpu()["nodes"]
+        episode = _Episode()  # what the current run of saturated samples used
         while not self._stop.wait(self.sample_s):
             busy1, total1 = _host_times()
             share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
@@ -193,15 +209,20 @@ class HostLoadMonitor:
             t.busy_s += (share * elapsed * self.cpus)
             t.wall_s += elapsed
             t.busy_max = max(t.busy_max, share)
+            steps: dict[int, float] = {}  # CPU seconds each node process used this sample
             for pid, reading in cpu_by_component(os.getpid()).items():
+                before = t.seen[pid][1] if pid in t.seen else self._base.get(pid, 0.0)
+                if reading[0] == "nodes":
+                    steps[pid] = max(0.0, reading[1] - before)
                 t.seen[pid] = reading
-            nodes_now = self._component_cpu()["nodes"]
-            nodes_step, nodes_before = nodes_now - nodes_before, nodes_now
             if share >= SATURATED_BUSY:
                 run += 1
                 t.saturated_s += elapsed
-                run_busy += share * elapsed * self.cpus
-                run_nodes += nodes_step
+                episode.wall_s += elapsed
+                episode.busy_s += share * elapsed * self.cpus
+                episode.nodes_s += sum(steps.values())
+                for pid, used in steps.items():
+                    episode.node_pids[pid] = episode.node_pids.get(pid, 0.0) + used
                 if run == SATURATED_SAMPLES:
                     start_ms = now_ms() - SATURATED_SAMPLES * elapsed * 1000.0
                     self.episodes += 1
@@ -210,17 +231,17 @@ class HostLoadMonitor:
                                               "cpus": self.cpus,
                                               "threshold_busy": SATURATED_BUSY,
                                               "samples": SATURATED_SAMPLES,
-                                              **_whose(run_nodes, run_busy)})
+                                              **episode.whose()})
             else:
                 if run >= SATURATED_SAMPLES:
-                    self._end_episode(run_nodes, run_busy, busy=round(share, 3))
+                    self._end_episode(episode, busy=round(share, 3))
                 run = 0
-                run_busy = run_nodes = 0.0
+                episode = _Episode()
         if run >= SATURATED_SAMPLES:
-            self._end_episode(run_nodes, run_busy)
+            self._end_episode(episode)
 
-    def _end_episode(self, nodes_cpu_s: float, busy_cpu_s: float, **extra: Any) -> None:
-        whose = _whose(nodes_cpu_s, busy_cpu_s)
+    def _end_episode(self, episode: _Episode, **extra: Any) -> None:
+        whose = episode.whose()
         self.by_nodes += int(whose["by_nodes"])
         self.history.append("phase", "host-saturated",
                             args={"edge": "end", **extra, "cpus": self.cpus,
