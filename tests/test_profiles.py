@@ -96,3 +96,11 @@ def test_timing_faster_than_its_floor_is_judged_at_the_floor() -> None:
     assert storm(fast).latency_ms == 0  # the declared 1 ms: no storm at all
     judged_storm = storm(judged.timing)
     assert (judged_storm.latency_ms, judged_storm.jitter_ms) == (6, 1)
+
+
+def test_the_markdown_report_lists_floored_timing() -> None:
+    from gossipcert.reports.markdown import _profile_lines
+
+    judged = judged_timing({**REFERENCE, "probe_timeout_ms": 1}, "lan")
+    lines = dict(_profile_lines(judged.describe()))
+    assert lines["raised to the floor"] == "probe_timeout_ms declared 1, judged at 10"
