@@ -1,10 +1,13 @@
-"""Timing profiles: the ceilings a certification holds declared timing to.
+"""Timing profiles: the ceilings and floors a certification holds declared timing to.
 
 Bounds derive from the timing a manifest declares, so an implementation could loosen
 every bound by declaring slow timing (or by leaving a parameter out). A certification
 therefore runs against a named profile (``specs/timing-profiles.yaml``): a parameter
 declared slower than the profile is judged at the profile's value, one left out takes
-it, and the report says which. The nodes still run as declared.
+it, and the report says which. What the harness sizes from the judged timing (the
+latency storm, the stall threshold, scenario durations) needs it to be physically
+meaningful, so a parameter declared faster than its floor (the same file) is judged at
+the floor. The nodes still run as declared.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "JudgedTiming",
     "default_timing",
+    "floors",
     "judged_timing",
     "profile_names",
     "profile_timing",
@@ -49,6 +53,18 @@ def _load() -> dict[str, dict[str, Any]]:
     with spec_path("timing-profiles.yaml").open(encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     return {str(k): dict(v) for k, v in (data.get("profiles") or {}).items()}
+
+
+@lru_cache(maxsize=1)
+def _load_floors() -> dict[str, float]:
+    with spec_path("timing-profiles.yaml").open(encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    return {str(k): float(v) for k, v in (data.get("floors") or {}).items()}
+
+
+def floors() -> dict[str, float]:
+    """The least each timing parameter is judged at, whatever the profile."""
+    return dict(_load_floors())
 
 
 def profiles() -> dict[str, dict[str, float]]:
@@ -86,6 +102,7 @@ class JudgedTiming:
     declared: dict[str, float]
     capped: dict[str, tuple[float, float]] = field(default_factory=dict)  # declared, ceiling
     defaulted: tuple[str, ...] = ()
+    floored: dict[str, tuple[float, float]] = field(default_factory=dict)  # declared, floor
 
     def describe(self) -> dict[str, Any]:
         """The certificate's ``timing_profile``."""
@@ -95,6 +112,7 @@ class JudgedTiming:
             "declared": dict(self.declared),
             "capped": {k: {"declared": d, "ceiling": c} for k, (d, c) in self.capped.items()},
             "defaulted": list(self.defaulted),
+            "floored": {k: {"declared": d, "floor": f} for k, (d, f) in self.floored.items()},
         }
 
     def note(self) -> str:
@@ -105,6 +123,9 @@ class JudgedTiming:
             text += (
                 f": declared slower than the profile, judged at its ceiling ({'; '.join(parts)})"
             )
+        if self.floored:
+            low = "; ".join(f"{k} {d:g} -> {f:g}" for k, (d, f) in sorted(self.floored.items()))
+            text += f"; declared faster than its floor, judged at the floor ({low})"
         if self.defaulted:
             text += f"; not declared, taken from the profile: {', '.join(self.defaulted)}"
         return text
@@ -123,8 +144,10 @@ def judged_timing(declared: Mapping[str, Any], profile: str = DEFAULT_PROFILE) -
         for k, v in declared.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
+    least = floors()
     timing: dict[str, float] = {}
     capped: dict[str, tuple[float, float]] = {}
+    floored: dict[str, tuple[float, float]] = {}
     defaulted: list[str] = []
     for name, limit in ceiling.items():
         if name not in own:
@@ -133,8 +156,11 @@ def judged_timing(declared: Mapping[str, Any], profile: str = DEFAULT_PROFILE) -
         elif name in _CAPPED and own[name] > limit:
             timing[name] = limit
             capped[name] = (own[name], limit)
+        elif name in least and own[name] < least[name]:
+            timing[name] = least[name]
+            floored[name] = (own[name], least[name])
         else:
             timing[name] = own[name]
     for name, value in own.items():
         timing.setdefault(name, value)
-    return JudgedTiming(profile, timing, own, capped, tuple(defaulted))
+    return JudgedTiming(profile, timing, own, capped, tuple(defaulted), floored)

@@ -80,7 +80,8 @@ def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _profile_lines(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What the timing profile changed: declared timing it capped or filled in."""
+    """What the timing profile changed: declared timing it capped, raised to a floor or
+    filled in."""
     lines = []
     capped = profile.get("capped") or {}
     if capped:
@@ -89,6 +90,15 @@ def _profile_lines(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
             "; ".join(
                 f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get('ceiling'))}"
                 for k, v in sorted(capped.items())
+            ),
+        ))
+    floored = profile.get("floored") or {}
+    if floored:
+        lines.append((
+            "raised to the floor",
+            "; ".join(
+                f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get('floor'))}"
+                for k, v in sorted(floored.items())
             ),
         ))
     if profile.get("defaulted"):

@@ -30,6 +30,7 @@ DEFECT_CASES = [
     ("left-turns-dead", "MEM-LEAVE", "churn"),
     ("drops-live-peers", "FD-NO-FALSE-POSITIVE", "default"),
     ("mangles-relays", "BCAST-DELIVERY", "default"),
+    ("spins-slow-fd", "FD-DETECT", "default"),
 ]
 # Requirements a full suite cannot exercise on this node because they are measured
 # through an optional extension it does not offer: BCAST-MSGS-PER-OP reads the nodes'
@@ -270,6 +271,11 @@ def test_seeded_defect_fails_its_requirement(tmp_path: Path, defect: str, requir
         delivery = next(r for r in report["requirements"] if r["id"] == requirement)
         wrong = delivery["evidence"]["details"]["not_as_sent"]
         assert {w["kind"] for w in wrong} == {"payload"}, wrong
+    load = report["run"].get("host_load") or {}
+    if defect == "spins-slow-fd" and load.get("saturation_episodes"):
+        # The host was saturated, by the spinning nodes: that excuses nothing.
+        evidence = next(r for r in report["requirements"] if r["id"] == requirement)
+        assert "saturated by the nodes under test themselves" in evidence["evidence"]["summary"]
 
 
 @pytest.mark.slow

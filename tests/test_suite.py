@@ -101,11 +101,19 @@ def test_merge_a_failure_anywhere_fails_a_pass_beats_untested() -> None:
     assert overall_verdict(merged.values()) == "fail"
 
 
-def test_merge_error_is_not_hidden_by_untested_and_pass_beats_error() -> None:
-    runs = [("churn", [v("KV-LWW", "error")]), ("crdt", [v("KV-LWW", "untested")])]
+def test_merge_error_beats_pass_and_untested_and_fail_beats_error() -> None:
+    """An inconclusive failure (error) in one scenario is not outvoted by a pass in
+    another: it may be a FAIL the host's stall hid, so the requirement stays unjudged
+    (the run incomplete). A fail anywhere still beats everything."""
+    runs = [("default", [v("KV-LWW", "error")]), ("churn", [v("KV-LWW", "untested")])]
     assert merge_verdicts(CATALOGUE, runs)[0].status == "error"
-    runs.append(("default", [v("KV-LWW", "pass")]))
-    assert merge_verdicts(CATALOGUE, runs)[0].status == "pass"
+    runs.append(("crdt", [v("KV-LWW", "pass")]))
+    merged = merge_verdicts(CATALOGUE, runs)[0]
+    assert merged.status == "error" and merged.scenario == "default"
+    assert overall_verdict([merged]) == "incomplete"
+    runs.append(("mv", [v("KV-LWW", "fail")]))
+    merged = merge_verdicts(CATALOGUE, runs)[0]
+    assert merged.status == "fail" and merged.scenario == "mv"
 
 
 def timed(rid: str, status: str, measured: float, bound: float = 1000.0) -> Verdict:

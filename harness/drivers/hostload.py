@@ -7,9 +7,13 @@ bound missed says nothing about the implementation. A thread samples the host's 
 server it started and of everything else it started (the nodes, on the process backend;
 on Docker the nodes run outside the harness's process tree and show in the host's total
 only). Sustained saturation (:data:`SATURATED_BUSY` of every core for
-:data:`SATURATED_SAMPLES` samples in a row) is recorded as a ``host-saturated`` phase;
-the checkers report timing failures of such a run as inconclusive, as they do for the
-harness's own scheduling stalls (:mod:`harness.drivers.hostlag`). The totals go into the report
+:data:`SATURATED_SAMPLES` samples in a row) is recorded as a ``host-saturated`` phase,
+with the share of the busy CPU the nodes under test used during it (``nodes_share``), the
+CPU of the busiest node process (``busiest_node_cores``) and whether that makes the
+saturation theirs (``by_nodes``: see :data:`NODES_OWN_SHARE`).
+A timing failure inside a saturation the nodes did not cause is inconclusive, as one
+inside the harness's own scheduling stalls (:mod:`harness.drivers.hostlag`); a node that
+spins saturates the host itself and its failures stand. The totals go into the report
 (``run.host_load``), which is how a benchmark tells where the time went.
 """
 
@@ -26,11 +30,22 @@ from typing import Any
 
 from gossipcert.harness.history import History, now_ms
 
-__all__ = ["HOST_TOO_BUSY", "HostBusy", "HostLoadMonitor", "cpu_by_component"]
+__all__ = ["HOST_TOO_BUSY", "NODES_OWN_SHARE", "NODE_BUSY_CORES", "HostBusy",
+           "HostLoadMonitor", "cpu_by_component"]
 
 SAMPLE_S = 1.0
 SATURATED_BUSY = 0.95  # the share of all cores busy that counts as saturated
 SATURATED_SAMPLES = 3  # consecutive saturated samples before it counts (not a blip)
+# A saturation is the nodes' own when they used at least this share of the busy CPU
+# (more than everything else together: the harness, the link plane, other tenants) and
+# one node process alone kept at least NODE_BUSY_CORES of a core busy throughout. The
+# second condition tells a node that spins from a cluster too large for its host: a
+# gossip node's work is a few messages per probe interval, a few percent of a core (the
+# reference node at 100 processes on two cores uses about 1.5% each), so a quarter of a
+# core is ten times what the busiest honest node needs; a busy loop takes a whole core,
+# or its fair share of one (0.4 with five spinning nodes on two cores).
+NODES_OWN_SHARE = 0.5
+NODE_BUSY_CORES = 0.25
 # Over a wait of many seconds (a node's start), this share of all cores busy means the
 # host, not the node, is why the wait ran out.
 HOST_TOO_BUSY = 0.9
@@ -123,6 +138,25 @@ def cpu_by_component(root: int) -> dict[int, tuple[str, float]]:
 
 
 @dataclass
+class _Episode:
+    """What the host and the nodes used over one run of saturated samples."""
+
+    wall_s: float = 0.0
+    busy_s: float = 0.0  # host CPU seconds, all cores
+    nodes_s: float = 0.0  # the nodes' CPU seconds
+    node_pids: dict[int, float] = field(default_factory=dict)  # CPU seconds per node process
+
+    def whose(self) -> dict[str, Any]:
+        """The phase arguments that say whose the saturation was: the nodes' share of the
+        host's busy CPU, the busiest node process's CPU in cores, and whether that makes
+        the saturation theirs (see :data:`NODES_OWN_SHARE`, :data:`NODE_BUSY_CORES`)."""
+        share = min(1.0, self.nodes_s / self.busy_s) if self.busy_s > 0 else 0.0
+        busiest = max(self.node_pids.values(), default=0.0) / self.wall_s if self.wall_s else 0.0
+        return {"nodes_share": round(share, 3), "busiest_node_cores": round(busiest, 3),
+                "by_nodes": share >= NODES_OWN_SHARE and busiest >= NODE_BUSY_CORES}
+
+
+@dataclass
 class _Totals:
     started: float = field(default_factory=time.monotonic)
     busy_s: float = 0.0  # host CPU seconds used, all cores
@@ -140,6 +174,7 @@ class HostLoadMonitor:
         self.sample_s = sample_s
         self.cpus = os.cpu_count() or 1
         self.episodes = 0
+        self.by_nodes = 0  # episodes the nodes under test caused (known at their end)
         self._totals = _Totals()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="gossipcert-load",
@@ -164,7 +199,7 @@ class HostLoadMonitor:
         except OSError:
             return  # no /proc: nothing to tell
         run = 0  # consecutive saturated samples
-        start_ms = 0.0
+        episode = _Episode()  # what the current run of saturated samples used
         while not self._stop.wait(self.sample_s):
             busy1, total1 = _host_times()
             share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
@@ -174,11 +209,20 @@ class HostLoadMonitor:
             t.busy_s += (share * elapsed * self.cpus)
             t.wall_s += elapsed
             t.busy_max = max(t.busy_max, share)
+            steps: dict[int, float] = {}  # CPU seconds each node process used this sample
             for pid, reading in cpu_by_component(os.getpid()).items():
+                before = t.seen[pid][1] if pid in t.seen else self._base.get(pid, 0.0)
+                if reading[0] == "nodes":
+                    steps[pid] = max(0.0, reading[1] - before)
                 t.seen[pid] = reading
             if share >= SATURATED_BUSY:
                 run += 1
                 t.saturated_s += elapsed
+                episode.wall_s += elapsed
+                episode.busy_s += share * elapsed * self.cpus
+                episode.nodes_s += sum(steps.values())
+                for pid, used in steps.items():
+                    episode.node_pids[pid] = episode.node_pids.get(pid, 0.0) + used
                 if run == SATURATED_SAMPLES:
                     start_ms = now_ms() - SATURATED_SAMPLES * elapsed * 1000.0
                     self.episodes += 1
@@ -186,23 +230,34 @@ class HostLoadMonitor:
                                         args={"edge": "start", "busy": round(share, 3),
                                               "cpus": self.cpus,
                                               "threshold_busy": SATURATED_BUSY,
-                                              "samples": SATURATED_SAMPLES})
+                                              "samples": SATURATED_SAMPLES,
+                                              **episode.whose()})
             else:
                 if run >= SATURATED_SAMPLES:
-                    self.history.append("phase", "host-saturated",
-                                        args={"edge": "end", "busy": round(share, 3),
-                                              "cpus": self.cpus, **self._shares()})
+                    self._end_episode(episode, busy=round(share, 3))
                 run = 0
+                episode = _Episode()
         if run >= SATURATED_SAMPLES:
-            self.history.append("phase", "host-saturated",
-                                args={"edge": "end", "cpus": self.cpus, **self._shares()})
+            self._end_episode(episode)
 
-    def _shares(self) -> dict[str, float]:
-        """CPU seconds per component since the monitor opened."""
+    def _end_episode(self, episode: _Episode, **extra: Any) -> None:
+        whose = episode.whose()
+        self.by_nodes += int(whose["by_nodes"])
+        self.history.append("phase", "host-saturated",
+                            args={"edge": "end", **extra, "cpus": self.cpus,
+                                  **self._shares(), **whose})
+
+    def _component_cpu(self) -> dict[str, float]:
+        """CPU seconds per component since the monitor opened, from the last readings."""
         out = {"harness": 0.0, "link-plane": 0.0, "nodes": 0.0}
         for pid, (component, cpu) in self._totals.seen.items():
             out[component] += max(0.0, cpu - self._base.get(pid, 0.0))
-        return {f"{k.replace('-', '_')}_cpu_s": round(v, 1) for k, v in out.items()}
+        return out
+
+    def _shares(self) -> dict[str, float]:
+        """CPU seconds per component since the monitor opened."""
+        return {f"{k.replace('-', '_')}_cpu_s": round(v, 1)
+                for k, v in self._component_cpu().items()}
 
     def summary(self) -> dict[str, Any]:
         """What the report keeps (``run.host_load``): CPU seconds per component and of

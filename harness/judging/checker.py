@@ -4,9 +4,10 @@ the verdict it returns, and the tally of a latency requirement.
 :func:`capability_checker` puts the contract's rules around each requirement's own judgement: a
 requirement whose capability (or conflict policy) is not declared is ``not-claimed``; a
 declared capability whose every call answered 501 fails; a requirement left untested
-because every read it needed failed is ``error``; a timing failure while the harness's
-own host stalled or its CPU was saturated is ``error`` (inconclusive); and a timed
-verdict names the node-stamped times the index rejected (clock violations).
+because every read it needed failed is ``error``; a timing failure that a stall of the
+harness, or a saturation of the host the nodes under test did not cause, accounts for
+inside the failing window is ``error`` (inconclusive, see :func:`_host_excuse`); and a
+timed verdict names the node-stamped times the index rejected (clock violations).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gossipcert.harness.judging.verdict import Requirement, Verdict, crdt_type_c
 __all__ = [
     "EVIDENCE_LIMIT",
     "Checker",
+    "HostEpisode",
     "JudgingContext",
     "Tally",
     "as_index",
@@ -34,6 +36,7 @@ __all__ = [
     "capability_checker",
     "in_time",
     "count_verdict",
+    "host_episodes",
     "make_verdict",
     "timed_verdict",
     "unsettled",
@@ -61,23 +64,45 @@ class Tally:
     checked: int = 0
     undetermined: int = 0
     excluded: int = 0
+    # The window of every late or missing observation (see Verdict.windows), and how
+    # many were recorded without their start (then the verdict states no windows).
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    unplaced: int = 0
 
-    def observe(self, latency: float, detail: dict[str, Any]) -> None:
+    def observe(self, latency: float, detail: dict[str, Any], since: float | None = None
+                ) -> None:
+        """One observation ``latency`` ms after its clock started (at ``since``, the
+        harness's time of the kill, heal, broadcast or start it measures from)."""
         self.checked += 1
         latency = max(0.0, latency)
         if self.worst is None or latency > self.worst:
             self.worst, self.worst_detail = latency, {**detail, "latency_ms": round(latency, 1)}
         if latency > self.bound:
             self.late.append({**detail, "latency_ms": round(latency, 1)})
+            self._place(since, latency)
 
-    def never(self, at_least: float, detail: dict[str, Any]) -> None:
-        """Not seen although the deadline passed: ``at_least`` is a lower bound."""
+    def never(self, at_least: float, detail: dict[str, Any], since: float | None = None
+              ) -> None:
+        """Not seen although the deadline passed: ``at_least`` is a lower bound (the
+        watch that began at ``since`` lasted that long)."""
         self.checked += 1
+        self._place(since, max(0.0, at_least))
         at_least = max(at_least, self.bound)
         self.missing.append({**detail, "at_least_ms": round(at_least, 1)})
         if self.worst is None or at_least > self.worst:
             self.worst = at_least
             self.worst_detail = {**detail, "never": True, "at_least_ms": round(at_least, 1)}
+
+    def _place(self, since: float | None, length: float) -> None:
+        if since is None:
+            self.unplaced += 1
+        else:
+            self.windows.append((since, since + length))
+
+    @property
+    def failing_windows(self) -> tuple[tuple[float, float], ...] | None:
+        """The windows of the failing observations, or None when one has no start."""
+        return None if self.unplaced else tuple(self.windows)
 
     @property
     def failed(self) -> bool:
@@ -107,7 +132,10 @@ def make_verdict(
     bound: float | None,
     evidence: str,
     details: Mapping[str, Any] | None = None,
+    windows: Sequence[tuple[float, float]] | None = None,
 ) -> Verdict:
+    """A verdict on ``requirement``; ``windows`` is what a timing failure is about (see
+    :attr:`Verdict.windows`)."""
     return Verdict(
         id=requirement.id,
         level=requirement.level,
@@ -119,6 +147,7 @@ def make_verdict(
         evidence=evidence,
         details=dict(details or {}),
         scenario=requirement.scenario,
+        windows=None if windows is None else tuple(windows),
     )
 
 
@@ -230,10 +259,8 @@ def capability_checker(
                 if failed is not None:
                     text = f"{failed}: the harness could not judge ({verdict.evidence})"
                     return replace(verdict, status="error", evidence=text)
-            lagged = _host_lagged(index, requirement) if verdict.status == "fail" else None
-            if lagged is not None:
-                text = f"inconclusive: {lagged}; the failure was: {verdict.evidence}"
-                return replace(verdict, status="error", evidence=text)
+            if verdict.status == "fail" and requirement.unit == "ms":
+                verdict = _host_excuse(index, verdict, bound)
             if verdict.unit == "ms" and clock_kinds:
                 seen = [v for v in index.clock_violations if v.get("kind") in clock_kinds]
                 return with_clock_violations(verdict, seen)
@@ -244,36 +271,141 @@ def capability_checker(
     return checker
 
 
-def _host_lagged(index: HistoryIndex, requirement: Requirement) -> str | None:
-    """Why a timing failure says nothing about the implementation (the harness's host
-    fell behind by more than the probe timeout during the run), or None. Requirements
-    about timing are the timed ones and every failure-detection one; what a node stores
-    does not depend on how promptly the harness ran, so those failures stand."""
-    if requirement.unit != "ms" and requirement.capability != "failure-detection":
-        return None
-    saturated = index.phase_args.get("host-saturated") or []
-    if saturated:
-        first = saturated[0]
-        cpus = first.get("cpus", "?")
-        how = ""
-        if "threshold_busy" in first and "samples" in first:
-            how = (f" (at least {float(first['threshold_busy']):.0%} busy for "
-                   f"{first['samples']} s or more)")
-        return (
-            f"the host could not keep up: its {cpus} CPU(s) were saturated{how} "
-            f"{len(saturated)} time(s) during the run, so this run cannot judge timing "
-            "(run.host_load in the report says which processes used the CPU)"
-        )
-    episodes = index.phase_args.get("host-lag") or []
-    lags = [float(a.get("lag_ms", 0)) for a in episodes]
-    if not lags:
-        return None
-    threshold = episodes[0].get("threshold_ms")
-    return (
-        f"the harness's host was overloaded ({len(lags)} scheduling stall(s) beyond the "
-        f"probe timeout of {threshold} ms, the worst {max(lags):.0f} ms), so this run "
-        "cannot judge timing; rerun on a less loaded machine"
+@dataclass(frozen=True)
+class HostEpisode:
+    """A stretch of the run when the host, not the implementation, may have set the
+    pace: a stall of the harness's own scheduling (``host-lag``) or a saturation of the
+    host's CPU (``host-saturated``), with whether the nodes under test caused it."""
+
+    kind: str
+    start: float
+    end: float
+    args: Mapping[str, Any]
+
+    @property
+    def by_nodes(self) -> bool:
+        """A saturation the nodes under test caused: it excuses none of their failures."""
+        return self.kind == "host-saturated" and bool(self.args.get("by_nodes"))
+
+    def describe(self, begin: float = 0.0) -> str:
+        """One phrase for evidence, times in seconds from ``begin`` (the history's)."""
+        at = f"{(self.start - begin) / 1000:.1f} s"
+        if self.kind == "host-lag":
+            return (f"a scheduling stall of the harness of {float(self.args.get('lag_ms', 0)):.0f}"
+                    f" ms (beyond the probe timeout of {self.args.get('threshold_ms')} ms) "
+                    f"at {at}")
+        share = self.args.get("nodes_share")
+        whose = "" if share is None else f", the nodes under test using {float(share):.0%} of it"
+        return (f"the host's {self.args.get('cpus', '?')} CPU(s) saturated from {at} to "
+                f"{(self.end - begin) / 1000:.1f} s{whose}")
+
+
+def host_episodes(index: HistoryIndex) -> list[HostEpisode]:
+    """Every host-lag and host-saturated phase of the history, with the arguments of its
+    end edge over those of its start (the end edge says whose a saturation was, over its
+    whole length); a phase still open when the history ends ends there."""
+    out: list[HostEpisode] = []
+    opened: dict[str, tuple[float, Mapping[str, Any]]] = {}
+    kinds = ("host-lag", "host-saturated")
+    for e in sorted((e for e in index.entries if e.type == "phase" and e.op in kinds),
+                    key=lambda e: e.time_ms):
+        edge = e.args.get("edge")
+        if edge == "start":
+            opened.setdefault(e.op, (e.time_ms, e.args))
+        elif edge == "end" and e.op in opened:
+            t0, args = opened.pop(e.op)
+            out.append(HostEpisode(e.op, t0, e.time_ms, {**args, **e.args, "edge": "span"}))
+    for kind, (t0, args) in opened.items():
+        out.append(HostEpisode(kind, t0, max(t0, index.end_ms), args))
+    return sorted(out, key=lambda ep: ep.start)
+
+
+def _lost(window: tuple[float, float], episodes: Sequence[HostEpisode]) -> float:
+    """How much of ``window`` the episodes cover (overlapping episodes counted once)."""
+    a, b = window
+    spans = sorted((max(a, ep.start), min(b, ep.end)) for ep in episodes
+                   if ep.start < b and ep.end > a)
+    lost, reach = 0.0, a
+    for s0, s1 in spans:
+        s0 = max(s0, reach)
+        if s1 > s0:
+            lost += s1 - s0
+            reach = s1
+    return lost
+
+
+def _host_excuse(index: HistoryIndex, verdict: Verdict, bound: float) -> Verdict:
+    """``verdict`` (a failed timing requirement), made ``error`` (inconclusive) when the
+    host accounts for the failure, else as it was, with what the host did noted.
+
+    Only episodes the harness can vouch for excuse: its own scheduling stalls, and
+    saturations of the host the nodes under test did not cause (a node that spins the
+    CPU saturates the host itself). And only inside the failing windows: a failing
+    observation is excused when, taking the time those episodes covered of its window
+    as lost, what is left is within the bound. Every failing observation must be
+    excused, else the failure stands. A checker that states no window falls back to
+    any episode of the run.
+    """
+    episodes = host_episodes(index)
+    if not episodes:
+        return verdict
+    excusing = [ep for ep in episodes if not ep.by_nodes]
+    own = [ep for ep in episodes if ep.by_nodes]
+    windows = verdict.windows
+    if windows is None:  # the checker does not say: any episode of the run
+        if excusing:
+            return _inconclusive(index, verdict, excusing, "during the run")
+        return _noted(index, verdict, own, [])
+    if not windows:  # not about timing: no stall excuses it
+        return verdict
+    overlapping = [ep for ep in excusing if any(ep.start < b and ep.end > a for a, b in windows)]
+    unexcused = [w for w in windows if (w[1] - w[0]) - _lost(w, excusing) > bound + 1e-6]
+    if not unexcused:
+        return _inconclusive(index, verdict, overlapping, "inside the failing window(s)")
+    mine = [ep for ep in own if any(ep.start < b and ep.end > a for a, b in windows)]
+    return _noted(index, verdict, mine, overlapping, len(unexcused), len(windows))
+
+
+def _inconclusive(index: HistoryIndex, verdict: Verdict, episodes: Sequence[HostEpisode],
+                  where: str) -> Verdict:
+    first = episodes[0]
+    text = (
+        f"inconclusive: the host, not the implementation, may have set the pace {where}: "
+        f"{len(episodes)} episode(s), e.g. {first.describe(index.begin_ms)}; this run cannot judge "
+        f"timing there (run.host_load in the report says which processes used the CPU; "
+        f"rerun on a less loaded machine); the failure was: {verdict.evidence}"
     )
+    details = {**verdict.details,
+               "host_episodes": [_episode_detail(ep) for ep in episodes[:EVIDENCE_LIMIT]]}
+    return replace(verdict, status="error", evidence=text, details=details)
+
+
+def _noted(index: HistoryIndex, verdict: Verdict, own: Sequence[HostEpisode],
+           other: Sequence[HostEpisode], unexcused: int = 0, total: int = 0) -> Verdict:
+    """The failure as it stands, saying why the host's episodes did not excuse it."""
+    notes = []
+    if own:
+        notes.append(f"the host was saturated by the nodes under test themselves "
+                     f"({own[0].describe(index.begin_ms)}), which excuses none of their "
+                     "failures")
+    if other and unexcused:
+        notes.append(f"{unexcused} of {total} failing observation(s) are late beyond "
+                     "what the host's stalls inside their windows account for")
+    if not notes:
+        return verdict
+    details = {**verdict.details,
+               "host_episodes": [_episode_detail(ep) for ep in [*own, *other][:EVIDENCE_LIMIT]]}
+    return replace(verdict, evidence=f"{verdict.evidence}; not excused: {'; '.join(notes)}",
+                   details=details)
+
+
+def _episode_detail(ep: HostEpisode) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": ep.kind, "start_ms": round(ep.start, 1),
+                           "end_ms": round(ep.end, 1)}
+    for key in ("lag_ms", "nodes_share", "by_nodes"):
+        if key in ep.args:
+            out[key] = ep.args[key]
+    return out
 
 
 def _fmt(ms: float | None) -> str:
@@ -281,8 +413,10 @@ def _fmt(ms: float | None) -> str:
 
 
 def timed_verdict(requirement: Requirement, tally: Tally, what: str, nothing: str) -> Verdict:
-    """The verdict of a latency requirement from its tally."""
+    """The verdict of a latency requirement from its tally (a failure carries the
+    windows of its late and missing observations)."""
     details = tally.details()
+    windows = tally.failing_windows
     if tally.checked == 0:
         why = nothing
         if tally.undetermined or tally.excluded:
@@ -299,13 +433,15 @@ def timed_verdict(requirement: Requirement, tally: Tally, what: str, nothing: st
             f"{_describe(first)} (after {_fmt(first['at_least_ms'])} ms, bound "
             f"{_fmt(tally.bound)} ms)"
         )
-        return make_verdict(requirement, "fail", tally.worst, tally.bound, text, details)
+        return make_verdict(requirement, "fail", tally.worst, tally.bound, text, details,
+                            windows)
     if tally.late:
         text = (
             f"{len(tally.late)} of {tally.checked} {what} exceeded the bound: worst "
             f"{_describe(worst)} after {_fmt(tally.worst)} ms > {_fmt(tally.bound)} ms"
         )
-        return make_verdict(requirement, "fail", tally.worst, tally.bound, text, details)
+        return make_verdict(requirement, "fail", tally.worst, tally.bound, text, details,
+                            windows)
     text = f"all {tally.checked} {what} within bound; worst {_describe(worst)} after "
     text += f"{_fmt(tally.worst)} ms <= {_fmt(tally.bound)} ms"
     return make_verdict(requirement, "pass", tally.worst, tally.bound, text, details)

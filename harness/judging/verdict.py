@@ -138,6 +138,13 @@ class Verdict:
     evidence: str
     details: Mapping[str, Any] = field(default_factory=dict)
     scenario: str = ""
+    # What a timing failure is about, for judging whether a stall of the host excuses it:
+    # one (start, end) per failing observation, from when its clock started to when it
+    # was made or the watch ended; None when the checker does not say, () when the
+    # failure is not about timing. Judging only: the report does not carry it.
+    windows: tuple[tuple[float, float], ...] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

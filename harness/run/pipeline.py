@@ -357,8 +357,8 @@ def _operations(cluster: Cluster, spec: RunSpec, history: History,
         progress(f"harness error: {failure}; stopping the cluster")
     if lag.episodes:
         progress(f"the harness's host stalled {lag.episodes} time(s) beyond the probe "
-                 f"timeout (worst {lag.worst_ms:.0f} ms): timing verdicts of this run "
-                 "are inconclusive")
+                 f"timeout (worst {lag.worst_ms:.0f} ms): a timing failure these stalls "
+                 "account for inside its window is inconclusive")
     else:
         progress(f"harness scheduling lag: worst {lag.worst_ms:.0f} ms (limit "
                  f"{lag.threshold_ms:g} ms, the probe timeout)")
@@ -400,7 +400,11 @@ def _load_line(load: HostLoadMonitor) -> str:
             f"{figures['link_plane_cpu_s']} s, nodes {figures['nodes_cpu_s']} s of CPU")
     if load.episodes:
         line += (f"; saturated {load.episodes} time(s), {figures['saturated_s']} s in all: "
-                 "timing verdicts of this run are inconclusive")
+                 "a timing failure inside a saturation the nodes did not cause is "
+                 "inconclusive")
+        if load.by_nodes:
+            line += (f" ({load.by_nodes} of them caused by the nodes under test, which "
+                     "excuses none of their failures)")
     return line
 
 

@@ -6,11 +6,12 @@ policy, for the policy-specific ones). ``gossipcert certify`` runs every scenari
 claimed requirement names (a requirement may name several: PARTITION-HEAL is judged
 after a random split, after each of Jepsen's shapes and under a flapping link), each
 under the policy that requirement needs, and merges the per-scenario verdicts into one
-per requirement: a failure anywhere is a failure; else a pass needs a pass in every
-scenario the requirement names that ran (one of them left unexercised or unjudged makes
-the requirement so, a pass elsewhere does not cover for it); else a pass anywhere is a
-pass, else the requirement could not be judged (``error``) or was not exercised
-(``untested``). Pure functions: no cluster, no files.
+per requirement: a failure anywhere is a failure; else a scenario that could not judge
+it (``error``: an inconclusive timing failure, reads that all failed) leaves it unjudged
+whatever another scenario saw; else a pass needs a pass in every scenario the
+requirement names that ran (one of them left unexercised makes the requirement so, a
+pass elsewhere does not cover for it); else a pass anywhere is a pass, else it was not
+exercised (``untested``). Pure functions: no cluster, no files.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ __all__ = [
     "suite_plan",
 ]
 
-# Which of several verdicts on one requirement speaks for it: the strongest evidence.
-_PRECEDENCE = {"fail": 0, "pass": 1, "error": 2, "untested": 3, "not-claimed": 4}
+# Which of several verdicts on one requirement speaks for it. A fail is evidence of a
+# defect wherever it was seen. An error (most often a failure made inconclusive because
+# the host stalled) may hide a failure, so a pass elsewhere cannot outvote it: the
+# requirement stays unjudged and the certification incomplete, never PASS.
+_PRECEDENCE = {"fail": 0, "error": 1, "pass": 2, "untested": 3, "not-claimed": 4}
 
 
 @dataclass(frozen=True)

@@ -303,7 +303,7 @@ def check_broadcast_delivery(
                 tally.undetermined += 1  # first seen late, but maybe received in time
                 gaps += 1
             elif at is not None:
-                tally.observe(max(0.0, at - start), {**detail, "received_ms": at})
+                tally.observe(max(0.0, at - start), {**detail, "received_ms": at}, since=start)
             elif (
                 life.end < deadline
                 or index.end_ms < deadline
@@ -311,7 +311,7 @@ def check_broadcast_delivery(
             ):
                 tally.undetermined += 1
             else:
-                tally.never(min(index.end_ms, life.end) - start, detail)
+                tally.never(min(index.end_ms, life.end) - start, detail, since=start)
     verdict = timed_verdict(
         requirement, tally, "deliveries", "no broadcast could be followed to its deadline"
     )
@@ -345,7 +345,8 @@ def broadcast_latencies(index: HistoryIndex) -> list[dict[str, Any]]:
             if index.separated(origin, member, op.invoked, at, directed=True):
                 continue
             out.append(
-                {"broadcast": str(bid), "member": member, "latency_ms": max(0.0, at - op.invoked)}
+                {"broadcast": str(bid), "member": member, "latency_ms": max(0.0, at - op.invoked),
+                 "sent_ms": op.invoked}
             )
     return out
 
@@ -402,7 +403,10 @@ def check_broadcast_latency(
         f"p90 {q['p90']:.0f}, p99 {q['p99']:.0f}, max {q['max']:.0f} ms "
         f"(resolution {resolution:.0f} ms)"
     )
-    return make_verdict(requirement, status, median, bound, text, details)
+    # The deliveries above the bound are what a failed median is about.
+    late = [(x["sent_ms"], x["sent_ms"] + x["latency_ms"]) for x in samples
+            if x["latency_ms"] > bound]
+    return make_verdict(requirement, status, median, bound, text, details, late)
 
 
 def _rounds(reads: Sequence[PairedOp]) -> list[tuple[float, float, dict[str, Mapping[str, Any]]]]:

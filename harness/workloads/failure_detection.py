@@ -170,11 +170,11 @@ def _detection(index: HistoryIndex, requirement: Requirement, bound: float) -> V
                 tally.undetermined += 1  # first seen late, but maybe marked dead in time
                 gaps += 1
             elif seen is not None:
-                tally.observe(seen - t_kill, {**detail, "seen_ms": seen})
+                tally.observe(seen - t_kill, {**detail, "seen_ms": seen}, since=t_kill)
             elif cutoff < deadline or index.end_ms < deadline:
                 tally.undetermined += 1
             else:
-                tally.never(min(index.end_ms, cutoff) - t_kill, detail)
+                tally.never(min(index.end_ms, cutoff) - t_kill, detail, since=t_kill)
     verdict = timed_verdict(
         requirement, tally, "detections", "no member stayed up through a detection window"
     )

@@ -335,12 +335,13 @@ def heal_kv(
     converged, latest = _convergence(reads, required)
     detail: dict[str, Any] = {"kv": True, "heal_ms": t_heal}
     if converged is not None:
-        tally.observe(converged - t_heal, {**detail, "converged_ms": converged})
+        tally.observe(converged - t_heal, {**detail, "converged_ms": converged}, since=t_heal)
         return None
     if window_end < deadline:
         tally.undetermined += 1
         return None
-    tally.never(window_end - t_heal, {**detail, "diverging_keys": _divergence(latest, 3)})
+    tally.never(window_end - t_heal, {**detail, "diverging_keys": _divergence(latest, 3)},
+                since=t_heal)
     return {"heal_ms": t_heal, "digests": {n: r.digest for n, r in sorted(latest.items())}}
 
 
@@ -386,7 +387,8 @@ def check_kv_convergence(
             f"{len(required)} members' digests equal {measured:.0f} ms after writes stopped "
             f"({relation} {bound:.0f} ms)"
         )
-        return make_verdict(requirement, status, measured, bound, text, details)
+        return make_verdict(requirement, status, measured, bound, text, details,
+                            windows=[(t_stop, converged)])
     observed_for = index.end_ms - t_stop
     unread = sorted(required - set(latest))
     details["digests"] = {node: read.digest for node, read in sorted(latest.items())}
@@ -414,7 +416,8 @@ def check_kv_convergence(
         )
         if details["diverging_keys"]:
             text += f"; e.g. key {details['diverging_keys'][0]['key']!r} differs"
-    return make_verdict(requirement, "fail", max(observed_for, bound), bound, text, details)
+    return make_verdict(requirement, "fail", max(observed_for, bound), bound, text, details,
+                        windows=[(t_stop, index.end_ms)])
 
 
 # --------------------------------------------------------------------------- anti-entropy
@@ -457,6 +460,7 @@ def check_kv_after_partition(
             bound,
             verdict.evidence,
             {**verdict.details, "heals": notes},
+            verdict.windows,
         )
     return verdict
 
@@ -493,19 +497,22 @@ def check_kv_after_restart(
         converged, latest = _convergence(reads, members)
         detail = {"member": life.node, "ready_ms": life.ready, "kv": True}
         if converged is not None:
-            tally.observe(converged - life.ready, {**detail, "converged_ms": converged})
+            tally.observe(converged - life.ready, {**detail, "converged_ms": converged},
+                          since=life.ready)
         elif window_end < deadline:
             tally.undetermined += 1
         else:
             digests = {n: r.digest for n, r in sorted(latest.items())}
-            tally.never(window_end - life.ready, {**detail, "digests": digests})
+            tally.never(window_end - life.ready, {**detail, "digests": digests},
+                        since=life.ready)
     verdict = timed_verdict(
         requirement, tally, "restarted members' states", "no restart was followed by kv reads"
     )
     if skipped:
         details = {**verdict.details, "skipped": skipped[:_LIMIT]}
         return make_verdict(
-            requirement, verdict.status, verdict.measured, bound, verdict.evidence, details
+            requirement, verdict.status, verdict.measured, bound, verdict.evidence, details,
+            verdict.windows,
         )
     return verdict
 

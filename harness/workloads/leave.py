@@ -109,13 +109,13 @@ def check_member_leave(judging: JudgingContext, requirement: Requirement, bound:
                 if status in ("left", "absent") and seen_left is None:
                     seen_left = t
             if seen_left is not None:
-                tally.observe(seen_left - t0, {**detail, "seen_ms": seen_left})
+                tally.observe(seen_left - t0, {**detail, "seen_ms": seen_left}, since=t0)
             elif index.separated(observer, leaver, t0, deadline):
                 tally.excluded += 1
             elif window_end < deadline:
                 tally.undetermined += 1
             else:
-                tally.never(window_end - t0, detail)
+                tally.never(window_end - t0, detail, since=t0)
     verdict = timed_verdict(requirement, tally, "leave observations", "no leave was followed")
     if failed_as_dead:
         first = failed_as_dead[0]
@@ -125,7 +125,9 @@ def check_member_leave(judging: JudgingContext, requirement: Requirement, bound:
             f"left, e.g. {first['observer']} saw {first['member']} {first['status']}{after}"
         )
         details = {**verdict.details, "reported_failed": failed_as_dead[:10]}
-        return make_verdict(requirement, "fail", verdict.measured, bound, text, details)
+        # What a node reported, not when: no stall of the host excuses it.
+        return make_verdict(requirement, "fail", verdict.measured, bound, text, details,
+                            windows=())
     return verdict
 
 

@@ -93,11 +93,11 @@ def check_member_join(judging: JudgingContext, requirement: Requirement, bound: 
                 tally.excluded += 1
                 continue
             if seen is not None:
-                tally.observe(seen - ref, {**detail, "seen_ms": seen})
+                tally.observe(seen - ref, {**detail, "seen_ms": seen}, since=ref)
             elif stop < deadline or index.end_ms < deadline:
                 tally.undetermined += 1
             else:
-                tally.never(min(index.end_ms, stop) - ref, detail)
+                tally.never(min(index.end_ms, stop) - ref, detail, since=ref)
     return timed_verdict(
         requirement, tally, "member pairs", "no pair of members was up together long enough"
     )
@@ -128,13 +128,14 @@ def check_member_rejoin(judging: JudgingContext, requirement: Requirement, bound
             line = index.timeline(observer, life.node)
             settled = settled_alive(line, life.ready, window_end)
             if settled is not None and settled <= window_end:
-                tally.observe(settled - life.ready, {**detail, "seen_ms": settled})
+                tally.observe(settled - life.ready, {**detail, "seen_ms": settled},
+                              since=life.ready)
             elif index.separated(observer, life.node, life.ready, deadline):
                 tally.excluded += 1
             elif window_end < deadline or unconfirmed_alive(line, life.ready, window_end):
                 tally.undetermined += 1
             else:
-                tally.never(window_end - life.ready, detail)
+                tally.never(window_end - life.ready, detail, since=life.ready)
     return timed_verdict(
         requirement, tally, "rejoin observations", "no restarted node was followed long enough"
     )
@@ -179,11 +180,12 @@ def check_partition_heal(
                 line = index.timeline(observer, subject)
                 settled = settled_alive(line, t_heal, window_end)
                 if settled is not None:
-                    tally.observe(settled - t_heal, {**detail, "seen_ms": settled})
+                    tally.observe(settled - t_heal, {**detail, "seen_ms": settled},
+                                  since=t_heal)
                 elif window_end < deadline or unconfirmed_alive(line, t_heal, window_end):
                     tally.undetermined += 1
                 else:
-                    tally.never(window_end - t_heal, detail)
+                    tally.never(window_end - t_heal, detail, since=t_heal)
         if not kv_checked:
             continue
         note = heal_kv(index, members, t_heal, window_end, deadline, tally)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import os
 import random
 import sys
+import threading
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -49,12 +51,13 @@ VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
            "one-hop-broadcast", "refuses-leave", "left-turns-dead", "drops-live-peers",
-           "mangles-relays")
+           "mangles-relays", "spins-slow-fd")
 LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
 # The drops-live-peers defect: about once in this long a node forgets a live peer, and
 # ignores rows about it for DROPPED_S (a reaper with a "recently removed" filter).
 DROP_EVERY_S = 2.0
 DROPPED_S = 1.0
+SLOW_FD_FACTOR = 4  # the spins-slow-fd defect: a silent member is declared dead this late
 MAX_DATAGRAM = 60_000  # below the 65,507-byte UDP limit, with room for the envelope
 JOIN_GRACE_S = 3.0  # ready without a seed's answer after this long (the seed may be down)
 LEAVE_REPEATS = 3
@@ -217,9 +220,12 @@ class Node:
     def fail_after_s(self) -> float:
         if self.defect == "eager-fd":
             return self.probe_s  # seeded defect: one missed heartbeat interval is death
-        return self.probe_timeout_s + suspicion_ms(
+        limit = self.probe_timeout_s + suspicion_ms(
             self.suspicion_mult, self.suspicion_max_mult, self.probe_s * 1000,
             self.cluster_size()) / 1000.0
+        if self.defect == "spins-slow-fd":
+            return SLOW_FD_FACTOR * limit  # seeded defect: detection far too late
+        return limit
 
     def peers(self, *statuses: str) -> list[Member]:
         return [m for m in self.members.values() if m.id != self.id and m.status in statuses]
@@ -800,6 +806,14 @@ class Node:
             await server.serve_forever()
 
 
+def spin() -> None:
+    """The spins-slow-fd defect's busy loop: a whole core, for as long as the node runs.
+    Hashing a large block releases the GIL, so the node itself stays responsive."""
+    block = bytes(1 << 20)
+    while True:
+        hashlib.sha256(block).digest()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="gossip node with heartbeat failure detection")
     p.add_argument("--id", required=True)
@@ -825,6 +839,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="offer no graceful leave: POST /v1/leave answers 501 and the node "
                         "does not list the capability")
     args = p.parse_args(argv)
+    if args.defect == "spins-slow-fd":
+        threading.Thread(target=spin, name="spin", daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Node(args).run())
 
