@@ -443,10 +443,18 @@ def test_pn_counter() -> None:
 
 
 def test_or_set_add_wins() -> None:
-    def run(final: list[Any]) -> Verdict:
+    """x is added on n1 while n2, cut off from n1 by a partition, adds and removes x: the
+    remove cannot have seen n1's add, so add-wins keeps x. A remove-wins (or LWW-element)
+    set drops it, and used to pass. Without the partition the remove may have seen the
+    add (gossip can be that fast), so either outcome stands."""
+
+    def run(final: list[Any], partitioned: bool = True) -> Verdict:
         h = formed_crdt()
+        if partitioned:
+            h.fault("partition", 1900, groups=[["n1"], ["n2", "n3"]]).fault("heal", 4000)
         crdt(h, "n1", "s", "or-set", "add", "x", 2000)
-        crdt(h, "n2", "s", "or-set", "remove", "x", 2000)  # concurrent: may or may not see it
+        crdt(h, "n2", "s", "or-set", "add", "x", 2100)
+        crdt(h, "n2", "s", "or-set", "remove", "x", 2200)  # saw its own add, not n1's
         crdt(h, "n2", "s", "or-set", "add", "y", 2000)
         crdt(h, "n3", "s", "or-set", "remove", "y", 2100)
         crdt(h, "n1", "s", "or-set", "add", "y", 3000)  # after every remove of y: must stay
@@ -455,11 +463,14 @@ def test_or_set_add_wins() -> None:
             crdt_reads(h, "s", dict.fromkeys(("n1", "n2", "n3"), final)).until(20_000).build(),
         )
 
-    assert run(["y"]).status == "pass"
     assert run(["x", "y"]).status == "pass"
+    remove_wins = run(["y"])
+    assert remove_wins.status == "fail" and "'x'" in remove_wins.evidence, remove_wins.evidence
+    assert run(["y"], partitioned=False).status == "pass"
+    assert run(["x", "y"], partitioned=False).status == "pass"
     missing = run(["x"])
     assert missing.status == "fail" and "'y'" in missing.evidence
-    phantom = run(["y", "z"])
+    phantom = run(["x", "y", "z"])
     assert phantom.status == "fail" and "never added" in phantom.evidence
 
 

@@ -31,6 +31,13 @@ DEFECT_CASES = [
     ("drops-live-peers", "FD-NO-FALSE-POSITIVE", "default"),
     ("mangles-relays", "BCAST-DELIVERY", "default"),
     ("spins-slow-fd", "FD-DETECT", "default"),
+    ("remove-wins", "CRDT-OR-SET", "crdt"),
+    ("lying-digest", "KV-CONVERGENCE", "churn"),
+]
+# Defects that break no rule outright but leave a requirement without evidence: it must
+# be untested, never pass (a suite with an untested MUST is INCOMPLETE, exit 3).
+UNTESTED_CASES = [
+    ("writes-fail", ("KV-CONVERGENCE", "KV-LWW", "KV-NO-LOST-WRITE"), "churn"),
 ]
 # Requirements a full suite cannot exercise on this node because they are measured
 # through an optional extension it does not offer: BCAST-MSGS-PER-OP reads the nodes'
@@ -207,9 +214,9 @@ def test_manifests_are_valid_and_declare_no_extension() -> None:
                                       "leave", "crdt"}
     node = _load("heartbeat_node", "node.py")
     assert main.capabilities == node.CAPABILITIES
-    assert {d for d, _, _ in DEFECT_CASES} == set(node.DEFECTS)
+    assert {d for d, _, _ in [*DEFECT_CASES, *UNTESTED_CASES]} == set(node.DEFECTS)
     catalogue = {r.id for r in load_catalogue()}
-    for defect, requirement, _ in DEFECT_CASES:
+    for defect, requirement, _ in [*DEFECT_CASES, *((d, r[0], s) for d, r, s in UNTESTED_CASES)]:
         m = load_manifest(str(HEARTBEAT / "defects" / f"{defect}.yaml"))
         assert requirement in catalogue
         assert m.capabilities == main.capabilities and m.timing == main.timing
@@ -276,6 +283,25 @@ def test_seeded_defect_fails_its_requirement(tmp_path: Path, defect: str, requir
         # The host was saturated, by the spinning nodes: that excuses nothing.
         evidence = next(r for r in report["requirements"] if r["id"] == requirement)
         assert "saturated by the nodes under test themselves" in evidence["evidence"]["summary"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("defect", "requirements", "scenario"), UNTESTED_CASES)
+def test_seeded_defect_leaves_its_requirements_untested(
+    tmp_path: Path, defect: str, requirements: tuple[str, ...], scenario: str
+) -> None:
+    """Every put answering 500: the kv requirements rest on no acknowledged write, so
+    they are untested and the run is not a pass (they used to pass on empty states)."""
+    from test_self_validation import certify
+
+    code, report, output = certify(str(HEARTBEAT / "defects" / f"{defect}.yaml"),
+                                   tmp_path / "run", 5, scenario)
+    found = {r["id"]: r for r in report["requirements"]}
+    assert code != 0 and report["verdict"] != "pass", output[-3000:]
+    for rid in requirements:
+        assert found[rid]["status"] == "untested", (rid, found[rid])
+        assert "acknowledged" in found[rid]["evidence"]["summary"], found[rid]
+    assert found["MEM-JOIN"]["status"] == "pass", found["MEM-JOIN"]
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,9 +190,11 @@ def lost_writes(
     it and either certainly followed it or is what the member finally holds (the value
     it holds, or a delete when it holds nothing): with timestamps, a greater (timestamp,
     node id); without, any write not certainly before it in real time, so writes that
-    raced the winner lost the race, they were not lost. A write of unknown outcome that
-    may be later supersedes too (it may have happened). Whether the final value itself
-    is legal is KV-LWW's question, not this one.
+    raced the winner lost the race, they were not lost. A write of unknown outcome
+    supersedes only as what the member holds (it may take effect at any time after its
+    invocation): one timed-out put does not excuse every lost write of its key, since
+    had it superseded them its own value (or a later one) would be there. Whether the
+    final value itself is legal is KV-LWW's question, not this one.
     """
     present = {canon(v) for v in final or []}
     ok = [w for w in writes if w.happened and not w.deleted]
@@ -210,15 +212,16 @@ def lost_writes(
     best = max(stamped, key=_order) if stamped else None
     unstamped = [w for w in others if w.timestamp is None]
 
-    all_latest, all_maybe, all_holder_end = (
-        max((x.invoked for x in others), default=-INF),
-        any(x.maybe for x in others),
-        max((x.completed for x in holders), default=-INF),
+    def end(x: Write) -> float:
+        return INF if x.maybe else x.completed  # unknown outcome: may take effect any time
+
+    all_latest, all_holder_end = (
+        max((x.invoked for x in others if x.happened), default=-INF),
+        max((end(x) for x in holders), default=-INF),
     )
-    un_latest, un_maybe, un_holder_end = (
-        max((x.invoked for x in unstamped), default=-INF),
-        any(x.maybe for x in unstamped),
-        max((x.completed for x in holders if x.timestamp is None), default=-INF),
+    un_latest, un_holder_end = (
+        max((x.invoked for x in unstamped if x.happened), default=-INF),
+        max((end(x) for x in holders if x.timestamp is None), default=-INF),
     )
     lost: list[Write] = []
     for w in ok:
@@ -227,12 +230,11 @@ def lost_writes(
         if w.timestamp is not None:
             if best is not None and _order(best) > _order(w):
                 continue  # a greater timestamp supersedes it
-            latest, maybe, holder_end = un_latest, un_maybe, un_holder_end
+            latest, holder_end = un_latest, un_holder_end
         else:
-            latest, maybe, holder_end = all_latest, all_maybe, all_holder_end
+            latest, holder_end = all_latest, all_holder_end
         if (
             latest > w.completed + REALTIME_TOLERANCE_MS  # a write certainly after it
-            or maybe  # a write of unknown outcome, never certainly before it
             or holder_end + REALTIME_TOLERANCE_MS >= w.invoked  # the holder may follow it
         ):
             continue
@@ -428,20 +430,27 @@ class SetOutcome:
         return reasons
 
 
-def or_set_model(ops: Sequence[SetOp], reads: Sequence[SetRead] = ()) -> SetOutcome:
+def or_set_model(
+    ops: Sequence[SetOp],
+    reads: Sequence[SetRead] = (),
+    unseen: Callable[[SetOp, SetOp], bool] | None = None,
+) -> SetOutcome:
     """Add-wins observed-remove set.
 
     A remove only removes the adds it observed, and under gossip a remove on one node
     may not have observed an add made elsewhere before it. So an element *must* be
-    present when some completed add began after every remove of it could have ended
-    (no remove can have observed that add); it *may* be present when it was ever added;
+    present when some completed add could be observed by no remove of it: every remove
+    ended before the add began, or ``unseen(add, remove)`` says it could not see the add
+    (it ran cut off from the adder since before the add: a concurrent add and remove,
+    where add-wins keeps the element and a remove-wins or LWW-element set drops it);
+    it *may* be present when it was ever added;
     and it *must be absent* when a completed remove observed every add of it. A remove
     on node X certainly observed an add made on X that completed before the remove
     began, and an add that was the only one of its element begun before a read of X
     that showed the element and completed before the remove began (that read's element
     can only carry that add's tag).
     """
-    last_remove_end: dict[str, float] = defaultdict(lambda: -INF)
+    removes: dict[str, list[SetOp]] = defaultdict(list)
     elements: dict[str, Any] = {}
     adds: dict[str, list[SetOp]] = defaultdict(list)
     for op in ops:
@@ -449,16 +458,17 @@ def or_set_model(ops: Sequence[SetOp], reads: Sequence[SetRead] = ()) -> SetOutc
         elements[key] = op.element
         if op.outcome == "fail":
             continue
-        if op.add:
-            adds[key].append(op)
-        else:
-            end = op.completed if op.outcome == "ok" else INF
-            last_remove_end[key] = max(last_remove_end[key], end)
+        (adds if op.add else removes)[key].append(op)
+
+    def blind(add: SetOp, remove: SetOp) -> bool:
+        end = remove.completed if remove.outcome == "ok" else INF
+        return end < add.invoked or (unseen is not None and unseen(add, remove))
+
     required: set[str] = set()
     allowed: set[str] = set()
     for key, made in adds.items():
         allowed.add(key)
-        if any(op.outcome == "ok" and op.invoked > last_remove_end[key] for op in made):
+        if any(op.outcome == "ok" and all(blind(op, r) for r in removes[key]) for op in made):
             required.add(key)
     by_node: dict[str, list[SetRead]] = defaultdict(list)
     for read in reads:

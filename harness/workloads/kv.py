@@ -27,6 +27,7 @@ from gossipcert.harness.judging.checker import (
 )
 from gossipcert.harness.judging.index import INF, HistoryIndex
 from gossipcert.harness.judging.models import (
+    REALTIME_TOLERANCE_MS,
     Write,
     canon,
     lost_writes,
@@ -192,6 +193,18 @@ class _KvRead:
     digest: Any
     entries: Mapping[str, Any]
 
+    @property
+    def content(self) -> str:
+        """The entries read, canonical: what the harness itself saw the node hold."""
+        return canon({str(k): _values(self.entries, str(k)) for k in self.entries})
+
+    @property
+    def state(self) -> str:
+        """What two reads must share to count as one state: the node's digest and the
+        entries themselves (a digest alone is the node's word; a missing one is not a
+        match)."""
+        return canon([self.digest, self.content])
+
 
 def _kv_reads(
     index: HistoryIndex, nodes: Iterable[str], t0: float, t1: float = INF
@@ -204,6 +217,8 @@ def _kv_reads(
             continue
         if op.invoked >= t0 and op.completed <= t1:
             entries = op.result.get("entries") or {}
+            if not isinstance(entries, Mapping):
+                entries = {}
             out.append(_KvRead(str(op.node), op.completed, op.result.get("digest"), entries))
     out.sort(key=lambda r: r.at)
     return out
@@ -212,17 +227,18 @@ def _kv_reads(
 def _convergence(
     reads: Sequence[_KvRead], required: set[str]
 ) -> tuple[float | None, dict[str, _KvRead]]:
-    """When the latest digests of all ``required`` nodes became equal for good (if ever)."""
+    """When the latest states of all ``required`` nodes (digest and entries, see
+    :attr:`_KvRead.state`) became equal for good (if ever)."""
     latest: dict[str, _KvRead] = {}
     counts: Counter[str] = Counter()
     converged: float | None = None
     for read in reads:
-        digest = canon(read.digest)
+        digest = read.state
         previous = latest.get(read.node)
         if previous is not None:
-            counts[canon(previous.digest)] -= 1
-            if counts[canon(previous.digest)] == 0:
-                del counts[canon(previous.digest)]
+            counts[previous.state] -= 1
+            if counts[previous.state] == 0:
+                del counts[previous.state]
         latest[read.node] = read
         counts[digest] += 1
         if len(latest) == len(required) and len(counts) == 1:
@@ -256,6 +272,56 @@ def _values(entries: Mapping[str, Any], key: str) -> list[Any] | None:
     if not isinstance(values, list):
         values = [values]
     return sorted(values, key=canon)
+
+
+def _acked_puts(index: HistoryIndex) -> int:
+    """How many puts a member acknowledged: without one, an empty state agrees with
+    itself and every kv requirement would hold of a node that stores nothing."""
+    return sum(1 for p in index.ops.get("put", []) if p.outcome == "ok")
+
+
+def _no_acked_put(index: HistoryIndex) -> str:
+    attempted = len(index.ops.get("put", []))
+    return f"none of the {attempted} put(s) was acknowledged: no write to judge the state by"
+
+
+def _digest_mismatches(index: HistoryIndex, limit: int = 3) -> list[dict[str, Any]]:
+    """Reads where one digest stood for two different sets of entries: the digest does
+    not summarise the state, so digests cannot vouch for convergence."""
+    seen: dict[str, tuple[str, _KvRead]] = {}
+    out: list[dict[str, Any]] = []
+    for read in _kv_reads(index, index.nodes, -INF):
+        if read.digest is None:
+            continue
+        key = canon(read.digest)
+        first = seen.setdefault(key, (read.content, read))
+        if first[0] != read.content:
+            out.append({"digest": read.digest,
+                        "reads": [{"node": r.node, "at_ms": r.at, "keys": len(r.entries)}
+                                  for r in (first[1], read)]})
+            seen[key] = (read.content, read)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _contested(by_key: Mapping[str, Sequence[Write]]) -> int:
+    """Keys with a contested pair: two acknowledged puts from different nodes, neither
+    certainly before the other in real time. Without one, conflict resolution was never
+    exercised (a node refusing any racing put would pass on sequential writes alone)."""
+    count = 0
+    for writes in by_key.values():
+        ok = [w for w in writes if w.happened and not w.deleted]
+        if any(a.node != b.node
+               and a.completed + REALTIME_TOLERANCE_MS >= b.invoked
+               and b.completed + REALTIME_TOLERANCE_MS >= a.invoked
+               for i, a in enumerate(ok) for b in ok[i + 1:]):
+            count += 1
+    return count
+
+
+_NO_RACE = ("no contested pair: no two acknowledged puts of one key from different nodes "
+            "overlapped in time, so conflict resolution was never exercised")
 
 
 def writes_stopped(index: HistoryIndex) -> float | None:
@@ -330,8 +396,11 @@ def heal_kv(
         return {"heal_ms": t_heal, "skipped": "writes continued after the heal"}
     required = set(members)
     reads = _kv_reads(index, required, t_heal, window_end)
-    if not reads or {r.node for r in reads} != required:
-        return None  # kv not read from everyone after this heal: membership alone is judged
+    unread = sorted(required - {r.node for r in reads})
+    if unread:
+        # Never a silent pass: this heal leaves the kv of these members untested.
+        why = f"kv never read after the heal on {', '.join(unread)}"
+        return {"heal_ms": t_heal, "untested": why}
     converged, latest = _convergence(reads, required)
     detail: dict[str, Any] = {"kv": True, "heal_ms": t_heal}
     if converged is not None:
@@ -361,6 +430,16 @@ def check_kv_convergence(
     t_stop, why = _settle_point(index)
     if t_stop is None:
         return make_verdict(requirement, "untested", None, bound, str(why))
+    if not _acked_puts(index):
+        return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
+    lies = _digest_mismatches(index)
+    if lies:
+        first = lies[0]["reads"]
+        text = (f"{len(lies)} digest(s) stood for different entries: e.g. {first[0]['node']} "
+                f"and {first[1]['node']} reported one digest for states of "
+                f"{first[0]['keys']} and {first[1]['keys']} key(s) (recomputed from the "
+                "entries read): the digest does not summarise the state")
+        return make_verdict(requirement, "fail", None, bound, text, {"digest_mismatches": lies})
     required = {
         n
         for n in index.nodes
@@ -381,11 +460,12 @@ def check_kv_convergence(
         measured = max(0.0, converged - t_stop)
         details["converged_ms"] = converged
         details["digest"] = latest[next(iter(required))].digest
+        details["keys"] = len(latest[next(iter(required))].entries)
         status = "pass" if measured <= bound else "fail"
         relation = "<=" if status == "pass" else ">"
         text = (
-            f"{len(required)} members' digests equal {measured:.0f} ms after writes stopped "
-            f"({relation} {bound:.0f} ms)"
+            f"{len(required)} members' digests and entries equal {measured:.0f} ms after "
+            f"writes stopped ({relation} {bound:.0f} ms)"
         )
         return make_verdict(requirement, status, measured, bound, text, details,
                             windows=[(t_stop, converged)])
@@ -409,7 +489,7 @@ def check_kv_convergence(
     if unread:
         text = f"no successful kv read from {', '.join(unread)} after writes stopped"
     else:
-        distinct = len({canon(r.digest) for r in latest.values()})
+        distinct = len({r.state for r in latest.values()})
         text = (
             f"digests never converged: {distinct} distinct digests among {len(latest)} "
             f"members {observed_for:.0f} ms after writes stopped"
@@ -434,6 +514,8 @@ def check_kv_after_partition(
     if not heals:
         why = "no partition was applied and healed"
         return make_verdict(requirement, "untested", None, bound, why)
+    if not _acked_puts(index):
+        return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
     tally = Tally(bound)
     notes: list[dict[str, Any]] = []
     starts = sorted(c.start for c in index.cuts)
@@ -453,12 +535,16 @@ def check_kv_after_partition(
         requirement, tally, "post-heal kv agreements", "no heal was followed by kv reads"
     )
     if notes:
+        evidence = verdict.evidence
+        untested = [n for n in notes if "untested" in n]
+        if untested and verdict.status == "pass":
+            evidence += (f"; {len(untested)} heal(s) left untested ({untested[0]['untested']})")
         return make_verdict(
             requirement,
             verdict.status,
             verdict.measured,
             bound,
-            verdict.evidence,
+            evidence,
             {**verdict.details, "heals": notes},
             verdict.windows,
         )
@@ -470,41 +556,52 @@ def check_kv_after_restart(
     judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """KV-AFTER-RESTART: a node restarted with its state lost gets the cluster's state back
-    (its digest equals every live member's) within the bound of its readiness."""
+    (its digest and entries equal every live member's) within the bound of its readiness;
+    and writes made after the restart reach it: within the bound of the last of them,
+    every member agrees and the restarted node holds each acknowledged one (or what
+    superseded it)."""
     index = judging.index
     tally = Tally(bound)
     skipped: list[dict[str, Any]] = []
     restarts = [life for lives in index.lives.values() for life in lives[1:]]
     if not restarts:
         return make_verdict(requirement, "untested", None, bound, "no node was restarted")
-    writes = sorted(p.invoked for p in index.ops.get("put", []))
+    if not _acked_puts(index):
+        return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
+    writes = sorted(
+        (p for name in ("put", "delete") for p in index.ops.get(name, [])),
+        key=lambda p: p.invoked,
+    )
+    by_key = writes_by_key(index)
     for life in restarts:
-        deadline = life.ready + bound
-        members = {
-            n
-            for n in index.nodes
-            if (other := index.life_at(n, life.ready)) is not None and other.end >= deadline
-        }
-        members.add(life.node)
         window_end = min(life.end, index.end_ms)
-        if any(life.ready <= t <= deadline for t in writes):
-            skipped.append({"node": life.node, "skipped": "writes continued after the restart"})
-            continue
-        reads = _kv_reads(index, members, life.ready, window_end)
-        if {r.node for r in reads} != members:
-            skipped.append({"node": life.node, "skipped": "not every member's kv was read"})
-            continue
-        converged, latest = _convergence(reads, members)
+        after = [p for p in writes if life.ready <= p.invoked <= window_end]
+        catch_up_end = min(window_end, after[0].invoked) if after else window_end
+        # The catch-up: from readiness to the first write after it.
+        deadline = life.ready + bound
+        members = _members_through(index, life.ready, deadline) | {life.node}
+        reads = _kv_reads(index, members, life.ready, catch_up_end)
         detail = {"member": life.node, "ready_ms": life.ready, "kv": True}
-        if converged is not None:
-            tally.observe(converged - life.ready, {**detail, "converged_ms": converged},
-                          since=life.ready)
-        elif window_end < deadline:
-            tally.undetermined += 1
+        if {r.node for r in reads} != members:
+            skipped.append({"node": life.node, "skipped": "not every member's kv was read "
+                            "before the next write"})
         else:
-            digests = {n: r.digest for n, r in sorted(latest.items())}
-            tally.never(window_end - life.ready, {**detail, "digests": digests},
-                        since=life.ready)
+            converged, latest = _convergence(reads, members)
+            if converged is not None:
+                tally.observe(converged - life.ready, {**detail, "converged_ms": converged},
+                              since=life.ready)
+            elif catch_up_end < deadline:
+                if after:
+                    skipped.append({"node": life.node,
+                                    "skipped": "writes continued after the restart"})
+                else:
+                    tally.undetermined += 1
+            else:
+                digests = {n: r.digest for n, r in sorted(latest.items())}
+                tally.never(catch_up_end - life.ready, {**detail, "digests": digests},
+                            since=life.ready)
+        if after:
+            _judge_writes_after(index, life.node, after, window_end, by_key, tally)
     verdict = timed_verdict(
         requirement, tally, "restarted members' states", "no restart was followed by kv reads"
     )
@@ -515,6 +612,52 @@ def check_kv_after_restart(
             verdict.windows,
         )
     return verdict
+
+
+def _members_through(index: HistoryIndex, t0: float, t1: float) -> set[str]:
+    """The nodes up at ``t0`` whose life lasts at least until ``t1``."""
+    return {n for n in index.nodes
+            if (life := index.life_at(n, t0)) is not None and life.end >= t1}
+
+
+def _judge_writes_after(
+    index: HistoryIndex,
+    node: str,
+    after: Sequence[Any],
+    window_end: float,
+    by_key: Mapping[str, Sequence[Write]],
+    tally: Tally,
+) -> None:
+    """Writes made during a restarted life: from the last of them, every member that
+    stays up must agree within the bound, and ``node`` must hold each acknowledged put
+    (or a write that superseded it)."""
+    t0 = max(p.completed if p.completed < INF else p.invoked for p in after)
+    deadline = t0 + tally.bound
+    members = _members_through(index, t0, deadline) | {node}
+    reads = _kv_reads(index, members, t0, window_end)
+    detail = {"member": node, "writes_after_restart": len(after), "last_write_ms": t0,
+              "kv": True}
+    if {r.node for r in reads} != members:
+        tally.undetermined += 1
+        return
+    converged, latest = _convergence(reads, members)
+    if converged is None:
+        if window_end < deadline:
+            tally.undetermined += 1
+        else:
+            digests = {n: r.digest for n, r in sorted(latest.items())}
+            tally.never(window_end - t0, {**detail, "digests": digests}, since=t0)
+        return
+    held = latest[node]
+    acked = {p.call for p in after if p.op == "put" and p.outcome == "ok"}
+    lost = [w for key in sorted({str(p.args.get("key")) for p in after})
+            for w in lost_writes(by_key.get(key, ()), _values(held.entries, key))
+            if w.call in acked]
+    if lost:
+        tally.never(window_end - t0, {**detail, "lost": [w.describe() for w in lost[:3]]},
+                    since=t0)
+        return
+    tally.observe(converged - t0, {**detail, "converged_ms": converged}, since=t0)
 
 
 # --------------------------------------------------------------------------- final state
@@ -585,6 +728,10 @@ def check_kv_mv(judging: JudgingContext, requirement: Requirement, bound: float)
     by_key = writes_by_key(index)
     if not by_key:
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
+    if not _acked_puts(index):
+        return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
+    if not _contested(by_key):
+        return make_verdict(requirement, "untested", None, bound, _NO_RACE)
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
@@ -634,6 +781,8 @@ def check_no_lost_write(judging: JudgingContext, requirement: Requirement, bound
     by_key = writes_by_key(index)
     if not by_key:
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
+    if not _acked_puts(index):
+        return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
@@ -695,9 +844,18 @@ def check_deletes_stay_deleted(
         key: [_unshipped_as_maybe(index, w, grace) for w in writes]
         for key, writes in writes_by_key(index).items()
     }
-    deleted = {k: ws for k, ws in by_key.items() if any(w.deleted and w.happened for w in ws)}
+    # A delete tests tombstones only where an acknowledged put came before it: something
+    # the delete had to bury, and that old gossip could bring back.
+    raw = writes_by_key(index)
+    deleted = {
+        k: ws for k, ws in by_key.items()
+        if any(d.deleted and d.happened
+               and any(p.happened and not p.deleted and p.invoked <= d.completed for p in raw[k])
+               for d in raw[k])
+    }
     if not deleted:
-        return make_verdict(requirement, "untested", None, bound, "no key was deleted")
+        none = "no key was deleted after an acknowledged put of it"
+        return make_verdict(requirement, "untested", None, bound, none)
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
@@ -738,6 +896,10 @@ def check_kv_lww(judging: JudgingContext, requirement: Requirement, bound: float
     by_key = writes_by_key(index)
     if not by_key:
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
+    if not _acked_puts(index):
+        return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
+    if not _contested(by_key):
+        return make_verdict(requirement, "untested", None, bound, _NO_RACE)
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
@@ -783,7 +945,8 @@ def check_kv_lww(judging: JudgingContext, requirement: Requirement, bound: float
         details = {"keys": len(by_key), "members": sorted(latest), "violations": bad[:_LIMIT]}
         return make_verdict(requirement, "fail", len(bad), bound, text, details)
     details = {"keys": len(by_key), "members": sorted(latest), "violations": []}
-    text = f"all {len(by_key)} keys hold the LWW winner on {len(latest)} members"
+    text = (f"all {len(by_key)} keys ({_contested(by_key)} raced) hold the LWW winner on "
+            f"{len(latest)} members")
     if any(w.timestamp for ws in by_key.values() for w in ws):
         text += f"; every write's timestamp within {index.clock_skew_ms:g} ms of its call"
     return make_verdict(requirement, "pass", len(bad), bound, text, details)

@@ -370,6 +370,9 @@ class _Planner:
         # Deletes go to keys no concurrent write touches later, so a key that comes back
         # is a resurrection, not a newer write.
         spare = keys[len(concurrent):] or keys
+        # ... and to keys some put wrote first: a delete buries a value, or tests nothing.
+        written = {op.key for op in puts if isinstance(op, Put)}
+        spare = [k for k in spare if k in written] or spare
         deletes: list[Op] = [Delete(self.rng.choice(up), self.rng.choice(spare))
                              for _ in range(int(step.get("deletes", 0)))]
         races: list[Op] = [o.Concurrent(tuple(self.put(n, key) for n in up))
@@ -462,6 +465,14 @@ class _Planner:
                             self.put(node, f"key-side-{group[0]}")]
         if step.get("crdt", False):
             out += [_crdt_op(self.rng, self.rng.choice(up)) for _ in range(8)]
+            if groups is not None and len(groups) >= 2:
+                # Add-wins, decided: an element added on one side, then added and removed
+                # on the other, which cannot see the first add; it must survive the heal.
+                name, element = CRDT_NAMES["or-set"], f"split-{index}"
+                adder, remover = self.rng.choice(groups[0]), self.rng.choice(groups[1])
+                out += [Crdt(adder, name, "or-set", "add", element),
+                        Crdt(remover, name, "or-set", "add", element),
+                        Crdt(remover, name, "or-set", "remove", element)]
         sent = []
         origins_from = groups if groups is not None else (
             [cut["from"]] if "from" in cut else [up])

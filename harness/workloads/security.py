@@ -5,6 +5,7 @@ It also owns the operation that starts such a node (an intruder with a key of it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ from gossipcert.harness.judging.checker import (
     capability_checker,
     make_verdict,
 )
+from gossipcert.harness.judging.index import HistoryIndex
+from gossipcert.harness.judging.models import canon
 from gossipcert.harness.judging.verdict import Requirement, Verdict
 from gossipcert.harness.workloads.operations import Op
 
@@ -88,8 +91,9 @@ def check_wrong_key_rejected(
     judging: JudgingContext, requirement: Requirement, bound: float
 ) -> Verdict:
     """SEC-WRONG-KEY: no member holding the right key ever lists an intruder (a node
-    started with a wrong key: ``start`` args ``key: wrong``) as alive or suspect, and no
-    broadcast from an intruder reaches one."""
+    started with a wrong key: ``start`` args ``key: wrong``) as alive or suspect, no
+    broadcast from an intruder reaches one, and no member's state ever shows the value an
+    intruder wrote (state injected with the wrong key)."""
     index = judging.index
     intruders = index.intruders
     if not intruders:
@@ -113,14 +117,16 @@ def check_wrong_key_rejected(
                 incidents.append(
                     {"observer": member, "intruder": op.node, "broadcast": op.args["id"]}
                 )
+    incidents += _injected_writes(index, intruders, honest)
     details = {"intruders": sorted(intruders), "admitted": incidents[:10]}
     if len(incidents) > bound:
         first = incidents[0]
-        what = (
-            f"received broadcast {first['broadcast']!r} from"
-            if "broadcast" in first
-            else f"listed as {first['status']}"
-        )
+        if "broadcast" in first:
+            what = f"received broadcast {first['broadcast']!r} from"
+        elif "key" in first:
+            what = f"holds key {first['key']!r} as written by"
+        else:
+            what = f"listed as {first['status']}"
         text = (
             f"{len(incidents)} admission(s) of a wrong-key node: {first['observer']} "
             f"{what} {first['intruder']}"
@@ -128,6 +134,33 @@ def check_wrong_key_rejected(
         return make_verdict(requirement, "fail", len(incidents), bound, text, details)
     text = f"{len(honest)} members never admitted {', '.join(sorted(intruders))}"
     return make_verdict(requirement, "pass", 0, bound, text, details)
+
+
+def _injected_writes(
+    index: HistoryIndex, intruders: frozenset[str], honest: list[str]
+) -> list[dict[str, Any]]:
+    """Each member whose kv read (the whole state, or one key) returned a value an
+    intruder put, read after that put began: one incident per member and write."""
+    found: list[dict[str, Any]] = []
+    members = set(honest)
+    for put in index.intruder_ops.get("put", []):
+        key, value = put.args.get("key"), canon(put.args.get("value"))
+        if put.node not in intruders or key is None:
+            continue
+        for op in [*index.ops.get("kv", []), *index.ops.get("get", [])]:
+            if (op.outcome != "ok" or op.node not in members or op.completed < put.invoked
+                    or not isinstance(op.result, Mapping)):
+                continue
+            if op.op == "kv":
+                entry = (op.result.get("entries") or {}).get(str(key))
+                values = entry.get("values") if isinstance(entry, Mapping) else None
+            else:
+                values = op.result.get("values") if op.args.get("key") == key else None
+            if isinstance(values, list) and value in {canon(v) for v in values}:
+                found.append({"observer": op.node, "intruder": put.node, "key": key,
+                              "at_ms": op.completed})
+                members.discard(str(op.node))
+    return found
 
 
 # The operations this capability adds to the vocabulary.

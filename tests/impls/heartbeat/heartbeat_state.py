@@ -178,12 +178,15 @@ def _amount(value: Any) -> int:
 
 
 def crdt_apply(kind: str, state: dict[str, Any], op: str, value: Any, replica: str,
-               tag: str, stamp: Stamp, *, removes: bool = True) -> dict[str, Any]:
+               tag: str, stamp: Stamp, *, removes: bool = True,
+               remove_wins: bool = False) -> dict[str, Any]:
     """A new state with one local operation applied.
 
     ``replica`` names this life of this node (counters keep one slot per replica),
     ``tag`` is unique to this operation (or-set adds), ``stamp`` orders register sets.
-    ``removes=False`` makes or-set removes do nothing (a seeded defect).
+    ``removes=False`` makes or-set removes do nothing (a seeded defect);
+    ``remove_wins=True`` stamps adds and removes so that a remove hides every add of its
+    element stamped before it, seen or not (a seeded defect: an LWW-element set).
     """
     if op not in CRDT_OPS[kind]:
         raise CrdtError(f"{kind} has no operation {op!r}")
@@ -195,12 +198,19 @@ def crdt_apply(kind: str, state: dict[str, Any], op: str, value: Any, replica: s
     if kind == "or-set":
         adds = dict(state["adds"])
         removed = set(state["rm"])
+        out: dict[str, Any] = {}
+        if remove_wins:
+            out = {"at": dict(state.get("at") or {}), "rmt": dict(state.get("rmt") or {})}
         if op == "add":
             adds[tag] = value
+            if remove_wins:
+                out["at"][tag] = [stamp[0], stamp[1]]
         elif removes:
             key = canonical(value)
             removed |= {t for t, v in adds.items() if canonical(v) == key}
-        return {"adds": adds, "rm": sorted(removed)}
+            if remove_wins:
+                out["rmt"][key] = max(out["rmt"].get(key, [0, ""]), [stamp[0], stamp[1]])
+        return {"adds": adds, "rm": sorted(removed), **out}
     return {"stamp": [stamp[0], stamp[1]], "v": value}
 
 
@@ -215,7 +225,13 @@ def crdt_merge(kind: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any
             out[side] = merged
         return out
     if kind == "or-set":
-        return {"adds": {**a["adds"], **b["adds"]}, "rm": sorted(set(a["rm"]) | set(b["rm"]))}
+        merged = {"adds": {**a["adds"], **b["adds"]}, "rm": sorted(set(a["rm"]) | set(b["rm"]))}
+        if "rmt" in a or "rmt" in b:  # the remove-wins defect's stamps
+            rmt = dict(a.get("rmt") or {})
+            for key, at in (b.get("rmt") or {}).items():
+                rmt[key] = max(rmt.get(key, at), at)
+            merged |= {"at": {**(a.get("at") or {}), **(b.get("at") or {})}, "rmt": rmt}
+        return merged
     sa, sb = a["stamp"], b["stamp"]
     if sb is None:
         return a
@@ -231,6 +247,9 @@ def crdt_value(kind: str, state: dict[str, Any]) -> Any:
         return sum(state["p"].values()) - sum(state["n"].values())
     if kind == "or-set":
         removed = set(state["rm"])
+        at, rmt = state.get("at") or {}, state.get("rmt") or {}
+        removed |= {t for t, v in state["adds"].items()
+                    if canonical(v) in rmt and t in at and at[t] < rmt[canonical(v)]}
         live = {canonical(v): v for t, v in state["adds"].items() if t not in removed}
         return [live[k] for k in sorted(live)]
     return state["v"]

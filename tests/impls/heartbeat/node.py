@@ -51,13 +51,14 @@ VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
            "one-hop-broadcast", "refuses-leave", "left-turns-dead", "drops-live-peers",
-           "mangles-relays", "spins-slow-fd")
+           "mangles-relays", "spins-slow-fd", "writes-fail", "remove-wins", "lying-digest")
 LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
 # The drops-live-peers defect: about once in this long a node forgets a live peer, and
 # ignores rows about it for DROPPED_S (a reaper with a "recently removed" filter).
 DROP_EVERY_S = 2.0
 DROPPED_S = 1.0
 SLOW_FD_FACTOR = 4  # the spins-slow-fd defect: a silent member is declared dead this late
+LYING_DIGEST_S = 2.0  # the lying-digest defect: how long a served digest is cached
 MAX_DATAGRAM = 60_000  # below the 65,507-byte UDP limit, with room for the envelope
 JOIN_GRACE_S = 3.0  # ready without a seed's answer after this long (the seed may be down)
 LEAVE_REPEATS = 3
@@ -198,6 +199,8 @@ class Node:
         self.last_micros = 0
         self.op_seq = 0
         self.puts = 0
+        self.served_digest: str | None = None  # the lying-digest defect's cached digest
+        self.served_at = 0.0
         self.ready = not self.seeds
         self.left = False
         self.dropped: dict[str, float] = {}  # drops-live-peers: id -> ignored until
@@ -606,7 +609,14 @@ class Node:
         if res == "kv" and not rest:
             self.need(method, "GET")
             visible = self.kv.visible()
-            return 200, {"digest": digest_of(visible),
+            digest = digest_of(visible)
+            if self.defect == "lying-digest":
+                # seeded defect: the digest served is cached for a while, stale meanwhile
+                now = time.monotonic()
+                if self.served_digest is None or now - self.served_at > LYING_DIGEST_S:
+                    self.served_digest, self.served_at = digest, now
+                digest = self.served_digest
+            return 200, {"digest": digest,
                          "entries": {k: {"values": [v]} for k, v in visible.items()}}
         if res == "kv" and len(rest) == 1 and rest[0]:
             return self.api_key(method, rest[0], data)
@@ -699,6 +709,8 @@ class Node:
             if "value" not in data:
                 raise HttpError(400, "bad_request", "a put needs a value")
             self.puts += 1
+            if self.defect == "writes-fail":
+                raise HttpError(500, "internal", "seeded defect: every put fails")
             if self.defect == "drops-writes" and self.puts % 2 == 0:
                 return 200, {"context": {}}  # seeded defect: acknowledged, never stored
             self.write(key, Entry(self.stamp(), data["value"]))
@@ -739,7 +751,8 @@ class Node:
         try:
             state = crdt_apply(kind, state, op, data.get("value"), self.replica,
                                f"{self.replica}#{self.op_seq}", self.stamp(),
-                               removes=self.defect != "g-set")
+                               removes=self.defect != "g-set",
+                               remove_wins=self.defect == "remove-wins")
         except CrdtError as exc:
             raise HttpError(400, "bad_request", str(exc)) from None
         self.crdts[name] = (kind, state)
