@@ -434,8 +434,8 @@ class _Planner:
         """A partition held, then healed; with ``writes``/``crdt``/``broadcasts``, that
         workload runs while it holds. Broadcasts start on each side in turn (one-way: on
         the side that cannot reach the other) and are read back after the heal, until
-        every live member has each one: a member cut off from the origin owes it within
-        the BCAST-DELIVERY bound counted from the heal plus ``heal_repair_ms``."""
+        every live member has each one: a member that missed one owes it within the
+        BCAST-DELIVERY bound counted from the heal plus ``heal_repair_ms``."""
         up = self.state.up()
         plane = str(step.get("plane", "auto"))
         shape = str(step.get("shape", "random-halves"))
