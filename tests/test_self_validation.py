@@ -154,8 +154,9 @@ def test_seeded_defect_is_flagged_with_its_requirement_in_memory(name: str) -> N
 
 def test_a_wrong_key_write_let_in_by_an_unsealed_kv_sync_fails_in_memory() -> None:
     """unsealed_kv_sync keeps the wrong-key node out of every member list and broadcast,
-    yet its Merkle hops, sent and accepted in the clear, carry its write into the members'
-    state: SEC-WRONG-KEY fails on that write alone. The reference, same run, passes."""
+    yet the Merkle hop it sends with its join, in the clear and accepted so, carries its
+    write into the members' state: SEC-WRONG-KEY fails on that write alone. The
+    reference, same run, passes."""
     from gossipcert.harness.manifest import new_gossip_key
     from gossipcert.harness.run.pipeline import simulate
     from gossipcert.harness.workloads.scenario import load_scenario, schedule

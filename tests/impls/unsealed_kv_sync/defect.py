@@ -3,17 +3,20 @@ keyring. Membership, probes, gossip and push-pull are sealed and opened as they 
 be, but Merkle hops are sent in the clear and a clear frame is let through when it is a
 Merkle hop: the exchange was treated as a bulk state-sync channel whose hashes already
 "check" what it carries, which they do not (anyone can compute them). A joining node also
-opens that exchange with each seed alongside its join request, to fetch the replicated
-state one round trip sooner.
+pushes its own replicated state to each seed in a Merkle items hop alongside its join
+request, instead of waiting for the seed to answer.
 
 Why it takes both: in the reference node key/value state moves only by Merkle hops (and
 by rumors piggybacked on sealed messages); membership moves only by sealed messages. An
 unauthenticated Merkle path alone lets no wrong-key node in, because the reference starts
 its Merkle exchange only with a member it already knows, or after a seed has answered its
-join, and a wrong-key node is never answered. Opening the exchange at join time is an
-ordinary design (a join that is a state sync); with the unsealed path it lets a node
+join, and a wrong-key node is never answered. Pushing the joiner's state with the join is
+an ordinary design (a join that is a state sync); with the unsealed path it lets a node
 holding the wrong key write into every member's state while no member ever lists it nor
-receives its broadcast, which the members' views alone cannot show.
+receives its broadcast, which the members' views alone cannot show. (A full exchange
+opened at join, digest first, does not get through on real processes: the seed closes the
+connection on the sealed join right behind it, so the later hops are lost; one items hop
+is enough.)
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from contextlib import contextmanager
 from unittest.mock import patch
 
 from gossipcert.reference_node.core import merkle
+from gossipcert.reference_node.core.codec import update_size
 from gossipcert.reference_node.core.keyring import Keyring, ReplayGuard
 from gossipcert.reference_node.core.messages import Merkle
 from gossipcert.reference_node.core.node import Node
+from gossipcert.reference_node.core.state import DEFAULT_CHUNK_BYTES
 
 _open = Keyring.open
 _seal = Keyring.seal
@@ -55,14 +60,15 @@ def _open_or_clear_merkle(
 
 
 def _tick_join_with_sync(self: Node, now_ms: int) -> None:
-    """Each join attempt also opens a Merkle exchange with every seed, first."""
+    """Each join attempt first pushes this node's replicated state to every seed."""
     seeds = self._join_seeds
     if seeds is not None and now_ms >= self._join_next_ms:
+        ids = sorted(self.state.tree.items_under(0, (0,)))
+        parts = merkle._items(self.state, ids, (), DEFAULT_CHUNK_BYTES, update_size)
         for seed in seeds:
-            opening = Merkle(
-                **self._header(now_ms, piggyback=False), part=merkle.start(self.state.tree)
-            )
-            self._send(None, seed, opening)
+            for part in parts:
+                push = Merkle(**self._header(now_ms, piggyback=False), part=part)
+                self._send(None, seed, push)
     _tick_join(self, now_ms)
 
 
