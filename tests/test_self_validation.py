@@ -24,7 +24,7 @@ from gossipcert.harness.workloads.faults import Heal, Kill, Partition, Restart
 from gossipcert.harness.workloads.kv import Delete, Put
 from gossipcert.harness.workloads.leave import Leave
 from gossipcert.harness.workloads.operations import Op
-from simulated_runs import IMPLS, defect_core, run_settled
+from simulated_runs import IMPLS, defect_core, reference_timing, run_settled
 
 N3 = ["n1", "n2", "n3"]
 # defect folder -> (requirement it must fail, cluster, policy, steps)
@@ -152,6 +152,29 @@ def test_seeded_defect_is_flagged_with_its_requirement_in_memory(name: str) -> N
     assert failing_on_reference == [], failing_on_reference
 
 
+def test_a_wrong_key_write_let_in_by_an_unsealed_kv_sync_fails_in_memory() -> None:
+    """unsealed_kv_sync keeps the wrong-key node out of every member list and broadcast,
+    yet the Merkle hop it sends with its join, in the clear and accepted so, carries its
+    write into the members' state: SEC-WRONG-KEY fails on that write alone. The
+    reference, same run, passes."""
+    from gossipcert.harness.manifest import new_gossip_key
+    from gossipcert.harness.run.pipeline import simulate
+    from gossipcert.harness.workloads.scenario import load_scenario, schedule
+
+    timing = reference_timing()
+    ops = schedule(load_scenario("security"), N3, 1, timing)
+    for core, expected in ((defect_core("unsealed_kv_sync"), "fail"), ("", "pass")):
+        verdicts, _ = simulate(ops, N3, timing=timing, core=core, gossip_key=new_gossip_key(),
+                               scenario="security")
+        found = {v.id: v for v in verdicts}
+        sec = found["SEC-WRONG-KEY"]
+        assert sec.status == expected, (core, sec.evidence)
+        failing = [v.id for v in verdicts if v.status in ("fail", "error")]
+        assert failing == ([] if expected == "pass" else ["SEC-WRONG-KEY"]), failing
+        if expected == "fail":
+            assert "holds key 'key-wrong-key-x1'" in str(sec.evidence), sec.evidence
+
+
 def test_every_defect_folder_is_a_complete_implementation() -> None:
     from gossipcert.harness.manifest import load_manifest
 
@@ -251,6 +274,7 @@ REAL_PROCESS: list[tuple[str, str, str]] = [
         ("lww_register_oldest_wins", "CRDT-LWW-REGISTER", "crdt"),
         ("orset_ignores_removes", "CRDT-OR-SET", "crdt"),
         ("ignores_key", "SEC-WRONG-KEY", "security"),
+        ("unsealed_kv_sync", "SEC-WRONG-KEY", "security"),
 ]
 # Requirements proven on real processes by another test file.
 PROVEN_ELSEWHERE = {"KV-LWW": "tests/test_certify_e2e.py (lww_oldest_wins)"}
