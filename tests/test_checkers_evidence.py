@@ -63,6 +63,18 @@ def test_conflict_resolution_needs_a_contested_pair() -> None:
     assert verdict_of("KV-NO-LOST-WRITE", race(("ok", "ok"), 6000).build()).status == "pass"
 
 
+def test_a_violation_without_a_race_still_fails() -> None:
+    """The race is what a PASS needs, not what a FAIL needs: sequential puts whose older
+    value survives everywhere (oldest wins) fail KV-LWW."""
+    h = formed().phase("writes", 5000, 6000)
+    h.put("n1", "k", "a", 5100, 5200)
+    h.put("n2", "k", "b", 6000, 6100)
+    for node in h.nodes:
+        h.kv_read(node, 8000, {"k": ["a"]})
+    oldest_wins = verdict_of("KV-LWW", h.until(20_000).build())
+    assert oldest_wins.status == "fail", oldest_wins.evidence
+
+
 def digests(reads: dict[str, tuple[Any, dict[str, list[Any]]]]) -> list[Any]:
     h = formed().phase("writes", 5000, 6000)
     h.put("n1", "k", "a", 5100, 5110).put("n2", "j", "b", 5100, 5110)

@@ -732,8 +732,6 @@ def check_kv_mv(judging: JudgingContext, requirement: Requirement, bound: float)
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
     if not _acked_puts(index):
         return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
-    if not _contested(by_key):
-        return make_verdict(requirement, "untested", None, bound, _NO_RACE)
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
@@ -759,7 +757,7 @@ def check_kv_mv(judging: JudgingContext, requirement: Requirement, bound: float)
                     "required": sorted(model.required),
                 },
             )
-    return count_verdict(
+    verdict = count_verdict(
         requirement,
         bound,
         bad,
@@ -768,6 +766,11 @@ def check_kv_mv(judging: JudgingContext, requirement: Requirement, bound: float)
         f"all {len(by_key)} keys hold exactly their causally maximal writes "
         f"on {len(latest)} members",
     )
+    if verdict.status == "pass" and not _contested(by_key):
+        # Nothing raced: the siblings were never put to the test (a violation seen on
+        # writes that did not race still fails, above).
+        return make_verdict(requirement, "untested", None, bound, _NO_RACE)
+    return verdict
 
 
 @checker
@@ -900,8 +903,6 @@ def check_kv_lww(judging: JudgingContext, requirement: Requirement, bound: float
         return make_verdict(requirement, "untested", None, bound, "no key/value write was made")
     if not _acked_puts(index):
         return make_verdict(requirement, "untested", None, bound, _no_acked_put(index))
-    if not _contested(by_key):
-        return make_verdict(requirement, "untested", None, bound, _NO_RACE)
     latest, _, why = _final_reads(index)
     if why:
         return make_verdict(requirement, "untested", None, bound, why)
@@ -946,6 +947,10 @@ def check_kv_lww(judging: JudgingContext, requirement: Requirement, bound: float
             text += f", model winner {winner['value']!r} from {winner['node']}"
         details = {"keys": len(by_key), "members": sorted(latest), "violations": bad[:_LIMIT]}
         return make_verdict(requirement, "fail", len(bad), bound, text, details)
+    if not _contested(by_key):
+        # Nothing raced: conflict resolution was never put to the test (a violation on
+        # writes that did not race still fails, above).
+        return make_verdict(requirement, "untested", None, bound, _NO_RACE)
     details = {"keys": len(by_key), "members": sorted(latest), "violations": []}
     text = (f"all {len(by_key)} keys ({_contested(by_key)} raced) hold the LWW winner on "
             f"{len(latest)} members")
