@@ -75,3 +75,41 @@ def test_a_step_of_a_capability_not_claimed_is_skipped_not_refused() -> None:
     verdicts = {v.id: v for v in run_checks(entries, catalogue)}
     assert verdicts["MEM-LEAVE"].status == "not-claimed"
     assert verdicts["KV-CONVERGENCE"].status == "pass", verdicts["KV-CONVERGENCE"].evidence
+
+
+def test_awaits_of_a_capability_the_node_refused_are_skipped() -> None:
+    """A node declaring broadcast but answering 501 to it: the broadcast is refused (the
+    checkers fail it as a contract violation), and the await that follows is skipped
+    instead of waiting out BCAST-DELIVERY's bound; a served broadcast is awaited."""
+    from gossipcert.harness.drivers.simulated import REFERENCE_CAPABILITIES, SimulatedCluster
+    from gossipcert.harness.workloads import operations as o
+    from gossipcert.harness.workloads.broadcast import Broadcast
+    from gossipcert.harness.workloads.interpreter import Execution
+    from gossipcert.harness.workloads.membership import Join
+
+    timing = dict(load_manifest("reference").timing)
+    nodes = ["n1", "n2", "n3"]
+    ops = [Join("n2"), Join("n3"), o.AwaitMembers(), Broadcast("n1", "b1"),
+           o.AwaitDelivery("b1")]
+    for refuse in (True, False):
+        with SimulatedCluster(nodes, timing=timing,
+                              capabilities=list(REFERENCE_CAPABILITIES)) as cluster:
+            serve = cluster.sim.request
+
+            def request(node: str, method: str, path: str, payload: object = None,
+                        serve=serve, refuse=refuse) -> tuple[int, object]:
+                if refuse and "broadcast" in path:
+                    return 501, {"error": "not_implemented", "message": "no broadcast"}
+                return serve(node, method, path, payload)
+
+            cluster.sim.request = request  # type: ignore[method-assign]
+            execution = Execution(cluster, load_catalogue(), timing)
+            execution.run(ops)
+            steps = [e for e in cluster.history.entries() if e.type == "step"]
+        kinds = [s.op for s in steps]
+        if refuse:
+            assert execution.refused("broadcast")
+            assert kinds[-1] == "note" and "answered 501" in steps[-1].args["text"], kinds
+        else:
+            assert not execution.refused("broadcast")
+            assert kinds[-1] == "await-delivery", kinds

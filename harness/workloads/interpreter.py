@@ -65,6 +65,10 @@ class Execution:
         # Faults a driver could not apply (latency without a link plane): the phase of
         # the window records why, so its requirement says it stayed untested.
         self.skipped: dict[str, str] = {}
+        # Per capability, how its client calls were answered so far: (refused with 501,
+        # answered otherwise). A capability every call of which was refused has nothing
+        # to wait for (see :meth:`step`).
+        self.answers: dict[str, tuple[int, int]] = {}
 
     # ---- running ---------------------------------------------------------------------
 
@@ -101,9 +105,40 @@ class Execution:
     def step(self, op: Step) -> None:
         if not self.applies(op):
             return
+        if op.kind.startswith("await") and op.needs is not None and self.refused(op.needs):
+            # Waiting for the effect of calls the node refused would only wait out the
+            # bound: the refusal is the verdict (a declared capability answering 501
+            # fails its requirements), so the run goes on.
+            text = (f"{op.kind} skipped: every {op.needs} call so far answered 501 "
+                    "(not implemented)")
+            self.driver.history.append("step", "note", args={"op": "note", "text": text})
+            self.progress(text)
+            return
         self.driver.history.append("step", op.kind, args=op.to_json())
         self.steps_run += 1
+        before = len(self.driver.history)
         op.run(self)
+        if getattr(op, "client_call", False) and op.needs is not None:
+            call = op.kind.replace("-", "_")  # the call a client operation makes
+            self._count_answers(op.needs, [e for e in self.driver.history.entries()[before:]
+                                           if e.op == call])
+
+    def refused(self, capability: str) -> bool:
+        """Whether every client call of ``capability`` made so far answered 501."""
+        refused, answered = self.answers.get(capability, (0, 0))
+        return refused > 0 and answered == 0
+
+    def _count_answers(self, capability: str, entries: Sequence[Any]) -> None:
+        refused, answered = self.answers.get(capability, (0, 0))
+        for entry in entries:
+            if entry.type not in ("ok", "fail", "info"):
+                continue
+            result = entry.result if isinstance(entry.result, Mapping) else {}
+            if result.get("status") == 501 or result.get("error") == "not_implemented":
+                refused += 1
+            else:
+                answered += 1
+        self.answers[capability] = (refused, answered)
 
     # ---- waiting -----------------------------------------------------------------------
 
