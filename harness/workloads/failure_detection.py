@@ -280,9 +280,28 @@ def _bad_reports(
     status once per window; and how many members reads were served inside them."""
     if not windows:
         return [], 0
+    hits, reads = _window_reports(index, observer, subject, line, windows, statuses)
+    found = [{"observer": observer, "member": subject, "status": status, "at_ms": t,
+              "window": windows[w][2]} for w, t, status in hits]
+    return found, sum(reads)
+
+
+def _window_reports(
+    index: HistoryIndex,
+    observer: str,
+    subject: str,
+    line: Timeline,
+    windows: Sequence[tuple[Any, ...]],
+    statuses: tuple[str, ...],
+) -> tuple[list[tuple[int, float, str]], list[int]]:
+    """The one walk of a pair's reports through ``windows`` (sorted, disjoint, each
+    starting ``(start, end, ...)``): every report in ``statuses`` certainly served inside
+    a window, a change of the pair into it within that window, with both members live all
+    the while it may have been served and not excused (:func:`_excused`), as (window
+    index, time, status); and per window, how many members reads were served inside."""
     starts = [w[0] for w in windows]
-    found: list[dict[str, Any]] = []
-    reads = 0
+    hits: list[tuple[int, float, str]] = []
+    reads = [0] * len(windows)
     last: tuple[int, str] | None = None
     for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
         w = bisect_right(starts, line.earliest[k]) - 1
@@ -292,7 +311,7 @@ def _bad_reports(
             last = (bisect_right(starts, t) - 1, status)
             continue
         if not line.from_feed[k]:
-            reads += 1
+            reads[w] += 1
         if (
             status in statuses
             and (w, status) != last
@@ -300,10 +319,9 @@ def _bad_reports(
             and index.live_through(subject, line.earliest[k], t)
             and not _excused(index, observer, subject, line, k)
         ):
-            found.append({"observer": observer, "member": subject, "status": status,
-                          "at_ms": t, "window": windows[w][2]})
+            hits.append((w, t, status))
         last = (w, status)
-    return found, reads
+    return hits, reads
 
 
 def _excused(index: HistoryIndex, observer: str, subject: str, line: Timeline, k: int) -> bool:
@@ -605,31 +623,16 @@ def _false_positives(
     """
     incidents: list[tuple[int, dict[str, Any]]] = []
     reads = [0] * len(windows)
-    starts = [w[0] for w in windows]
     for (observer, subject), line in index.views.items():
         if observer in index.intruders or subject in index.intruders:
             continue
-        last: tuple[int, str] | None = None
-        for k, (t, status) in enumerate(zip(line.times, line.statuses, strict=True)):
-            i = bisect_right(starts, line.earliest[k]) - 1
-            if i < 0 or t > windows[i][1]:
-                last = (bisect_right(starts, t) - 1, status)
-                continue
-            if not line.from_feed[k]:
-                reads[i] += 1
-            exempt = windows[i][2]
-            if (
-                status in statuses
-                and (i, status) != last
-                and subject != exempt
-                and index.live_through(observer, line.earliest[k], t)
-                and index.live_through(subject, line.earliest[k], t)
-                and not _excused(index, observer, subject, line, k)
-            ):
-                incidents.append(
-                    (i, {"observer": observer, "member": subject, "status": status, "at_ms": t})
-                )
-            last = (i, status)
+        hits, pair_reads = _window_reports(index, observer, subject, line, windows, statuses)
+        reads = [a + b for a, b in zip(reads, pair_reads, strict=True)]
+        incidents += [
+            (w, {"observer": observer, "member": subject, "status": status, "at_ms": t})
+            for w, t, status in hits
+            if subject != windows[w][2]  # the window's exempt node
+        ]
     incidents.sort(key=lambda x: x[1]["at_ms"])
     if excused is None:
         return [d for _, d in incidents], reads
