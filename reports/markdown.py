@@ -83,24 +83,14 @@ def _profile_lines(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What the timing profile changed: declared timing it capped, raised to a floor or
     filled in."""
     lines = []
-    capped = profile.get("capped") or {}
-    if capped:
-        lines.append((
-            "capped by the profile",
-            "; ".join(
-                f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get('ceiling'))}"
-                for k, v in sorted(capped.items())
-            ),
-        ))
-    floored = profile.get("floored") or {}
-    if floored:
-        lines.append((
-            "raised to the floor",
-            "; ".join(
-                f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get('floor'))}"
-                for k, v in sorted(floored.items())
-            ),
-        ))
+    for key, label, judged in (("capped", "capped by the profile", "ceiling"),
+                               ("floored", "raised to the floor", "floor")):
+        changed = profile.get(key) or {}
+        if changed:
+            lines.append((label, "; ".join(
+                f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get(judged))}"
+                for k, v in sorted(changed.items())
+            )))
     if profile.get("defaulted"):
         lines.append(("not declared (profile value)", ", ".join(profile["defaulted"])))
     return lines
