@@ -13,6 +13,7 @@ EXIT_FAIL = 1
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # no MUST failed, but a claimed MUST was untested or not judged
 EXIT_HARNESS_ERROR = 4  # the harness's own parts or its host failed: no verdict at all
+EXIT_UNAVAILABLE = 5  # this machine cannot run the request at all (its backend is missing)
 EXIT_INTERRUPTED = 130
 
 VERDICT_EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "incomplete": EXIT_INCOMPLETE,

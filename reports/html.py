@@ -16,6 +16,7 @@ from gossipcert.reports.markdown import (
     certificate_lines,
     harness_error_text,
     judged_text,
+    preflight_lines,
 )
 from gossipcert.reports.plots import (
     broadcast_spread_svg,
@@ -128,7 +129,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 <h1>gossipcert report: {escape(str(report.get("implementation")))}</h1>
 <p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span>
 {escape(VERDICT_MEANING.get(verdict, ""))}</p>
-{_harness_error_html(report)}<h2>Certificate</h2>
+{_harness_error_html(report)}{_preflight_html(report)}<h2>Certificate</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>
 <p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes
 {escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}
@@ -161,3 +162,11 @@ def write(results: RunResults) -> Path:
 def _harness_error_html(report: Mapping[str, Any]) -> str:
     text = harness_error_text(report)
     return "" if text is None else f'<p class="harness-error">{escape(text)}</p>\n'
+
+
+def _preflight_html(report: Mapping[str, Any]) -> str:
+    lines = preflight_lines(report)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f"<h2>Not available on this machine</h2><ul>{items}</ul>\n"

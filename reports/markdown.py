@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gossipcert.harness.run.report import preflight_lines
 from gossipcert.harness.run.reporting import RunResults
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "certificate_lines",
     "harness_error_text",
     "judged_text",
+    "preflight_lines",
     "render_markdown",
     "write",
     "write_markdown_report",
@@ -134,6 +136,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         *([f"> {_cell(harness_error_text(report) or '')}", ""]
           if harness_error_text(report) else []),
+        *(["## Not available on this machine", "",
+           *[f"- {_cell(line)}" for line in preflight_lines(report)], ""]
+          if preflight_lines(report) else []),
         "## Certificate",
         "",
     ]

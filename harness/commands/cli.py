@@ -161,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
                                         "hash of their inputs)")
     images_sub.add_parser("list", help="list the images gossipcert built")
 
+    doctor = sub.add_parser(
+        "doctor", help="which fault planes this machine offers, for which implementations",
+        description="Exit codes: 0 this machine offers every fault plane and backend, 5 "
+                    "something is missing (scenarios that need it are skipped, their "
+                    "requirements untested), 2 bad input.")
+    doctor.add_argument("--impl", action="append", default=[], metavar="IMPL",
+                        help="also show this implementation (a name or a manifest path; "
+                             "repeatable); the reference, and Serf when installed, always")
+    doctor.add_argument("--json", action="store_true", help="print JSON for machines")
+
     clean = sub.add_parser("clean", help="remove what crashed runs left: containers, "
                                          "networks, processes")
     clean.add_argument("--images", action="store_true",
@@ -197,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _images(args)
         if args.command == "clean":
             return _clean(args)
+        if args.command == "doctor":
+            from gossipcert.harness.commands.doctor import doctor
+
+            return doctor(args.impl, as_json=args.json)
     except USER_ERRORS as exc:
         print(f"gossipcert: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -263,6 +277,10 @@ def _certify(args: argparse.Namespace) -> int:
           f"scenarios run: {', '.join(cert['scenarios'])}")
     if cert["untested"]:
         print(f"untested: {', '.join(cert['untested'])}")
+    from gossipcert.harness.run.report import preflight_lines
+
+    for line in preflight_lines(report):
+        print(f"not available here: {line}")
     print(f"verdict: {report['verdict'].upper()}")
     print(f"report: {result.report_dir / 'report.html'} "
           "(and report.md, report.json, report.junit.xml)")

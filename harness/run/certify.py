@@ -39,7 +39,15 @@ from gossipcert.harness.run.pipeline import (
     execute,
     node_ids,
     publish,
+    skipped_run,
     write_suite_report,
+)
+from gossipcert.harness.run.preflight import (
+    Fit,
+    PlaneOffer,
+    check_backend,
+    fit,
+    offers,
 )
 from gossipcert.harness.run.reporting import report_writers
 from gossipcert.harness.run.suite import (
@@ -121,6 +129,10 @@ def certify(opts: CertifyOptions) -> CertifyResult:
             )
     scenarios = [load_scenario(p.scenario) for p in plan]  # every file checked before a start
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    # Preflight: what this machine offers, and what each scenario needs of it.
+    planes = offers(manifest, opts.backend, check_backend(opts.backend))
+    prepared = [_prepare(opts, manifest, scenario, planned, seed, judged, planes)
+                for planned, scenario in zip(plan, scenarios, strict=True)]
     report_dir = opts.report_dir or default_report_dir(manifest.name, f"s{seed}")
     report_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(opts.progress)
@@ -128,13 +140,20 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     if mode == "suite":
         progress(f"suite of {len(plan)} scenarios for {manifest.name}: "
                  f"{', '.join(p.scenario for p in plan)}; seed {seed}, run dir {report_dir}")
+    for scenario, (_, fitted) in zip(scenarios, prepared, strict=True):
+        if fitted.skipped is not None:
+            progress(f"scenario {scenario.name} cannot run here and is skipped: "
+                     f"{fitted.skipped}")
+        for note in fitted.notes:
+            progress(f"scenario {scenario.name}: {note}")
     runs: list[ScenarioRun] = []
-    for number, (planned, scenario) in enumerate(zip(plan, scenarios, strict=True), 1):
+    for number, (scenario, (run_manifest_, fitted)) in enumerate(
+            zip(scenarios, prepared, strict=True), 1):
         run_dir = report_dir / "scenarios" / scenario.name if mode == "suite" else report_dir
         if mode == "suite":
             progress(f"scenario {number}/{len(plan)}: {scenario.name}")
-        runs.append(_run_scenario(opts, manifest, scenario, planned, seed, run_dir, catalogue,
-                                  progress, policies, mode, judged))
+        runs.append(_run_scenario(opts, run_manifest_, scenario, fitted, seed, run_dir,
+                                  catalogue, progress, policies, mode, judged))
         if runs[-1].record.failure is not None and number < len(plan):
             progress(f"the suite stops: {len(plan) - number} scenario(s) not run")
             break
@@ -160,11 +179,25 @@ def certify(opts: CertifyOptions) -> CertifyResult:
     return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
 
 
+def _prepare(opts: CertifyOptions, declared: Manifest, scenario: Scenario,
+             planned: PlannedRun, seed: int, judged: JudgedTiming,
+             planes: Sequence[PlaneOffer]) -> tuple[Manifest, Fit]:
+    """One scenario's manifest (the scenario may pick the policy) and operations, fitted
+    to this machine's fault planes (:func:`harness.run.preflight.fit`), before any start."""
+    manifest = run_manifest(declared, scenario)
+    if planned.policy is not None:
+        manifest = with_run_options(manifest, conflict_policy=planned.policy,
+                                    encryption=scenario.encryption)
+    ops = schedule(scenario, node_ids(opts.nodes), seed, judged.timing, quiet_s=opts.quiet_s,
+                   partition_s=opts.partition_s)
+    return manifest, fit(ops, planes)
+
+
 def _run_scenario(
     opts: CertifyOptions,
-    declared: Manifest,
+    manifest: Manifest,
     scenario: Scenario,
-    planned: PlannedRun,
+    fitted: Fit,
     seed: int,
     run_dir: Path,
     catalogue: Sequence[Requirement],
@@ -173,21 +206,23 @@ def _run_scenario(
     mode: str,
     judged: JudgedTiming,
 ) -> ScenarioRun:
-    """Run one scenario on a fresh cluster and write its reports into ``run_dir``."""
-    manifest = run_manifest(declared, scenario)  # the scenario may pick the policy
-    if planned.policy is not None:
-        manifest = with_run_options(manifest, conflict_policy=planned.policy,
-                                    encryption=scenario.encryption)
+    """Run one scenario on a fresh cluster and write its reports into ``run_dir``; one
+    this machine cannot run is skipped, its requirements untested with the reason."""
     nodes = node_ids(opts.nodes)
-    ops = schedule(scenario, nodes, seed, judged.timing, quiet_s=opts.quiet_s,
-                   partition_s=opts.partition_s)
+    notes = {"preflight": {"notes": list(fitted.notes)}} if fitted.notes else {}
     spec = RunSpec(backend=opts.backend, nodes=tuple(nodes), seed=seed, timing=judged.timing,
-                   ops=tuple(ops), scenario=scenario.name, catalogue=tuple(catalogue),
+                   ops=fitted.ops, scenario=scenario.name, catalogue=tuple(catalogue),
                    manifest=manifest, timing_profile=judged.describe(),
                    policies=tuple(policies), run_dir=run_dir, clock_skew_ms=opts.clock_skew_ms,
-                   base_port=opts.base_port, toxiproxy_url=opts.toxiproxy_url)
-    progress(f"scenario {scenario.name}: {len(ops)} operations; starting {opts.nodes} nodes "
-             f"of {manifest.name} ({opts.backend} backend, {manifest.conflict_policy}), "
+                   base_port=opts.base_port, toxiproxy_url=opts.toxiproxy_url,
+                   meta_extra=notes)
+    if fitted.skipped is not None:
+        record = skipped_run(spec, fitted.skipped)
+        report = publish(record, run_dir, mode=mode, run_extra={"skipped": fitted.skipped})
+        progress(f"scenario {scenario.name}: SKIPPED ({fitted.skipped})")
+        return ScenarioRun(record, run_dir, report)
+    progress(f"scenario {scenario.name}: {len(fitted.ops)} operations; starting {opts.nodes} "
+             f"nodes of {manifest.name} ({opts.backend} backend, {manifest.conflict_policy}), "
              f"seed {seed}, run dir {run_dir}")
     record = execute(spec, progress=progress)
     report = publish(record, run_dir, mode=mode)

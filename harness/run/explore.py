@@ -52,6 +52,13 @@ from gossipcert.harness.run.pipeline import (
     node_ids,
     publish,
 )
+from gossipcert.harness.run.preflight import (
+    Machine,
+    PlaneOffer,
+    abilities,
+    check_backend,
+    offers,
+)
 from gossipcert.harness.run.replay import (
     ReplayFile,
     defect_core,
@@ -248,17 +255,22 @@ class ExploreResult:
 
 
 def space_for(manifest: Manifest, nodes: Sequence[str], judged: JudgedTiming,
-              max_steps: int = 12) -> Space:
+              max_steps: int = 12, planes: Sequence[PlaneOffer] | None = None) -> Space:
     """What explore draws from for this implementation: its capabilities and conflict
-    policy, and the fault planes its cluster will have (latency needs the link plane,
-    loss the packet plane, cuts either)."""
-    from gossipcert.chaos.packet import unavailable_reason
-
-    packets = unavailable_reason() is None
-    links = manifest.accepts_dial_map
+    policy, and the network faults its cluster's planes can apply on this machine
+    (``planes``, :func:`harness.run.preflight.offers`; by default the process backend's)."""
+    if planes is None:
+        planes = offers(manifest, "process", Machine.probe())
+    can = {fault: where.plane is not None for fault, where in abilities(planes).items()}
     return Space(tuple(nodes), frozenset(manifest.capabilities), dict(judged.timing),
-                 policy=manifest.conflict_policy, network=links or packets, latency=links,
-                 loss=packets, max_steps=max_steps)
+                 policy=manifest.conflict_policy, network=can["cut"],
+                 latency=can["latency"], loss=can["loss"], max_steps=max_steps)
+
+
+def left_out(planes: Sequence[PlaneOffer]) -> list[str]:
+    """The network faults explore does not draw on this machine, each with why."""
+    return [f"{fault} ({where.reason})" for fault, where in abilities(planes).items()
+            if where.plane is None]
 
 
 def explore(opts: ExploreOptions) -> ExploreResult:
@@ -272,17 +284,21 @@ def explore(opts: ExploreOptions) -> ExploreResult:
     manifest.launch_for(opts.backend)  # a missing launch section is bad input, before any start
     judged = judged_timing(manifest.declared_timing, opts.profile)
     catalogue = load_catalogue()
+    planes = offers(manifest, opts.backend, check_backend(opts.backend))
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(1, 10**6)
     report_dir = opts.report_dir or default_report_dir(manifest.name, f"explore-s{seed}")
     report_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(opts.progress)
     nodes = node_ids(opts.nodes)
-    space = space_for(manifest, nodes, judged, opts.max_steps)
-    planes = [name for name, on in (("cuts", space.network), ("latency", space.latency),
-                                    ("loss", space.loss)) if on]
+    space = space_for(manifest, nodes, judged, opts.max_steps, planes)
+    missing = left_out(planes)
+    if missing:
+        progress(f"faults left out on this machine: {'; '.join(missing)}")
+    drawn = [name for name, on in (("cuts", space.network), ("latency", space.latency),
+                                   ("loss", space.loss)) if on]
     progress(f"exploring {manifest.name} on {opts.nodes} {opts.backend} nodes for "
              f"{opts.budget_s:.0f} s, seed {seed}, {manifest.conflict_policy}; faults: "
-             f"process, {', '.join(planes) or 'no network faults'}; {judged.note()}; "
+             f"process, {', '.join(drawn) or 'no network faults'}; {judged.note()}; "
              f"report dir {report_dir}")
     runner = ClusterRunner(manifest, opts.nodes, report_dir, backend=opts.backend, seed=seed,
                            judged=judged, catalogue=catalogue, clock_skew_ms=opts.clock_skew_ms,

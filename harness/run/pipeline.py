@@ -73,6 +73,7 @@ __all__ = [
     "recorded_failure",
     "run_meta",
     "simulate",
+    "skipped_run",
     "write_reports",
     "write_suite_report",
 ]
@@ -467,7 +468,8 @@ def write_reports(run_dir: Path, entries: Sequence[Entry], index: HistoryIndex,
     report = build_report(implementation=str(meta.get("implementation") or "unknown"),
                           seed=meta.get("seed"), verdicts=verdicts,
                           faults=[e for e in entries if e.type == "fault"], run=run_info,
-                          certificate=cert, harness_error=harness_error)
+                          certificate=cert, harness_error=harness_error,
+                          preflight=preflight_of(scenario, meta))
     write_all(run_dir, report, entries, index)
     return report
 
@@ -498,14 +500,47 @@ def write_suite_report(report_dir: Path, runs: Sequence[PublishedRun], *,
                        policies=cert0["conflict_policies"],
                        timing_profile=cert0["timing_profile"],
                        scenarios=[r.scenario for r in runs], mode="suite")
+    preflight: dict[str, list[Any]] = {"skipped": [], "notes": []}
+    for r in runs:
+        for part, items in (r.report.get("preflight") or {}).items():
+            preflight[part] += items
     report = build_report(
         implementation=str(first.report["implementation"]), seed=first.report.get("seed"),
         verdicts=verdicts, faults=[], run=run_info, certificate=cert,
         runs=[run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
               for r in runs],
-        harness_error=harness_error)
-    write_all(report_dir, report, first.entries, first.index)
+        harness_error=harness_error, preflight=preflight)
+    # The figures are the first run's that ran (a skipped one has no history to show).
+    shown = next((r for r in runs if "skipped" not in r.report.get("run", {})), first)
+    write_all(report_dir, report, shown.entries, shown.index)
     return report
+
+
+def preflight_of(scenario: str, meta: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The report's ``preflight`` from a history's meta (``{"skipped": reason or None,
+    "notes": [...]}``, see :func:`harness.run.preflight.fit`)."""
+    found = meta.get("preflight") or {}
+    skipped = found.get("skipped")
+    return {"skipped": [{"scenario": scenario, "reason": str(skipped)}] if skipped else [],
+            "notes": [{"scenario": scenario, "note": str(n)} for n in found.get("notes") or []]}
+
+
+def skipped_run(spec: RunSpec, reason: str) -> RunRecord:
+    """The record of a run preflight did not start (this machine lacks what it needs):
+    a history of its meta entry alone, so every requirement it would have exercised is
+    untested, each saying why."""
+    spec = replace(spec, run_dir=None, meta_extra={
+        **spec.meta_extra, "preflight": {**dict(spec.meta_extra.get("preflight") or {}),
+                                         "skipped": reason}})
+    history = History()
+    history.append("meta", "run", args=spec.meta())
+    history.close()
+    entries = history.entries()
+    index, verdicts = judge(entries, spec.catalogue)
+    verdicts = [replace(v, evidence=f"not exercised: scenario {spec.scenario!r} was skipped "
+                                    f"on this machine: {reason}")
+                if v.status == "untested" else v for v in verdicts]
+    return RunRecord(spec, entries, index, verdicts, 0.0)
 
 
 def run_meta(entries: Sequence[Entry]) -> dict[str, Any]:

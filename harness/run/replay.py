@@ -337,6 +337,7 @@ def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions, catalogue: Seq
     from gossipcert.harness.manifest import with_run_options
     from gossipcert.harness.profiles import judged_timing
     from gossipcert.harness.run.pipeline import RunSpec, execute, node_ids, publish
+    from gossipcert.harness.run.preflight import check_backend, fit_or_refuse, offers
 
     expected_ids = node_ids(len(recorded.nodes))
     if recorded.nodes != expected_ids:
@@ -349,15 +350,22 @@ def _replay_on_cluster(recorded: ReplayFile, opts: ReplayOptions, catalogue: Seq
     spec_text, manifest = _manifest_for(recorded, opts.impl)
     manifest = with_run_options(manifest, conflict_policy=recorded.conflict_policy)
     manifest.launch_for(backend)
+    machine = check_backend(backend)
+    fitted = fit_or_refuse(recorded.ops, offers(manifest, backend, machine),
+                           f"the replay of {recorded.path or 'this file'}")
+    for note in fitted.notes:
+        opts.progress(f"replay: {note}")
     judged = judged_timing(manifest.declared_timing, recorded.timing_profile)
     # The recorded timing is what the run was judged at; the profile fills what it lacks.
     timing = {**judged.timing, **(recorded.timing or {})}
     spec = RunSpec(backend=backend, nodes=tuple(recorded.nodes),
                    seed=recorded.seed if recorded.seed is not None else 0, timing=timing,
-                   ops=tuple(recorded.ops), scenario="replay", catalogue=tuple(catalogue),
+                   ops=fitted.ops, scenario="replay", catalogue=tuple(catalogue),
                    manifest=manifest, timing_profile=judged.describe(), run_dir=report_dir,
                    clock_skew_ms=(opts.clock_skew_ms if opts.clock_skew_ms is not None
-                                  else DEFAULT_CLOCK_SKEW_MS))
+                                  else DEFAULT_CLOCK_SKEW_MS),
+                   meta_extra={"preflight": {"notes": list(fitted.notes)}} if fitted.notes
+                   else {})
     opts.progress(f"replaying {len(recorded.ops)} operations on {len(recorded.nodes)} fresh "
                   f"{backend} nodes of {manifest.name} ({manifest.conflict_policy}); run dir "
                   f"{report_dir}")

@@ -20,7 +20,7 @@ from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.verdict import STATUSES, Verdict, overall_verdict
 from gossipcert.specs import spec_path
 
-__all__ = ["REPORT_VERSION", "build_report", "load_report_schema"]
+__all__ = ["REPORT_VERSION", "build_report", "load_report_schema", "preflight_lines"]
 
 REPORT_VERSION = 1
 
@@ -65,9 +65,12 @@ def build_report(
     certificate: Mapping[str, Any],
     runs: Sequence[Mapping[str, Any]] | None = None,
     harness_error: Mapping[str, Any] | None = None,
+    preflight: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a dict: ``certificate`` says what it certifies
-    (:func:`harness.run.suite.certificate`), ``runs`` lists a suite's scenario runs.
+    (:func:`harness.run.suite.certificate`), ``runs`` lists a suite's scenario runs,
+    ``preflight`` the scenarios this machine could not run and the steps it moved to
+    another fault plane (:mod:`harness.run.preflight`).
 
     ``harness_error`` (message, scenario, kind): the harness's own parts failed and cut
     the run short. The verdict is then ``error`` and the report certifies nothing; the
@@ -94,5 +97,18 @@ def build_report(
         report["runs"] = [dict(r) for r in runs]
     if harness_error is not None:
         report["harness_error"] = dict(harness_error)
+    if preflight and (preflight.get("skipped") or preflight.get("notes")):
+        report["preflight"] = {"skipped": [dict(s) for s in preflight.get("skipped") or []],
+                               "notes": [dict(n) for n in preflight.get("notes") or []]}
     out: dict[str, Any] = _jsonable(report)
     return out
+
+
+def preflight_lines(report: Mapping[str, Any]) -> list[str]:
+    """What this machine could not give the run (``preflight``): one line per skipped
+    scenario and per step moved to another fault plane; empty when nothing was missing."""
+    found: Mapping[str, Any] = report.get("preflight") or {}
+    lines = [f"scenario {s.get('scenario')} skipped: {s.get('reason')}"
+             for s in found.get("skipped") or []]
+    lines += [f"scenario {n.get('scenario')}: {n.get('note')}" for n in found.get("notes") or []]
+    return lines

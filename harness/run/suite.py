@@ -149,7 +149,9 @@ def run_summary(
     """One scenario run as a suite's report lists it (``runs``), from that run's own
     report and verdicts; ``where`` is its directory relative to the suite's."""
     run = report.get("run") or {}
+    skipped = {"skipped": str(run["skipped"])} if run.get("skipped") else {}
     return {
+        **skipped,
         "scenario": scenario,
         "verdict": report["verdict"],
         "judged": judged_counts(verdicts),

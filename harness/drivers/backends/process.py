@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gossipcert.chaos.packet import SourcePin
+from gossipcert.chaos.packet import SourcePin, unavailable_reason
 from gossipcert.chaos.procutil import child_preexec, free_port, stop_process
 from gossipcert.harness.drivers.backends.base import NodeAddress
 from gossipcert.harness.drivers.cgroups import RunCgroups
@@ -61,8 +61,9 @@ class ProcessBackend:
     def prepare(self, manifest: Any, run_label: str, run_dir: Path,
                 progress: Callable[[str], None]) -> None:
         """A cgroup per node when the IUT dials its peers itself (no dial map) and the
-        packet plane can work here (root, cgroup v2 writable)."""
-        if manifest.accepts_dial_map or os.geteuid() != 0:
+        packet plane can work here (root, iptables, cgroup v2 writable): without the
+        plane, nothing would pin the nodes' sources, and the run goes on without it."""
+        if manifest.accepts_dial_map or os.geteuid() != 0 or unavailable_reason() is not None:
             return
         self.cgroups = RunCgroups.open(run_label)
 
