@@ -2,7 +2,8 @@
 # Install and start what the Docker backend, the packet plane and the report tests need:
 # a Docker engine, iptables, debootstrap (the offline base image), serf (a UDP gossiper to
 # fault), iproute2 (network namespaces), chromium (renders report.html headless) and
-# docker-registry (the swarm backend's in-swarm image registry).
+# docker-registry (the swarm backend's in-swarm image registry), and what the quickstart
+# test needs to run as a plain user (passwd, git, procps).
 # Idempotent: installs only what is missing and starts dockerd only when none answers.
 set -eu
 
@@ -17,6 +18,12 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 # The swarm backend's image registry (a run's images reach every swarm node through it).
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
+# The quickstart test: an unprivileged account (useradd), switching to it (runuser), a
+# fresh clone (git), and a look for what its processes left (pgrep).
+command -v useradd >/dev/null 2>&1 || missing="$missing passwd"
+command -v runuser >/dev/null 2>&1 || missing="$missing util-linux"
+command -v git >/dev/null 2>&1 || missing="$missing git"
+command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
 if [ -n "$missing" ]; then
     echo "ci-setup: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
