@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from gossipcert.chaos import packet
 from gossipcert.harness.commands.doctor import doctor
+from gossipcert.harness.commands.rerender import rerender
 from gossipcert.harness.drivers.faultplanes import LinkFaults, PacketFaults
 from gossipcert.harness.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE
 from gossipcert.harness.judging.verdict import load_catalogue
@@ -249,6 +250,12 @@ def test_certify_skips_what_this_machine_cannot_run(monkeypatch: pytest.MonkeyPa
     assert "lossy skipped" in (tmp_path / "report.md").read_text()
     assert "lossy skipped" in (tmp_path / "report.html").read_text()
     assert not (tmp_path / "nodes").exists()
+    # Rendered again from its history, the report still says why.
+    assert rerender(tmp_path, print_line=lambda line: None) == EXIT_INCOMPLETE
+    again = json.loads((tmp_path / "report.json").read_text())
+    assert again["preflight"] == report["preflight"]
+    assert NO_ROOT in next(r for r in again["requirements"]
+                           if r["id"] == "FD-NO-FP-LOSS")["evidence"]["summary"]
 
 
 def test_the_command_line_refuses_an_unreachable_docker(tmp_path: Path) -> None:

@@ -210,6 +210,12 @@ def judge(entries: Sequence[Entry], catalogue: Sequence[Requirement], *,
     harness cut short (``failure``) has its failures turned to ``error``."""
     index = HistoryIndex.build(entries)
     verdicts = run_checks(entries, catalogue, progress=progress, index=index)
+    meta = run_meta(entries)
+    skipped = (meta.get("preflight") or {}).get("skipped")
+    if skipped:  # a scenario preflight did not start: why each requirement is untested
+        verdicts = [replace(v, evidence=f"not exercised: scenario {meta.get('scenario')!r} "
+                                        f"was skipped on this machine: {skipped}")
+                    if v.status == "untested" else v for v in verdicts]
     if failure is not None:
         verdicts = cut_short(verdicts, failure)
     return index, verdicts
@@ -537,9 +543,6 @@ def skipped_run(spec: RunSpec, reason: str) -> RunRecord:
     history.close()
     entries = history.entries()
     index, verdicts = judge(entries, spec.catalogue)
-    verdicts = [replace(v, evidence=f"not exercised: scenario {spec.scenario!r} was skipped "
-                                    f"on this machine: {reason}")
-                if v.status == "untested" else v for v in verdicts]
     return RunRecord(spec, entries, index, verdicts, 0.0)
 
 
