@@ -100,7 +100,9 @@ def test_quickstart_passes_as_a_plain_user(plain_user: pwd.struct_passwd,
     assert report_path.is_file(), tail
     report = json.loads(report_path.read_text())
     assert "harness_error" not in report, tail
-    assert result.returncode == 0 and report["verdict"] == "pass", tail
+    assert result.returncode == 0 and report["verdict"] == "pass", (
+        f"{report['verdict']}: untested {report['certificate']['untested']}; "
+        f"preflight {report.get('preflight')}\n{tail}")
     leftover = subprocess.run(["pgrep", "-u", USER], capture_output=True, text=True,
                               timeout=30).stdout.split()
     assert leftover == [], f"processes of {USER} left running: {leftover}"
