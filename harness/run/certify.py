@@ -7,7 +7,9 @@ report, merged into one report with one verdict at the top of the report directo
 reports list what they left untested, and their verdict cannot be PASS unless that
 scenario exercises every claimed MUST.
 
-One scenario run: manifest + scenario -> schedule (from the seed) -> cluster up -> the
+One scenario run: manifest + scenario -> schedule (from the seed) -> preflight (every
+scenario fitted to this machine's fault planes before the first node starts; one it
+cannot run is skipped, its requirements untested with the reason) -> cluster up -> the
 schedule's workload and faults -> history -> verdicts per requirement -> reports.
 """
 
