@@ -31,6 +31,7 @@ from gossipcert.harness.run.preflight import (
     Machine,
     UnavailableError,
     check_backend,
+    declared_faults,
     fit,
     fit_or_refuse,
     offers,
@@ -50,6 +51,7 @@ NO_DELAY = Machine(delay="no NFQUEUE here")
 
 REFERENCE = load_manifest("reference")  # routing: dial-map
 SERF = load_manifest("serf")  # routing: none
+LINK_FAULTS = declared_faults(LinkFaults, REFERENCE, "process")
 
 
 def ops_of(name: str) -> list[Op]:
@@ -80,7 +82,11 @@ TABLE = [
 
 @pytest.mark.parametrize(("manifest", "machine", "fault", "asked", "used", "why"), TABLE)
 def test_where_each_fault_goes(manifest: Manifest, machine: Machine, fault: str, asked: str,
-                               used: str | None, why: str | None) -> None:
+                               used: str | None, why: str | None,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # What each plane declares is pinned: the table is about the decisions.
+    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}), raising=False)
+    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss"}), raising=False)
     where = resolve(offers(manifest, "process", machine), fault, asked)
     assert where.plane == used
     if why is not None:
@@ -99,6 +105,8 @@ def test_declared_abilities_flow_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Preflight reads the planes' declared faults: a link plane that gains loss carries
     the lossy scenario without root; a packet plane that gains latency gives it to an
     implementation without a dial map, where the delay line is there."""
+    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}), raising=False)
+    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss"}), raising=False)
     assert fit(ops_of("lossy"), offers(REFERENCE, "process", NOT_ROOT)).skipped
     monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "loss", "latency"}))
     fitted = fit(ops_of("lossy"), offers(REFERENCE, "process", NOT_ROOT))
@@ -111,18 +119,36 @@ def test_declared_abilities_flow_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert skipped == "latency needs the packet plane: no NFQUEUE here"
 
 
-def test_a_per_implementation_declaration_is_asked() -> None:
-    """A plane may declare per implementation (``faults_for``): datagram loss on the link
-    plane only for implementations that route datagrams through it."""
+def test_a_per_run_declaration_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plane may declare per run (``faults_for``), or per instance only, read then by
+    the rule the plane builds by: datagram loss on the link plane only for an
+    implementation that routes datagrams through it, delays on the packet plane only
+    where a delay line exists and not through the swarm's agents."""
+    from gossipcert.harness.run import preflight
 
     class Declares(LinkFaults):
         @staticmethod
-        def faults_for(manifest: object) -> frozenset[str]:
+        def faults_for(manifest: Manifest, backend: str) -> frozenset[str]:
             return frozenset({"cut"})
 
-    from gossipcert.harness.run import preflight
+    assert preflight.declared_faults(Declares, REFERENCE, "process") == frozenset({"cut"})
 
-    assert preflight._declared(Declares, REFERENCE) == frozenset({"cut"})
+    class PerInstance:
+        name = "link"
+
+    udp = replace(REFERENCE, process=replace(REFERENCE.process, route_args=["--r"]))
+    assert preflight.declared_faults(PerInstance, udp, "process") == {"cut", "latency"}
+    object.__setattr__(udp.process, "udp_route_args", ["--udp-route", "{peer}={addr}"])
+    assert preflight.declared_faults(PerInstance, udp, "process") == {"cut", "latency", "loss"}
+
+    PerInstance.name = "packet"
+    monkeypatch.setattr(preflight.importlib, "import_module",
+                        lambda name: (_ for _ in ()).throw(ImportError(name)))
+    assert preflight.declared_faults(PerInstance, SERF, "process") == {"cut", "loss"}
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "gossipcert.chaos.delayline", object())
+    assert preflight.declared_faults(PerInstance, SERF, "process") == {"cut", "loss", "latency"}
+    assert preflight.declared_faults(PerInstance, SERF, "swarm") == {"cut", "loss"}
 
 
 # ---- shipped scenarios on a machine without root -----------------------------------------
@@ -154,17 +180,21 @@ def test_which_shipped_scenarios_a_plain_user_cannot_run(manifest: Manifest,
                                "churn", "crash-restart", "latency-storm", "lossy",
                                "paused-node")
              if fit(ops_of(name), planes).skipped}
-    if LinkFaults.faults >= {"loss"} and manifest.accepts_dial_map:
+    if "loss" in LINK_FAULTS and manifest.accepts_dial_map:
         skipped = skipped - {"lossy"}  # the link plane drops datagrams itself
     assert found == skipped
 
 
-def test_one_line_per_missing_ability() -> None:
+def test_one_line_per_missing_plane(monkeypatch: pytest.MonkeyPatch) -> None:
     ops = [Loss((("n1", "n2"),), 0.1), Latency((("n1", "n2"),), 100, 0),
            Loss((("n2", "n1"),), 0.1)]
-    skipped = fit(ops, offers(SERF, "process", NOT_ROOT)).skipped
-    assert skipped is not None
-    assert skipped.count(NO_ROOT) == 1 and skipped.count("latency") >= 1
+    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss"}), raising=False)
+    assert fit(ops, offers(SERF, "process", NOT_ROOT)).skipped == (
+        f"loss needs the packet plane: {NO_ROOT}; latency needs the link plane (manifest "
+        "routing: dial-map); this kernel has no netem")
+    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss", "latency"}))
+    assert fit(ops, offers(SERF, "process", NOT_ROOT)).skipped == (
+        f"loss and latency need the packet plane: {NO_ROOT}")
 
 
 # ---- the machine's own checks ------------------------------------------------------------
@@ -205,7 +235,7 @@ def test_explore_draws_only_what_is_available() -> None:
     judged = judged_timing(REFERENCE.declared_timing)
     planes = offers(REFERENCE, "process", NOT_ROOT)
     space = space_for(REFERENCE, node_ids(5), judged, planes=planes)
-    assert space.network and space.latency and space.loss == ("loss" in LinkFaults.faults)
+    assert space.network and space.latency and space.loss == ("loss" in LINK_FAULTS)
     if not space.loss:
         assert left_out(planes) == [f"loss (loss needs the packet plane: {NO_ROOT})"]
     serf = space_for(SERF, node_ids(5), judged, planes=offers(SERF, "process", NOT_ROOT))
@@ -238,7 +268,7 @@ def test_certify_skips_what_this_machine_cannot_run(monkeypatch: pytest.MonkeyPa
     """``--scenario lossy`` as a plain user: no node starts, INCOMPLETE (exit 3), and
     every report says what was skipped and why."""
     monkeypatch.setattr(packet, "unavailable_reason", lambda: NO_ROOT)
-    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}))
+    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}), raising=False)
     result = certify(CertifyOptions(scenario="lossy", seed=1, report_dir=tmp_path))
     assert result.exit_code == EXIT_INCOMPLETE
     report = json.loads((tmp_path / "report.json").read_text())
@@ -300,7 +330,7 @@ def test_doctor_names_what_is_missing_for_whom() -> None:
     reference = impls["gossipcert-reference"]["faults"]
     assert reference["cut"] == {"available": True, "plane": "link",
                                 "detail": "link plane (dial map)"}
-    if "loss" not in LinkFaults.faults:
+    if "loss" not in LINK_FAULTS:
         assert reference["loss"]["available"] is False
         assert NO_ROOT in reference["loss"]["detail"]
     assert "heartbeat" in " ".join(impls)

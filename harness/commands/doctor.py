@@ -14,10 +14,16 @@ import shutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gossipcert.harness.drivers.faultplanes import FAULTS, PacketFaults
+from gossipcert.harness.drivers.faultplanes import FAULTS, LinkFaults, PacketFaults
 from gossipcert.harness.errors import EXIT_PASS, EXIT_UNAVAILABLE
 from gossipcert.harness.manifest import Manifest, load_manifest
-from gossipcert.harness.run.preflight import IPTABLES_FAULTS, Machine, abilities, offers
+from gossipcert.harness.run.preflight import (
+    IPTABLES_FAULTS,
+    Machine,
+    abilities,
+    declared_faults,
+    offers,
+)
 
 __all__ = ["doctor", "doctor_data", "render"]
 
@@ -27,8 +33,12 @@ def _row(name: str, missing: str | None, detail: str, **extra: Any) -> dict[str,
 
 
 def machine_rows(machine: Machine) -> list[dict[str, Any]]:
-    """One row per fault plane, mechanism and backend: available, or why not."""
-    delay_faults = sorted(set(PacketFaults.faults) - IPTABLES_FAULTS)
+    """One row per fault plane, mechanism and backend: available, or why not. A plane's
+    faults are what it declares for the reference node on local processes."""
+    reference = load_manifest("reference")
+    link_faults = declared_faults(LinkFaults, reference, "process")
+    packet_faults = declared_faults(PacketFaults, reference, "process")
+    delay_faults = sorted(packet_faults - IPTABLES_FAULTS)
     if delay_faults:
         delay = _row("delay line", machine.delay or machine.packet,
                      "netem or an NFQUEUE queue", faults=delay_faults)
@@ -38,12 +48,12 @@ def machine_rows(machine: Machine) -> list[dict[str, Any]]:
     return [
         _row("link plane", None, "the built-in Toxiproxy-compatible server, no root needed; "
              "for implementations that take a dial map (routing: dial-map)",
-             faults=sorted(_link_faults())),
+             faults=sorted(link_faults)),
         _row("packet plane", machine.packet, f"iptables at {machine.iptables}, as root; any "
-             "implementation, by address or cgroup", faults=sorted(PacketFaults.faults),
+             "implementation, by address or cgroup", faults=sorted(packet_faults),
              mechanisms=[
                  _row("iptables", machine.packet, "filter rules, as root",
-                      faults=sorted(IPTABLES_FAULTS & set(PacketFaults.faults))),
+                      faults=sorted(IPTABLES_FAULTS & packet_faults)),
                  delay]),
         _row("process faults", None, "SIGKILL, SIGSTOP and SIGCONT of the run's own nodes"),
         _row("cgroup v2", machine.cgroup, "a cgroup per node, telling apart the packets of "
@@ -51,12 +61,6 @@ def machine_rows(machine: Machine) -> list[dict[str, Any]]:
         _row("docker backend", machine.docker, "the Docker engine answers"),
         _row("swarm backend", machine.swarm, "this engine is a swarm manager"),
     ]
-
-
-def _link_faults() -> frozenset[str]:
-    from gossipcert.harness.drivers.faultplanes import LinkFaults
-
-    return frozenset(LinkFaults.faults)
 
 
 def _how(plane: str, fault: str) -> str:

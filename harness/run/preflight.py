@@ -43,6 +43,7 @@ __all__ = [
     "UnavailableError",
     "backend_reason",
     "check_backend",
+    "declared_faults",
     "fit",
     "fit_or_refuse",
     "needs",
@@ -179,13 +180,43 @@ class PlaneOffer:
         return fault in self.faults and fault not in self.missing
 
 
-def _declared(plane: Any, manifest: Manifest) -> frozenset[str]:
-    """A plane's faults for this implementation: ``faults_for(manifest)`` where the plane
-    declares per implementation (datagram loss needs routed datagrams), else ``faults``."""
-    per_manifest = getattr(plane, "faults_for", None)
-    if callable(per_manifest):
-        return frozenset(per_manifest(manifest))
-    return frozenset(plane.faults)
+def declared_faults(plane: Any, manifest: Manifest, backend: str) -> frozenset[str]:
+    """A plane's faults for a run of ``manifest`` on ``backend``, read from the plane:
+    its ``faults_for(manifest, backend)`` where it declares per run, else its class-level
+    ``faults``; a plane that declares only per instance (what it can do depends on what
+    the run builds) is read by the rule it builds by (:data:`_INSTANCE_RULES`)."""
+    per_run = getattr(plane, "faults_for", None)
+    if callable(per_run):
+        return frozenset(per_run(manifest, backend))
+    declared = getattr(plane, "faults", None)
+    if isinstance(declared, set | frozenset):
+        return frozenset(declared)
+    return _INSTANCE_RULES[str(plane.name)](manifest, backend)
+
+
+def _link_rule(manifest: Manifest, backend: str) -> frozenset[str]:
+    """Cuts and delays on every proxied link; datagram loss where the manifest routes
+    datagrams through the link plane too (a UDP dial map, ``udp_route_args``)."""
+    try:
+        launch = manifest.launch_for(backend)
+    except GossipcertError:
+        launch = None
+    routes_datagrams = bool(getattr(launch, "udp_route_args", None))
+    return frozenset({"cut", "latency", *(("loss",) if routes_datagrams else ())})
+
+
+def _packet_rule(manifest: Manifest, backend: str) -> frozenset[str]:
+    """Cuts and loss by iptables; delays where a delay line exists and runs on this host
+    (the swarm's agents run iptables only)."""
+    try:
+        importlib.import_module("gossipcert.chaos.delayline")
+    except ImportError:
+        return IPTABLES_FAULTS
+    return IPTABLES_FAULTS if backend == "swarm" else IPTABLES_FAULTS | {"latency"}
+
+
+_INSTANCE_RULES: dict[str, Callable[[Manifest, str], frozenset[str]]] = {
+    "link": _link_rule, "packet": _packet_rule}
 
 
 def offers(manifest: Manifest, backend: str, machine: Machine) -> list[PlaneOffer]:
@@ -193,8 +224,8 @@ def offers(manifest: Manifest, backend: str, machine: Machine) -> list[PlaneOffe
     (the link plane when the implementation takes a dial map, then the packet plane)."""
     out = []
     if manifest.accepts_dial_map:  # our own server: no root, nothing to install
-        out.append(PlaneOffer("link", _declared(LinkFaults, manifest)))
-    faults = _declared(PacketFaults, manifest)
+        out.append(PlaneOffer("link", declared_faults(LinkFaults, manifest, backend)))
+    faults = declared_faults(PacketFaults, manifest, backend)
     missing: dict[str, str] = {}
     # The swarm's packet plane runs in each host's agent, which has what it needs.
     if backend != "swarm":
@@ -215,6 +246,8 @@ class Resolution:
     plane: str | None
     reason: str | None = None
     note: str | None = None
+    wants: str | None = None  # the plane it needs, when this machine lacks it...
+    missing: str | None = None  # ...and what that plane lacks here
 
 
 def resolve(planes: Sequence[PlaneOffer], fault: str, plane: str = "auto") -> Resolution:
@@ -226,7 +259,8 @@ def resolve(planes: Sequence[PlaneOffer], fault: str, plane: str = "auto") -> Re
             return Resolution(None, _nobody(planes, fault))
         if fault in first.missing:
             return Resolution(None, f"{fault} needs the {first.name} plane: "
-                                    f"{first.missing[fault]}")
+                                    f"{first.missing[fault]}",
+                              wants=first.name, missing=first.missing[fault])
         return Resolution(first.name)
     named = by_name.get(plane)
     if named is not None and named.can(fault):
@@ -236,7 +270,8 @@ def resolve(planes: Sequence[PlaneOffer], fault: str, plane: str = "auto") -> Re
            else named.missing.get(fault) or f"the {plane} plane cannot apply {fault}")
     other = next((p for p in planes if p.can(fault)), None)
     if other is None:
-        return Resolution(None, f"{fault} on the {plane} plane: {why}")
+        return Resolution(None, f"{fault} needs the {plane} plane: {why}", wants=plane,
+                          missing=why)
     return Resolution(other.name, note=f"a {fault} meant for the {plane} plane runs on the "
                                        f"{other.name} plane ({why})")
 
@@ -271,9 +306,11 @@ class Fit:
 
 
 def fit(ops: Iterable[Op], planes: Sequence[PlaneOffer]) -> Fit:
-    """Fit ``ops`` to ``planes``: one reason per missing ability, each said once."""
+    """Fit ``ops`` to ``planes``: one line per missing plane, naming the faults that
+    need it, and one per fault no plane of the run declares."""
     out: list[Op] = []
     reasons: list[str] = []
+    wanting: dict[tuple[str, str], list[str]] = {}  # (plane, what it lacks) -> faults
     notes: list[str] = []
     for op in ops:
         need = needs(op)
@@ -283,7 +320,11 @@ def fit(ops: Iterable[Op], planes: Sequence[PlaneOffer]) -> Fit:
         fault, plane = need
         where = resolve(planes, fault, plane)
         if where.plane is None:
-            if where.reason and where.reason not in reasons:
+            if where.wants is not None and where.missing is not None:
+                faults = wanting.setdefault((where.wants, where.missing), [])
+                if fault not in faults:
+                    faults.append(fault)
+            elif where.reason and where.reason not in reasons:
                 reasons.append(where.reason)
             out.append(op)
             continue
@@ -292,7 +333,9 @@ def fit(ops: Iterable[Op], planes: Sequence[PlaneOffer]) -> Fit:
             if where.note and where.note not in notes:
                 notes.append(where.note)
         out.append(op)
-    return Fit(tuple(out), "; ".join(reasons) or None, tuple(notes))
+    lines = [f"{' and '.join(faults)} need{'s' if len(faults) == 1 else ''} the {plane} "
+             f"plane: {missing}" for (plane, missing), faults in wanting.items()]
+    return Fit(tuple(out), "; ".join(lines + reasons) or None, tuple(notes))
 
 
 def fit_or_refuse(ops: Iterable[Op], planes: Sequence[PlaneOffer], what: str) -> Fit:
