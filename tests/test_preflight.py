@@ -210,10 +210,11 @@ def test_iptables_hidden_by_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         f"loss needs the packet plane: {NO_IPTABLES}"
 
 
-def test_a_plain_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    if packet.shutil.which("iptables") is None:
-        pytest.skip("iptables is not installed: the missing binary is named first")
+def test_a_plain_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Root is named first: a plain user's PATH has no sbin, so iptables would look absent."""
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert Machine.probe().packet == NO_ROOT
+    monkeypatch.setenv("PATH", str(tmp_path))
     assert Machine.probe().packet == NO_ROOT
 
 

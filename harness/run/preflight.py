@@ -54,6 +54,7 @@ __all__ = [
 # What the packet plane does with iptables alone; any other fault it declares (latency,
 # jitter, duplication...) needs its delay line as well (netem or an NFQUEUE queue).
 IPTABLES_FAULTS = frozenset({"cut", "loss"})
+NEEDS_ROOT = "the packet plane needs root (iptables)"
 
 
 class UnavailableError(GossipcertError):
@@ -63,9 +64,13 @@ class UnavailableError(GossipcertError):
 
 
 def packet_reason() -> str | None:
-    """Why the local packet plane cannot run here (iptables, root), or None."""
+    """Why the local packet plane cannot run here (root, iptables), or None. Root comes
+    first: a plain user's PATH rarely holds the sbin directories, so iptables looks
+    absent to it when what it lacks is the permission."""
     from gossipcert.chaos.packet import unavailable_reason
 
+    if os.geteuid() != 0:
+        return NEEDS_ROOT
     return unavailable_reason()
 
 
