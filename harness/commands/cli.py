@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit codes: 0 PASS (every claimed MUST exercised and passed), 1 FAIL "
                     "(a MUST failed), 2 bad input, 3 INCOMPLETE (no MUST failed, but one "
                     "was untested or could not be judged), 4 ERROR (the harness's own parts "
-                    "failed mid-run; a partial report), 130 interrupted.",
+                    "failed mid-run; a partial report), 5 nothing can run on this machine (its "
+                    "backend is missing), 130 interrupted. A scenario needing a fault plane "
+                    "this machine lacks is skipped, its requirements untested.",
     )
     _run_arguments(cert, "where the report and logs go")
     cert.add_argument("--scenario", default=None,
@@ -116,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
              "and save it as a replay file",
         description="Exit codes: 1 a violation was found (a MUST failed; the smallest "
                     "failing sequence is in replay.json), 0 none was found within the budget "
-                    "(not a certificate), 2 bad input, 4 the harness failed mid-run, "
-                    "130 interrupted.",
+                    "(not a certificate), 2 bad input, 4 the harness failed mid-run, 5 the "
+                    "backend cannot run on this machine, 130 interrupted. Only the faults "
+                    "this machine offers are drawn.",
     )
     _run_arguments(explore, "where the report, replay file and logs go")
     explore.add_argument("--budget", default="10m",
@@ -131,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a saved sequence (gossipcert-ops/1) on a fresh cluster or in the "
              "simulator, judged by the same checkers",
         description="Exit codes: 1 a MUST still fails, 0 none does, 2 the file cannot be "
-                    "replayed, 4 the harness failed mid-run, 130 interrupted.",
+                    "replayed, 4 the harness failed mid-run, 5 this machine lacks what the "
+                    "sequence needs (its backend or a fault plane), 130 interrupted.",
     )
     replay.add_argument("schedule", type=Path, metavar="FILE",
                         help="a replay file (JSON), e.g. replay.json of an explore run")
