@@ -50,6 +50,8 @@ def harness_error_text(report: Mapping[str, Any]) -> str | None:
 
 def judged_text(run: Mapping[str, Any]) -> str:
     """What one scenario run of a suite judged, in a few words."""
+    if run.get("skipped"):
+        return f"skipped: {run['skipped']}"
     judged = run.get("judged") or {}
     return (
         f"{judged.get('pass', 0)} passed, {judged.get('fail', 0)} failed, "
