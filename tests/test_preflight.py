@@ -26,7 +26,14 @@ from gossipcert.harness.manifest import Manifest, load_manifest
 from gossipcert.harness.profiles import judged_timing
 from gossipcert.harness.run.certify import CertifyOptions, certify
 from gossipcert.harness.run.explore import left_out, space_for
-from gossipcert.harness.run.pipeline import RunSpec, node_ids, skipped_run
+from gossipcert.harness.run.pipeline import (
+    PublishedRun,
+    RunSpec,
+    node_ids,
+    publish,
+    skipped_run,
+    write_suite_report,
+)
 from gossipcert.harness.run.preflight import (
     Machine,
     UnavailableError,
@@ -350,3 +357,25 @@ def test_doctor_on_the_command_line() -> None:
                           "/no/such/manifest.yaml"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_suite_lists_its_skipped_scenarios(tmp_path: Path) -> None:
+    """A suite's report gathers what each scenario run's preflight skipped or moved."""
+    catalogue = load_catalogue()
+    runs = []
+    for name, reason in (("lossy", NO_ROOT), ("latency-storm", "no delay line")):
+        spec = RunSpec(backend="process", nodes=tuple(node_ids(5)), seed=1,
+                       timing=judged_timing(REFERENCE.declared_timing).timing, ops=(),
+                       scenario=name, catalogue=tuple(catalogue), manifest=REFERENCE)
+        record = skipped_run(spec, reason)
+        run_dir = tmp_path / "scenarios" / name
+        report = publish(record, run_dir, mode="suite", run_extra={"skipped": reason})
+        runs.append(PublishedRun(name, run_dir, report, record.verdicts, record.entries,
+                                 record.index))
+    report = write_suite_report(tmp_path, runs, catalogue=catalogue,
+                                run_info={"nodes": node_ids(5), "backend": "process"})
+    assert report["verdict"] == "incomplete"
+    assert [s["scenario"] for s in report["preflight"]["skipped"]] == ["lossy",
+                                                                       "latency-storm"]
+    assert [r.get("skipped") for r in report["runs"]] == [NO_ROOT, "no delay line"]
+    assert f"skipped: {NO_ROOT}" in (tmp_path / "report.md").read_text()
