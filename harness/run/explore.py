@@ -250,14 +250,16 @@ class ExploreResult:
 def space_for(manifest: Manifest, nodes: Sequence[str], judged: JudgedTiming,
               max_steps: int = 12) -> Space:
     """What explore draws from for this implementation: its capabilities and conflict
-    policy, and the fault planes its cluster will have (latency needs the link plane,
-    loss the packet plane, cuts either)."""
+    policy, and the fault planes its cluster will have (latency needs the link plane or
+    the packet plane's delay, loss the packet plane, cuts either)."""
+    from gossipcert.chaos.delayline import delay_unavailable_reason
     from gossipcert.chaos.packet import unavailable_reason
 
     packets = unavailable_reason() is None
     links = manifest.accepts_dial_map
+    delays = links or delay_unavailable_reason() is None
     return Space(tuple(nodes), frozenset(manifest.capabilities), dict(judged.timing),
-                 policy=manifest.conflict_policy, network=links or packets, latency=links,
+                 policy=manifest.conflict_policy, network=links or packets, latency=delays,
                  loss=packets, max_steps=max_steps)
 
 
