@@ -55,6 +55,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gossipcert.chaos.packet import DUP_MARK, unavailable_reason
+
 __all__ = [
     "DUP_MARK", "DelayLine", "LineFaults", "LineProcess", "delay_mechanism",
     "delay_unavailable_reason", "main", "netem_available", "netem_commands", "parse_queue",
@@ -86,7 +88,6 @@ SOL_NETLINK = 270
 NETLINK_NO_ENOBUFS = 5
 SO_MARK = 36
 
-DUP_MARK = 0x47430001  # the mark of duplicates we send; the queueing rule skips it
 QUEUE_MAXLEN = 8192  # packets one queue holds (about 80 ms at 100k packets/s)
 HEADER_COPY = 128  # bytes of each packet copied to us when we need no payload
 RCVBUF = 8 << 20
@@ -381,8 +382,6 @@ def delay_mechanism() -> str:
 
 def delay_unavailable_reason() -> str | None:
     """Why the packet plane cannot delay packets on this machine, or None when it can."""
-    from gossipcert.chaos.packet import unavailable_reason
-
     reason = unavailable_reason()
     if reason is not None:
         return reason

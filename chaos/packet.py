@@ -53,6 +53,9 @@ HOOKS = {"INPUT": "i", "OUTPUT": "o"}
 JUMP_COMMENT = "gossipcert run={label} pid={pid}"
 IPTABLES_TIMEOUT_S = 15.0
 PROTOCOLS = ("tcp", "udp")
+# The firewall mark of the copies a delay line sends itself (duplication): its queueing
+# rule skips them, so a copy is not queued again (:mod:`chaos.delayline`).
+DUP_MARK = 0x47430001
 
 
 class PacketPlaneError(ChaosError):
@@ -294,8 +297,6 @@ class PacketPlane:
         :mod:`chaos.delayline`), but the duplicates the line sends itself. With
         ``--queue-bypass`` a queue nobody reads lets packets through instead of dropping
         them: the harness confirms the line runs, a dead one is its error."""
-        from gossipcert.chaos.delayline import DUP_MARK
-
         extra = ["-m", "mark", "!", "--mark", f"0x{DUP_MARK:x}"]
         self._add(flow, extra, tag, target=("NFQUEUE", "--queue-num", str(queue),
                                             "--queue-bypass"))

@@ -498,3 +498,51 @@ def test_the_packet_adapter_reads_no_traffic_without_iptables() -> None:
     assert plane.traffic(["n1"]) is None
     with pytest.raises(PacketPlaneError):
         plane.cut([AB])
+
+
+def test_line_faults_are_validated_and_pass_through_the_command_line() -> None:
+    faults = LineFaults(latency_ms=100, jitter_ms=20, loss=0.05, duplicate=0.01,
+                        reorder=0.2, rate_kbit=512)
+    arg = delayline.queue_arg(1234, faults)
+    assert arg == ("1234:latency_ms=100,jitter_ms=20,loss=0.05,duplicate=0.01,reorder=0.2,"
+                   "rate_kbit=512")
+    assert delayline.parse_queue(arg) == (1234, faults)
+    for bad in ("70000:latency_ms=1", "1:latency=5", "1:loss=1.5", "1:jitter_ms=9,latency_ms=5",
+                "1:reorder=0.5"):
+        with pytest.raises(ValueError):
+            delayline.parse_queue(bad)
+    assert delayline.main(["--queue", "1:loss=2"]) == 2  # bad input: its own exit code
+
+
+def test_a_latency_storm_may_ask_the_packet_plane_for_more(tmp_path: Path) -> None:
+    """``duplicate``, ``reorder`` and ``rate_kbit`` on a latency storm reach the operation
+    (and only the packet plane applies them); out-of-range values are refused."""
+    from gossipcert.harness.workloads.faults import Latency
+    from gossipcert.harness.workloads.planner import plan
+    from gossipcert.harness.workloads.scenario import ScenarioError, load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nsteps:\n  - kind: join\n  - kind: latency-storm\n"
+                    "    latency_ms: 50\n    duplicate: 0.1\n    reorder: 0.2\n"
+                    "    rate_kbit: 1000\n")
+    ops = plan(load_scenario(path).steps, ["n1", "n2", "n3"], 1, {})
+    [storm] = [op for op in ops if isinstance(op, Latency)]
+    assert dict(storm.extra) == {"duplicate": 0.1, "reorder": 0.2, "rate_kbit": 1000.0}
+    path.write_text("name: s\nsteps:\n  - kind: latency-storm\n    duplicate: 2\n")
+    with pytest.raises(ScenarioError, match="duplicate"):
+        load_scenario(path)
+
+
+def test_extra_line_faults_take_the_packet_plane_even_when_routed(cluster: Cluster) -> None:
+    """The link plane has no duplication: a storm that asks for it is the packet plane's
+    whole, and the history records the extra kinds with the mechanism."""
+    link, _ = _routed(cluster)
+    applied: list[tuple[Any, ...]] = []
+    cluster.faults.packet_faults.degrade = (  # type: ignore[method-assign]
+        lambda links, faults: applied.append((links, faults)) or "nfqueue")
+    cluster.latency([AB], 80, 10, extra={"duplicate": 0.1})
+    assert link.calls == []
+    assert applied == [([AB], LineFaults(latency_ms=80, jitter_ms=10, duplicate=0.1))]
+    [(op, args)] = _faults(cluster)
+    assert op == "latency" and args["duplicate"] == 0.1 and args["mechanism"] == "nfqueue"
+    assert args["plane"] == "packet"

@@ -197,7 +197,7 @@ class PacketFaults:
         self._next_queue = 1024 + digest % 48000  # queue numbers are per namespace
         self.lines: list[LineProcess] = []
         self.netem: dict[tuple[int | None, str], int] = {}  # (netns, dev): classes used
-        self.applied: dict[str, str] = {}  # fault -> the mechanism that applied it last
+        self.line_stats: dict[str, int] = {}  # what the lines stopped by the last heal did
 
     def mechanism(self, fault: str) -> str:
         if fault in ("cut", "loss"):
@@ -313,8 +313,10 @@ class PacketFaults:
         except HarnessError as exc:
             failure = exc
         self.packets.heal()  # the rules first: nothing is queued to a line stopping
+        self.line_stats = {}
         for line in self.lines:
-            line.stop()
+            for key, value in line.stop().items():
+                self.line_stats[key] = self.line_stats.get(key, 0) + value
         self.lines.clear()
         if self.packets.active() or any(self.packets.listed(p)
                                         for p in self.packets.namespaces()):

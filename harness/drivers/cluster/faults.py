@@ -220,7 +220,11 @@ class NetworkFaults:
                 failed.append(exc)
         if failed:
             raise failed[0]
-        self.recording.history.append("fault", "heal", args={})
+        # What the delay lines did, as evidence that a delay was on the traffic.
+        lines = self.packet_faults.line_stats
+        self.packet_faults.line_stats = {}
+        self.recording.history.append("fault", "heal",
+                                      args={"delay_lines": lines} if lines else {})
 
     def traffic(self, live_nodes: list[str]) -> dict[str, Any] | None:
         """Read what the planes counted each live member sending, record the reading as a
