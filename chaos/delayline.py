@@ -90,7 +90,9 @@ SO_MARK = 36
 
 QUEUE_MAXLEN = 8192  # packets one queue holds (about 80 ms at 100k packets/s)
 HEADER_COPY = 128  # bytes of each packet copied to us when we need no payload
-RCVBUF = 8 << 20
+RCVBUF = 8 << 20  # the socket's buffer: packets the kernel queues to us, not yet read
+SO_RCVBUFFORCE = 33  # past net.core.rmem_max (CAP_NET_ADMIN)
+MESSAGE_MAX = 0x10000 + 4096  # one packet message: a whole IP packet and its attributes
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,10 @@ class DelayLine:
         self._last: dict[int, float] = {}  # per queue: when its last packet leaves
         self._busy: dict[int, float] = {}  # per queue: when the capped link is free
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         with contextlib.suppress(OSError):
             self.sock.setsockopt(SOL_NETLINK, NETLINK_NO_ENOBUFS, 1)
         self.sock.bind((0, 0))
@@ -336,7 +341,7 @@ class DelayLine:
                 continue
             try:
                 while True:
-                    data = self.sock.recv(RCVBUF, socket.MSG_DONTWAIT)
+                    data = self.sock.recv(MESSAGE_MAX, socket.MSG_DONTWAIT)
                     self._receive(data, time.monotonic())
             except (BlockingIOError, InterruptedError):
                 pass

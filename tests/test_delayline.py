@@ -33,7 +33,7 @@ from host_tools import need
 pytestmark = pytest.mark.slow
 
 A, B = "127.0.0.2", "127.0.0.3"
-SAMPLES = 40
+SAMPLES = 25
 
 
 def queues_bound() -> list[int]:
@@ -221,3 +221,102 @@ def test_a_dead_line_is_the_harness_error(packet_faults: tuple[PacketFaults, dic
     with pytest.raises(HarnessError, match="delay line"):
         plane.heal()
     assert plane.packets is not None and plane.packets.active() == 0
+
+
+ECHO = """
+import socket, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7000))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", 7000)); t.listen()
+def tcp():
+    while True:
+        c, _ = t.accept()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while d := c.recv(64):
+            c.sendall(d)
+        c.close()
+threading.Thread(target=tcp, daemon=True).start()
+print("ready", flush=True)
+while True:
+    d, a = u.recvfrom(64)
+    u.sendto(d, a)
+"""
+
+
+@pytest.mark.docker
+def test_one_way_delay_inside_a_container_namespace(
+        packet_faults: tuple[PacketFaults, dict]) -> None:
+    """The line runs in the container's namespace (``nsenter -n``) with its rule there:
+    UDP and TCP round trips from the host to an echo in the container are 100 ms within
+    5 with the delay on the way in only."""
+    from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL, owner_label
+    from gossipcert.harness.drivers.images import build_reference, docker_client
+
+    plane, flows = packet_faults
+    client = docker_client()
+    image = build_reference(client, lambda line: None)
+    container = client.containers.run(
+        image, ["-c", ECHO], entrypoint="python3", detach=True,
+        labels={RUN_LABEL: plane_label(plane), OWNER_LABEL: owner_label()})
+    try:
+        deadline = time.monotonic() + 30
+        while b"ready" not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        container.reload()
+        ip = container.attrs["NetworkSettings"]["IPAddress"]
+        pid = int(container.attrs["State"]["Pid"])
+        flows[("host", "c")] = Flow(dst=ip, ports=(7000,), netns_pid=pid)
+        plane.latency([("host", "c")], 100, 0)
+        assert plane.packets is not None and plane.packets.listed(None) == []
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(2.0)
+        rtts = []
+        for i in range(SAMPLES):
+            t = time.monotonic()
+            u.sendto(i.to_bytes(4, "big"), (ip, 7000))
+            u.recvfrom(64)
+            rtts.append((time.monotonic() - t) * 1000)
+        u.close()
+        assert abs(statistics.median(rtts) - 100) <= 5 and abs(_p(rtts, 0.95) - 100) <= 5, rtts
+        with socket.create_connection((ip, 7000), timeout=5) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            rtts = []
+            for _ in range(SAMPLES):
+                t = time.monotonic()
+                conn.sendall(b"ping")
+                assert conn.recv(64) == b"ping"
+                rtts.append((time.monotonic() - t) * 1000)
+        assert abs(statistics.median(rtts) - 100) <= 5 and abs(_p(rtts, 0.95) - 100) <= 5, rtts
+        plane.heal()
+        inside = subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables-save"],
+                                capture_output=True, text=True, check=True).stdout
+        assert "NFQUEUE" not in inside
+        queues = Path(f"/proc/{pid}/net/netfilter/nfnetlink_queue")
+        assert not queues.exists() or not queues.read_text().strip()
+    finally:
+        container.remove(force=True)
+
+
+def plane_label(plane: PacketFaults) -> str:
+    return plane.env[RUN_LABEL_ENV]
+
+
+def test_the_line_of_a_crashed_run_is_found_and_killed_by_the_sweep() -> None:
+    """A line carries its run's label: once the harness that started it is gone (here a
+    label naming a pid that no longer runs) it is an orphan, and the sweep kills it."""
+    need(delay_unavailable_reason())
+    from gossipcert.chaos.delayline import LineProcess
+    from gossipcert.harness.drivers.sweep import orphaned_processes, sweep
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    label = f"gc-1-{dead.pid}-{int(time.time())}"
+    line = LineProcess({65000: LineFaults(latency_ms=10)}, None,
+                       {**os.environ, RUN_LABEL_ENV: label})
+    try:
+        assert orphaned_processes().get(line.proc.pid) == label
+        assert sweep(label) == [line.proc.pid]
+        line.proc.wait(timeout=5)
+        assert line.failure() is not None and 65000 not in queues_bound()
+    finally:
+        line.stop()
