@@ -141,10 +141,12 @@ def blast(target: tuple[str, int], rate: int, seconds: float, recv_port: int) ->
         while time.monotonic() < due:
             pass
         s.sendto(struct.pack("!d", time.monotonic()) + b"." * 56, target)
+    sent_rate = total / (time.monotonic() - start)
     s.close()
     out, _ = receiver.communicate(timeout=30)
     n, p50, p99 = out.split()
-    return f"{int(n) / total:6.1%} arrived, added p50 {float(p50):8.0f} us p99 {float(p99):8.0f} us"
+    return (f"sent {sent_rate:7.0f}/s, {int(n) / total:6.1%} arrived, added p50 "
+            f"{float(p50):6.0f} us p99 {float(p99):6.0f} us")
 
 
 def main() -> None:

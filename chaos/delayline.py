@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import heapq
 import os
@@ -369,10 +370,14 @@ def netem_available() -> bool:
 
 @functools.cache
 def _nfqueue_reason() -> str | None:
-    """Why no queue can be bound here (None: one can): bind a queue and unbind it."""
+    """Why no queue can be bound here (None: one can): bind a queue and unbind it. A
+    queue another process holds (EBUSY) proves the kernel has NFQUEUE too."""
+    queue = 65000 + os.getpid() % 500
     try:
-        line = DelayLine({65535: LineFaults()})
+        line = DelayLine({queue: LineFaults()})
     except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return None
         return (f"NFQUEUE is not available ({exc}; kernel module nfnetlink_queue, "
                 "CAP_NET_ADMIN)")
     line.close()

@@ -546,3 +546,21 @@ def test_extra_line_faults_take_the_packet_plane_even_when_routed(cluster: Clust
     [(op, args)] = _faults(cluster)
     assert op == "latency" and args["duplicate"] == 0.1 and args["mechanism"] == "nfqueue"
     assert args["plane"] == "packet"
+
+
+def test_without_root_latency_is_untested_with_the_reason(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As a plain user the packet plane cannot delay: a cluster without the link plane
+    says why (a latency step is then skipped, its requirement untested), never fails."""
+    monkeypatch.setattr(delayline, "unavailable_reason",
+                        lambda: "the packet plane needs root (iptables)")
+    monkeypatch.setattr(delayline, "netem_available", lambda: False)
+    assert delayline.delay_unavailable_reason() == "the packet plane needs root (iptables)"
+    c = Cluster(load_manifest("reference"), 3, tmp_path, history=History())
+    try:
+        assert "latency" not in c.faults.packet_faults.faults
+        reason = c.latency_unavailable
+        assert reason is not None and reason.startswith(NO_LATENCY)
+        assert reason.endswith("needs root (iptables)")
+    finally:
+        c.history.close()
