@@ -100,7 +100,8 @@ MESSAGE_MAX = 0x10000 + 4096  # one packet message: a whole IP packet and its at
 class LineFaults:
     """What one queue (one directed link) does to its packets, as netem would: a fixed
     ``latency_ms`` plus a uniform ``jitter_ms`` either way, kept in order unless
-    ``reorder`` (a share of packets that skip the delay, as netem's ``reorder``); drop
+    ``reorder`` (a share of packets that skip the delay, as netem's ``reorder``; a jitter
+    larger than the latency is cut at no delay, as netem and the link plane do); drop
     with ``loss``, send twice with ``duplicate`` (probabilities); ``rate_kbit`` caps the
     link's bandwidth (0: none), each packet waiting for the one before to be sent."""
 
@@ -119,8 +120,6 @@ class LineFaults:
         for name in ("latency_ms", "jitter_ms", "rate_kbit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        if self.jitter_ms > self.latency_ms:
-            raise ValueError("jitter_ms must not exceed latency_ms")
         if self.reorder and not self.latency_ms:
             raise ValueError("reorder needs a latency to reorder against")
 
@@ -283,7 +282,7 @@ class DelayLine:
             return _Held(start, self._seq, queue, packet_id, NF_ACCEPT, copy)
         delay = faults.latency_ms
         if faults.jitter_ms:
-            delay += self.rng.uniform(-faults.jitter_ms, faults.jitter_ms)
+            delay = max(0.0, delay + self.rng.uniform(-faults.jitter_ms, faults.jitter_ms))
         # In order on the link, like a wire: jitter spreads packets, never swaps them.
         release = max(start + delay / 1000.0, self._last.get(queue, 0.0))
         self._last[queue] = release

@@ -507,7 +507,7 @@ def test_line_faults_are_validated_and_pass_through_the_command_line() -> None:
     assert arg == ("1234:latency_ms=100,jitter_ms=20,loss=0.05,duplicate=0.01,reorder=0.2,"
                    "rate_kbit=512")
     assert delayline.parse_queue(arg) == (1234, faults)
-    for bad in ("70000:latency_ms=1", "1:latency=5", "1:loss=1.5", "1:jitter_ms=9,latency_ms=5",
+    for bad in ("70000:latency_ms=1", "1:latency=5", "1:loss=1.5", "1:jitter_ms=-1",
                 "1:reorder=0.5"):
         with pytest.raises(ValueError):
             delayline.parse_queue(bad)

@@ -232,7 +232,11 @@ class PacketFaults:
         self._confirm("the packet plane did not confirm the loss rules")
 
     def latency(self, links: Sequence[Link], latency_ms: int, jitter_ms: int) -> None:
-        self.degrade(links, LineFaults(latency_ms=latency_ms, jitter_ms=jitter_ms))
+        try:
+            faults = LineFaults(latency_ms=latency_ms, jitter_ms=jitter_ms)
+        except ValueError as exc:
+            raise LaunchError(f"latency: {exc}") from None
+        self.degrade(links, faults)
 
     def degrade(self, links: Sequence[Link], faults: LineFaults) -> str:
         """Delay (jitter, lose, duplicate, reorder, cap) every packet of these links,

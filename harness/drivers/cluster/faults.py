@@ -24,7 +24,7 @@ from gossipcert.harness.drivers.backends import Backend, BackendFeatures, NodeAd
 from gossipcert.harness.drivers.cluster.calls import Recording
 from gossipcert.harness.drivers.faultplanes import FaultPlane, LinkFaults, PacketFaults, choose
 from gossipcert.harness.drivers.interface import NO_LATENCY
-from gossipcert.harness.errors import ToxiproxyUnavailable
+from gossipcert.harness.errors import LaunchError, ToxiproxyUnavailable
 from gossipcert.harness.history import now_ms
 
 __all__ = ["NetworkFaults"]
@@ -197,7 +197,10 @@ class NetworkFaults:
         began = now_ms()
         extra = dict(extra or {})
         if extra:
-            faults = LineFaults(latency_ms=latency_ms, jitter_ms=jitter_ms, **extra)
+            try:
+                faults = LineFaults(latency_ms=latency_ms, jitter_ms=jitter_ms, **extra)
+            except ValueError as exc:  # a scenario file's values: reorder with no latency
+                raise LaunchError(f"latency: {exc}") from None
             mechanism = self.packet_faults.degrade(pairs, faults)
             chosen: FaultPlane = self.packet_faults
         else:
