@@ -60,8 +60,8 @@ from gossipcert.chaos.packet import DUP_MARK, unavailable_reason
 
 __all__ = [
     "DUP_MARK", "DelayLine", "LineFaults", "LineProcess", "delay_mechanism",
-    "delay_unavailable_reason", "main", "netem_available", "netem_commands", "parse_queue",
-    "queue_arg",
+    "delay_unavailable_reason", "main", "netem_available", "netem_commands", "netem_heal",
+    "netem_root", "parse_queue", "queue_arg",
 ]
 
 NETLINK_NETFILTER = 12
