@@ -53,6 +53,9 @@ HOOKS = {"INPUT": "i", "OUTPUT": "o"}
 JUMP_COMMENT = "gossipcert run={label} pid={pid}"
 IPTABLES_TIMEOUT_S = 15.0
 PROTOCOLS = ("tcp", "udp")
+# The firewall mark of the copies a delay line sends itself (duplication): its queueing
+# rule skips them, so a copy is not queued again (:mod:`chaos.delayline`).
+DUP_MARK = 0x47430001
 
 
 class PacketPlaneError(ChaosError):
@@ -267,11 +270,15 @@ class PacketPlane:
 
     # ---- faults ----------------------------------------------------------------------
 
-    def _add(self, flow: Flow, extra: list[str], tag: str) -> None:
+    def _add(self, flow: Flow, extra: list[str], tag: str,
+             target: Sequence[str] = ("DROP",)) -> None:
+        """Drops go first in the chain, queueing rules last: a packet a cut or a loss
+        rule matches is dropped before a delay line could take (and accept) it."""
         space = self._space(flow.netns_pid, flow.hook)
+        where = ["-I", space.chain, "1"] if target[0] == "DROP" else ["-A", space.chain]
         for match in flow.matches():
-            rule = [*match, *extra, "-m", "comment", "--comment", f"gc {tag}", "-j", "DROP"]
-            self._run(flow.netns_pid, ["-A", space.chain, *rule])
+            rule = [*match, *extra, "-m", "comment", "--comment", f"gc {tag}", "-j", *target]
+            self._run(flow.netns_pid, [*where, *rule])
             space.rules.append(rule)
 
     def cut(self, flow: Flow, tag: str = "cut") -> None:
@@ -284,6 +291,15 @@ class PacketPlane:
             raise PacketPlaneError(f"loss probability must be in (0, 1], got {probability}")
         extra = ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.6f}"]
         self._add(flow, extra, tag)
+
+    def queue(self, flow: Flow, queue: int, tag: str = "delay") -> None:
+        """Hand every packet of ``flow`` to NFQUEUE ``queue`` (a delay line,
+        :mod:`chaos.delayline`), but the duplicates the line sends itself. With
+        ``--queue-bypass`` a queue nobody reads lets packets through instead of dropping
+        them: the harness confirms the line runs, a dead one is its error."""
+        extra = ["-m", "mark", "!", "--mark", f"0x{DUP_MARK:x}"]
+        self._add(flow, extra, tag, target=("NFQUEUE", "--queue-num", str(queue),
+                                            "--queue-bypass"))
 
     def heal(self) -> None:
         """Remove every rule, our chains and the jumps to them: nothing of ours is left."""

@@ -119,6 +119,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
     faults = "".join(
         f"<tr><td>{_number(f['time_ms'])}</td><td>{escape(f['op'])}</td>"
         f"<td>{escape(str(f.get('node') or '-'))}</td>"
+        f"<td>{escape(str((f.get('args') or {}).get('mechanism') or '-'))}</td>"
         f"<td><code>{escape(json.dumps(f.get('args') or {}, sort_keys=True))}</code></td></tr>"
         for f in report.get("faults", [])
     )
@@ -142,8 +143,8 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 <h2>Figures</h2>
 {"".join(figures)}
 <h2>Faults</h2>
-<table><thead><tr><th>time ms</th><th>fault</th><th>node</th><th>args</th></tr></thead>
-<tbody>{faults or f'<tr><td colspan="4">{no_faults}</td></tr>'}</tbody></table>
+<table><thead><tr><th>time ms</th><th>fault</th><th>node</th><th>by</th><th>args</th></tr></thead>
+<tbody>{faults or f'<tr><td colspan="5">{no_faults}</td></tr>'}</tbody></table>
 </body></html>
 """
 

@@ -212,12 +212,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("No fault was applied.")
     else:
         start = min(float(f["time_ms"]) for f in faults)
-        lines += ["| t (ms from first fault) | fault | node | args |", "|---|---|---|---|"]
+        lines += ["| t (ms from first fault) | fault | node | by | args |",
+                  "|---|---|---|---|---|"]
         for fault in faults:
-            args = json.dumps(fault.get("args") or {}, sort_keys=True)
+            fault_args = dict(fault.get("args") or {})
+            by = fault_args.pop("mechanism", None) or "-"  # toxiproxy, iptables, nfqueue, netem
+            args = json.dumps(fault_args, sort_keys=True)
             lines.append(
                 f"| {float(fault['time_ms']) - start:.0f} | {_cell(fault.get('op'))} "
-                f"| {_cell(fault.get('node') or '-')} | `{_cell(args)}` |"
+                f"| {_cell(fault.get('node') or '-')} | {_cell(by)} | `{_cell(args)}` |"
             )
     exploration = (report.get("run") or {}).get("exploration")
     if isinstance(exploration, Mapping):

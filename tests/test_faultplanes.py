@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gossipcert.chaos import delayline
+from gossipcert.chaos.delayline import LineFaults
 from gossipcert.chaos.packet import Flow, PacketPlaneError, Sender
+from gossipcert.harness.drivers import faultplanes
 from gossipcert.harness.drivers.cluster import Cluster
 from gossipcert.harness.drivers.faultplanes import LinkFaults, PacketFaults, choose
 from gossipcert.harness.drivers.interface import NO_LATENCY
@@ -33,6 +36,11 @@ class FakePlane:
         self.fails = fails
         self.reading = reading
         self.calls: list[tuple[Any, ...]] = []
+
+    def mechanism(self, fault: str) -> str:
+        if self.name == "link":
+            return "toxiproxy"
+        return "nfqueue" if fault == "latency" else "iptables"
 
     def _record(self, *call: Any) -> None:
         self.calls.append(call)
@@ -107,9 +115,9 @@ def test_a_routed_cluster_cuts_on_the_link_plane_and_records_after(cluster: Clus
     assert packet.calls == []
     [(op, args)] = _faults(cluster)
     assert op == "partition"
-    assert list(args) == ["groups", "links", "plane", "shape"]
+    assert list(args) == ["groups", "links", "plane", "mechanism", "shape"]
     assert args == {"groups": [["n1"], ["n2"]], "links": [list(AB), list(BA)],
-                    "plane": "link", "shape": "halves"}
+                    "plane": "link", "mechanism": "toxiproxy", "shape": "halves"}
 
 
 def test_an_explicit_plane_is_the_one_used(cluster: Cluster) -> None:
@@ -119,8 +127,9 @@ def test_an_explicit_plane_is_the_one_used(cluster: Cluster) -> None:
     assert packet.calls == [("cut", [BC])]
     assert link.calls == [("cut", [AB])]
     assert _faults(cluster) == [
-        ("cut", {"links": [list(BC)], "plane": "packet"}),
-        ("cut", {"links": [list(AB)], "plane": "link", "shape": "one-way"}),
+        ("cut", {"links": [list(BC)], "plane": "packet", "mechanism": "iptables"}),
+        ("cut", {"links": [list(AB)], "plane": "link", "mechanism": "toxiproxy",
+                 "shape": "one-way"}),
     ]
 
 
@@ -130,8 +139,9 @@ def test_loss_goes_to_the_plane_that_can_drop_at_random(cluster: Cluster) -> Non
     assert link.calls == []
     assert packet.calls == [("loss", [AB, BC], 0.25)]
     [(op, args)] = _faults(cluster)
-    assert op == "loss" and list(args) == ["links", "probability", "plane"]
-    assert args == {"links": [list(AB), list(BC)], "probability": 0.25, "plane": "packet"}
+    assert op == "loss" and list(args) == ["links", "probability", "plane", "mechanism"]
+    assert args == {"links": [list(AB), list(BC)], "probability": 0.25, "plane": "packet",
+                    "mechanism": "iptables"}
 
 
 def test_latency_goes_to_the_link_plane(cluster: Cluster) -> None:
@@ -140,13 +150,29 @@ def test_latency_goes_to_the_link_plane(cluster: Cluster) -> None:
     assert link.calls == [("latency", [AB], 120, 30)]
     assert packet.calls == []
     [(op, args)] = _faults(cluster)
-    assert op == "latency" and list(args) == ["links", "latency_ms", "jitter_ms", "plane"]
-    assert args == {"links": [list(AB)], "latency_ms": 120, "jitter_ms": 30, "plane": "link"}
+    assert op == "latency" and list(args) == ["links", "latency_ms", "jitter_ms", "plane",
+                                              "mechanism"]
+    assert args == {"links": [list(AB)], "latency_ms": 120, "jitter_ms": 30, "plane": "link",
+                    "mechanism": "toxiproxy"}
+
+
+def test_latency_without_a_dial_map_goes_to_the_packet_plane(cluster: Cluster) -> None:
+    """An implementation the link plane does not carry gets latency from the packet plane
+    (netem or the delay line), named in the history."""
+    packet = FakePlane("packet", {"cut", "loss", "latency"})
+    cluster.planes = {"packet": packet}
+    assert cluster.latency_unavailable is None
+    cluster.latency([AB], 100, 20)
+    assert packet.calls == [("latency", [AB], 100, 20)]
+    [(op, args)] = _faults(cluster)
+    assert op == "latency" and args["plane"] == "packet" and args["mechanism"] == "nfqueue"
 
 
 def test_latency_without_the_link_plane_is_the_no_latency_error(cluster: Cluster) -> None:
     packet = FakePlane("packet", {"cut", "loss"})
     cluster.planes = {"packet": packet}
+    assert cluster.latency_unavailable is not None
+    assert cluster.latency_unavailable.startswith(NO_LATENCY)
     with pytest.raises(LaunchError) as raised:
         cluster.latency([AB], 100)
     assert str(raised.value) == NO_LATENCY
@@ -298,6 +324,10 @@ class FakePacketPlane:
         self.calls.append(("loss", flow, probability, tag))
         self.rules += 1
 
+    def queue(self, flow: Flow, queue: int, tag: str = "delay") -> None:
+        self.calls.append(("queue", flow, queue, tag))
+        self.rules += 1
+
     def confirm(self) -> bool:
         return True
 
@@ -349,9 +379,98 @@ def test_the_packet_adapter_opens_on_first_use_and_builds_a_flow_per_link() -> N
         ("cut", _flow(*AB), "cut n1->n2"), ("cut", _flow(*BC), "cut n2->n3"),
         ("loss", _flow(*BA), 0.1, "loss n2->n1"), ("heal",),
     ]
-    with pytest.raises(LaunchError) as raised:
-        plane.latency([AB], 100, 0)
-    assert str(raised.value) == NO_LATENCY
+    cannot = PacketFaults(open_plane, _flow, lambda n: Sender(n),  # type: ignore[arg-type]
+                          delays=False)
+    assert "latency" not in cannot.faults
+    with pytest.raises(LaunchError, match="cannot delay"):
+        cannot.latency([AB], 100, 0)
+
+
+class FakeLine:
+    """A delay line that is never started: what it was given, and whether it still runs."""
+
+    started: list[FakeLine] = []
+
+    def __init__(self, queues: dict[int, LineFaults], netns_pid: int | None,
+                 env: dict[str, str], seed: int | None = None) -> None:
+        self.queues, self.netns_pid, self.env = queues, netns_pid, env
+        self.dead = False
+        self.stopped = False
+        FakeLine.started.append(self)
+
+    def failure(self) -> str | None:
+        return "the delay line (host) ended with status 1" if self.dead else None
+
+    def stop(self) -> dict[str, int]:
+        self.stopped = True
+        return {}
+
+
+def test_the_packet_adapter_delays_through_a_line_per_namespace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without netem: a queue per link, one line per network namespace started before the
+    rules that feed it, stopped after they are gone; a line that died is the harness's
+    error when the plane next confirms a fault and when it heals."""
+    monkeypatch.setattr(delayline, "netem_available", lambda: False)
+    FakeLine.started = []
+    packets = FakePacketPlane()
+    pids = {"n1": None, "n2": 41, "n3": 42}
+
+    def flow(src: str, dst: str) -> Flow:
+        return Flow(src=src, dst=dst, netns_pid=pids[dst])
+
+    plane = PacketFaults(lambda: packets, flow, lambda n: Sender(n),  # type: ignore[arg-type,return-value]
+                         run_label="gc-1-2-3", env={"GOSSIPCERT_RUN": "gc-1-2-3"},
+                         start_line=FakeLine)
+    assert plane.mechanism("latency") == "nfqueue" and plane.mechanism("cut") == "iptables"
+    assert plane.degrade([AB, ("n3", "n2")], LineFaults(latency_ms=100, jitter_ms=10)) \
+        == "nfqueue"
+    [line41] = [line for line in FakeLine.started if line.netns_pid == 41]
+    assert len(FakeLine.started) == 1 and len(line41.queues) == 2
+    assert line41.env["GOSSIPCERT_RUN"] == "gc-1-2-3"
+    queued = [c for c in packets.calls if c[0] == "queue"]
+    assert [c[3] for c in queued] == ["delay n1->n2", "delay n3->n2"]
+    assert {c[2] for c in queued} == set(line41.queues)
+    plane.latency([BC], 50, 0)
+    assert len(FakeLine.started) == 2 and FakeLine.started[1].netns_pid == 42
+    FakeLine.started[1].dead = True
+    with pytest.raises(HarnessError, match="delay line"):
+        plane.cut([AB])
+    with pytest.raises(HarnessError, match="delay line"):
+        plane.heal()
+    assert packets.calls[-1] == ("heal",) and packets.rules == 0
+    assert all(line.stopped for line in FakeLine.started) and plane.lines == []
+    plane.heal()  # nothing left: a second heal is quiet
+
+
+def test_netem_where_the_kernel_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This kernel has no netem, so its path is checked by the commands it builds: an HTB
+    class and a netem qdisc per link on the sender's egress, one root per device, and one
+    ``tc qdisc del ... root`` per device at heal."""
+    monkeypatch.setattr(delayline, "netem_available", lambda: True)
+    ran: list[tuple[int | None, list[str]]] = []
+    monkeypatch.setattr(faultplanes, "_tc", lambda pid, argv, check=True:
+                        ran.append((pid, list(argv))))
+    plane = PacketFaults(FakePacketPlane, lambda s, d: Flow(src=f"10.0.0.{s[1]}",  # type: ignore[arg-type]
+                                                            dst=f"10.0.0.{d[1]}", netns_pid=7),
+                         lambda n: Sender(n, netns_pid=5), start_line=FakeLine)
+    faults = LineFaults(latency_ms=100, jitter_ms=20, loss=0.01, duplicate=0.02,
+                        reorder=0.25, rate_kbit=512)
+    assert plane.degrade([AB, BC], faults) == "netem"
+    assert all(pid == 5 for pid, _ in ran)  # the sender's namespace: netem is egress
+    argvs = [" ".join(a) for _, a in ran]
+    assert argvs[:2] == ["tc qdisc add dev eth0 root handle 1: htb default 1",
+                         "tc class add dev eth0 parent 1: classid 1:1 htb rate 100gbit"]
+    assert ("tc qdisc add dev eth0 parent 1:2 handle 2: netem limit 8192 delay 100ms 20ms "
+            "loss 1% duplicate 2% reorder 25% rate 512kbit") in argvs
+    assert ("tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip src "
+            "10.0.0.2/32 match ip dst 10.0.0.3/32 flowid 1:3") in argvs
+    assert len(argvs) == 2 + 3 * 2
+    ran.clear()
+    plane.heal()
+    assert ran == [(5, ["tc", "qdisc", "del", "dev", "eth0", "root"])]
+    assert delayline.netem_commands("lo", 2, "127.0.0.2", "127.0.0.3", LineFaults(
+        latency_ms=5))[1][-4:] == ["limit", "8192", "delay", "5ms"]
 
 
 def test_the_packet_adapter_counts_each_node_anew_in_a_new_namespace() -> None:
@@ -379,3 +498,69 @@ def test_the_packet_adapter_reads_no_traffic_without_iptables() -> None:
     assert plane.traffic(["n1"]) is None
     with pytest.raises(PacketPlaneError):
         plane.cut([AB])
+
+
+def test_line_faults_are_validated_and_pass_through_the_command_line() -> None:
+    faults = LineFaults(latency_ms=100, jitter_ms=20, loss=0.05, duplicate=0.01,
+                        reorder=0.2, rate_kbit=512)
+    arg = delayline.queue_arg(1234, faults)
+    assert arg == ("1234:latency_ms=100,jitter_ms=20,loss=0.05,duplicate=0.01,reorder=0.2,"
+                   "rate_kbit=512")
+    assert delayline.parse_queue(arg) == (1234, faults)
+    for bad in ("70000:latency_ms=1", "1:latency=5", "1:loss=1.5", "1:jitter_ms=-1",
+                "1:reorder=0.5"):
+        with pytest.raises(ValueError):
+            delayline.parse_queue(bad)
+    assert delayline.main(["--queue", "1:loss=2"]) == 2  # bad input: its own exit code
+
+
+def test_a_latency_storm_may_ask_the_packet_plane_for_more(tmp_path: Path) -> None:
+    """``duplicate``, ``reorder`` and ``rate_kbit`` on a latency storm reach the operation
+    (and only the packet plane applies them); out-of-range values are refused."""
+    from gossipcert.harness.workloads.faults import Latency
+    from gossipcert.harness.workloads.planner import plan
+    from gossipcert.harness.workloads.scenario import ScenarioError, load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nsteps:\n  - kind: join\n  - kind: latency-storm\n"
+                    "    latency_ms: 50\n    duplicate: 0.1\n    reorder: 0.2\n"
+                    "    rate_kbit: 1000\n")
+    ops = plan(load_scenario(path).steps, ["n1", "n2", "n3"], 1, {})
+    [storm] = [op for op in ops if isinstance(op, Latency)]
+    assert dict(storm.extra) == {"duplicate": 0.1, "reorder": 0.2, "rate_kbit": 1000.0}
+    path.write_text("name: s\nsteps:\n  - kind: latency-storm\n    duplicate: 2\n")
+    with pytest.raises(ScenarioError, match="duplicate"):
+        load_scenario(path)
+
+
+def test_extra_line_faults_take_the_packet_plane_even_when_routed(cluster: Cluster) -> None:
+    """The link plane has no duplication: a storm that asks for it is the packet plane's
+    whole, and the history records the extra kinds with the mechanism."""
+    link, _ = _routed(cluster)
+    applied: list[tuple[Any, ...]] = []
+    cluster.faults.packet_faults.degrade = (  # type: ignore[method-assign]
+        lambda links, faults: applied.append((links, faults)) or "nfqueue")
+    cluster.latency([AB], 80, 10, extra={"duplicate": 0.1})
+    assert link.calls == []
+    assert applied == [([AB], LineFaults(latency_ms=80, jitter_ms=10, duplicate=0.1))]
+    [(op, args)] = _faults(cluster)
+    assert op == "latency" and args["duplicate"] == 0.1 and args["mechanism"] == "nfqueue"
+    assert args["plane"] == "packet"
+
+
+def test_without_root_latency_is_untested_with_the_reason(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As a plain user the packet plane cannot delay: a cluster without the link plane
+    says why (a latency step is then skipped, its requirement untested), never fails."""
+    monkeypatch.setattr(delayline, "unavailable_reason",
+                        lambda: "the packet plane needs root (iptables)")
+    monkeypatch.setattr(delayline, "netem_available", lambda: False)
+    assert delayline.delay_unavailable_reason() == "the packet plane needs root (iptables)"
+    c = Cluster(load_manifest("reference"), 3, tmp_path, history=History())
+    try:
+        assert "latency" not in c.faults.packet_faults.faults
+        reason = c.latency_unavailable
+        assert reason is not None and reason.startswith(NO_LATENCY)
+        assert reason.endswith("needs root (iptables)")
+    finally:
+        c.history.close()

@@ -10,9 +10,14 @@ it cannot), and may count what each node sends. The cluster records the history 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from gossipcert.chaos import delayline
+from gossipcert.chaos.delayline import LineError, LineFaults, LineProcess
 from gossipcert.chaos.linkplane import LinkPlane
 from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender, SourcePin
 from gossipcert.harness.drivers.interface import NO_LATENCY
@@ -33,6 +38,11 @@ class FaultPlane(Protocol):
 
     name: str  # the history's ``plane``: ``link`` or ``packet``
     faults: frozenset[str]  # which of FAULTS it can apply
+
+    def mechanism(self, fault: str) -> str:
+        """What applies ``fault`` (the history's ``mechanism``): ``toxiproxy``,
+        ``iptables``, ``nfqueue`` or ``netem``."""
+        ...
 
     def cut(self, links: Sequence[Link]) -> None:
         """Drop everything on exactly these links."""
@@ -92,6 +102,9 @@ class LinkFaults:
 
     def __init__(self, links: LinkPlane) -> None:
         self.links = links
+
+    def mechanism(self, fault: str) -> str:
+        return "toxiproxy"
 
     def cut(self, links: Sequence[Link]) -> None:
         for src, dst in links:
@@ -154,22 +167,42 @@ class LinkFaults:
 
 
 class PacketFaults:
-    """The packet plane: cuts and random loss as iptables rules, one :class:`Flow` per link.
+    """The packet plane: cuts and random loss as iptables rules, one :class:`Flow` per link,
+    and latency (with the other kinds of :class:`LineFaults`) by netem where the kernel
+    has it, else by a delay line on an NFQUEUE (:mod:`chaos.delayline`).
 
     The iptables side is opened on first use (it needs root), by ``open_plane``; ``flow``
     and ``sender`` are the cluster's knowledge of where a link's packets and a node's
-    own packets go (addresses, ports, network namespaces, proxies).
+    own packets go (addresses, ports, network namespaces, proxies). ``delays`` is False
+    where the namespaces are out of this host's reach (the swarm's fault agents run
+    iptables, not a delay line).
     """
 
     name = "packet"
-    faults = frozenset({"cut", "loss"})
 
     def __init__(self, open_plane: Callable[[], PacketPlane], flow: Callable[[str, str], Flow],
-                 sender: Callable[[str], Sender]) -> None:
+                 sender: Callable[[str], Sender], *, delays: bool = True,
+                 run_label: str = "", env: Mapping[str, str] | None = None,
+                 seed: int | None = None,
+                 start_line: Callable[..., LineProcess] = LineProcess) -> None:
         self._open_plane = open_plane
         self.flow = flow
         self.sender = sender
         self.packets: PacketPlane | None = None
+        self.faults = frozenset({"cut", "loss", "latency"} if delays else {"cut", "loss"})
+        self.env = dict(env if env is not None else os.environ)
+        self.seed = seed
+        self.start_line = start_line
+        digest = int(hashlib.sha1(run_label.encode()).hexdigest()[:8], 16)
+        self._next_queue = 1024 + digest % 48000  # queue numbers are per namespace
+        self.lines: list[LineProcess] = []
+        self.netem: dict[tuple[int | None, str], int] = {}  # (netns, dev): classes used
+        self.line_stats: dict[str, int] = {}  # what the lines stopped by the last heal did
+
+    def mechanism(self, fault: str) -> str:
+        if fault in ("cut", "loss"):
+            return "iptables"
+        return delayline.delay_mechanism()
 
     def _plane(self) -> PacketPlane:
         if self.packets is None:
@@ -190,26 +223,110 @@ class PacketFaults:
         packets = self._plane()
         for src, dst in links:
             packets.cut(self.flow(src, dst), tag=f"cut {src}->{dst}")
-        if not packets.confirm():
-            raise HarnessError("the packet plane did not confirm the cut")
+        self._confirm("the packet plane did not confirm the cut")
 
     def loss(self, links: Sequence[Link], probability: float) -> None:
         packets = self._plane()
         for src, dst in links:
             packets.loss(self.flow(src, dst), probability, tag=f"loss {src}->{dst}")
-        if not packets.confirm():
-            raise HarnessError("the packet plane did not confirm the loss rules")
+        self._confirm("the packet plane did not confirm the loss rules")
 
     def latency(self, links: Sequence[Link], latency_ms: int, jitter_ms: int) -> None:
-        raise LaunchError(NO_LATENCY)
+        try:
+            faults = LineFaults(latency_ms=latency_ms, jitter_ms=jitter_ms)
+        except ValueError as exc:
+            raise LaunchError(f"latency: {exc}") from None
+        self.degrade(links, faults)
+
+    def degrade(self, links: Sequence[Link], faults: LineFaults) -> str:
+        """Delay (jitter, lose, duplicate, reorder, cap) every packet of these links,
+        TCP and UDP; returns the mechanism that applied it (``netem`` or ``nfqueue``)."""
+        if "latency" not in self.faults:
+            raise LaunchError("the packet plane of this backend cannot delay packets "
+                              "(its namespaces are reached through fault agents)")
+        mechanism = delayline.delay_mechanism()
+        if mechanism == "netem":
+            self._netem(links, faults)
+        else:
+            self._queue(links, faults)
+        return mechanism
+
+    def _queue(self, links: Sequence[Link], faults: LineFaults) -> None:
+        """A queue per link, a line per namespace holding them, then the rules sending the
+        links' packets to their queues (the line listens before any packet is queued)."""
+        packets = self._plane()
+        by_space: dict[int | None, list[tuple[int, Flow, Link]]] = {}
+        for src, dst in links:
+            flow = self.flow(src, dst)
+            queue = self._next_queue
+            self._next_queue = 1024 + (self._next_queue - 1024 + 1) % 64000
+            by_space.setdefault(flow.netns_pid, []).append((queue, flow, (src, dst)))
+        for pid, queued in by_space.items():
+            try:
+                line = self.start_line({q: faults for q, _, _ in queued}, pid, self.env,
+                                       seed=None if self.seed is None
+                                       else self.seed + len(self.lines))
+            except LineError as exc:
+                raise HarnessError(str(exc)) from None
+            self.lines.append(line)
+            for queue, flow, (src, dst) in queued:
+                packets.queue(flow, queue, tag=f"delay {src}->{dst}")
+        self._confirm("the packet plane did not confirm the delay rules")
+
+    def _netem(self, links: Sequence[Link], faults: LineFaults) -> None:
+        """A netem class per link on the egress of the sender's side: the loopback of the
+        host for process nodes, a container's ``eth0`` otherwise."""
+        for src, dst in links:
+            flow = self.flow(src, dst)
+            pid = flow.netns_pid if flow.hook == "OUTPUT" else self.sender(src).netns_pid
+            dev = "lo" if pid is None else "eth0"
+            key = (pid, dev)
+            if key not in self.netem:
+                for argv in delayline.netem_root(dev):
+                    _tc(pid, argv)
+                self.netem[key] = 1
+            self.netem[key] += 1
+            for argv in delayline.netem_commands(dev, self.netem[key], flow.src, flow.dst,
+                                                 faults):
+                _tc(pid, argv)
+
+    def _confirm(self, what: str) -> None:
+        packets = self._plane()
+        if not packets.confirm():
+            raise HarnessError(what)
+        self.check_lines()
+
+    def check_lines(self) -> None:
+        """A delay line that ended while its fault is on is the harness's failure: its
+        links would carry packets undelayed while the history says they are delayed."""
+        for line in self.lines:
+            why = line.failure()
+            if why is not None:
+                raise HarnessError(why)
 
     def heal(self) -> None:
+        failure = None
+        if self.netem:
+            for pid, dev in list(self.netem):
+                _tc(pid, delayline.netem_heal(dev), check=False)
+            self.netem.clear()
         if self.packets is None:  # never used: nothing applied
             return
-        self.packets.heal()
+        try:
+            self.check_lines()
+        except HarnessError as exc:
+            failure = exc
+        self.packets.heal()  # the rules first: nothing is queued to a line stopping
+        self.line_stats = {}
+        for line in self.lines:
+            for key, value in line.stop().items():
+                self.line_stats[key] = self.line_stats.get(key, 0) + value
+        self.lines.clear()
         if self.packets.active() or any(self.packets.listed(p)
                                         for p in self.packets.namespaces()):
             raise HarnessError("the packet plane did not confirm the heal")
+        if failure is not None:
+            raise failure
 
     def traffic(self, live_nodes: Sequence[str]) -> dict[str, Any] | None:
         """iptables counters of what each node sends (root only); a node seen in a new
@@ -240,5 +357,25 @@ class PacketFaults:
         return {"plane": "packet", "unit": "packets", "nodes": nodes}
 
     def close(self) -> None:
+        for pid, dev in list(self.netem):
+            _tc(pid, delayline.netem_heal(dev), check=False)
+        self.netem.clear()
+        for line in self.lines:
+            line.stop()
+        self.lines.clear()
         if self.packets is not None:
             self.packets.close()
+
+
+def _tc(pid: int | None, argv: Sequence[str], *, check: bool = True) -> None:
+    """Run ``tc`` on the host, or in the network namespace of ``pid``."""
+    if pid is not None:
+        argv = ["nsenter", "-t", str(pid), "-n", *argv]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if check:
+            raise HarnessError(f"{' '.join(argv)}: {exc}") from None
+        return
+    if check and proc.returncode != 0:
+        raise HarnessError(f"tc refused {' '.join(argv)}: {proc.stderr.strip()}")

@@ -58,8 +58,10 @@ _REQUESTS: dict[str, Callable[[dict[str, Any]], Request]] = {
     "crdt_read": lambda a: ("GET", f"/v1/crdt/{_name(a)}", None),
 }
 
-# Latency can only be added per link by the proxies: this kernel has no netem.
-NO_LATENCY = "latency needs the link plane (manifest routing: dial-map); this kernel has no netem"
+# Latency comes from the link plane's proxies, or from the packet plane (netem where the
+# kernel has it, else the NFQUEUE delay line), which needs root and iptables.
+NO_LATENCY = ("latency needs the link plane (manifest routing: dial-map) or the packet "
+              "plane's delay (root, iptables, and netem or NFQUEUE)")
 
 
 def request_for(op: str, args: dict[str, Any]) -> Request:
@@ -88,6 +90,11 @@ class ClusterDriver(Protocol):
 
     @property
     def has_link_plane(self) -> bool: ...
+
+    @property
+    def latency_unavailable(self) -> str | None:
+        """Why no fault plane of this cluster can delay packets (None: one can)."""
+        ...
 
     @property
     def gossip_key_set(self) -> bool: ...
@@ -120,5 +127,5 @@ class ClusterDriver(Protocol):
             groups: list[list[str]] | None = None, shape: str | None = None) -> None: ...
     def heal(self) -> None: ...
     def latency(self, links: list[tuple[str, str]], latency_ms: int,
-                jitter_ms: int = 0) -> None: ...
+                jitter_ms: int = 0, extra: dict[str, float] | None = None) -> None: ...
     def loss(self, links: list[tuple[str, str]], probability: float) -> None: ...

@@ -27,6 +27,7 @@ from typing import Any
 
 from gossipcert.harness.drivers.control_client import Reply
 from gossipcert.harness.drivers.interface import request_for
+from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.history import History
 
 __all__ = ["REFERENCE_CAPABILITIES", "SimulatedCluster", "core_context"]
@@ -164,6 +165,10 @@ class SimulatedCluster:
     @property
     def has_link_plane(self) -> bool:
         return True  # the simulated network delays, drops and cuts any directed link
+
+    @property
+    def latency_unavailable(self) -> str | None:
+        return None
 
     @property
     def gossip_key_set(self) -> bool:
@@ -339,7 +344,10 @@ class SimulatedCluster:
         self._latency.clear()
         self.history.append("fault", "heal", args={})
 
-    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
+    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0,
+                extra: dict[str, float] | None = None) -> None:
+        if extra:
+            raise LaunchError(f"the simulated network has no {', '.join(sorted(extra))}")
         pairs = sorted(set(links))
         for src, dst in pairs:
             self.sim.set_link_latency(src, dst, latency_ms, jitter_ms)

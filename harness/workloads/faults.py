@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gossipcert.harness.drivers.interface import NO_LATENCY
 from gossipcert.harness.workloads.operations import Op
 
 if TYPE_CHECKING:
@@ -168,19 +167,27 @@ class Cut(Fault):
 @dataclass(frozen=True)
 class Latency(Fault):
     kind = "latency"
-    summary = "delay every byte on these directed links (link plane only; none -> skipped)"
+    summary = ("delay every byte on these directed links (link plane, else packet plane; "
+               "none -> skipped)")
     links: tuple[Link, ...]
     latency_ms: int
     jitter_ms: int = 0
+    # packet plane only: duplicate, reorder (probabilities), rate_kbit
+    extra: tuple[tuple[str, float], ...] = ()
 
     def run(self, x: Execution) -> None:
-        if not x.driver.has_link_plane:
-            # Nothing on this kernel delays packets (no netem) without per-link proxies.
-            x.skipped["latency"] = NO_LATENCY
-            x.progress(f"latency skipped: {NO_LATENCY}")
+        reason = x.driver.latency_unavailable
+        if reason is not None:
+            x.skipped["latency"] = reason
+            x.progress(f"latency skipped: {reason}")
             return
-        x.driver.latency(list(self.links), self.latency_ms, self.jitter_ms)
-        x.progress(f"latency {self.latency_ms} ms (jitter {self.jitter_ms}) on "
+        if self.extra:
+            x.driver.latency(list(self.links), self.latency_ms, self.jitter_ms,
+                             extra=dict(self.extra))
+        else:
+            x.driver.latency(list(self.links), self.latency_ms, self.jitter_ms)
+        more = "".join(f", {k} {v:g}" for k, v in self.extra)
+        x.progress(f"latency {self.latency_ms} ms (jitter {self.jitter_ms}{more}) on "
                    f"{len(self.links)} links")
 
     def heal(self) -> Op:

@@ -43,6 +43,8 @@ from gossipcert.harness.workloads.leave import Leave
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.harness.workloads.security import Intruder
 
+# What a latency storm may add on the packet plane (netem's or the delay line's kinds).
+LINE_EXTRAS = ("duplicate", "reorder", "rate_kbit")
 SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge", "one-way")
 
 Link = tuple[str, str]
@@ -270,7 +272,8 @@ class _Planner:
             ms = {name: round(seconds(_as_ms(step.get(name, default)), params) * 1000)
                   for name, default in (("latency_ms", 100), ("jitter_ms", 0))}
             hold = duration if duration is not None else 5.0
-            storm = Latency(links, ms["latency_ms"], ms["jitter_ms"])
+            extra = tuple((name, float(step[name])) for name in LINE_EXTRAS if name in step)
+            storm = Latency(links, ms["latency_ms"], ms["jitter_ms"], extra)
             out += [storm,
                     o.Phase("latency", "start", {"links": [list(x) for x in links], **ms}),
                     o.Note(f"latency storm: {ms['latency_ms']} ms (jitter {ms['jitter_ms']}) "

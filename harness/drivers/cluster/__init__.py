@@ -293,6 +293,11 @@ class Cluster:
         return "link" in self.planes
 
     @property
+    def latency_unavailable(self) -> str | None:
+        """Why no plane of this run can delay packets (None: one can)."""
+        return self.faults.latency_unavailable()
+
+    @property
     def gossip_key_set(self) -> bool:
         return self.manifest.gossip_key is not None
 
@@ -331,9 +336,10 @@ class Cluster:
         """Drop packets on directed links at random (packet plane, TCP and UDP)."""
         self.faults.loss(links, probability)
 
-    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
-        """Delay every chunk on directed links (link plane ``latency`` toxics, both streams)."""
-        self.faults.latency(links, latency_ms, jitter_ms)
+    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0,
+                extra: dict[str, float] | None = None) -> None:
+        """Delay everything on directed links (:meth:`NetworkFaults.latency`)."""
+        self.faults.latency(links, latency_ms, jitter_ms, extra)
 
     def heal(self) -> None:
         """Restore every link on every plane; one that fails keeps none of the others

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gossipcert.chaos.delayline import LineFaults, delay_unavailable_reason
 from gossipcert.chaos.linkplane import LinkPlane, LinkPlaneUnavailable
 from gossipcert.chaos.packet import Flow, PacketPlane, Sender
+from gossipcert.chaos.runlabels import RUN_LABEL_ENV
 from gossipcert.harness.drivers.backends import Backend, BackendFeatures, NodeAddress
 from gossipcert.harness.drivers.cluster.calls import Recording
 from gossipcert.harness.drivers.faultplanes import FaultPlane, LinkFaults, PacketFaults, choose
-from gossipcert.harness.errors import ToxiproxyUnavailable
+from gossipcert.harness.drivers.interface import NO_LATENCY
+from gossipcert.harness.errors import LaunchError, ToxiproxyUnavailable
 from gossipcert.harness.history import now_ms
 
 __all__ = ["NetworkFaults"]
@@ -50,8 +54,14 @@ class NetworkFaults:
         self.links: LinkPlane | None = None
         owner = features.packet_plane
         open_packets = owner.packet_plane if owner is not None else PacketPlane
+        env = {**os.environ, RUN_LABEL_ENV: run_label}  # a delay line is swept like a node
+        # The swarm's namespaces are reached through its fault agents: no delay line there.
+        self.delay_reason = ("the swarm backend's fault agents apply cuts and loss only"
+                             if owner is not None else delay_unavailable_reason())
         self.packet_faults = PacketFaults(functools.partial(open_packets, run_label),
-                                          self.flow, self.sender)
+                                          self.flow, self.sender,
+                                          delays=self.delay_reason is None,
+                                          run_label=run_label, env=env)
         self.planes: dict[str, FaultPlane] = {"packet": self.packet_faults}
 
     # ---- set-up ----------------------------------------------------------------------
@@ -151,7 +161,7 @@ class NetworkFaults:
         began = now_ms()
         chosen.cut(pairs)
         args: dict[str, Any] = {"links": [list(p) for p in pairs], "plane": chosen.name,
-                                **_applied(began)}
+                                "mechanism": chosen.mechanism("cut"), **_applied(began)}
         if shape is not None:
             args["shape"] = shape
         history = self.recording.history
@@ -169,17 +179,38 @@ class NetworkFaults:
         chosen.loss(pairs, probability)
         self.recording.history.append("fault", "loss", args={
             "links": [list(p) for p in pairs], "probability": probability, "plane": chosen.name,
-            **_applied(began)}, time_ms=began)
+            "mechanism": chosen.mechanism("loss"), **_applied(began)}, time_ms=began)
 
-    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0) -> None:
-        """Delay every chunk on directed links (link plane ``latency`` toxics, both streams)."""
-        chosen = choose(self.planes, "latency")
+    def latency_unavailable(self) -> str | None:
+        """Why no plane of this run can delay packets (None: one can)."""
+        if any("latency" in p.faults for p in self.planes.values()):
+            return None
+        return NO_LATENCY + (f": {self.delay_reason}" if self.delay_reason else "")
+
+    def latency(self, links: list[tuple[str, str]], latency_ms: int, jitter_ms: int = 0,
+                extra: dict[str, float] | None = None) -> None:
+        """Delay everything on directed links: the link plane's ``latency`` toxics (both
+        streams) when the IUT is routed through it, else the packet plane's netem or
+        delay line (TCP and UDP). ``extra`` (duplicate, reorder, rate_kbit) only the
+        packet plane applies, so it takes the whole fault then."""
         pairs = sorted(set(links))
         began = now_ms()
-        chosen.latency(pairs, latency_ms, jitter_ms)
+        extra = dict(extra or {})
+        if extra:
+            try:
+                faults = LineFaults(latency_ms=latency_ms, jitter_ms=jitter_ms, **extra)
+            except ValueError as exc:  # a scenario file's values: reorder with no latency
+                raise LaunchError(f"latency: {exc}") from None
+            mechanism = self.packet_faults.degrade(pairs, faults)
+            chosen: FaultPlane = self.packet_faults
+        else:
+            chosen = choose(self.planes, "latency")
+            chosen.latency(pairs, latency_ms, jitter_ms)
+            mechanism = chosen.mechanism("latency")
         self.recording.history.append("fault", "latency", args={
             "links": [list(p) for p in pairs], "latency_ms": latency_ms,
-            "jitter_ms": jitter_ms, "plane": chosen.name, **_applied(began)}, time_ms=began)
+            "jitter_ms": jitter_ms, **extra, "plane": chosen.name,
+            "mechanism": mechanism, **_applied(began)}, time_ms=began)
 
     def heal(self) -> None:
         """Restore every link on every plane; each confirms its own heal, and one that
@@ -192,7 +223,11 @@ class NetworkFaults:
                 failed.append(exc)
         if failed:
             raise failed[0]
-        self.recording.history.append("fault", "heal", args={})
+        # What the delay lines did, as evidence that a delay was on the traffic.
+        lines = self.packet_faults.line_stats
+        self.packet_faults.line_stats = {}
+        self.recording.history.append("fault", "heal",
+                                      args={"delay_lines": lines} if lines else {})
 
     def traffic(self, live_nodes: list[str]) -> dict[str, Any] | None:
         """Read what the planes counted each live member sending, record the reading as a
