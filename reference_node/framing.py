@@ -22,9 +22,10 @@ _HEADER = 4
 MAX_DATAGRAM_BYTES = 1400
 """memberlist's UDP payload limit (docs/protocol-notes.md): a message that would be a
 larger datagram goes over TCP instead."""
-DATAGRAM_KINDS = frozenset({"ping", "ack", "nack", "ping-req", "gossip"})
-"""What memberlist sends as datagrams: probes, their acks, indirect probes and gossip.
-Push-pull, Merkle and pull exchanges (state sync) always go over TCP."""
+DATAGRAM_KINDS = frozenset({"ping", "ack", "nack", "ping-req", "gossip", "pull"})
+"""What memberlist sends as datagrams: probes, their acks, indirect probes and gossip
+(with the reference node's pull requests, the other half of its gossip rounds). Push-pull
+and Merkle exchanges (state sync) always go over TCP."""
 
 
 class FrameError(ValueError):

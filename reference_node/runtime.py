@@ -1,9 +1,9 @@
 """Asyncio driver of the core: UDP and TCP transport, timers and the wall clock.
 
 Like memberlist, the node listens on UDP and TCP on the same gossip address and port,
-sends probes, acks, indirect probes and gossip as datagrams from its gossip socket, and
-state sync (push-pull, Merkle, pull) and anything larger than one datagram
-(``MAX_DATAGRAM_BYTES``) over TCP. The core does not know: the runtime picks the
+sends probes, acks, indirect probes and gossip (pushed, or pulled: pull requests too) as
+datagrams from its gossip socket, and state sync (push-pull, Merkle) and anything larger
+than one datagram (``MAX_DATAGRAM_BYTES``) over TCP. The core does not know: the runtime picks the
 transport per message.
 
 Each directed link (a -> b) carries only a's messages: a dials b lazily and keeps one

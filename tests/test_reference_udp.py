@@ -1,6 +1,6 @@
 """The reference runtime's transport choice, in process with real sockets: which messages
-travel as datagrams (probes, acks, indirect probes, gossip that fits memberlist's 1400
-bytes) and to which dial map, which over TCP, datagrams sealed like frames, and garbage
+travel as datagrams (probes, acks, indirect probes, gossip and pull requests that fit
+memberlist's 1400 bytes) and to which dial map, which over TCP, datagrams sealed like frames, and garbage
 datagrams dropped and counted."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from gossipcert.reference_node.core.messages import (
     Gossip,
     Message,
     Ping,
+    Pull,
     PushPull,
 )
 from gossipcert.reference_node.framing import (
@@ -116,12 +117,13 @@ def test_probes_and_small_gossip_are_datagrams_to_the_udp_route_state_sync_is_tc
     runtime = GossipRuntime({"p": peer.addr}, metrics, udp_routes={"p": peer.addr})
     sync = PushPull(**HEADER, state=FullState())
     run(runtime, [("p", "elsewhere:9", ping()), ("p", "elsewhere:9", gossip(3)),
+                  ("p", "elsewhere:9", Pull(**HEADER, summary=(1, 2))),
                   ("p", "elsewhere:9", sync)])
     kinds = [decode_datagram(d, None, ReplayGuard(), 0)[0] for d in peer.datagrams()]
-    assert [type(m).__name__ for m in kinds] == ["Ping", "Gossip"]
+    assert [type(m).__name__ for m in kinds] == ["Ping", "Gossip", "Pull"]
     assert [f[:40] for f in peer.frames()] == [
         json.dumps(encode_message(sync), separators=(",", ":")).encode()[:40]]
-    assert metrics.datagrams_sent == 2 and metrics.messages_sent == 3
+    assert metrics.datagrams_sent == 3 and metrics.messages_sent == 4
 
 
 def test_a_message_larger_than_one_datagram_goes_over_tcp(peer: Peer) -> None:
