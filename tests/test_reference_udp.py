@@ -1,7 +1,7 @@
 """The reference runtime's transport choice, in process with real sockets: which messages
 travel as datagrams (probes, acks, indirect probes, gossip and pull requests that fit
-memberlist's 1400 bytes) and to which dial map, which over TCP, datagrams sealed like frames, and garbage
-datagrams dropped and counted."""
+memberlist's 1400 bytes) and to which dial map, which over TCP, datagrams sealed like
+frames, and garbage datagrams dropped and counted."""
 
 from __future__ import annotations
 
