@@ -135,6 +135,7 @@ class LinkPlane:
         self.cut: set[tuple[str, str]] = set()
         self.delayed: set[tuple[str, str]] = set()  # links carrying our latency toxics
         self.lossy: set[tuple[str, str]] = set()  # UDP proxies carrying our loss toxics
+        self.udp_supported = False  # the server has UDP proxies and the nodes route datagrams
 
     @classmethod
     def open(cls, run_name: str, log_dir: Path, url: str | None = None, *,
@@ -164,8 +165,10 @@ class LinkPlane:
         same gossip address); returns each node's TCP dial map ``{peer: addr}``
         (:meth:`udp_routes` is the UDP one)."""
         routes: dict[str, dict[str, str]] = {n: {} for n in gossip_addrs}
+        self.udp_supported = udp
         for src, dst in itertools.permutations(sorted(gossip_addrs), 2):
-            listen = (self._proxy_pair if udp else self._proxy)(src, dst, gossip_addrs[dst])
+            pair = self.udp_supported
+            listen = (self._proxy_pair if pair else self._proxy)(src, dst, gossip_addrs[dst])
             self.listen[(src, dst)] = listen
             routes[src][dst] = listen
         return routes
@@ -186,6 +189,11 @@ class LinkPlane:
             try:
                 self.client.create_udp_proxy(name, listen, upstream)
             except ToxiproxyError as exc:
+                if exc.status == 404 and not self.udp_listen:
+                    # A real Toxiproxy (TCP only): no UDP dial map, so the nodes send
+                    # everything over their TCP routes.
+                    self.udp_supported = False
+                    return listen
                 if exc.status != 500:  # 500: the bind failed, the port is in use for UDP
                     raise
                 self.client.delete_proxy(name)

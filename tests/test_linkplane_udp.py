@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from gossipcert.chaos.linkplane import LinkPlane
 from gossipcert.chaos.toxiproxy import BackgroundServer
-from gossipcert.chaos.toxiproxy_client import ToxiproxyClient
+from gossipcert.chaos.toxiproxy_client import ToxiproxyClient, ToxiproxyError
 from gossipcert.harness.drivers.faultplanes import LinkFaults
 
 
@@ -130,5 +130,23 @@ def test_a_tcp_only_link_plane_offers_no_loss(
     messages, so loss goes to the packet plane as before."""
     links, nodes = plane
     links.build({n: f"127.0.0.1:{s.getsockname()[1]}" for n, s in nodes.items()})
+    assert links.udp_listen == {} and links.udp_routes() == {}
+    assert "loss" not in LinkFaults(links).faults
+
+
+def test_a_server_without_udp_proxies_gives_a_tcp_only_dial_map(
+        plane: tuple[LinkPlane, dict[str, socket.socket]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real Toxiproxy answers ``/udp/proxies`` with 404: the run goes on with TCP
+    proxies only, so the nodes get no UDP dial map and send everything over TCP."""
+    links, nodes = plane
+
+    def no_udp(*_: object, **__: object) -> None:
+        raise ToxiproxyError(404, "not found")
+
+    monkeypatch.setattr(links.client, "create_udp_proxy", no_udp)
+    routes = links.build({n: f"127.0.0.1:{s.getsockname()[1]}" for n, s in nodes.items()},
+                         udp=True)
+    assert len(links.listen) == 6 and sum(len(r) for r in routes.values()) == 6
     assert links.udp_listen == {} and links.udp_routes() == {}
     assert "loss" not in LinkFaults(links).faults
