@@ -5,7 +5,8 @@ process talks to more than one server. This one holds its own base URL; the conn
 timeouts and JSON are :class:`chaos.jsonhttp.JsonHttpClient`'s, stdlib only.
 
 Two extensions of the project's own server are here too, on paths a real Toxiproxy
-answers with 404: UDP proxies (``create_udp_proxy``) and traffic counters (``stats``,
+answers with 404: UDP proxies (``create_udp_proxy``, ``udp_proxies``, ``delete_udp_proxy``,
+and ``udp=True`` on the toxic calls) and traffic counters (``stats``,
 ``proxy_stats``; ``stats`` returns None from a server without them).
 """
 
