@@ -18,7 +18,11 @@ the shared machine's noise falls on both:
   member's ``GET /v1/members`` polled until it reports the victim ``dead`` or drops it;
 - another fresh cluster: 10% packet loss on every directed link (packet plane, iptables)
   held for a while, then healed and watched a little longer; any live member that any
-  member reports ``dead`` (or drops) is a false positive.
+  member reports ``dead`` (or drops) is a false positive. Both sides on equal terms: the
+  reference node runs without a dial map there (``routing: none``), so like Serf it
+  sends its probes, acks and gossip as UDP datagrams to the addresses its peers advertise
+  and its push-pull over TCP, and the same packet-plane rules drop both protocols of
+  both implementations.
 
 Every time here is the harness's monotonic clock at the poll that first showed the
 outcome (an upper bound, within one poll cycle); no node's own timestamp is used.
@@ -336,7 +340,11 @@ def detection_rep(impl: str, manifest: Manifest, args: argparse.Namespace, rep: 
 
 def loss_rep(impl: str, manifest: Manifest, args: argparse.Namespace, rep: int,
              run_dir: Path, out: Samples) -> None:
-    """Packet loss on every link, on one fresh cluster; false positives counted."""
+    """Packet loss on every link, on one fresh cluster; false positives counted. No dial
+    map for the reference node here: its datagrams go where Serf's do, past no proxy, and
+    the packet plane drops both alike."""
+    if manifest.accepts_dial_map:
+        manifest = dataclasses.replace(manifest, routing="none")
     cluster = open_cluster(manifest, args.nodes, run_dir, seed=100 + rep)
     try:
         out.settle.append(settle(cluster, args.settle_s))
@@ -477,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="keep each cluster's history and node logs here")
     parser.add_argument("--skip-loss", action="store_true")
+    parser.add_argument("--skip-detection", action="store_true",
+                        help="the loss runs only (no kills, no broadcasts)")
     args = parser.parse_args(argv)
     if args.nodes < 3 or args.reps < 1:
         print("error: --nodes must be at least 3 and --reps at least 1")
@@ -489,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         base = args.run_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for rep in range(1, args.reps + 1):
             for impl in IMPLS:
+                if args.skip_detection:
+                    break
                 detection_rep(impl, chosen[impl], args, rep, base / f"{impl}-detect-{rep}",
                               samples[impl])
             if not args.skip_loss:

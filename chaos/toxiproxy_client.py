@@ -5,7 +5,8 @@ process talks to more than one server. This one holds its own base URL; the conn
 timeouts and JSON are :class:`chaos.jsonhttp.JsonHttpClient`'s, stdlib only.
 
 Two extensions of the project's own server are here too, on paths a real Toxiproxy
-answers with 404: UDP proxies (``create_udp_proxy``) and traffic counters (``stats``,
+answers with 404: UDP proxies (``create_udp_proxy``, ``udp_proxies``, ``delete_udp_proxy``,
+and ``udp=True`` on the toxic calls) and traffic counters (``stats``,
 ``proxy_stats``; ``stats`` returns None from a server without them).
 """
 
@@ -27,6 +28,12 @@ class ToxiproxyError(HttpStatusError, ChaosError):
 def _quote(name: str) -> str:
     """Proxy and toxic names go in the path; ours contain ':' and '>'."""
     return urllib.parse.quote(name, safe="")
+
+
+def _proxy_path(name: str, udp: bool) -> str:
+    """A TCP proxy's path, or with ``udp`` the path of the UDP proxy of that name (our
+    server's ``/udp/proxies`` family; the same toxic API under it)."""
+    return f"{'/udp' if udp else ''}/proxies/{_quote(name)}"
 
 
 class ToxiproxyClient(JsonHttpClient):
@@ -99,11 +106,11 @@ class ToxiproxyClient(JsonHttpClient):
         self.call("DELETE", f"/proxies/{_quote(name)}")
 
     # Toxics
-    def toxics(self, proxy: str) -> list[dict[str, Any]]:
-        return list(self.call("GET", f"/proxies/{_quote(proxy)}/toxics"))
+    def toxics(self, proxy: str, *, udp: bool = False) -> list[dict[str, Any]]:
+        return list(self.call("GET", f"{_proxy_path(proxy, udp)}/toxics"))
 
-    def get_toxic(self, proxy: str, name: str) -> dict[str, Any]:
-        return dict(self.call("GET", f"/proxies/{_quote(proxy)}/toxics/{_quote(name)}"))
+    def get_toxic(self, proxy: str, name: str, *, udp: bool = False) -> dict[str, Any]:
+        return dict(self.call("GET", f"{_proxy_path(proxy, udp)}/toxics/{_quote(name)}"))
 
     def add_toxic(
         self,
@@ -113,6 +120,8 @@ class ToxiproxyClient(JsonHttpClient):
         name: str | None = None,
         stream: str = "downstream",
         toxicity: float = 1.0,
+        *,
+        udp: bool = False,
     ) -> dict[str, Any]:
         body = {
             "name": name or f"{type}_{stream}",
@@ -121,7 +130,7 @@ class ToxiproxyClient(JsonHttpClient):
             "toxicity": toxicity,
             "attributes": attributes or {},
         }
-        return dict(self.call("POST", f"/proxies/{_quote(proxy)}/toxics", body))
+        return dict(self.call("POST", f"{_proxy_path(proxy, udp)}/toxics", body))
 
     def update_toxic(
         self,
@@ -129,6 +138,8 @@ class ToxiproxyClient(JsonHttpClient):
         name: str,
         attributes: dict[str, Any] | None = None,
         toxicity: float | None = None,
+        *,
+        udp: bool = False,
     ) -> dict[str, Any]:
         """Merge ``attributes`` into the toxic's and/or set its toxicity."""
         body: dict[str, Any] = {}
@@ -136,11 +147,11 @@ class ToxiproxyClient(JsonHttpClient):
             body["attributes"] = attributes
         if toxicity is not None:
             body["toxicity"] = toxicity
-        path = f"/proxies/{_quote(proxy)}/toxics/{_quote(name)}"
+        path = f"{_proxy_path(proxy, udp)}/toxics/{_quote(name)}"
         return dict(self.call("POST", path, body))
 
-    def remove_toxic(self, proxy: str, name: str) -> None:
-        self.call("DELETE", f"/proxies/{_quote(proxy)}/toxics/{_quote(name)}")
+    def remove_toxic(self, proxy: str, name: str, *, udp: bool = False) -> None:
+        self.call("DELETE", f"{_proxy_path(proxy, udp)}/toxics/{_quote(name)}")
 
     # Extensions of the project's server (a real Toxiproxy answers 404)
     def stats(self) -> dict[str, dict[str, dict[str, Any]]] | None:
@@ -170,3 +181,10 @@ class ToxiproxyClient(JsonHttpClient):
                          enabled: bool = True) -> dict[str, Any]:
         body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
         return dict(self.call("POST", "/udp/proxies", body))
+
+    def udp_proxies(self) -> dict[str, dict[str, Any]]:
+        """Every UDP proxy by name, each with its toxics (``GET /udp/proxies``)."""
+        return dict(self.call("GET", "/udp/proxies"))
+
+    def delete_udp_proxy(self, name: str) -> None:
+        self.call("DELETE", _proxy_path(name, True))

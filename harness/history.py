@@ -87,10 +87,16 @@ API) or ``packet`` (iptables); ``links`` are directed ``[src, dst]`` pairs.
 ``cut``        ``args``: ``{links, plane, shape?}``: exactly these directed links drop
                everything (one-way cuts, a majorities ring); a pair is separated while
                either of its directions is cut.
-``loss``       ``args``: ``{links, probability, plane: "packet"}``: each packet on these
-               links dropped with that probability.
+``loss``       ``args``: ``{links, probability, plane, protocols?}``: each packet on these
+               links dropped with that probability. ``plane: "packet"``: TCP segments
+               and UDP datagrams alike; ``plane: "link"`` (a node that routes its
+               datagrams through the link plane) with ``protocols: ["udp"]``: each
+               link's UDP proxy drops datagrams, its TCP stream passes whole.
 ``latency``    ``args``: ``{links, latency_ms, jitter_ms, plane: "link"}``.
-``heal``       every cut, loss and latency restored, on both planes.
+``heal``       every cut, loss and latency restored, on both planes; after link-plane
+               loss, ``args.datagrams_lost``: ``{plane: "link", links, datagrams,
+               dropped}``, what the lossy links' UDP proxies received and dropped
+               while the loss held.
 ``pause``      ``node`` frozen with SIGSTOP (``args.signal: "STOP"``); it answers nothing
                until ``resume``.
 ``resume``     ``node`` continued (``args.signal: "CONT"``).

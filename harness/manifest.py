@@ -50,6 +50,7 @@ class ProcessLaunch:
     cwd: str | None = None
     ready_timeout_s: float = 20.0
     key_args: list[str] = field(default_factory=list)
+    udp_route_args: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class DockerLaunch:
     ready_timeout_s: float = 30.0
     cwd: str | None = None
     key_args: list[str] = field(default_factory=list)
+    udp_route_args: list[str] = field(default_factory=list)
 
 
 Launch = ProcessLaunch | DockerLaunch
@@ -232,6 +234,7 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
             cwd=p.get("cwd"),
             ready_timeout_s=float(p.get("ready_timeout_s", 20.0)),
             key_args=list(p.get("key_args", [])),
+            udp_route_args=list(p.get("udp_route_args", [])),
         )
     docker = None
     if "docker" in data["launch"]:
@@ -244,7 +247,9 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
             env=dict(d.get("env", {})),
             ready_timeout_s=float(d.get("ready_timeout_s", 30.0)),
             key_args=list(d.get("key_args", [])),
+            udp_route_args=list(d.get("udp_route_args", [])),
         )
+    _check_routing(data, path)
     policy = str(data.get("conflict_policy", "lww"))
     policies = tuple(data.get("conflict_policies") or [policy])
     if policy not in policies:
@@ -271,6 +276,28 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
         broadcast_ids=str(data.get("broadcast_ids", "any")),
         crdt_types=crdt_types,
     )
+
+
+def _check_routing(data: dict[str, Any], path: Path) -> None:
+    """A dial map is per transport: ``route_args`` for TCP, ``udp_route_args`` for
+    datagrams. Routing datagrams needs ``routing: dial-map`` (the TCP dial map too:
+    a node sends what does not fit a datagram over TCP), and each template must name
+    the peer and the address it is to use."""
+    routing = data.get("routing", "none")
+    for section, launch in data["launch"].items():
+        for key in ("route_args", "udp_route_args"):
+            template = launch.get(key) or []
+            if key == "udp_route_args" and template and routing != "dial-map":
+                raise ManifestError(f"manifest {path}: launch.{section}.udp_route_args needs "
+                                    f"routing: dial-map (a node with a UDP dial map takes a "
+                                    f"TCP one too)")
+            if key == "udp_route_args" and template and not launch.get("route_args"):
+                raise ManifestError(f"manifest {path}: launch.{section}.udp_route_args without "
+                                    f"route_args (the TCP dial map)")
+            joined = " ".join(template)
+            if template and not ("{peer}" in joined and "{addr}" in joined):
+                raise ManifestError(f"manifest {path}: launch.{section}.{key} must name "
+                                    f"{{peer}} and {{addr}}")
 
 
 def new_gossip_key() -> str:
@@ -345,10 +372,12 @@ def launch_argv(
     data_dir: Path | str,
     overrides: dict[str, str] | None = None,
     gossip_key: str | None = None,
+    udp_routes: dict[str, str] | None = None,
 ) -> list[str]:
     """The argv of one node from a launch section; ``overrides`` replace placeholder values
     (a container has its own ``{python}`` and ``{data_dir}``); ``gossip_key`` replaces the
-    run's key (a node deliberately given a wrong one)."""
+    run's key (a node deliberately given a wrong one); ``udp_routes`` is the dial map of
+    its datagrams (``udp_route_args``, when the link plane has UDP proxies)."""
     values = {
         "id": node_id,
         "gossip_addr": f"{gossip[0]}:{gossip[1]}",
@@ -374,6 +403,8 @@ def launch_argv(
     if manifest.accepts_dial_map:
         for peer, addr in sorted(routes.items()):
             argv += expand(launch.route_args, {**flat, "peer": peer, "addr": addr})
+        for peer, addr in sorted((udp_routes or {}).items()):
+            argv += expand(launch.udp_route_args, {**flat, "peer": peer, "addr": addr})
     run_key = gossip_key if gossip_key is not None else manifest.gossip_key
     if run_key is not None:
         argv += expand(launch.key_args, {**flat, "key": run_key})

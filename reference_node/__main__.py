@@ -75,7 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         type=_route,
-        help="PEER_ID=HOST:PORT dial override (repeatable)",
+        help="PEER_ID=HOST:PORT dial override over TCP (repeatable)",
+    )
+    parser.add_argument(
+        "--udp-route",
+        action="append",
+        default=[],
+        type=_route,
+        help="PEER_ID=HOST:PORT where that peer's datagrams go (repeatable); a peer with a "
+        "--route but no --udp-route gets everything over TCP",
     )
     ints = {
         "--probe-interval-ms": LAN.probe_interval_ms,
@@ -204,7 +212,7 @@ async def serve(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, keyring: Keyring | None, data_dir: DataDir | None
 ) -> int:
-    runtime = GossipRuntime(dict(args.route), Metrics(), keyring)
+    runtime = GossipRuntime(dict(args.route), Metrics(), keyring, dict(args.udp_route))
     runtime.keyring_file = args.keyring_file
     gossip_host, gossip_port = split_address(args.gossip)
     try:

@@ -1,8 +1,9 @@
-"""Length-prefixed frames: 4-byte big-endian length, then a body.
+"""Length-prefixed frames: 4-byte big-endian length, then a body; and datagrams.
 
-The body is JSON, or, with a keyring, a sealed JSON (`core/keyring.py`). Sans-IO like
-the core: bytes in, messages and drop reasons out, so the whole inbound path is tested
-(and fuzzed) without sockets.
+The body is JSON, or, with a keyring, a sealed JSON (`core/keyring.py`). A datagram is
+one such body alone (UDP keeps its boundaries), sealed the same way, each with its own
+nonce. Sans-IO like the core: bytes in, messages and drop reasons out, so the whole
+inbound path is tested (and fuzzed) without sockets.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from gossipcert.reference_node.core.messages import Message
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 _HEADER = 4
+MAX_DATAGRAM_BYTES = 1400
+"""memberlist's UDP payload limit (docs/protocol-notes.md): a message that would be a
+larger datagram goes over TCP instead."""
+DATAGRAM_KINDS = frozenset({"ping", "ack", "nack", "ping-req", "gossip", "pull"})
+"""What memberlist sends as datagrams: probes, their acks, indirect probes and gossip
+(with the reference node's pull requests, the other half of its gossip rounds). Push-pull
+and Merkle exchanges (state sync) always go over TCP."""
 
 
 class FrameError(ValueError):
@@ -133,3 +141,27 @@ class InboundStream:
             self._closed = out.close = True
             break
         return out
+
+
+def encode_datagram(obj: Any, seal: Callable[[bytes], bytes] | None = None) -> bytes:
+    """One message as one datagram's payload: its JSON body, sealed with a keyring."""
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return body if seal is None else seal(body)
+
+
+def decode_datagram(
+    data: bytes, keyring: Keyring | None, guard: ReplayGuard, now_ms: int
+) -> tuple[Message | None, str | None]:
+    """The message one datagram carries, or None and the reason it is dropped (a metric
+    name). Anyone can send a datagram to the gossip port: nothing in it may raise."""
+    if not data:
+        return None, "truncated"
+    if len(data) > MAX_FRAME_BYTES:
+        return None, "oversized"
+    try:
+        plain = data if keyring is None else keyring.open(data, now_ms, guard)
+        return decode_message(decode_body(plain)), None
+    except FrameRejected as exc:
+        return None, exc.reason
+    except (FrameError, DecodeError, UnicodeDecodeError):
+        return None, "malformed"

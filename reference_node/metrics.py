@@ -30,6 +30,11 @@ class Metrics:
         self.bytes_received = 0
         self.connections_opened = 0
         self.connect_failures = 0
+        # Of the messages above, those that travelled as datagrams; and inbound datagrams
+        # that were no message (also counted by reason in ``dropped``).
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.datagrams_dropped = 0
         self.dropped: Counter[str] = Counter({reason: 0 for reason in DROP_REASONS})
         self._by_type: defaultdict[str, dict[str, int]] = defaultdict(
             lambda: {
@@ -86,6 +91,9 @@ class Metrics:
             "frames_rejected": self.frames_rejected,
             "connections_opened": self.connections_opened,
             "connect_failures": self.connect_failures,
+            "datagrams_sent": self.datagrams_sent,
+            "datagrams_received": self.datagrams_received,
+            "datagrams_dropped": self.datagrams_dropped,
             "dropped": dict(sorted(self.dropped.items())),
             "by_type": by_type,
             "by_direction": by_direction,

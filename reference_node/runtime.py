@@ -1,9 +1,21 @@
-"""Asyncio driver of the core: TCP transport, timers and the wall clock.
+"""Asyncio driver of the core: UDP and TCP transport, timers and the wall clock.
+
+Like memberlist, the node listens on UDP and TCP on the same gossip address and port,
+sends probes, acks, indirect probes and gossip (pushed, or pulled: pull requests too) as
+datagrams from its gossip socket, and state sync (push-pull, Merkle) and anything larger
+than one datagram (``MAX_DATAGRAM_BYTES``) over TCP. The core does not know: the runtime picks the
+transport per message.
 
 Each directed link (a -> b) carries only a's messages: a dials b lazily and keeps one
-outbound connection; replies go back over the replier's own outbound connection, never
-over the inbound socket. That is what lets the harness cut single directions with a
-proxy per directed link.
+outbound connection; replies go back over the replier's own outbound connection (or as
+its own datagram), never over the inbound socket. That is what lets the harness cut
+single directions with a proxy per directed link.
+
+Dial maps, per transport: ``routes`` (TCP) and ``udp_routes`` (datagrams). A peer's
+datagrams go to its UDP route; a node with a TCP dial map but no UDP route for a peer
+sends that peer everything over TCP (a harness that routes only TCP must see every
+message in its proxies), and a node with no dial map at all sends datagrams to the
+address a peer advertises.
 """
 
 from __future__ import annotations
@@ -27,7 +39,15 @@ from gossipcert.reference_node.core.effects import Effect, Observed, Persist, Se
 from gossipcert.reference_node.core.keyring import NONCE_BYTES, Keyring, ReplayGuard, encode_key
 from gossipcert.reference_node.core.messages import Message
 from gossipcert.reference_node.core.node import Node
-from gossipcert.reference_node.framing import FrameError, InboundStream, encode_frame
+from gossipcert.reference_node.framing import (
+    DATAGRAM_KINDS,
+    MAX_DATAGRAM_BYTES,
+    FrameError,
+    InboundStream,
+    decode_datagram,
+    encode_datagram,
+    encode_frame,
+)
 from gossipcert.reference_node.metrics import Metrics
 from gossipcert.reference_node.persist import (
     COMPACT_EVERY,
@@ -176,16 +196,44 @@ class _InboundProtocol(asyncio.Protocol):
             self._transport.close()
 
 
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    """The gossip socket's UDP side: every datagram in is one message, or a drop."""
+
+    def __init__(self, runtime: GossipRuntime) -> None:
+        self._runtime = runtime
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        runtime = self._runtime
+        try:
+            message, reason = decode_datagram(data, runtime.keyring, runtime.replay_guard,
+                                              now_ms())
+        except Exception:  # whatever arrives on the port, the node stays up
+            message, reason = None, "malformed"
+        if message is None:
+            runtime.metrics.drop(reason or "malformed")
+            runtime.metrics.datagrams_dropped += 1
+            log.info("dropped an inbound datagram from %s: %s", addr, reason)
+            return
+        runtime.metrics.datagrams_received += 1
+        runtime.deliver(message, len(data))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP unreachable for an earlier datagram: UDP loses it, so do we
+
+
 class GossipRuntime:
-    """Owns the listener, the links and the core's timer."""
+    """Owns the listeners (TCP and UDP on one port), the links and the core's timer."""
 
     def __init__(
         self,
         routes: dict[str, str],
         metrics: Metrics | None = None,
         keyring: Keyring | None = None,
+        udp_routes: dict[str, str] | None = None,
     ) -> None:
         self.routes = dict(routes)
+        self.udp_routes = dict(udp_routes or {})
+        self._udp: asyncio.DatagramTransport | None = None
         self.metrics = metrics or Metrics()
         # None: frames travel as plain JSON. Shared by every connection, so keyring
         # changes from the control API apply to the next frame in either direction.
@@ -206,10 +254,18 @@ class GossipRuntime:
         return self._node
 
     async def listen(self, host: str, port: int) -> str:
-        """Bind the gossip listener; returns the bound HOST:PORT."""
+        """Bind the gossip listeners, TCP then UDP on the same port; returns the bound
+        HOST:PORT."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _InboundProtocol(self), host, port)
         bound_port = self._server.sockets[0].getsockname()[1]
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _DatagramProtocol(self), local_addr=(host, bound_port))
+        except OSError:
+            self._server.close()
+            raise
+        self._udp = transport
         return f"{host}:{bound_port}"
 
     def start(self, node: Node) -> None:
@@ -278,6 +334,9 @@ class GossipRuntime:
             self.data_dir.close()
         if self._server is not None:
             self._server.close()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
         for transport in list(self.inbound):
             transport.abort()
         for link in self._links.values():
@@ -315,7 +374,22 @@ class GossipRuntime:
         except OSError as exc:
             raise PersistError(f"cannot write data dir {data_dir.path}: {exc}") from exc
 
+    def datagram_dial(self, effect: SendMessage) -> str | None:
+        """Where a message goes as a datagram, or None when it goes over TCP: only the
+        kinds memberlist sends as datagrams, to the peer's UDP route, or with no dial map
+        at all to the address it advertises."""
+        if effect.message.kind not in DATAGRAM_KINDS or self._udp is None:
+            return None
+        if effect.to_id is not None and effect.to_id in self.udp_routes:
+            return self.udp_routes[effect.to_id]
+        if not self.routes and not self.udp_routes:
+            return effect.address
+        return None
+
     def _send(self, effect: SendMessage) -> None:
+        dial_udp = self.datagram_dial(effect)
+        if dial_udp is not None and self._send_datagram(effect, dial_udp):
+            return
         dial = self.routes.get(effect.to_id, effect.address) if effect.to_id else effect.address
         try:
             frame = encode_frame(encode_message(effect.message), self._seal)
@@ -330,6 +404,31 @@ class GossipRuntime:
         reason = link.send(frame, effect.message.kind)
         if reason is not None:
             self.metrics.drop(reason)
+
+    def _send_datagram(self, effect: SendMessage, dial: str) -> bool:
+        """Send one message as one datagram from the gossip socket; False when it does
+        not fit one (``MAX_DATAGRAM_BYTES`` sealed), so it goes over TCP instead."""
+        kind = effect.message.kind
+        try:
+            payload = encode_datagram(encode_message(effect.message), self._seal)
+            host, port = split_address(dial)
+        except (TypeError, ValueError) as exc:
+            log.warning("dropping unencodable %s: %s", kind, exc)
+            self.metrics.drop("unencodable")
+            return True
+        if len(payload) > MAX_DATAGRAM_BYTES:
+            return False
+        assert self._udp is not None
+        log.debug("send %s to %s via udp %s", kind, effect.to_id, dial)
+        try:
+            self._udp.sendto(payload, (host, port))
+        except OSError as exc:  # no route, a full buffer: a datagram is lost like that
+            log.debug("datagram to %s lost: %s", dial, exc)
+            self.metrics.drop("send_buffer_full")
+            return True
+        self.metrics.datagrams_sent += 1
+        self.metrics.sent(kind, len(payload))
+        return True
 
     def _seal(self, body: bytes) -> bytes:
         keyring = self.keyring

@@ -256,9 +256,35 @@ def test_record_to_switches_every_later_entry_to_the_new_history(cluster: Cluste
 
 
 class FakeLinkPlane:
-    def __init__(self, confirms: bool = True) -> None:
+    def __init__(self, confirms: bool = True, udp: bool = False,
+                 relayed: dict[str, int] | None = None) -> None:
         self.confirms = confirms
         self.calls: list[tuple[Any, ...]] = []
+        links = [AB, BA, BC] if udp else []
+        self.udp_listen = {link: "127.0.0.1:9" for link in links}
+        self.lossy: set[tuple[str, str]] = set()
+        # Datagrams each link's UDP proxy counted from its sender (``GET /stats``).
+        self.relayed = relayed if relayed is not None else {f"{s}->{d}": 3 for s, d in links}
+        self.client = self
+
+    def proxy_name(self, src: str, dst: str) -> str:
+        return f"{src}->{dst}"
+
+    def stats(self) -> dict[str, Any]:
+        return {"proxies": {}, "udp_proxies": {
+            name: {"upstream": {"datagrams": n}} for name, n in self.relayed.items()}}
+
+    def lose_on_link(self, src: str, dst: str, probability: float) -> None:
+        self.calls.append(("lose_on_link", src, dst, probability))
+        self.lossy.add((src, dst))
+
+    def confirm_loss(self, links: list[tuple[str, str]], probability: float) -> bool:
+        self.calls.append(("confirm_loss", links, probability))
+        return self.confirms
+
+    def clear_losses(self) -> None:
+        self.calls.append(("clear_losses",))
+        self.lossy.clear()
 
     def cut_link(self, src: str, dst: str) -> None:
         self.calls.append(("cut_link", src, dst))
@@ -294,10 +320,36 @@ def test_the_link_adapter_cuts_and_delays_exactly_the_links_then_confirms() -> N
     assert proxies.calls == [
         ("cut_link", *AB), ("cut_link", *BC), ("confirm_cut",),
         ("delay_link", *BA, 80, 5), ("confirm_delay", *BA, 80),
-        ("heal",), ("clear_delays",), ("clean",),
+        ("heal",), ("clear_delays",), ("clear_losses",), ("clean",),
     ]
     with pytest.raises(LaunchError, match="cannot apply loss"):
         plane.loss([AB], 0.5)
+
+
+def test_the_link_adapter_drops_datagrams_only_when_the_links_have_udp_proxies() -> None:
+    """Loss on the link plane is a datagram drop on each link's UDP proxy, confirmed;
+    the adapter offers it only when the run routes datagrams."""
+    proxies = FakeLinkPlane(udp=True)
+    plane = LinkFaults(proxies)  # type: ignore[arg-type]
+    assert plane.faults == {"cut", "latency", "loss"} and plane.loss_protocols == ("udp",)
+    plane.loss([AB, BC], 0.1)
+    assert proxies.calls == [("lose_on_link", *AB, 0.1), ("lose_on_link", *BC, 0.1),
+                             ("confirm_loss", [AB, BC], 0.1)]
+    with pytest.raises(HarnessError, match="did not confirm the loss"):
+        LinkFaults(FakeLinkPlane(confirms=False, udp=True)).loss([AB], 0.1)  # type: ignore[arg-type]
+
+
+def test_a_node_that_bypasses_its_udp_dial_map_is_named_before_a_fault() -> None:
+    """A node that declares a UDP dial map and sends no datagram through its proxies
+    sends them to its peers directly: a cut on its links would not cut, so the fault is
+    refused with the node named, judged on what the proxies relayed."""
+    bypassing = FakeLinkPlane(udp=True, relayed={"n1->n2": 0, "n2->n1": 5, "n2->n3": 5})
+    plane = LinkFaults(bypassing)  # type: ignore[arg-type]
+    plane.ROUTED_WAIT_S = 0.3
+    plane.cut([BA, BC])  # n2 routes its datagrams: its links are cut
+    with pytest.raises(LaunchError, match=r"node n1 sent no datagram through its UDP proxies"):
+        plane.cut([AB])
+    assert ("cut_link", *AB) not in bypassing.calls
 
 
 def test_the_link_adapter_raises_what_it_cannot_confirm() -> None:

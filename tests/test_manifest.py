@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from gossipcert.harness.errors import ManifestError
-from gossipcert.harness.manifest import load_manifest, process_argv
+from gossipcert.harness.manifest import launch_argv, load_manifest, process_argv
 from gossipcert.harness.profiles import default_timing, profile_timing, profiles
 
 
@@ -90,3 +90,45 @@ def test_unknown_placeholder(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="unknown placeholder 'ident'"):
         process_argv(manifest, node_id="n1", gossip=("h", 1), control=("h", 2), seeds=[],
                      routes={}, data_dir=tmp_path)
+
+
+ROUTED = GOOD + """    route_args: ["--route", "{peer}={addr}"]
+    udp_route_args: ["--udp-route", "{peer}={addr}"]
+routing: dial-map
+"""
+
+
+def test_a_udp_dial_map_is_declared_per_transport_and_expands_beside_the_tcp_one(
+        tmp_path: Path) -> None:
+    """``udp_route_args`` declares that datagrams go to a dial map too; the node gets both
+    maps, and a manifest without it (or a run without UDP proxies) gets the TCP one only."""
+    manifest = load_manifest(str(write(tmp_path, ROUTED)))
+    assert manifest.process is not None
+    assert manifest.process.udp_route_args == ["--udp-route", "{peer}={addr}"]
+    argv = launch_argv(manifest, manifest.process, node_id="n2", gossip=("127.0.0.3", 7000),
+                       control=("127.0.0.3", 7001), seeds=[], routes={"n1": "127.0.0.1:9"},
+                       data_dir=tmp_path, udp_routes={"n1": "127.0.0.1:9"})
+    assert argv[-4:] == ["--route", "n1=127.0.0.1:9", "--udp-route", "n1=127.0.0.1:9"]
+    tcp_only = launch_argv(manifest, manifest.process, node_id="n2", gossip=("h", 1),
+                           control=("h", 2), seeds=[], routes={"n1": "127.0.0.1:9"},
+                           data_dir=tmp_path)
+    assert "--udp-route" not in tcp_only
+    assert load_manifest("reference").process.udp_route_args  # type: ignore[union-attr]
+    assert not load_manifest("tests/impls/heartbeat").process.udp_route_args  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (ROUTED.replace("routing: dial-map", "routing: none"), "udp_route_args needs routing"),
+        (ROUTED.replace('    route_args: ["--route", "{peer}={addr}"]\n', ""),
+         "udp_route_args without route_args"),
+        (ROUTED.replace('"--udp-route", "{peer}={addr}"', '"--udp-route", "{peer}"'),
+         "udp_route_args must name {peer} and {addr}"),
+        (ROUTED.replace("udp_route_args: [", "udp_route_args: 7 #"), "udp_route_args"),
+    ],
+)
+def test_a_bad_udp_dial_map_names_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        load_manifest(str(write(tmp_path, text)))
+    assert fragment in str(info.value) and "\n" not in str(info.value)

@@ -169,6 +169,28 @@ def test_loss_toxic_drops_about_its_share(
         c.close()
 
 
+def test_bandwidth_toxic_lets_datagrams_leave_one_after_another_at_its_rate(
+    proxy_server: BackgroundServer, echo: socket.socket,
+) -> None:
+    """10 datagrams of 1000 bytes at 50 KB/s: 10 KB takes 200 ms on the wire, in order."""
+    target = make(proxy_server, echo)
+    c = client()
+    try:
+        exchange(c, echo, target, [b"warm"])
+        status, toxic = api(proxy_server, "POST", "/udp/proxies/u1/toxics",
+                            {"type": "bandwidth", "stream": "upstream",
+                             "attributes": {"rate": 50}})
+        assert status == 200 and toxic["attributes"] == {"rate": 50}
+        payloads = [bytes([65 + j]) * 1000 for j in range(10)]
+        t0 = time.monotonic()
+        got = exchange(c, echo, target, payloads, window_s=2.0)
+        took = time.monotonic() - t0
+        assert got == [b"echo:" + p for p in payloads]
+        assert 0.18 <= took < 0.6, took
+    finally:
+        c.close()
+
+
 def test_disable_and_reset(proxy_server: BackgroundServer, echo: socket.socket) -> None:
     target = make(proxy_server, echo)
     c = client()

@@ -19,6 +19,8 @@ Toxics, per datagram (``upstream`` = client to upstream, ``downstream`` = replie
 ``latency``  ``latency``, ``jitter`` ms: delay the datagram.
 ``timeout``  drop every datagram (whatever ``timeout``): the partition of a UDP link.
 ``loss``     (new type) ``percent``: drop that share of datagrams at random.
+``bandwidth`` ``rate`` KB/s: datagrams leave one after another at that rate (each waits
+             for the ones before it, queued in order; Toxiproxy's TCP ``bandwidth``).
 
 ``POST /reset`` enables every UDP proxy and removes its toxics too.
 
@@ -51,6 +53,7 @@ UDP_TOXICS: dict[str, dict[str, int]] = {
     "latency": {"latency": 0, "jitter": 0},
     "timeout": {"timeout": 0},
     "loss": {"percent": 0},
+    "bandwidth": {"rate": 0},
 }
 SESSION_IDLE_S = 60.0
 DEFAULT_LISTEN = "127.0.0.1:0"
@@ -136,6 +139,8 @@ class UdpProxy:
         self._reaper: asyncio.TimerHandle | None = None
         self._rng = random.Random()
         self.counts = {"upstream": DatagramCount(), "downstream": DatagramCount()}
+        # Per direction: when the bandwidth toxic's "wire" is free again (loop time).
+        self._wire_free = {"upstream": 0.0, "downstream": 0.0}
         self._up, self._down = self.counts["upstream"], self.counts["downstream"]
 
     async def start(self) -> None:
@@ -240,10 +245,20 @@ class UdpProxy:
                 jitter = attrs["jitter"]
                 delay_ms += attrs["latency"] + (self._rng.uniform(-jitter, jitter) if jitter
                                                 else 0.0)
+            if spec.type == "bandwidth" and attrs["rate"] > 0:
+                delay_ms += self._queue_on_wire(stream, len(data), attrs["rate"])
         if delay_ms <= 0:
             deliver(data)
         else:
             asyncio.get_running_loop().call_later(delay_ms / 1000.0, deliver, data)
+
+    def _queue_on_wire(self, stream: str, size: int, rate_kbs: int) -> float:
+        """The ms this datagram waits for the ones before it on a wire of ``rate_kbs``
+        KB/s (1 KB/s is one byte per ms), plus its own time on the wire."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._wire_free[stream])
+        self._wire_free[stream] = start + size / (rate_kbs * 1000.0)
+        return (self._wire_free[stream] - now) * 1000.0
 
     # ---- toxics ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -95,36 +96,121 @@ def _cannot(fault: str, who: str) -> str:
 
 
 class LinkFaults:
-    """The link plane: cuts and delays as toxics on the proxy of each directed link."""
+    """The link plane: cuts and delays as toxics on the proxy of each directed link; with
+    UDP proxies too (a node that routes its datagrams through its dial map), random loss
+    as a datagram drop on them.
+
+    Loss on the link plane drops datagrams only: a link's TCP stream passes whole, since
+    dropping bytes inside a reliable stream would corrupt it rather than lose a message
+    (the history's ``loss`` fault says so: ``protocols: ["udp"]``)."""
 
     name = "link"
-    faults = frozenset({"cut", "latency"})
+    # How long a node that routes datagrams has to show one on its UDP proxies before a
+    # fault is applied to its links (a few of any SWIM node's probe intervals).
+    ROUTED_WAIT_S = 3.0
 
     def __init__(self, links: LinkPlane) -> None:
         self.links = links
+        self.faults = frozenset({"cut", "latency", *(("loss",) if links.udp_listen else ())})
+        self.loss_protocols = ("udp",)
+        self._routed: set[str] = set()  # nodes seen sending datagrams through their proxies
+        # The lossy links' UDP counters when the loss began: the heal reports the difference.
+        self._loss_base: dict[str, int] | None = None
+        self.heal_evidence: dict[str, Any] = {}  # what the last heal adds to its entry
 
     def mechanism(self, fault: str) -> str:
         return "toxiproxy"
 
     def cut(self, links: Sequence[Link]) -> None:
+        self.check_routed(links)
         for src, dst in links:
             self.links.cut_link(src, dst)
         if not self.links.confirm_cut():
             raise HarnessError("the link plane did not confirm the cut")
 
     def loss(self, links: Sequence[Link], probability: float) -> None:
-        raise LaunchError(_cannot("loss", "the link plane"))
+        if "loss" not in self.faults:
+            raise LaunchError(_cannot("loss", "the link plane"))
+        self.check_routed(links)
+        if self._loss_base is None:
+            self._loss_base = self._datagram_counts(links)
+        for src, dst in links:
+            self.links.lose_on_link(src, dst, probability)
+        if not self.links.confirm_loss(list(links), probability):
+            raise HarnessError("the link plane did not confirm the loss toxics")
 
     def latency(self, links: Sequence[Link], latency_ms: int, jitter_ms: int) -> None:
+        self.check_routed(links)
         for src, dst in links:
             self.links.delay_link(src, dst, latency_ms, jitter_ms)
         for src, dst in links:
             if not self.links.confirm_delay(src, dst, latency_ms):
                 raise HarnessError(f"the link plane did not confirm latency on {src}->{dst}")
 
+    def check_routed(self, links: Sequence[Link]) -> None:
+        """A fault on a node's UDP proxies holds only if the node sends its datagrams
+        there: one that declares a UDP dial map but whose proxies never saw a datagram
+        from it sends them to its peers' own addresses, so a cut would not cut it. Judged
+        on what the proxies relayed (not on what the node says), waiting up to
+        ``ROUTED_WAIT_S`` for each sender's first datagram."""
+        senders = {src for src, dst in links if (src, dst) in self.links.udp_listen}
+        waiting = senders - self._routed
+        deadline = time.monotonic() + self.ROUTED_WAIT_S
+        while waiting:
+            try:
+                stats = self.links.client.stats()
+            except (OSError, ValueError):
+                return  # no counters to judge by: the fault plane's own checks stand
+            if stats is None:
+                return
+            relayed = stats["udp_proxies"]
+            for src, dst in self.links.udp_listen:
+                found = relayed.get(self.links.proxy_name(src, dst)) or {}
+                if src in waiting and int((found.get("upstream") or {}).get("datagrams", 0)):
+                    self._routed.add(src)
+            waiting -= self._routed
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if waiting:
+            names = ", ".join(sorted(waiting))
+            raise LaunchError(
+                f"node {names} sent no datagram through its UDP proxies although the manifest "
+                f"declares a UDP dial map (udp_route_args): it sends datagrams to its peers' "
+                f"own addresses, bypassing the link plane, so a cut would not cut it")
+
+    def _datagram_counts(self, links: Sequence[Link]) -> dict[str, int]:
+        """Datagrams that arrived at these links' UDP proxies from their senders, and
+        those the proxies dropped (``GET /stats``); empty when the server cannot count."""
+        try:
+            stats = self.links.client.stats()
+        except (OSError, ValueError):
+            return {}
+        if stats is None:
+            return {}
+        total = {"datagrams": 0, "dropped": 0}
+        for src, dst in links:
+            found = stats["udp_proxies"].get(self.links.proxy_name(src, dst)) or {}
+            for stream in ("upstream", "downstream"):
+                count = found.get(stream) or {}
+                total["datagrams"] += int(count.get("datagrams", 0))
+                total["dropped"] += int(count.get("dropped", 0))
+        return total
+
     def heal(self) -> None:
+        self.heal_evidence = {}
+        if self.links.lossy and self._loss_base is not None:
+            now = self._datagram_counts(sorted(self.links.lossy))
+            if now and self._loss_base:
+                # What the loss did, as the proxies counted it: the evidence that the
+                # datagrams were dropped (the history's heal entry carries it).
+                self.heal_evidence = {"datagrams_lost": {
+                    "plane": "link", "links": len(self.links.lossy),
+                    **{k: now[k] - self._loss_base[k] for k in now}}}
+        self._loss_base = None
         self.links.heal()
         self.links.clear_delays()
+        self.links.clear_losses()
         if not self.links.clean():
             raise HarnessError("the link plane did not confirm the heal")
 
@@ -132,7 +218,8 @@ class LinkFaults:
         """Every proxy's reads from its sender (``GET /stats``, our server's extension; a
         real Toxiproxy has none): a node sent what entered the proxies of its own links
         (``upstream``) plus what it answered on connections its peers opened to it
-        (``downstream``)."""
+        (``downstream``); with UDP proxies, the datagrams that arrived from it likewise
+        (unit ``chunks+datagrams``)."""
         try:
             stats = self.links.client.stats()
         except (OSError, ValueError):
@@ -152,14 +239,23 @@ class LinkFaults:
                      "up_chunks": int(up.get("chunks", 0)), "up_bytes": int(up.get("bytes", 0)),
                      "down_chunks": int(down.get("chunks", 0)),
                      "down_bytes": int(down.get("bytes", 0))}
+            relay = stats["udp_proxies"].get(self.links.proxy_name(src, dst))
+            if (src, dst) in self.links.udp_listen and isinstance(relay, dict):
+                uup, udown = relay.get("upstream") or {}, relay.get("downstream") or {}
+                entry.update(up_datagrams=int(uup.get("datagrams", 0)),
+                             up_datagram_bytes=int(uup.get("bytes", 0)),
+                             up_dropped=int(uup.get("dropped", 0)),
+                             down_datagrams=int(udown.get("datagrams", 0)),
+                             down_datagram_bytes=int(udown.get("bytes", 0)))
             links[f"{src}->{dst}"] = entry
             if src in nodes:
-                nodes[src]["messages"] += entry["up_chunks"]
-                nodes[src]["bytes"] += entry["up_bytes"]
+                nodes[src]["messages"] += entry["up_chunks"] + entry.get("up_datagrams", 0)
+                nodes[src]["bytes"] += entry["up_bytes"] + entry.get("up_datagram_bytes", 0)
             if dst in nodes:
-                nodes[dst]["messages"] += entry["down_chunks"]
-                nodes[dst]["bytes"] += entry["down_bytes"]
-        return {"plane": "link", "unit": "chunks", "nodes": nodes, "links": links}
+                nodes[dst]["messages"] += entry["down_chunks"] + entry.get("down_datagrams", 0)
+                nodes[dst]["bytes"] += entry["down_bytes"] + entry.get("down_datagram_bytes", 0)
+        unit = "chunks+datagrams" if self.links.udp_listen else "chunks"
+        return {"plane": "link", "unit": unit, "nodes": nodes, "links": links}
 
     def close(self) -> None:
         """Nothing: the proxies (and their toxics) belong to the run's routing, which

@@ -166,8 +166,12 @@ class Cluster:
         self.nodes.prepare(self.base_port)
         self.faults.pin_sources()
         if self.manifest.accepts_dial_map:
+            launch = self.nodes.launch
+            udp = launch is not None and bool(launch.udp_route_args)
             self.nodes.routes.update(self.faults.open_link_plane(self.run_dir,
-                                                                 self.toxiproxy_url))
+                                                                 self.toxiproxy_url, udp))
+            if self.faults.links is not None:
+                self.nodes.udp_routes.update(self.faults.links.udp_routes())
         self.nodes.start_all()
         self.events.start()
 

@@ -72,10 +72,11 @@ class NetworkFaults:
         if pinning is not None:
             self.packet_faults.pin(pinning.source_pins(dict(self.addresses)))
 
-    def open_link_plane(self, run_dir: Path,
-                        toxiproxy_url: str | None) -> dict[str, dict[str, str]]:
-        """Open the link plane, a proxy per directed link, and put it first; returns each
-        node's dial map."""
+    def open_link_plane(self, run_dir: Path, toxiproxy_url: str | None,
+                        udp: bool = False) -> dict[str, dict[str, str]]:
+        """Open the link plane, a proxy per directed link (with ``udp``, a UDP proxy on
+        the same port too), and put it first; returns each node's TCP dial map (the
+        UDP one is ``self.links.udp_routes()``)."""
         opener = self.features.link_server
         try:
             if opener is not None:
@@ -89,7 +90,8 @@ class NetworkFaults:
                 self.links = LinkPlane.open(self.run_label, run_dir, toxiproxy_url)
         except LinkPlaneUnavailable as exc:
             raise ToxiproxyUnavailable(str(exc)) from None
-        routes = self.links.build({n: a.gossip_addr for n, a in self.addresses.items()})
+        routes = self.links.build({n: a.gossip_addr for n, a in self.addresses.items()},
+                                  udp=udp)
         self.planes = {"link": LinkFaults(self.links), **self.planes}
         return routes
 
@@ -114,10 +116,12 @@ class NetworkFaults:
         if proxied:
             assert self.links is not None
             host, _, port = self.links.listen[(src, dst)].rpartition(":")
+            # A link's UDP proxy listens on its TCP proxy's port.
+            protocols = ("tcp", "udp") if (src, dst) in self.links.udp_listen else ("tcp",)
             if src_pid is not None:  # leaving the sender's namespace for the proxy
-                return Flow(dst=host, dports=(int(port),), protocols=("tcp",),
+                return Flow(dst=host, dports=(int(port),), protocols=protocols,
                             netns_pid=src_pid, hook="OUTPUT")
-            return Flow(dst=host, dports=(int(port),), protocols=("tcp",))
+            return Flow(dst=host, dports=(int(port),), protocols=protocols)
         a, b = self.addresses[src], self.addresses[dst]
         if dst_pid is not None:
             return Flow(src=a.gossip[0], dst=b.gossip[0], netns_pid=dst_pid)
@@ -172,14 +176,18 @@ class NetworkFaults:
             history.append("fault", "cut", args=args, time_ms=began)
 
     def loss(self, links: list[tuple[str, str]], probability: float) -> None:
-        """Drop packets on directed links at random (packet plane, TCP and UDP)."""
+        """Drop packets on directed links at random (packet plane, TCP and UDP; link plane,
+        the datagrams of UDP proxies only: the entry's ``protocols`` says which)."""
         chosen = choose(self.planes, "loss")
         pairs = sorted(set(links))
         began = now_ms()
         chosen.loss(pairs, probability)
+        protocols = getattr(chosen, "loss_protocols", None)
         self.recording.history.append("fault", "loss", args={
             "links": [list(p) for p in pairs], "probability": probability, "plane": chosen.name,
-            "mechanism": chosen.mechanism("loss"), **_applied(began)}, time_ms=began)
+            "mechanism": chosen.mechanism("loss"),
+            **({"protocols": list(protocols)} if protocols else {}),
+            **_applied(began)}, time_ms=began)
 
     def latency_unavailable(self) -> str | None:
         """Why no plane of this run can delay packets (None: one can)."""
@@ -216,18 +224,22 @@ class NetworkFaults:
         """Restore every link on every plane; each confirms its own heal, and one that
         fails keeps none of the others from healing."""
         failed: list[Exception] = []
+        evidence: dict[str, Any] = {}
         for plane in self.planes.values():
             try:
                 plane.heal()
             except Exception as exc:
                 failed.append(exc)
+            # What a plane counted its faults doing (the link plane: datagrams lost).
+            evidence.update(getattr(plane, "heal_evidence", None) or {})
         if failed:
             raise failed[0]
         # What the delay lines did, as evidence that a delay was on the traffic.
         lines = self.packet_faults.line_stats
         self.packet_faults.line_stats = {}
-        self.recording.history.append("fault", "heal",
-                                      args={"delay_lines": lines} if lines else {})
+        if lines:
+            evidence["delay_lines"] = lines
+        self.recording.history.append("fault", "heal", args=evidence)
 
     def traffic(self, live_nodes: list[str]) -> dict[str, Any] | None:
         """Read what the planes counted each live member sending, record the reading as a

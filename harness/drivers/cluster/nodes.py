@@ -50,6 +50,7 @@ class Nodes:
         # Filled in place (the other parts hold this very mapping).
         self.addresses: dict[str, NodeAddress] = {}
         self.routes: dict[str, dict[str, str]] = {}
+        self.udp_routes: dict[str, dict[str, str]] = {}  # where datagrams go (udp_route_args)
         self.killed: set[str] = set()
         self.paused: set[str] = set()
         self.departed: set[str] = set()  # left gracefully
@@ -123,6 +124,7 @@ class Nodes:
             routes=self.routes.get(node_id, {}),
             data_dir=data_dir / "data",
             overrides=self._overrides(),
+            udp_routes=self.udp_routes.get(node_id, {}),
         )
         history = self.recording.history
         call = history.new_call()
