@@ -20,6 +20,7 @@ from gossipcert.chaos import packet
 from gossipcert.harness.commands.doctor import doctor
 from gossipcert.harness.commands.rerender import rerender
 from gossipcert.harness.drivers.faultplanes import LinkFaults, PacketFaults
+from gossipcert.harness.drivers.interface import NO_LATENCY
 from gossipcert.harness.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import Manifest, load_manifest
@@ -58,7 +59,11 @@ NO_DELAY = Machine(delay="no NFQUEUE here")
 
 REFERENCE = load_manifest("reference")  # routing: dial-map
 SERF = load_manifest("serf")  # routing: none
-LINK_FAULTS = declared_faults(LinkFaults, REFERENCE, "process")
+
+
+def declare(monkeypatch: pytest.MonkeyPatch, plane: type, faults: set[str]) -> None:
+    """Make ``plane`` declare ``faults`` for every run."""
+    monkeypatch.setattr(plane, "faults_for", staticmethod(lambda manifest, backend: faults))
 
 
 def ops_of(name: str) -> list[Op]:
@@ -92,8 +97,8 @@ def test_where_each_fault_goes(manifest: Manifest, machine: Machine, fault: str,
                                used: str | None, why: str | None,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     # What each plane declares is pinned: the table is about the decisions.
-    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}), raising=False)
-    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss"}), raising=False)
+    declare(monkeypatch, LinkFaults, {"cut", "latency"})
+    declare(monkeypatch, PacketFaults, {"cut", "loss"})
     where = resolve(offers(manifest, "process", machine), fault, asked)
     assert where.plane == used
     if why is not None:
@@ -112,53 +117,28 @@ def test_declared_abilities_flow_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Preflight reads the planes' declared faults: a link plane that gains loss carries
     the lossy scenario without root; a packet plane that gains latency gives it to an
     implementation without a dial map, where the delay line is there."""
-    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}), raising=False)
-    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss"}), raising=False)
+    declare(monkeypatch, LinkFaults, {"cut", "latency"})
+    declare(monkeypatch, PacketFaults, {"cut", "loss"})
     assert fit(ops_of("lossy"), offers(REFERENCE, "process", NOT_ROOT)).skipped
-    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "loss", "latency"}))
+    declare(monkeypatch, LinkFaults, {"cut", "loss", "latency"})
     fitted = fit(ops_of("lossy"), offers(REFERENCE, "process", NOT_ROOT))
     assert fitted.skipped is None and fitted.notes == ()
 
-    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss", "latency"}))
+    declare(monkeypatch, PacketFaults, {"cut", "loss", "latency"})
     storm = ops_of("latency-storm")
     assert fit(storm, offers(SERF, "process", EVERYTHING)).skipped is None
     skipped = fit(storm, offers(SERF, "process", NO_DELAY)).skipped
     assert skipped == "latency needs the packet plane: no NFQUEUE here"
 
 
-def test_a_per_run_declaration_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A plane may declare per run (``faults_for``), or per instance only, read then by
-    the rule the plane builds by: datagram loss on the link plane only for an
-    implementation that routes datagrams through it, delays on the packet plane only
-    where a delay line exists and not through the swarm's agents."""
-    from gossipcert.harness.run import preflight
-
-    class Declares(LinkFaults):
-        @staticmethod
-        def faults_for(manifest: Manifest, backend: str) -> frozenset[str]:
-            return frozenset({"cut"})
-
-    assert preflight.declared_faults(Declares, REFERENCE, "process") == frozenset({"cut"})
-
-    class PerInstance:
-        name = "link"
-
-    udp = replace(REFERENCE, process=replace(REFERENCE.process, route_args=["--r"]))
-    assert preflight.declared_faults(PerInstance, udp, "process") == {"cut", "latency"}
-    object.__setattr__(udp.process, "udp_route_args", ["--udp-route", "{peer}={addr}"])
-    assert preflight.declared_faults(PerInstance, udp, "process") == {"cut", "latency", "loss"}
-
-    PerInstance.name = "packet"
-    monkeypatch.setattr(preflight.importlib, "import_module",
-                        lambda name: (_ for _ in ()).throw(ImportError(name)))
-    assert preflight.declared_faults(PerInstance, SERF, "process") == {"cut", "loss"}
-    monkeypatch.undo()
-    monkeypatch.setitem(sys.modules, "gossipcert.chaos.delayline", object())
-    assert preflight.declared_faults(PerInstance, SERF, "process") == {"cut", "loss", "latency"}
-    assert preflight.declared_faults(PerInstance, SERF, "swarm") == {"cut", "loss"}
-
-
-# ---- shipped scenarios on a machine without root -----------------------------------------
+def test_each_plane_declares_its_faults_per_run() -> None:
+    """Datagram loss on the link plane only for an implementation that routes datagrams
+    through it; delays on the packet plane except through the swarm's agents."""
+    assert declared_faults(LinkFaults, REFERENCE, "process") == {"cut", "latency", "loss"}
+    tcp_only = replace(REFERENCE, process=replace(REFERENCE.process, udp_route_args=[]))
+    assert declared_faults(LinkFaults, tcp_only, "process") == {"cut", "latency"}
+    assert declared_faults(PacketFaults, SERF, "process") == {"cut", "loss", "latency"}
+    assert declared_faults(PacketFaults, SERF, "swarm") == {"cut", "loss"}
 
 
 def test_partitions_runs_on_the_link_plane_alone_with_a_note() -> None:
@@ -176,7 +156,7 @@ def test_partitions_runs_on_the_link_plane_alone_with_a_note() -> None:
 
 
 @pytest.mark.parametrize(("manifest", "skipped"), [
-    (REFERENCE, {"lossy"}),
+    (REFERENCE, set()),  # the link plane alone: no root
     (SERF, {"default", "broadcast-partitions", "partitions", "flapping", "latency-storm",
             "lossy", "paused-node"}),
 ])
@@ -187,19 +167,16 @@ def test_which_shipped_scenarios_a_plain_user_cannot_run(manifest: Manifest,
                                "churn", "crash-restart", "latency-storm", "lossy",
                                "paused-node")
              if fit(ops_of(name), planes).skipped}
-    if "loss" in LINK_FAULTS and manifest.accepts_dial_map:
-        skipped = skipped - {"lossy"}  # the link plane drops datagrams itself
     assert found == skipped
 
 
 def test_one_line_per_missing_plane(monkeypatch: pytest.MonkeyPatch) -> None:
     ops = [Loss((("n1", "n2"),), 0.1), Latency((("n1", "n2"),), 100, 0),
            Loss((("n2", "n1"),), 0.1)]
-    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss"}), raising=False)
+    declare(monkeypatch, PacketFaults, {"cut", "loss"})
     assert fit(ops, offers(SERF, "process", NOT_ROOT)).skipped == (
-        f"loss needs the packet plane: {NO_ROOT}; latency needs the link plane (manifest "
-        "routing: dial-map); this kernel has no netem")
-    monkeypatch.setattr(PacketFaults, "faults", frozenset({"cut", "loss", "latency"}))
+        f"loss needs the packet plane: {NO_ROOT}; {NO_LATENCY}")
+    declare(monkeypatch, PacketFaults, {"cut", "loss", "latency"})
     assert fit(ops, offers(SERF, "process", NOT_ROOT)).skipped == (
         f"loss and latency need the packet plane: {NO_ROOT}")
 
@@ -213,8 +190,10 @@ def test_iptables_hidden_by_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert packet_reason() == NO_IPTABLES
     machine = Machine.probe()
     assert machine.packet == NO_IPTABLES and machine.iptables is None
-    assert resolve(offers(REFERENCE, "process", machine), "loss").reason == \
+    assert resolve(offers(SERF, "process", machine), "loss").reason == \
         f"loss needs the packet plane: {NO_IPTABLES}"
+    # The reference node routes its datagrams through the link plane: loss needs no root.
+    assert resolve(offers(REFERENCE, "process", machine), "loss").plane == "link"
 
 
 def test_a_plain_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -235,7 +214,7 @@ def test_a_backend_that_cannot_run_here_is_refused() -> None:
 
 def test_a_replay_that_cannot_run_here_is_refused() -> None:
     with pytest.raises(UnavailableError, match=NO_ROOT.replace("(", r"\(").replace(")", r"\)")):
-        fit_or_refuse([Loss((("n1", "n2"),), 0.1)], offers(REFERENCE, "process", NOT_ROOT),
+        fit_or_refuse([Loss((("n1", "n2"),), 0.1)], offers(SERF, "process", NOT_ROOT),
                       "the replay")
 
 
@@ -243,9 +222,7 @@ def test_explore_draws_only_what_is_available() -> None:
     judged = judged_timing(REFERENCE.declared_timing)
     planes = offers(REFERENCE, "process", NOT_ROOT)
     space = space_for(REFERENCE, node_ids(5), judged, planes=planes)
-    assert space.network and space.latency and space.loss == ("loss" in LINK_FAULTS)
-    if not space.loss:
-        assert left_out(planes) == [f"loss (loss needs the packet plane: {NO_ROOT})"]
+    assert space.network and space.latency and space.loss and left_out(planes) == []
     serf = space_for(SERF, node_ids(5), judged, planes=offers(SERF, "process", NOT_ROOT))
     assert not serf.network and not serf.loss
 
@@ -276,7 +253,7 @@ def test_certify_skips_what_this_machine_cannot_run(monkeypatch: pytest.MonkeyPa
     """``--scenario lossy`` as a plain user: no node starts, INCOMPLETE (exit 3), and
     every report says what was skipped and why."""
     monkeypatch.setattr(packet, "unavailable_reason", lambda: NO_ROOT)
-    monkeypatch.setattr(LinkFaults, "faults", frozenset({"cut", "latency"}), raising=False)
+    declare(monkeypatch, LinkFaults, {"cut", "latency"})
     result = certify(CertifyOptions(scenario="lossy", seed=1, report_dir=tmp_path))
     assert result.exit_code == EXIT_INCOMPLETE
     report = json.loads((tmp_path / "report.json").read_text())
@@ -338,9 +315,7 @@ def test_doctor_names_what_is_missing_for_whom() -> None:
     reference = impls["gossipcert-reference"]["faults"]
     assert reference["cut"] == {"available": True, "plane": "link",
                                 "detail": "link plane (dial map)"}
-    if "loss" not in LINK_FAULTS:
-        assert reference["loss"]["available"] is False
-        assert NO_ROOT in reference["loss"]["detail"]
+    assert reference["loss"]["available"] is True and reference["loss"]["plane"] == "link"
     assert "heartbeat" in " ".join(impls)
 
 

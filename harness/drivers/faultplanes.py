@@ -22,7 +22,8 @@ from gossipcert.chaos.delayline import LineError, LineFaults, LineProcess
 from gossipcert.chaos.linkplane import LinkPlane
 from gossipcert.chaos.packet import Flow, PacketPlane, PacketPlaneError, Sender, SourcePin
 from gossipcert.harness.drivers.interface import NO_LATENCY
-from gossipcert.harness.errors import HarnessError, LaunchError
+from gossipcert.harness.errors import GossipcertError, HarnessError, LaunchError
+from gossipcert.harness.manifest import Manifest
 
 __all__ = ["FAULTS", "FaultPlane", "LinkFaults", "PacketFaults", "choose"]
 
@@ -117,6 +118,18 @@ class LinkFaults:
         # The lossy links' UDP counters when the loss began: the heal reports the difference.
         self._loss_base: dict[str, int] | None = None
         self.heal_evidence: dict[str, Any] = {}  # what the last heal adds to its entry
+
+    @staticmethod
+    def faults_for(manifest: Manifest, backend: str) -> frozenset[str]:
+        """What this plane applies to a run of ``manifest`` on ``backend``, known before
+        anything starts (preflight): cuts and delays on every proxied link, datagram loss
+        where the manifest routes datagrams through it too (``udp_route_args``). A server
+        without UDP proxies (a real Toxiproxy) leaves loss to the packet plane at run time."""
+        try:
+            routes_datagrams = bool(manifest.launch_for(backend).udp_route_args)
+        except GossipcertError:
+            routes_datagrams = False
+        return frozenset({"cut", "latency", *(("loss",) if routes_datagrams else ())})
 
     def mechanism(self, fault: str) -> str:
         return "toxiproxy"
@@ -294,6 +307,14 @@ class PacketFaults:
         self.lines: list[LineProcess] = []
         self.netem: dict[tuple[int | None, str], int] = {}  # (netns, dev): classes used
         self.line_stats: dict[str, int] = {}  # what the lines stopped by the last heal did
+
+    @staticmethod
+    def faults_for(manifest: Manifest, backend: str) -> frozenset[str]:
+        """What this plane applies to a run on ``backend``, known before anything starts
+        (preflight): cuts and loss by iptables, delays by netem or the delay line except
+        through the swarm's fault agents (iptables only). Whether this machine offers them
+        is the preflight's to probe."""
+        return frozenset({"cut", "loss"} if backend == "swarm" else {"cut", "loss", "latency"})
 
     def mechanism(self, fault: str) -> str:
         if fault in ("cut", "loss"):

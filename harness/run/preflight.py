@@ -22,10 +22,9 @@ The machine is probed once (:meth:`Machine.probe`); tests build a :class:`Machin
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -75,16 +74,11 @@ def packet_reason() -> str | None:
 
 
 def delay_reason() -> str | None:
-    """Why the packet plane cannot delay packets here, or None. The delay line names its
-    own needs (``chaos.delayline.delay_unavailable_reason``); without one, it cannot."""
-    try:
-        delayline = importlib.import_module("gossipcert.chaos.delayline")
-    except ImportError:
-        return "the packet plane has no delay line in this version (cut and loss only)"
-    probe: Callable[[], str | None] | None = getattr(delayline, "delay_unavailable_reason", None)
-    if probe is None:
-        return "the packet plane has no delay line in this version (cut and loss only)"
-    return probe()
+    """Why the packet plane cannot delay packets here (netem or the NFQUEUE line), or
+    None."""
+    from gossipcert.chaos.delayline import delay_unavailable_reason
+
+    return delay_unavailable_reason()
 
 
 def cgroup_reason() -> str | None:
@@ -186,42 +180,9 @@ class PlaneOffer:
 
 
 def declared_faults(plane: Any, manifest: Manifest, backend: str) -> frozenset[str]:
-    """A plane's faults for a run of ``manifest`` on ``backend``, read from the plane:
-    its ``faults_for(manifest, backend)`` where it declares per run, else its class-level
-    ``faults``; a plane that declares only per instance (what it can do depends on what
-    the run builds) is read by the rule it builds by (:data:`_INSTANCE_RULES`)."""
-    per_run = getattr(plane, "faults_for", None)
-    if callable(per_run):
-        return frozenset(per_run(manifest, backend))
-    declared = getattr(plane, "faults", None)
-    if isinstance(declared, set | frozenset):
-        return frozenset(declared)
-    return _INSTANCE_RULES[str(plane.name)](manifest, backend)
-
-
-def _link_rule(manifest: Manifest, backend: str) -> frozenset[str]:
-    """Cuts and delays on every proxied link; datagram loss where the manifest routes
-    datagrams through the link plane too (a UDP dial map, ``udp_route_args``)."""
-    try:
-        launch = manifest.launch_for(backend)
-    except GossipcertError:
-        launch = None
-    routes_datagrams = bool(getattr(launch, "udp_route_args", None))
-    return frozenset({"cut", "latency", *(("loss",) if routes_datagrams else ())})
-
-
-def _packet_rule(manifest: Manifest, backend: str) -> frozenset[str]:
-    """Cuts and loss by iptables; delays where a delay line exists and runs on this host
-    (the swarm's agents run iptables only)."""
-    try:
-        importlib.import_module("gossipcert.chaos.delayline")
-    except ImportError:
-        return IPTABLES_FAULTS
-    return IPTABLES_FAULTS if backend == "swarm" else IPTABLES_FAULTS | {"latency"}
-
-
-_INSTANCE_RULES: dict[str, Callable[[Manifest, str], frozenset[str]]] = {
-    "link": _link_rule, "packet": _packet_rule}
+    """A plane's faults for a run of ``manifest`` on ``backend``, as the plane declares
+    them before anything starts (its ``faults_for``)."""
+    return frozenset(plane.faults_for(manifest, backend))
 
 
 def offers(manifest: Manifest, backend: str, machine: Machine) -> list[PlaneOffer]:
