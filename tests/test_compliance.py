@@ -5,13 +5,15 @@ Reports go to ``$GOSSIPCERT_COMPLIANCE_DIR`` (CI sets ``build/compliance`` and k
 else to a temporary directory. Each implementation's expected outcome is asserted from
 what the report says, so the run is also the test that the harness judges third-party
 software on evidence. The reference node's run is also the one test of its full suite
-(every requirement of the catalogue exercised and passed, the suite's layout).
+(every requirement of the catalogue exercised and passed, the suite's layout), and it is
+the README's first command run as a plain user on a fresh clone: no root, no iptables.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,10 @@ import pytest
 from gossipcert.harness.commands.cli import main
 from gossipcert.harness.commands.summary import summary_table
 from test_certify_e2e import check_full_suite
+from test_quickstart import fresh_clone, plain_user, quickstart_as_plain_user
 from test_serf import assert_judged_on_evidence, assert_latency_on_the_packet_plane
+
+__all__ = ["fresh_clone", "plain_user"]  # the fixtures of the reference node's run
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +32,8 @@ NODES = Path(__file__).resolve().parent / "maelstrom_nodes"
 
 # name -> (certify arguments, expected exit code)
 RUNS: dict[str, tuple[list[str], int]] = {
+    # The README's first command, as a plain user on a fresh clone (no root, no iptables):
+    # the reference node gets every fault from the link plane alone.
     "reference": (["--impl", "reference"], 0),
     # Serf: every claimed MUST judged on evidence, FD-NO-FP-LATENCY included (latency from
     # the packet plane: Serf takes no dial map), so PASS unless a MUST fails; two SHOULDs
@@ -52,7 +59,14 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _certify(name: str, out: Path) -> tuple[int, dict[str, Any]]:
+def _certify(name: str, out: Path, request: pytest.FixtureRequest) -> tuple[int, dict[str, Any]]:
+    if name == "reference":
+        code, report, run_dir = quickstart_as_plain_user(
+            request.getfixturevalue("plain_user"), request.getfixturevalue("fresh_clone"),
+            "--seed", "2026")
+        shutil.rmtree(out / name, ignore_errors=True)
+        shutil.copytree(run_dir, out / name)
+        return code, report
     args, _ = RUNS[name]
     code = main(["certify", *args, "--nodes", "5", "--seed", "2026",
                  "--report-dir", str(out / name)])
@@ -60,8 +74,8 @@ def _certify(name: str, out: Path) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_certify(name: str, out_dir: Path) -> None:
-    code, report = _certify(name, out_dir)
+def test_certify(name: str, out_dir: Path, request: pytest.FixtureRequest) -> None:
+    code, report = _certify(name, out_dir, request)
     statuses = {r["id"]: r["status"] for r in report["requirements"]}
     if name == "serf":
         assert_judged_on_evidence(report)

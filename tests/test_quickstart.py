@@ -1,6 +1,7 @@
 """The README's first command on a machine without the packet plane: as a plain user on a
-fresh clone, and as root with iptables out of reach. Neither may end in an ERROR: what
-cannot run is skipped before any node starts, and nothing is left running.
+fresh clone (:func:`quickstart_as_plain_user`, the reference node's compliance run in
+``tests/test_compliance.py``), and as root with iptables out of reach. Neither may end in
+an ERROR, and nothing is left running.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gossipcert.chaos.packet import our_chains, unavailable_reason
@@ -83,31 +85,34 @@ def fresh_clone(plain_user: pwd.struct_passwd) -> Iterator[Path]:
         shutil.rmtree(top, ignore_errors=True)
 
 
-def test_quickstart_passes_as_a_plain_user(plain_user: pwd.struct_passwd,
-                                          fresh_clone: Path) -> None:
-    """The README's first command as a plain user on a fresh clone: PASS, exit 0, and no
-    process of the run or packet-plane chain left behind."""
+def quickstart_as_plain_user(account: pwd.struct_passwd, clone: Path,
+                             *args: str) -> tuple[int, dict[str, Any], Path]:
+    """The README's first command (``sh scripts/quickstart.sh ARGS``) run by ``account``
+    in ``clone``: its exit code, report and report directory. Whatever the verdict, it
+    must end without a traceback or a harness error, and leave no process of the
+    account, no node and no packet-plane chain behind."""
     chains_before = _chains()
-    env = {"HOME": plain_user.pw_dir, "USER": USER, "LOGNAME": USER, "LANG": "C.UTF-8",
+    env = {"HOME": account.pw_dir, "USER": USER, "LOGNAME": USER, "LANG": "C.UTF-8",
            "PATH": "/usr/local/bin:/usr/bin:/bin", **_pip_environment()}
     result = subprocess.run(
         ["runuser", "-u", USER, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-         "sh", "scripts/quickstart.sh", "--seed", "1"],
-        cwd=fresh_clone, capture_output=True, text=True, timeout=1800)
+         "sh", "scripts/quickstart.sh", *args],
+        cwd=clone, capture_output=True, text=True, timeout=1800)
     tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-    report_path = fresh_clone / "gossipcert-runs" / "quickstart" / "report.json"
+    run_dir = clone / "gossipcert-runs" / "quickstart"
     assert "Traceback" not in result.stderr, tail
-    assert report_path.is_file(), tail
-    report = json.loads(report_path.read_text())
+    assert (run_dir / "report.json").is_file(), tail
+    report = json.loads((run_dir / "report.json").read_text())
     assert "harness_error" not in report, tail
-    assert result.returncode == 0 and report["verdict"] == "pass", (
-        f"{report['verdict']}: untested {report['certificate']['untested']}; "
-        f"preflight {report.get('preflight')}\n{tail}")
     leftover = subprocess.run(["pgrep", "-u", USER], capture_output=True, text=True,
                               timeout=30).stdout.split()
     assert leftover == [], f"processes of {USER} left running: {leftover}"
     assert orphaned_processes() == {}
     assert _chains() == chains_before
+    assert result.returncode == 0 and report["verdict"] == "pass", (
+        f"{report['verdict']}: untested {report['certificate']['untested']}; "
+        f"preflight {report.get('preflight')}\n{tail}")
+    return result.returncode, report, run_dir
 
 
 def test_certify_without_iptables_never_errors(tmp_path: Path) -> None:
