@@ -36,6 +36,8 @@ class FakePlane:
         self.fails = fails
         self.reading = reading
         self.calls: list[tuple[Any, ...]] = []
+        self.loss_protocols = ("udp",) if name == "link" else ("tcp", "udp")
+        self.heal_evidence: dict[str, Any] = {}
 
     def mechanism(self, fault: str) -> str:
         if self.name == "link":
@@ -139,9 +141,10 @@ def test_loss_goes_to_the_plane_that_can_drop_at_random(cluster: Cluster) -> Non
     assert link.calls == []
     assert packet.calls == [("loss", [AB, BC], 0.25)]
     [(op, args)] = _faults(cluster)
-    assert op == "loss" and list(args) == ["links", "probability", "plane", "mechanism"]
+    assert op == "loss"
+    assert list(args) == ["links", "probability", "plane", "mechanism", "protocols"]
     assert args == {"links": [list(AB), list(BC)], "probability": 0.25, "plane": "packet",
-                    "mechanism": "iptables"}
+                    "mechanism": "iptables", "protocols": ["tcp", "udp"]}
 
 
 def test_latency_goes_to_the_link_plane(cluster: Cluster) -> None:

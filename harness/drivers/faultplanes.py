@@ -40,6 +40,10 @@ class FaultPlane(Protocol):
 
     name: str  # the history's ``plane``: ``link`` or ``packet``
     faults: frozenset[str]  # which of FAULTS it can apply
+    loss_protocols: tuple[str, ...]  # what its loss drops (the history's ``protocols``)
+    # What its last heal found its faults did (datagrams dropped, packets a delay line
+    # held): evidence the fault was on the traffic, added to the history's heal entry.
+    heal_evidence: dict[str, Any]
 
     def mechanism(self, fault: str) -> str:
         """What applies ``fault`` (the history's ``mechanism``): ``toxiproxy``,
@@ -113,7 +117,7 @@ class LinkFaults:
     def __init__(self, links: LinkPlane) -> None:
         self.links = links
         self.faults = frozenset({"cut", "latency", *(("loss",) if links.udp_listen else ())})
-        self.loss_protocols = ("udp",)
+        self.loss_protocols: tuple[str, ...] = ("udp",)
         self._routed: set[str] = set()  # nodes seen sending datagrams through their proxies
         # The lossy links' UDP counters when the loss began: the heal reports the difference.
         self._loss_base: dict[str, int] | None = None
@@ -306,7 +310,8 @@ class PacketFaults:
         self._next_queue = 1024 + digest % 48000  # queue numbers are per namespace
         self.lines: list[LineProcess] = []
         self.netem: dict[tuple[int | None, str], int] = {}  # (netns, dev): classes used
-        self.line_stats: dict[str, int] = {}  # what the lines stopped by the last heal did
+        self.loss_protocols: tuple[str, ...] = ("tcp", "udp")
+        self.heal_evidence: dict[str, Any] = {}  # the lines stopped by the last heal
 
     @staticmethod
     def faults_for(manifest: Manifest, backend: str) -> frozenset[str]:
@@ -423,6 +428,7 @@ class PacketFaults:
 
     def heal(self) -> None:
         failure = None
+        self.heal_evidence = {}
         if self.netem:
             for pid, dev in list(self.netem):
                 _tc(pid, delayline.netem_heal(dev), check=False)
@@ -434,11 +440,12 @@ class PacketFaults:
         except HarnessError as exc:
             failure = exc
         self.packets.heal()  # the rules first: nothing is queued to a line stopping
-        self.line_stats = {}
+        held: dict[str, int] = {}
         for line in self.lines:
             for key, value in line.stop().items():
-                self.line_stats[key] = self.line_stats.get(key, 0) + value
+                held[key] = held.get(key, 0) + value
         self.lines.clear()
+        self.heal_evidence = {"delay_lines": held} if held else {}
         if self.packets.active() or any(self.packets.listed(p)
                                         for p in self.packets.namespaces()):
             raise HarnessError("the packet plane did not confirm the heal")

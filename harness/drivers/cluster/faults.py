@@ -182,7 +182,7 @@ class NetworkFaults:
         pairs = sorted(set(links))
         began = now_ms()
         chosen.loss(pairs, probability)
-        protocols = getattr(chosen, "loss_protocols", None)
+        protocols = chosen.loss_protocols
         self.recording.history.append("fault", "loss", args={
             "links": [list(p) for p in pairs], "probability": probability, "plane": chosen.name,
             "mechanism": chosen.mechanism("loss"),
@@ -230,15 +230,10 @@ class NetworkFaults:
                 plane.heal()
             except Exception as exc:
                 failed.append(exc)
-            # What a plane counted its faults doing (the link plane: datagrams lost).
-            evidence.update(getattr(plane, "heal_evidence", None) or {})
+            # What a plane counted its faults doing (datagrams lost, packets held).
+            evidence.update(plane.heal_evidence)
         if failed:
             raise failed[0]
-        # What the delay lines did, as evidence that a delay was on the traffic.
-        lines = self.packet_faults.line_stats
-        self.packet_faults.line_stats = {}
-        if lines:
-            evidence["delay_lines"] = lines
         self.recording.history.append("fault", "heal", args=evidence)
 
     def traffic(self, live_nodes: list[str]) -> dict[str, Any] | None:
