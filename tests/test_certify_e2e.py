@@ -72,6 +72,9 @@ def check_full_suite(run_dir: Path, report: dict[str, Any]) -> None:
     assert set(scenarios) == {name for r in load_catalogue() for name in r.scenarios}
     policies = {r["scenario"]: r["conflict_policy"] for r in report["runs"]}
     assert policies["default"] == "lww" and policies["mv"] == "mv"
+    # Steps preflight moved off a plane this machine lacks (as a plain user, the packet
+    # plane's cut of ``partitions`` runs on the link plane, with a note).
+    moved = {n["scenario"] for n in (report.get("preflight") or {}).get("notes", [])}
     for run in report["runs"]:
         sub = run_dir / run["dir"]
         assert (sub / "history.jsonl").stat().st_size > 0
@@ -81,7 +84,11 @@ def check_full_suite(run_dir: Path, report: dict[str, Any]) -> None:
         # Each scenario ran the sequence its file plans from the run's seed.
         planned = json.loads((sub / "schedule.json").read_text())
         assert planned["scenario"] == run["scenario"]
-        assert planned["ops"] == reference_plan(run["scenario"], planned["seed"])
+        expected = reference_plan(run["scenario"], planned["seed"])
+        if run["scenario"] in moved:
+            expected = [{**op, "plane": "link"} if op.get("plane") == "packet" else op
+                        for op in expected]
+        assert planned["ops"] == expected, run["scenario"]
     for req in report["requirements"]:
         if req["unit"] == "ms" and req["measured"] is not None:
             assert req["measured"] <= req["bound"], req
