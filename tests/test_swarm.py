@@ -28,6 +28,7 @@ from aiohttp import web
 from gossipcert.chaos.runlabels import OWNER_LABEL, RUN_LABEL
 from gossipcert.chaos.swarm_agent import Agent, AgentClient, AgentError, build_app
 from gossipcert.harness.drivers.backends.swarm import SwarmBackend, spread
+from gossipcert.harness.errors import EXIT_UNAVAILABLE
 from gossipcert.harness.manifest import REFERENCE_MANIFEST
 from test_docker_backend import kill_once_cluster_up
 
@@ -257,7 +258,7 @@ def test_an_engine_in_no_swarm_is_refused_in_one_line(tmp_path: Path) -> None:
     if _swarm_state() != "inactive":
         pytest.skip("the main engine is in a swarm")
     result, _ = _certify(tmp_path / "run", "--nodes", "3", "--quick", timeout_s=120)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == EXIT_UNAVAILABLE, result.stdout + result.stderr
     assert _one_error_line(result.stderr).endswith(
         "is in no swarm (swarm state inactive); run on a swarm manager or point DOCKER_HOST "
         "at one"), result.stderr
@@ -341,7 +342,7 @@ def two_engines() -> Iterator[str]:
 def test_a_worker_engine_is_refused_in_one_line(two_engines: str, tmp_path: Path) -> None:
     env = {**os.environ, "DOCKER_HOST": two_engines}
     result, _ = _certify(tmp_path / "run", "--nodes", "3", "--quick", env=env, timeout_s=120)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == EXIT_UNAVAILABLE, result.stdout + result.stderr
     assert "is a swarm worker, not a manager" in _one_error_line(result.stderr)
 
 

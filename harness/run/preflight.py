@@ -104,20 +104,15 @@ def docker_reason() -> str | None:
 
 def swarm_reason() -> str | None:
     """Why this engine is no swarm manager, or None."""
+    from gossipcert.harness.drivers.backends.swarm import not_a_manager
     from gossipcert.harness.drivers.images import docker_client
 
     try:
-        info = docker_client().info()
+        return not_a_manager(docker_client())
     except GossipcertError as exc:
         return str(exc)
     except Exception as exc:  # the engine answered a ping, then not
         return f"the Docker engine did not answer ({type(exc).__name__})"
-    swarm = info.get("Swarm") or {}
-    if (swarm.get("LocalNodeState") or "inactive") != "active":
-        return "this Docker engine is in no swarm (docker swarm init makes it a manager)"
-    if not swarm.get("ControlAvailable"):
-        return "this Docker engine is a swarm worker, not a manager"
-    return None
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,21 @@ def spread(node_ids: Sequence[str], swarm_nodes: Sequence[str]) -> dict[str, str
             for i, node_id in enumerate(sorted(node_ids))}  # the planner's order
 
 
+
+def not_a_manager(client: Any) -> str | None:
+    """Why the engine ``client`` talks to cannot place a swarm run (it is in no swarm, or
+    a worker), or None when it is a manager."""
+    swarm = client.info().get("Swarm") or {}
+    state = swarm.get("LocalNodeState") or "inactive"
+    where = client.api.base_url.replace("http+docker://localhost", "the local socket")
+    if state != "active":
+        return (f"the Docker engine at {where} is in no swarm (swarm state {state}); run "
+                "on a swarm manager or point DOCKER_HOST at one")
+    if not swarm.get("ControlAvailable"):
+        return (f"the Docker engine at {where} is a swarm worker, not a manager; run on a "
+                "manager or point DOCKER_HOST at one")
+    return None
+
 class SwarmBackend:
     name = "swarm"
 
@@ -193,18 +208,10 @@ class SwarmBackend:
                       f" overlay {self.network.name} {self.subnet}")
 
     def _check_manager(self) -> None:
-        info = self.client.info()
-        swarm = info.get("Swarm") or {}
-        state = swarm.get("LocalNodeState") or "inactive"
-        where = self.client.api.base_url.replace("http+docker://localhost", "the local socket")
-        if state != "active":
-            raise GossipcertError(
-                f"--backend swarm: the Docker engine at {where} is in no swarm (swarm state "
-                f"{state}); run on a swarm manager or point DOCKER_HOST at one")
-        if not swarm.get("ControlAvailable"):
-            raise GossipcertError(
-                f"--backend swarm: the Docker engine at {where} is a swarm worker, not a "
-                "manager; run on a manager or point DOCKER_HOST at one")
+        problem = not_a_manager(self.client)
+        if problem is not None:
+            raise GossipcertError(f"--backend swarm: {problem}")
+        swarm = self.client.info().get("Swarm") or {}
         self.manager_id = str(swarm.get("NodeID") or "")
         self.manager_addr = str(swarm.get("NodeAddr") or "")
 
