@@ -22,6 +22,7 @@ from gossipcert.harness.run.preflight import (
     Machine,
     abilities,
     declared_faults,
+    delay_mechanism,
     offers,
 )
 
@@ -39,12 +40,9 @@ def machine_rows(machine: Machine) -> list[dict[str, Any]]:
     link_faults = declared_faults(LinkFaults, reference, "process")
     packet_faults = declared_faults(PacketFaults, reference, "process")
     delay_faults = sorted(packet_faults - IPTABLES_FAULTS)
-    if delay_faults:
-        delay = _row("delay line", machine.delay or machine.packet,
-                     "netem or an NFQUEUE queue", faults=delay_faults)
-    else:  # this version's packet plane declares nothing a delay line would apply
-        delay = {"name": "delay line", "available": None, "faults": [],
-                 "detail": "not part of this version's packet plane"}
+    how = ("tc netem" if machine.packet is None and delay_mechanism() == "netem"
+           else "a user-space NFQUEUE delay line (the kernel's netem where it has it)")
+    delay = _row("delay line", machine.delay or machine.packet, how, faults=delay_faults)
     return [
         _row("link plane", None, "the built-in Toxiproxy-compatible server, no root needed; "
              "for implementations that take a dial map (routing: dial-map)",

@@ -81,6 +81,13 @@ def delay_reason() -> str | None:
     return delay_unavailable_reason()
 
 
+def delay_mechanism() -> str:
+    """What delays packets on this machine's packet plane: ``netem`` or ``nfqueue``."""
+    from gossipcert.chaos.delayline import delay_mechanism as probed
+
+    return probed()
+
+
 def cgroup_reason() -> str | None:
     """Why nodes cannot get a cgroup v2 each here (used to tell apart the packets of
     nodes that share 127.0.0.1 as their TCP source), or None."""
