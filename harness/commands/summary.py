@@ -21,6 +21,11 @@ HEADER = ("| implementation | version (declared) | backend | certified | not cer
 
 
 def _declared_version(report: dict[str, Any]) -> str:
+    """The version the manifest declared: recorded in the report, else (a report from
+    before it was recorded) read from the manifest file, if it is still there."""
+    recorded = (report.get("run") or {}).get("manifest_version")
+    if recorded:
+        return str(recorded)
     manifest = (report.get("run") or {}).get("manifest")
     if not manifest:
         return "?"

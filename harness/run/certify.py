@@ -169,6 +169,7 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "wall_time_s": round(sum(r.record.wall_s for r in runs), 2),
         "gossipcert_version": __version__,
         "manifest": str(manifest.path),
+        "manifest_version": str(manifest.raw.get("version", "")),
     }
     failed = next((r for r in runs if r.record.failure is not None), None)
     report = write_suite_report(

@@ -439,6 +439,7 @@ def publish(record: RunRecord, run_dir: Path, *, mode: str,
     }
     if spec.manifest is not None:
         run_info["manifest"] = str(spec.manifest.path)
+        run_info["manifest_version"] = str(spec.manifest.raw.get("version", ""))
     if spec.run_dir is not None:
         run_info["schedule"] = "schedule.json"
     if record.host_load is not None:

@@ -37,7 +37,7 @@ from gossipcert.harness.drivers.cluster.events import (
 from gossipcert.harness.drivers.cluster.faults import NetworkFaults
 from gossipcert.harness.drivers.cluster.nodes import Nodes
 from gossipcert.harness.drivers.control_client import ControlClient, Reply
-from gossipcert.harness.drivers.faultplanes import FaultPlane, PacketFaults
+from gossipcert.harness.drivers.faultplanes import DATAGRAM_BACKENDS, FaultPlane, PacketFaults
 from gossipcert.harness.errors import LaunchError
 from gossipcert.harness.history import History
 from gossipcert.harness.manifest import Launch, Manifest
@@ -167,7 +167,8 @@ class Cluster:
         self.faults.pin_sources()
         if self.manifest.accepts_dial_map:
             launch = self.nodes.launch
-            udp = launch is not None and bool(launch.udp_route_args)
+            udp = (launch is not None and bool(launch.udp_route_args)
+                   and self.backend.name in DATAGRAM_BACKENDS)
             self.nodes.routes.update(self.faults.open_link_plane(self.run_dir,
                                                                  self.toxiproxy_url, udp))
             if self.faults.links is not None:
