@@ -421,8 +421,9 @@ def timed_verdict(requirement: Requirement, tally: Tally, what: str, nothing: st
         why = nothing
         if tally.undetermined or tally.excluded:
             why += (
-                f" ({tally.undetermined} undetermined: history ended or a side was killed "
-                f"before the deadline; {tally.excluded} excluded by partitions)"
+                f" ({tally.undetermined} undetermined: no report after the event settled "
+                f"them before the deadline (the history ended, a side was killed, or the "
+                f"node's reads failed); {tally.excluded} excluded by partitions)"
             )
         return make_verdict(requirement, "untested", None, tally.bound, why, details)
     worst = tally.worst_detail or {}

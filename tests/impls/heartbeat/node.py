@@ -51,7 +51,8 @@ VERSION = "0.1.0"
 CAPABILITIES = ["membership", "failure-detection", "broadcast", "kv", "leave", "crdt"]
 DEFECTS = ("no-tombstones", "eager-fd", "drops-writes", "g-set", "silent-leave",
            "one-hop-broadcast", "refuses-leave", "left-turns-dead", "drops-live-peers",
-           "mangles-relays", "spins-slow-fd", "writes-fail", "remove-wins", "lying-digest")
+           "mangles-relays", "spins-slow-fd", "writes-fail", "remove-wins", "lying-digest",
+           "dark-after-suspicion")
 LEFT_TURNS_DEAD_S = 1.0  # the left-turns-dead defect: a left row reads dead after this
 # The drops-live-peers defect: about once in this long a node forgets a live peer, and
 # ignores rows about it for DROPPED_S (a reaper with a "recently removed" filter).
@@ -199,6 +200,7 @@ class Node:
         self.last_micros = 0
         self.op_seq = 0
         self.puts = 0
+        self.dark = False  # the dark-after-suspicion defect: members reads fail from now on
         self.served_digest: str | None = None  # the lying-digest defect's cached digest
         self.served_at = 0.0
         self.ready = not self.seeds
@@ -647,8 +649,15 @@ class Node:
     def members_view(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         self.check_stall(now)
-        return [{"id": m.id, "address": m.address, "status": self.view_status(m, now),
+        rows = [{"id": m.id, "address": m.address, "status": self.view_status(m, now),
                  "incarnation": m.gen} for m in sorted(self.members.values(), key=lambda m: m.id)]
+        if self.defect == "dark-after-suspicion":
+            # Seeded defect: once any peer has looked anything but alive, the member list
+            # can no longer be served (a serialiser that chokes on a suspicion record).
+            self.dark = self.dark or any(r["status"] != ALIVE for r in rows if r["id"] != self.id)
+            if self.dark:
+                raise HttpError(500, "internal", "seeded defect: members cannot be listed")
+        return rows
 
     async def api_join(self, data: Any) -> tuple[int, Any]:
         seeds = data.get("seeds")
