@@ -22,6 +22,7 @@ from gossipcert.harness.errors import (
 )
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.profiles import DEFAULT_PROFILE, profile_names
+from gossipcert.specs import gossipcert_version
 
 
 def _positive_int(text: str) -> int:
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Certify gossip implementations for convergence, failure detection "
                     "and conflict resolution under real faults.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"gossipcert {gossipcert_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cert = sub.add_parser(
@@ -287,7 +291,7 @@ def _certify(args: argparse.Namespace) -> int:
         print(f"not available here: {line}")
     print(f"verdict: {report['verdict'].upper()}")
     print(f"report: {result.report_dir / 'report.html'} "
-          "(and report.md, report.json, report.junit.xml)")
+          "(and report.md, report.json, report.junit.xml, badge.svg)")
     failure = report.get("harness_error")
     if failure:
         print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
@@ -332,7 +336,7 @@ def _explore(args: argparse.Namespace) -> int:
         print(f"replay: gossipcert replay {result.replay_path}")
     if result.report is not None:
         print(f"report: {result.report_dir / 'report.html'} "
-              "(and report.md, report.json, report.junit.xml)")
+              "(and report.md, report.json, report.junit.xml, badge.svg)")
     return result.exit_code
 
 
