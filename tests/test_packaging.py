@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -128,10 +129,22 @@ def test_without_the_docker_extra_the_engine_commands_name_it(
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkout's files, copied: setuptools builds in the source tree, and a stale
+    build/ or egg-info/ there would ship files the tree no longer has."""
+    copy = tmp_path_factory.mktemp("tree") / "gossipcert"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis",
+        "gossipcert-runs", "runs"))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def wheel(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built straight from the checkout."""
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "--quiet", "-w", str(out), str(REPO)], check=True, timeout=300)
+                    "--quiet", "-w", str(out), str(tree)], check=True, timeout=300)
     (path,) = out.glob("gossipcert-*.whl")
     return path
 
@@ -157,10 +170,10 @@ def test_wheel_has_exactly_one_top_level_package(wheel: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def dist(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(sdist, wheel) from ``python -m build``, which builds the wheel from the sdist."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(tree)],
                    check=True, timeout=300, capture_output=True)
     (sdist,) = out.glob("gossipcert-*.tar.gz")
     (built,) = out.glob("gossipcert-*.whl")
