@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from gossipcert.reference_node import __version__
 from gossipcert.reference_node.core.crdt import CrdtError
 from gossipcert.reference_node.core.events import BroadcastEvent, Event, MemberEvent
 from gossipcert.reference_node.core.keyring import Keyring, KeyringError, encode_key, parse_key
@@ -28,6 +27,7 @@ from gossipcert.reference_node.core.kv import visible_values
 from gossipcert.reference_node.core.messages import KvState
 from gossipcert.reference_node.core.node import Node
 from gossipcert.reference_node.core.vclock import VClock, decode_context, encode_context
+from gossipcert.specs import gossipcert_version
 
 __all__ = [
     "CAPABILITIES",
@@ -313,7 +313,7 @@ def _get_node(r: _Request) -> Response:
         {
             "id": node.id,
             "impl": IMPL_NAME,
-            "version": __version__,
+            "version": gossipcert_version(),
             "capabilities": list(CAPABILITIES),
             "ready": node.ready,
         },

@@ -11,6 +11,7 @@ from typing import Any
 
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.run.reporting import RunResults
+from gossipcert.reports.badge import render_badge
 from gossipcert.reports.markdown import (
     VERDICT_MEANING,
     certificate_lines,
@@ -130,6 +131,8 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 <h1>gossipcert report: {escape(str(report.get("implementation")))}</h1>
 <p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span>
 {escape(VERDICT_MEANING.get(verdict, ""))}</p>
+<p class="badge"><a href="badge.svg">{render_badge(report)}</a>
+the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or a CI page</p>
 {_harness_error_html(report)}{_preflight_html(report)}<h2>Certificate</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>
 <p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes

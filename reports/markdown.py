@@ -136,6 +136,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"**Verdict: {verdict}**" + (f" ({meaning})" if meaning else ""),
         "",
+        f"![gossipcert {verdict}](badge.svg) (`badge.svg` beside this report, for a README "
+        "or a CI page)",
+        "",
         *([f"> {_cell(harness_error_text(report) or '')}", ""]
           if harness_error_text(report) else []),
         *(["## Not available on this machine", "",

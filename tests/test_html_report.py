@@ -121,7 +121,7 @@ def test_report_command_rerenders_a_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["report", str(run_dir)]) == 3
     out = capsys.readouterr().out
     assert "checked 1/" in out and "verdict: INCOMPLETE" in out
-    for name in ("report.json", "report.md", "report.html", "report.junit.xml"):
+    for name in ("report.json", "report.md", "report.html", "report.junit.xml", "badge.svg"):
         assert (run_dir / name).is_file(), name
     import jsonschema
 
@@ -147,6 +147,9 @@ def test_report_command_rerenders_a_suite(
     assert report["runs"][0]["judged"]["pass"] > 0
     assert 'href="scenarios/in-memory/report.html"' in (suite / "report.html").read_text()
     assert (suite / "scenarios" / "in-memory" / "report.json").is_file()
+    # The suite and each of its scenario runs carry a badge of their own verdict.
+    for where in (suite, suite / "scenarios" / "in-memory"):
+        assert "INCOMPLETE" in (where / "badge.svg").read_text()
 
 
 def _png_is_not_blank(path: Path) -> bool:

@@ -28,7 +28,7 @@ from gossipcert.harness.run.reporting import (
 )
 from gossipcert.harness.run.suite import certificate
 from gossipcert.harness.workloads.capabilities import run_checks
-from gossipcert.reports import html, json_report, junit, markdown
+from gossipcert.reports import badge, html, json_report, junit, markdown
 from test_checkers import ALL_CAPS, formed
 
 FILES = {
@@ -36,6 +36,7 @@ FILES = {
     "markdown": "report.md",
     "html": "report.html",
     "junit": "report.junit.xml",
+    "badge": "badge.svg",
 }
 SEEN: list[RunResults] = []
 
@@ -85,13 +86,14 @@ def synthetic_run() -> tuple[list[Entry], dict[str, Any]]:
     return history, report
 
 
-def test_the_four_writers_come_from_the_entry_points_in_order() -> None:
+def test_the_builtin_writers_come_from_the_entry_points_in_order() -> None:
     writers = report_writers()
-    assert list(writers)[:4] == ["json", "markdown", "html", "junit"]
+    assert list(writers)[:5] == ["json", "markdown", "html", "junit", "badge"]
     assert writers["json"] is json_report.write
     assert writers["markdown"] is markdown.write
     assert writers["html"] is html.write
     assert writers["junit"] is junit.write
+    assert writers["badge"] is badge.write
 
 
 def test_write_all_calls_a_writer_registered_beside_them(
@@ -118,7 +120,7 @@ def test_missing_writers_are_one_clear_error(
     """Without the package's entry points (a checkout never installed), certify and the
     report command say what is missing and how to get it: exit 2, no traceback."""
     with_entry_points(monkeypatch, keep=["json"])
-    with pytest.raises(ReportError, match=r"markdown, html, junit.*pip install -e \."):
+    with pytest.raises(ReportError, match=r"markdown, html, junit, badge.*pip install -e \."):
         report_writers()
     history, _ = synthetic_run()
     run_dir = tmp_path / "run"
@@ -126,7 +128,7 @@ def test_missing_writers_are_one_clear_error(
     (run_dir / "history.jsonl").write_text("".join(e.to_json() + "\n" for e in history))
     assert main(["report", str(run_dir)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("gossipcert: error: no report writer for markdown, html, junit")
+    assert err.startswith("gossipcert: error: no report writer for markdown, html, junit, badge")
     assert "Traceback" not in err
     assert main(["certify", "--report-dir", str(tmp_path / "certify")]) == 2
     assert "no report writer" in capsys.readouterr().err

@@ -17,11 +17,13 @@ from gossipcert.harness.errors import (
     EXIT_BAD_INPUT,
     EXIT_HARNESS_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
     USER_ERRORS,
     describe,
 )
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.profiles import DEFAULT_PROFILE, profile_names
+from gossipcert.specs import gossipcert_version
 
 
 def _positive_int(text: str) -> int:
@@ -80,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gossipcert",
         description="Certify gossip implementations for convergence, failure detection "
                     "and conflict resolution under real faults.",
+        epilog="Linux only: on another platform every command but 'report' and "
+               "'scenarios' exits 5 with one line saying so.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"gossipcert {gossipcert_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cert = sub.add_parser(
@@ -188,8 +195,26 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+# Commands that only read files: they work on any platform.
+PORTABLE_COMMANDS = frozenset({"report", "scenarios"})
+
+
+def not_linux() -> str | None:
+    """Why this platform cannot run clusters, or None on Linux. Nodes live on 127.0.0.x
+    addresses, the harness reads /proc, and the fault planes use iptables and cgroups."""
+    if sys.platform.startswith("linux"):
+        return None
+    return (f"gossipcert runs clusters on Linux only (127.0.0.x node addresses, /proc, "
+            f"iptables, cgroups), not on {sys.platform}; 'gossipcert report' and "
+            "'gossipcert scenarios' work here, and Docker on Linux runs the rest")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reason = None if args.command in PORTABLE_COMMANDS else not_linux()
+    if reason is not None:
+        print(f"gossipcert: error: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     try:
         if args.command == "certify":
             return _certify(args)
@@ -287,7 +312,7 @@ def _certify(args: argparse.Namespace) -> int:
         print(f"not available here: {line}")
     print(f"verdict: {report['verdict'].upper()}")
     print(f"report: {result.report_dir / 'report.html'} "
-          "(and report.md, report.json, report.junit.xml)")
+          "(and report.md, report.json, report.junit.xml, badge.svg)")
     failure = report.get("harness_error")
     if failure:
         print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
@@ -332,7 +357,7 @@ def _explore(args: argparse.Namespace) -> int:
         print(f"replay: gossipcert replay {result.replay_path}")
     if result.report is not None:
         print(f"report: {result.report_dir / 'report.html'} "
-              "(and report.md, report.json, report.junit.xml)")
+              "(and report.md, report.json, report.junit.xml, badge.svg)")
     return result.exit_code
 
 

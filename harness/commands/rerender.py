@@ -48,7 +48,8 @@ def rerender(run_dir: Path, print_line: Callable[[str], None] = print) -> int:
     else:
         report = _rerender_run(run_dir, print_line).report
     print_line(f"verdict: {report['verdict'].upper()}")
-    print_line(f"report: {run_dir / 'report.html'} (and report.json, report.md, report.junit.xml)")
+    print_line(f"report: {run_dir / 'report.html'} "
+               "(and report.json, report.md, report.junit.xml, badge.svg)")
     return VERDICT_EXIT[str(report["verdict"])]
 
 

@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness.errors import GossipcertError
+from gossipcert.harness.errors import EXIT_UNAVAILABLE, GossipcertError
 
 IMAGE_LABEL = "gossipcert.image"
 HASH_LABEL = "gossipcert.hash"
@@ -49,6 +49,13 @@ RUNTIME_DEPS = ("aiohttp", "cryptography", "pyyaml", "msgpack")
 IMAGE_PACKAGES = ("reference_node", "chaos", "specs", "adapters")
 
 Progress = Callable[[str], None]
+
+
+class DockerSdkMissing(GossipcertError):
+    """The Docker SDK for Python (the extra ``docker``) is not installed: nothing that
+    talks to an engine can run, as when no engine answers."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class ImageError(GossipcertError):
@@ -192,8 +199,9 @@ def docker_client() -> Any:
     """A client of the local engine, or one clear line on how to get one."""
     try:
         import docker
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise GossipcertError("the 'docker' Python package is not installed") from None
+    except ImportError:  # the Docker SDK is an extra: the process backend needs none
+        raise DockerSdkMissing("the Docker SDK for Python is not installed; "
+                               "pip install 'gossipcert[docker]'") from None
     timeout_s = docker_timeout_s()
     try:
         client = docker.from_env(timeout=timeout_s)

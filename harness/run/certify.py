@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gossipcert.harness import __version__
 from gossipcert.harness.drivers.backends import BACKENDS, unknown_backend
 from gossipcert.harness.errors import (
     VERDICT_EXIT,
@@ -63,6 +62,7 @@ from gossipcert.harness.workloads.scenario import (
     run_manifest,
     schedule,
 )
+from gossipcert.specs import gossipcert_version
 
 
 @dataclass
@@ -167,7 +167,7 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "backend": opts.backend,
         "timing": judged.timing,
         "wall_time_s": round(sum(r.record.wall_s for r in runs), 2),
-        "gossipcert_version": __version__,
+        "gossipcert_version": gossipcert_version(),
         "manifest": str(manifest.path),
         "manifest_version": str(manifest.raw.get("version", "")),
     }

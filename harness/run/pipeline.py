@@ -34,7 +34,6 @@ from typing import Any
 
 from gossipcert.chaos.errors import ChaosError
 from gossipcert.chaos.toxiproxy_client import ToxiproxyError
-from gossipcert.harness import __version__
 from gossipcert.harness.drivers.backends import SIMULATION
 from gossipcert.harness.drivers.cluster import Cluster
 from gossipcert.harness.drivers.hostlag import LagMonitor
@@ -55,6 +54,7 @@ from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summar
 from gossipcert.harness.workloads.capabilities import run_checks
 from gossipcert.harness.workloads.interpreter import Execution
 from gossipcert.harness.workloads.operations import Op
+from gossipcert.specs import gossipcert_version
 
 __all__ = [
     "Progress",
@@ -433,7 +433,7 @@ def publish(record: RunRecord, run_dir: Path, *, mode: str,
         "timing": dict(spec.timing),
         "conflict_policy": spec.conflict_policy,
         "wall_time_s": round(record.wall_s, 2),
-        "gossipcert_version": __version__,
+        "gossipcert_version": gossipcert_version(),
         "history": "history.jsonl",
         "scenario": spec.scenario,
     }

@@ -15,10 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gossipcert.harness import __version__
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.verdict import STATUSES, Verdict, overall_verdict
-from gossipcert.specs import spec_path
+from gossipcert.specs import gossipcert_version, spec_path
 
 __all__ = ["REPORT_VERSION", "build_report", "load_report_schema", "preflight_lines"]
 
@@ -77,7 +76,7 @@ def build_report(
     requirements show what was observed until then."""
     counts = Counter(v.status for v in verdicts)
     run_info = dict(run)
-    run_info.setdefault("gossipcert_version", __version__)
+    run_info.setdefault("gossipcert_version", gossipcert_version())
     cert = dict(certificate)
     if harness_error is not None:
         cert["capabilities_certified"] = []

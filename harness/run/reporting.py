@@ -4,13 +4,13 @@
 The harness does not know the report formats. A writer is a callable that takes the
 run's :class:`RunResults` and returns the path it wrote; writers are found through the
 entry-point group ``gossipcert.reports`` (``reports/`` registers ``json``, ``markdown``,
-``html`` and ``junit`` in ``pyproject.toml``). A package of one's own adds a format with
+``html``, ``junit`` and ``badge`` in ``pyproject.toml``). A package of one's own adds a format with
 one more entry point::
 
     [project.entry-points."gossipcert.reports"]
     csv = "mypackage.csv_report:write"
 
-The four built-in formats are written first, in that order (JSON first: it validates the
+The built-in formats are written first, in that order (JSON first: it validates the
 report against its schema); any other follows by name.
 """
 
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "gossipcert.reports"
-BUILTIN_FORMATS = ("json", "markdown", "html", "junit")
+BUILTIN_FORMATS = ("json", "markdown", "html", "junit", "badge")
 
 
 class ReportError(GossipcertError):
