@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -161,3 +162,60 @@ def test_every_source_file_a_doc_names_exists(doc: Path) -> None:
     missing = sorted({p for p in SOURCE_PATH.findall(text)
                       if "<" not in p and "*" not in p and not (REPO / p).exists()})
     assert missing == [], f"{doc.relative_to(REPO)} names files that do not exist: {missing}"
+
+
+TABLE_START = "<!-- capability table: generated from the specs by `python tests/test_docs.py` -->"
+TABLE_END = "<!-- end of capability table -->"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def capability_table() -> str:
+    """docs/integrate.md's table of capability -> endpoints -> requirements, built from
+    the manifest schema (the capabilities), the control API (each operation's
+    ``x-capability``) and the catalogue (each requirement's capability, level, policy)."""
+    manifest = json.loads(spec_path("manifest.schema.json").read_text(encoding="utf-8"))
+    names = manifest["properties"]["capabilities"]["items"]["enum"]
+    api = yaml.safe_load(spec_path("control-api.yaml").read_text(encoding="utf-8"))
+    endpoints: dict[str, list[str]] = {name: [] for name in names}
+    for path, item in api["paths"].items():
+        for method in HTTP_METHODS:
+            owner = (item.get(method) or {}).get("x-capability")
+            if owner is not None:
+                endpoints[owner].append(f"`{method.upper()} {path}`")
+    catalogue = load_catalogue()
+
+    def ids(name: str, level: str) -> str:
+        found = [f"`{r.id}`" + (f" ({r.policy})" if r.policy else "")
+                 for r in catalogue if r.capability == name and r.level == level]
+        return ", ".join(found) or "none"
+
+    rows = [f"| `{name}` | {', '.join(endpoints[name]) or 'none of its own'} "
+            f"| {ids(name, 'MUST')} | {ids(name, 'SHOULD')} |" for name in names]
+    head = ["| capability | endpoints (501 while not claimed) | MUST requirements "
+            "| SHOULD requirements |", "|---|---|---|---|"]
+    return "\n".join(head + rows)
+
+
+def test_the_integration_guide_capability_table_matches_the_specs() -> None:
+    """A capability, endpoint or requirement added to the specs shows up here until the
+    guide's table is generated again (``python tests/test_docs.py`` prints it)."""
+    page = (REPO / "docs" / "integrate.md").read_text(encoding="utf-8")
+    assert TABLE_START in page and TABLE_END in page, "docs/integrate.md lost its table markers"
+    table = page.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert table == capability_table(), "regenerate it: python tests/test_docs.py"
+
+
+def test_every_control_api_operation_names_its_capability() -> None:
+    """The table above rests on ``x-capability``: every operation but ``GET /v1/node``
+    names a capability the manifest schema knows."""
+    manifest = json.loads(spec_path("manifest.schema.json").read_text(encoding="utf-8"))
+    known = set(manifest["properties"]["capabilities"]["items"]["enum"])
+    api = yaml.safe_load(spec_path("control-api.yaml").read_text(encoding="utf-8"))
+    wrong = [f"{method.upper()} {path}" for path, item in api["paths"].items()
+             for method in HTTP_METHODS if method in item
+             and (item[method].get("x-capability") in known) == (path == "/v1/node")]
+    assert wrong == [], "operations without a known x-capability (or GET /v1/node with one)"
+
+
+if __name__ == "__main__":
+    print(capability_table())
