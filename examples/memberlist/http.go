@@ -53,7 +53,7 @@ func serve(ln net.Listener, n *node) error {
 			return
 		}
 		members := []map[string]interface{}{}
-		for _, v := range view(n.list) {
+		for _, v := range n.sync() {
 			members = append(members, map[string]interface{}{"id": v.Name, "address": v.Address,
 				"status": statusName(v.State), "incarnation": v.Incarnation})
 		}
@@ -138,6 +138,7 @@ func serve(ln net.Listener, n *node) error {
 		if !allow(w, r, http.MethodGet) {
 			return
 		}
+		n.sync()
 		after := 0
 		if text := r.URL.Query().Get("after"); text != "" {
 			v, err := strconv.Atoi(text)

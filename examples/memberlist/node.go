@@ -171,16 +171,26 @@ func (n *node) NotifyJoin(node *memberlist.Node)   { n.fromDelegate(node) }
 func (n *node) NotifyLeave(node *memberlist.Node)  { n.fromDelegate(node) }
 func (n *node) NotifyUpdate(node *memberlist.Node) { n.fromDelegate(node) }
 
+// sync reports every status change memberlist's table holds that no event has reported
+// yet, and returns the table as read. The members and events handlers call it before
+// they answer, so nothing the API shows precedes its event's stamp; watch calls it so
+// the feed keeps up between reads.
+func (n *node) sync() []memberView {
+	table := view(n.list)
+	n.mu.Lock()
+	for _, v := range table {
+		n.noteStatus(v)
+	}
+	n.mu.Unlock()
+	return table
+}
+
 // watch reports the changes memberlist has no callback for (alive -> suspect and a
-// suspect refuting back to alive) from its table, at the time memberlist stamped them.
+// suspect refuting back to alive) within 10 ms of memberlist's change.
 func (n *node) watch() {
 	for {
 		time.Sleep(10 * time.Millisecond)
-		for _, v := range view(n.list) {
-			n.mu.Lock()
-			n.noteStatus(v)
-			n.mu.Unlock()
-		}
+		n.sync()
 	}
 }
 
