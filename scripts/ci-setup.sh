@@ -2,8 +2,9 @@
 # Install and start what the Docker backend, the packet plane and the report tests need:
 # a Docker engine, iptables, debootstrap (the offline base image), serf (a UDP gossiper to
 # fault), iproute2 (network namespaces), chromium (renders report.html headless) and
-# docker-registry (the swarm backend's in-swarm image registry), and what the quickstart
-# test needs to run as a plain user (passwd, git, procps).
+# docker-registry (the swarm backend's in-swarm image registry), what the quickstart
+# test needs to run as a plain user (passwd, git, procps), and Go with HashiCorp memberlist
+# (golang-go, golang-github-hashicorp-memberlist-dev) for the Go examples.
 # Idempotent: installs only what is missing and starts dockerd only when none answers.
 set -eu
 
@@ -24,6 +25,10 @@ command -v useradd >/dev/null 2>&1 || missing="$missing passwd"
 command -v runuser >/dev/null 2>&1 || missing="$missing util-linux"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
+# The Go examples (examples/memberlist, examples/go-skeleton), built offline in GOPATH mode.
+command -v go >/dev/null 2>&1 || missing="$missing golang-go"
+[ -f /usr/share/gocode/src/github.com/hashicorp/memberlist/memberlist.go ] \
+    || missing="$missing golang-github-hashicorp-memberlist-dev"
 if [ -n "$missing" ]; then
     echo "ci-setup: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
