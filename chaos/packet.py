@@ -62,12 +62,31 @@ class PacketPlaneError(ChaosError):
     """iptables is missing, not permitted, or refused a rule."""
 
 
+CAP_NET_ADMIN = 12
+
+
+def _has_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (root in a container may not: Docker
+    drops it unless ``--cap-add NET_ADMIN``). Unknown counts as held."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
+
+
 def unavailable_reason() -> str | None:
     """Why the packet plane cannot work on this machine, or None when it can."""
     if shutil.which("iptables") is None:
         return "iptables is not installed (Debian package: iptables)"
     if os.geteuid() != 0:
         return "the packet plane needs root (iptables)"
+    if not _has_net_admin():
+        return ("the packet plane needs CAP_NET_ADMIN, which this root lacks (in a "
+                "container: docker run --cap-add NET_ADMIN)")
     try:
         proc = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True,
                               text=True, timeout=IPTABLES_TIMEOUT_S)

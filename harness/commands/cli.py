@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     images = sub.add_parser("images", help="the Docker images the docker backend runs")
     images_sub = images.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
-    images_sub.add_parser("build", help="build the base and reference images (cached by a "
-                                        "hash of their inputs)")
+    images_sub.add_parser("build", help="build the base, reference and harness images "
+                                        "(cached by a hash of their inputs)")
     images_sub.add_parser("list", help="list the images gossipcert built")
 
     doctor = sub.add_parser(
@@ -386,7 +386,12 @@ def _scenarios() -> int:
 def _images(args: argparse.Namespace) -> int:
     import time
 
-    from gossipcert.harness.drivers.images import build_reference, docker_client, project_images
+    from gossipcert.harness.drivers.images import (
+        build_harness,
+        build_reference,
+        docker_client,
+        project_images,
+    )
 
     client = docker_client()
     if args.images_command == "list":
@@ -395,9 +400,12 @@ def _images(args: argparse.Namespace) -> int:
             print(f"{', '.join(image.tags) or image.short_id}  {size:.0f} MB")
         return 0
     t0 = time.monotonic()
-    tag = build_reference(client, lambda line: print(f"[{time.monotonic() - t0:6.1f}s] {line}",
-                                                     flush=True))
-    print(tag)
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {line}", flush=True)
+
+    print(build_reference(client, progress))
+    print(build_harness(client, progress))
     return 0
 
 

@@ -5,7 +5,9 @@ No registry can be pulled from, so the base image is made from scratch: ``deboot
 the repo) plus python3, iptables and iproute2, imported with ``docker import``. The
 reference image adds the project's node and link-plane code and their Python
 dependencies (installed on the host as wheels for the image's Python) with ``docker
-build``. Each image's tag is the hash of its inputs: it is rebuilt only when they change.
+build``. The harness image installs the package itself, as a wheel built on the host
+from this checkout, with its runtime dependencies. Each image's tag is the hash of its
+inputs: it is rebuilt only when they change.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -33,6 +36,9 @@ IMAGE_LABEL = "gossipcert.image"
 HASH_LABEL = "gossipcert.hash"
 BASE_REPO = "gossipcert-base"
 REFERENCE_REPO = "gossipcert-reference"
+# The harness itself (``gossipcert`` as the entrypoint): certify on the process backend
+# inside a container, for machines or CI runners with Docker and nothing else.
+HARNESS_REPO = "gossipcert-harness"
 # An image registry (Debian's docker-registry, copied from the host) that the swarm
 # backend runs as a service, so images reach every swarm node without an outside registry.
 REGISTRY_REPO = "gossipcert-registry"
@@ -294,7 +300,9 @@ def _install_deps(target: Path) -> None:
     shutil.copytree(cache, target)
 
 
-def _pip_install_deps(target: Path) -> None:
+def _pip_install_deps(target: Path, requirements: list[str] | None = None) -> None:
+    """``pip install --target`` of wheels for the image's CPython 3.11 on glibc (the
+    reference image's runtime deps unless ``requirements`` names others)."""
     machine = platform.machine()
     platforms = [f"manylinux2014_{machine}", f"manylinux_2_17_{machine}",
                  f"manylinux_2_28_{machine}", f"manylinux_2_34_{machine}"]
@@ -303,7 +311,8 @@ def _pip_install_deps(target: Path) -> None:
             "--implementation", "cp", "--python-version", "3.11", "--abi", "cp311"]
     for p in platforms:
         argv += ["--platform", p]
-    _run(argv + _deps_pins(), "installing the image's Python dependencies", timeout=900)
+    reqs = _deps_pins() if requirements is None else requirements
+    _run(argv + reqs, "installing the image's Python dependencies", timeout=900)
 
 
 def _build(client: Any, ctx: Path, tag: str, base: str, kind: str) -> None:
@@ -355,6 +364,114 @@ def _drop_superseded(client: Any, kind: str, keep: str) -> None:
             client.images.remove(image.id)  # refused while a container uses it
 
 
+# The harness image: the package as a wheel built from this checkout, its runtime
+# dependencies (at the host's versions where the host has them) and the entrypoint.
+HARNESS_DOCKERFILE = DOCKER_DIR / "harness.Dockerfile"
+HARNESS_ENTRY = DOCKER_DIR / "harness-gossipcert.sh"
+
+
+def _project() -> dict[str, Any]:
+    pyproject = ROOT / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ImageError(f"building the harness image needs a source checkout of gossipcert "
+                         f"(no {pyproject}); run it from a clone of the repository")
+    with pyproject.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _wheel_sources() -> list[Path]:
+    """The files the package's wheel is built from: pyproject.toml, the README (its long
+    description) and every folder the package maps to."""
+    project = _project()
+    files = [ROOT / "pyproject.toml"]
+    readme = project.get("project", {}).get("readme")
+    if isinstance(readme, str):
+        files.append(ROOT / readme)
+    dirs = sorted(set(project.get("tool", {}).get("setuptools", {})
+                      .get("package-dir", {}).values()))
+    for d in dirs:
+        files += _tree_files(ROOT / d)
+    return files
+
+
+def harness_deps() -> list[str]:
+    """The package's runtime dependencies, pinned to the host's versions where the host
+    has them installed (the image then runs what the host's tests ran)."""
+    pins = []
+    for req in _project().get("project", {}).get("dependencies", []):
+        name = re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0]
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pins.append(req)
+    return pins
+
+
+def harness_tag(base: str) -> str:
+    parts = [base.encode(), HARNESS_DOCKERFILE.read_bytes(), HARNESS_ENTRY.read_bytes(),
+             json.dumps(harness_deps()).encode()]
+    for path in _wheel_sources():
+        parts.append(str(path.relative_to(ROOT)).encode())
+        parts.append(path.read_bytes())
+    return f"{HARNESS_REPO}:{_digest(parts)}"
+
+
+def _build_wheel(out: Path) -> Path:
+    """The package's wheel, built from a copy of its sources (the checkout gets no build/
+    or egg-info folders)."""
+    with tempfile.TemporaryDirectory(prefix="gossipcert-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        for path in _wheel_sources():
+            dest = src / path.relative_to(ROOT)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, dest)
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+              "--no-deps", "--wheel-dir", str(out), str(src)],
+             "building the gossipcert wheel", timeout=600)
+    wheels = sorted(out.glob("gossipcert-*.whl"))
+    if not wheels:
+        raise ImageError("pip wheel made no gossipcert wheel")
+    return wheels[-1]
+
+
+def build_harness(client: Any, progress: Progress) -> str:
+    """Build (or find cached) the harness image; returns its tag (also tagged ``latest``)."""
+    base = build_base(client, progress)
+    tag = harness_tag(base)
+    if not image_exists(client, tag):
+        started = time.monotonic()
+        progress(f"image {tag}: building on {base}")
+        with tempfile.TemporaryDirectory(prefix="gossipcert-ctx-") as tmp:
+            ctx = Path(tmp)
+            shutil.copy(HARNESS_DOCKERFILE, ctx / "Dockerfile")
+            shutil.copy(HARNESS_ENTRY, ctx / "gossipcert")
+            deps = harness_deps()
+            cache = _deps_cache().with_name("harness-" + _digest([json.dumps(deps).encode()]))
+            if not cache.is_dir():
+                partial = cache.with_name(cache.name + f".partial-{os.getpid()}")
+                shutil.rmtree(partial, ignore_errors=True)
+                _pip_install_deps(partial, deps)
+                with contextlib.suppress(OSError):
+                    partial.rename(cache)
+                shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(cache, ctx / "deps")
+            wheel = _build_wheel(ctx / "wheel")
+            _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                  "--disable-pip-version-check", "--no-compile", "--target",
+                  str(ctx / "site"), str(wheel)], "unpacking the gossipcert wheel")
+            # pip writes console scripts for the host's interpreter; the image has its own.
+            shutil.rmtree(ctx / "site" / "bin", ignore_errors=True)
+            shutil.rmtree(ctx / "wheel")
+            _build(client, ctx, tag, base, "harness")
+        size = client.images.get(tag).attrs.get("Size", 0) / 1e6
+        progress(f"image {tag}: built in {time.monotonic() - started:.0f} s ({size:.0f} MB)")
+    else:
+        progress(f"image {tag}: cached")
+    client.images.get(tag).tag(HARNESS_REPO, "latest")
+    _drop_superseded(client, "harness", keep=tag)
+    return tag
+
+
 REGISTRY_CONFIG = """version: 0.1
 log:
   level: warn
@@ -402,6 +519,8 @@ def resolve_image(client: Any, name: str, progress: Progress) -> str:
     """The tag to run for a manifest's ``image``: project images are built on demand."""
     if name in (REFERENCE_REPO, f"{REFERENCE_REPO}:latest"):
         return build_reference(client, progress)
+    if name in (HARNESS_REPO, f"{HARNESS_REPO}:latest"):
+        return build_harness(client, progress)
     if name in (BASE_REPO, f"{BASE_REPO}:latest"):
         return build_base(client, progress)
     if not image_exists(client, name):
@@ -421,6 +540,8 @@ def remove_images(client: Any, keep_current: bool = False) -> list[str]:
         with contextlib.suppress(GossipcertError):
             base = base_tag()
             keep = {base, reference_tag(base)}
+        with contextlib.suppress(GossipcertError):
+            keep.add(harness_tag(base_tag()))
     removed = []
     # Remove the images built on top first, so the base is free to go.
     images = sorted(project_images(client),
