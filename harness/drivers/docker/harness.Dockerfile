@@ -18,8 +18,7 @@ ENV PYTHONPATH=/opt/gossipcert/site:/opt/gossipcert/deps \
 RUN chmod 0755 /usr/local/bin/gossipcert && python3 -m compileall -q -j 0 /opt/gossipcert/site \
     && (python3 -m compileall -q -j 0 /opt/gossipcert/deps >/dev/null || true)
 # The distribution's metadata must be found (entry points: report writers, version).
-RUN python3 -c "from importlib import metadata; metadata.version('gossipcert')" \
-    && gossipcert scenarios >/dev/null && python3 -m gossipcert.reference_node --help >/dev/null
+RUN gossipcert --version && gossipcert scenarios >/dev/null && python3 -m gossipcert.reference_node --help >/dev/null
 WORKDIR /work
 ENTRYPOINT ["/usr/local/bin/gossipcert"]
 CMD ["--help"]
