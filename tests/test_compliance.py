@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from gossipcert.harness.commands.cli import main
 from gossipcert.harness.commands.summary import summary_table
-from test_certify_e2e import check_full_suite
 from host_tools import need, serf_missing
+from test_certify_e2e import check_full_suite
 from test_memberlist import MEMBERLIST, build_memberlist, memberlist_missing
 from test_quickstart import fresh_clone, plain_user, quickstart_as_plain_user
 from test_serf import assert_judged_on_evidence, assert_latency_on_the_packet_plane

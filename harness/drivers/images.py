@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gossipcert.harness.errors import EXIT_UNAVAILABLE, GossipcertError
+from gossipcert.specs import gossipcert_version
 
 IMAGE_LABEL = "gossipcert.image"
 HASH_LABEL = "gossipcert.hash"
@@ -178,7 +179,8 @@ def _deps_pins() -> list[str]:
 
 def reference_tag(base: str) -> str:
     dockerfile = DOCKER_DIR / "reference.Dockerfile"
-    parts = [base.encode(), dockerfile.read_bytes(), json.dumps(_deps_pins()).encode()]
+    parts = [base.encode(), dockerfile.read_bytes(), json.dumps(_deps_pins()).encode(),
+             gossipcert_version().encode()]
     for package in IMAGE_PACKAGES:
         for path in _tree_files(ROOT / package):
             parts.append(str(path.relative_to(ROOT)).encode())
@@ -321,7 +323,8 @@ def _build(client: Any, ctx: Path, tag: str, base: str, kind: str) -> None:
     hash_ = tag.partition(":")[2]
     errors = []
     for chunk in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True,
-                                  decode=True, buildargs={"BASE": base},
+                                  decode=True,
+                                  buildargs={"BASE": base, "VERSION": gossipcert_version()},
                                   labels={IMAGE_LABEL: kind, HASH_LABEL: hash_}):
         if "error" in chunk:
             errors.append(str(chunk["error"]).strip())

@@ -4,10 +4,14 @@
 # Built by harness/drivers/images.py, which fills BASE with the base image's content-hash tag.
 ARG BASE
 FROM ${BASE}
+# The sources run uninstalled (no distribution metadata), so the version the node and the
+# tools report comes from the host's installed package, handed over at build time.
+ARG VERSION=0+unknown
 # Dependencies first: they change less often than the code, so this layer stays cached.
 COPY deps/ /opt/gossipcert/deps/
 COPY src/ /opt/gossipcert/src/
-ENV PYTHONPATH=/opt/gossipcert/src:/opt/gossipcert/deps \
+ENV GOSSIPCERT_VERSION=${VERSION} \
+    PYTHONPATH=/opt/gossipcert/src:/opt/gossipcert/deps \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 WORKDIR /opt/gossipcert
