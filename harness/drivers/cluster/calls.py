@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gossipcert.harness.drivers.backends import NodeAddress
+from gossipcert.harness.drivers.contract import check_reply
 from gossipcert.harness.drivers.control_client import ControlClient, Reply
 from gossipcert.harness.drivers.interface import request_for
 from gossipcert.harness.history import History
@@ -82,6 +83,10 @@ class Calls:
         result = {**result, "status": reply.status}
         if reply.error:
             result = {**result, "harness_error": reply.error}
+        if fn is None:
+            broken = check_reply(op, reply.status, reply.body, reply.is_json)
+            if broken:
+                result = {**result, "contract": [d.describe() for d in broken]}
         history.append(reply.outcome, op, node=node_id, call=call, args=args, result=result)
         return reply
 
