@@ -17,14 +17,13 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import yaml
+from gossipcert.specs import spec_path
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-
-from gossipcert.specs import spec_path
 
 __all__ = [
     "CAPABILITY_OPS",
@@ -33,6 +32,9 @@ __all__ = [
     "Endpoint",
     "check_reply",
     "check_response",
+    "check_undeclared",
+    "request_of",
+    "undeclared_probes",
     "endpoint_of",
     "expected_501",
 ]
@@ -86,6 +88,20 @@ CAPABILITY_OPS: dict[str, tuple[str, ...]] = {
     "events": ("events",),
     "metrics": ("metrics",),
     "encryption": ("keyring",),
+}
+
+
+# One harmless read per capability, the call an undeclared capability is probed with: it
+# must answer 501 (the leave, not harmless, is probed by check-contract alone, last).
+UNDECLARED_PROBES: dict[str, tuple[str, dict[str, Any]]] = {
+    "membership": ("members", {}),
+    "failure-detection": ("members", {}),
+    "broadcast": ("broadcasts", {}),
+    "kv": ("kv", {}),
+    "crdt": ("crdt_read", {"name": "contract-probe"}),
+    "events": ("events", {}),
+    "metrics": ("metrics", {}),
+    "encryption": ("keyring", {}),
 }
 
 
@@ -197,7 +213,7 @@ def _shown(value: Any) -> str:
 
 def _expected(error: jsonschema.ValidationError) -> str:
     """What the failing keyword asked for, in words."""
-    keyword, want = error.validator, error.validator_value
+    keyword, want = error.validator, cast(Any, error.validator_value)
     if keyword == "type":
         return " or ".join(want) if isinstance(want, list) else str(want)
     if keyword == "enum":
@@ -257,6 +273,39 @@ def check_reply(op: str, status: int, body: Any, is_json: bool = True,
     if status == 0:
         return []
     return check_response(op, status, body, is_json=is_json, node=node)
+
+
+def request_of(op: str, args: dict[str, Any]) -> tuple[str, str, Any]:
+    """The HTTP request of ``op``: the history's calls, and the keyring read."""
+    if op == "keyring":
+        return ("GET", "/v1/keyring", None)
+    from gossipcert.harness.drivers.interface import request_for
+
+    return request_for(op, args)
+
+
+def undeclared_probes(capabilities: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The calls that probe each capability ``capabilities`` leave out (each once)."""
+    probes: dict[str, dict[str, Any]] = {}
+    for capability, (op, args) in UNDECLARED_PROBES.items():
+        if capability not in set(capabilities) and expected_501(op, capabilities):
+            probes.setdefault(op, args)
+    return list(probes.items())
+
+
+def check_undeclared(op: str, status: int, body: Any, is_json: bool = True,
+                     node: str | None = None) -> list[Deviation]:
+    """How the answer to a probe of an undeclared capability breaks the contract: any
+    status but 501, or a 501 without an error body."""
+    if status == 0:
+        return []
+    endpoint = endpoint_of(op)
+    found = check_response(op, status, body, is_json=is_json, node=node)
+    if status != 501:
+        found.insert(0, Deviation(
+            endpoint.name, f"status 501 (capability {endpoint.capability!r} is not declared)",
+            f"status {status}", node=node))
+    return found
 
 
 def expected_501(op: str, capabilities: Any) -> bool:

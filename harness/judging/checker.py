@@ -189,15 +189,18 @@ def _unimplemented(index: HistoryIndex, capability: str, calls: Sequence[str]) -
 def _broke_contract(index: HistoryIndex, calls: Sequence[str]) -> str | None:
     """Why the evidence of a requirement is not evidence: a response of one of its
     ``calls`` broke the contract (``harness.drivers.contract``), or None. The first is
-    named, with its endpoint and the field at fault."""
+    named, with its endpoint and the field at fault. ``undeclared``, the probe of a
+    capability the manifest leaves out, concerns every requirement: an implementation
+    that serves what it does not declare cannot be certified on what it does."""
     broken = [op for name in dict.fromkeys(calls) for op in index.ops.get(name, [])
               if isinstance(op.result, Mapping) and op.result.get("contract")]
     if not broken:
         return None
     first = min(broken, key=lambda op: op.completed)
-    what = "; ".join(str(d) for d in first.result.get("contract", []))  # type: ignore[union-attr]
+    found = list(first.result.get("contract", []))  # type: ignore[union-attr]
+    more = f" (and {len(found) - 1} more in it)" if len(found) > 1 else ""
     return (f"contract violation: {len(broken)} response(s) broke the control API "
-            f"(specs/control-api.yaml), first from node {first.node}: {what}")
+            f"(specs/control-api.yaml), first from node {first.node}: {found[0]}{more}")
 
 
 def _answered_501(op: PairedOp) -> bool:
@@ -267,7 +270,7 @@ def capability_checker(
                 return make_verdict(requirement, "not-claimed", None, bound, why)
             violation = (_unimplemented(index, requirement.capability, calls)
                          or _broke_contract(index, (*calls, *reads, *(
-                             ("events",) if clock_kinds else ()))))
+                             ("events",) if clock_kinds else ()), "undeclared")))
             if violation is not None:
                 return make_verdict(requirement, "fail", None, bound, violation)
             verdict = body(JudgingContext(index, params), requirement, bound)
