@@ -49,6 +49,10 @@ def test_a_missing_field_and_a_nested_event_are_named() -> None:
     (bad,) = check_response("events", 200, {"events": [event], "next": 1})
     assert bad.field == "$.events[0].incarnation" and bad.expected == "minimum 0"
     assert check_response("events", 200, {"events": [{**event, "incarnation": 2}], "next": 1}) == []
+    # In the oneOf of events, the branch of the event's own kind is the one named.
+    (seq,) = check_response("events", 200, {"events": [{**event, "incarnation": 2, "seq": 0}],
+                                            "next": 1})
+    assert (seq.field, seq.expected) == ("$.events[0].seq", "minimum 1")
 
 
 def test_statuses_an_undocumented_success_and_errors() -> None:

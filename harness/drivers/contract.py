@@ -258,9 +258,15 @@ def check_response(op: str, status: int, body: Any, *, is_json: bool = True,
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     deviations = []
     for error in errors[:_MAX_ERRORS]:
-        best = jsonschema.exceptions.best_match([error])
+        best = error
         if best.context:
-            best = jsonschema.exceptions.best_match(best.context)
+            # One branch of a oneOf (an event's kind) failed on its own ``kind``: the
+            # branch the body meant is the one whose failure lies elsewhere.
+            wrong_kind = {e.relative_schema_path[0] for e in best.context
+                          if e.validator == "const"}
+            meant = [e for e in best.context
+                     if e.relative_schema_path[0] not in wrong_kind] or best.context
+            best = jsonschema.exceptions.best_match(meant)
         deviations.append(Deviation(name, _expected(best), _got(best),
                                     _json_path(best.absolute_path), node))
     return deviations
