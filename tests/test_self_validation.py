@@ -314,6 +314,9 @@ def test_seeded_defect_fails_certify(tmp_path: Path, name: str, requirement: str
     found = {r["id"]: r["status"] for r in report["requirements"]}
     assert code == 1, output
     assert found[requirement] == "fail", (found, output[-3000:])
+    # Failed for its seeded defect, not because its control API broke the contract.
+    evidence = next(r["evidence"] for r in report["requirements"] if r["id"] == requirement)
+    assert "contract violation" not in str(evidence), evidence
 
 
 @pytest.mark.slow

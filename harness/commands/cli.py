@@ -114,6 +114,31 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--partition-s", type=float, default=None,
                       help="how long the partition holds (default: from the timing)")
 
+    contract = sub.add_parser(
+        "check-contract",
+        help="check an implementation's control API against the contract (OpenAPI) on a "
+             "small cluster, in seconds, before certifying it",
+        description="Starts a small cluster, calls every endpoint of every declared "
+                    "capability (and one of each undeclared capability, which must answer "
+                    "501), and checks each response's status and body against "
+                    "specs/control-api.yaml. Exit codes: 0 every response matches the "
+                    "contract, 1 a response deviates (the table names the endpoint, the "
+                    "field, what was expected and what came back), 2 bad input (a bad "
+                    "manifest, a node that will not start, a port in use), 4 the harness "
+                    "failed, 5 the backend cannot run on this machine, 130 interrupted.",
+    )
+    contract.add_argument("--impl", default="reference",
+                          help="'reference', 'serf', 'serf-local', 'maelstrom:PATH' or the "
+                               "path of an implementation manifest (YAML) or of its folder")
+    contract.add_argument("--workload", default=None, metavar="broadcast|g-counter",
+                          help="with --impl maelstrom:PATH: the Maelstrom workload")
+    contract.add_argument("--nodes", type=_positive_int, default=3,
+                          help="cluster size (default 3)")
+    contract.add_argument("--backend", default="process", choices=list(BACKENDS),
+                          help=backends_help("process"))
+    contract.add_argument("--json", action="store_true",
+                          help="print the deviations as JSON")
+
     sub.add_parser("scenarios", help="list the shipped scenarios")
 
     rep = sub.add_parser("report", help="re-render a run's reports from its history")
@@ -230,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gossipcert.chaos.toxiproxy import serve
 
             return serve(args.listen)
+        if args.command == "check-contract":
+            return _check_contract(args)
         if args.command == "scenarios":
             return _scenarios()
         if args.command == "images":
@@ -370,6 +397,26 @@ def _replay(args: argparse.Namespace) -> int:
                                                sim=args.sim, report_dir=args.report_dir,
                                                attempts=args.attempts,
                                                progress=print_progress))
+
+
+def _check_contract(args: argparse.Namespace) -> int:
+    import json
+
+    from gossipcert.harness.run.contract_check import check_contract, deviation_table
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    result = check_contract(_impl(args), nodes=args.nodes, backend=args.backend)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    elif result.deviations:
+        for line in deviation_table(result.deviations):
+            print(line)
+        print(f"check-contract: {len(result.deviations)} deviation(s) in {result.calls} "
+              f"responses of {result.impl}")
+    else:
+        print(f"check-contract: all {result.calls} responses of {result.impl} match the "
+              "contract")
+    return result.exit_code
 
 
 def _scenarios() -> int:

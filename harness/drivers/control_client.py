@@ -22,6 +22,7 @@ class Reply:
     body: Any
     outcome: str  # "ok" | "fail" | "info"
     error: str | None = None
+    is_json: bool = True  # False: the body was text, not JSON (``body`` then says so)
 
     @property
     def ok(self) -> bool:
@@ -51,12 +52,13 @@ class ControlClient(JsonHttpClient):
             error = f"timeout: {cause}" if exc.timed_out else f"{type(cause).__name__}: {cause}"
             return Reply(0, None, outcome, error)
         data = answer.data
-        if not answer.is_json and answer.text:
+        is_json = answer.is_json or not answer.text
+        if not is_json:
             data = {"error": "bad_json", "message": answer.text[:200]}
         if answer.ok:
-            return Reply(answer.status, data, "ok")
+            return Reply(answer.status, data, "ok", is_json=is_json)
         return Reply(answer.status, data, "fail",
-                     f"HTTP {answer.status}: {self.error_message(answer)}")
+                     f"HTTP {answer.status}: {self.error_message(answer)}", is_json=is_json)
 
     # The v1 calls, named after the contract.
     def node(self) -> Reply:

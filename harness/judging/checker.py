@@ -3,7 +3,8 @@ the verdict it returns, and the tally of a latency requirement.
 
 :func:`capability_checker` puts the contract's rules around each requirement's own judgement: a
 requirement whose capability (or conflict policy) is not declared is ``not-claimed``; a
-declared capability whose every call answered 501 fails; a requirement left untested
+declared capability whose every call answered 501 fails, and so does one whose evidence
+came from a response that broke the contract's schemas; a requirement left untested
 because every read it needed failed is ``error``; a timing failure that a stall of the
 harness, or a saturation of the host the nodes under test did not cause, accounts for
 inside the failing window is ``error`` (inconclusive, see :func:`_host_excuse`); and a
@@ -185,6 +186,23 @@ def _unimplemented(index: HistoryIndex, capability: str, calls: Sequence[str]) -
     return None
 
 
+def _broke_contract(index: HistoryIndex, calls: Sequence[str]) -> str | None:
+    """Why the evidence of a requirement is not evidence: a response of one of its
+    ``calls`` broke the contract (``harness.drivers.contract``), or None. The first is
+    named, with its endpoint and the field at fault. ``undeclared``, the probe of a
+    capability the manifest leaves out, concerns every requirement: an implementation
+    that serves what it does not declare cannot be certified on what it does."""
+    broken = [op for name in dict.fromkeys(calls) for op in index.ops.get(name, [])
+              if isinstance(op.result, Mapping) and op.result.get("contract")]
+    if not broken:
+        return None
+    first = min(broken, key=lambda op: op.completed)
+    found = list(first.result.get("contract", []))  # type: ignore[union-attr]
+    more = f" (and {len(found) - 1} more in it)" if len(found) > 1 else ""
+    return (f"contract violation: {len(broken)} response(s) broke the control API "
+            f"(specs/control-api.yaml), first from node {first.node}: {found[0]}{more}")
+
+
 def _answered_501(op: PairedOp) -> bool:
     """Whether a call was refused as not implemented (HTTP 501, or the contract's
     ``not_implemented`` error code when the status was not recorded)."""
@@ -250,7 +268,9 @@ def capability_checker(
             why = _not_claimed(index, requirement)
             if why is not None:
                 return make_verdict(requirement, "not-claimed", None, bound, why)
-            violation = _unimplemented(index, requirement.capability, calls)
+            violation = (_unimplemented(index, requirement.capability, calls)
+                         or _broke_contract(index, (*calls, *reads, *(
+                             ("events",) if clock_kinds else ()), "undeclared")))
             if violation is not None:
                 return make_verdict(requirement, "fail", None, bound, violation)
             verdict = body(JudgingContext(index, params), requirement, bound)

@@ -355,6 +355,7 @@ def _operations(cluster: Cluster, spec: RunSpec, history: History,
     lag = LagMonitor(history, float(spec.timing["probe_timeout_ms"]))
     try:
         with lag, load:
+            cluster.probe_undeclared()
             Execution(cluster, spec.catalogue, spec.timing, progress=progress).run(spec.ops)
     except Exception as exc:
         failure = harness_failure(exc, started_up=True)

@@ -265,6 +265,19 @@ class Cluster:
         or ``fn()``."""
         return self.calls.call(node_id, op, args, fn)
 
+    def probe_undeclared(self) -> None:
+        """One harmless read of each capability the manifest does not declare, on the
+        first live node: the contract wants 501, and any other answer is recorded as a
+        contract violation every claimed requirement names."""
+        from gossipcert.harness.drivers.contract import undeclared_probes
+
+        live = self.live_nodes()
+        if not live:
+            return
+        declared = [c.partition(":")[0] for c in self.manifest.capabilities]
+        for op, args in undeclared_probes(declared):
+            self.calls.probe_undeclared(live[0], op, args)
+
     def read_round(self, op: str) -> dict[str, Reply]:
         """Read ``members``, ``kv`` or ``metrics`` on every live node; the reads share a
         round number."""

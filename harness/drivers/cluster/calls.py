@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gossipcert.harness.drivers.backends import NodeAddress
+from gossipcert.harness.drivers.contract import check_reply, check_undeclared, request_of
 from gossipcert.harness.drivers.control_client import ControlClient, Reply
 from gossipcert.harness.drivers.interface import request_for
 from gossipcert.harness.history import History
@@ -82,7 +83,29 @@ class Calls:
         result = {**result, "status": reply.status}
         if reply.error:
             result = {**result, "harness_error": reply.error}
+        if fn is None:
+            broken = check_reply(op, reply.status, reply.body, reply.is_json)
+            if broken:
+                result = {**result, "contract": [d.describe() for d in broken]}
         history.append(reply.outcome, op, node=node_id, call=call, args=args, result=result)
+        return reply
+
+    def probe_undeclared(self, node_id: str, op: str, args: dict[str, Any]) -> Reply:
+        """Call ``op`` of a capability the manifest does not declare, recorded as an
+        ``undeclared`` call: anything but a 501 is marked a contract violation."""
+        self.check()
+        history = self.recording.history
+        call = history.new_call()
+        recorded = {**args, "call": op}
+        history.append("invoke", "undeclared", node=node_id, call=call, args=recorded)
+        reply = self.client(node_id).request(*request_of(op, args))
+        result = reply.body if isinstance(reply.body, dict) else {"body": reply.body}
+        result = {**result, "status": reply.status}
+        broken = check_undeclared(op, reply.status, reply.body, reply.is_json)
+        if broken:
+            result["contract"] = [d.describe() for d in broken]
+        history.append(reply.outcome, "undeclared", node=node_id, call=call, args=recorded,
+                       result=result)
         return reply
 
     def read_round(self, op: str, node_ids: Sequence[str]) -> dict[str, Reply]:

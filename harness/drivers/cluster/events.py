@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 
 from gossipcert.harness.drivers.backends import NodeAddress
 from gossipcert.harness.drivers.cluster.calls import Recording
-from gossipcert.harness.drivers.control_client import ControlClient
+from gossipcert.harness.drivers.contract import check_reply
+from gossipcert.harness.drivers.control_client import ControlClient, Reply
 from gossipcert.harness.errors import HarnessError
 from gossipcert.harness.history import History, now_ms
 
@@ -45,6 +46,8 @@ class EventPoller:
         # run stops at the next call or sleep of the main thread.
         self._failure: HarnessError | None = None
         self._failed = threading.Event()
+        # (history, node) pairs whose events already broke the contract: one record each.
+        self._broke: set[tuple[int, str]] = set()
 
     def poll(self) -> None:
         """Copy new node-side events of every live node into the history."""
@@ -60,6 +63,8 @@ class EventPoller:
                     reply = client.events(after)
                     if not reply.ok or not isinstance(reply.body, dict):
                         break
+                    if self._broken(history, node_id, after, reply):
+                        break
                     events = reply.body.get("events") or []
                     polled = now_ms()  # the harness's upper bound on every event read here
                     for event in events:
@@ -72,6 +77,23 @@ class EventPoller:
                     if not events:
                         break
                 self._cursor[node_id] = after
+
+    def _broken(self, history: History, node_id: str, after: int, reply: Reply) -> bool:
+        """Whether the events answer breaks the contract: then none of it is copied (its
+        times cannot be trusted to be what they claim), and the first such answer of each
+        node is recorded as an ``events`` call for the checkers to name."""
+        broken = check_reply("events", reply.status, reply.body, reply.is_json)
+        if not broken:
+            return False
+        if (id(history), node_id) not in self._broke:
+            self._broke.add((id(history), node_id))
+            call = history.new_call()
+            args = {"after": after}
+            history.append("invoke", "events", node=node_id, call=call, args=args)
+            result = {"status": reply.status, "contract": [d.describe() for d in broken]}
+            history.append(reply.outcome, "events", node=node_id, call=call, args=args,
+                           result=result)
+        return True
 
     def poll_quietly(self) -> None:
         """Poll before a node stops answering (a kill, a pause): what it said so far is
