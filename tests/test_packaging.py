@@ -31,7 +31,8 @@ PACKAGES = ("harness", "chaos", "reports", "specs", "reference_node", "adapters"
 # Import name -> the distribution that provides it, for every third-party module the
 # installed package imports.
 RUNTIME = {"yaml": "pyyaml", "hypothesis": "hypothesis", "jsonschema": "jsonschema",
-           "aiohttp": "aiohttp", "cryptography": "cryptography", "msgpack": "msgpack"}
+           "referencing": "referencing", "aiohttp": "aiohttp", "cryptography": "cryptography",
+           "msgpack": "msgpack"}
 # Imported only where they are needed, never when the package is imported: the Docker SDK
 # by the docker and swarm backends (extra ``docker``), pytest by the pytest plugin (which
 # only pytest loads).

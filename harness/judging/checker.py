@@ -189,9 +189,9 @@ def _unimplemented(index: HistoryIndex, capability: str, calls: Sequence[str]) -
 def _broke_contract(index: HistoryIndex, calls: Sequence[str]) -> str | None:
     """Why the evidence of a requirement is not evidence: a response of one of its
     ``calls`` broke the contract (``harness.drivers.contract``), or None. The first is
-    named, with its endpoint and the field at fault. ``undeclared``, the probe of a
-    capability the manifest leaves out, concerns every requirement: an implementation
-    that serves what it does not declare cannot be certified on what it does."""
+    named, with its endpoint and the field at fault. The probes of capabilities the
+    manifest leaves out (``undeclared``) are no one requirement's evidence: what they
+    answered is check-contract's to judge, never a claimed requirement's failure."""
     broken = [op for name in dict.fromkeys(calls) for op in index.ops.get(name, [])
               if isinstance(op.result, Mapping) and op.result.get("contract")]
     if not broken:
@@ -270,7 +270,7 @@ def capability_checker(
                 return make_verdict(requirement, "not-claimed", None, bound, why)
             violation = (_unimplemented(index, requirement.capability, calls)
                          or _broke_contract(index, (*calls, *reads, *(
-                             ("events",) if clock_kinds else ()), "undeclared")))
+                             ("events",) if clock_kinds else ()))))
             if violation is not None:
                 return make_verdict(requirement, "fail", None, bound, violation)
             verdict = body(JudgingContext(index, params), requirement, bound)

@@ -355,7 +355,10 @@ def _operations(cluster: Cluster, spec: RunSpec, history: History,
     lag = LagMonitor(history, float(spec.timing["probe_timeout_ms"]))
     try:
         with lag, load:
-            cluster.probe_undeclared()
+            for deviation in cluster.probe_undeclared():
+                progress(f"contract: {deviation} (an undeclared capability must answer "
+                         "501; gossipcert check-contract fails on it, certify judges only "
+                         "what is declared)")
             Execution(cluster, spec.catalogue, spec.timing, progress=progress).run(spec.ops)
     except Exception as exc:
         failure = harness_failure(exc, started_up=True)

@@ -265,18 +265,21 @@ class Cluster:
         or ``fn()``."""
         return self.calls.call(node_id, op, args, fn)
 
-    def probe_undeclared(self) -> None:
+    def probe_undeclared(self) -> list[str]:
         """One harmless read of each capability the manifest does not declare, on the
-        first live node: the contract wants 501, and any other answer is recorded as a
-        contract violation every claimed requirement names."""
+        first live node: the contract wants 501. Any other answer is recorded in the
+        history and returned (described), for the run to warn about; it is no claimed
+        requirement's evidence, so it fails none (``gossipcert check-contract`` does)."""
         from gossipcert.harness.drivers.contract import undeclared_probes
 
         live = self.live_nodes()
         if not live:
-            return
+            return []
         declared = [c.partition(":")[0] for c in self.manifest.capabilities]
+        found: list[str] = []
         for op, args in undeclared_probes(declared):
-            self.calls.probe_undeclared(live[0], op, args)
+            found += self.calls.probe_undeclared(live[0], op, args)
+        return found
 
     def read_round(self, op: str) -> dict[str, Reply]:
         """Read ``members``, ``kv`` or ``metrics`` on every live node; the reads share a

@@ -90,9 +90,10 @@ class Calls:
         history.append(reply.outcome, op, node=node_id, call=call, args=args, result=result)
         return reply
 
-    def probe_undeclared(self, node_id: str, op: str, args: dict[str, Any]) -> Reply:
+    def probe_undeclared(self, node_id: str, op: str, args: dict[str, Any]) -> list[str]:
         """Call ``op`` of a capability the manifest does not declare, recorded as an
-        ``undeclared`` call: anything but a 501 is marked a contract violation."""
+        ``undeclared`` call: anything but a 501 is marked a contract deviation, and the
+        deviations are returned (described)."""
         self.check()
         history = self.recording.history
         call = history.new_call()
@@ -106,7 +107,7 @@ class Calls:
             result["contract"] = [d.describe() for d in broken]
         history.append(reply.outcome, "undeclared", node=node_id, call=call, args=recorded,
                        result=result)
-        return reply
+        return list(result.get("contract", []))
 
     def read_round(self, op: str, node_ids: Sequence[str]) -> dict[str, Reply]:
         """Read ``op`` on each of ``node_ids``; the reads share a round number."""
