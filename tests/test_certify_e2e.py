@@ -72,6 +72,11 @@ def check_full_suite(run_dir: Path, report: dict[str, Any]) -> None:
     assert set(scenarios) == {name for r in load_catalogue() for name in r.scenarios}
     policies = {r["scenario"]: r["conflict_policy"] for r in report["runs"]}
     assert policies["default"] == "lww" and policies["mv"] == "mv"
+    # TIMING-TRAFFIC read from the link plane for every node, each far above its floor.
+    traffic = next(r for r in report["requirements"] if r["id"] == "TIMING-TRAFFIC")
+    rates = traffic["evidence"]["details"]["rates"]
+    assert len(rates) == 5 and all(row["plane"] == "link" for row in rates), rates
+    assert all(row["messages"] >= 10 * row["floor_messages"] for row in rates), rates
     # Steps preflight moved off a plane this machine lacks (as a plain user, the packet
     # plane's cut of ``partitions`` runs on the link plane, with a note).
     moved = {n["scenario"] for n in (report.get("preflight") or {}).get("notes", [])}

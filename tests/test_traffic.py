@@ -1,8 +1,9 @@
 """TIMING-TRAFFIC: the fault planes' traffic readings against the declared probe interval.
 
 Fast tests feed the checker synthetic histories (pass, fail, and every reason it cannot
-judge); the slow test certifies the reference node (passes) and a node that runs 1000
-times slower than its manifest declares (fails), as real processes behind the link plane.
+judge); the slow test certifies a node that runs 1000 times slower than its manifest
+declares (fails), as real processes behind the link plane; the reference node's pass is
+checked on its full suite.
 """
 
 from __future__ import annotations
@@ -172,22 +173,12 @@ def certify(impl: str, report_dir: Path, *extra: str) -> tuple[int, dict[str, An
 
 
 @pytest.mark.slow
-def test_traffic_passes_the_reference_and_fails_a_node_slower_than_it_declares(
-    tmp_path: Path,
-) -> None:
+def test_traffic_fails_a_node_slower_than_it_declares(tmp_path: Path) -> None:
     """A 16 s quiet phase: the span between its two readings is at least 14.4 s, so the
-    floor is floor(T / 2.4 s) = 6 messages a node. The reference sends about 20 a second;
-    the slowed nodes (probe every 300 s, gossip every 100 s, none probing the others) next
-    to none."""
-    code, report, output = certify("reference", tmp_path / "reference", "--quiet-s", "16")
-    found = {r["id"]: r for r in report["requirements"]}
-    traffic = found["TIMING-TRAFFIC"]
-    assert traffic["status"] == "pass", (traffic, output[-3000:])
-    rates = traffic["evidence"]["details"]["rates"]
-    assert len(rates) == 5 and all(row["plane"] == "link" for row in rates)
-    assert min(row["messages"] for row in rates) >= 6 * 10   # ten times the floor at least
-    assert not [r["id"] for r in report["requirements"] if r["status"] in ("fail", "error")]
-
+    floor is floor(T / 2.4 s) = 6 messages a node; the slowed nodes (probe every 300 s,
+    gossip every 100 s, none probing the others) send next to none. The reference node's
+    pass, with every node at ten times its floor or more, is checked on its full suite
+    (``test_certify_e2e.check_full_suite``, the compliance run)."""
     manifest = str(IMPLS / "declares_fast_timing" / "manifest.yaml")
     code, report, output = certify(manifest, tmp_path / "slow", "--quiet-s", "16")
     found = {r["id"]: r for r in report["requirements"]}
