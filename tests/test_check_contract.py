@@ -1,5 +1,6 @@
-"""``gossipcert check-contract`` on real processes: our own nodes match the contract, and
-the two contract shims of tests/impls/ fail it (and certify) naming endpoint and field."""
+"""``gossipcert check-contract`` on real processes: our own nodes and the memberlist
+example match the contract, and the two contract shims of tests/impls/ fail it (the wrong
+field type fails certify too) naming endpoint and field."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from gossipcert.harness.drivers.sweep import labelled_processes
 from host_tools import need_serf
 from simulated_runs import IMPLS
+from test_memberlist import build_memberlist
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,10 +42,13 @@ def check(impl: str) -> tuple[int, dict[str, Any], str]:
     "tests/impls/heartbeat/manifest.yaml",
     "serf",
     "maelstrom:tests/maelstrom_nodes/broadcast_gossip.py",
+    "examples/memberlist/manifest.yaml",
 ])
 def test_our_nodes_match_the_contract(impl: str) -> None:
     if impl == "serf":
         need_serf()
+    if "memberlist" in impl:
+        build_memberlist()
     code, result, output = check(impl)
     assert code == 0 and result["deviations"] == [], output
     assert result["calls"] >= 10
