@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 from gossipcert.harness.errors import GossipcertError, ManifestError
 from gossipcert.harness.judging.verdict import CRDT_TYPES
-from gossipcert.harness.profiles import default_timing, profile_timing
+from gossipcert.harness.profiles import DEFAULT_PROFILE, default_timing, profile_timing
 from gossipcert.specs import spec_path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -220,7 +220,9 @@ def _validated(data: dict[str, Any], path: Path) -> Manifest:
         raise ManifestError(
             f"manifest {path}: {_where(first)}: {first.message}{more}"
         )
-    declared = _declared_timing(data["timing"], path)
+    # A manifest that states no timing runs the default profile, as if it named it: an
+    # implementation without failure detection (a store) has nothing of its own to declare.
+    declared = _declared_timing(data.get("timing") or {"profile": DEFAULT_PROFILE}, path)
     # The default profile (memberlist's LAN) fills the timing parameters left out.
     timing = {**default_timing(), **declared}
     process = None

@@ -55,6 +55,18 @@ def test_timing_may_name_a_shipped_profile(tmp_path: Path) -> None:
         load_manifest(str(write(tmp_path, named.replace("local", "slow"))))
 
 
+def test_a_manifest_without_timing_runs_the_default_profile(tmp_path: Path) -> None:
+    """A store with no failure detector need not declare a timing: it is judged at the
+    default profile, exactly as if the manifest named it."""
+    bare = GOOD.replace("timing: {probe_interval_ms: 500, suspicion_mult: 3, "
+                        "gossip_interval_ms: 100, fanout: 2}\n", "")
+    assert "timing:" not in bare
+    manifest = load_manifest(str(write(tmp_path, bare)))
+    named = load_manifest(str(write(tmp_path, bare + "timing: {profile: lan}\n")))
+    assert manifest.declared_timing == named.declared_timing == profiles()["lan"]
+    assert manifest.timing == named.timing
+
+
 def test_templates_expand(tmp_path: Path) -> None:
     manifest = load_manifest(str(write(tmp_path, GOOD)))
     argv = process_argv(manifest, node_id="n2", gossip=("127.0.0.3", 7000),
