@@ -115,6 +115,42 @@ def test_junit_failure_carries_the_evidence() -> None:
     assert '"key": "k"' in (failure.text or "")
 
 
+def _requirement(rid: str, level: str, status: str, scenario: str) -> dict[str, object]:
+    return {"id": rid, "title": "t", "level": level, "status": status, "scenario": scenario,
+            "measured": 2, "bound": 1, "unit": "ms",
+            "evidence": {"summary": f"{rid} evidence", "details": {}}}
+
+
+def test_junit_a_failed_should_does_not_fail_the_suite() -> None:
+    """Certify exits 0 when only a SHOULD failed: the JUnit file must not turn the CI
+    dashboard red for it, yet it says what was not met; a MUST's failure still fails."""
+    from gossipcert.reports.junit import render_junit
+
+    report = {
+        "implementation": "x", "verdict": "pass", "generated_at": "2026-12-07T20:05:38+00:00",
+        "run": {"wall_time_s": 40.5},
+        "runs": [{"scenario": "default", "wall_time_s": 12.25},
+                 {"scenario": "lossy", "wall_time_s": 8.0}],
+        "requirements": [_requirement("BCAST-LATENCY", "SHOULD", "fail", "default"),
+                         _requirement("TIMING-TRAFFIC", "SHOULD", "error", "lossy"),
+                         _requirement("MEM-JOIN", "MUST", "pass", "default")],
+    }
+    suite = ET.fromstring(render_junit(report))
+    assert suite.findall(".//failure") == [] and suite.findall(".//error") == []
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert suite.get("timestamp") == "2026-12-07T20:05:38" and suite.get("time") == "40.500"
+    cases = {c.get("name", "").split(":")[0]: c for c in suite.findall("testcase")}
+    assert {c.get("time") for c in cases.values()} == {"12.250", "8.000"}
+    should = cases["BCAST-LATENCY"].find("properties/property[@name='should']")
+    assert should is not None and should.get("value") == "not met: BCAST-LATENCY evidence"
+    assert "SHOULD not met" in (cases["BCAST-LATENCY"].findtext("system-out") or "")
+    assert "could not be judged" in (cases["TIMING-TRAFFIC"].findtext("system-out") or "")
+
+    report["requirements"] = [_requirement("FD-DETECT", "MUST", "fail", "default")]
+    suite = ET.fromstring(render_junit(report))
+    assert suite.get("failures") == "1" and len(suite.findall(".//failure")) == 1
+
+
 def test_report_command_rerenders_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir, _ = simulated_run(tmp_path)
     (run_dir / "report.html").unlink()
