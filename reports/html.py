@@ -14,6 +14,7 @@ from gossipcert.harness.run.reporting import RunResults
 from gossipcert.reports.badge import render_badge
 from gossipcert.reports.markdown import (
     VERDICT_MEANING,
+    certificate_heading,
     certificate_lines,
     harness_error_text,
     judged_text,
@@ -133,7 +134,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 {escape(VERDICT_MEANING.get(verdict, ""))}</p>
 <p class="badge"><a href="badge.svg">{render_badge(report)}</a>
 the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or a CI page</p>
-{_harness_error_html(report)}{_preflight_html(report)}<h2>Certificate</h2>
+{_harness_error_html(report)}{_preflight_html(report)}<h2>{escape(certificate_heading(report))}</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>
 <p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes
 {escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}

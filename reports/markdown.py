@@ -59,6 +59,12 @@ def judged_text(run: Mapping[str, Any]) -> str:
     )
 
 
+def certificate_heading(report: Mapping[str, Any]) -> str:
+    """The certificate's heading, by verdict: only a PASS is a certificate."""
+    verdict = str(report.get("verdict", "?"))
+    return "Certificate" if verdict == "pass" else f"Not certified: {verdict.upper()}"
+
+
 def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The certificate as (label, text) pairs, shared by the Markdown and HTML reports."""
     cert: Mapping[str, Any] = report.get("certificate") or {}
@@ -67,6 +73,11 @@ def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         ("contract", str(cert.get("contract", "?"))),
         ("capabilities certified", ", ".join(cert.get("capabilities_certified") or []) or "none"),
+        *([("capabilities failed", ", ".join(cert["capabilities_failed"]))]
+          if cert.get("capabilities_failed") else []),
+        *([("capabilities not judged (a MUST untested or in error)",
+            ", ".join(cert["capabilities_not_judged"]))]
+          if cert.get("capabilities_not_judged") else []),
         (
             "capabilities not claimed",
             ", ".join(cert.get("capabilities_not_claimed") or []) or "none",
@@ -144,7 +155,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         *(["## Not available on this machine", "",
            *[f"- {_cell(line)}" for line in preflight_lines(report)], ""]
           if preflight_lines(report) else []),
-        "## Certificate",
+        f"## {certificate_heading(report)}",
         "",
     ]
     lines += [f"- {label}: {_cell(text)}" for label, text in certificate_lines(report)]

@@ -150,7 +150,9 @@ def test_markdown_has_headline_table_evidence_and_faults(tmp_path: Path) -> None
     text = write_markdown_report(path, report)
     assert path.read_text() == text
     assert "**Verdict: FAIL**" in text
-    assert text.index("## Certificate") < text.index("## Requirements")
+    # Only a PASS is headed "Certificate".
+    assert "## Certificate" not in text
+    assert text.index("## Not certified: FAIL") < text.index("## Requirements")
     assert "- capabilities certified: membership" in text
     assert "- capabilities not claimed: crdt, encryption" in text
     assert "- untested: BCAST-DELIVERY" in text
@@ -208,5 +210,25 @@ def test_every_format_says_the_same_verdict_and_statuses(tmp_path: Path) -> None
     assert 'class="untested">UNTESTED<' in html and 'class="not-claimed">NOT-CLAIMED<' in html
     assert 'skipped="2"' in junit and 'errors="1"' in junit
     assert 'message="untested: MEM-LEAVE evidence' in junit
-    assert "Certificate" in html and "capabilities not claimed" in html
+    assert "<h2>Not certified: INCOMPLETE</h2>" in html and "capabilities not claimed" in html
+    assert "## Not certified: INCOMPLETE" in markdown
     assert '<property name="certificate.capabilities_not_claimed" value="crdt,encryption"' in junit
+
+
+def test_a_failed_capability_and_what_was_not_passed_are_named(tmp_path: Path) -> None:
+    """A claimed capability with a failed MUST is listed as failed in the certificate, and
+    the compliance summary's "not certified" names the requirement that failed before the
+    untested ones (it used to name only the untested)."""
+    from gossipcert.harness.commands.summary import summary_row
+
+    cert = {**CERT, "capabilities_failed": ["kv"], "untested": ["BCAST-DELIVERY"]}
+    report = build_report(
+        implementation="ref", seed=7, verdicts=VERDICTS, faults=FAULTS, run=RUN, certificate=cert
+    )
+    assert "- capabilities failed: kv" in render_markdown(report)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    failed = [r["id"] for r in report["requirements"] if r["status"] == "fail"]
+    row = summary_row(path)
+    assert failed and all(f"{rid} (fail)" in row for rid in failed)
+    assert row.index(f"{failed[0]} (fail)") < row.index("BCAST-DELIVERY (untested)")

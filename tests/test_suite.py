@@ -168,3 +168,16 @@ def test_certificate_names_what_was_certified_and_what_was_not() -> None:
     assert profile["capped"] == {"probe_interval_ms": {"declared": 5000, "ceiling": 1000}}
     assert "push_pull_interval_ms" in profile["defaulted"]
     assert cert["mode"] == "quick" and cert["contract"] == "v1"
+    # Every declared capability with a MUST is in one list: certified, failed or not judged.
+    assert cert["capabilities_failed"] == [] and cert["capabilities_not_judged"] == ["kv"]
+    verdicts = [v(r.id, "fail" if r.id == "FD-DETECT" else "pass") for r in CATALOGUE
+                if r.capability != "kv"]
+    cert = certificate(
+        catalogue=CATALOGUE, verdicts=verdicts,
+        capabilities=["membership", "failure-detection", "broadcast"], policies=["lww"],
+        timing_profile=judged_timing({}, "lan").describe(), scenarios=["default"],
+        mode="suite",
+    )
+    assert cert["capabilities_certified"] == ["membership", "broadcast"]
+    assert cert["capabilities_failed"] == ["failure-detection"]
+    assert cert["capabilities_not_judged"] == []

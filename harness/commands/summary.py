@@ -52,8 +52,12 @@ def summary_row(path: Path, relative_to: Path | None = None) -> str:
     report = json.loads(path.read_text(encoding="utf-8"))
     cert = report.get("certificate") or {}
     certified = ", ".join(cert.get("capabilities_certified") or []) or "none"
-    untested = cert.get("untested") or []
-    not_certified = ", ".join(untested) or "-"
+    # What kept the certificate short: every requirement that failed or was left
+    # unjudged (in error), then the claimed ones left untested.
+    not_passed = [f"{r['id']} ({r['status']})" for r in report.get("requirements", [])
+                  if r.get("status") in ("fail", "error")]
+    not_passed += [f"{rid} (untested)" for rid in cert.get("untested") or []]
+    not_certified = ", ".join(not_passed) or "-"
     link = path.with_name("report.md")
     shown = os.path.relpath(link, relative_to) if relative_to is not None else str(link)
     run = report.get("run") or {}

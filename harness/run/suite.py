@@ -177,19 +177,28 @@ def certificate(
     :meth:`harness.profiles.JudgedTiming.describe` (the timing the bounds derived from).
 
     A declared capability is certified when it has MUST requirements and every one of
-    them was exercised and passed.
+    them was exercised and passed; failed when one of them failed; otherwise not judged
+    (a MUST left untested or in error), so every declared capability is in one list.
     """
     status = {v.id: v.status for v in verdicts}
     known = list(dict.fromkeys(r.capability for r in catalogue))
-    certified = []
+    certified: list[str] = []
+    failed: list[str] = []
+    unjudged: list[str] = []
     for capability in capabilities:
         musts = [
             r for r in catalogue
             if r.capability == capability and r.level == "MUST"
             and r.claimed_by(capabilities, policies)
         ]
-        if musts and all(status.get(r.id) == "pass" for r in musts):
+        if not musts:
+            continue
+        if all(status.get(r.id) == "pass" for r in musts):
             certified.append(capability)
+        elif any(status.get(r.id) == "fail" for r in musts):
+            failed.append(capability)
+        else:
+            unjudged.append(capability)
     untested = [
         r.id for r in catalogue
         if r.claimed_by(capabilities, policies) and status.get(r.id) in ("untested", None)
@@ -199,6 +208,8 @@ def certificate(
         "mode": mode,
         "capabilities_declared": list(capabilities),
         "capabilities_certified": certified,
+        "capabilities_failed": failed,
+        "capabilities_not_judged": unjudged,
         "capabilities_not_claimed": [c for c in known if c not in set(capabilities)],
         "conflict_policies": list(policies),
         "timing_profile": dict(timing_profile),
