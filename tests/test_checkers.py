@@ -654,7 +654,7 @@ def test_a_member_cut_off_from_the_origin_owes_the_broadcast_after_the_heal() ->
     assert missing["member"] == "n3" and missing["deferred_to_heal_ms"] == 15_000
     assert missing["counted_from_ms"] == 18_500  # the heal, plus the time to repair
     assert missing["at_least_ms"] == pytest.approx(6500)  # the history's end, from then
-    assert "after the heal at 15000" in verdict.evidence
+    assert "after the heal at 15.0 s" in verdict.evidence
     # Read only before the deferred deadline: a miss is not yet evidence.
     early = asked(cut_off_until_heal(), at=17_000).until(25_000).build()
     unsure = check(check_broadcast_delivery, "BCAST-DELIVERY", early)

@@ -22,6 +22,7 @@ from typing import Any
 
 from gossipcert.harness.history import Entry
 from gossipcert.harness.judging.bounds import evaluate
+from gossipcert.harness.judging.clock import run_time
 from gossipcert.harness.judging.index import HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import Write, timestamp_violations
 from gossipcert.harness.judging.verdict import Requirement, Verdict, crdt_type_claimed
@@ -283,7 +284,7 @@ def capability_checker(
                 verdict = _host_excuse(index, verdict, bound)
             if verdict.unit == "ms" and clock_kinds:
                 seen = [v for v in index.clock_violations if v.get("kind") in clock_kinds]
-                return with_clock_violations(verdict, seen)
+                return with_clock_violations(verdict, seen, index.begin_ms)
             return verdict
 
         return check
@@ -309,7 +310,7 @@ class HostEpisode:
 
     def describe(self, begin: float = 0.0) -> str:
         """One phrase for evidence, times in seconds from ``begin`` (the history's)."""
-        at = f"{(self.start - begin) / 1000:.1f} s"
+        at = run_time(self.start, begin)
         if self.kind == "host-lag":
             return (f"a scheduling stall of the harness of {float(self.args.get('lag_ms', 0)):.0f}"
                     f" ms (beyond the probe timeout of {self.args.get('threshold_ms')} ms) "
@@ -317,7 +318,7 @@ class HostEpisode:
         share = self.args.get("nodes_share")
         whose = "" if share is None else f", the nodes under test using {float(share):.0%} of it"
         return (f"the host's {self.args.get('cpus', '?')} CPU(s) saturated from {at} to "
-                f"{(self.end - begin) / 1000:.1f} s{whose}")
+                f"{run_time(self.end, begin)}{whose}")
 
 
 def host_episodes(index: HistoryIndex) -> list[HostEpisode]:
@@ -502,16 +503,19 @@ def unsettled(verdict: Verdict, pairs: int, what: str) -> Verdict:
     return replace(verdict, status="untested", evidence=text, details=details)
 
 
-def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, Any]]) -> Verdict:
+def with_clock_violations(verdict: Verdict, violations: Sequence[Mapping[str, Any]],
+                          begin: float = 0.0) -> Verdict:
     """``verdict`` with the node-stamped times its data rejected, stated in its evidence
-    and listed in its details (the harness's observations were judged instead)."""
+    and listed in its details (the harness's observations were judged instead); times
+    in the text count from ``begin``, the run's start."""
     if not violations:
         return verdict
     first = violations[0]
     note = (
         f"; {len(violations)} clock violation(s): node-stamped times outside what "
         f"the harness observed, judged at the observed time instead (e.g. {first['node']} "
-        f"stamped its {first['what']} at {first['claimed_ms']:.0f}, {first['reason']})"
+        f"stamped its {first['what']} at {run_time(first['claimed_ms'], begin)}, "
+        f"{first['reason']})"
     )
     details = {**verdict.details, "clock_violations": list(violations[:EVIDENCE_LIMIT])}
     return replace(verdict, evidence=verdict.evidence + note, details=details)

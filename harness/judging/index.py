@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gossipcert.harness.history import Entry
+from gossipcert.harness.judging.clock import run_time
 
 __all__ = [
     "DEAD_STATUSES",
@@ -587,6 +588,7 @@ def _views(
             if subject is not None and status is not None and str(subject) != e.node:
                 feed[(e.node, str(subject))].append(e)
     violations: list[dict[str, Any]] = []
+    begin = min((e.time_ms for e in history), default=0.0)  # the run's start, for the text
     for pair, events in feed.items():
         res = clock_resolution(stamps[pair[0]])
         events.sort(key=lambda e: (e.time_ms, e.index))
@@ -598,7 +600,8 @@ def _views(
             )
             at = e.time_ms
             contradiction = _event_contradiction(
-                e, status, res, before, after, by_invoked.get(pair, []), failed.get(pair[0], [])
+                e, status, res, before, after, by_invoked.get(pair, []), failed.get(pair[0], []),
+                begin,
             )
             if contradiction is not None:
                 why, at = contradiction
@@ -657,6 +660,7 @@ def _event_contradiction(
     next_change: float,
     reads: Sequence[tuple[float, float, str]],
     failed: Sequence[float],
+    begin: float = 0.0,
 ) -> tuple[str, float] | None:
     """Why the harness's own observations rule out ``event``'s time, and the latest time
     they allow (``inf``: none before the feed's next change); or None.
@@ -683,13 +687,15 @@ def _event_contradiction(
     if before is not None:
         late = [c for inv, c in shown_at if c < t - res]
         if late:
-            return f"a read completed at {min(late):.0f}, before the stamp, showed it", min(late)
+            shown_by = run_time(min(late), begin)
+            return f"a read completed at {shown_by}, before the stamp, showed it", min(late)
     if t > upper + res:
-        return f"stamped after the harness read it at {upper:.0f}", upper
+        return f"stamped after the harness read it at {run_time(upper, begin)}", upper
     why, lower = "", -INF
     seen = event.args.get("observed_after_ms")
     if isinstance(seen, int | float) and t < float(seen) - res:
-        why, lower = f"stamped before the harness saw it happen at {float(seen):.0f}", float(seen)
+        why = f"stamped before the harness saw it happen at {run_time(float(seen), begin)}"
+        lower = float(seen)
     limit = min(next_change, upper)
     stale = _CONTRADICTS.get(status, ())
     for invoked, completed, shown in reads[bisect_left(reads, (t + res, -INF, "")) :]:
@@ -697,14 +703,16 @@ def _event_contradiction(
             break
         if completed <= next_change and shown in stale:
             if not why:
-                why = f"a read invoked at {invoked:.0f}, after the stamp, still showed {shown}"
+                why = (f"a read invoked at {run_time(invoked, begin)}, after the stamp, "
+                       f"still showed {shown}")
             lower = max(lower, completed)
     shown_after = min((c for _, c in shown_at if c >= t - res), default=INF)
     for invoked in failed[bisect_left(failed, t + res) :]:
         if invoked >= min(limit, shown_after):
             break
         if not why:
-            why = f"the node failed a members read invoked at {invoked:.0f}, after the stamp"
+            why = (f"the node failed a members read invoked at {run_time(invoked, begin)}, "
+                   "after the stamp")
         lower = max(lower, invoked)
     if not why:
         return None

@@ -25,6 +25,7 @@ from gossipcert.harness.judging.checker import (
     timed_verdict,
     unsettled,
 )
+from gossipcert.harness.judging.clock import run_time
 from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import quantiles
 from gossipcert.harness.judging.verdict import Requirement, Verdict
@@ -324,7 +325,7 @@ def check_broadcast_delivery(
     if first is not None and "deferred_to_heal_ms" in first:
         note = (f"; {first['member']} was cut off from {first['origin']} and still lacked it "
                 f"{first['at_least_ms']:.0f} ms after the heal at "
-                f"{first['deferred_to_heal_ms']:.0f}")
+                f"{run_time(first['deferred_to_heal_ms'], index.begin_ms)}")
         verdict = replace(verdict, evidence=verdict.evidence + note)
     return verdict
 

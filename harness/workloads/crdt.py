@@ -24,6 +24,7 @@ from gossipcert.harness.judging.checker import (
     make_verdict,
     write_clock_violations,
 )
+from gossipcert.harness.judging.clock import run_time
 from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
 from gossipcert.harness.judging.models import (
     CounterOp,
@@ -197,7 +198,7 @@ def _crdt_check(
     crdt_type: str,
     judge: Callable[[list[PairedOp], Any], list[str]],
     normal: Callable[[Any], str] = canon,
-    every_read: Callable[[list[PairedOp], list[PairedOp]], list[str]] | None = None,
+    every_read: Callable[[list[PairedOp], list[PairedOp], float], list[str]] | None = None,
 ) -> Verdict:
     """Judge each CRDT's final values (agreement and ``judge``) and, with
     ``every_read``, every read of it on every node along the way."""
@@ -238,7 +239,7 @@ def _crdt_check(
                 reasons.append(f"{node}: {'; '.join(problems)}")
                 break
         if every_read is not None:
-            reasons += every_read(ops[name], _crdt_reads(index, name))
+            reasons += every_read(ops[name], _crdt_reads(index, name), index.begin_ms)
         if reasons:
             bad.append({"name": name, "reasons": reasons, "values": values})
     if judged == 0:
@@ -290,14 +291,14 @@ def _counter_judge(allow_decrement: bool) -> Callable[[list[PairedOp], Any], lis
 
 def _counter_reads_judge(
     allow_decrement: bool,
-) -> Callable[[list[PairedOp], list[PairedOp]], list[str]]:
+) -> Callable[[list[PairedOp], list[PairedOp], float], list[str]]:
     """Every read of a counter on a node, against what could have happened by then: at
     most every operation begun before the read completed, in its own direction; at least
     the node's own completed operations from before the read began (a node applies its
     own operations before acknowledging them) pulling the other way; and a g-counter
     read never below an earlier completed read of the same node (merges only grow)."""
 
-    def judge(ops: list[PairedOp], reads: list[PairedOp]) -> list[str]:
+    def judge(ops: list[PairedOp], reads: list[PairedOp], begin: float) -> list[str]:
         signed = []
         for op in ops:
             kind = op.args.get("op")
@@ -325,14 +326,16 @@ def _counter_reads_judge(
                     high += amount if own else 0.0
             if not low <= value <= high:
                 return [
-                    f"{node}: a read at {read.completed:.0f} returned {value:g}, outside "
+                    f"{node}: a read at {run_time(read.completed, begin)} returned {value:g}, "
+                    f"outside "
                     f"[{low:g}, {high:g}] (what could have happened by then)"
                 ]
             if not allow_decrement:
                 before = floor.get(node)
                 if before is not None and before[0] < read.invoked and value < before[1]:
                     return [
-                        f"{node}: a read at {read.completed:.0f} returned {value:g}, below "
+                        f"{node}: a read at {run_time(read.completed, begin)} returned "
+                        f"{value:g}, below "
                         f"its earlier read of {before[1]:g} (a grow-only counter shrank)"
                     ]
                 if before is None or value >= before[1]:

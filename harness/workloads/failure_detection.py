@@ -62,6 +62,7 @@ from gossipcert.harness.judging.checker import (
     timed_verdict,
     unsettled,
 )
+from gossipcert.harness.judging.clock import run_time
 from gossipcert.harness.judging.index import (
     DEAD_STATUSES,
     INF,
@@ -240,7 +241,8 @@ def check_no_false_positive(
         where = "a quiet phase" if first["window"] == "quiet" else "a stretch no fault touched"
         text = (
             f"{count} false positive(s): first {first['observer']} reported live "
-            f"{first['member']} {first['status']} at {first['at_ms']:.0f} in {where}"
+            f"{first['member']} {first['status']} at {run_time(first['at_ms'], index.begin_ms)} "
+            f"in {where}"
         )
         return make_verdict(requirement, "fail", count, bound, text, details)
     if quiet_reads + stretch_reads == 0:
@@ -551,7 +553,8 @@ def check_dead_stays_dead(
         text = (
             f"{len(incidents)} of {judged} members brought a dead node back: "
             f"{first['observer']} reported killed {first['member']} {first['status']} at "
-            f"{first['at_ms']:.0f}, {first['at_ms'] - first['dead_ms']:.0f} ms after dead"
+            f"{run_time(first['at_ms'], index.begin_ms)}, "
+            f"{first['at_ms'] - first['dead_ms']:.0f} ms after dead"
         )
         return make_verdict(requirement, "fail", len(incidents), bound, text, details)
     text = f"all {judged} members kept every killed node dead until it restarted"
@@ -694,7 +697,7 @@ def _fp_verdict(
         )
         text = (
             f"{len(dead)} live member(s) declared dead or dropped in {total_ms:.0f} ms of "
-            f"{what}: first {first['observer']} {how} at {first['at_ms']:.0f}"
+            f"{what}: first {first['observer']} {how} at {run_time(first['at_ms'], index.begin_ms)}"
         )
         return make_verdict(requirement, "fail", len(dead), bound, text, details)
     excluded = f", {len(excused)} explained by a partition or cut" if excused else ""
@@ -718,13 +721,14 @@ def check_no_false_positive_latency(
     for start, end, args, _ in _windows(index, "latency", ("latency",), _CLEARING_FAULTS):
         latency = _number(args, "latency_ms", "latency")
         jitter = _number(args, "jitter_ms", "jitter") or 0.0
+        at = run_time(start, index.begin_ms)
         if args.get("skipped"):
-            skipped.append(f"window at {start:.0f} skipped: {args['skipped']}")
+            skipped.append(f"window at {at} skipped: {args['skipped']}")
         elif latency is None:
-            skipped.append(f"window at {start:.0f} names no latency")
+            skipped.append(f"window at {at} names no latency")
         elif latency + jitter >= timeout:
             skipped.append(
-                f"window at {start:.0f}: {latency + jitter:.0f} ms >= probe timeout {timeout:.0f}"
+                f"window at {at}: {latency + jitter:.0f} ms >= probe timeout {timeout:.0f}"
             )
         else:
             windows.append((start, end, None))
@@ -745,7 +749,8 @@ def check_no_false_positive_loss(
         if rate is not None and rate > 1:
             rate /= 100.0  # given in percent
         if rate is None or rate > 0.1 + 1e-9:
-            skipped.append(f"window at {start:.0f}: loss {rate!r} is not within 10%")
+            at = run_time(start, index.begin_ms)
+            skipped.append(f"window at {at}: loss {rate!r} is not within 10%")
         else:
             windows.append((start, end, None))
     return _fp_verdict(requirement, bound, index, windows, "loss", skipped)
@@ -768,7 +773,7 @@ def check_no_false_positive_pause(
     skipped: list[str] = []
     for start, end, _, node in _windows(index, "paused", ("pause",), _RESUMING_FAULTS):
         if node is None:
-            skipped.append(f"pause at {start:.0f} names no node")
+            skipped.append(f"pause at {run_time(start, index.begin_ms)} names no node")
             continue
         windows.append((start, min(end + aftermath, index.end_ms), node))
     return _fp_verdict(
@@ -807,7 +812,8 @@ def traffic_windows(index: HistoryIndex) -> tuple[list[tuple[PairedOp, PairedOp]
             faults = [f.op for f in index.faults if first.invoked <= f.time_ms <= second.completed]
             if faults:
                 skipped.append(f"a fault ({', '.join(sorted(set(faults)))}) fell between the "
-                               f"readings at {first.invoked:.0f} and {second.invoked:.0f} ms")
+                               f"readings at {run_time(first.invoked, index.begin_ms)} and "
+                               f"{run_time(second.invoked, index.begin_ms)}")
                 continue
             windows.append((first, second))
     return windows, skipped
