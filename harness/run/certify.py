@@ -16,6 +16,7 @@ schedule's workload and faults -> history -> verdicts per requirement -> reports
 from __future__ import annotations
 
 import random
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,13 @@ from gossipcert.harness.errors import (
 )
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.judging.verdict import Requirement, load_catalogue
-from gossipcert.harness.manifest import Manifest, load_manifest, with_run_options
+from gossipcert.harness.manifest import (
+    MAELSTROM_PREFIX,
+    NAMED_MANIFESTS,
+    Manifest,
+    load_manifest,
+    with_run_options,
+)
 from gossipcert.harness.profiles import DEFAULT_PROFILE, JudgedTiming, judged_timing
 from gossipcert.harness.run.pipeline import (
     Progress,
@@ -38,6 +45,7 @@ from gossipcert.harness.run.pipeline import (
     default_report_dir,
     error_record,
     execute,
+    manifest_info,
     node_ids,
     publish,
     skipped_run,
@@ -50,6 +58,7 @@ from gossipcert.harness.run.preflight import (
     fit,
     offers,
 )
+from gossipcert.harness.run.report import host_description, relative_path
 from gossipcert.harness.run.reporting import report_writers
 from gossipcert.harness.run.suite import (
     PlannedRun,
@@ -168,8 +177,9 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         "timing": judged.timing,
         "wall_time_s": round(sum(r.record.wall_s for r in runs), 2),
         "gossipcert_version": gossipcert_version(),
-        "manifest": str(manifest.path),
-        "manifest_version": str(manifest.raw.get("version", "")),
+        **manifest_info(manifest),
+        "host": host_description(),
+        "command": certify_command(opts, seed),
     }
     failed = next((r for r in runs if r.record.failure is not None), None)
     report = write_suite_report(
@@ -180,6 +190,37 @@ def certify(opts: CertifyOptions) -> CertifyResult:
         harness_error=error_record(failed.record) if failed else None)
     progress(f"suite done: {report['verdict'].upper()} over {len(runs)} scenarios")
     return CertifyResult(VERDICT_EXIT[report["verdict"]], report_dir, report)
+
+
+def certify_command(opts: CertifyOptions, seed: int) -> str:
+    """The command that runs this certification again: the same implementation, nodes,
+    seed, scenario or suite, backend and timing options, paths relative to the working
+    directory where they can be (where reports go and which ports are used are left
+    to whoever runs it)."""
+    impl = opts.impl
+    if impl.startswith(MAELSTROM_PREFIX):
+        head, _, binary = impl.removeprefix(MAELSTROM_PREFIX).rpartition(":")
+        impl = MAELSTROM_PREFIX + (f"{head}:" if head else "") + relative_path(binary)
+    elif impl not in NAMED_MANIFESTS:
+        impl = relative_path(impl)
+    parts = ["gossipcert", "certify", "--impl", impl, "--nodes", str(opts.nodes),
+             "--seed", str(seed)]
+    if opts.quick:
+        parts.append("--quick")
+    elif opts.scenario is not None:
+        parts += ["--scenario", relative_path(opts.scenario) if opts.scenario.endswith(
+            (".yaml", ".yml")) else opts.scenario]
+    if opts.backend != "process":
+        parts += ["--backend", opts.backend]
+    if opts.profile != DEFAULT_PROFILE:
+        parts += ["--profile", opts.profile]
+    if opts.clock_skew_ms != DEFAULT_CLOCK_SKEW_MS:
+        parts += ["--clock-skew-ms", f"{opts.clock_skew_ms:g}"]
+    if opts.quiet_s is not None:
+        parts += ["--quiet-s", f"{opts.quiet_s:g}"]
+    if opts.partition_s is not None:
+        parts += ["--partition-s", f"{opts.partition_s:g}"]
+    return shlex.join(parts)
 
 
 def _prepare(opts: CertifyOptions, declared: Manifest, scenario: Scenario,
@@ -219,16 +260,18 @@ def _run_scenario(
                    policies=tuple(policies), run_dir=run_dir, clock_skew_ms=opts.clock_skew_ms,
                    base_port=opts.base_port, toxiproxy_url=opts.toxiproxy_url,
                    meta_extra=notes)
+    command = {"command": certify_command(opts, seed)}
     if fitted.skipped is not None:
         record = skipped_run(spec, fitted.skipped)
-        report = publish(record, run_dir, mode=mode, run_extra={"skipped": fitted.skipped})
+        report = publish(record, run_dir, mode=mode,
+                         run_extra={"skipped": fitted.skipped, **command})
         progress(f"scenario {scenario.name}: SKIPPED ({fitted.skipped})")
         return ScenarioRun(record, run_dir, report)
     progress(f"scenario {scenario.name}: {len(fitted.ops)} operations; starting {opts.nodes} "
              f"nodes of {manifest.name} ({opts.backend} backend, {manifest.conflict_policy}), "
              f"seed {seed}, run dir {run_dir}")
     record = execute(spec, progress=progress)
-    report = publish(record, run_dir, mode=mode)
+    report = publish(record, run_dir, mode=mode, run_extra=command)
     if record.failure is not None:
         progress(f"scenario {scenario.name}: ERROR (the harness failed; partial report)")
     elif mode == "suite":

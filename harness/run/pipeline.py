@@ -48,7 +48,12 @@ from gossipcert.harness.history import Entry, History
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
 from gossipcert.harness.manifest import Manifest, load_manifest
-from gossipcert.harness.run.report import build_report
+from gossipcert.harness.run.report import (
+    build_report,
+    history_provenance,
+    host_description,
+    manifest_provenance,
+)
 from gossipcert.harness.run.reporting import write_all
 from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summary
 from gossipcert.harness.workloads.capabilities import run_checks
@@ -68,6 +73,7 @@ __all__ = [
     "execute",
     "harness_failure",
     "judge",
+    "manifest_info",
     "node_ids",
     "publish",
     "recorded_failure",
@@ -442,8 +448,9 @@ def publish(record: RunRecord, run_dir: Path, *, mode: str,
         "scenario": spec.scenario,
     }
     if spec.manifest is not None:
-        run_info["manifest"] = str(spec.manifest.path)
-        run_info["manifest_version"] = str(spec.manifest.raw.get("version", ""))
+        run_info.update(manifest_info(spec.manifest))
+    if spec.backend != SIMULATION:
+        run_info["host"] = host_description()
     if spec.run_dir is not None:
         run_info["schedule"] = "schedule.json"
     if record.host_load is not None:
@@ -452,6 +459,17 @@ def publish(record: RunRecord, run_dir: Path, *, mode: str,
     return write_reports(run_dir, record.entries, record.index, record.verdicts,
                          catalogue=spec.catalogue, mode=mode, run_info=run_info,
                          harness_error=error_record(record))
+
+
+def manifest_info(manifest: Manifest) -> dict[str, Any]:
+    """A report's account of the manifest a run used: its name (not a local path), the
+    hash of its bytes, the version it declares and the profile its timing names."""
+    info = manifest_provenance(manifest.path)
+    info["manifest_version"] = str(manifest.raw.get("version", ""))
+    timing = manifest.raw.get("timing")
+    if isinstance(timing, Mapping) and timing.get("profile"):
+        info["manifest_timing_profile"] = str(timing["profile"])
+    return info
 
 
 def write_reports(run_dir: Path, entries: Sequence[Entry], index: HistoryIndex,
@@ -465,6 +483,7 @@ def write_reports(run_dir: Path, entries: Sequence[Entry], index: HistoryIndex,
     run certifies only what it exercised, and its report says what it left out."""
     meta = run_meta(entries)
     scenario = str(meta.get("scenario") or "default")
+    run_info = {**run_info, **history_provenance(entries)}
     verdicts = list(verdicts)
     if mode != "suite":
         verdicts = merge_verdicts(catalogue, [(scenario, verdicts)])
@@ -501,8 +520,10 @@ def write_suite_report(report_dir: Path, runs: Sequence[PublishedRun], *,
                        catalogue: Sequence[Requirement], run_info: Mapping[str, Any],
                        harness_error: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A suite's own report over its scenario runs: one verdict per requirement (the
-    merge of every run's), the certificate over them, each run listed; the figures are
-    the first run's. What the suite claimed comes from the first run's certificate."""
+    merge of every run's), the certificate over them, each run listed with its start,
+    and every run's faults (each with its scenario), so the report stands alone; the
+    figures are the first run's. What the suite claimed comes from the first run's
+    certificate."""
     first = runs[0]
     cert0 = first.report["certificate"]
     verdicts = merge_verdicts(catalogue, [(r.scenario, r.verdicts) for r in runs])
@@ -515,11 +536,32 @@ def write_suite_report(report_dir: Path, runs: Sequence[PublishedRun], *,
     for r in runs:
         for part, items in (r.report.get("preflight") or {}).items():
             preflight[part] += items
+    faults = [{**f, "scenario": r.scenario} for r in runs for f in r.report.get("faults") or []]
+    listed = []
+    for r in runs:
+        entry = run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
+        started = (r.report.get("run") or {}).get("started_at_ms")
+        if started is not None:
+            entry["started_at_ms"] = started
+        listed.append(entry)
+    run_info = dict(run_info)
+    for key in ("started_at_ms", "started_at", "implementation_version", "fault_planes"):
+        run_info.pop(key, None)  # the suite's own, from its runs below
+    starts = [r.report["run"] for r in runs if "started_at_ms" in (r.report.get("run") or {})]
+    if starts:
+        first_run = min(starts, key=lambda run: float(run["started_at_ms"]))
+        run_info["started_at_ms"] = first_run["started_at_ms"]
+        run_info["started_at"] = first_run["started_at"]
+    versions = sorted({str(v) for r in runs
+                       if (v := (r.report.get("run") or {}).get("implementation_version"))
+                       and v != "unknown"})
+    run_info["implementation_version"] = ", ".join(versions) or "unknown"
+    run_info["fault_planes"] = sorted({p for r in runs
+                                       for p in (r.report.get("run") or {}).get("fault_planes")
+                                       or []})
     report = build_report(
         implementation=str(first.report["implementation"]), seed=first.report.get("seed"),
-        verdicts=verdicts, faults=[], run=run_info, certificate=cert,
-        runs=[run_summary(r.scenario, r.report, r.verdicts, r.run_dir.relative_to(report_dir))
-              for r in runs],
+        verdicts=verdicts, faults=faults, run=run_info, certificate=cert, runs=listed,
         harness_error=harness_error, preflight=preflight)
     # The figures are the first run's that ran (a skipped one has no history to show).
     shown = next((r for r in runs if "skipped" not in r.report.get("run", {})), first)
