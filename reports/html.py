@@ -16,9 +16,13 @@ from gossipcert.reports.markdown import (
     VERDICT_MEANING,
     certificate_heading,
     certificate_lines,
+    fault_rows,
     harness_error_text,
     judged_text,
+    margin_text,
+    not_claimed_ids,
     preflight_lines,
+    run_lines,
 )
 from gossipcert.reports.plots import (
     broadcast_spread_svg,
@@ -66,7 +70,7 @@ def _row(req: Mapping[str, Any]) -> str:
         f"<small>{escape(req['title'])}</small></td>"
         f"<td>{escape(req['level'])}</td><td>{escape(str(req.get('scenario') or '-'))}</td>"
         f'<td class="{escape(status)}">{escape(status.upper())}</td>'
-        f"<td>{_number(req['measured'])} / {_number(req['bound'])} {escape(req['unit'])}</td>"
+        f"<td>{escape(margin_text(req))}</td>"
         f"<td>{escape(req['evidence']['summary'])}"
         f"<details><summary>evidence</summary><pre>{escape(details)}</pre></details></td></tr>"
     )
@@ -81,9 +85,13 @@ def _figure(svg: str | None, caption: str) -> str:
 def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
     """The page; its figures are drawn from ``index`` (the history the checkers judged)."""
     verdict = str(report.get("verdict", "fail"))
-    run = report.get("run", {})
-    summary = report.get("summary", {})
-    rows = "".join(_row(r) for r in report.get("requirements", []))
+    rows = "".join(_row(r) for r in report.get("requirements", [])
+                   if r.get("status") != "not-claimed")
+    unclaimed = not_claimed_ids(report)
+    # One line, each id still an anchor (#ID links to a requirement whatever its status).
+    unclaimed_html = (f'<p class="not-claimed">Not claimed ({len(unclaimed)}): '
+                      + ", ".join(f'<span id="{escape(i)}">{escape(i)}</span>' for i in unclaimed)
+                      + ".</p>" if unclaimed else "")
     figures = [
         _figure(
             broadcast_spread_svg(index),
@@ -117,13 +125,22 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
         if runs
         else ""
     )
-    no_faults = "in each scenario's report" if runs else "none"
+    fault_list, exact = fault_rows(report)
+    scenario_col = bool(report.get("runs"))
     faults = "".join(
-        f"<tr><td>{_number(f['time_ms'])}</td><td>{escape(f['op'])}</td>"
-        f"<td>{escape(str(f.get('node') or '-'))}</td>"
-        f"<td>{escape(str((f.get('args') or {}).get('mechanism') or '-'))}</td>"
-        f"<td><code>{escape(json.dumps(f.get('args') or {}, sort_keys=True))}</code></td></tr>"
-        for f in report.get("faults", [])
+        "<tr>" + (f"<td>{escape(f['scenario'])}</td>" if scenario_col else "")
+        + f"<td>{escape(f['at'])}</td><td>{escape(f['op'])}</td>"
+        f"<td>{escape(f['node'])}</td><td>{escape(f['by'])}</td>"
+        f"<td><code>{escape(f['args'])}</code></td></tr>"
+        for f in fault_list
+    )
+    origin = (("its scenario run's start" if scenario_col else "the run's start") if exact
+              else "the first fault (this report does not record its run's start)")
+    run_rows = "".join(
+        f"<tr><th>{escape(label)}</th><td>"
+        + (f"<code>{escape(text)}</code>" if label == "reproduce" else escape(text))
+        + "</td></tr>"
+        for label, text in run_lines(report)
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -136,19 +153,20 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or a CI page</p>
 {_harness_error_html(report)}{_preflight_html(report)}<h2>{escape(certificate_heading(report))}</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>
-<p>seed <code>{escape(str(report.get("seed")))}</code> &middot; nodes
-{escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}
-&middot; {escape(", ".join(f"{v} {k}" for k, v in summary.items()))}
-&middot; generated {escape(str(report.get("generated_at", "-")))}</p>
+<h2>Run</h2>
+<table class="cert"><tbody>{run_rows}</tbody></table>
 <h2>Requirements</h2>
 <table><thead><tr><th>requirement</th><th>level</th><th>scenario</th><th>status</th>
-<th>measured / bound</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>
+<th>measured of bound (margin)</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>
+{unclaimed_html}
 {runs_html}
 <h2>Figures</h2>
 {"".join(figures)}
 <h2>Faults</h2>
-<table><thead><tr><th>time ms</th><th>fault</th><th>node</th><th>by</th><th>args</th></tr></thead>
-<tbody>{faults or f'<tr><td colspan="5">{no_faults}</td></tr>'}</tbody></table>
+<p>Times in seconds from {escape(origin)}.</p>
+<table><thead><tr>{"<th>scenario</th>" if scenario_col else ""}<th>t</th><th>fault</th>
+<th>node</th><th>by</th><th>args</th></tr></thead>
+<tbody>{faults or '<tr><td colspan="6">none</td></tr>'}</tbody></table>
 </body></html>
 """
 

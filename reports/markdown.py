@@ -7,15 +7,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gossipcert.harness.judging.clock import run_time
 from gossipcert.harness.run.report import preflight_lines
 from gossipcert.harness.run.reporting import RunResults
 
 __all__ = [
     "VERDICT_MEANING",
     "certificate_lines",
+    "fault_rows",
     "harness_error_text",
     "judged_text",
+    "margin_text",
+    "not_claimed_ids",
     "preflight_lines",
+    "run_lines",
     "render_markdown",
     "write",
     "write_markdown_report",
@@ -66,10 +71,15 @@ def certificate_heading(report: Mapping[str, Any]) -> str:
 
 
 def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The certificate as (label, text) pairs, shared by the Markdown and HTML reports."""
+    """The certificate as (label, text) pairs, shared by the Markdown and HTML reports.
+    Every declared capability is in one list: certified, failed, not judged, or (one the
+    catalogue holds no MUST requirement of) declared with nothing to certify."""
     cert: Mapping[str, Any] = report.get("certificate") or {}
-    timing = (cert.get("timing_profile") or {}).get("timing") or {}
     untested = list(cert.get("untested") or [])
+    listed = {c for key in ("capabilities_certified", "capabilities_failed",
+                            "capabilities_not_judged", "capabilities_not_claimed")
+              for c in cert.get(key) or []}
+    unlisted = [c for c in cert.get("capabilities_declared") or [] if c not in listed]
     return [
         ("contract", str(cert.get("contract", "?"))),
         ("capabilities certified", ", ".join(cert.get("capabilities_certified") or []) or "none"),
@@ -78,25 +88,50 @@ def certificate_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         *([("capabilities not judged (a MUST untested or in error)",
             ", ".join(cert["capabilities_not_judged"]))]
           if cert.get("capabilities_not_judged") else []),
+        *([("capabilities declared, no MUST requirement to certify", ", ".join(unlisted))]
+          if unlisted else []),
         (
             "capabilities not claimed",
             ", ".join(cert.get("capabilities_not_claimed") or []) or "none",
         ),
         ("conflict policies", ", ".join(cert.get("conflict_policies") or []) or "-"),
-        (
-            "timing profile",
-            f"{(cert.get('timing_profile') or {}).get('name', '?')}: "
-            + (", ".join(f"{k}={_number(v)}" for k, v in sorted(timing.items())) or "-"),
-        ),
-        *_profile_lines(cert.get("timing_profile") or {}),
+        *timing_lines(cert.get("timing_profile") or {},
+                      (report.get("run") or {}).get("manifest_timing_profile")),
         ("scenarios run", f"{', '.join(cert.get('scenarios') or [])} ({cert.get('mode', '?')})"),
         ("untested", ", ".join(untested) if untested else "none"),
     ]
 
 
+def timing_lines(profile: Mapping[str, Any], named: str | None = None
+                 ) -> list[tuple[str, str]]:
+    """The timing the bounds were judged at and where each value came from: the profile
+    the run was judged against (a ceiling, not the manifest's own profile, which
+    ``named`` gives when its timing names one), then every value with its source."""
+    name = str(profile.get("name", "?"))
+    head = f"judged against profile {name} (its values are ceilings)"
+    if named and named != name:
+        head += f"; the manifest's own timing is profile {named}'s values"
+    capped, floored = profile.get("capped") or {}, profile.get("floored") or {}
+    defaulted = set(profile.get("defaulted") or [])
+
+    def source(key: str) -> str:
+        if key in capped:
+            return f"{name} ceiling"
+        if key in floored:
+            return "floor"
+        if key in defaulted:
+            return f"{name}, not declared"
+        return "declared"
+
+    timing = profile.get("timing") or {}
+    values = ", ".join(f"{k}={_number(v)} ({source(k)})" for k, v in sorted(timing.items()))
+    return [("timing profile", head), ("timing judged at", values or "-"),
+            *_profile_lines(profile)]
+
+
 def _profile_lines(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What the timing profile changed: declared timing it capped, raised to a floor or
-    filled in."""
+    """What the timing profile changed: declared timing it capped or raised to a floor
+    (what it filled in, :func:`timing_lines` marks)."""
     lines = []
     for key, label, judged in (("capped", "capped by the profile", "ceiling"),
                                ("floored", "raised to the floor", "floor")):
@@ -106,8 +141,6 @@ def _profile_lines(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"{k} declared {_number(v.get('declared'))}, judged at {_number(v.get(judged))}"
                 for k, v in sorted(changed.items())
             )))
-    if profile.get("defaulted"):
-        lines.append(("not declared (profile value)", ", ".join(profile["defaulted"])))
     return lines
 
 
@@ -126,21 +159,124 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def _measured_vs_bound(req: Mapping[str, Any]) -> str:
-    unit = req.get("unit", "")
-    if req.get("measured") is None and req.get("bound") is None:
+def _quantity(value: Any, unit: str) -> str:
+    """A measured value or bound as a person reads it: ms in seconds once large."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return f"{value} {unit}".strip()
+    if unit == "ms":
+        return f"{value / 1000:.1f} s" if abs(value) >= 1000 else f"{value:.0f} ms"
+    return f"{_number(float(value))} {unit}".strip()
+
+
+def margin_text(req: Mapping[str, Any]) -> str:
+    """Measured against bound with the margin between them, e.g. ``1.7 s of 13.2 s
+    bound (13%)``; the ratio is left out when the bound is zero (a count of none)."""
+    unit = str(req.get("unit") or "")
+    measured, bound = req.get("measured"), req.get("bound")
+    if measured is None and bound is None:
         return "-"
-    if req.get("measured") is None:
-        return f"- (bound {_number(req.get('bound'))} {unit})"
-    relation = {"pass": "<=", "fail": ">"}.get(str(req.get("status")), "vs")
-    return f"{_number(req.get('measured'))} {relation} {_number(req.get('bound'))} {unit}".strip()
+    if measured is None:
+        return f"- (bound {_quantity(bound, unit)})"
+    if bound is None:
+        return _quantity(measured, unit)
+    text = f"{_quantity(measured, unit)} of {_quantity(bound, unit)} bound"
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
+                  for v in (measured, bound))
+    if not numbers or float(bound) <= 0:
+        return f"{_quantity(measured, unit)} (bound {_quantity(bound, unit)})"
+    return text + f" ({float(measured) / float(bound):.0%})"
+
+
+def not_claimed_ids(report: Mapping[str, Any]) -> list[str]:
+    """The requirements of capabilities the implementation does not claim: one line
+    under the requirements table, not a row each."""
+    return [str(r.get("id")) for r in report.get("requirements", [])
+            if r.get("status") == "not-claimed"]
+
+
+def run_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The run's provenance as (label, text) pairs, shared by the Markdown and HTML
+    reports: when it started (the origin of every relative time), what ran, on what,
+    judged by which harness, and the command that runs it again."""
+    run: Mapping[str, Any] = report.get("run") or {}
+    started = run.get("started_at")
+    lines = [("started", f"{started} ({float(run['started_at_ms']):.0f} epoch ms); every "
+                         "time in this report counts from it" if started
+              else "unknown (this report does not record its run's start)")]
+    lines.append(("seed", str(report.get("seed"))))
+    lines.append(("nodes", ", ".join(run.get("nodes") or []) or "-"))
+    impl = (f"{report.get('implementation', '?')}, reported version "
+            f"{run.get('implementation_version') or 'unknown'}")
+    if run.get("manifest"):
+        impl += f"; manifest {run['manifest']}"
+        if run.get("manifest_version"):
+            impl += f" (declares version {run['manifest_version']})"
+        impl += f", sha256 {run.get('manifest_sha256') or 'unknown'}"
+    lines.append(("implementation", impl))
+    planes = run.get("fault_planes")
+    lines.append(("backend", f"{run.get('backend') or '-'}; fault planes used: "
+                             + (", ".join(planes) if planes else
+                                "none" if planes is not None else "unknown")))
+    host = run.get("host")
+    if isinstance(host, Mapping):
+        lines.append(("host", f"{host.get('system', '?')} {host.get('kernel', '?')} "
+                              f"({host.get('machine', '?')}), {host.get('cores', '?')} cores, "
+                              f"Python {host.get('python', '?')}"))
+    else:
+        lines.append(("host", "unknown"))
+    commit = run.get("gossipcert_commit")
+    where = (f"commit {commit}" + (" with local changes" if run.get("gossipcert_dirty") else "")
+             if commit else "commit unknown (not a git checkout)")
+    lines.append(("gossipcert", f"{run.get('gossipcert_version', '?')} ({where}), control "
+                                f"API contract {run.get('contract_version', '?')}"))
+    lines.append(("reproduce", str(run.get("command") or "unknown")))
+    if report.get("generated_at"):
+        lines.append(("generated", str(report["generated_at"])))
+    summary = report.get("summary")
+    if summary:
+        lines.append(("requirements", ", ".join(f"{n} {s}" for s, n in summary.items())))
+    return lines
+
+
+def _is_epoch_ms(key: str, value: Any) -> bool:
+    """An absolute time in a fault's arguments (``applied_ms``), shown relative too."""
+    return (key.endswith("_ms") and isinstance(value, int | float)
+            and not isinstance(value, bool) and value > 1e11)
+
+
+def fault_rows(report: Mapping[str, Any]) -> tuple[list[dict[str, str]], bool]:
+    """The faults applied, each at seconds from its run's start (a suite's, from the
+    start of the scenario run it was applied in), and whether every start was known
+    (a report from before starts were recorded counts from its first fault instead)."""
+    faults: Sequence[Mapping[str, Any]] = report.get("faults") or []
+    starts = {str(r.get("scenario")): float(r["started_at_ms"])
+              for r in report.get("runs") or [] if r.get("started_at_ms") is not None}
+    own = (report.get("run") or {}).get("started_at_ms")
+    exact = True
+    rows = []
+    for fault in faults:
+        scenario = fault.get("scenario")
+        origin = starts.get(str(scenario)) if scenario is not None else None
+        if origin is None and scenario is None and own is not None:
+            origin = float(own)
+        if origin is None:
+            exact = False
+            origin = min(float(f["time_ms"]) for f in faults
+                         if f.get("scenario") == scenario)
+        args = {k: run_time(float(v), origin) if _is_epoch_ms(k, v) else v
+                for k, v in (fault.get("args") or {}).items()}
+        by = args.pop("mechanism", None) or "-"  # toxiproxy, iptables, nfqueue, netem
+        rows.append({"at": run_time(float(fault["time_ms"]), origin),
+                     "scenario": str(scenario or ""), "op": str(fault.get("op")),
+                     "node": str(fault.get("node") or "-"), "by": str(by),
+                     "args": json.dumps(args, sort_keys=True)})
+    return rows, exact
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown text of a report dict (as built by :mod:`reports.json_report`)."""
     verdict = str(report.get("verdict", "fail")).upper()
     requirements: Sequence[Mapping[str, Any]] = report.get("requirements", [])
-    run: Mapping[str, Any] = report.get("run", {})
     meaning = VERDICT_MEANING.get(str(report.get("verdict")), "")
     lines = [
         f"# gossipcert report: {report.get('implementation', '?')}",
@@ -159,24 +295,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     lines += [f"- {label}: {_cell(text)}" for label, text in certificate_lines(report)]
-    lines += [
-        "",
-        "## Run",
-        "",
-        f"- seed: `{report.get('seed')}`",
-        f"- nodes: {', '.join(run.get('nodes', [])) or '-'}",
-        f"- gossipcert: {run.get('gossipcert_version', '?')}",
-    ]
-    if report.get("generated_at"):
-        lines.append(f"- generated: {report['generated_at']}")
-    summary = report.get("summary")
-    if summary:
-        lines.append("- " + ", ".join(f"{count} {status}" for status, count in summary.items()))
+    lines += ["", "## Run", ""]
+    lines += [f"- {label}: `{text}`" if label == "reproduce" and text != "unknown"
+              else f"- {label}: {_cell(text)}" for label, text in run_lines(report)]
     runs: Sequence[Mapping[str, Any]] = report.get("runs") or []
     if runs:
         lines += [
             "",
             "## Scenario runs",
+            "",
+            "Each scenario run's own report (its figures, its evidence in full) is in its "
+            "folder; the faults of every run are listed below.",
             "",
             "| scenario | policy | judged | wall s | report |",
             "|---|---|---|---|---|",
@@ -188,21 +317,25 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {_number(r.get('wall_time_s'))} | [{_cell(r.get('dir'))}]"
                 f"({_cell(r.get('dir'))}/report.md) |"
             )
+    shown = [r for r in requirements if r.get("status") != "not-claimed"]
     lines += [
         "",
         "## Requirements",
         "",
-        "| id | level | scenario | status | measured vs bound | evidence |",
+        "| id | level | scenario | status | measured of bound (margin) | evidence |",
         "|---|---|---|---|---|---|",
     ]
-    for req in requirements:
+    for req in shown:
         evidence = req.get("evidence", {})
         lines.append(
             f"| {_cell(req.get('id'))} | {_cell(req.get('level'))} "
             f"| {_cell(req.get('scenario') or '-')} "
             f"| {_STATUS_MARK.get(str(req.get('status')), _cell(req.get('status')))} "
-            f"| {_cell(_measured_vs_bound(req))} | {_cell(evidence.get('summary', ''))} |"
+            f"| {_cell(margin_text(req))} | {_cell(evidence.get('summary', ''))} |"
         )
+    unclaimed = not_claimed_ids(report)
+    if unclaimed:
+        lines += ["", f"Not claimed ({len(unclaimed)}): {', '.join(unclaimed)}."]
     failing = [r for r in requirements if r.get("status") in ("fail", "error")]
     if failing:
         lines += ["", "## Evidence of failures", ""]
@@ -218,23 +351,22 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 "```",
                 "",
             ]
-    faults: Sequence[Mapping[str, Any]] = report.get("faults", [])
+    rows, exact = fault_rows(report)
     lines += ["", "## Faults applied", ""]
-    if not faults and runs:
-        lines.append("Each scenario's report lists the faults applied in its run.")
-    elif not faults:
+    if not rows:
         lines.append("No fault was applied.")
     else:
-        start = min(float(f["time_ms"]) for f in faults)
-        lines += ["| t (ms from first fault) | fault | node | by | args |",
-                  "|---|---|---|---|---|"]
-        for fault in faults:
-            fault_args = dict(fault.get("args") or {})
-            by = fault_args.pop("mechanism", None) or "-"  # toxiproxy, iptables, nfqueue, netem
-            args = json.dumps(fault_args, sort_keys=True)
+        origin = ("its scenario run's start" if runs else "the run's start") if exact \
+            else "the first fault (this report does not record its run's start)"
+        lines += [f"Times in seconds from {origin}.", ""]
+        scenario_col = bool(runs)
+        lines += ["| " + ("scenario | " if scenario_col else "") + "t | fault | node | by | args |",
+                  "|" + ("---|" if scenario_col else "") + "---|---|---|---|---|"]
+        for row in rows:
             lines.append(
-                f"| {float(fault['time_ms']) - start:.0f} | {_cell(fault.get('op'))} "
-                f"| {_cell(fault.get('node') or '-')} | {_cell(by)} | `{_cell(args)}` |"
+                "| " + (f"{_cell(row['scenario'])} | " if scenario_col else "")
+                + f"{row['at']} | {_cell(row['op'])} | {_cell(row['node'])} "
+                f"| {_cell(row['by'])} | `{_cell(row['args'])}` |"
             )
     exploration = (report.get("run") or {}).get("exploration")
     if isinstance(exploration, Mapping):

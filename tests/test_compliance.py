@@ -2,11 +2,14 @@
 and our own reference node, keep every report, and summarise them in one table.
 
 Reports go to ``$GOSSIPCERT_COMPLIANCE_DIR`` (CI sets ``build/compliance`` and keeps it),
-else to a temporary directory. Each implementation's expected outcome is asserted from
-what the report says, so the run is also the test that the harness judges third-party
-software on evidence. The reference node's run is also the one test of its full suite
-(every requirement of the catalogue exercised and passed, the suite's layout), and it is
-the README's first command run as a plain user on a fresh clone: no root, no iptables.
+else to a temporary directory: each run in full under ``runs/<name>/`` (histories, node
+logs), and its reports alone, published by :func:`reports.publish.publish_report`, in
+``<name>/`` (what ``compliance/`` commits: no link in them dangles). Each
+implementation's expected outcome is asserted from what the report says, so the run is
+also the test that the harness judges third-party software on evidence. The reference
+node's run is also the one test of its full suite (every requirement of the catalogue
+exercised and passed, the suite's layout), and it is the README's first command run as a
+plain user on a fresh clone: no root, no iptables.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import Any
 import pytest
 from gossipcert.harness.commands.cli import main
 from gossipcert.harness.commands.summary import summary_table
+from gossipcert.reports.publish import publish_report
 from host_tools import need, serf_missing
 from test_certify_e2e import check_full_suite
 from test_memberlist import MEMBERLIST, build_memberlist, memberlist_missing
 from test_quickstart import fresh_clone, plain_user, quickstart_as_plain_user
+from test_report_links import dangling_links
 from test_serf import assert_judged_on_evidence, assert_latency_on_the_packet_plane
 
 __all__ = ["fresh_clone", "plain_user"]  # the fixtures of the reference node's run
@@ -99,12 +104,12 @@ def side_by_side(out_dir: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
                 continue
             if name == "memberlist":
                 build_memberlist()
-            shutil.rmtree(out_dir / name, ignore_errors=True)
+            shutil.rmtree(_run_dir(out_dir, name), ignore_errors=True)
             log = (out_dir / f"{name}.log").open("wb")
             runs[name] = subprocess.Popen(
                 [sys.executable, "-m", "gossipcert.harness.commands.cli", "certify",
                  *RUNS[name][0], "--nodes", "5", "--seed", "2026",
-                 "--report-dir", str(out_dir / name)],
+                 "--report-dir", str(_run_dir(out_dir, name))],
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
         yield runs
@@ -115,34 +120,47 @@ def side_by_side(out_dir: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
                 proc.wait(timeout=60)
 
 
+def _run_dir(out: Path, name: str) -> Path:
+    """Where ``name``'s certification runs, in full (``out/<name>`` holds its reports)."""
+    return out / "runs" / name
+
+
 def _certify(name: str, out: Path, request: pytest.FixtureRequest) -> tuple[int, dict[str, Any]]:
+    code, report = _run_certify(name, out, request)
+    publish_report(_run_dir(out, name), out / name)
+    return code, report
+
+
+def _run_certify(name: str, out: Path, request: pytest.FixtureRequest
+                 ) -> tuple[int, dict[str, Any]]:
     if name == "reference":
         code, report, run_dir = quickstart_as_plain_user(
             request.getfixturevalue("plain_user"), request.getfixturevalue("fresh_clone"),
             "--seed", "2026")
-        shutil.rmtree(out / name, ignore_errors=True)
-        shutil.copytree(run_dir, out / name)
+        shutil.rmtree(_run_dir(out, name), ignore_errors=True)
+        shutil.copytree(run_dir, _run_dir(out, name))
         return code, report
     if name in SIDE_BY_SIDE:
         need(MISSING[name]())
         proc = request.getfixturevalue("side_by_side")[name]
         code = proc.wait(timeout=CERTIFY_TIMEOUT_S)
-        report_file = out / name / "report.json"
+        report_file = _run_dir(out, name) / "report.json"
         assert report_file.exists(), (out / f"{name}.log").read_text()[-3000:]
         return code, json.loads(report_file.read_text())
     args, _ = RUNS[name]
     code = main(["certify", *args, "--nodes", "5", "--seed", "2026",
-                 "--report-dir", str(out / name)])
-    return code, json.loads((out / name / "report.json").read_text())
+                 "--report-dir", str(_run_dir(out, name))])
+    return code, json.loads((_run_dir(out, name) / "report.json").read_text())
 
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_certify(name: str, out_dir: Path, request: pytest.FixtureRequest) -> None:
     code, report = _certify(name, out_dir, request)
+    assert dangling_links(out_dir / name) == [], name  # the published reports stand alone
     statuses = {r["id"]: r["status"] for r in report["requirements"]}
     if name == "serf":
         assert_judged_on_evidence(report)
-        assert_latency_on_the_packet_plane(report, out_dir / name)
+        assert_latency_on_the_packet_plane(report, _run_dir(out_dir, name))
         must_failed = any(r["status"] == "fail" and r["level"] == "MUST"
                           for r in report["requirements"])
         assert code == (1 if must_failed else 0), statuses
@@ -157,7 +175,7 @@ def test_certify(name: str, out_dir: Path, request: pytest.FixtureRequest) -> No
     if name == "reference":
         # The one full suite of the reference node the tests run (the benchmark
         # benchmarks/specificity.py runs it many times over).
-        check_full_suite(out_dir / name, report)
+        check_full_suite(_run_dir(out_dir, name), report)
     certified = report["certificate"]["capabilities_certified"]
     if name == "maelstrom-broadcast":
         assert statuses["BCAST-DELIVERY"] == "pass" and statuses["BCAST-LATENCY"] == "pass"

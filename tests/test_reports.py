@@ -156,16 +156,27 @@ def test_markdown_has_headline_table_evidence_and_faults(tmp_path: Path) -> None
     assert "- capabilities certified: membership" in text
     assert "- capabilities not claimed: crdt, encryption" in text
     assert "- untested: BCAST-DELIVERY" in text
-    assert "| id | level | scenario | status | measured vs bound | evidence |" in text
-    assert "| MEM-JOIN | MUST | - | PASS | 1234.5 <= 2000 ms |" in text
-    assert "| FD-DETECT | MUST | - | FAIL | 1234.5 > 2000 ms |" in text
+    assert "| id | level | scenario | status | measured of bound (margin) | evidence |" in text
+    assert "| MEM-JOIN | MUST | - | PASS | 1.2 s of 2.0 s bound (62%) |" in text
+    assert "| FD-DETECT | MUST | - | FAIL | 1.2 s of 2.0 s bound (62%) |" in text
     assert "| BCAST-DELIVERY | MUST | - | UNTESTED |" in text
     assert "evidence \\| with a pipe" in text
     assert "## Evidence of failures" in text and "### FD-DETECT" in text
     assert "### KV-LWW" in text  # errors are shown with failures
     assert "### MEM-JOIN" not in text
     assert "## Faults applied" in text
-    assert "| 0 | kill | n3 |" in text and "| 15000 | heal | - |" in text
+    # No start recorded (RUN has none): counted from the first fault, and it says so.
+    assert "Times in seconds from the first fault" in text
+    assert "| 0.0 s | kill | n3 |" in text and "| 15.0 s | heal | - |" in text
+    # With the run's start, every fault counts from it, in seconds with one decimal.
+    started = build_report(implementation="ref", seed=7, verdicts=VERDICTS, faults=FAULTS,
+                           run={**RUN, "started_at_ms": 7500.0,
+                                "started_at": "1970-01-01T00:00:07.500+00:00"},
+                           certificate=CERT)
+    text = render_markdown(started)
+    assert "Times in seconds from the run's start." in text
+    assert "| 2.5 s | kill | n3 |" in text and "| 17.5 s | heal | - |" in text
+    assert "- started: 1970-01-01T00:00:07.500+00:00 (7500 epoch ms)" in text
 
 
 def test_markdown_of_a_passing_run_without_faults() -> None:
@@ -179,7 +190,7 @@ def test_markdown_of_a_passing_run_without_faults() -> None:
     )
     text = render_markdown(report)
     assert "**Verdict: PASS** (every MUST requirement of the claimed capabilities" in text
-    assert "| B | MUST | - | not claimed |" in text
+    assert "| B |" not in text and "Not claimed (1): B." in text
     assert "No fault was applied." in text
     assert "Evidence of failures" not in text
 
@@ -206,8 +217,8 @@ def test_every_format_says_the_same_verdict_and_statuses(tmp_path: Path) -> None
     assert "Verdict: INCOMPLETE" in html and "not a certificate" in html
     assert '<property name="verdict" value="incomplete"' in junit
     assert "| MEM-LEAVE | MUST | - | UNTESTED |" in markdown
-    assert "| KV-MV | MUST | - | not claimed |" in markdown
-    assert 'class="untested">UNTESTED<' in html and 'class="not-claimed">NOT-CLAIMED<' in html
+    assert "Not claimed (1): KV-MV." in markdown
+    assert 'class="untested">UNTESTED<' in html and '<span id="KV-MV">KV-MV</span>' in html
     assert 'skipped="2"' in junit and 'errors="1"' in junit
     assert 'message="untested: MEM-LEAVE evidence' in junit
     assert "<h2>Not certified: INCOMPLETE</h2>" in html and "capabilities not claimed" in html
