@@ -23,6 +23,7 @@ from gossipcert.reports.markdown import (
     not_claimed_ids,
     preflight_lines,
     run_lines,
+    run_started,
 )
 from gossipcert.reports.plots import (
     broadcast_spread_svg,
@@ -111,7 +112,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
         for label, text in certificate_lines(report)
     )
     runs = "".join(
-        f"<tr><td>{escape(str(r.get('scenario')))}</td>"
+        f"<tr><td>{escape(str(r.get('scenario')))}</td><td>{escape(run_started(r))}</td>"
         f"<td>{escape(str(r.get('conflict_policy') or '-'))}</td>"
         f"<td>{escape(judged_text(r))}</td><td>{_number(r.get('wall_time_s'))}</td>"
         f'<td><a href="{escape(str(r.get("dir")))}/report.html">{escape(str(r.get("dir")))}</a>'
@@ -119,7 +120,9 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
         for r in report.get("runs") or []
     )
     runs_html = (
-        "<h2>Scenario runs</h2><table><thead><tr><th>scenario</th><th>policy</th>"
+        "<h2>Scenario runs</h2><p>A time in a requirement's evidence counts from the start "
+        "of the scenario run that judged it.</p><table><thead><tr><th>scenario</th>"
+        "<th>started</th><th>policy</th>"
         f"<th>judged</th><th>wall s</th><th>report</th></tr></thead><tbody>{runs}</tbody>"
         "</table><p>Figures below are from the first scenario run.</p>"
         if runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "not_claimed_ids",
     "preflight_lines",
     "run_lines",
+    "run_started",
     "render_markdown",
     "write",
     "write_markdown_report",
@@ -194,6 +196,14 @@ def not_claimed_ids(report: Mapping[str, Any]) -> list[str]:
             if r.get("status") == "not-claimed"]
 
 
+def run_started(run: Mapping[str, Any]) -> str:
+    """When one scenario run of a suite started (UTC time of day), or ``-``."""
+    started = run.get("started_at_ms")
+    if not isinstance(started, int | float):
+        return "-"
+    return datetime.fromtimestamp(float(started) / 1000, UTC).strftime("%H:%M:%S UTC")
+
+
 def run_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The run's provenance as (label, text) pairs, shared by the Markdown and HTML
     reports: when it started (the origin of every relative time), what ran, on what,
@@ -305,14 +315,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "## Scenario runs",
             "",
             "Each scenario run's own report (its figures, its evidence in full) is in its "
-            "folder; the faults of every run are listed below.",
+            "folder; the faults of every run are listed below. A time in a requirement's "
+            "evidence counts from the start of the scenario run that judged it.",
             "",
-            "| scenario | policy | judged | wall s | report |",
-            "|---|---|---|---|---|",
+            "| scenario | started | policy | judged | wall s | report |",
+            "|---|---|---|---|---|---|",
         ]
         for r in runs:
             lines.append(
-                f"| {_cell(r.get('scenario'))} | {_cell(r.get('conflict_policy') or '-')} "
+                f"| {_cell(r.get('scenario'))} | {run_started(r)} "
+                f"| {_cell(r.get('conflict_policy') or '-')} "
                 f"| {_cell(judged_text(r))} "
                 f"| {_number(r.get('wall_time_s'))} | [{_cell(r.get('dir'))}]"
                 f"({_cell(r.get('dir'))}/report.md) |"
