@@ -222,6 +222,9 @@ def run_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         if run.get("manifest_version"):
             impl += f" (declares version {run['manifest_version']})"
         impl += f", sha256 {run.get('manifest_sha256') or 'unknown'}"
+    if run.get("implementation_file"):
+        impl += (f"; node {run['implementation_file']}, sha256 "
+                 f"{run.get('implementation_sha256') or 'unknown'}")
     lines.append(("implementation", impl))
     planes = run.get("fault_planes")
     lines.append(("backend", f"{run.get('backend') or '-'}; fault planes used: "

@@ -128,3 +128,15 @@ def test_the_timing_profile_line_says_what_was_judged_and_where_each_value_came_
     assert "gossip_interval_ms=10 (floor)" in values
     assert "suspicion_mult=4 (lan, not declared)" in values
     assert "lan:" not in " ".join(lines.values())
+
+
+def test_a_maelstrom_node_is_named_and_hashed_by_its_binary() -> None:
+    """A Maelstrom node runs under one shared manifest: the report names and hashes the
+    node's binary too, without a local path."""
+    from gossipcert.harness.run.pipeline import manifest_info
+
+    node = REPO / "tests" / "maelstrom_nodes" / "g_counter.py"
+    info = manifest_info(load_manifest(f"maelstrom:g-counter:{node}"))
+    assert info["manifest"] == "adapters/maelstrom/manifest.yaml"
+    assert info["implementation_file"] == "tests/maelstrom_nodes/g_counter.py"
+    assert info["implementation_sha256"] == hashlib.sha256(node.read_bytes()).hexdigest()

@@ -47,7 +47,7 @@ from gossipcert.harness.errors import USER_ERRORS, HarnessError, LaunchError, de
 from gossipcert.harness.history import Entry, History
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
-from gossipcert.harness.manifest import Manifest, load_manifest
+from gossipcert.harness.manifest import MAELSTROM_TEMPLATE, Manifest, load_manifest
 from gossipcert.harness.run.report import (
     build_report,
     history_provenance,
@@ -466,6 +466,14 @@ def manifest_info(manifest: Manifest) -> dict[str, Any]:
     hash of its bytes, the version it declares and the profile its timing names."""
     info = manifest_provenance(manifest.path)
     info["manifest_version"] = str(manifest.raw.get("version", ""))
+    if manifest.path == MAELSTROM_TEMPLATE:  # one shared manifest: the node is the binary
+        command = list(((manifest.raw.get("launch") or {}).get("process") or {})
+                       .get("command") or [])
+        if "--node" in command[:-1]:
+            binary = manifest_provenance(command[command.index("--node") + 1])
+            info["implementation_file"] = binary["manifest"]
+            if "manifest_sha256" in binary:
+                info["implementation_sha256"] = binary["manifest_sha256"]
     timing = manifest.raw.get("timing")
     if isinstance(timing, Mapping) and timing.get("profile"):
         info["manifest_timing_profile"] = str(timing["profile"])
