@@ -129,12 +129,16 @@ def _svg(body: Sequence[str], label: str, height: int = HEIGHT) -> str:
     )
 
 
-def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
+def _legend(
+    items: Sequence[tuple[str, str]], x: float, y: float, across: bool = False
+) -> list[str]:
+    """Swatches stacked at ``(x, y)``, or in one row from there when ``across``."""
     out = []
     for i, (name, colour) in enumerate(items):
-        yy = y + i * 14
-        out.append(f'<rect x="{x}" y="{yy - 9}" width="10" height="10" fill="{colour}"/>')
-        out.append(f'<text x="{x + 14}" y="{yy}" class="tick">{escape(name)}</text>')
+        yy = y if across else y + i * 14
+        xx = x + i * 80 if across else x
+        out.append(f'<rect x="{xx}" y="{yy - 9}" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{xx + 14}" y="{yy}" class="tick">{escape(name)}</text>')
     return out
 
 
@@ -178,7 +182,7 @@ def broadcast_spread_svg(index: HistoryIndex) -> str | None:
         'stroke-width="1.5"/>'
     )
     legend.append((f"model, round {round_ms:.0f} ms, fanout {params['fanout']:.0f}", "#000"))
-    body += _legend(legend, WIDTH - 250, MARGIN["top"] + 120)
+    body += _legend(legend, WIDTH - 250, MARGIN["top"] + 45)
     return _svg(body, "broadcast-spread")
 
 
@@ -280,10 +284,11 @@ def member_views_svg(index: HistoryIndex) -> str | None:
     )
     body += _legend(
         [(s, c) for s, c in STATUS_COLOURS.items()] + [("partition", FAULT_COLOURS["partition"])],
-        WIDTH - 90,
-        bottom + 12 if len(observers) > 6 else MARGIN["top"] + 10,
+        MARGIN["left"],
+        height + 8,
+        across=True,
     )
-    return _svg(body, "member-views", height)
+    return _svg(body, "member-views", height + 16)
 
 
 def fault_timeline_svg(
@@ -321,8 +326,8 @@ def fault_timeline_svg(
     for i, label in enumerate(labels):
         y = MARGIN["top"] + i * lane + 14
         body.append(
-            f'<text x="{MARGIN["left"] + 2}" y="{y}" class="tick" fill="#333">'
-            f"{escape(label)}</text>"
+            f'<text x="{MARGIN["left"] + 2}" y="{y}" class="tick" fill="#333" stroke="#fff" '
+            f'stroke-width="3" style="paint-order:stroke">{escape(label)}</text>'
         )
     bottom = MARGIN["top"] + lane * len(labels)
     body += time_ticks(0, frame.x1 / 1000, lambda v: frame.x(v * 1000), bottom + 14)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,3 +203,36 @@ def test_timeline_and_focus_need_a_time_inside_the_run() -> None:
     assert svg is not None and 'data-figure="node-timeline"' in svg
     assert CATALOGUE["FD-DETECT"].unit == "ms"
     assert node_timeline_svg(HistoryIndex.build(build([]))) is None
+
+
+def test_a_suite_report_draws_the_failure_from_its_own_scenario_run(tmp_path: Path) -> None:
+    """The suite's report.html: FD-DETECT failed in the second scenario run, so its
+    picture shows that run's kill, not the first run's history."""
+    from gossipcert.harness.judging.verdict import load_catalogue
+    from gossipcert.harness.run.pipeline import (
+        PublishedRun,
+        judge,
+        write_reports,
+        write_suite_report,
+    )
+
+    catalogue = load_catalogue()
+    first = Hist().start_all().all_alive(1500).until(6000)
+    failing = killed_n3(13000, 25000)
+    runs = []
+    for name, h in (("default", first), ("crash-restart", failing)):
+        h.rows[0]["args"]["scenario"] = name
+        entries = h.build()
+        index, verdicts = judge(entries, catalogue)
+        run_dir = tmp_path / "scenarios" / name
+        report = write_reports(run_dir, entries, index, verdicts, catalogue=catalogue,
+                               mode="suite", run_info={"nodes": list(h.nodes)})
+        runs.append(PublishedRun(name, run_dir, report, verdicts, entries, index))
+    suite = write_suite_report(tmp_path, runs, catalogue=catalogue,
+                               run_info={"nodes": ["n1", "n2", "n3"]})
+    fd = next(r for r in suite["requirements"] if r["id"] == "FD-DETECT")
+    assert (fd["status"], fd["scenario"]) == ("fail", "crash-restart")
+    html = (tmp_path / "report.html").read_text()
+    start = html.index('data-figure="failure-FD-DETECT"')
+    svg = html[start : html.index("</svg>", start)]
+    assert ">kill 10.0 s</text>" in svg and "view of n3" in svg
