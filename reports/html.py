@@ -148,11 +148,11 @@ the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or
 {escape(", ".join(run.get("nodes", [])))} &middot; backend {escape(str(run.get("backend", "-")))}
 &middot; {escape(", ".join(f"{v} {k}" for k, v in summary.items()))}
 &middot; generated {escape(str(report.get("generated_at", "-")))}</p>
-<h2>Requirements</h2>
+{failure_evidence_html(report, index, scenario_indexes)}<h2>Requirements</h2>
 <table><thead><tr><th>requirement</th><th>level</th><th>scenario</th><th>status</th>
 <th>measured / bound</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>
 {runs_html}
-{failure_evidence_html(report, index, scenario_indexes)}<h2>Figures</h2>
+<h2>Figures</h2>
 {"".join(figures)}
 <h2>Faults</h2>
 <table><thead><tr><th>time ms</th><th>fault</th><th>node</th><th>by</th><th>args</th></tr></thead>

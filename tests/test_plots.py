@@ -134,7 +134,8 @@ def test_a_suite_draws_each_failure_from_the_scenario_that_judged_it() -> None:
         {"crash-restart": index},
     )
     assert "<script" not in page and not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)
-    assert page.index("Evidence of failures") < page.index("<h2>Figures</h2>")
+    # A failure's picture comes first, before the table of every requirement.
+    assert page.index("Evidence of failures") < page.index("<h2>Requirements</h2>")
 
 
 def _traffic(h: Hist, at: float, links: dict[str, int], **args: Any) -> None:
