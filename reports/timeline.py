@@ -419,16 +419,29 @@ def node_timeline_svg(index: HistoryIndex, focus: Focus | None = None) -> str | 
     mark_y = {node: ly + 11 for node, ly, _lh, _ in layout}  # the ops row, or the subject's
     for node, ly, _lh, others in layout:
         oy = ly + 6
+        # Calls that succeeded, one path per lane (a run makes thousands of reads: one
+        # element each would make the page heavy); failures and timeouts one by one,
+        # each saying what it was.
+        bars: list[str] = []
         for op in by_node.get(node, []):
             end = op.completed if op.completed != INF else index.end_ms
             if end < axis.t0 or op.invoked > axis.t1:
                 continue
             x0 = axis.x(op.invoked)
+            width = max(1.2, axis.x(end) - x0)
+            if op.outcome == "ok":
+                bars.append(f"M{x0:.1f} {oy:.1f}h{width:.1f}v10h{-width:.1f}z")
+                continue
             body.append(
-                f'<rect x="{x0:.1f}" y="{oy:.1f}" width="{max(1.2, axis.x(end) - x0):.1f}" '
+                f'<rect x="{x0:.1f}" y="{oy:.1f}" width="{width:.1f}" '
                 f'height="10" fill="{OUTCOME_COLOURS.get(op.outcome, "#999")}" '
                 f'opacity="0.8"><title>{escape(op.op)} {escape(op.outcome)} '
                 f"{axis.rel(op.invoked)} +{(end - op.invoked):.0f} ms</title></rect>"
+            )
+        if bars:
+            body.append(
+                f'<path d="{"".join(bars)}" fill="{OUTCOME_COLOURS["ok"]}" opacity="0.8">'
+                f"<title>{escape(node)}: calls answered ok</title></path>"
             )
         sy = oy + 16
         for other in others:
@@ -476,6 +489,12 @@ def _view_strip(
     out: list[str] = []
     labels: list[str] = []
     points = list(zip(line.times, line.statuses, strict=True))
+    # Runs of one status as one rectangle: reads repeat a status many times over.
+    runs: list[tuple[float, str]] = []
+    for t, status in points:
+        if not runs or runs[-1][1] != status:
+            runs.append((t, status))
+    points = runs
     previous: str | None = None
     for i, (t, status) in enumerate(points):
         end = points[i + 1][0] if i + 1 < len(points) else index.end_ms
@@ -490,7 +509,7 @@ def _view_strip(
         )
         if labelled and status != previous and axis.t0 <= t <= axis.t1:
             labels.append(
-                f'<text x="{x0 + 2:.1f}" y="{y + h - 3:.1f}" class="small">'
+                f'<text x="{x0 + 7:.1f}" y="{y + h - 3:.1f}" class="small">'
                 f"{escape(status)}</text>"
             )
         previous = status
