@@ -237,3 +237,20 @@ def test_a_suite_report_draws_the_failure_from_its_own_scenario_run(tmp_path: Pa
     start = html.index('data-figure="failure-FD-DETECT"')
     svg = html[start : html.index("</svg>", start)]
     assert ">kill 10.0 s</text>" in svg and "view of n3" in svg
+
+
+def test_a_false_positive_is_marked_where_it_was_reported() -> None:
+    """FD-NO-FALSE-POSITIVE's window (details.window_ms) spans its false positives, and
+    the timeline marks the observer's report of the live member."""
+    from gossipcert.harness.workloads.failure_detection import check_no_false_positive
+
+    h = Hist().start_all().all_alive(1500).phase("quiet", 5000, 10000)
+    h.member("n2", "n1", "suspect", 7000).member("n2", "n1", "alive", 7400)
+    entries = h.until(12000).build()
+    verdict = check(check_no_false_positive, "FD-NO-FALSE-POSITIVE", entries)
+    assert verdict.status == "fail" and verdict.details["window_ms"] == [7000, 7000]
+    index = HistoryIndex.build(entries)
+    focus = focus_of(verdict.to_dict(), index)
+    assert focus is not None and focus.subject == "n1" and focus.bound_lines == []
+    svg = node_timeline_svg(index, focus)
+    assert svg is not None and "view of n1" in svg and ">suspect</text>" in svg
