@@ -65,7 +65,9 @@ Operations (``invoke``/``ok``/``fail``/``info``), with ``node`` the node called
                and port, which misses TCP connections it opens). Counters
                only grow while a node lives; readings at both ends of a quiet phase give
                each node's real send rate. Absent when no plane can count (a real
-               Toxiproxy, no iptables).
+               Toxiproxy, no iptables). A reading taken by a watch loop (at most once a
+               second, for the report's message-flow figure) has ``args.periodic: true``
+               and no ``round``; checkers that difference readings use the rounds only.
 
 ``put`` may also carry ``args.context`` (the context a ``get`` returned; ``mv``), and
 ``start`` may carry ``args.key: "wrong"`` for a node launched with a wrong gossip key

@@ -31,6 +31,7 @@ from gossipcert.reports.plots import (
     latency_histogram_svg,
     member_views_svg,
 )
+from gossipcert.reports.timeline import failure_evidence_html, overview_figures
 
 __all__ = ["render_html", "write", "write_html_report"]
 
@@ -50,7 +51,7 @@ table.cert{width:auto}table.cert th{width:200px}
 details pre{max-height:240px;overflow:auto;background:#f6f8fa;padding:6px;font-size:12px}
 svg{background:#fff;border:1px solid #eee;margin:8px 0;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif}svg .title{font-size:13px;font-weight:600}
-svg .axis{stroke:#333}svg .tick{fill:#555}
+svg .axis{stroke:#333}svg .tick{fill:#555}svg .small{font-size:10px;fill:#222}
 figure{margin:0}figcaption{color:#555;font-size:13px}
 """
 
@@ -83,8 +84,13 @@ def _figure(svg: str | None, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
-    """The page; its figures are drawn from ``index`` (the history the checkers judged)."""
+def render_html(
+    report: Mapping[str, Any],
+    index: HistoryIndex,
+    scenario_indexes: Mapping[str, HistoryIndex] | None = None,
+) -> str:
+    """The page; its figures are drawn from ``index`` (the history the checkers judged),
+    a failing requirement's from its own scenario run's (``scenario_indexes``)."""
     verdict = str(report.get("verdict", "fail"))
     rows = "".join(_row(r) for r in report.get("requirements", [])
                    if r.get("status") != "not-claimed")
@@ -106,6 +112,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
             "Each member's status for the killed node over time; shaded: partition windows.",
         ),
         _figure(fault_timeline_svg(index), "Fault schedule and workload phases."),
+        *overview_figures(index),
     ]
     cert_rows = "".join(
         f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
@@ -124,7 +131,8 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
         "of the scenario run that judged it.</p><table><thead><tr><th>scenario</th>"
         "<th>started</th><th>policy</th>"
         f"<th>judged</th><th>wall s</th><th>report</th></tr></thead><tbody>{runs}</tbody>"
-        "</table><p>Figures below are from the first scenario run.</p>"
+        "</table><p>Each failure's figures are from the scenario run that judged it; "
+        "the figures below are from the first scenario run.</p>"
         if runs
         else ""
     )
@@ -156,7 +164,7 @@ def render_html(report: Mapping[str, Any], index: HistoryIndex) -> str:
 the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or a CI page</p>
 {_harness_error_html(report)}{_preflight_html(report)}<h2>{escape(certificate_heading(report))}</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>
-<h2>Run</h2>
+{failure_evidence_html(report, index, scenario_indexes)}<h2>Run</h2>
 <table class="cert"><tbody>{run_rows}</tbody></table>
 <h2>Requirements</h2>
 <table><thead><tr><th>requirement</th><th>level</th><th>scenario</th><th>status</th>
@@ -174,15 +182,23 @@ the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or
 """
 
 
-def write_html_report(path: Path | str, report: Mapping[str, Any], index: HistoryIndex) -> Path:
+def write_html_report(
+    path: Path | str,
+    report: Mapping[str, Any],
+    index: HistoryIndex,
+    scenario_indexes: Mapping[str, HistoryIndex] | None = None,
+) -> Path:
     target = Path(path)
-    target.write_text(render_html(report, index), encoding="utf-8")
+    target.write_text(render_html(report, index, scenario_indexes), encoding="utf-8")
     return target
 
 
 def write(results: RunResults) -> Path:
     """The ``html`` report writer (entry point of ``gossipcert.reports``)."""
-    return write_html_report(results.report_dir / "report.html", results.report, results.index)
+    return write_html_report(
+        results.report_dir / "report.html", results.report, results.index,
+        results.scenario_indexes,
+    )
 
 
 def _harness_error_html(report: Mapping[str, Any]) -> str:

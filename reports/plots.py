@@ -9,14 +9,16 @@ nothing to draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.workloads.broadcast import broadcast_latencies
+from gossipcert.reports.axes import nice_range, tick_label
 
 __all__ = [
+    "time_ticks",
     "broadcast_spread_svg",
     "fault_timeline_svg",
     "latency_histogram_svg",
@@ -50,11 +52,22 @@ def serf_model_fraction(rounds: float, n: int, fanout: float, loss: float = 0.0)
 
 
 class _Frame:
-    """Axes mapping data to pixels inside the standard margins."""
+    """Axes mapping data to pixels inside the standard margins; both ranges are widened to
+    whole 1/2/5 steps so every tick is a round number (``integer_y``: a count axis, whose
+    ticks are whole numbers)."""
 
-    def __init__(self, x0: float, x1: float, y0: float, y1: float, height: int = HEIGHT) -> None:
-        self.x0, self.x1 = x0, x1 if x1 > x0 else x0 + 1
-        self.y0, self.y1 = y0, y1 if y1 > y0 else y0 + 1
+    def __init__(
+        self,
+        x0: float,
+        x1: float,
+        y0: float,
+        y1: float,
+        height: int = HEIGHT,
+        integer_y: bool = False,
+        yticks: int = 4,
+    ) -> None:
+        self.x0, self.x1, self.xticks = nice_range(x0, x1, 5)
+        self.y0, self.y1, self.yticks = nice_range(y0, y1, yticks, integer=integer_y)
         self.height = height
         self.w = WIDTH - MARGIN["left"] - MARGIN["right"]
         self.h = height - MARGIN["top"] - MARGIN["bottom"]
@@ -65,7 +78,7 @@ class _Frame:
     def y(self, v: float) -> float:
         return MARGIN["top"] + self.h - (v - self.y0) / (self.y1 - self.y0) * self.h
 
-    def axes(self, title: str, xlabel: str, ylabel: str, yticks: int = 4) -> list[str]:
+    def axes(self, title: str, xlabel: str, ylabel: str) -> list[str]:
         left, top, bottom = MARGIN["left"], MARGIN["top"], MARGIN["top"] + self.h
         out = [
             f'<text x="{WIDTH / 2:.0f}" y="16" text-anchor="middle" class="title">'
@@ -77,27 +90,35 @@ class _Frame:
             f'<text x="14" y="{top + self.h / 2:.0f}" text-anchor="middle" '
             f'transform="rotate(-90 14 {top + self.h / 2:.0f})">{escape(ylabel)}</text>',
         ]
-        for i in range(5):
-            v = self.x0 + (self.x1 - self.x0) * i / 4
+        xstep = _step(self.xticks)
+        for v in self.xticks:
             out.append(
                 f'<text x="{self.x(v):.1f}" y="{bottom + 14}" text-anchor="middle" '
-                f'class="tick">{_short(v)}</text>'
+                f'class="tick">{tick_label(v, xstep)}</text>'
             )
-        for i in range(yticks + 1):
-            v = self.y0 + (self.y1 - self.y0) * i / yticks
+        ystep = _step(self.yticks)
+        for v in self.yticks:
             out.append(
                 f'<text x="{left - 6}" y="{self.y(v) + 4:.1f}" text-anchor="end" '
-                f'class="tick">{_short(v)}</text>'
+                f'class="tick">{tick_label(v, ystep)}</text>'
             )
         return out
 
 
-def _short(v: float) -> str:
-    if abs(v) >= 10_000:
-        return f"{v / 1000:.0f}k"
-    if abs(v - round(v)) < 1e-9:
-        return f"{v:.0f}"
-    return f"{v:.2f}"
+def _step(ticks: Sequence[float]) -> float:
+    return ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+
+
+def time_ticks(t0: float, t1: float, x: Callable[[float], float], y: float) -> list[str]:
+    """Round tick labels in seconds for an axis from ``t0`` to ``t1`` seconds."""
+    _, _, ticks = nice_range(t0, t1, 6)
+    step = _step(ticks)
+    return [
+        f'<text x="{x(v):.1f}" y="{y}" text-anchor="middle" class="tick">'
+        f"{tick_label(v, step)}</text>"
+        for v in ticks
+        if t0 - 1e-9 <= v <= t1 + 1e-9
+    ]
 
 
 def _svg(body: Sequence[str], label: str, height: int = HEIGHT) -> str:
@@ -108,12 +129,16 @@ def _svg(body: Sequence[str], label: str, height: int = HEIGHT) -> str:
     )
 
 
-def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
+def _legend(
+    items: Sequence[tuple[str, str]], x: float, y: float, across: bool = False
+) -> list[str]:
+    """Swatches stacked at ``(x, y)``, or in one row from there when ``across``."""
     out = []
     for i, (name, colour) in enumerate(items):
-        yy = y + i * 14
-        out.append(f'<rect x="{x}" y="{yy - 9}" width="10" height="10" fill="{colour}"/>')
-        out.append(f'<text x="{x + 14}" y="{yy}" class="tick">{escape(name)}</text>')
+        yy = y if across else y + i * 14
+        xx = x + i * 80 if across else x
+        out.append(f'<rect x="{xx}" y="{yy - 9}" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{xx + 14}" y="{yy}" class="tick">{escape(name)}</text>')
     return out
 
 
@@ -157,7 +182,7 @@ def broadcast_spread_svg(index: HistoryIndex) -> str | None:
         'stroke-width="1.5"/>'
     )
     legend.append((f"model, round {round_ms:.0f} ms, fanout {params['fanout']:.0f}", "#000"))
-    body += _legend(legend, WIDTH - 250, MARGIN["top"] + 120)
+    body += _legend(legend, WIDTH - 250, MARGIN["top"] + 45)
     return _svg(body, "broadcast-spread")
 
 
@@ -166,13 +191,13 @@ def latency_histogram_svg(index: HistoryIndex, bins: int = 20) -> str | None:
     values = [s["latency_ms"] for s in broadcast_latencies(index)]
     if not values:
         return None
-    top = max(values) or 1.0
+    _, top, _ = nice_range(0, max(values) or 1.0, 5)
     width = top / bins
     counts = [0] * bins
     for v in values:
         counts[min(bins - 1, int(v / width))] += 1
-    frame = _Frame(0, top, 0, max(counts))
-    body = frame.axes("Broadcast latency histogram", "latency ms", "deliveries")
+    frame = _Frame(0, top, 0, max(counts), integer_y=True)
+    body = frame.axes("Broadcast latency histogram", "latency (ms)", "deliveries")
     for i, c in enumerate(counts):
         if c:
             x0, x1 = frame.x(i * width), frame.x((i + 1) * width)
@@ -203,11 +228,13 @@ def member_views_svg(index: HistoryIndex) -> str | None:
     observers = [n for n in index.nodes if n != victim]
     lane = 22
     height = MARGIN["top"] + MARGIN["bottom"] + lane * len(observers) + 10
-    t0 = index.kills[0].time_ms - 2000
+    t0 = max(index.begin_ms, index.kills[0].time_ms - 2000)
     frame = _Frame(0, index.end_ms - t0, 0, 1, height)
+    frame.x0, frame.x1 = 0.0, max(1.0, index.end_ms - t0)
+    kill_s = (index.kills[0].time_ms - index.begin_ms) / 1000
     body = [
         f'<text x="{WIDTH / 2:.0f}" y="16" text-anchor="middle" class="title">'
-        f"Each member's view of {escape(victim)} (killed at 0 ms)</text>"
+        f"Each member's view of {escape(victim)} (killed at {kill_s:.1f} s)</text>"
     ]
     for f in index.faults:
         if f.op in ("kill", "restart") and f.time_ms >= t0:
@@ -244,21 +271,24 @@ def member_views_svg(index: HistoryIndex) -> str | None:
             f'opacity="0.35"><title>{kind}</title></rect>'
         )
     bottom = MARGIN["top"] + lane * len(observers)
-    for i in range(5):
-        v = frame.x1 * i / 4
-        body.append(
-            f'<text x="{frame.x(v):.1f}" y="{bottom + 14}" text-anchor="middle" class="tick">'
-            f"{_short(v - 2000)}</text>"
-        )
+    offset = (t0 - index.begin_ms) / 1000
+    body += time_ticks(
+        offset,
+        offset + frame.x1 / 1000,
+        lambda v: frame.x((v - offset) * 1000),
+        bottom + 14,
+    )
     body.append(
-        f'<text x="{WIDTH / 2:.0f}" y="{height - 6}" text-anchor="middle">ms since the kill</text>'
+        f'<text x="{WIDTH / 2:.0f}" y="{height - 6}" text-anchor="middle">'
+        "seconds since the run's start</text>"
     )
     body += _legend(
         [(s, c) for s, c in STATUS_COLOURS.items()] + [("partition", FAULT_COLOURS["partition"])],
-        WIDTH - 90,
-        bottom + 12 if len(observers) > 6 else MARGIN["top"] + 10,
+        MARGIN["left"],
+        height + 8,
+        across=True,
     )
-    return _svg(body, "member-views", height)
+    return _svg(body, "member-views", height + 16)
 
 
 def fault_timeline_svg(
@@ -281,6 +311,7 @@ def fault_timeline_svg(
     height = MARGIN["top"] + MARGIN["bottom"] + lane * len(labels)
     t0 = index.begin_ms
     frame = _Frame(0, index.end_ms - t0, 0, 1, height)
+    frame.x0, frame.x1 = 0.0, max(1.0, index.end_ms - t0)
     body = [
         f'<text x="{WIDTH / 2:.0f}" y="16" text-anchor="middle" class="title">'
         "Fault schedule and workload phases</text>"
@@ -295,14 +326,13 @@ def fault_timeline_svg(
     for i, label in enumerate(labels):
         y = MARGIN["top"] + i * lane + 14
         body.append(
-            f'<text x="{MARGIN["left"] + 2}" y="{y}" class="tick" fill="#333">'
-            f"{escape(label)}</text>"
+            f'<text x="{MARGIN["left"] + 2}" y="{y}" class="tick" fill="#333" stroke="#fff" '
+            f'stroke-width="3" style="paint-order:stroke">{escape(label)}</text>'
         )
     bottom = MARGIN["top"] + lane * len(labels)
-    for i in range(5):
-        v = frame.x1 * i / 4
-        body.append(
-            f'<text x="{frame.x(v):.1f}" y="{bottom + 14}" text-anchor="middle" class="tick">'
-            f"{_short(v / 1000)} s</text>"
-        )
-    return _svg(body, "fault-timeline", height)
+    body += time_ticks(0, frame.x1 / 1000, lambda v: frame.x(v * 1000), bottom + 14)
+    body.append(
+        f'<text x="{WIDTH / 2:.0f}" y="{height - 4}" text-anchor="middle">'
+        "seconds since the run's start</text>"
+    )
+    return _svg(body, "fault-timeline", height + 12)

@@ -281,11 +281,28 @@ def test_seeded_defect_fails_its_requirement(tmp_path: Path, defect: str, requir
         delivery = next(r for r in report["requirements"] if r["id"] == requirement)
         wrong = delivery["evidence"]["details"]["not_as_sent"]
         assert {w["kind"] for w in wrong} == {"payload"}, wrong
+    if defect == "spins-slow-fd":
+        _shows_fd_detect_timeline(tmp_path / "run" / "report.html", report)
     load = report["run"].get("host_load") or {}
     if defect == "spins-slow-fd" and load.get("saturation_episodes"):
         # The host was saturated, by the spinning nodes: that excuses nothing.
         evidence = next(r for r in report["requirements"] if r["id"] == requirement)
         assert "saturated by the nodes under test themselves" in evidence["evidence"]["summary"]
+
+
+def _shows_fd_detect_timeline(page: Path, report: dict[str, Any]) -> None:
+    """The failing FD-DETECT's picture in report.html: its timeline with the kill, each
+    member's view of the victim and the bound (kill + bound) as a line."""
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html and "Evidence of failures" in html
+    start = html.index('data-figure="failure-FD-DETECT"')
+    svg = html[start : html.index("</svg>", start)]
+    fd = next(r for r in report["requirements"] if r["id"] == "FD-DETECT")
+    victim = fd["evidence"]["details"]["worst"]["killed"]
+    assert f"view of {victim}" in svg and ">kill " in svg, svg[:2000]
+    assert 'class="bound"' in svg and "bound " in svg
+    for node in report["run"]["nodes"]:
+        assert f">{node}</text>" in svg
 
 
 @pytest.mark.slow

@@ -226,8 +226,11 @@ class SimulatedCluster:
                                     time_ms=float(event.get("at_ms", now)))
             self._event_cursor[node_id] = int(body.get("next", after))
 
-    def traffic(self) -> dict[str, Any] | None:
-        """Messages each live node sent, as the simulated network counted them."""
+    def traffic(self, periodic: bool = False) -> dict[str, Any] | None:
+        """Messages each live node sent, as the simulated network counted them. No
+        periodic readings: a simulated run's history stays what its steps make it."""
+        if periodic:
+            return None
         counters = self.sim.link_counters()
         nodes: dict[str, dict[str, Any]] = {}
         for node_id in self.live_nodes():

@@ -448,6 +448,9 @@ def timed_verdict(requirement: Requirement, tally: Tally, what: str, nothing: st
             )
         return make_verdict(requirement, "untested", None, tally.bound, why, details)
     worst = tally.worst_detail or {}
+    if windows:  # machine-readable span of what failed, for the report's figures
+        details["window_ms"] = [round(min(a for a, _ in windows), 1),
+                                round(max(b for _, b in windows), 1)]
     if tally.missing:
         first = tally.missing[0]
         text = (

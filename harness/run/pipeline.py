@@ -530,8 +530,8 @@ def write_suite_report(report_dir: Path, runs: Sequence[PublishedRun], *,
     """A suite's own report over its scenario runs: one verdict per requirement (the
     merge of every run's), the certificate over them, each run listed with its start,
     and every run's faults (each with its scenario), so the report stands alone; the
-    figures are the first run's. What the suite claimed comes from the first run's
-    certificate."""
+    figures are the first run's, a failing requirement's those of the run that judged it.
+    What the suite claimed comes from the first run's certificate."""
     first = runs[0]
     cert0 = first.report["certificate"]
     verdicts = merge_verdicts(catalogue, [(r.scenario, r.verdicts) for r in runs])
@@ -573,7 +573,11 @@ def write_suite_report(report_dir: Path, runs: Sequence[PublishedRun], *,
         harness_error=harness_error, preflight=preflight)
     # The figures are the first run's that ran (a skipped one has no history to show).
     shown = next((r for r in runs if "skipped" not in r.report.get("run", {})), first)
-    write_all(report_dir, report, shown.entries, shown.index)
+    # A failing requirement's figure comes from the run that judged it.
+    indexes: dict[str, HistoryIndex] = {}
+    for r in runs:
+        indexes.setdefault(r.scenario, r.index)
+    write_all(report_dir, report, shown.entries, shown.index, scenario_indexes=indexes)
     return report
 
 

@@ -17,7 +17,7 @@ report against its schema); any other follows by name.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,12 +49,14 @@ class ReportError(GossipcertError):
 class RunResults:
     """What a report writer gets: where reports go, the report as data
     (:func:`harness.run.report.build_report`), and the history with its index, for
-    figures (a suite's are its first scenario run's)."""
+    figures (a suite's are its first scenario run's); a suite also gives each scenario
+    run's index by scenario name, so a failure is drawn from the run that judged it."""
 
     report_dir: Path
     report: Mapping[str, Any]
     history: Sequence[Entry]
     index: HistoryIndex
+    scenario_indexes: Mapping[str, HistoryIndex] = field(default_factory=dict)
 
 
 class ReportWriter(Protocol):
@@ -107,11 +109,13 @@ def write_all(
     index: HistoryIndex | None = None,
     *,
     writers: Mapping[str, ReportWriter] | None = None,
+    scenario_indexes: Mapping[str, HistoryIndex] | None = None,
 ) -> dict[str, Path]:
     """Write every report of a run into ``report_dir``; returns the paths by format.
 
     ``index`` is ``history``'s (the one the checkers used; built here when not given);
-    ``writers`` defaults to :func:`report_writers`. A writer that fails does not keep
+    ``writers`` defaults to :func:`report_writers`; ``scenario_indexes`` (a suite's)
+    gives each scenario run's index by scenario name. A writer that fails does not keep
     the others from writing: the failures are raised together afterwards.
     """
     if writers is None:
@@ -119,7 +123,7 @@ def write_all(
     if index is None:
         index = HistoryIndex.build(history)
     report_dir.mkdir(parents=True, exist_ok=True)
-    results = RunResults(report_dir, report, history, index)
+    results = RunResults(report_dir, report, history, index, dict(scenario_indexes or {}))
     written: dict[str, Path] = {}
     failures: list[tuple[str, Exception]] = []
     for name, writer in writers.items():

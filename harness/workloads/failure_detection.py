@@ -238,6 +238,7 @@ def check_no_false_positive(
     count = len(incidents)
     if count > bound:
         first = min(incidents, key=lambda d: d["at_ms"])
+        details["window_ms"] = [first["at_ms"], max(d["at_ms"] for d in incidents)]
         where = "a quiet phase" if first["window"] == "quiet" else "a stretch no fault touched"
         text = (
             f"{count} false positive(s): first {first['observer']} reported live "
@@ -691,6 +692,9 @@ def _fp_verdict(
         details["excluded_examples"] = excused[:10]
     if len(dead) > bound:
         first = dead[0]
+        opened = [s for s, _, _ in windows if s <= first["at_ms"]]
+        details["window_ms"] = [max(opened, default=first["at_ms"]),
+                                max(d["at_ms"] for d in dead)]
         how = (
             f"declared {first['member']} dead" if first["status"] == "dead"
             else f"dropped live {first['member']} from its list"
@@ -797,6 +801,7 @@ def _readings(index: HistoryIndex) -> list[PairedOp]:
         for op in index.ops.get("traffic", [])
         if op.outcome == "ok" and isinstance(op.result, Mapping)
         and isinstance(op.result.get("nodes"), Mapping) and op.completed < math.inf
+        and not op.args.get("periodic")  # the figures' samples, not the scenario's rounds
     ]
 
 

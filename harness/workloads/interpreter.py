@@ -27,6 +27,9 @@ DEFAULT_BOUND_MS = 10_000.0
 INTEGER_ID_LIMIT = 2**31
 
 
+# How often a watch loop reads the fault planes' traffic counters for the figures.
+TRAFFIC_EVERY_S = 1.0
+
 class Step(Protocol):
     """What the interpreter needs of an operation (:class:`harness.workloads.operations.Op`)."""
 
@@ -69,6 +72,9 @@ class Execution:
         # answered otherwise). A capability every call of which was refused has nothing
         # to wait for (see :meth:`step`).
         self.answers: dict[str, tuple[int, int]] = {}
+        # Periodic traffic readings while a scenario watches (see :meth:`sample_traffic`).
+        self._traffic_next = 0.0
+        self._traffic_counts = True
 
     # ---- running ---------------------------------------------------------------------
 
@@ -149,7 +155,11 @@ class Execution:
                every_s: float, *, extra_s: float = 0.0) -> float | None:
         """Seconds (on the driver's clock) until ``predicate`` held, or None once the
         requirement's bound, ``extra_s`` and a margin have passed."""
-        return wait_until(predicate, self.wait_s(requirement) + extra_s,
+        def watched() -> bool:
+            self.sample_traffic()
+            return predicate()
+
+        return wait_until(watched, self.wait_s(requirement) + extra_s,
                           max(every_s, self.driver.min_sleep_s),
                           clock=self.driver.clock, sleep=self.driver.sleep)
 
@@ -165,6 +175,7 @@ class Execution:
         next_members = clock() + 1.0
         next_kv = clock() + 0.5
         while clock() < deadline:
+            self.sample_traffic()
             now = clock()
             if now >= next_members:
                 if "membership" in self.capabilities:
@@ -174,6 +185,20 @@ class Execution:
                 self.driver.read_round("kv")
                 next_kv = now + 0.5
             self.driver.sleep(min(0.1, max(0.0, deadline - clock())))
+
+    def sample_traffic(self) -> None:
+        """A traffic reading at most once every ``TRAFFIC_EVERY_S`` while the run watches
+        (holds and waits), so the report's message flow covers what happened between the
+        scenario's own readings. Marked ``periodic``: checkers that difference readings
+        use the scenario's rounds only. Stops for the run once no plane can count."""
+        if not self._traffic_counts:
+            return
+        now = self.driver.clock()
+        if now < self._traffic_next:
+            return
+        self._traffic_next = now + TRAFFIC_EVERY_S
+        if self.driver.traffic(periodic=True) is None:
+            self._traffic_counts = False
 
     # ---- reads -------------------------------------------------------------------------
 

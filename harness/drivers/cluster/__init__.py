@@ -334,10 +334,10 @@ class Cluster:
 
     # ---- network faults --------------------------------------------------------------
 
-    def traffic(self) -> dict[str, Any] | None:
+    def traffic(self, periodic: bool = False) -> dict[str, Any] | None:
         """What the planes counted each live member sending, recorded as a ``traffic``
         operation (:meth:`NetworkFaults.traffic`); None when no plane can count."""
-        return self.faults.traffic(self.live_nodes())
+        return self.faults.traffic(self.live_nodes(), periodic=periodic)
 
     def plane_for(self, plane: str) -> str:
         """``auto`` is the link plane when the IUT is routed through it, else packets."""

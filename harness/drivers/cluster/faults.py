@@ -236,7 +236,7 @@ class NetworkFaults:
             raise failed[0]
         self.recording.history.append("fault", "heal", args=evidence)
 
-    def traffic(self, live_nodes: list[str]) -> dict[str, Any] | None:
+    def traffic(self, live_nodes: list[str], periodic: bool = False) -> dict[str, Any] | None:
         """Read what the planes counted each live member sending, record the reading as a
         ``traffic`` operation (see :mod:`harness.history`) and return its result; None,
         with nothing recorded, when no plane can count.
@@ -244,7 +244,8 @@ class NetworkFaults:
         The plane of first choice counts: the link plane (``routing: dial-map``) reads
         every proxy's counters (our server's extension; a real Toxiproxy has none), else
         the packet plane counts with iptables (root only). Counters only grow: a reader
-        takes the difference between two readings.
+        takes the difference between two readings. A ``periodic`` reading (taken while
+        the run watches, for the report's figures) is marked so and takes no round.
         """
         invoked = now_ms()
         counter = next(iter(self.planes.values()), None)
@@ -253,7 +254,9 @@ class NetworkFaults:
             return None
         history = self.recording.history
         call = history.new_call()
-        args = {"round": self.recording.next_round()}
+        args: dict[str, Any] = (
+            {"periodic": True} if periodic else {"round": self.recording.next_round()}
+        )
         history.append("invoke", "traffic", call=call, args=args, time_ms=invoked)
         history.append("ok", "traffic", call=call, args=args, result=result)
         return result
