@@ -141,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
 
+    comp = sub.add_parser(
+        "compare",
+        help="compare certification reports: one summary and one requirement matrix "
+             "over several report directories (Markdown, HTML)",
+        description="Reads DIR/report.json of each report directory, in the order given. "
+                    "Without --markdown or --html, prints the Markdown on stdout. Links "
+                    "to each report are relative to the file written. Exit codes: 0 "
+                    "written, 2 a DIR holds no readable report.json or an output cannot be "
+                    "written.",
+    )
+    comp.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                      help="a report directory (holding report.json) of a certify run")
+    comp.add_argument("--markdown", type=Path, default=None, metavar="OUT.md",
+                      help="write the Markdown page here")
+    comp.add_argument("--html", type=Path, default=None, metavar="OUT.html",
+                      help="write the HTML page (self-contained, status colours) here")
+
     rep = sub.add_parser("report", help="re-render a run's reports from its history")
     rep.add_argument("run_dir", type=Path, metavar="DIR",
                      help="a run directory holding history.jsonl")
@@ -221,7 +238,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 # Commands that only read files: they work on any platform.
-PORTABLE_COMMANDS = frozenset({"report", "scenarios"})
+PORTABLE_COMMANDS = frozenset({"report", "scenarios", "compare"})
 
 
 def not_linux() -> str | None:
@@ -259,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_contract(args)
         if args.command == "scenarios":
             return _scenarios()
+        if args.command == "compare":
+            from gossipcert.harness.commands.compare import compare
+
+            return compare(args.dirs, markdown=args.markdown, html_out=args.html)
         if args.command == "images":
             return _images(args)
         if args.command == "clean":
