@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from gossipcert.harness.drivers.backends import BACKENDS, backends_help
 from gossipcert.harness.errors import (
@@ -23,7 +25,11 @@ from gossipcert.harness.errors import (
 )
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.profiles import DEFAULT_PROFILE, profile_names
+from gossipcert.harness.run.progress import NORMAL, QUIET, VERBOSE, Console
 from gossipcert.specs import gossipcert_version
+
+if TYPE_CHECKING:
+    from gossipcert.harness.run.explore import ExploreResult
 
 
 def _positive_int(text: str) -> int:
@@ -41,6 +47,26 @@ def _port(text: str) -> int:
     if value > 65534:
         raise argparse.ArgumentTypeError(f"not a usable port: {text!r}")
     return value
+
+
+def _output_arguments(command: argparse.ArgumentParser, json_help: str | None) -> None:
+    """How much a run command says: progress (stderr) and, with ``--json``, one JSON
+    document in place of its result lines (stdout)."""
+    loud = command.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=QUIET,
+                      default=NORMAL,
+                      help="no progress: only the final verdict line (nothing with --json) "
+                           "and errors")
+    loud.add_argument("-v", "--verbose", dest="verbosity", action="store_const",
+                      const=VERBOSE,
+                      help="more detail: each step as it begins, each requirement's evidence")
+    if json_help is not None:
+        command.add_argument("--json", action="store_true", help=json_help)
+
+
+JSON_HELP = ("print one JSON document on stdout and nothing else: the verdict, the "
+             "certificate, the report paths, the exit code and every requirement "
+             "(specs/cli-result.schema.json); progress stays on stderr")
 
 
 def _run_arguments(command: argparse.ArgumentParser, report_dir_help: str) -> None:
@@ -75,6 +101,7 @@ def _run_arguments(command: argparse.ArgumentParser, report_dir_help: str) -> No
                          help="how far node clocks may be from the harness's: an LWW "
                               "timestamp outside its call by more is a clock violation "
                               f"(default: {DEFAULT_CLOCK_SKEW_MS:g})")
+    _output_arguments(command, JSON_HELP if command.prog.endswith("certify") else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gossipcert",
         description="Certify gossip implementations for convergence, failure detection "
                     "and conflict resolution under real faults.",
-        epilog="Linux only: on another platform every command but 'report' and "
-               "'scenarios' exits 5 with one line saying so.",
+        epilog="Linux only: on another platform every command but 'report', "
+               "'scenarios' and 'compare' exits 5 with one line saying so.",
     )
     parser.add_argument("--version", action="version",
                         version=f"gossipcert {gossipcert_version()}",
@@ -202,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--attempts", type=int, default=None, metavar="N",
                         help="fresh clusters to try before a real replay passes: it stops at "
                              "the first that fails a MUST (default 5; the simulator needs 1)")
+    _output_arguments(replay, None)
 
     tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
     tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
@@ -247,7 +275,7 @@ def not_linux() -> str | None:
     if sys.platform.startswith("linux"):
         return None
     return (f"gossipcert runs clusters on Linux only (127.0.0.x node addresses, /proc, "
-            f"iptables, cgroups), not on {sys.platform}; 'gossipcert report' and "
+            f"iptables, cgroups), not on {sys.platform}; 'gossipcert report', 'compare' and "
             "'gossipcert scenarios' work here, and Docker on Linux runs the rest")
 
 
@@ -322,32 +350,49 @@ def _impl(args: argparse.Namespace) -> str:
 
 def _certify(args: argparse.Namespace) -> int:
     from gossipcert.harness.run.certify import CertifyOptions, certify
-    from gossipcert.harness.run.pipeline import print_progress
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    result = certify(CertifyOptions(
-        impl=_impl(args),
-        backend=args.backend,
-        nodes=args.nodes,
-        seed=args.seed,
-        report_dir=args.report_dir,
-        base_port=args.base_port,
-        toxiproxy_url=args.toxiproxy_url,
-        quiet_s=args.quiet_s,
-        partition_s=args.partition_s,
-        scenario=args.scenario,
-        quick=args.quick,
-        profile=args.profile,
-        clock_skew_ms=args.clock_skew_ms,
-        progress=print_progress,
-    ))
+    console = Console(args.verbosity)
+    try:
+        result = certify(CertifyOptions(
+            impl=_impl(args),
+            backend=args.backend,
+            nodes=args.nodes,
+            seed=args.seed,
+            report_dir=args.report_dir,
+            base_port=args.base_port,
+            toxiproxy_url=args.toxiproxy_url,
+            quiet_s=args.quiet_s,
+            partition_s=args.partition_s,
+            scenario=args.scenario,
+            quick=args.quick,
+            profile=args.profile,
+            clock_skew_ms=args.clock_skew_ms,
+            progress=console,
+        ))
+    finally:
+        console.close()
     report = result.report
+    failure = report.get("harness_error")
+    if failure:
+        print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
+              f"partial report in {result.report_dir} certifies nothing", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result_document("certify", report, result.report_dir,
+                                         result.exit_code), indent=2))
+        return result.exit_code
+    if args.verbosity == QUIET:
+        print(f"verdict: {report['verdict'].upper()}")
+        return result.exit_code
     for req in report["requirements"]:
         measured = req.get("measured")
         bound = req.get("bound")
         unit = req.get("unit", "")
         figure = "" if measured is None else f"  measured {measured} vs bound {bound} {unit}"
         print(f"{req['status'].upper():>14}  {req['id']:<22} {req['level']:<6}{figure}")
+        summary = (req.get("evidence") or {}).get("summary")
+        if args.verbosity >= VERBOSE and summary and req["status"] != "not-claimed":
+            print(f"{'':>16}{summary}")
     cert = report["certificate"]
     print(f"certified: {', '.join(cert['capabilities_certified']) or 'nothing'}; "
           f"not claimed: {', '.join(cert['capabilities_not_claimed']) or 'none'}; "
@@ -361,18 +406,43 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"verdict: {report['verdict'].upper()}")
     print(f"report: {result.report_dir / 'report.html'} "
           "(and report.md, report.json, report.junit.xml, badge.svg)")
-    failure = report.get("harness_error")
-    if failure:
-        print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
-              f"partial report in {result.report_dir} certifies nothing", file=sys.stderr)
     return result.exit_code
+
+
+# The reports a run directory holds (harness.run.reporting writes them), by kind.
+REPORT_FILES = {"html": "report.html", "markdown": "report.md", "json": "report.json",
+                "junit": "report.junit.xml", "badge": "badge.svg"}
+
+
+def result_document(command: str, report: dict[str, Any], report_dir: Path,
+                    exit_code: int) -> dict[str, Any]:
+    """What ``--json`` prints (specs/cli-result.schema.json): the verdict and certificate
+    of the report, where it and its siblings were written, and every requirement's
+    status with its measured value against its bound."""
+    return {
+        "command": command,
+        "gossipcert_version": gossipcert_version(),
+        "implementation": report.get("implementation"),
+        "verdict": report["verdict"],
+        "exit_code": exit_code,
+        "seed": report.get("seed"),
+        "certificate": report.get("certificate"),
+        "report_dir": str(report_dir),
+        "reports": {kind: str(report_dir / name) for kind, name in REPORT_FILES.items()
+                    if (report_dir / name).exists()},
+        "harness_error": (report.get("harness_error") or {}).get("message"),
+        "requirements": [
+            {"id": r["id"], "level": r.get("level"), "status": r["status"],
+             "measured": r.get("measured"), "bound": r.get("bound"), "unit": r.get("unit"),
+             "scenario": r.get("scenario")}
+            for r in report["requirements"]],
+    }
 
 
 def _explore(args: argparse.Namespace) -> int:
     from gossipcert.harness.errors import GossipcertError
     from gossipcert.harness.manifest import maelstrom_workload
     from gossipcert.harness.run.explore import ExploreOptions, explore
-    from gossipcert.harness.run.pipeline import print_progress
     from gossipcert.harness.run.search import parse_budget
 
     impl = _impl(args)
@@ -380,20 +450,32 @@ def _explore(args: argparse.Namespace) -> int:
         raise GossipcertError("explore writes each example to fresh CRDT names, and a Maelstrom "
                               "g-counter node keeps one counter for its life: certify it instead")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    result = explore(ExploreOptions(
-        impl=impl,
-        backend=args.backend,
-        budget_s=parse_budget(args.budget),
-        nodes=args.nodes,
-        seed=args.seed,
-        report_dir=args.report_dir,
-        profile=args.profile,
-        clock_skew_ms=args.clock_skew_ms,
-        max_steps=args.max_steps,
-        base_port=args.base_port,
-        toxiproxy_url=args.toxiproxy_url,
-        progress=print_progress,
-    ))
+    console = Console(args.verbosity)
+    try:
+        result = explore(ExploreOptions(
+            impl=impl,
+            backend=args.backend,
+            budget_s=parse_budget(args.budget),
+            nodes=args.nodes,
+            seed=args.seed,
+            report_dir=args.report_dir,
+            profile=args.profile,
+            clock_skew_ms=args.clock_skew_ms,
+            max_steps=args.max_steps,
+            base_port=args.base_port,
+            toxiproxy_url=args.toxiproxy_url,
+            progress=console,
+        ))
+    finally:
+        console.close()
+    if args.verbosity == QUIET:
+        print(result.summary)
+        return result.exit_code
+    return _explore_lines(result)
+
+
+def _explore_lines(result: ExploreResult) -> int:
+    """What explore found: the failing requirements and the smallest failing sequence."""
     print(result.summary)
     outcome = result.outcome
     if outcome.best is not None and result.replay_path is not None:
@@ -410,14 +492,22 @@ def _explore(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from gossipcert.harness.run.pipeline import print_progress
     from gossipcert.harness.run.replay import ReplayOptions, replay
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
-                                               sim=args.sim, report_dir=args.report_dir,
-                                               attempts=args.attempts,
-                                               progress=print_progress))
+    console = Console(args.verbosity)
+
+    def out(line: str) -> None:  # -q keeps the verdict line only
+        if args.verbosity > QUIET or line.startswith("verdict:"):
+            print(line)
+
+    try:
+        return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
+                                                   sim=args.sim, report_dir=args.report_dir,
+                                                   attempts=args.attempts, progress=console),
+                      out=out)
+    finally:
+        console.close()
 
 
 def _check_contract(args: argparse.Namespace) -> int:
