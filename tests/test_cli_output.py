@@ -9,6 +9,8 @@ import os
 import pty
 import re
 import select
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,9 @@ def validate_result(document: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(document, schema)
     report_schema = json.loads(spec_path("report.schema.json").read_text())
-    jsonschema.validate(document["certificate"], report_schema["properties"]["certificate"])
+    if document["certificate"] is not None:
+        jsonschema.validate(document["certificate"],
+                            report_schema["properties"]["certificate"])
 
 
 @pytest.mark.parametrize("name", ["reference", "maelstrom-noretry"])
@@ -83,6 +87,25 @@ def test_quiet_prints_the_verdict_alone_and_verbose_the_evidence(
     assert len(verbose.splitlines()) > len(normal.splitlines()) and "worst" in verbose
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["certify", "-q", "-v"])
+
+
+def test_replay_json_in_simulation_and_quiet(tmp_path: Path) -> None:
+    """A replay in the simulator writes no report: its document holds the replay's own
+    verdicts; -q prints the verdict line alone."""
+    from test_replay_file import IMPLS, valid, write
+
+    core = f"{IMPLS / 'acks_unkept_writes' / 'defect.py'}:installed"
+    path = write(tmp_path, valid(implementation=str(IMPLS / "acks_unkept_writes"), core=core))
+    command = [sys.executable, "-m", "gossipcert.harness", "replay", str(path), "--sim"]
+    result = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    validate_result(document)
+    assert document["verdict"] == "fail" and document["report_dir"] is None
+    assert {"id": "KV-NO-LOST-WRITE", "status": "fail"}.items() <= next(
+        r for r in document["requirements"] if r["id"] == "KV-NO-LOST-WRITE").items()
+    quiet = subprocess.run([*command, "-q"], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 1 and quiet.stdout == "verdict: FAIL (a MUST still fails)\n"
 
 
 # ---- the live progress line --------------------------------------------------------------

@@ -9,7 +9,7 @@ import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -101,7 +101,7 @@ def _run_arguments(command: argparse.ArgumentParser, report_dir_help: str) -> No
                          help="how far node clocks may be from the harness's: an LWW "
                               "timestamp outside its call by more is a clock violation "
                               f"(default: {DEFAULT_CLOCK_SKEW_MS:g})")
-    _output_arguments(command, JSON_HELP if command.prog.endswith("certify") else None)
+    _output_arguments(command, JSON_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--attempts", type=int, default=None, metavar="N",
                         help="fresh clusters to try before a real replay passes: it stops at "
                              "the first that fails a MUST (default 5; the simulator needs 1)")
-    _output_arguments(replay, None)
+    _output_arguments(replay, JSON_HELP)
 
     tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
     tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
@@ -414,28 +414,43 @@ REPORT_FILES = {"html": "report.html", "markdown": "report.md", "json": "report.
                 "junit": "report.junit.xml", "badge": "badge.svg"}
 
 
-def result_document(command: str, report: dict[str, Any], report_dir: Path,
-                    exit_code: int) -> dict[str, Any]:
+def result_document(command: str, report: Mapping[str, Any] | None, report_dir: Path | None,
+                    exit_code: int, *, implementation: str | None = None,
+                    verdicts: Sequence[Any] = (), summary: str | None = None,
+                    replay_file: Path | None = None) -> dict[str, Any]:
     """What ``--json`` prints (specs/cli-result.schema.json): the verdict and certificate
     of the report, where it and its siblings were written, and every requirement's
-    status with its measured value against its bound."""
-    return {
-        "command": command,
-        "gossipcert_version": gossipcert_version(),
-        "implementation": report.get("implementation"),
-        "verdict": report["verdict"],
-        "exit_code": exit_code,
-        "seed": report.get("seed"),
-        "certificate": report.get("certificate"),
-        "report_dir": str(report_dir),
-        "reports": {kind: str(report_dir / name) for kind, name in REPORT_FILES.items()
-                    if (report_dir / name).exists()},
-        "harness_error": (report.get("harness_error") or {}).get("message"),
-        "requirements": [
+    status with its measured value against its bound. Without a report (a replay in the
+    simulator), the verdicts say it."""
+    if report is not None:
+        requirements = [
             {"id": r["id"], "level": r.get("level"), "status": r["status"],
              "measured": r.get("measured"), "bound": r.get("bound"), "unit": r.get("unit"),
              "scenario": r.get("scenario")}
-            for r in report["requirements"]],
+            for r in report["requirements"]]
+        verdict = report["verdict"]
+    else:
+        requirements = [
+            {"id": v.id, "level": v.level, "status": v.status, "measured": v.measured,
+             "bound": v.bound, "unit": v.unit, "scenario": v.scenario or None}
+            for v in verdicts]
+        verdict = "fail" if exit_code == 1 else "pass"
+    return {
+        "command": command,
+        "gossipcert_version": gossipcert_version(),
+        "implementation": (report or {}).get("implementation") or implementation,
+        "verdict": verdict,
+        "exit_code": exit_code,
+        "seed": (report or {}).get("seed"),
+        "certificate": (report or {}).get("certificate"),
+        "report_dir": None if report_dir is None else str(report_dir),
+        "reports": {} if report_dir is None else {
+            kind: str(report_dir / name) for kind, name in REPORT_FILES.items()
+            if (report_dir / name).exists()},
+        "harness_error": ((report or {}).get("harness_error") or {}).get("message"),
+        "summary": summary,
+        "replay_file": None if replay_file is None else str(replay_file),
+        "requirements": requirements,
     }
 
 
@@ -468,6 +483,12 @@ def _explore(args: argparse.Namespace) -> int:
         ))
     finally:
         console.close()
+    if args.json:
+        print(json.dumps(result_document(
+            "explore", result.report, result.report_dir if result.report else None,
+            result.exit_code, implementation=impl, summary=result.summary,
+            replay_file=result.replay_path), indent=2))
+        return result.exit_code
     if args.verbosity == QUIET:
         print(result.summary)
         return result.exit_code
@@ -492,22 +513,29 @@ def _explore_lines(result: ExploreResult) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from gossipcert.harness.run.replay import ReplayOptions, replay
+    from gossipcert.harness.run.replay import ReplayOptions, replay_outcome
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     console = Console(args.verbosity)
-
-    def out(line: str) -> None:  # -q keeps the verdict line only
-        if args.verbosity > QUIET or line.startswith("verdict:"):
-            print(line)
-
     try:
-        return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
-                                                   sim=args.sim, report_dir=args.report_dir,
-                                                   attempts=args.attempts, progress=console),
-                      out=out)
+        outcome = replay_outcome(args.schedule, ReplayOptions(
+            impl=args.impl, backend=args.backend, sim=args.sim, report_dir=args.report_dir,
+            attempts=args.attempts, progress=console))
     finally:
         console.close()
+    if args.json:
+        report_file = None if outcome.report_dir is None else outcome.report_dir / "report.json"
+        report = (json.loads(report_file.read_text(encoding="utf-8"))
+                  if report_file is not None and report_file.exists() else None)
+        print(json.dumps(result_document(
+            "replay", report, outcome.report_dir, outcome.exit_code,
+            implementation=outcome.implementation, verdicts=outcome.verdicts,
+            summary=outcome.lines[0], replay_file=args.schedule), indent=2))
+        return outcome.exit_code
+    for line in outcome.lines:  # -q keeps the verdict line only
+        if args.verbosity > QUIET or line.startswith("verdict:"):
+            print(line)
+    return outcome.exit_code
 
 
 def _check_contract(args: argparse.Namespace) -> int:
