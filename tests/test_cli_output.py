@@ -172,3 +172,42 @@ def test_off_a_terminal_steps_are_plain_lines() -> None:
         assert numbers and len(numbers) == len(set(numbers))
         if verbosity == VERBOSE:
             assert len(numbers) > 20
+
+
+def test_an_interrupted_run_leaves_no_live_line_drawn() -> None:
+    """Ctrl-C inside a step: the interpreter tells the console its steps are over, and
+    the terminal's last write erases the line (nothing left half-drawn)."""
+    from gossipcert.harness.history import History
+    from gossipcert.harness.workloads.interpreter import Execution
+
+    class Driver:
+        node_ids = ["n1"]
+        capabilities: list[str] = []
+        history = History()
+
+        def clock(self) -> float:
+            return 0.0
+
+    class Interrupted:
+        kind, needs = "wait", None
+        ms = 5000
+
+        def to_json(self) -> dict[str, Any]:
+            return {"op": "wait", "ms": self.ms}
+
+        def run(self, x: Any) -> None:
+            raise KeyboardInterrupt
+
+    out = io.StringIO()
+    console = Console(NORMAL, out, live=True)
+    execution = Execution(Driver(), [], dict(load_manifest("reference").timing),  # type: ignore[arg-type]
+                          progress=Progress(console),
+                          on_step=lambda status: console.step("default", status))
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            execution.run([Interrupted()])  # type: ignore[list-item]
+        finally:
+            console.close()
+    text = out.getvalue()
+    assert STEP.fullmatch(text.split(ERASE)[0]), text  # drawn: step 1/1, about 5 s left
+    assert "about 5 s left" in text and text.endswith(ERASE)

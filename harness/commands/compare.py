@@ -207,7 +207,7 @@ def render_markdown(compared: Sequence[Compared], relative_to: Path | None = Non
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #d0d7de;padding:.3em .6em;
-text-align:left;vertical-align:top}th{background:#f6f8fa}td.c{white-space:nowrap}
+text-align:left;vertical-align:top}th{background:#f6f8fa}td.c,tr>th:first-child{white-space:nowrap}
 .pass{background:#dafbe1}.fail{background:#ffebe9}.untested,.incomplete{background:#fff8c5}
 .error{background:#ffd8b5}.not-claimed{color:#8c959f}
 """
