@@ -1,6 +1,7 @@
 """End to end: ``gossipcert certify`` on real clusters of 5 processes behind the link
 plane. The quick run certifies only what it exercises and gives the same verdicts on two
-seeds; each seeded defect fails its requirement in the quick run. The reference node's
+seeds (the second with ``--json``, watched on a pseudo-terminal: the live step line);
+each seeded defect fails its requirement in the quick run. The reference node's
 full suite runs once, in the compliance run (``tests/test_compliance.py``), which checks
 it with :func:`check_full_suite`; how often its verdict holds over many seeds is a
 benchmark (``benchmarks/specificity.py``), not a test."""
@@ -8,8 +9,13 @@ benchmark (``benchmarks/specificity.py``), not a test."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,9 @@ import pytest
 from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
+from gossipcert.harness.run.progress import ERASE
 from gossipcert.harness.workloads.scenario import load_scenario, run_manifest, schedule
+from test_cli_output import validate_result
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 QUICK_IDS = {
@@ -39,6 +47,40 @@ def certify(impl: str, report_dir: Path, seed: int, *extra: str,
     assert orphaned_processes() == {}, "the run left a process behind"
     report = json.loads((report_dir / "report.json").read_text())
     return result.returncode, report, result.stdout + result.stderr
+
+
+def certify_on_a_terminal(impl: str, report_dir: Path, seed: int, *extra: str,
+                          timeout: float = 600) -> tuple[int, dict[str, Any], str, str]:
+    """``certify --json``, its stderr a pseudo-terminal (a person watching), its stdout a
+    pipe (a tool reading the document): exit code, report, stdout, what the terminal got."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gossipcert.harness", "certify", "--impl", impl, "--nodes", "5",
+         "--seed", str(seed), "--report-dir", str(report_dir), "--json", *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunks.append(os.read(master, 65536))
+                except OSError:  # every holder of the terminal is gone
+                    break
+            elif proc.poll() is not None:
+                break
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert "Traceback" not in terminal, terminal
+    assert orphaned_processes() == {}, "the run left a process behind"
+    report = json.loads((report_dir / "report.json").read_text())
+    return proc.returncode, report, stdout.decode(), terminal
 
 
 def statuses(report: dict[str, Any]) -> dict[str, str]:
@@ -113,7 +155,12 @@ def test_quick_run_certifies_only_what_it_exercises_the_same_on_two_seeds(
     status (a verdict that flips between seeds is a false FAIL waiting to happen)."""
     runs = []
     for seed in (11, 12):
-        code, report, output = certify("reference", tmp_path / f"run{seed}", seed, "--quick")
+        if seed == 11:
+            code, report, output = certify("reference", tmp_path / f"run{seed}", seed, "--quick")
+        else:  # with --json, watched on a terminal
+            code, report, output, terminal = certify_on_a_terminal(
+                "reference", tmp_path / f"run{seed}", seed, "--quick")
+            assert_json_and_live_line(output, terminal, code)
         assert code == 3, output  # INCOMPLETE: its own exit code, not PASS and not FAIL
         assert report["verdict"] == "incomplete"
         found = statuses(report)
@@ -129,6 +176,21 @@ def test_quick_run_certifies_only_what_it_exercises_the_same_on_two_seeds(
     assert [f["op"] for f in report["faults"]] == ["kill", "partition", "heal"]
     assert sorted(p.name for p in (tmp_path / "run11" / "nodes").iterdir()) == [
         f"n{i}" for i in range(1, 6)]
+
+
+def assert_json_and_live_line(stdout: str, terminal: str, code: int) -> None:
+    """stdout is one document of the CLI result schema; the terminal saw the progress
+    lines and the step line redrawn in place, and nothing of it is left drawn at exit."""
+    document = json.loads(stdout)
+    validate_result(document)
+    assert document["exit_code"] == code and document["verdict"] == "incomplete"
+    assert "verdict:" not in stdout and "cluster up: 5 nodes ready" in terminal
+    drawn = [part for part in terminal.split(ERASE) if part]
+    live = [part for part in drawn
+            if re.fullmatch(r"default: step \d+/\d+: [a-z-]+, .* left", part.split("\n")[-1])]
+    assert len(live) > 5, terminal[-3000:]
+    tail = terminal.rsplit(ERASE, 1)[-1]
+    assert "step " not in tail.rsplit("\n", 1)[-1], tail  # no live line left behind
 
 
 @pytest.mark.parametrize(

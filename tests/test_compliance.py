@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from gossipcert.harness.commands.cli import main
-from gossipcert.harness.commands.summary import summary_table
+from gossipcert.harness.commands.compare import compare, load_compared
 from gossipcert.reports.publish import publish_report
 from host_tools import need, serf_missing
 from test_certify_e2e import check_full_suite
@@ -215,13 +215,14 @@ def assert_memberlist_judged(report: dict[str, Any]) -> None:
             assert req["id"] in MEMBERLIST_FINDINGS, (req["id"], summary)
 
 
-def test_summary_table(out_dir: Path) -> None:
-    """Runs after the certifications (file order): one row per kept report."""
-    reports = [out_dir / name / "report.json" for name in RUNS
-               if (out_dir / name / "report.json").exists()]
-    table = summary_table(reports, relative_to=out_dir)
-    (out_dir / "README.md").write_text(
-        "# Compliance reports\n\nProduced by `tests/test_compliance.py` "
-        "(5 nodes, seed 2026, process backend).\n\n" + table, encoding="utf-8")
-    assert table.count("\n") == 2 + len(reports)
-    assert len(reports) == len(RUNS)
+def test_compare(out_dir: Path) -> None:
+    """Runs after the certifications (file order): the page `gossipcert compare DIR/*/
+    --markdown DIR/README.md` writes (the directories in the shell's order), one summary
+    row and one matrix column per kept report."""
+    dirs = sorted(p.parent for p in out_dir.glob("*/report.json"))
+    assert {d.name for d in dirs} >= set(RUNS)
+    assert compare(dirs, markdown=out_dir / "README.md") == 0
+    page = (out_dir / "README.md").read_text(encoding="utf-8")
+    for d in dirs:
+        implementation = load_compared(d).report["implementation"]
+        assert f"| {implementation} |" in page and f"]({d.name}/report.md)" in page

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from gossipcert.harness.drivers.sweep import orphaned_processes
 from gossipcert.harness.run.replay import load_replay
+from test_cli_output import validate_result
 
 IMPLS = Path(__file__).resolve().parent / "impls"
 
@@ -82,11 +83,17 @@ def test_explore_of_the_reference_node_finds_no_violation(tmp_path: Path) -> Non
     run_dir = tmp_path / "explore"
     # A short search: the pipeline's no-violation path, not a measurement of how rarely
     # explore cries wolf (benchmarks/explore.py runs the reference for minutes).
+    # With --json: one document on stdout (specs/cli-result.schema.json).
     result = gossipcert("explore", "--impl", "reference", "--nodes", "3", "--budget", "30s",
-                        "--seed", "2", "--report-dir", str(run_dir))
+                        "--seed", "2", "--report-dir", str(run_dir), "--json")
     output = result.stdout + result.stderr[-6000:]
     assert result.returncode == 0, output
-    assert "no violation found in" in result.stdout and "not a certificate" in result.stdout
+    document = json.loads(result.stdout)
+    validate_result(document)
+    assert document["command"] == "explore" and document["exit_code"] == 0
+    assert document["replay_file"] is None and document["report_dir"] == str(run_dir)
+    summary = document["summary"]
+    assert "no violation found in" in summary and "not a certificate" in summary
     assert not (run_dir / "replay.json").exists()
     report = json.loads((run_dir / "report.json").read_text())
     exploration = report["run"]["exploration"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from gossipcert.harness.drivers.backends import BACKENDS, backends_help
 from gossipcert.harness.errors import (
@@ -23,7 +25,11 @@ from gossipcert.harness.errors import (
 )
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
 from gossipcert.harness.profiles import DEFAULT_PROFILE, profile_names
+from gossipcert.harness.run.progress import NORMAL, QUIET, VERBOSE, Console
 from gossipcert.specs import gossipcert_version
+
+if TYPE_CHECKING:
+    from gossipcert.harness.run.explore import ExploreResult
 
 
 def _positive_int(text: str) -> int:
@@ -41,6 +47,26 @@ def _port(text: str) -> int:
     if value > 65534:
         raise argparse.ArgumentTypeError(f"not a usable port: {text!r}")
     return value
+
+
+def _output_arguments(command: argparse.ArgumentParser, json_help: str | None) -> None:
+    """How much a run command says: progress (stderr) and, with ``--json``, one JSON
+    document in place of its result lines (stdout)."""
+    loud = command.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=QUIET,
+                      default=NORMAL,
+                      help="no progress: only the final verdict line (nothing with --json) "
+                           "and errors")
+    loud.add_argument("-v", "--verbose", dest="verbosity", action="store_const",
+                      const=VERBOSE,
+                      help="more detail: each step as it begins, each requirement's evidence")
+    if json_help is not None:
+        command.add_argument("--json", action="store_true", help=json_help)
+
+
+JSON_HELP = ("print one JSON document on stdout and nothing else: the verdict, the "
+             "certificate, the report paths, the exit code and every requirement "
+             "(specs/cli-result.schema.json); progress stays on stderr")
 
 
 def _run_arguments(command: argparse.ArgumentParser, report_dir_help: str) -> None:
@@ -75,6 +101,7 @@ def _run_arguments(command: argparse.ArgumentParser, report_dir_help: str) -> No
                          help="how far node clocks may be from the harness's: an LWW "
                               "timestamp outside its call by more is a clock violation "
                               f"(default: {DEFAULT_CLOCK_SKEW_MS:g})")
+    _output_arguments(command, JSON_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gossipcert",
         description="Certify gossip implementations for convergence, failure detection "
                     "and conflict resolution under real faults.",
-        epilog="Linux only: on another platform every command but 'report' and "
-               "'scenarios' exits 5 with one line saying so.",
+        epilog="Linux only: on another platform every command but 'report', "
+               "'scenarios' and 'compare' exits 5 with one line saying so.",
     )
     parser.add_argument("--version", action="version",
                         version=f"gossipcert {gossipcert_version()}",
@@ -141,6 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
 
+    comp = sub.add_parser(
+        "compare",
+        help="compare certification reports: one summary and one requirement matrix "
+             "over several report directories (Markdown, HTML)",
+        description="Reads DIR/report.json of each report directory, in the order given. "
+                    "Without --markdown or --html, prints the Markdown on stdout. Links "
+                    "to each report are relative to the file written. Exit codes: 0 "
+                    "written, 2 a DIR holds no readable report.json or an output cannot be "
+                    "written.",
+    )
+    comp.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                      help="a report directory (holding report.json) of a certify run")
+    comp.add_argument("--markdown", type=Path, default=None, metavar="OUT.md",
+                      help="write the Markdown page here")
+    comp.add_argument("--html", type=Path, default=None, metavar="OUT.html",
+                      help="write the HTML page (self-contained, status colours) here")
+
     rep = sub.add_parser("report", help="re-render a run's reports from its history")
     rep.add_argument("run_dir", type=Path, metavar="DIR",
                      help="a run directory holding history.jsonl")
@@ -185,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--attempts", type=int, default=None, metavar="N",
                         help="fresh clusters to try before a real replay passes: it stops at "
                              "the first that fails a MUST (default 5; the simulator needs 1)")
+    _output_arguments(replay, JSON_HELP)
 
     tox = sub.add_parser("toxiproxy", help="the Toxiproxy-compatible link plane server")
     tox_sub = tox.add_subparsers(dest="toxiproxy_command", required=True, metavar="COMMAND")
@@ -221,7 +266,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 # Commands that only read files: they work on any platform.
-PORTABLE_COMMANDS = frozenset({"report", "scenarios"})
+PORTABLE_COMMANDS = frozenset({"report", "scenarios", "compare"})
 
 
 def not_linux() -> str | None:
@@ -230,7 +275,7 @@ def not_linux() -> str | None:
     if sys.platform.startswith("linux"):
         return None
     return (f"gossipcert runs clusters on Linux only (127.0.0.x node addresses, /proc, "
-            f"iptables, cgroups), not on {sys.platform}; 'gossipcert report' and "
+            f"iptables, cgroups), not on {sys.platform}; 'gossipcert report', 'compare' and "
             "'gossipcert scenarios' work here, and Docker on Linux runs the rest")
 
 
@@ -259,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_contract(args)
         if args.command == "scenarios":
             return _scenarios()
+        if args.command == "compare":
+            from gossipcert.harness.commands.compare import compare
+
+            return compare(args.dirs, markdown=args.markdown, html_out=args.html)
         if args.command == "images":
             return _images(args)
         if args.command == "clean":
@@ -301,32 +350,49 @@ def _impl(args: argparse.Namespace) -> str:
 
 def _certify(args: argparse.Namespace) -> int:
     from gossipcert.harness.run.certify import CertifyOptions, certify
-    from gossipcert.harness.run.pipeline import print_progress
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    result = certify(CertifyOptions(
-        impl=_impl(args),
-        backend=args.backend,
-        nodes=args.nodes,
-        seed=args.seed,
-        report_dir=args.report_dir,
-        base_port=args.base_port,
-        toxiproxy_url=args.toxiproxy_url,
-        quiet_s=args.quiet_s,
-        partition_s=args.partition_s,
-        scenario=args.scenario,
-        quick=args.quick,
-        profile=args.profile,
-        clock_skew_ms=args.clock_skew_ms,
-        progress=print_progress,
-    ))
+    console = Console(args.verbosity)
+    try:
+        result = certify(CertifyOptions(
+            impl=_impl(args),
+            backend=args.backend,
+            nodes=args.nodes,
+            seed=args.seed,
+            report_dir=args.report_dir,
+            base_port=args.base_port,
+            toxiproxy_url=args.toxiproxy_url,
+            quiet_s=args.quiet_s,
+            partition_s=args.partition_s,
+            scenario=args.scenario,
+            quick=args.quick,
+            profile=args.profile,
+            clock_skew_ms=args.clock_skew_ms,
+            progress=console,
+        ))
+    finally:
+        console.close()
     report = result.report
+    failure = report.get("harness_error")
+    if failure:
+        print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
+              f"partial report in {result.report_dir} certifies nothing", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result_document("certify", report, result.report_dir,
+                                         result.exit_code), indent=2))
+        return result.exit_code
+    if args.verbosity == QUIET:
+        print(f"verdict: {report['verdict'].upper()}")
+        return result.exit_code
     for req in report["requirements"]:
         measured = req.get("measured")
         bound = req.get("bound")
         unit = req.get("unit", "")
         figure = "" if measured is None else f"  measured {measured} vs bound {bound} {unit}"
         print(f"{req['status'].upper():>14}  {req['id']:<22} {req['level']:<6}{figure}")
+        summary = (req.get("evidence") or {}).get("summary")
+        if args.verbosity >= VERBOSE and summary and req["status"] != "not-claimed":
+            print(f"{'':>16}{summary}")
     cert = report["certificate"]
     print(f"certified: {', '.join(cert['capabilities_certified']) or 'nothing'}; "
           f"not claimed: {', '.join(cert['capabilities_not_claimed']) or 'none'}; "
@@ -340,18 +406,58 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"verdict: {report['verdict'].upper()}")
     print(f"report: {result.report_dir / 'report.html'} "
           "(and report.md, report.json, report.junit.xml, badge.svg)")
-    failure = report.get("harness_error")
-    if failure:
-        print(f"gossipcert: error: the harness failed mid-run ({failure['message']}); the "
-              f"partial report in {result.report_dir} certifies nothing", file=sys.stderr)
     return result.exit_code
+
+
+# The reports a run directory holds (harness.run.reporting writes them), by kind.
+REPORT_FILES = {"html": "report.html", "markdown": "report.md", "json": "report.json",
+                "junit": "report.junit.xml", "badge": "badge.svg"}
+
+
+def result_document(command: str, report: Mapping[str, Any] | None, report_dir: Path | None,
+                    exit_code: int, *, implementation: str | None = None,
+                    verdicts: Sequence[Any] = (), summary: str | None = None,
+                    replay_file: Path | None = None) -> dict[str, Any]:
+    """What ``--json`` prints (specs/cli-result.schema.json): the verdict and certificate
+    of the report, where it and its siblings were written, and every requirement's
+    status with its measured value against its bound. Without a report (a replay in the
+    simulator), the verdicts say it."""
+    if report is not None:
+        requirements = [
+            {"id": r["id"], "level": r.get("level"), "status": r["status"],
+             "measured": r.get("measured"), "bound": r.get("bound"), "unit": r.get("unit"),
+             "scenario": r.get("scenario")}
+            for r in report["requirements"]]
+        verdict = report["verdict"]
+    else:
+        requirements = [
+            {"id": v.id, "level": v.level, "status": v.status, "measured": v.measured,
+             "bound": v.bound, "unit": v.unit, "scenario": v.scenario or None}
+            for v in verdicts]
+        verdict = "fail" if exit_code == 1 else "pass"
+    return {
+        "command": command,
+        "gossipcert_version": gossipcert_version(),
+        "implementation": (report or {}).get("implementation") or implementation,
+        "verdict": verdict,
+        "exit_code": exit_code,
+        "seed": (report or {}).get("seed"),
+        "certificate": (report or {}).get("certificate"),
+        "report_dir": None if report_dir is None else str(report_dir),
+        "reports": {} if report_dir is None else {
+            kind: str(report_dir / name) for kind, name in REPORT_FILES.items()
+            if (report_dir / name).exists()},
+        "harness_error": ((report or {}).get("harness_error") or {}).get("message"),
+        "summary": summary,
+        "replay_file": None if replay_file is None else str(replay_file),
+        "requirements": requirements,
+    }
 
 
 def _explore(args: argparse.Namespace) -> int:
     from gossipcert.harness.errors import GossipcertError
     from gossipcert.harness.manifest import maelstrom_workload
     from gossipcert.harness.run.explore import ExploreOptions, explore
-    from gossipcert.harness.run.pipeline import print_progress
     from gossipcert.harness.run.search import parse_budget
 
     impl = _impl(args)
@@ -359,20 +465,38 @@ def _explore(args: argparse.Namespace) -> int:
         raise GossipcertError("explore writes each example to fresh CRDT names, and a Maelstrom "
                               "g-counter node keeps one counter for its life: certify it instead")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    result = explore(ExploreOptions(
-        impl=impl,
-        backend=args.backend,
-        budget_s=parse_budget(args.budget),
-        nodes=args.nodes,
-        seed=args.seed,
-        report_dir=args.report_dir,
-        profile=args.profile,
-        clock_skew_ms=args.clock_skew_ms,
-        max_steps=args.max_steps,
-        base_port=args.base_port,
-        toxiproxy_url=args.toxiproxy_url,
-        progress=print_progress,
-    ))
+    console = Console(args.verbosity)
+    try:
+        result = explore(ExploreOptions(
+            impl=impl,
+            backend=args.backend,
+            budget_s=parse_budget(args.budget),
+            nodes=args.nodes,
+            seed=args.seed,
+            report_dir=args.report_dir,
+            profile=args.profile,
+            clock_skew_ms=args.clock_skew_ms,
+            max_steps=args.max_steps,
+            base_port=args.base_port,
+            toxiproxy_url=args.toxiproxy_url,
+            progress=console,
+        ))
+    finally:
+        console.close()
+    if args.json:
+        print(json.dumps(result_document(
+            "explore", result.report, result.report_dir if result.report else None,
+            result.exit_code, implementation=impl, summary=result.summary,
+            replay_file=result.replay_path), indent=2))
+        return result.exit_code
+    if args.verbosity == QUIET:
+        print(result.summary)
+        return result.exit_code
+    return _explore_lines(result)
+
+
+def _explore_lines(result: ExploreResult) -> int:
+    """What explore found: the failing requirements and the smallest failing sequence."""
     print(result.summary)
     outcome = result.outcome
     if outcome.best is not None and result.replay_path is not None:
@@ -389,14 +513,29 @@ def _explore(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from gossipcert.harness.run.pipeline import print_progress
-    from gossipcert.harness.run.replay import ReplayOptions, replay
+    from gossipcert.harness.run.replay import ReplayOptions, replay_outcome
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    return replay(args.schedule, ReplayOptions(impl=args.impl, backend=args.backend,
-                                               sim=args.sim, report_dir=args.report_dir,
-                                               attempts=args.attempts,
-                                               progress=print_progress))
+    console = Console(args.verbosity)
+    try:
+        outcome = replay_outcome(args.schedule, ReplayOptions(
+            impl=args.impl, backend=args.backend, sim=args.sim, report_dir=args.report_dir,
+            attempts=args.attempts, progress=console))
+    finally:
+        console.close()
+    if args.json:
+        report_file = None if outcome.report_dir is None else outcome.report_dir / "report.json"
+        report = (json.loads(report_file.read_text(encoding="utf-8"))
+                  if report_file is not None and report_file.exists() else None)
+        print(json.dumps(result_document(
+            "replay", report, outcome.report_dir, outcome.exit_code,
+            implementation=outcome.implementation, verdicts=outcome.verdicts,
+            summary=outcome.lines[0], replay_file=args.schedule), indent=2))
+        return outcome.exit_code
+    for line in outcome.lines:  # -q keeps the verdict line only
+        if args.verbosity > QUIET or line.startswith("verdict:"):
+            print(line)
+    return outcome.exit_code
 
 
 def _check_contract(args: argparse.Namespace) -> int:

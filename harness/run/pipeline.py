@@ -48,6 +48,7 @@ from gossipcert.harness.history import Entry, History
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS, HistoryIndex
 from gossipcert.harness.judging.verdict import Requirement, Verdict, load_catalogue
 from gossipcert.harness.manifest import MAELSTROM_TEMPLATE, Manifest, load_manifest
+from gossipcert.harness.run.progress import step_listener
 from gossipcert.harness.run.report import (
     build_report,
     history_provenance,
@@ -57,7 +58,7 @@ from gossipcert.harness.run.report import (
 from gossipcert.harness.run.reporting import write_all
 from gossipcert.harness.run.suite import certificate, merge_verdicts, run_summary
 from gossipcert.harness.workloads.capabilities import run_checks
-from gossipcert.harness.workloads.interpreter import Execution
+from gossipcert.harness.workloads.interpreter import Execution, StepStatus
 from gossipcert.harness.workloads.operations import Op
 from gossipcert.specs import gossipcert_version
 
@@ -96,7 +97,8 @@ def print_progress(line: str) -> None:
 
 
 class Progress:
-    """A progress sink whose lines carry the seconds since the command began."""
+    """A progress sink whose lines carry the seconds since the command began; a step
+    status goes to the sink's own ``step`` (a :class:`Console`), if it has one."""
 
     def __init__(self, sink: Callable[[str], None]) -> None:
         self.sink = sink
@@ -104,6 +106,11 @@ class Progress:
 
     def __call__(self, line: str) -> None:
         self.sink(f"[{time.monotonic() - self.t0:6.1f}s] {line}")
+
+    def step(self, scenario: str, status: StepStatus | None) -> None:
+        on_step = getattr(self.sink, "step", None)
+        if on_step is not None:
+            on_step(scenario, status)
 
 
 def default_report_dir(implementation: str, kind: str) -> Path:
@@ -306,7 +313,8 @@ def _run_simulated(spec: RunSpec, history: History, progress: Callable[[str], No
                                seed=spec.seed, gossip_key=spec.gossip_key, history=history)
         history.append("meta", "run", args=spec.meta())
         with sim:
-            Execution(sim, spec.catalogue, spec.timing, progress=progress).run(spec.ops)
+            Execution(sim, spec.catalogue, spec.timing, progress=progress,
+                      on_step=step_listener(progress, spec.scenario)).run(spec.ops)
 
 
 def _run_fresh(spec: RunSpec, history: History, progress: Callable[[str], None]
@@ -365,7 +373,8 @@ def _operations(cluster: Cluster, spec: RunSpec, history: History,
                 progress(f"contract: {deviation} (an undeclared capability must answer "
                          "501; gossipcert check-contract fails on it, certify judges only "
                          "what is declared)")
-            Execution(cluster, spec.catalogue, spec.timing, progress=progress).run(spec.ops)
+            Execution(cluster, spec.catalogue, spec.timing, progress=progress,
+                      on_step=step_listener(progress, spec.scenario)).run(spec.ops)
     except Exception as exc:
         failure = harness_failure(exc, started_up=True)
         if failure is None:

@@ -253,9 +253,29 @@ class ReplayOptions:
     progress: Callable[[str], None] = field(default=lambda line: None)
 
 
+@dataclass
+class ReplayOutcome:
+    """What a replay found: its exit code, the verdicts of the attempt kept, the lines it
+    prints, and where a real replay's reports are (None in simulation)."""
+
+    exit_code: int
+    verdicts: list[Any]
+    lines: list[str]
+    report_dir: Path | None
+    implementation: str
+
+
 def replay(path: Path, opts: ReplayOptions | None = None,
            out: Callable[[str], None] = print) -> int:
     """Replay ``path``; print one line per requirement judged; the exit code."""
+    outcome = replay_outcome(path, opts)
+    for line in outcome.lines:
+        out(line)
+    return outcome.exit_code
+
+
+def replay_outcome(path: Path, opts: ReplayOptions | None = None) -> ReplayOutcome:
+    """Replay ``path``: the outcome, printed by :func:`replay`."""
     from gossipcert.harness.judging.verdict import load_catalogue
 
     opts = opts or ReplayOptions()
@@ -283,25 +303,27 @@ def replay(path: Path, opts: ReplayOptions | None = None,
         failed = failing_musts(verdicts)
         if failed:
             break
+    lines: list[str] = []
     tried = ("" if attempts == 1 else
              f" (attempt {attempt} of {attempts})" if failed else
              f" ({attempts} attempts, each on a fresh cluster; the last one's reports)")
-    out(f"replayed {len(recorded.ops)} operations {where}{tried}")
+    lines.append(f"replayed {len(recorded.ops)} operations {where}{tried}")
     for v in verdicts:
         if v.status not in ("untested", "not-claimed"):
-            out(f"{v.status.upper():>6}  {v.id:<20} {v.evidence}")
+            lines.append(f"{v.status.upper():>6}  {v.id:<20} {v.evidence}")
     expected = list((recorded.failure or {}).get("requirements") or [])
     if expected:
         still = [r for r in expected if any(v.id == r for v in failed)]
-        out(f"recorded failure: {', '.join(expected)}; still failing: "
-            f"{', '.join(still) or 'none'}")
+        lines.append(f"recorded failure: {', '.join(expected)}; still failing: "
+                     f"{', '.join(still) or 'none'}")
     if failed:
-        out("verdict: FAIL (a MUST still fails)")
+        lines.append("verdict: FAIL (a MUST still fails)")
     elif attempts > 1:
-        out(f"verdict: PASS (no MUST failed in {attempts} attempts)")
+        lines.append(f"verdict: PASS (no MUST failed in {attempts} attempts)")
     else:
-        out("verdict: PASS (no MUST failed)")
-    return EXIT_FAIL if failed else EXIT_PASS
+        lines.append("verdict: PASS (no MUST failed)")
+    return ReplayOutcome(EXIT_FAIL if failed else EXIT_PASS, list(verdicts), lines,
+                         None if sim else report_dir, name)
 
 
 def _replay_in_simulation(recorded: ReplayFile, opts: ReplayOptions,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gossipcert.harness.drivers.interface import ClusterDriver
@@ -44,14 +45,47 @@ class Step(Protocol):
     def run(self, x: Execution) -> None: ...
 
 
+@dataclass(frozen=True)
+class StepStatus:
+    """Where a run is: step ``number`` of ``total`` (its ``kind``) begins, ``elapsed_s``
+    after the sequence began on the driver's clock. ``remaining_s`` is what the steps left
+    plan to take (their waits), None when the sequence plans no time at all; ``open_ended``
+    says awaits of an outcome remain, whose length no plan knows (so it is a floor)."""
+
+    number: int
+    total: int
+    kind: str
+    elapsed_s: float
+    remaining_s: float | None
+    open_ended: bool
+
+
+def planned_s(ops: Sequence[Step], elapsed_s: float) -> tuple[float | None, bool]:
+    """The time ``ops`` plan to take from ``elapsed_s`` into the sequence: their waits
+    (a ``wait-until`` is a time from the start), None when none of them waits; and whether
+    an await of an outcome is among them (its length is the implementation's)."""
+    t, timed, open_ended = elapsed_s, False, False
+    for op in ops:
+        if op.kind == "wait":
+            t, timed = t + float(getattr(op, "ms", 0)) / 1000.0, True
+        elif op.kind == "wait-until":
+            t, timed = max(t, float(getattr(op, "ms", 0)) / 1000.0), True
+        elif op.kind.startswith("await"):
+            open_ended = True
+    return (t - elapsed_s if timed else None), open_ended
+
+
 class Execution:
-    """One run of operations on a driver."""
+    """One run of operations on a driver. ``on_step`` hears each step as it begins and
+    None once the run ends (a live progress line); it must return at once."""
 
     def __init__(self, driver: ClusterDriver, catalogue: Sequence[Requirement],
                  timing: Mapping[str, Any], *,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 on_step: Callable[[StepStatus | None], None] | None = None) -> None:
         self.driver = driver
         self.progress = progress or (lambda line: None)
+        self.on_step = on_step
         self.params = derived_parameters(dict(timing), len(driver.node_ids))
         self.bounds_ms = {r.id: float(evaluate(r.bound, {**self.params, **r.constants}))
                           for r in catalogue if r.bound}
@@ -104,9 +138,21 @@ class Execution:
         return wire
 
     def run(self, ops: Sequence[Step]) -> None:
-        for op in ops:
-            self.step(op)
+        try:
+            for number, op in enumerate(ops, 1):
+                if self.on_step is not None and self.applies(op):
+                    self._announce(ops, number, op)
+                self.step(op)
+        finally:
+            if self.on_step is not None:
+                self.on_step(None)
         self.driver.poll_events()
+
+    def _announce(self, ops: Sequence[Step], number: int, op: Step) -> None:
+        assert self.on_step is not None
+        elapsed = self.driver.clock() - self.started
+        remaining, open_ended = planned_s(ops[number - 1:], elapsed)
+        self.on_step(StepStatus(number, len(ops), op.kind, elapsed, remaining, open_ended))
 
     def step(self, op: Step) -> None:
         if not self.applies(op):
