@@ -160,7 +160,7 @@ def render_html(
 <h1>gossipcert report: {escape(str(report.get("implementation")))}</h1>
 <p><span class="verdict {escape(verdict)}">Verdict: {escape(verdict.upper())}</span>
 {escape(VERDICT_MEANING.get(verdict, ""))}</p>
-<p class="badge"><a href="badge.svg">{render_badge(report)}</a>
+<p class="badge"><a href="badge.svg">{render_badge(report).strip()}</a>
 the badge, <a href="badge.svg">badge.svg</a> beside this report, for a README or a CI page</p>
 {_harness_error_html(report)}{_preflight_html(report)}<h2>{escape(certificate_heading(report))}</h2>
 <table class="cert"><tbody>{cert_rows}</tbody></table>

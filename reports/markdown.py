@@ -167,6 +167,8 @@ def _quantity(value: Any, unit: str) -> str:
         return f"{value} {unit}".strip()
     if unit == "ms":
         return f"{value / 1000:.1f} s" if abs(value) >= 1000 else f"{value:.0f} ms"
+    if unit == "count":  # "3", not "3 count"
+        return _number(float(value))
     return f"{_number(float(value))} {unit}".strip()
 
 
@@ -184,9 +186,13 @@ def margin_text(req: Mapping[str, Any]) -> str:
     text = f"{_quantity(measured, unit)} of {_quantity(bound, unit)} bound"
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
                   for v in (measured, bound))
-    if not numbers or float(bound) <= 0:
+    if not numbers:
         return f"{_quantity(measured, unit)} (bound {_quantity(bound, unit)})"
-    return text + f" ({float(measured) / float(bound):.0%})"
+    if float(bound) <= 0:  # a count that must stay at none: no ratio to give
+        return f"{_quantity(measured, unit)} (at most {_quantity(bound, unit)})"
+    ratio = float(measured) / float(bound)
+    share = "<1%" if 0 < ratio < 0.005 else f"{ratio:.0%}"
+    return text + f" ({share})"
 
 
 def not_claimed_ids(report: Mapping[str, Any]) -> list[str]:

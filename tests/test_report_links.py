@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from gossipcert.harness.commands.cli import main
 from gossipcert.harness.drivers.backends import SIMULATION
 from gossipcert.harness.judging.verdict import load_catalogue
 from gossipcert.harness.manifest import load_manifest
@@ -29,7 +30,6 @@ from gossipcert.harness.run.pipeline import (
 )
 from gossipcert.harness.workloads.scenario import load_scenario, schedule
 from gossipcert.reports.markdown import render_markdown
-from gossipcert.reports.publish import publish_report
 
 REPO = Path(__file__).resolve().parent.parent
 COMPLIANCE = REPO / "compliance"
@@ -142,7 +142,7 @@ def test_a_published_suite_has_no_dangling_link(tmp_path: Path) -> None:
     report lists every run's faults, each from its scenario run's start."""
     report = _simulated_suite(tmp_path / "run")
     assert (tmp_path / "run" / "scenarios" / "default" / "history.jsonl").is_file()
-    publish_report(tmp_path / "run", tmp_path / "out")
+    assert main(["publish", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert not [n for n in names if n.endswith((".jsonl", ".log")) or "schedule" in n]
@@ -160,6 +160,14 @@ def test_a_published_suite_has_no_dangling_link(tmp_path: Path) -> None:
     assert f"| partitions | {at} | {first['op']} |" in md
     # A scenario's own report, moved with the suite's, still resolves.
     assert json.loads((out / "scenarios" / "default" / "report.json").read_text())["faults"]
+
+
+def test_publishing_what_is_no_report_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
+    assert "holds no report.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_report_links_to_nothing_left_behind(tmp_path: Path) -> None:

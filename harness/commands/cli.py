@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render a run's reports from its history")
     rep.add_argument("run_dir", type=Path, metavar="DIR",
                      help="a run directory holding history.jsonl")
+    pub = sub.add_parser(
+        "publish",
+        help="copy a run's reports alone (each scenario's included, no histories or logs) "
+             "into a directory to commit, attach or upload",
+        description="Exit codes: 0 copied, 2 DIR holds no report.json.",
+    )
+    pub.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
+    pub.add_argument("out_dir", type=Path, metavar="OUT", help="where the reports go")
     explore = sub.add_parser(
         "explore",
         help="search for a violation with Hypothesis on one real cluster, shrink it there "
@@ -266,7 +274,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 # Commands that only read files: they work on any platform.
-PORTABLE_COMMANDS = frozenset({"report", "scenarios", "compare"})
+PORTABLE_COMMANDS = frozenset({"report", "scenarios", "compare", "publish"})
 
 
 def not_linux() -> str | None:
@@ -292,6 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gossipcert.harness.commands.rerender import rerender
 
             return rerender(args.run_dir, print_line=print)
+        if args.command == "publish":
+            from gossipcert.reports.publish import publish_report
+
+            written = publish_report(args.run_dir, args.out_dir)
+            print(f"published {len(written)} files to {args.out_dir}")
+            return 0
         if args.command == "explore":
             return _explore(args)
         if args.command == "replay":
