@@ -187,9 +187,7 @@ def test_committed_compliance_reports_have_no_dangling_link(name: str) -> None:
     """Every committed compliance report directory resolves every link it holds."""
     folder = COMPLIANCE / name
     report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    if report.get("runs") and not (folder / "scenarios").is_dir():
-        pytest.skip(f"compliance/{name} predates published scenario reports "
-                    "(reports/publish.py): regenerate the compliance reports")
+    assert not report.get("runs") or (folder / "scenarios").is_dir(), name
     assert dangling_links(folder) == []
 
 
