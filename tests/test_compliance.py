@@ -3,7 +3,7 @@ and our own reference node, keep every report, and summarise them in one table.
 
 Reports go to ``$GOSSIPCERT_COMPLIANCE_DIR`` (CI sets ``build/compliance`` and keeps it),
 else to a temporary directory: each run in full under ``runs/<name>/`` (histories, node
-logs), and its reports alone, published by :func:`reports.publish.publish_report`, in
+logs), and its reports alone, published by :func:`harness.run.publish.publish_report`, in
 ``<name>/`` (what ``compliance/`` commits: no link in them dangles). Each
 implementation's expected outcome is asserted from what the report says, so the run is
 also the test that the harness judges third-party software on evidence. The reference
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from gossipcert.harness.commands.cli import main
 from gossipcert.harness.commands.compare import compare, load_compared
-from gossipcert.reports.publish import publish_report
+from gossipcert.harness.run.publish import publish_report
 from host_tools import need, serf_missing
 from test_certify_e2e import check_full_suite
 from test_memberlist import MEMBERLIST, build_memberlist, memberlist_missing

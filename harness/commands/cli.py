@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return rerender(args.run_dir, print_line=print)
         if args.command == "publish":
-            from gossipcert.reports.publish import publish_report
+            from gossipcert.harness.run.publish import publish_report
 
             written = publish_report(args.run_dir, args.out_dir)
             print(f"published {len(written)} files to {args.out_dir}")
