@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gossipcert.harness.judging.clock import run_time
+from gossipcert.harness.judging.readable import margin_text
 from gossipcert.harness.run.report import preflight_lines
 from gossipcert.harness.run.reporting import RunResults
 
@@ -159,40 +160,6 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
-
-
-def _quantity(value: Any, unit: str) -> str:
-    """A measured value or bound as a person reads it: ms in seconds once large."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return f"{value} {unit}".strip()
-    if unit == "ms":
-        return f"{value / 1000:.1f} s" if abs(value) >= 1000 else f"{value:.0f} ms"
-    if unit == "count":  # "3", not "3 count"
-        return _number(float(value))
-    return f"{_number(float(value))} {unit}".strip()
-
-
-def margin_text(req: Mapping[str, Any]) -> str:
-    """Measured against bound with the margin between them, e.g. ``1.7 s of 13.2 s
-    bound (13%)``; the ratio is left out when the bound is zero (a count of none)."""
-    unit = str(req.get("unit") or "")
-    measured, bound = req.get("measured"), req.get("bound")
-    if measured is None and bound is None:
-        return "-"
-    if measured is None:
-        return f"- (bound {_quantity(bound, unit)})"
-    if bound is None:
-        return _quantity(measured, unit)
-    text = f"{_quantity(measured, unit)} of {_quantity(bound, unit)} bound"
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
-                  for v in (measured, bound))
-    if not numbers:
-        return f"{_quantity(measured, unit)} (bound {_quantity(bound, unit)})"
-    if float(bound) <= 0:  # a count that must stay at none: no ratio to give
-        return f"{_quantity(measured, unit)} (at most {_quantity(bound, unit)})"
-    ratio = float(measured) / float(bound)
-    share = "<1%" if 0 < ratio < 0.005 else f"{ratio:.0%}"
-    return text + f" ({share})"
 
 
 def not_claimed_ids(report: Mapping[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ from gossipcert.harness.errors import (
     describe,
 )
 from gossipcert.harness.judging.index import DEFAULT_CLOCK_SKEW_MS
+from gossipcert.harness.judging.readable import margin_text
 from gossipcert.harness.profiles import DEFAULT_PROFILE, profile_names
 from gossipcert.harness.run.progress import NORMAL, QUIET, VERBOSE, Console
 from gossipcert.specs import gossipcert_version
@@ -399,10 +400,7 @@ def _certify(args: argparse.Namespace) -> int:
         print(f"verdict: {report['verdict'].upper()}")
         return result.exit_code
     for req in report["requirements"]:
-        measured = req.get("measured")
-        bound = req.get("bound")
-        unit = req.get("unit", "")
-        figure = "" if measured is None else f"  measured {measured} vs bound {bound} {unit}"
+        figure = "" if req.get("measured") is None else f"  {margin_text(req)}"
         print(f"{req['status'].upper():>14}  {req['id']:<22} {req['level']:<6}{figure}")
         summary = (req.get("evidence") or {}).get("summary")
         if args.verbosity >= VERBOSE and summary and req["status"] != "not-claimed":
