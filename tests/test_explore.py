@@ -3,10 +3,15 @@ sequence on the real cluster and saves it; ``gossipcert replay`` of that file fa
 same requirement on a fresh cluster; and the reference node, explored as long, shows no
 violation (no false FAIL). Nothing is left running either way.
 
-The defects are ones a short search finds and whose smallest failure does not depend on
+The defect is one a short search finds and whose smallest failure does not depend on
 timing: a node that acknowledges a write it then drops (two writes of one key on one
-node) and one whose last-writer-wins keeps the oldest write (two writes of one key).
-Budgets fit CI: the whole file takes a few minutes.
+node). A last-writer-wins that keeps the oldest write (``lww_oldest_wins``) is not
+tested here: the smallest failure explore draws for it is often a pair of concurrent
+writes, which KV-LWW can judge only when the host happens to spread the two calls
+beyond the clock-skew allowance, so whether a replay fails again depends on scheduling.
+Its real-process search is measured in BENCHMARKS.md ("Explore"); certify proves it
+fails KV-LWW on real processes (``test_certify_e2e.py``).
+Budgets fit CI: the whole file takes about a minute.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ def gossipcert(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[
 @pytest.mark.slow
 @pytest.mark.parametrize(("defect", "requirement"), [
     ("acks_unkept_writes", "KV-NO-LOST-WRITE"),
-    ("lww_oldest_wins", "KV-LWW"),
 ])
 def test_explore_finds_shrinks_and_saves_a_violation_that_replays(
         tmp_path: Path, defect: str, requirement: str) -> None:
