@@ -1,11 +1,27 @@
-"""Axis ticks a person reads at a glance: steps of 1, 2 or 5 times a power of ten, and
-integer ticks only on axes that count things (a histogram never shows 0.5 deliveries)."""
+"""What every figure shares: axis ticks a person reads at a glance (steps of 1, 2 or 5
+times a power of ten, integer ticks only on axes that count things: a histogram never
+shows 0.5 deliveries), the SVG element around a figure, and the fault windows figures
+shade."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from html import escape
 
-__all__ = ["log_ticks", "nice_range", "nice_step", "tick_label"]
+from gossipcert.harness.judging.index import HistoryIndex
+
+__all__ = ["fault_windows", "log_ticks", "nice_range", "nice_step", "svg_document",
+           "tick_label"]
+
+
+def svg_document(body: Sequence[str], label: str, width: float, height: float) -> str:
+    """One inline figure; ``data-figure`` names it for the tests and the browser check."""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="{escape(label)}" '
+        f'data-figure="{escape(label)}">' + "".join(body) + "</svg>"
+    )
 
 
 def nice_step(span: float, target: int = 5, integer: bool = False) -> float:
@@ -57,3 +73,30 @@ def tick_label(value: float, step: float) -> str:
 def _clean(value: float) -> float:
     """Rounds away float noise (0.30000000000000004) so labels print cleanly."""
     return float(f"{value:.10g}")
+
+
+def fault_windows(index: HistoryIndex) -> list[tuple[float, float, str, frozenset[str]]]:
+    """Every fault that holds for a while, as (start, end, kind, nodes it touches):
+    partitions and cuts to their heal, loss and latency to the next heal, a pause to
+    its node's resume."""
+    out: list[tuple[float, float, str, frozenset[str]]] = []
+    for cut in index.cuts:
+        touched = set(cut.group) | {n for link in cut.links for n in link}
+        out.append((cut.start, min(cut.end, index.end_ms), "partition", frozenset(touched)))
+    for i, f in enumerate(index.faults):
+        if f.op in ("loss", "latency"):
+            end = next((g.time_ms for g in index.faults[i + 1 :] if g.op == "heal"), index.end_ms)
+            links = f.args.get("links") or []
+            touched = {str(n) for link in links for n in link} or set(index.nodes)
+            out.append((f.time_ms, end, f.op, frozenset(touched)))
+        elif f.op == "pause" and f.node is not None:
+            end = next(
+                (
+                    g.time_ms
+                    for g in index.faults[i + 1 :]
+                    if g.op in ("resume", "kill", "restart") and g.node == f.node
+                ),
+                index.end_ms,
+            )
+            out.append((f.time_ms, end, "pause", frozenset({str(f.node)})))
+    return out

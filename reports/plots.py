@@ -15,7 +15,7 @@ from html import escape
 from gossipcert.harness.judging.bounds import derived_parameters
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.workloads.broadcast import broadcast_latencies
-from gossipcert.reports.axes import nice_range, tick_label
+from gossipcert.reports.axes import fault_windows, nice_range, svg_document, tick_label
 
 __all__ = [
     "time_ticks",
@@ -41,6 +41,8 @@ FAULT_COLOURS = {
     "kill": "#d62728",
     "restart": "#ff7f0e",
     "pause": "#8c564b",
+    "loss": "#17becf",
+    "latency": "#e377c2",
 }
 
 
@@ -122,11 +124,7 @@ def time_ticks(t0: float, t1: float, x: Callable[[float], float], y: float) -> l
 
 
 def _svg(body: Sequence[str], label: str, height: int = HEIGHT) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" role="img" aria-label="{escape(label)}" '
-        f'data-figure="{escape(label)}">' + "".join(body) + "</svg>"
-    )
+    return svg_document(body, label, WIDTH, height)
 
 
 def _legend(
@@ -208,18 +206,6 @@ def latency_histogram_svg(index: HistoryIndex, bins: int = 20) -> str | None:
     return _svg(body, "latency-histogram")
 
 
-def _windows(index: HistoryIndex) -> list[tuple[float, float, str]]:
-    out = [(c.start, min(c.end, index.end_ms), "partition") for c in index.cuts]
-    for f in index.faults:
-        if f.op == "pause":
-            resume = next(
-                (g.time_ms for g in index.faults if g.time_ms > f.time_ms and g.op == "resume"),
-                index.end_ms,
-            )
-            out.append((f.time_ms, resume, "pause"))
-    return out
-
-
 def member_views_svg(index: HistoryIndex) -> str | None:
     """Each member's view of each killed node over time, fault windows shaded."""
     if not index.kills:
@@ -261,7 +247,7 @@ def member_views_svg(index: HistoryIndex) -> str | None:
                 f'height="{lane - 6}" fill="{STATUS_COLOURS.get(status, "#999")}">'
                 f"<title>{status}</title></rect>"
             )
-    for start, end, kind in _windows(index):
+    for start, end, kind, _nodes in fault_windows(index):
         if end < t0:
             continue
         x0, x1 = frame.x(max(0.0, start - t0)), frame.x(end - t0)
@@ -298,10 +284,10 @@ def fault_timeline_svg(
     rows: list[tuple[str, float, float, str]] = []
     for name, spans in sorted((phases or index.phases).items()):
         rows += [(f"phase {name}", s, e, "#1f77b4") for s, e in spans]
-    for start, end, kind in _windows(index):
+    for start, end, kind, _nodes in fault_windows(index):
         rows.append((kind, start, end, FAULT_COLOURS.get(kind, "#999")))
     for f in index.faults:
-        if f.op not in ("partition", "heal", "pause", "resume"):
+        if f.op not in ("partition", "heal", "pause", "resume", "loss", "latency"):
             label = f"{f.op} {f.node or ''}".strip()
             rows.append((label, f.time_ms, f.time_ms, FAULT_COLOURS.get(f.op, "#444")))
     if not rows:

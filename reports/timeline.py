@@ -17,7 +17,14 @@ from html import escape
 from typing import Any
 
 from gossipcert.harness.judging.index import INF, HistoryIndex, PairedOp
-from gossipcert.reports.axes import log_ticks, nice_range, tick_label
+from gossipcert.harness.judging.readable import quantity
+from gossipcert.reports.axes import (
+    fault_windows,
+    log_ticks,
+    nice_range,
+    svg_document,
+    tick_label,
+)
 
 __all__ = [
     "Focus",
@@ -145,11 +152,7 @@ class _Axis:
 
 
 def _svg(body: Sequence[str], label: str, height: float) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" '
-        f'width="{WIDTH}" height="{height:.0f}" role="img" aria-label="{escape(label)}" '
-        f'data-figure="{escape(label)}">' + "".join(body) + "</svg>"
-    )
+    return svg_document(body, label, WIDTH, height)
 
 
 def _title(text: str) -> str:
@@ -194,31 +197,6 @@ def _legend(items: Sequence[tuple[str, str, str]], y: float) -> tuple[list[str],
 # --------------------------------------------------------------------------- windows
 
 
-def fault_windows(index: HistoryIndex) -> list[tuple[float, float, str, frozenset[str]]]:
-    """Every fault that holds for a while, as (start, end, kind, nodes it touches):
-    partitions and cuts to their heal, loss and latency to the next heal, a pause to
-    its node's resume."""
-    out: list[tuple[float, float, str, frozenset[str]]] = []
-    for cut in index.cuts:
-        touched = set(cut.group) | {n for link in cut.links for n in link}
-        out.append((cut.start, min(cut.end, index.end_ms), "partition", frozenset(touched)))
-    for i, f in enumerate(index.faults):
-        if f.op in ("loss", "latency"):
-            end = next((g.time_ms for g in index.faults[i + 1 :] if g.op == "heal"), index.end_ms)
-            links = f.args.get("links") or []
-            touched = {str(n) for link in links for n in link} or set(index.nodes)
-            out.append((f.time_ms, end, f.op, frozenset(touched)))
-        elif f.op == "pause" and f.node is not None:
-            end = next(
-                (
-                    g.time_ms
-                    for g in index.faults[i + 1 :]
-                    if g.op in ("resume", "kill", "restart") and g.node == f.node
-                ),
-                index.end_ms,
-            )
-            out.append((f.time_ms, end, "pause", frozenset({str(f.node)})))
-    return out
 
 
 # --------------------------------------------------------------------------- focus
@@ -295,9 +273,9 @@ def focus_of(requirement: Mapping[str, Any], index: HistoryIndex) -> Focus | Non
     unit = str(requirement.get("unit") or "")
     text = ""
     if isinstance(measured, int | float):
-        text = f"measured {_amount(float(measured), unit)}"
+        text = f"measured {quantity(float(measured), unit)}"
         if isinstance(bound, int | float):
-            text += f", bound {_amount(float(bound), unit)}"
+            text += f", bound {quantity(float(bound), unit)}"
     seen: set[tuple[str | None, float]] = set()
     unique = []
     for m in sorted(marks, key=lambda m: m.time_ms):
@@ -320,12 +298,6 @@ def focus_of(requirement: Mapping[str, Any], index: HistoryIndex) -> Focus | Non
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _amount(value: float, unit: str) -> str:
-    if unit == "ms":
-        return f"{value / 1000:.1f} s"
-    return f"{value:g} {unit}".strip()
 
 
 # --------------------------------------------------------------------------- timeline

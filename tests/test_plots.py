@@ -12,7 +12,7 @@ import pytest
 from gossipcert.harness.history import build
 from gossipcert.harness.judging.index import HistoryIndex
 from gossipcert.harness.workloads.failure_detection import check_failure_detection
-from gossipcert.reports.axes import nice_range, nice_step, tick_label
+from gossipcert.reports.axes import fault_windows, nice_range, nice_step, tick_label
 from gossipcert.reports.html import render_html
 from gossipcert.reports.plots import fault_timeline_svg, latency_histogram_svg
 from gossipcert.reports.timeline import (
@@ -254,3 +254,19 @@ def test_a_false_positive_is_marked_where_it_was_reported() -> None:
     assert focus is not None and focus.subject == "n1" and focus.bound_lines == []
     svg = node_timeline_svg(index, focus)
     assert svg is not None and "view of n1" in svg and ">suspect</text>" in svg
+
+
+def test_figures_shade_each_fault_window_once_and_a_pause_until_its_own_resume() -> None:
+    """One reading of fault windows (reports/axes.py) for every figure: a loss window is a
+    shaded row, not also a point; a pause ends at its own node's resume, not another's."""
+    h = killed_n3(13000, 14000)
+    h.fault("loss", 20000, probability=0.2).fault("heal", 24000)
+    h.fault("pause", 26000, "n1").fault("pause", 27000, "n2")
+    h.fault("resume", 28000, "n2").fault("resume", 31000, "n1")
+    index = HistoryIndex.build(h.until(35000).build())
+    svg = fault_timeline_svg(index)
+    assert svg is not None
+    assert svg.count(">loss</text>") == 1  # one row: the window, no point beside it
+    windows = {(k, s, e) for s, e, k, _ in fault_windows(index)}
+    assert ("loss", 20000, 24000) in windows
+    assert ("pause", 26000, 31000) in windows and ("pause", 27000, 28000) in windows

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from gossipcert.harness.errors import GossipcertError
+from gossipcert.harness.judging.readable import quantity
 from gossipcert.harness.judging.verdict import load_catalogue
 
 __all__ = ["Compared", "cell", "compare", "load_compared", "not_certified", "render_html",
@@ -71,19 +71,8 @@ def load_compared(path: Path) -> Compared:
 
 
 def declared_version(report: Mapping[str, Any]) -> str:
-    """The version the manifest declared: recorded in the report, else (a report from
-    before it was recorded) read from the manifest file, if it is still there."""
-    recorded = (report.get("run") or {}).get("manifest_version")
-    if recorded:
-        return str(recorded)
-    manifest = (report.get("run") or {}).get("manifest")
-    if not manifest:
-        return "?"
-    try:
-        data = yaml.safe_load(Path(manifest).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return "?"
-    return str(data.get("version", "?")) if isinstance(data, dict) else "?"
+    """The version the manifest declared, as the report recorded it."""
+    return str((report.get("run") or {}).get("manifest_version") or "?")
 
 
 def not_certified(report: Mapping[str, Any]) -> list[str]:
@@ -93,15 +82,6 @@ def not_certified(report: Mapping[str, Any]) -> list[str]:
     out = [f"{r['id']} ({r['status']})" for r in report.get("requirements", [])
            if r.get("status") in ("fail", "error")]
     return out + [f"{rid} (untested)" for rid in cert.get("untested") or []]
-
-
-def _amount(value: float, unit: str) -> str:
-    if unit == "ms":
-        seconds = value / 1000
-        return f"{seconds:.2f} s" if 0 < seconds < 0.1 else f"{seconds:.1f} s"
-    if unit == "count":
-        return f"{value:g}"
-    return f"{value:g} {unit}"
 
 
 def cell(requirement: Mapping[str, Any] | None) -> str:
@@ -115,12 +95,10 @@ def cell(requirement: Mapping[str, Any] | None) -> str:
         return status
     unit = str(requirement.get("unit") or "")
     if bound is None:
-        return f"{status} {_amount(float(measured), unit)}"
+        return f"{status} {quantity(measured, unit)}"
     if unit == "count":
-        return f"{status} {float(measured):g} (at most {float(bound):g})"
-    if unit != "ms":
-        return f"{status} {float(measured):.1f} / {float(bound):g} {unit}"
-    return f"{status} {_amount(float(measured), unit)} / {_amount(float(bound), unit)}"
+        return f"{status} {quantity(measured, unit)} (at most {quantity(bound, unit)})"
+    return f"{status} {quantity(measured, unit)} / {quantity(bound, unit)}"
 
 
 def _judged_ids(compared: Sequence[Compared]) -> list[tuple[str, str]]:
